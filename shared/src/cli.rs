@@ -1,0 +1,83 @@
+//! What every tool's `main` shares: the common flags (`--json`, `--config`, `--env`), and the
+//! runner that maps a result to an exit code and reports errors as one `<tool>: …` stderr line
+//! (plus a `dbtools.error/v1` object on stdout when it is a pipe, so the next tool knows).
+
+use crate::contract::{ErrorMessage, Profile};
+use crate::exit::{Error, ExitStatus, Result};
+use crate::output::write_stdout;
+use crate::{config, input};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Flags every tool takes.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GlobalArgs {
+    /// Print JSON even on a terminal.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Project config file [default: dbtools.toml found upward from the cwd, or $DBTOOLS_CONFIG].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `--env NAME`: resolve the profile here instead of reading it from stdin.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EnvArg {
+    /// Environment to use (instead of a profile on stdin) [default: $DBTOOLS_ENV, then dev].
+    #[arg(long, short = 'e', value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+impl EnvArg {
+    /// The profile this invocation works on: `--env`, else stdin when it is piped, else the
+    /// default env (`DBTOOLS_ENV`, then dev).
+    pub fn profile(&self, global: &GlobalArgs) -> Result<Profile> {
+        let load = |name: &str| {
+            let config = config::Config::load(global.config.as_deref())?;
+            crate::resolve::resolve_profile(&config, name)
+        };
+        match &self.env {
+            Some(name) => load(name),
+            None if std::io::stdin().is_terminal() => load(&config::select_env(None)),
+            None => input::profile_from_stdin(),
+        }
+    }
+}
+
+/// Parses flags, runs the tool, reports the outcome; the whole of a tool's `main`.
+pub fn main<C: clap::Parser>(tool: &str, run: impl FnOnce(C) -> Result<ExitStatus>) -> ExitCode {
+    let cli = match C::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitStatus::BadInput.into() } else { ExitStatus::Success.into() };
+        }
+    };
+    match run(cli) {
+        Ok(status) => status.into(),
+        Err(error) => report(tool, &error).into(),
+    }
+}
+
+/// Reports an error on stderr (and on stdout as JSON when piped); returns its exit status.
+pub fn report(tool: &str, error: &Error) -> ExitStatus {
+    if !matches!(error, Error::Upstream { .. }) {
+        let _ = writeln!(std::io::stderr().lock(), "{tool}: {}", error.message());
+    }
+    if !std::io::stdout().is_terminal() {
+        let message = match error {
+            Error::Upstream { tool: origin, .. } => ErrorMessage::new(origin, error),
+            _ => ErrorMessage::new(tool, error),
+        };
+        if let Ok(json) = serde_json::to_string(&message) {
+            let _ = write_stdout(&(json + "\n"));
+        }
+    }
+    error.status()
+}
+
+/// One diagnostic line on stderr, prefixed with the tool's name.
+pub fn note(tool: &str, text: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr().lock(), "{tool}: {text}");
+}

@@ -1,0 +1,285 @@
+//! The project config, `dbtools.toml`: the app, its environments and the instances they live on.
+//!
+//! ```toml
+//! app = "combine"
+//! # state_dir = ".dbtools"          # relative to this file; DBTOOLS_STATE_DIR overrides
+//!
+//! [env.dev]
+//! protection = "open"               # open | confirm | locked (default: open for dev, locked for
+//!                                   # prod/production, confirm otherwise)
+//! instance = "combine-dev"          # an [instance.*] below
+//! database = "combine_dev"
+//! user = "combine_app"
+//! # secret = "local:combine-dev/combine_app"   # local:NAME | env:VAR | aws-sm:ID
+//! # host = "…"  port = 5432  sslmode = "verify-full"  sslrootcert = "certs/rds.pem"
+//!
+//! [instance.combine-dev]
+//! provider = "local"                # local | aws
+//! ```
+//! The file is found through `--config`, then `DBTOOLS_CONFIG`, then by walking up from the
+//! current directory. Env selection: `--env`, then `DBTOOLS_ENV`, then `dev` — never anything else.
+
+use crate::contract::{Protection, SecretRef, SslMode};
+use crate::envvars;
+use crate::exit::{Error, Result};
+use crate::names;
+use crate::state::StateDir;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "dbtools.toml";
+pub const DEFAULT_ENV: &str = "dev";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    app: Option<String>,
+    state_dir: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, EnvConfig>,
+    #[serde(default)]
+    instance: BTreeMap<String, InstanceConfig>,
+}
+
+/// One `[env.NAME]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvConfig {
+    pub protection: Option<Protection>,
+    pub instance: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub database: String,
+    pub user: String,
+    pub secret: Option<String>,
+    pub sslmode: Option<SslMode>,
+    pub sslrootcert: Option<String>,
+}
+
+/// One `[instance.ID]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    pub provider: String,
+    pub region: Option<String>,
+    /// Master user name (default `postgres`).
+    pub master_user: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub app: Option<String>,
+    pub state: StateDir,
+    pub envs: BTreeMap<String, EnvConfig>,
+    pub instances: BTreeMap<String, InstanceConfig>,
+}
+
+impl Config {
+    /// Finds and loads the config (see the module doc for the search order).
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let path = match explicit {
+            Some(path) => path.to_path_buf(),
+            None => match std::env::var_os(envvars::DBTOOLS_CONFIG) {
+                Some(path) if !path.is_empty() => PathBuf::from(path),
+                _ => find_upward()?,
+            },
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::BadInput(format!("cannot read config {}: {e}", path.display()))
+        })?;
+        Config::parse(&text, &path)
+    }
+
+    /// Parses config text; `path` locates relative paths and names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| {
+            Error::BadInput(format!("config {}: {}", path.display(), e.to_string().trim_end()))
+        })?;
+        let path = absolute(path);
+        let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let state_root = match std::env::var_os(envvars::DBTOOLS_STATE_DIR) {
+            Some(root) if !root.is_empty() => absolute(Path::new(&root)),
+            _ => dir.join(file.state_dir.as_deref().unwrap_or(".dbtools")),
+        };
+        let config = Config {
+            path,
+            app: file.app,
+            state: StateDir::new(state_root),
+            envs: file.env,
+            instances: file.instance,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let at = |what: String| Error::BadInput(format!("config {}: {what}", self.path.display()));
+        for id in self.instances.keys() {
+            names::check_instance_id(id).map_err(|e| at(e.to_string()))?;
+        }
+        for (id, instance) in &self.instances {
+            if !matches!(instance.provider.as_str(), "local" | "aws") {
+                return Err(at(format!("instance {id}: provider {:?} is not local or aws", instance.provider)));
+            }
+            if let Some(user) = &instance.master_user {
+                names::check_sql_name(user, "master user").map_err(|e| at(e.to_string()))?;
+            }
+        }
+        for (name, env) in &self.envs {
+            names::check_env_name(name).map_err(|e| at(e.to_string()))?;
+            let in_env = |e: Error| at(format!("env {name}: {e}"));
+            names::check_sql_name(&env.database, "database").map_err(in_env)?;
+            names::check_sql_name(&env.user, "user").map_err(in_env)?;
+            if let Some(secret) = &env.secret {
+                SecretRef::parse(secret).map_err(in_env)?;
+            }
+            match &env.instance {
+                Some(id) if !self.instances.contains_key(id) => {
+                    return Err(at(format!("env {name}: instance {id:?} has no [instance.{id}] table")))
+                }
+                None if env.host.is_none() => {
+                    return Err(at(format!("env {name}: give either an instance or a host")))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The env's table, or an error listing the known envs.
+    pub fn env(&self, name: &str) -> Result<&EnvConfig> {
+        self.envs.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.envs.keys().map(String::as_str).collect();
+            Error::BadInput(format!(
+                "unknown env {name:?}: {} knows {} (add [env.{name}] there to create it)",
+                self.path.display(),
+                if known.is_empty() { "no envs".to_string() } else { known.join(", ") }
+            ))
+        })
+    }
+
+    /// The protection level of an env: explicit, or by name.
+    pub fn protection(&self, name: &str) -> Protection {
+        self.envs.get(name).and_then(|e| e.protection).unwrap_or(match name {
+            "dev" => Protection::Open,
+            "prod" | "production" => Protection::Locked,
+            _ => Protection::Confirm,
+        })
+    }
+
+    /// The instance an env lives on, with its id.
+    pub fn env_instance(&self, name: &str) -> Result<Option<(&str, &InstanceConfig)>> {
+        let env = self.env(name)?;
+        Ok(env.instance.as_deref().map(|id| (id, &self.instances[id])))
+    }
+
+    /// The secret reference of an env: explicit, or the local store's default for local instances.
+    pub fn env_secret(&self, name: &str) -> Result<Option<SecretRef>> {
+        let env = self.env(name)?;
+        if let Some(text) = &env.secret {
+            return SecretRef::parse(text).map(Some);
+        }
+        Ok(match self.env_instance(name)? {
+            Some((id, instance)) if instance.provider == "local" => Some(SecretRef {
+                source: "local".into(),
+                reference: format!("{id}/{}", env.user),
+            }),
+            _ => None,
+        })
+    }
+
+    /// Resolves a path written in the config relative to the config file's directory.
+    pub fn resolve_path(&self, written: &str) -> PathBuf {
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        dir.join(written)
+    }
+}
+
+/// `--env`, then `DBTOOLS_ENV`, then `dev`.
+pub fn select_env(flag: Option<&str>) -> String {
+    if let Some(env) = flag {
+        return env.to_string();
+    }
+    match std::env::var(envvars::DBTOOLS_ENV) {
+        Ok(env) if !env.is_empty() => env,
+        _ => DEFAULT_ENV.to_string(),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+fn find_upward() -> Result<PathBuf> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::BadInput(format!("cannot read the current directory: {e}")))?;
+    for dir in cwd.ancestors() {
+        let candidate = dir.join(CONFIG_FILE);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::BadInput(format!(
+        "no {CONFIG_FILE} in {} or its parents: create one (see README \"Config\"), pass --config FILE or set {}",
+        cwd.display(),
+        envvars::DBTOOLS_CONFIG
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+app = "combine"
+[env.dev]
+instance = "combine-dev"
+database = "combine_dev"
+user = "combine_app"
+[env.test]
+instance = "combine-dev"
+database = "combine_test"
+user = "combine_app"
+[env.prod]
+host = "db.example.com"
+database = "combine"
+user = "combine_app"
+secret = "aws-sm:combine/prod"
+[instance.combine-dev]
+provider = "local"
+"#;
+
+    #[test]
+    fn protection_defaults_by_name_and_secrets_default_to_the_local_store() {
+        let config = Config::parse(SAMPLE, Path::new("/p/dbtools.toml")).unwrap();
+        assert_eq!(config.protection("dev"), Protection::Open);
+        assert_eq!(config.protection("test"), Protection::Confirm);
+        assert_eq!(config.protection("prod"), Protection::Locked);
+        assert_eq!(config.env_secret("dev").unwrap().unwrap().to_string(), "local:combine-dev/combine_app");
+        assert_eq!(config.env_secret("prod").unwrap().unwrap().source, "aws-sm");
+    }
+
+    #[test]
+    fn unknown_env_lists_the_known_ones() {
+        let config = Config::parse(SAMPLE, Path::new("/p/dbtools.toml")).unwrap();
+        let err = config.env("staging").unwrap_err().to_string();
+        assert!(err.contains("unknown env \"staging\""), "{err}");
+        assert!(err.contains("dev, prod, test"), "{err}");
+    }
+
+    #[test]
+    fn bad_names_and_dangling_instances_are_config_errors() {
+        let bad_db = SAMPLE.replace("combine_test", "combine test; drop");
+        assert!(Config::parse(&bad_db, Path::new("/p/x.toml")).unwrap_err().to_string().contains("database"));
+        let dangling = SAMPLE.replace("instance = \"combine-dev\"\ndatabase = \"combine_test\"", "instance = \"nope\"\ndatabase = \"combine_test\"");
+        assert!(Config::parse(&dangling, Path::new("/p/x.toml")).unwrap_err().to_string().contains("nope"));
+        let typo = SAMPLE.replace("user = \"combine_app\"\n[env.test]", "usr = \"x\"\nuser = \"combine_app\"\n[env.test]");
+        assert!(Config::parse(&typo, Path::new("/p/x.toml")).unwrap_err().to_string().contains("usr"));
+    }
+}

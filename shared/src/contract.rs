@@ -1,0 +1,537 @@
+//! The JSON contract between the tools: every message's `kind`, its version, and its shape.
+//!
+//! Each invocation writes one JSON object on stdout. Every object carries `"kind":
+//! "dbtools.<name>/v<major>"`. A reader accepts the majors it knows and refuses newer ones (like
+//! `cargo metadata`'s format version), so an old tool never misreads a new message. The profile is
+//! what flows down a pipeline: a tool accepts a bare profile, or any result carrying one under
+//! `"profile"`, and its own result carries the profile on.
+//!
+//! Wire format of a profile (`dbtools.profile/v1`):
+//! ```json
+//! {"kind":"dbtools.profile/v1","env":"dev","protection":"open","app":"combine",
+//!  "conn":{"host":"127.0.0.1","port":5432,"dbname":"combine_dev","user":"combine_app",
+//!          "password":"…","sslmode":"verify-full","sslrootcert":"/…/ca.crt"},
+//!  "instance":{"provider":"local","id":"combine-dev","region":null},
+//!  "secret":{"source":"local","ref":"combine-dev/combine_app"}}
+//! ```
+//! Errors travel down the pipe as `dbtools.error/v1` (`{"kind","tool","code","message"}`) so the
+//! next tool exits with the same code instead of complaining about an empty stdin.
+
+use crate::exit::{Error, ExitStatus, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const PROFILE: &str = "dbtools.profile/v1";
+pub const ERROR: &str = "dbtools.error/v1";
+pub const ENV_LIST: &str = "dbtools.env.list/v1";
+pub const WITNESS: &str = "dbtools.witness/v1";
+pub const SECRET: &str = "dbtools.secret/v1";
+pub const RESOURCES: &str = "dbtools.resources/v1";
+pub const INSTANCE: &str = "dbtools.instance/v1";
+
+/// Every kind this version reads, with the major version it understands.
+const KNOWN_KINDS: &[&str] = &[PROFILE, ERROR, ENV_LIST, WITNESS, SECRET, RESOURCES, INSTANCE];
+
+/// How hard an environment is to damage (DESIGN.md "Guardrails"); ordered from open to locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protection {
+    /// Destructive actions run (dev).
+    Open,
+    /// Destructive actions need `--confirm <env>` typed exactly (test).
+    Confirm,
+    /// Destructive actions need `--break-glass "<reason>"` and the confirm (prod).
+    Locked,
+}
+
+impl Protection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protection::Open => "open",
+            Protection::Confirm => "confirm",
+            Protection::Locked => "locked",
+        }
+    }
+}
+
+/// libpq's sslmode values; `verify-full` is the default for every host that is not loopback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<SslMode> {
+        Ok(match text {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
+                return Err(Error::BadInput(format!(
+                    "unknown sslmode {other:?}: use disable, prefer, require, verify-ca or verify-full"
+                )))
+            }
+        })
+    }
+}
+
+/// Where to connect and as whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conn {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    pub sslmode: SslMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslrootcert: Option<String>,
+}
+
+/// Which instance (and provider) an env lives on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRef {
+    pub provider: String,
+    pub id: String,
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// Where a password comes from: `local` (0600 file in the state dir), `env` (a variable),
+/// `aws-sm` (AWS Secrets Manager, resolved through `rdsprov`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub source: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
+impl SecretRef {
+    /// Parses `source:ref` as written in config (`local:combine-dev/app`, `env:PGPASSWORD`, `aws-sm:arn:…`).
+    pub fn parse(text: &str) -> Result<SecretRef> {
+        let (source, reference) = text.split_once(':').ok_or_else(|| {
+            Error::BadInput(format!(
+                "secret reference {text:?} has no source: write local:NAME, env:VAR or aws-sm:ID"
+            ))
+        })?;
+        if !matches!(source, "local" | "env" | "aws-sm") || reference.is_empty() {
+            return Err(Error::BadInput(format!(
+                "secret reference {text:?}: the source must be local, env or aws-sm, followed by a name"
+            )));
+        }
+        Ok(SecretRef { source: source.to_string(), reference: reference.to_string() })
+    }
+}
+
+impl std::fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.source, self.reference)
+    }
+}
+
+/// The message that flows between tools.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub kind: String,
+    pub env: String,
+    pub protection: Protection,
+    #[serde(default)]
+    pub app: Option<String>,
+    pub conn: Conn,
+    #[serde(default)]
+    pub instance: Option<InstanceRef>,
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+}
+
+pub const REDACTED: &str = "********";
+
+impl Profile {
+    /// A copy safe to show on a terminal or in a log.
+    pub fn redacted(&self) -> Profile {
+        let mut copy = self.clone();
+        if copy.conn.password.is_some() {
+            copy.conn.password = Some(REDACTED.to_string());
+        }
+        copy
+    }
+}
+
+/// The error object a failing tool writes on stdout when stdout is a pipe.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorMessage {
+    pub kind: String,
+    pub tool: String,
+    pub code: u8,
+    pub message: String,
+}
+
+impl ErrorMessage {
+    pub fn new(tool: &str, error: &Error) -> ErrorMessage {
+        ErrorMessage {
+            kind: ERROR.to_string(),
+            tool: tool.to_string(),
+            code: error.status().code(),
+            message: error.message().to_string(),
+        }
+    }
+}
+
+/// `dbconnect check`'s proof that a connection works, carrying the profile on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Witness {
+    pub kind: String,
+    pub env: String,
+    pub server_version: String,
+    pub database: String,
+    pub user: String,
+    pub ssl: SslInfo,
+    pub server_addr: String,
+    /// Connect time: TCP + TLS + authentication.
+    pub connect_ms: f64,
+    /// One `SELECT 1` round trip on the open connection.
+    pub latency_ms: f64,
+    pub profile: Profile,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SslInfo {
+    pub in_use: bool,
+    pub version: Option<String>,
+    pub cipher: Option<String>,
+}
+
+/// A secret as `rdsprov secret get` hands it to the tool that resolves a profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretValue {
+    pub kind: String,
+    pub source: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    pub password: String,
+}
+
+/// A provisioned database instance, the same shape for the local and AWS providers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub kind: String,
+    pub id: String,
+    pub provider: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub status: String,
+    pub endpoint: Endpoint,
+    pub master_user: String,
+    pub master_secret: SecretRef,
+    #[serde(default)]
+    pub ca_cert: Option<String>,
+    #[serde(default)]
+    pub databases: Vec<DatabaseRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// One database on an instance and the least-privilege role that owns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseRecord {
+    pub name: String,
+    pub owner: String,
+    pub env: String,
+    pub secret: SecretRef,
+}
+
+/// What `rdsprov apply|status|…` prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resources {
+    pub kind: String,
+    pub provider: String,
+    /// Human-readable changes made by this run; empty when nothing changed.
+    pub changes: Vec<String>,
+    pub instances: Vec<Instance>,
+}
+
+/// One env as `dbenv list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvSummary {
+    pub env: String,
+    pub protection: Protection,
+    pub provider: Option<String>,
+    pub instance: Option<String>,
+    pub database: String,
+    pub user: String,
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvList {
+    pub kind: String,
+    pub app: Option<String>,
+    pub config: String,
+    pub default_env: String,
+    pub envs: Vec<EnvSummary>,
+}
+
+/// What a tool found on stdin.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub kind: String,
+    pub value: Value,
+}
+
+/// Decodes stdin bytes: UTF-8 with or without BOM, UTF-16LE/BE with BOM (Windows PowerShell 5.1
+/// writes that when it redirects output to a file).
+pub fn decode_text(bytes: &[u8]) -> Result<String> {
+    let utf16 = |be: bool| -> Result<String> {
+        let body = &bytes[2..];
+        if body.len() % 2 != 0 {
+            return Err(Error::BadInput("stdin: UTF-16 input has an odd number of bytes".into()));
+        }
+        let units = body.chunks_exact(2).map(|pair| {
+            if be {
+                u16::from_be_bytes([pair[0], pair[1]])
+            } else {
+                u16::from_le_bytes([pair[0], pair[1]])
+            }
+        });
+        char::decode_utf16(units)
+            .collect::<std::result::Result<String, _>>()
+            .map_err(|_| Error::BadInput("stdin: invalid UTF-16 (unpaired surrogate)".into()))
+    };
+    match bytes {
+        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8(rest.to_vec()),
+        [0xFF, 0xFE, ..] => return utf16(false),
+        [0xFE, 0xFF, ..] => return utf16(true),
+        _ => String::from_utf8(bytes.to_vec()),
+    }
+    .map_err(|e| {
+        Error::BadInput(format!(
+            "stdin is not UTF-8 (invalid byte at offset {}): send UTF-8, or UTF-16 with a byte-order mark",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// Splits `dbtools.<name>/v<major>` into name and major.
+fn split_kind(kind: &str) -> Option<(&str, u32)> {
+    let rest = kind.strip_prefix("dbtools.")?;
+    let (name, version) = rest.rsplit_once("/v")?;
+    Some((name, version.parse().ok()?))
+}
+
+/// Checks a `kind` against what this version knows: unknown → error, newer major → error.
+pub fn check_kind(kind: &str) -> Result<()> {
+    if KNOWN_KINDS.contains(&kind) {
+        return Ok(());
+    }
+    if let Some((name, major)) = split_kind(kind) {
+        for known in KNOWN_KINDS {
+            if let Some((known_name, known_major)) = split_kind(known) {
+                if known_name == name && major > known_major {
+                    return Err(Error::BadInput(format!(
+                        "stdin: {kind:?} is a newer version than this tool reads (v{known_major}): upgrade dbtools"
+                    )));
+                }
+            }
+        }
+    }
+    Err(Error::BadInput(format!("stdin: unknown message kind {kind:?}: expected a dbtools profile or a result carrying one")))
+}
+
+/// Parses exactly one JSON object with a known `kind` from stdin's text.
+pub fn parse_message(text: &str) -> Result<Message> {
+    if text.trim().is_empty() {
+        return Err(Error::BadInput(
+            "stdin is empty: pipe a profile in (dbenv resolve dev | …) or pass --env NAME".into(),
+        ));
+    }
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    let first = match stream.next() {
+        Some(Ok(value)) => value,
+        Some(Err(e)) => {
+            return Err(Error::BadInput(format!(
+                "stdin is not valid JSON (line {}, column {}): {e}",
+                e.line(),
+                e.column()
+            )))
+        }
+        None => unreachable!("non-empty text yields a value or an error"),
+    };
+    match stream.next() {
+        None => {}
+        Some(Ok(_)) => {
+            return Err(Error::BadInput(
+                "stdin holds more than one JSON object: pipe exactly one profile or result".into(),
+            ))
+        }
+        Some(Err(e)) => {
+            return Err(Error::BadInput(format!(
+                "stdin has trailing text after the JSON object (line {}, column {}): {e}",
+                e.line(),
+                e.column()
+            )))
+        }
+    }
+    let kind = match first.get("kind") {
+        Some(Value::String(kind)) => kind.clone(),
+        _ if first.is_object() => {
+            return Err(Error::BadInput(
+                "stdin: the JSON object has no \"kind\": expected a dbtools profile or result".into(),
+            ))
+        }
+        _ => return Err(Error::BadInput("stdin: expected a JSON object, found another JSON value".into())),
+    };
+    check_kind(&kind)?;
+    Ok(Message { kind, value: first })
+}
+
+/// Turns an upstream error object into the matching error (same exit code, already reported).
+fn upstream_error(value: &Value) -> Error {
+    let message: ErrorMessage = match serde_json::from_value(value.clone()) {
+        Ok(m) => m,
+        Err(e) => return Error::BadInput(format!("stdin: malformed {ERROR} object: {e}")),
+    };
+    Error::Upstream {
+        tool: message.tool,
+        status: ExitStatus::from_code(message.code.into()).unwrap_or(ExitStatus::Failed),
+        message: message.message,
+    }
+}
+
+/// Finds the profile in a message: the message itself, or its `"profile"` field.
+pub fn profile_from_message(message: &Message) -> Result<Profile> {
+    if message.kind == ERROR {
+        return Err(upstream_error(&message.value));
+    }
+    let value = if message.kind == PROFILE {
+        &message.value
+    } else {
+        message.value.get("profile").ok_or_else(|| {
+            Error::BadInput(format!("stdin: a {} message carries no profile", message.kind))
+        })?
+    };
+    if message.kind != PROFILE {
+        match value.get("kind") {
+            Some(Value::String(kind)) if kind == PROFILE => {}
+            Some(Value::String(kind)) => {
+                check_kind(kind)?;
+                return Err(Error::BadInput(format!("stdin: \"profile\" holds a {kind} message")));
+            }
+            _ => return Err(Error::BadInput("stdin: \"profile\" has no kind".into())),
+        }
+    }
+    serde_json::from_value(value.clone())
+        .map_err(|e| Error::BadInput(format!("stdin: malformed profile: {e}")))
+}
+
+/// Reads the profile a tool was piped: decode, parse one object, check kind, extract.
+pub fn profile_from_bytes(bytes: &[u8]) -> Result<Profile> {
+    let text = decode_text(bytes)?;
+    profile_from_message(&parse_message(&text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile_json() -> String {
+        r#"{"kind":"dbtools.profile/v1","env":"dev","protection":"open","app":"a",
+            "conn":{"host":"127.0.0.1","port":5432,"dbname":"d","user":"u","password":"p","sslmode":"verify-full"}}"#
+            .to_string()
+    }
+
+    #[test]
+    fn reads_a_bare_profile() {
+        let p = profile_from_bytes(profile_json().as_bytes()).unwrap();
+        assert_eq!(p.env, "dev");
+        assert_eq!(p.conn.sslmode, SslMode::VerifyFull);
+        assert_eq!(p.conn.password.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn reads_a_profile_carried_by_a_result() {
+        let carried = format!(r#"{{"kind":"dbtools.witness/v1","profile":{}}}"#, profile_json());
+        assert_eq!(profile_from_bytes(carried.as_bytes()).unwrap().conn.user, "u");
+    }
+
+    #[test]
+    fn accepts_utf8_bom_and_utf16le_with_bom() {
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend(profile_json().bytes());
+        assert_eq!(profile_from_bytes(&bom).unwrap().env, "dev");
+        let mut utf16 = vec![0xFF, 0xFE];
+        for unit in profile_json().replace("\"a\"", "\"ünï\"").encode_utf16() {
+            utf16.extend(unit.to_le_bytes());
+        }
+        assert_eq!(profile_from_bytes(&utf16).unwrap().app.as_deref(), Some("ünï"));
+    }
+
+    #[test]
+    fn refuses_empty_two_objects_invalid_unknown_and_newer() {
+        let cases = [
+            ("", "stdin is empty"),
+            ("  \n", "stdin is empty"),
+            ("{\"kind\":\"dbtools.profile/v1\"} {}", "more than one JSON object"),
+            ("{nope", "not valid JSON"),
+            ("{\"kind\":\"something.else/v1\"}", "unknown message kind"),
+            ("{\"kind\":\"dbtools.profile/v2\"}", "newer version"),
+            ("[1,2]", "expected a JSON object"),
+            ("{\"env\":\"dev\"}", "no \"kind\""),
+        ];
+        for (input, expected) in cases {
+            let err = profile_from_bytes(input.as_bytes()).unwrap_err();
+            assert_eq!(err.status(), ExitStatus::BadInput, "{input}");
+            assert!(err.message().contains(expected), "{input}: {}", err.message());
+        }
+        let err = profile_from_bytes(&[0x7B, 0xFF, 0x7D]).unwrap_err();
+        assert!(err.message().contains("not UTF-8"), "{}", err.message());
+    }
+
+    #[test]
+    fn an_upstream_error_keeps_its_exit_code() {
+        let err = profile_from_bytes(br#"{"kind":"dbtools.error/v1","tool":"dbenv","code":4,"message":"down"}"#)
+            .unwrap_err();
+        assert_eq!(err.status(), ExitStatus::Unreachable);
+        assert!(matches!(err, Error::Upstream { .. }));
+    }
+
+    #[test]
+    fn redaction_hides_the_password() {
+        let p = profile_from_bytes(profile_json().as_bytes()).unwrap();
+        let shown = serde_json::to_string(&p.redacted()).unwrap();
+        assert!(!shown.contains("\"p\""));
+        assert!(shown.contains(REDACTED));
+    }
+
+    #[test]
+    fn secret_refs_parse() {
+        let r = SecretRef::parse("aws-sm:arn:aws:secretsmanager:eu-west-1:1:secret:x").unwrap();
+        assert_eq!(r.source, "aws-sm");
+        assert_eq!(r.reference, "arn:aws:secretsmanager:eu-west-1:1:secret:x");
+        assert!(SecretRef::parse("vault:x").is_err());
+        assert!(SecretRef::parse("plain").is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! Names of the environment variables dbtools reads, in one place so README and code agree.
+
+/// Selects the environment when `--env` is not given (never defaults silently to anything but dev).
+pub const DBTOOLS_ENV: &str = "DBTOOLS_ENV";
+/// Path of the project config file (otherwise `dbtools.toml` is searched upward from the cwd).
+pub const DBTOOLS_CONFIG: &str = "DBTOOLS_CONFIG";
+/// Overrides the state dir (local instances, local secret store, pgpass files).
+pub const DBTOOLS_STATE_DIR: &str = "DBTOOLS_STATE_DIR";
+/// Directory holding the PostgreSQL server binaries (initdb, pg_ctl, postgres).
+pub const DBTOOLS_PG_BIN: &str = "DBTOOLS_PG_BIN";
+/// Where tools look for a sibling binary (e.g. `rdsprov` for AWS secrets) before `PATH`.
+pub const DBTOOLS_BIN_DIR: &str = "DBTOOLS_BIN_DIR";
+/// An ad-hoc profile's connection URL (read by `dbenv resolve --from-env`).
+pub const DATABASE_URL: &str = "DATABASE_URL";
+/// Disables colour in human output.
+pub const NO_COLOR: &str = "NO_COLOR";
+
+/// libpq's variables, read for ad-hoc profiles and written by `dbenv export --format env`.
+pub const PGHOST: &str = "PGHOST";
+pub const PGPORT: &str = "PGPORT";
+pub const PGDATABASE: &str = "PGDATABASE";
+pub const PGUSER: &str = "PGUSER";
+pub const PGPASSWORD: &str = "PGPASSWORD";
+pub const PGPASSFILE: &str = "PGPASSFILE";
+pub const PGSSLMODE: &str = "PGSSLMODE";
+pub const PGSSLROOTCERT: &str = "PGSSLROOTCERT";

@@ -1,0 +1,104 @@
+//! Exit codes shared by every dbtools binary, and the error type that maps onto them.
+//!
+//! Scripts branch on these numbers, so they are part of the public contract (README lists them):
+//! 0 ok · 1 a valid negative answer · 2 usage or bad input · 3 refused by a guard ·
+//! 4 cannot connect / AWS unreachable · 5 the operation failed in the database or AWS.
+
+use std::fmt;
+
+/// The process exit status of a dbtools tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitStatus {
+    Success = 0,
+    /// A valid "no" (pending migrations with `--exit-code`, lint findings, a failed check).
+    Negative = 1,
+    /// Usage error or bad input (flags, JSON, config, files); nothing was done.
+    BadInput = 2,
+    /// A guard refused the action.
+    Refused = 3,
+    /// The database or AWS could not be reached (network, TLS, authentication).
+    Unreachable = 4,
+    /// The operation failed inside the database or AWS (and was rolled back).
+    Failed = 5,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: i64) -> Option<ExitStatus> {
+        Some(match code {
+            0 => ExitStatus::Success,
+            1 => ExitStatus::Negative,
+            2 => ExitStatus::BadInput,
+            3 => ExitStatus::Refused,
+            4 => ExitStatus::Unreachable,
+            5 => ExitStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        std::process::ExitCode::from(status.code())
+    }
+}
+
+/// Every failure a tool reports: the class decides the exit code, the message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Bad flags, bad JSON on stdin, bad config, unknown env: exit 2.
+    BadInput(String),
+    /// A guard said no: exit 3.
+    Refused(String),
+    /// Could not reach the database or AWS: exit 4.
+    Unreachable(String),
+    /// The database, the server process or AWS failed the operation: exit 5.
+    Failed(String),
+    /// An earlier tool in the pipeline failed and sent its error object down the pipe. It already
+    /// spoke on stderr, so this tool passes the object on and exits with the same status, silently.
+    Upstream { tool: String, status: ExitStatus, message: String },
+}
+
+impl Error {
+    pub fn status(&self) -> ExitStatus {
+        match self {
+            Error::BadInput(_) => ExitStatus::BadInput,
+            Error::Refused(_) => ExitStatus::Refused,
+            Error::Unreachable(_) => ExitStatus::Unreachable,
+            Error::Failed(_) => ExitStatus::Failed,
+            Error::Upstream { status, .. } => *status,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Error::BadInput(m) | Error::Refused(m) | Error::Unreachable(m) | Error::Failed(m) => m,
+            Error::Upstream { message, .. } => message,
+        }
+    }
+
+    /// Prefix the message with what was being done, keeping the class.
+    pub fn context(self, what: impl fmt::Display) -> Error {
+        let wrap = |m: String| format!("{what}: {m}");
+        match self {
+            Error::BadInput(m) => Error::BadInput(wrap(m)),
+            Error::Refused(m) => Error::Refused(wrap(m)),
+            Error::Unreachable(m) => Error::Unreachable(wrap(m)),
+            Error::Failed(m) => Error::Failed(wrap(m)),
+            upstream @ Error::Upstream { .. } => upstream,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

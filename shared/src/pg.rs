@@ -1,0 +1,196 @@
+//! PostgreSQL connect with TLS, the one place that turns a profile's `conn` into a client.
+//!
+//! sslmode follows libpq: `disable` (plain), `prefer` (TLS when offered, unverified), `require`
+//! (TLS, unverified), `verify-ca` (TLS, chain checked against `sslrootcert`), `verify-full` (also
+//! the host name, or IP address, in the certificate). A `sslrootcert` file may hold a bundle (the
+//! RDS CA bundle holds over a hundred certificates); `system` means the OS's trust store.
+//! Connection failures come back as exit-4 errors that say what to do; never with the password.
+
+use crate::contract::{Conn, SslMode};
+use crate::exit::{Error, Result};
+use native_tls::{Certificate, TlsConnector};
+use postgres_native_tls::MakeTlsConnector;
+use std::time::Duration;
+
+pub use postgres::Client;
+
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a connection for `conn`, as application `application`: one attempt.
+pub fn connect(conn: &Conn, application: &str, timeout: Duration) -> Result<Client> {
+    let tls = tls_connector(conn)?;
+    client_config(conn, application, timeout).connect(tls).map_err(|e| describe_connect_error(conn, &e))
+}
+
+fn client_config(conn: &Conn, application: &str, timeout: Duration) -> postgres::Config {
+    let mut config = postgres::Config::new();
+    config
+        .host(&conn.host)
+        .port(conn.port)
+        .dbname(&conn.dbname)
+        .user(&conn.user)
+        .application_name(application)
+        .connect_timeout(timeout)
+        .ssl_mode(match conn.sslmode {
+            SslMode::Disable => postgres::config::SslMode::Disable,
+            SslMode::Prefer => postgres::config::SslMode::Prefer,
+            _ => postgres::config::SslMode::Require,
+        });
+    if let Some(password) = &conn.password {
+        config.password(password);
+    }
+    config
+}
+
+fn tls_connector(conn: &Conn) -> Result<MakeTlsConnector> {
+    let mut builder = TlsConnector::builder();
+    match conn.sslmode {
+        SslMode::Disable | SslMode::Prefer | SslMode::Require => {
+            builder.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true);
+        }
+        SslMode::VerifyCa => {
+            builder.danger_accept_invalid_hostnames(true);
+        }
+        SslMode::VerifyFull => {}
+    }
+    let verifying = matches!(conn.sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
+    match conn.sslrootcert.as_deref() {
+        Some(path) if verifying && path != "system" => {
+            for certificate in read_root_certs(path)? {
+                builder.add_root_certificate(certificate);
+            }
+            builder.disable_built_in_roots(true);
+        }
+        _ => {}
+    }
+    let connector = builder
+        .build()
+        .map_err(|e| Error::BadInput(format!("cannot set up TLS: {e}")))?;
+    Ok(MakeTlsConnector::new(connector))
+}
+
+/// Reads every certificate of a PEM file (a bundle is many BEGIN/END blocks).
+fn read_root_certs(path: &str) -> Result<Vec<Certificate>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::BadInput(format!(
+            "sslrootcert {path} cannot be read ({e}): point sslrootcert at the CA bundle (for RDS: the global bundle from AWS's RDS documentation)"
+        ))
+    })?;
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut certificates = Vec::new();
+    for block in text.split_inclusive(END).filter(|b| b.contains("-----BEGIN CERTIFICATE-----")) {
+        let certificate = Certificate::from_pem(block.trim().as_bytes())
+            .map_err(|e| Error::BadInput(format!("sslrootcert {path}: a certificate does not parse: {e}")))?;
+        certificates.push(certificate);
+    }
+    if certificates.is_empty() {
+        return Err(Error::BadInput(format!("sslrootcert {path} holds no PEM certificate")));
+    }
+    Ok(certificates)
+}
+
+/// The full cause chain of an error, joined, e.g. "error connecting to server: Connection refused".
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn describe_connect_error(conn: &Conn, error: &postgres::Error) -> Error {
+    let target = format!("{}:{}", conn.host, conn.port);
+    if let Some(db) = error.as_db_error() {
+        let hint = match db.code().code() {
+            "28P01" | "28000" => format!(
+                "authentication failed for user {:?}: the password from the env's secret is wrong or stale (re-run `rdsprov apply`, or fix the secret)",
+                conn.user
+            ),
+            "3D000" => format!("database {:?} does not exist on {target}: run `rdsprov apply` or fix database in dbtools.toml", conn.dbname),
+            "57P03" => "the server is starting up: retry, or use `dbconnect wait`".to_string(),
+            _ => db.message().to_string(),
+        };
+        return Error::Unreachable(format!("cannot connect to {target}: {hint} ({})", db.code().code()));
+    }
+    let chain = error_chain(error);
+    let hint = if chain.contains("server does not support TLS") {
+        format!(
+            "the server offers no TLS but sslmode={} requires it: enable TLS on the server (plain TCP only with an explicit sslmode=disable)",
+            conn.sslmode.as_str()
+        )
+    } else if chain.contains("certificate verify failed") || chain.contains("certificate") {
+        format!(
+            "the server's TLS certificate is not trusted: {} (sslmode={}); check sslrootcert points at the CA that signed the server certificate",
+            conn.sslrootcert.as_deref().map(|p| format!("sslrootcert is {p}")).unwrap_or_else(|| "no sslrootcert is set".into()),
+            conn.sslmode.as_str()
+        )
+    } else if chain.contains("Connection refused") {
+        "connection refused: nothing listens there (is the instance running? `rdsprov status`)".to_string()
+    } else if chain.contains("timed out") || chain.contains("timeout") {
+        "timed out: the host does not answer (firewall or security group?)".to_string()
+    } else {
+        chain.clone()
+    };
+    let detail = if hint == chain { String::new() } else { format!(" [{chain}]") };
+    Error::Unreachable(format!("cannot connect to {target}: {hint}{detail}"))
+}
+
+/// Maps an error from a statement to exit 5, with SQLSTATE and position when the server gave them.
+pub fn statement_error(what: &str, error: &postgres::Error) -> Error {
+    match error.as_db_error() {
+        Some(db) => Error::Failed(format!("{what}: {} ({})", db.message(), db.code().code())),
+        None if error.is_closed() => Error::Unreachable(format!("{what}: the connection was closed")),
+        None => Error::Unreachable(format!("{what}: {}", error_chain(error))),
+    }
+}
+
+/// True when a connect error may go away by waiting (server starting, not listening yet, no
+/// route yet); false for errors waiting cannot fix (wrong password, untrusted certificate).
+fn is_transient(error: &postgres::Error) -> bool {
+    if let Some(db) = error.as_db_error() {
+        return matches!(db.code().code(), "57P03" | "53300" | "08006" | "08001");
+    }
+    let chain = error_chain(error);
+    !(chain.contains("certificate") || chain.contains("does not support TLS") || chain.contains("TLS handshake"))
+}
+
+/// Connects, retrying transient failures with backoff (100 ms doubling to 2 s) until `deadline`
+/// passes. `on_retry(elapsed, error)` is called after each failed attempt that will be retried.
+pub fn connect_with_retry(
+    conn: &Conn,
+    application: &str,
+    timeout: std::time::Duration,
+    mut on_retry: impl FnMut(std::time::Duration, &Error),
+) -> Result<Client> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let tls = tls_connector(conn)?;
+        let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(200));
+        let config = client_config(conn, application, remaining.min(DEFAULT_CONNECT_TIMEOUT));
+        match config.connect(tls) {
+            Ok(client) => return Ok(client),
+            Err(raw) => {
+                let error = describe_connect_error(conn, &raw);
+                let elapsed = started.elapsed();
+                if !is_transient(&raw) || elapsed + pause > timeout {
+                    let waited = if elapsed >= Duration::from_millis(500) {
+                        format!(" (gave up after {:.1}s)", elapsed.as_secs_f64())
+                    } else {
+                        String::new()
+                    };
+                    return Err(Error::Unreachable(format!("{}{waited}", error.message())));
+                }
+                on_retry(elapsed, &error);
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Turns an env name into a profile: config + instance state + secret. This is what `dbenv resolve`
+//! prints and what every tool's `--env` does by itself.
+
+use crate::config::Config;
+use crate::contract::{self, Conn, Instance, InstanceRef, Profile, Protection, SslMode};
+use crate::envvars;
+use crate::exit::{Error, Result};
+use crate::{names, secrets, url};
+
+/// Resolves `env` from the config, the local instance record (for host, port and CA) and the
+/// secret store (for the password).
+pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
+    names::check_env_name(env_name)?;
+    let env = config.env(env_name)?;
+    let instance = config.env_instance(env_name)?;
+    let record = match instance {
+        Some((id, instance)) if instance.provider == "local" && env.host.is_none() => {
+            Some(read_local_instance(config, id, env_name)?)
+        }
+        _ => None,
+    };
+    let (host, port) = match (&env.host, &record) {
+        (Some(host), _) => (host.clone(), env.port.unwrap_or(5432)),
+        (None, Some(record)) => (record.endpoint.host.clone(), record.endpoint.port),
+        (None, None) => {
+            return Err(Error::BadInput(format!(
+                "env {env_name} has no host: set host in [env.{env_name}] (or run `rdsprov apply | dbenv import`)"
+            )))
+        }
+    };
+    let sslrootcert = match (&env.sslrootcert, &record) {
+        (Some(path), _) if path == "system" => Some(path.clone()),
+        (Some(path), _) => Some(config.resolve_path(path).display().to_string()),
+        (None, Some(record)) => record.ca_cert.clone(),
+        (None, None) => None,
+    };
+    let secret = config.env_secret(env_name)?;
+    let password = match &secret {
+        Some(reference) => Some(secrets::resolve(reference, &config.state)?.password),
+        None => None,
+    };
+    Ok(Profile {
+        kind: contract::PROFILE.into(),
+        env: env_name.to_string(),
+        protection: config.protection(env_name),
+        app: config.app.clone(),
+        conn: Conn {
+            host,
+            port,
+            dbname: env.database.clone(),
+            user: env.user.clone(),
+            password,
+            sslmode: env.sslmode.unwrap_or(SslMode::VerifyFull),
+            sslrootcert,
+        },
+        instance: instance.map(|(id, instance)| InstanceRef {
+            provider: instance.provider.clone(),
+            id: id.to_string(),
+            region: instance.region.clone(),
+        }),
+        secret,
+    })
+}
+
+/// Reads a local instance's record, written by `rdsprov apply`.
+pub fn read_local_instance(config: &Config, id: &str, env_name: &str) -> Result<Instance> {
+    let path = config.state.instance_record(id);
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        Error::Unreachable(format!(
+            "env {env_name}: local instance {id} is not provisioned ({} is missing): run `rdsprov apply` (or `make up`)",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::BadInput(format!("instance record {} is damaged: {e}", path.display())))
+}
+
+/// An ad-hoc profile from `DATABASE_URL`, else libpq's `PG*` variables. The env name is the one
+/// given (or `adhoc`); its protection comes from config when it names a known env, else `confirm`
+/// — an unknown database is treated with care.
+pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Result<Profile> {
+    names::check_env_name(env_name)?;
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let conn = if let Some(database_url) = var(envvars::DATABASE_URL) {
+        url::parse(&database_url)?
+    } else if let Some(host) = var(envvars::PGHOST) {
+        let port = match var(envvars::PGPORT) {
+            Some(p) => p.parse().map_err(|_| Error::BadInput(format!("PGPORT {p:?} is not a port number")))?,
+            None => 5432,
+        };
+        let user = var(envvars::PGUSER).or_else(|| var("USER")).unwrap_or_else(|| "postgres".into());
+        let loopback = url::is_loopback(&host);
+        Conn {
+            dbname: var(envvars::PGDATABASE).unwrap_or_else(|| user.clone()),
+            user,
+            password: var(envvars::PGPASSWORD),
+            sslmode: match var(envvars::PGSSLMODE) {
+                Some(mode) => SslMode::parse(&mode)?,
+                None if loopback => SslMode::Prefer,
+                None => SslMode::VerifyFull,
+            },
+            sslrootcert: var(envvars::PGSSLROOTCERT),
+            host,
+            port,
+        }
+    } else {
+        return Err(Error::BadInput(
+            "--from-env: neither DATABASE_URL nor PGHOST is set".into(),
+        ));
+    };
+    let protection = match config {
+        Some(config) if config.envs.contains_key(env_name) => config.protection(env_name),
+        _ => Protection::Confirm,
+    };
+    let secret = conn.password.as_ref().map(|_| contract::SecretRef {
+        source: "env".into(),
+        reference: if var(envvars::DATABASE_URL).is_some() { envvars::DATABASE_URL } else { envvars::PGPASSWORD }.into(),
+    });
+    Ok(Profile {
+        kind: contract::PROFILE.into(),
+        env: env_name.to_string(),
+        protection,
+        app: config.and_then(|c| c.app.clone()),
+        conn,
+        instance: None,
+        secret,
+    })
+}

@@ -1,0 +1,210 @@
+//! Secret resolution: where a profile's password comes from.
+//!
+//! - `local:NAME` — a 0600 JSON file `<state>/secrets/NAME.json` (`{"username","password",…}`, the
+//!   same shape as an RDS secret in AWS Secrets Manager).
+//! - `env:VAR` — the password is the variable's value.
+//! - `aws-sm:ID` — AWS Secrets Manager. The AWS SDK lives in `rdsprov` only, so the other tools
+//!   start in milliseconds; we run `rdsprov secret get ID` and read the value from its stdout
+//!   (never argv). Only a profile that references `aws-sm` pays for it.
+
+use crate::contract::{self, SecretRef, SecretValue};
+use crate::envvars;
+use crate::exit::{Error, ExitStatus, Result};
+use crate::state::{self, StateDir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The path of a local secret, refusing names that could escape the store.
+pub fn local_path(state: &StateDir, name: &str) -> Result<PathBuf> {
+    let ok = !name.is_empty()
+        && name.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if !ok {
+        return Err(Error::BadInput(format!(
+            "local secret name {name:?} is not allowed: use letters, digits, '-', '_', '.' and '/'"
+        )));
+    }
+    Ok(state.secrets_dir().join(format!("{name}.json")))
+}
+
+/// Stores a local secret (0600 file in a 0700 dir).
+pub fn store_local(state: &StateDir, name: &str, username: &str, password: &str) -> Result<SecretRef> {
+    let path = local_path(state, name)?;
+    state.ensure_private_dir(&state.secrets_dir())?;
+    state.ensure_private_dir(path.parent().unwrap_or(&state.secrets_dir()))?;
+    let body = serde_json::json!({"engine": "postgres", "username": username, "password": password});
+    state::write_private(&path, body.to_string().as_bytes())?;
+    Ok(SecretRef { source: "local".into(), reference: name.to_string() })
+}
+
+/// Removes a local secret if it exists.
+pub fn remove_local(state: &StateDir, name: &str) -> Result<()> {
+    let path = local_path(state, name)?;
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Failed(format!(
+            "cannot remove secret {}: {e}",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Resolves a secret reference to its value.
+pub fn resolve(secret: &SecretRef, state: &StateDir) -> Result<SecretValue> {
+    match secret.source.as_str() {
+        "local" => resolve_local(secret, state),
+        "env" => match std::env::var(&secret.reference) {
+            Ok(password) if !password.is_empty() => Ok(value(secret, None, password)),
+            _ => Err(Error::BadInput(format!(
+                "secret {secret}: environment variable {} is not set",
+                secret.reference
+            ))),
+        },
+        "aws-sm" => resolve_through_rdsprov(secret),
+        other => Err(Error::BadInput(format!("secret {secret}: unknown source {other:?}"))),
+    }
+}
+
+fn value(secret: &SecretRef, username: Option<String>, password: String) -> SecretValue {
+    SecretValue {
+        kind: contract::SECRET.into(),
+        source: secret.source.clone(),
+        reference: secret.reference.clone(),
+        username,
+        password,
+    }
+}
+
+fn resolve_local(secret: &SecretRef, state: &StateDir) -> Result<SecretValue> {
+    let path = local_path(state, &secret.reference)?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::BadInput(format!(
+                "secret {secret} is missing ({} does not exist): run `rdsprov apply` to create it, or fix the env's secret in dbtools.toml",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(Error::BadInput(format!("secret {secret}: cannot read {}: {e}", path.display()))),
+    };
+    parse_secret_string(secret, &text)
+}
+
+/// Reads a secret string the way RDS stores it: JSON with `password` (and `username`), or the
+/// bare password.
+pub fn parse_secret_string(secret: &SecretRef, text: &str) -> Result<SecretValue> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => {
+            let password = map.get("password").and_then(|p| p.as_str()).ok_or_else(|| {
+                Error::BadInput(format!("secret {secret} is JSON without a \"password\" string"))
+            })?;
+            let username = map.get("username").and_then(|u| u.as_str()).map(str::to_string);
+            Ok(value(secret, username, password.to_string()))
+        }
+        Ok(_) | Err(_) if !text.trim().is_empty() && !text.trim_start().starts_with('{') => {
+            Ok(value(secret, None, text.trim_end_matches(['\r', '\n']).to_string()))
+        }
+        _ => Err(Error::BadInput(format!("secret {secret} is not valid JSON with a password"))),
+    }
+}
+
+/// Finds a sibling dbtools binary: `DBTOOLS_BIN_DIR`, the running binary's directory, then `PATH`.
+pub fn sibling_binary(name: &str) -> PathBuf {
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os(envvars::DBTOOLS_BIN_DIR) {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::current_exe().ok().as_deref().and_then(Path::parent) {
+        dirs.push(dir.to_path_buf());
+    }
+    dirs.into_iter().map(|d| d.join(&file)).find(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(file))
+}
+
+fn resolve_through_rdsprov(secret: &SecretRef) -> Result<SecretValue> {
+    let binary = sibling_binary("rdsprov");
+    let output = Command::new(&binary)
+        .args(["secret", "get", "--json", &secret.reference])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| {
+            Error::BadInput(format!(
+                "secret {secret}: cannot run {} ({e}); AWS secrets are read through rdsprov: install it beside this tool",
+                binary.display()
+            ))
+        })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if output.status.success() {
+        let value: SecretValue = serde_json::from_str(&text)
+            .map_err(|e| Error::Failed(format!("secret {secret}: rdsprov printed an unreadable answer: {e}")))?;
+        return Ok(value);
+    }
+    let message = serde_json::from_str::<contract::ErrorMessage>(&text)
+        .map(|m| m.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&output.stderr).trim().to_string());
+    let status = output.status.code().and_then(|c| ExitStatus::from_code(c.into()));
+    let message = format!("secret {secret}: {message}");
+    Err(match status {
+        Some(ExitStatus::Unreachable) => Error::Unreachable(message),
+        Some(ExitStatus::BadInput) => Error::BadInput(message),
+        _ => Error::Failed(message),
+    })
+}
+
+/// A fresh random password: 32 characters from an alphabet that needs no quoting anywhere
+/// (URLs, pgpass, shell), from the OS's random source.
+pub fn generate_password() -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 64];
+    getrandom::getrandom(&mut bytes).map_err(|e| Error::Failed(format!("no random source: {e}")))?;
+    // Rejection sampling keeps every character equally likely.
+    let limit = 256 - (256 % ALPHABET.len());
+    let password: String = bytes
+        .iter()
+        .filter(|&&b| (b as usize) < limit)
+        .take(32)
+        .map(|&b| ALPHABET[b as usize % ALPHABET.len()] as char)
+        .collect();
+    if password.len() < 32 {
+        return generate_password();
+    }
+    Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_secrets_round_trip_and_names_cannot_escape() {
+        let dir = std::env::temp_dir().join(format!("dbtools-secrets-{}", std::process::id()));
+        let state = StateDir::new(&dir);
+        let reference = store_local(&state, "inst/app", "app", "s3cret").unwrap();
+        let value = resolve(&reference, &state).unwrap();
+        assert_eq!(value.password, "s3cret");
+        assert_eq!(value.username.as_deref(), Some("app"));
+        assert!(local_path(&state, "../etc/passwd").is_err());
+        assert!(local_path(&state, "/abs").is_err());
+        let missing = resolve(&SecretRef::parse("local:inst/none").unwrap(), &state).unwrap_err();
+        assert!(missing.to_string().contains("rdsprov apply"), "{missing}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn passwords_are_long_and_differ() {
+        let a = generate_password().unwrap();
+        let b = generate_password().unwrap();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn secret_strings_are_json_or_bare() {
+        let r = SecretRef::parse("aws-sm:x").unwrap();
+        assert_eq!(parse_secret_string(&r, r#"{"username":"u","password":"p"}"#).unwrap().password, "p");
+        assert_eq!(parse_secret_string(&r, "bare\n").unwrap().password, "bare");
+        assert!(parse_secret_string(&r, r#"{"user":"u"}"#).is_err());
+    }
+}

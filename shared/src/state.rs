@@ -1,0 +1,124 @@
+//! The project-local state dir (`.dbtools/` beside `dbtools.toml` by default): local instances,
+//! the local secret store and generated pgpass files. Anything secret is written 0600 in 0700
+//! directories, atomically (write a temp file, then rename), so a crash never leaves half a secret.
+
+use crate::exit::{Error, Result};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDir {
+    pub root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: impl Into<PathBuf>) -> StateDir {
+        StateDir { root: root.into() }
+    }
+
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.root.join("secrets")
+    }
+
+    pub fn local_dir(&self) -> PathBuf {
+        self.root.join("local")
+    }
+
+    pub fn instance_dir(&self, id: &str) -> PathBuf {
+        self.local_dir().join(id)
+    }
+
+    pub fn instance_record(&self, id: &str) -> PathBuf {
+        self.instance_dir(id).join("instance.json")
+    }
+
+    pub fn pgpass_file(&self, env: &str) -> PathBuf {
+        self.root.join("pgpass").join(format!("{env}.pgpass"))
+    }
+
+    /// Creates a directory (and parents) readable by others, e.g. the state root, which the
+    /// `postgres` user must be able to traverse to reach its data dir.
+    pub fn ensure_public_dir(&self, dir: &Path) -> Result<()> {
+        fs::create_dir_all(dir).map_err(|e| unwritable(dir, &e))?;
+        set_mode(dir, 0o755)
+    }
+
+    /// Creates a 0700 directory (and the state root, 0755, above it).
+    pub fn ensure_private_dir(&self, dir: &Path) -> Result<()> {
+        self.ensure_public_dir(&self.root)?;
+        fs::create_dir_all(dir).map_err(|e| unwritable(dir, &e))?;
+        set_mode(dir, 0o700)
+    }
+}
+
+fn unwritable(path: &Path, error: &std::io::Error) -> Error {
+    Error::BadInput(format!(
+        "cannot write state dir {}: {error}; make it writable or point DBTOOLS_STATE_DIR elsewhere",
+        path.display()
+    ))
+}
+
+#[cfg(unix)]
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| unwritable(path, &e))
+}
+
+#[cfg(not(unix))]
+pub fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
+    Ok(())
+}
+
+/// Writes `bytes` to `path` with mode 0600, atomically.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_with_mode(path, bytes, 0o600)
+}
+
+/// Writes a non-secret file (instance records, certificates) atomically, mode 0644.
+pub fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_with_mode(path, bytes, 0o644)
+}
+
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| unwritable(dir, &e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    let _ = fs::remove_file(&temp);
+    let result = options
+        .open(&temp)
+        .and_then(|mut file| file.write_all(bytes).and_then(|_| file.sync_all()))
+        .and_then(|_| fs::rename(&temp, path));
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(unwritable(path, &e));
+    }
+    set_mode(path, mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn private_files_are_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("dbtools-state-{}", std::process::id()));
+        let state = StateDir::new(&dir);
+        state.ensure_private_dir(&state.secrets_dir()).unwrap();
+        let file = state.secrets_dir().join("x.json");
+        write_private(&file, b"{}").unwrap();
+        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(state.secrets_dir()).unwrap().permissions().mode() & 0o777, 0o700);
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,49 @@
+//! dbconnect's flags.
+
+use clap::{Parser, Subcommand};
+use dbtools::cli::{EnvArg, GlobalArgs};
+
+/// Connection checks: the witness that a database answers, over TLS, as the right user.
+#[derive(Debug, Parser)]
+#[command(name = "dbconnect", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect once and print the witness: server version, database, user, TLS, address, latency.
+    Check {
+        #[command(flatten)]
+        env: EnvArg,
+        /// Seconds to wait for the TCP connection and handshake.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
+    /// Retry with backoff until the database answers (progress on stderr), then print the witness.
+    Wait {
+        #[command(flatten)]
+        env: EnvArg,
+        /// Give up after this many seconds (exit 4).
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+    },
+    /// Print the connection URL (password redacted unless --reveal).
+    Url {
+        #[command(flatten)]
+        env: EnvArg,
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Run psql on the env (password passed in psql's environment, never on its command line).
+    Psql {
+        #[command(flatten)]
+        env: EnvArg,
+        /// Arguments for psql, after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}

@@ -1,0 +1,144 @@
+//! dbconnect's commands. The witness is gathered in two simple-query round trips after connect:
+//! one for who/where/TLS, one `SELECT 1` to time a round trip on the open connection.
+
+use crate::cli::{Cli, Command};
+use dbtools::contract::{self, Profile, SslInfo, Witness};
+use dbtools::output::{self, Output};
+use dbtools::{cli, pg, Error, ExitStatus, Result};
+use std::time::{Duration, Instant};
+
+const TOOL: &str = "dbconnect";
+
+pub fn run(cli: Cli) -> Result<ExitStatus> {
+    let out = Output::detect(cli.global.json);
+    match cli.command {
+        Command::Check { env, timeout } => {
+            let profile = env.profile(&cli.global)?;
+            let started = Instant::now();
+            let client = pg::connect(&profile.conn, TOOL, seconds(timeout)?)?;
+            emit_witness(out, witness(client, started, profile)?)
+        }
+        Command::Wait { env, timeout } => {
+            let profile = env.profile(&cli.global)?;
+            let target = format!("{} at {}:{}", profile.env, profile.conn.host, profile.conn.port);
+            let started = Instant::now();
+            let client = pg::connect_with_retry(&profile.conn, TOOL, seconds(timeout)?, |elapsed, error| {
+                cli::note(TOOL, format!("waiting for {target}: {:.1}s elapsed ({})", elapsed.as_secs_f64(), error))
+            })?;
+            if started.elapsed() > Duration::from_millis(500) {
+                cli::note(TOOL, format!("{target} answered after {:.1}s", started.elapsed().as_secs_f64()));
+            }
+            emit_witness(out, witness(client, Instant::now(), profile)?)
+        }
+        Command::Url { env, reveal } => {
+            let profile = env.profile(&cli.global)?;
+            output::write_stdout(&(dbtools::url::format(&profile.conn, reveal) + "\n"))?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Psql { env, args } => psql(&env.profile(&cli.global)?, &args),
+    }
+}
+
+fn seconds(value: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| Error::BadInput(format!("--timeout {value} is not a number of seconds")))
+}
+
+fn witness(mut client: pg::Client, started: Instant, profile: Profile) -> Result<Witness> {
+    let connect_ms = ms(started.elapsed());
+    let rows = client
+        .simple_query(
+            "SELECT current_setting('server_version'), current_database(), current_user, \
+             coalesce(host(inet_server_addr()) || ':' || inet_server_port(), 'unix socket'), \
+             s.ssl, s.version, s.cipher FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()",
+        )
+        .map_err(|e| pg::statement_error("reading the witness", &e))?;
+    let row = rows
+        .iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .ok_or_else(|| Error::Failed("the witness query returned no row".into()))?;
+    let text = |i: usize| row.get(i).map(str::to_string);
+    let ping = Instant::now();
+    client.simple_query("SELECT 1").map_err(|e| pg::statement_error("timing a round trip", &e))?;
+    let latency_ms = ms(ping.elapsed());
+    Ok(Witness {
+        kind: contract::WITNESS.into(),
+        env: profile.env.clone(),
+        server_version: text(0).unwrap_or_default(),
+        database: text(1).unwrap_or_default(),
+        user: text(2).unwrap_or_default(),
+        server_addr: text(3).unwrap_or_default(),
+        ssl: SslInfo { in_use: text(4).as_deref() == Some("t"), version: text(5), cipher: text(6) },
+        connect_ms,
+        latency_ms,
+        profile,
+    })
+}
+
+fn ms(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+fn emit_witness(out: Output, witness: Witness) -> Result<ExitStatus> {
+    out.emit(&witness, || {
+        let ssl = if witness.ssl.in_use {
+            format!(
+                "yes ({}, {})",
+                witness.ssl.version.clone().unwrap_or_default(),
+                witness.ssl.cipher.clone().unwrap_or_default()
+            )
+        } else {
+            "NO".to_string()
+        };
+        output::key_values(&[
+            ("env", witness.env.clone()),
+            ("server", format!("PostgreSQL {}", witness.server_version)),
+            ("database", witness.database.clone()),
+            ("user", witness.user.clone()),
+            ("address", witness.server_addr.clone()),
+            ("ssl", ssl),
+            ("connect", format!("{} ms", witness.connect_ms)),
+            ("latency", format!("{} ms", witness.latency_ms)),
+        ])
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+/// Replaces this process with psql (on Unix), the password in its environment only.
+fn psql(profile: &Profile, args: &[String]) -> Result<ExitStatus> {
+    let conn = &profile.conn;
+    let mut command = std::process::Command::new("psql");
+    command
+        .args(args)
+        .env("PGHOST", &conn.host)
+        .env("PGPORT", conn.port.to_string())
+        .env("PGDATABASE", &conn.dbname)
+        .env("PGUSER", &conn.user)
+        .env("PGSSLMODE", conn.sslmode.as_str())
+        .env("PGAPPNAME", "dbconnect psql")
+        .env_remove("PGPASSFILE");
+    match &conn.sslrootcert {
+        Some(root) => command.env("PGSSLROOTCERT", root),
+        None => command.env_remove("PGSSLROOTCERT"),
+    };
+    match &conn.password {
+        Some(password) => command.env("PGPASSWORD", password),
+        None => command.env_remove("PGPASSWORD"),
+    };
+    let not_found = |e: std::io::Error| {
+        Error::BadInput(format!("cannot run psql ({e}): install the PostgreSQL client (apt-get install -y postgresql-client)"))
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        Err(not_found(command.exec()))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = command.status().map_err(not_found)?;
+        Ok(if status.success() { ExitStatus::Success } else { ExitStatus::Failed })
+    }
+}

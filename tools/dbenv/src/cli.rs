@@ -1,0 +1,55 @@
+//! dbenv's flags.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dbtools::cli::GlobalArgs;
+
+/// Environment profiles: which database each env (dev/test/prod) is, and how to reach it.
+#[derive(Debug, Parser)]
+#[command(name = "dbenv", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the envs in dbtools.toml.
+    List,
+    /// Print an env's profile (JSON when piped; redacted on a terminal unless --reveal).
+    Resolve {
+        /// Env name [default: $DBTOOLS_ENV, then dev].
+        env: Option<String>,
+        /// Build the profile from DATABASE_URL or PG* variables instead of dbtools.toml.
+        #[arg(long)]
+        from_env: bool,
+        /// Show the password on a terminal.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Print an env for other programs: shell variables, a URL, a pgpass line, a service entry, JSON.
+    Export {
+        /// Env name [default: $DBTOOLS_ENV, then dev].
+        env: Option<String>,
+        #[arg(long, short = 'f', value_enum, default_value_t = Format::Env)]
+        format: Format,
+        /// Show the password on a terminal (url, pgpass, json).
+        #[arg(long)]
+        reveal: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `export PG…=…` lines for `eval`; the password goes to a 0600 PGPASSFILE, never the output.
+    Env,
+    /// A postgres:// URL (DATABASE_URL).
+    Url,
+    /// One ~/.pgpass line.
+    Pgpass,
+    /// A pg_service.conf section (with passfile=).
+    Service,
+    /// The profile as JSON.
+    Json,
+}

@@ -1,0 +1,9 @@
+//! `dbenv`: environment profiles — list the envs, resolve one into a profile (password from its
+//! secret), export it for libpq, psql, URLs and service files.
+
+mod cli;
+mod commands;
+
+fn main() -> std::process::ExitCode {
+    dbtools::cli::main("dbenv", commands::run)
+}

@@ -1,0 +1,58 @@
+//! rdsprov's flags.
+
+use clap::{Parser, Subcommand};
+use dbtools::cli::GlobalArgs;
+
+/// Provisioning: PostgreSQL instances, their databases, roles and secrets, from dbtools.toml.
+#[derive(Debug, Parser)]
+#[command(name = "rdsprov", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which instances a command touches: those of the named envs, or every local one.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Selection {
+    /// Only the instance of this env (repeatable) [default: every local instance in the spec].
+    #[arg(long = "env", short = 'e', value_name = "ENV")]
+    pub envs: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or converge instances, databases and roles; a second run changes nothing.
+    Apply {
+        #[command(flatten)]
+        selection: Selection,
+    },
+    /// Show each instance: endpoint, status, databases.
+    Status {
+        #[command(flatten)]
+        selection: Selection,
+    },
+    /// Start stopped instances.
+    Start {
+        #[command(flatten)]
+        selection: Selection,
+    },
+    /// Stop running instances (data is kept).
+    Stop {
+        #[command(flatten)]
+        selection: Selection,
+    },
+    /// Delete an env's instance with its data and secrets (destructive: see --confirm).
+    Destroy {
+        /// The env whose instance goes.
+        #[arg(long, short = 'e', value_name = "ENV")]
+        env: String,
+        /// The env name typed exactly; needed on confirm- and locked-level envs.
+        #[arg(long, value_name = "ENV")]
+        confirm: Option<String>,
+        /// The reason, needed on locked envs.
+        #[arg(long, value_name = "REASON")]
+        break_glass: Option<String>,
+    },
+}

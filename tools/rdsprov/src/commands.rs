@@ -1,0 +1,105 @@
+//! rdsprov's commands over the local provider: apply, status, start, stop, destroy.
+
+use crate::cli::{Cli, Command, Selection};
+use crate::local::{self, LocalProvider};
+use dbtools::config::Config;
+use dbtools::contract::{self, Instance, Resources};
+use dbtools::output::{self, Output};
+use dbtools::{cli, guard, ExitStatus, Result};
+
+const TOOL: &str = "rdsprov";
+
+pub fn run(cli: Cli) -> Result<ExitStatus> {
+    let out = Output::detect(cli.global.json);
+    let config = Config::load(cli.global.config.as_deref())?;
+    let provider = LocalProvider { state: &config.state };
+    let mut changes = Vec::new();
+    let mut instances = Vec::new();
+    match cli.command {
+        Command::Apply { selection } => {
+            let specs = local::instance_specs(&config, &selection.envs)?;
+            let _lock = provider.lock()?;
+            for spec in &specs {
+                let (instance, changed) = provider.apply(spec)?;
+                for change in &changed {
+                    cli::note(TOOL, change);
+                }
+                changes.extend(changed);
+                instances.push(instance);
+            }
+            if changes.is_empty() {
+                cli::note(TOOL, "nothing to change");
+            }
+        }
+        Command::Status { selection } => {
+            instances = statuses(&config, &provider, &selection)?;
+        }
+        Command::Start { selection } => {
+            let _lock = provider.lock()?;
+            for spec in local::instance_specs(&config, &selection.envs)? {
+                changes.extend(provider.start(&spec.id)?);
+            }
+            instances = statuses(&config, &provider, &selection)?;
+        }
+        Command::Stop { selection } => {
+            let _lock = provider.lock()?;
+            for spec in local::instance_specs(&config, &selection.envs)? {
+                changes.extend(provider.stop(&spec.id)?);
+            }
+            instances = statuses(&config, &provider, &selection)?;
+        }
+        Command::Destroy { env, confirm, break_glass } => {
+            let specs = local::instance_specs(&config, std::slice::from_ref(&env))?;
+            // Every env on the instance loses its database: the strictest of them decides.
+            let protection = specs
+                .iter()
+                .flat_map(|s| &s.databases)
+                .map(|d| config.protection(&d.env))
+                .chain([config.protection(&env)])
+                .max()
+                .unwrap_or(config.protection(&env));
+            guard::require_confirmation(&env, protection, "destroy", confirm.as_deref(), break_glass.as_deref())?;
+            let _lock = provider.lock()?;
+            for spec in &specs {
+                changes.extend(provider.destroy(&spec.id)?);
+            }
+        }
+    }
+    let resources = Resources { kind: contract::RESOURCES.into(), provider: "local".into(), changes, instances };
+    out.emit(&resources, || render(&resources))?;
+    Ok(ExitStatus::Success)
+}
+
+fn statuses(config: &Config, provider: &LocalProvider, selection: &Selection) -> Result<Vec<Instance>> {
+    let mut instances = Vec::new();
+    for spec in local::instance_specs(config, &selection.envs)? {
+        if let Some(instance) = provider.status(&spec.id)? {
+            instances.push(instance);
+        } else {
+            cli::note(TOOL, format!("instance {} is not provisioned: run `rdsprov apply`", spec.id));
+        }
+    }
+    Ok(instances)
+}
+
+fn render(resources: &Resources) -> String {
+    let mut text: String = resources.changes.iter().map(|c| format!("{c}\n")).collect();
+    let rows: Vec<Vec<String>> = resources
+        .instances
+        .iter()
+        .map(|i| {
+            vec![
+                i.id.clone(),
+                i.provider.clone(),
+                i.status.clone(),
+                format!("{}:{}", i.endpoint.host, i.endpoint.port),
+                format!("{} {}", i.engine, i.engine_version),
+                i.databases.iter().map(|d| format!("{} ({})", d.name, d.env)).collect::<Vec<_>>().join(", "),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        text.push_str(&output::table(&["INSTANCE", "PROVIDER", "STATUS", "ENDPOINT", "ENGINE", "DATABASES"], &rows));
+    }
+    text
+}

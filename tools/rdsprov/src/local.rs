@@ -1,0 +1,337 @@
+//! The local provider: each instance is a PostgreSQL cluster under `<state>/local/<id>/`, with
+//! its own TLS certificate from a CA shared by the state dir (`<state>/local/ca/ca.crt`, so
+//! `verify-full` works against 127.0.0.1), scram-sha-256 only, no plain TCP, a generated master
+//! password in the local secret store, and per env a database owned by a least-privilege role
+//! (LOGIN only; CONNECT revoked from PUBLIC so other roles cannot even connect).
+//!
+//! Creation happens in `<state>/local/.<id>.partial` and is renamed into place only when the
+//! cluster is complete, so a failure leaves nothing half-created. Secrets never reach argv or the
+//! server's files in plain text: initdb and CREATE ROLE get SCRAM verifiers, computed here.
+
+use dbtools::config::Config;
+use dbtools::contract::{self, Conn, DatabaseRecord, Endpoint, Instance, SecretRef, SslMode};
+use dbtools::names::{quote_ident, quote_literal};
+use dbtools::server::{self, Cluster, PgBinaries, ServerSettings};
+use dbtools::{pg, secrets, state, Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const DEFAULT_MASTER_USER: &str = "postgres";
+
+/// One database to ensure on an instance, from an `[env.*]` table.
+#[derive(Debug, Clone)]
+pub struct DatabaseSpec {
+    pub env: String,
+    pub name: String,
+    pub owner: String,
+}
+
+/// One local instance as the spec wants it.
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    pub id: String,
+    pub master_user: String,
+    pub databases: Vec<DatabaseSpec>,
+}
+
+/// The local instances a command works on: those of the named envs, else all of them.
+pub fn instance_specs(config: &Config, envs: &[String]) -> Result<Vec<InstanceSpec>> {
+    let mut ids: Vec<String> = Vec::new();
+    if envs.is_empty() {
+        ids.extend(config.instances.iter().filter(|(_, i)| i.provider == "local").map(|(id, _)| id.clone()));
+    } else {
+        for env in envs {
+            let (id, instance) = config.env_instance(env)?.ok_or_else(|| {
+                Error::BadInput(format!("env {env} names no instance in {}", config.path.display()))
+            })?;
+            if instance.provider != "local" {
+                return Err(Error::BadInput(format!(
+                    "env {env}: instance {id} uses provider {}, which this rdsprov does not provision yet (only local)",
+                    instance.provider
+                )));
+            }
+            if !ids.iter().any(|known| known == id) {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            let databases = config
+                .envs
+                .iter()
+                .filter(|(_, env)| env.instance.as_deref() == Some(id.as_str()))
+                .map(|(name, env)| DatabaseSpec { env: name.clone(), name: env.database.clone(), owner: env.user.clone() })
+                .collect();
+            let master_user = config.instances[&id].master_user.clone().unwrap_or_else(|| DEFAULT_MASTER_USER.into());
+            InstanceSpec { id, master_user, databases }
+        })
+        .collect())
+}
+
+pub struct LocalProvider<'a> {
+    pub state: &'a state::StateDir,
+}
+
+fn master_secret_name(id: &str) -> String {
+    format!("{id}/master")
+}
+
+impl LocalProvider<'_> {
+    fn ca_dir(&self) -> PathBuf {
+        self.state.local_dir().join("ca")
+    }
+
+    fn cluster(&self, bins: PgBinaries, dir: &Path) -> Cluster {
+        Cluster::new(bins, dir.join("data"), dir.join("server.log"))
+    }
+
+    /// Serializes provider runs on this state dir (two `make up`s at once must not race).
+    pub fn lock(&self) -> Result<std::fs::File> {
+        self.state.ensure_public_dir(&self.state.local_dir())?;
+        let path = self.state.local_dir().join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::BadInput(format!("cannot open {}: {e}", path.display())))?;
+        file.lock().map_err(|e| Error::Failed(format!("cannot lock {}: {e}", path.display())))?;
+        Ok(file)
+    }
+
+    pub fn read_record(&self, id: &str) -> Result<Option<Instance>> {
+        let path = self.state.instance_record(id);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| Error::Failed(format!("instance record {} is damaged: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::BadInput(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    fn write_record(&self, record: &Instance) -> Result<()> {
+        let json = serde_json::to_string_pretty(record).map_err(|e| Error::Failed(e.to_string()))?;
+        state::write_public(&self.state.instance_record(&record.id), (json + "\n").as_bytes())
+    }
+
+    /// Brings one instance to the spec; returns what changed (empty: nothing to do).
+    pub fn apply(&self, spec: &InstanceSpec) -> Result<(Instance, Vec<String>)> {
+        let mut changes = Vec::new();
+        let bins = PgBinaries::locate()?;
+        let mut record = match self.read_record(&spec.id)? {
+            Some(record) => record,
+            None => {
+                let record = self.create(spec, &bins)?;
+                changes.push(format!(
+                    "created instance {} (PostgreSQL {} on {}:{})",
+                    record.id, record.engine_version, record.endpoint.host, record.endpoint.port
+                ));
+                record
+            }
+        };
+        let cluster = self.cluster(bins, &self.state.instance_dir(&spec.id));
+        if !cluster.is_running() {
+            cluster.start()?;
+            changes.push(format!("started instance {}", spec.id));
+        }
+        let mut client = self.connect_master(&record, "postgres")?;
+        for database in &spec.databases {
+            changes.extend(self.ensure_database(&mut client, &record, database)?);
+        }
+        let databases: Vec<DatabaseRecord> = spec
+            .databases
+            .iter()
+            .map(|d| DatabaseRecord {
+                name: d.name.clone(),
+                owner: d.owner.clone(),
+                env: d.env.clone(),
+                secret: SecretRef { source: "local".into(), reference: format!("{}/{}", spec.id, d.owner) },
+            })
+            .collect();
+        if record.databases != databases {
+            record.databases = databases;
+            self.write_record(&record)?;
+        }
+        record.status = "running".into();
+        Ok((record, changes))
+    }
+
+    fn create(&self, spec: &InstanceSpec, bins: &PgBinaries) -> Result<Instance> {
+        let version = bins.version()?;
+        self.state.ensure_public_dir(&self.state.local_dir())?;
+        let (ca_cert, ca_key) = server::tls::ensure_ca(&self.ca_dir())?;
+        let staging = self.state.local_dir().join(format!(".{}.partial", spec.id));
+        let result = self.build_cluster(spec, bins, &staging, &ca_cert, &ca_key);
+        let port = match result {
+            Ok(port) => port,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                let _ = secrets::remove_local(self.state, &master_secret_name(&spec.id));
+                return Err(e.context(format!("creating local instance {}", spec.id)));
+            }
+        };
+        let target = self.state.instance_dir(&spec.id);
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::rename(&staging, &target)
+            .map_err(|e| Error::Failed(format!("cannot move {} into place: {e}", staging.display())))?;
+        let record = Instance {
+            kind: contract::INSTANCE.into(),
+            id: spec.id.clone(),
+            provider: "local".into(),
+            engine: "postgres".into(),
+            engine_version: version,
+            status: "stopped".into(),
+            endpoint: Endpoint { host: "127.0.0.1".into(), port },
+            master_user: spec.master_user.clone(),
+            master_secret: SecretRef { source: "local".into(), reference: master_secret_name(&spec.id) },
+            ca_cert: Some(ca_cert.display().to_string()),
+            databases: Vec::new(),
+        };
+        self.write_record(&record)?;
+        Ok(record)
+    }
+
+    /// initdb + TLS + config in `staging`; returns the port it will listen on.
+    fn build_cluster(&self, spec: &InstanceSpec, bins: &PgBinaries, staging: &Path, ca_cert: &Path, ca_key: &Path) -> Result<u16> {
+        let _ = std::fs::remove_dir_all(staging);
+        let data = staging.join("data");
+        std::fs::create_dir_all(&data).map_err(|e| Error::BadInput(format!("cannot create {}: {e}", data.display())))?;
+        state::set_mode(staging, 0o755)?;
+        state::set_mode(&data, 0o700)?;
+        server::give_to_server_user(staging)?;
+        if server::running_as_root() {
+            let reachable = server::server_command(Path::new("test"))
+                .arg("-w")
+                .arg(staging)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if !reachable {
+                return Err(Error::BadInput(format!(
+                    "the {} user cannot reach {} (a parent directory is not searchable by it): point DBTOOLS_STATE_DIR at a path it can reach, e.g. /var/tmp/dbtools",
+                    server::SERVER_USER,
+                    staging.display()
+                )));
+            }
+        }
+        let password = secrets::generate_password()?;
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        let password_file = staging.join(".pwfile");
+        state::write_private(&password_file, verifier.as_bytes())?;
+        server::give_to_server_user(&password_file)?;
+        let cluster = self.cluster(bins.clone(), staging);
+        let initialized = cluster.init(&spec.master_user, &password_file);
+        let _ = std::fs::remove_file(&password_file);
+        initialized?;
+        server::tls::issue_server_cert(ca_cert, ca_key, &data)?;
+        let port = server::free_port()?;
+        cluster.configure(ServerSettings { port, tls: true, tls_only: true })?;
+        secrets::store_local(self.state, &master_secret_name(&spec.id), &spec.master_user, &password)?;
+        Ok(port)
+    }
+
+    fn connect_master(&self, record: &Instance, dbname: &str) -> Result<pg::Client> {
+        let secret = secrets::resolve(&record.master_secret, self.state)?;
+        let conn = Conn {
+            host: record.endpoint.host.clone(),
+            port: record.endpoint.port,
+            dbname: dbname.into(),
+            user: record.master_user.clone(),
+            password: Some(secret.password),
+            sslmode: SslMode::VerifyFull,
+            sslrootcert: record.ca_cert.clone(),
+        };
+        pg::connect(&conn, "rdsprov", Duration::from_secs(10))
+    }
+
+    /// The role and database of one env: created when missing; a role whose secret is gone gets
+    /// a new password (and secret) rather than leaving the env unusable.
+    fn ensure_database(&self, client: &mut pg::Client, record: &Instance, spec: &DatabaseSpec) -> Result<Vec<String>> {
+        let mut changes = Vec::new();
+        let secret_name = format!("{}/{}", record.id, spec.owner);
+        let secret_ref = SecretRef { source: "local".into(), reference: secret_name.clone() };
+        let role_exists = exists(client, "SELECT 1 FROM pg_roles WHERE rolname = $1", &spec.owner)?;
+        let secret_exists = secrets::resolve(&secret_ref, self.state).is_ok();
+        if !role_exists || !secret_exists {
+            let password = secrets::generate_password()?;
+            let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+            secrets::store_local(self.state, &secret_name, &spec.owner, &password)?;
+            let (verb, change) = if role_exists {
+                ("ALTER", format!("reset the password of role {} (its secret was missing)", spec.owner))
+            } else {
+                ("CREATE", format!("created role {} (login only)", spec.owner))
+            };
+            let sql = format!(
+                "{verb} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}",
+                quote_ident(&spec.owner),
+                quote_literal(&verifier)
+            );
+            client.batch_execute(&sql).map_err(|e| pg::statement_error(&format!("{verb} ROLE {}", spec.owner), &e))?;
+            changes.push(change);
+        }
+        if !exists(client, "SELECT 1 FROM pg_database WHERE datname = $1", &spec.name)? {
+            let db = quote_ident(&spec.name);
+            let owner = quote_ident(&spec.owner);
+            client
+                .batch_execute(&format!("CREATE DATABASE {db} OWNER {owner} ENCODING 'UTF8' TEMPLATE template0"))
+                .map_err(|e| pg::statement_error(&format!("CREATE DATABASE {}", spec.name), &e))?;
+            client
+                .batch_execute(&format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner}"))
+                .map_err(|e| pg::statement_error(&format!("GRANT on {}", spec.name), &e))?;
+            changes.push(format!("created database {} (env {}, owner {})", spec.name, spec.env, spec.owner));
+        }
+        Ok(changes)
+    }
+
+    /// The record with its live status.
+    pub fn status(&self, id: &str) -> Result<Option<Instance>> {
+        let Some(mut record) = self.read_record(id)? else { return Ok(None) };
+        let bins = PgBinaries::locate()?;
+        record.status = if self.cluster(bins, &self.state.instance_dir(id)).is_running() { "running" } else { "stopped" }.into();
+        Ok(Some(record))
+    }
+
+    pub fn start(&self, id: &str) -> Result<Option<String>> {
+        let cluster = self.cluster(PgBinaries::locate()?, &self.state.instance_dir(id));
+        if self.read_record(id)?.is_none() || cluster.is_running() {
+            return Ok(None);
+        }
+        cluster.start()?;
+        Ok(Some(format!("started instance {id}")))
+    }
+
+    pub fn stop(&self, id: &str) -> Result<Option<String>> {
+        let cluster = self.cluster(PgBinaries::locate()?, &self.state.instance_dir(id));
+        if !cluster.is_running() {
+            return Ok(None);
+        }
+        cluster.stop("fast")?;
+        Ok(Some(format!("stopped instance {id}")))
+    }
+
+    /// Stops the server and deletes its directory and every secret of the instance.
+    pub fn destroy(&self, id: &str) -> Result<Option<String>> {
+        let dir = self.state.instance_dir(id);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        self.cluster(PgBinaries::locate()?, &dir).stop("fast")?;
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::Failed(format!("cannot remove {}: {e}", dir.display())))?;
+        let secrets_dir = self.state.secrets_dir().join(id);
+        if secrets_dir.exists() {
+            std::fs::remove_dir_all(&secrets_dir)
+                .map_err(|e| Error::Failed(format!("cannot remove {}: {e}", secrets_dir.display())))?;
+        }
+        Ok(Some(format!("destroyed instance {id} (data and secrets deleted)")))
+    }
+}
+
+fn exists(client: &mut pg::Client, sql: &str, name: &str) -> Result<bool> {
+    client
+        .query_opt(sql, &[&name])
+        .map(|row| row.is_some())
+        .map_err(|e| pg::statement_error("reading the catalog", &e))
+}

@@ -1,0 +1,11 @@
+//! `rdsprov`: database instances as code. The `local` provider runs real PostgreSQL on loopback
+//! (TLS, scram-sha-256, least-privilege app roles) and prints the same resource JSON the AWS
+//! provider does.
+
+mod cli;
+mod commands;
+mod local;
+
+fn main() -> std::process::ExitCode {
+    dbtools::cli::main("rdsprov", commands::run)
+}
