@@ -51,7 +51,11 @@ pub fn main<C: clap::Parser>(tool: &str, run: impl FnOnce(C) -> Result<ExitStatu
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitStatus::BadInput.into() } else { ExitStatus::Success.into() };
+            return if e.use_stderr() {
+                ExitStatus::BadInput.into()
+            } else {
+                ExitStatus::Success.into()
+            };
         }
     };
     match run(cli) {

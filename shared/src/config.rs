@@ -86,16 +86,24 @@ impl Config {
                 _ => find_upward()?,
             },
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::BadInput(format!("cannot read config {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::BadInput(format!("cannot read config {}: {e}", path.display())))?;
         Config::parse(&text, &path)
     }
 
     /// Parses config text; `path` locates relative paths and names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| {
-            Error::BadInput(format!("config {}: {}", path.display(), e.to_string().trim_end()))
+            let at = e.span().map(|span| {
+                let line = text[..span.start].matches('\n').count() + 1;
+                format!("line {line}: ")
+            });
+            Error::BadInput(format!(
+                "config {}: {}{}",
+                path.display(),
+                at.unwrap_or_default(),
+                e.message()
+            ))
         })?;
         let path = absolute(path);
         let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -121,7 +129,10 @@ impl Config {
         }
         for (id, instance) in &self.instances {
             if !matches!(instance.provider.as_str(), "local" | "aws") {
-                return Err(at(format!("instance {id}: provider {:?} is not local or aws", instance.provider)));
+                return Err(at(format!(
+                    "instance {id}: provider {:?} is not local or aws",
+                    instance.provider
+                )));
             }
             if let Some(user) = &instance.master_user {
                 names::check_sql_name(user, "master user").map_err(|e| at(e.to_string()))?;
@@ -137,7 +148,9 @@ impl Config {
             }
             match &env.instance {
                 Some(id) if !self.instances.contains_key(id) => {
-                    return Err(at(format!("env {name}: instance {id:?} has no [instance.{id}] table")))
+                    return Err(at(format!(
+                        "env {name}: instance {id:?} has no [instance.{id}] table"
+                    )))
                 }
                 None if env.host.is_none() => {
                     return Err(at(format!("env {name}: give either an instance or a host")))
@@ -155,18 +168,25 @@ impl Config {
             Error::BadInput(format!(
                 "unknown env {name:?}: {} knows {} (add [env.{name}] there to create it)",
                 self.path.display(),
-                if known.is_empty() { "no envs".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "no envs".to_string()
+                } else {
+                    known.join(", ")
+                }
             ))
         })
     }
 
     /// The protection level of an env: explicit, or by name.
     pub fn protection(&self, name: &str) -> Protection {
-        self.envs.get(name).and_then(|e| e.protection).unwrap_or(match name {
-            "dev" => Protection::Open,
-            "prod" | "production" => Protection::Locked,
-            _ => Protection::Confirm,
-        })
+        self.envs
+            .get(name)
+            .and_then(|e| e.protection)
+            .unwrap_or(match name {
+                "dev" => Protection::Open,
+                "prod" | "production" => Protection::Locked,
+                _ => Protection::Confirm,
+            })
     }
 
     /// The instance an env lives on, with its id.
@@ -212,7 +232,9 @@ fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_path_buf())
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
     }
 }
 
@@ -261,7 +283,10 @@ provider = "local"
         assert_eq!(config.protection("dev"), Protection::Open);
         assert_eq!(config.protection("test"), Protection::Confirm);
         assert_eq!(config.protection("prod"), Protection::Locked);
-        assert_eq!(config.env_secret("dev").unwrap().unwrap().to_string(), "local:combine-dev/combine_app");
+        assert_eq!(
+            config.env_secret("dev").unwrap().unwrap().to_string(),
+            "local:combine-dev/combine_app"
+        );
         assert_eq!(config.env_secret("prod").unwrap().unwrap().source, "aws-sm");
     }
 
@@ -276,10 +301,25 @@ provider = "local"
     #[test]
     fn bad_names_and_dangling_instances_are_config_errors() {
         let bad_db = SAMPLE.replace("combine_test", "combine test; drop");
-        assert!(Config::parse(&bad_db, Path::new("/p/x.toml")).unwrap_err().to_string().contains("database"));
-        let dangling = SAMPLE.replace("instance = \"combine-dev\"\ndatabase = \"combine_test\"", "instance = \"nope\"\ndatabase = \"combine_test\"");
-        assert!(Config::parse(&dangling, Path::new("/p/x.toml")).unwrap_err().to_string().contains("nope"));
-        let typo = SAMPLE.replace("user = \"combine_app\"\n[env.test]", "usr = \"x\"\nuser = \"combine_app\"\n[env.test]");
-        assert!(Config::parse(&typo, Path::new("/p/x.toml")).unwrap_err().to_string().contains("usr"));
+        assert!(Config::parse(&bad_db, Path::new("/p/x.toml"))
+            .unwrap_err()
+            .to_string()
+            .contains("database"));
+        let dangling = SAMPLE.replace(
+            "instance = \"combine-dev\"\ndatabase = \"combine_test\"",
+            "instance = \"nope\"\ndatabase = \"combine_test\"",
+        );
+        assert!(Config::parse(&dangling, Path::new("/p/x.toml"))
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
+        let typo = SAMPLE.replace(
+            "user = \"combine_app\"\n[env.test]",
+            "usr = \"x\"\nuser = \"combine_app\"\n[env.test]",
+        );
+        assert!(Config::parse(&typo, Path::new("/p/x.toml"))
+            .unwrap_err()
+            .to_string()
+            .contains("usr"));
     }
 }

@@ -30,7 +30,9 @@ pub const RESOURCES: &str = "dbtools.resources/v1";
 pub const INSTANCE: &str = "dbtools.instance/v1";
 
 /// Every kind this version reads, with the major version it understands.
-const KNOWN_KINDS: &[&str] = &[PROFILE, ERROR, ENV_LIST, WITNESS, SECRET, RESOURCES, INSTANCE];
+const KNOWN_KINDS: &[&str] = &[
+    PROFILE, ERROR, ENV_LIST, WITNESS, SECRET, RESOURCES, INSTANCE,
+];
 
 /// How hard an environment is to damage (DESIGN.md "Guardrails"); ordered from open to locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -83,11 +85,9 @@ impl SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => {
-                return Err(Error::BadInput(format!(
-                    "unknown sslmode {other:?}: use disable, prefer, require, verify-ca or verify-full"
-                )))
-            }
+            other => return Err(Error::BadInput(format!(
+                "unknown sslmode {other:?}: use disable, prefer, require, verify-ca or verify-full"
+            ))),
         })
     }
 }
@@ -137,7 +137,10 @@ impl SecretRef {
                 "secret reference {text:?}: the source must be local, env or aws-sm, followed by a name"
             )));
         }
-        Ok(SecretRef { source: source.to_string(), reference: reference.to_string() })
+        Ok(SecretRef {
+            source: source.to_string(),
+            reference: reference.to_string(),
+        })
     }
 }
 
@@ -307,8 +310,10 @@ pub struct Message {
 pub fn decode_text(bytes: &[u8]) -> Result<String> {
     let utf16 = |be: bool| -> Result<String> {
         let body = &bytes[2..];
-        if body.len() % 2 != 0 {
-            return Err(Error::BadInput("stdin: UTF-16 input has an odd number of bytes".into()));
+        if !body.len().is_multiple_of(2) {
+            return Err(Error::BadInput(
+                "stdin: UTF-16 input has an odd number of bytes".into(),
+            ));
         }
         let units = body.chunks_exact(2).map(|pair| {
             if be {
@@ -358,7 +363,9 @@ pub fn check_kind(kind: &str) -> Result<()> {
             }
         }
     }
-    Err(Error::BadInput(format!("stdin: unknown message kind {kind:?}: expected a dbtools profile or a result carrying one")))
+    Err(Error::BadInput(format!(
+        "stdin: unknown message kind {kind:?}: expected a dbtools profile or a result carrying one"
+    )))
 }
 
 /// Parses exactly one JSON object with a known `kind` from stdin's text.
@@ -399,10 +406,15 @@ pub fn parse_message(text: &str) -> Result<Message> {
         Some(Value::String(kind)) => kind.clone(),
         _ if first.is_object() => {
             return Err(Error::BadInput(
-                "stdin: the JSON object has no \"kind\": expected a dbtools profile or result".into(),
+                "stdin: the JSON object has no \"kind\": expected a dbtools profile or result"
+                    .into(),
             ))
         }
-        _ => return Err(Error::BadInput("stdin: expected a JSON object, found another JSON value".into())),
+        _ => {
+            return Err(Error::BadInput(
+                "stdin: expected a JSON object, found another JSON value".into(),
+            ))
+        }
     };
     check_kind(&kind)?;
     Ok(Message { kind, value: first })
@@ -430,7 +442,10 @@ pub fn profile_from_message(message: &Message) -> Result<Profile> {
         &message.value
     } else {
         message.value.get("profile").ok_or_else(|| {
-            Error::BadInput(format!("stdin: a {} message carries no profile", message.kind))
+            Error::BadInput(format!(
+                "stdin: a {} message carries no profile",
+                message.kind
+            ))
         })?
     };
     if message.kind != PROFILE {
@@ -438,7 +453,9 @@ pub fn profile_from_message(message: &Message) -> Result<Profile> {
             Some(Value::String(kind)) if kind == PROFILE => {}
             Some(Value::String(kind)) => {
                 check_kind(kind)?;
-                return Err(Error::BadInput(format!("stdin: \"profile\" holds a {kind} message")));
+                return Err(Error::BadInput(format!(
+                    "stdin: \"profile\" holds a {kind} message"
+                )));
             }
             _ => return Err(Error::BadInput("stdin: \"profile\" has no kind".into())),
         }
@@ -473,8 +490,14 @@ mod tests {
 
     #[test]
     fn reads_a_profile_carried_by_a_result() {
-        let carried = format!(r#"{{"kind":"dbtools.witness/v1","profile":{}}}"#, profile_json());
-        assert_eq!(profile_from_bytes(carried.as_bytes()).unwrap().conn.user, "u");
+        let carried = format!(
+            r#"{{"kind":"dbtools.witness/v1","profile":{}}}"#,
+            profile_json()
+        );
+        assert_eq!(
+            profile_from_bytes(carried.as_bytes()).unwrap().conn.user,
+            "u"
+        );
     }
 
     #[test]
@@ -486,7 +509,10 @@ mod tests {
         for unit in profile_json().replace("\"a\"", "\"ünï\"").encode_utf16() {
             utf16.extend(unit.to_le_bytes());
         }
-        assert_eq!(profile_from_bytes(&utf16).unwrap().app.as_deref(), Some("ünï"));
+        assert_eq!(
+            profile_from_bytes(&utf16).unwrap().app.as_deref(),
+            Some("ünï")
+        );
     }
 
     #[test]
@@ -494,7 +520,10 @@ mod tests {
         let cases = [
             ("", "stdin is empty"),
             ("  \n", "stdin is empty"),
-            ("{\"kind\":\"dbtools.profile/v1\"} {}", "more than one JSON object"),
+            (
+                "{\"kind\":\"dbtools.profile/v1\"} {}",
+                "more than one JSON object",
+            ),
             ("{nope", "not valid JSON"),
             ("{\"kind\":\"something.else/v1\"}", "unknown message kind"),
             ("{\"kind\":\"dbtools.profile/v2\"}", "newer version"),
@@ -504,7 +533,11 @@ mod tests {
         for (input, expected) in cases {
             let err = profile_from_bytes(input.as_bytes()).unwrap_err();
             assert_eq!(err.status(), ExitStatus::BadInput, "{input}");
-            assert!(err.message().contains(expected), "{input}: {}", err.message());
+            assert!(
+                err.message().contains(expected),
+                "{input}: {}",
+                err.message()
+            );
         }
         let err = profile_from_bytes(&[0x7B, 0xFF, 0x7D]).unwrap_err();
         assert!(err.message().contains("not UTF-8"), "{}", err.message());
@@ -512,8 +545,10 @@ mod tests {
 
     #[test]
     fn an_upstream_error_keeps_its_exit_code() {
-        let err = profile_from_bytes(br#"{"kind":"dbtools.error/v1","tool":"dbenv","code":4,"message":"down"}"#)
-            .unwrap_err();
+        let err = profile_from_bytes(
+            br#"{"kind":"dbtools.error/v1","tool":"dbenv","code":4,"message":"down"}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.status(), ExitStatus::Unreachable);
         assert!(matches!(err, Error::Upstream { .. }));
     }

@@ -59,7 +59,11 @@ pub enum Error {
     Failed(String),
     /// An earlier tool in the pipeline failed and sent its error object down the pipe. It already
     /// spoke on stderr, so this tool passes the object on and exits with the same status, silently.
-    Upstream { tool: String, status: ExitStatus, message: String },
+    Upstream {
+        tool: String,
+        status: ExitStatus,
+        message: String,
+    },
 }
 
 impl Error {

@@ -31,7 +31,8 @@ pub fn require_confirmation(
             )))
         }
     }
-    if protection == Protection::Locked && break_glass.is_none_or(|reason| reason.trim().is_empty()) {
+    if protection == Protection::Locked && break_glass.is_none_or(|reason| reason.trim().is_empty())
+    {
         return Err(Error::Refused(format!(
             "{action} on env {env} refused: it is locked; add --break-glass \"<reason>\" with --confirm {env}"
         )));
@@ -47,9 +48,25 @@ mod tests {
     fn levels() {
         assert!(require_confirmation("dev", Protection::Open, "destroy", None, None).is_ok());
         assert!(require_confirmation("test", Protection::Confirm, "destroy", None, None).is_err());
-        assert!(require_confirmation("test", Protection::Confirm, "destroy", Some("TEST"), None).is_err());
-        assert!(require_confirmation("test", Protection::Confirm, "destroy", Some("test"), None).is_ok());
-        assert!(require_confirmation("prod", Protection::Locked, "destroy", Some("prod"), None).is_err());
-        assert!(require_confirmation("prod", Protection::Locked, "destroy", Some("prod"), Some("incident 42")).is_ok());
+        assert!(
+            require_confirmation("test", Protection::Confirm, "destroy", Some("TEST"), None)
+                .is_err()
+        );
+        assert!(
+            require_confirmation("test", Protection::Confirm, "destroy", Some("test"), None)
+                .is_ok()
+        );
+        assert!(
+            require_confirmation("prod", Protection::Locked, "destroy", Some("prod"), None)
+                .is_err()
+        );
+        assert!(require_confirmation(
+            "prod",
+            Protection::Locked,
+            "destroy",
+            Some("prod"),
+            Some("incident 42")
+        )
+        .is_ok());
     }
 }

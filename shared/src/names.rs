@@ -6,13 +6,17 @@ use crate::exit::{Error, Result};
 
 /// Env names: lowercase letters, digits, `-` and `_`, starting with a letter (`dev`, `test`, `qa-2`).
 pub fn check_env_name(name: &str) -> Result<()> {
-    check(name, "env name", 32, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    check(name, "env name", 32, |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+    })
 }
 
 /// Instance ids follow RDS's DBInstanceIdentifier rules: letters, digits and single hyphens,
 /// starting with a letter, at most 63 characters, not ending with a hyphen.
 pub fn check_instance_id(id: &str) -> Result<()> {
-    check(id, "instance id", 63, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')?;
+    check(id, "instance id", 63, |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+    })?;
     if id.ends_with('-') || id.contains("--") {
         return Err(Error::BadInput(format!(
             "instance id {id:?} may not end with '-' or contain '--' (RDS rule)"
@@ -24,15 +28,22 @@ pub fn check_instance_id(id: &str) -> Result<()> {
 /// Database and role names we create: lowercase letters, digits and `_`, starting with a letter
 /// or `_`, at most 63 bytes (PostgreSQL's NAMEDATALEN), never a `pg_` name.
 pub fn check_sql_name(name: &str, what: &str) -> Result<()> {
-    check(name, what, 63, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')?;
+    check(name, what, 63, |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
+    })?;
     if name.starts_with("pg_") {
-        return Err(Error::BadInput(format!("{what} {name:?}: names starting with pg_ are reserved")));
+        return Err(Error::BadInput(format!(
+            "{what} {name:?}: names starting with pg_ are reserved"
+        )));
     }
     Ok(())
 }
 
 fn check(name: &str, what: &str, max: usize, allowed: impl Fn(char) -> bool) -> Result<()> {
-    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
     if name.is_empty() || name.len() > max || !first_ok || !name.chars().all(allowed) {
         return Err(Error::BadInput(format!(
             "{what} {name:?} is not allowed: use at most {max} lowercase letters, digits{} starting with a letter",
@@ -58,7 +69,16 @@ mod tests {
 
     #[test]
     fn hostile_names_are_rejected() {
-        for bad in ["", "Dev", "dev test", "dev;drop", "d\"x", "1dev", "dev'", "a".repeat(40).as_str()] {
+        for bad in [
+            "",
+            "Dev",
+            "dev test",
+            "dev;drop",
+            "d\"x",
+            "1dev",
+            "dev'",
+            "a".repeat(40).as_str(),
+        ] {
             assert!(check_env_name(bad).is_err(), "{bad:?}");
         }
         for bad in ["x y", "x\"; DROP TABLE t; --", "pg_app", "App", "a-b"] {

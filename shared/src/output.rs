@@ -13,13 +13,17 @@ pub struct Output {
 impl Output {
     /// JSON when forced or when stdout is not a terminal.
     pub fn detect(force_json: bool) -> Output {
-        Output { json: force_json || !std::io::stdout().is_terminal() }
+        Output {
+            json: force_json || !std::io::stdout().is_terminal(),
+        }
     }
 
     /// Writes `value` as one JSON line, or the human text `human` renders.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<()> {
         let text = if self.json {
-            serde_json::to_string(value).map_err(|e| Error::Failed(format!("cannot encode output: {e}")))? + "\n"
+            serde_json::to_string(value)
+                .map_err(|e| Error::Failed(format!("cannot encode output: {e}")))?
+                + "\n"
         } else {
             human()
         };
@@ -30,8 +34,13 @@ impl Output {
 /// Writes to stdout; a closed pipe (`| head`) is not an error worth a message.
 pub fn write_stdout(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Failed(format!("cannot write stdout: {e}"))),
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::Failed(format!("cannot write stdout: {e}")))
+        }
         _ => Ok(()),
     }
 }
@@ -39,7 +48,9 @@ pub fn write_stdout(text: &str) -> Result<()> {
 /// Renders aligned `key  value` lines.
 pub fn key_values(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    rows.iter().map(|(k, v)| format!("{k:<width$}  {v}\n")).collect()
+    rows.iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
 }
 
 /// Renders a table with a header row.

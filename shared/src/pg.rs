@@ -19,7 +19,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens a connection for `conn`, as application `application`: one attempt.
 pub fn connect(conn: &Conn, application: &str, timeout: Duration) -> Result<Client> {
     let tls = tls_connector(conn)?;
-    client_config(conn, application, timeout).connect(tls).map_err(|e| describe_connect_error(conn, &e))
+    client_config(conn, application, timeout)
+        .connect(tls)
+        .map_err(|e| describe_connect_error(conn, &e))
 }
 
 fn client_config(conn: &Conn, application: &str, timeout: Duration) -> postgres::Config {
@@ -46,7 +48,9 @@ fn tls_connector(conn: &Conn) -> Result<MakeTlsConnector> {
     let mut builder = TlsConnector::builder();
     match conn.sslmode {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => {
-            builder.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true);
+            builder
+                .danger_accept_invalid_certs(true)
+                .danger_accept_invalid_hostnames(true);
         }
         SslMode::VerifyCa => {
             builder.danger_accept_invalid_hostnames(true);
@@ -78,13 +82,21 @@ fn read_root_certs(path: &str) -> Result<Vec<Certificate>> {
     })?;
     const END: &str = "-----END CERTIFICATE-----";
     let mut certificates = Vec::new();
-    for block in text.split_inclusive(END).filter(|b| b.contains("-----BEGIN CERTIFICATE-----")) {
-        let certificate = Certificate::from_pem(block.trim().as_bytes())
-            .map_err(|e| Error::BadInput(format!("sslrootcert {path}: a certificate does not parse: {e}")))?;
+    for block in text
+        .split_inclusive(END)
+        .filter(|b| b.contains("-----BEGIN CERTIFICATE-----"))
+    {
+        let certificate = Certificate::from_pem(block.trim().as_bytes()).map_err(|e| {
+            Error::BadInput(format!(
+                "sslrootcert {path}: a certificate does not parse: {e}"
+            ))
+        })?;
         certificates.push(certificate);
     }
     if certificates.is_empty() {
-        return Err(Error::BadInput(format!("sslrootcert {path} holds no PEM certificate")));
+        return Err(Error::BadInput(format!(
+            "sslrootcert {path} holds no PEM certificate"
+        )));
     }
     Ok(certificates)
 }
@@ -108,7 +120,8 @@ fn describe_connect_error(conn: &Conn, error: &postgres::Error) -> Error {
     let target = format!("{}:{}", conn.host, conn.port);
     if let Some(db) = error.as_db_error() {
         let hint = match db.code().code() {
-            "28P01" | "28000" => format!(
+            "28000" => format!("the server refused this connection: {} (sslmode={})", db.message(), conn.sslmode.as_str()),
+            "28P01" => format!(
                 "authentication failed for user {:?}: the password from the env's secret is wrong or stale (re-run `rdsprov apply`, or fix the secret)",
                 conn.user
             ),
@@ -116,7 +129,10 @@ fn describe_connect_error(conn: &Conn, error: &postgres::Error) -> Error {
             "57P03" => "the server is starting up: retry, or use `dbconnect wait`".to_string(),
             _ => db.message().to_string(),
         };
-        return Error::Unreachable(format!("cannot connect to {target}: {hint} ({})", db.code().code()));
+        return Error::Unreachable(format!(
+            "cannot connect to {target}: {hint} ({})",
+            db.code().code()
+        ));
     }
     let chain = error_chain(error);
     let hint = if chain.contains("server does not support TLS") {
@@ -131,13 +147,18 @@ fn describe_connect_error(conn: &Conn, error: &postgres::Error) -> Error {
             conn.sslmode.as_str()
         )
     } else if chain.contains("Connection refused") {
-        "connection refused: nothing listens there (is the instance running? `rdsprov status`)".to_string()
+        "connection refused: nothing listens there (is the instance running? `rdsprov status`)"
+            .to_string()
     } else if chain.contains("timed out") || chain.contains("timeout") {
         "timed out: the host does not answer (firewall or security group?)".to_string()
     } else {
         chain.clone()
     };
-    let detail = if hint == chain { String::new() } else { format!(" [{chain}]") };
+    let detail = if hint == chain {
+        String::new()
+    } else {
+        format!(" [{chain}]")
+    };
     Error::Unreachable(format!("cannot connect to {target}: {hint}{detail}"))
 }
 
@@ -145,7 +166,9 @@ fn describe_connect_error(conn: &Conn, error: &postgres::Error) -> Error {
 pub fn statement_error(what: &str, error: &postgres::Error) -> Error {
     match error.as_db_error() {
         Some(db) => Error::Failed(format!("{what}: {} ({})", db.message(), db.code().code())),
-        None if error.is_closed() => Error::Unreachable(format!("{what}: the connection was closed")),
+        None if error.is_closed() => {
+            Error::Unreachable(format!("{what}: the connection was closed"))
+        }
         None => Error::Unreachable(format!("{what}: {}", error_chain(error))),
     }
 }
@@ -157,7 +180,9 @@ fn is_transient(error: &postgres::Error) -> bool {
         return matches!(db.code().code(), "57P03" | "53300" | "08006" | "08001");
     }
     let chain = error_chain(error);
-    !(chain.contains("certificate") || chain.contains("does not support TLS") || chain.contains("TLS handshake"))
+    !(chain.contains("certificate")
+        || chain.contains("does not support TLS")
+        || chain.contains("TLS handshake"))
 }
 
 /// Connects, retrying transient failures with backoff (100 ms doubling to 2 s) until `deadline`
@@ -172,7 +197,9 @@ pub fn connect_with_retry(
     let mut pause = Duration::from_millis(100);
     loop {
         let tls = tls_connector(conn)?;
-        let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(200));
+        let remaining = timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(200));
         let config = client_config(conn, application, remaining.min(DEFAULT_CONNECT_TIMEOUT));
         match config.connect(tls) {
             Ok(client) => return Ok(client),

@@ -71,8 +71,12 @@ pub fn read_local_instance(config: &Config, id: &str, env_name: &str) -> Result<
             path.display()
         ))
     })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::BadInput(format!("instance record {} is damaged: {e}", path.display())))
+    serde_json::from_str(&text).map_err(|e| {
+        Error::BadInput(format!(
+            "instance record {} is damaged: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// An ad-hoc profile from `DATABASE_URL`, else libpq's `PG*` variables. The env name is the one
@@ -85,10 +89,14 @@ pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Resu
         url::parse(&database_url)?
     } else if let Some(host) = var(envvars::PGHOST) {
         let port = match var(envvars::PGPORT) {
-            Some(p) => p.parse().map_err(|_| Error::BadInput(format!("PGPORT {p:?} is not a port number")))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| Error::BadInput(format!("PGPORT {p:?} is not a port number")))?,
             None => 5432,
         };
-        let user = var(envvars::PGUSER).or_else(|| var("USER")).unwrap_or_else(|| "postgres".into());
+        let user = var(envvars::PGUSER)
+            .or_else(|| var("USER"))
+            .unwrap_or_else(|| "postgres".into());
         let loopback = url::is_loopback(&host);
         Conn {
             dbname: var(envvars::PGDATABASE).unwrap_or_else(|| user.clone()),
@@ -114,7 +122,12 @@ pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Resu
     };
     let secret = conn.password.as_ref().map(|_| contract::SecretRef {
         source: "env".into(),
-        reference: if var(envvars::DATABASE_URL).is_some() { envvars::DATABASE_URL } else { envvars::PGPASSWORD }.into(),
+        reference: if var(envvars::DATABASE_URL).is_some() {
+            envvars::DATABASE_URL
+        } else {
+            envvars::PGPASSWORD
+        }
+        .into(),
     });
     Ok(Profile {
         kind: contract::PROFILE.into(),

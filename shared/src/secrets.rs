@@ -17,8 +17,12 @@ use std::process::{Command, Stdio};
 /// The path of a local secret, refusing names that could escape the store.
 pub fn local_path(state: &StateDir, name: &str) -> Result<PathBuf> {
     let ok = !name.is_empty()
-        && name.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     if !ok {
         return Err(Error::BadInput(format!(
             "local secret name {name:?} is not allowed: use letters, digits, '-', '_', '.' and '/'"
@@ -28,13 +32,22 @@ pub fn local_path(state: &StateDir, name: &str) -> Result<PathBuf> {
 }
 
 /// Stores a local secret (0600 file in a 0700 dir).
-pub fn store_local(state: &StateDir, name: &str, username: &str, password: &str) -> Result<SecretRef> {
+pub fn store_local(
+    state: &StateDir,
+    name: &str,
+    username: &str,
+    password: &str,
+) -> Result<SecretRef> {
     let path = local_path(state, name)?;
     state.ensure_private_dir(&state.secrets_dir())?;
     state.ensure_private_dir(path.parent().unwrap_or(&state.secrets_dir()))?;
-    let body = serde_json::json!({"engine": "postgres", "username": username, "password": password});
+    let body =
+        serde_json::json!({"engine": "postgres", "username": username, "password": password});
     state::write_private(&path, body.to_string().as_bytes())?;
-    Ok(SecretRef { source: "local".into(), reference: name.to_string() })
+    Ok(SecretRef {
+        source: "local".into(),
+        reference: name.to_string(),
+    })
 }
 
 /// Removes a local secret if it exists.
@@ -61,7 +74,9 @@ pub fn resolve(secret: &SecretRef, state: &StateDir) -> Result<SecretValue> {
             ))),
         },
         "aws-sm" => resolve_through_rdsprov(secret),
-        other => Err(Error::BadInput(format!("secret {secret}: unknown source {other:?}"))),
+        other => Err(Error::BadInput(format!(
+            "secret {secret}: unknown source {other:?}"
+        ))),
     }
 }
 
@@ -95,16 +110,30 @@ fn resolve_local(secret: &SecretRef, state: &StateDir) -> Result<SecretValue> {
 pub fn parse_secret_string(secret: &SecretRef, text: &str) -> Result<SecretValue> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(map)) => {
-            let password = map.get("password").and_then(|p| p.as_str()).ok_or_else(|| {
-                Error::BadInput(format!("secret {secret} is JSON without a \"password\" string"))
-            })?;
-            let username = map.get("username").and_then(|u| u.as_str()).map(str::to_string);
+            let password = map
+                .get("password")
+                .and_then(|p| p.as_str())
+                .ok_or_else(|| {
+                    Error::BadInput(format!(
+                        "secret {secret} is JSON without a \"password\" string"
+                    ))
+                })?;
+            let username = map
+                .get("username")
+                .and_then(|u| u.as_str())
+                .map(str::to_string);
             Ok(value(secret, username, password.to_string()))
         }
         Ok(_) | Err(_) if !text.trim().is_empty() && !text.trim_start().starts_with('{') => {
-            Ok(value(secret, None, text.trim_end_matches(['\r', '\n']).to_string()))
+            Ok(value(
+                secret,
+                None,
+                text.trim_end_matches(['\r', '\n']).to_string(),
+            ))
         }
-        _ => Err(Error::BadInput(format!("secret {secret} is not valid JSON with a password"))),
+        _ => Err(Error::BadInput(format!(
+            "secret {secret} is not valid JSON with a password"
+        ))),
     }
 }
 
@@ -115,10 +144,17 @@ pub fn sibling_binary(name: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os(envvars::DBTOOLS_BIN_DIR) {
         dirs.push(PathBuf::from(dir));
     }
-    if let Some(dir) = std::env::current_exe().ok().as_deref().and_then(Path::parent) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .as_deref()
+        .and_then(Path::parent)
+    {
         dirs.push(dir.to_path_buf());
     }
-    dirs.into_iter().map(|d| d.join(&file)).find(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(file))
+    dirs.into_iter()
+        .map(|d| d.join(&file))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(file))
 }
 
 fn resolve_through_rdsprov(secret: &SecretRef) -> Result<SecretValue> {
@@ -136,14 +172,20 @@ fn resolve_through_rdsprov(secret: &SecretRef) -> Result<SecretValue> {
         })?;
     let text = String::from_utf8_lossy(&output.stdout);
     if output.status.success() {
-        let value: SecretValue = serde_json::from_str(&text)
-            .map_err(|e| Error::Failed(format!("secret {secret}: rdsprov printed an unreadable answer: {e}")))?;
+        let value: SecretValue = serde_json::from_str(&text).map_err(|e| {
+            Error::Failed(format!(
+                "secret {secret}: rdsprov printed an unreadable answer: {e}"
+            ))
+        })?;
         return Ok(value);
     }
     let message = serde_json::from_str::<contract::ErrorMessage>(&text)
         .map(|m| m.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(&output.stderr).trim().to_string());
-    let status = output.status.code().and_then(|c| ExitStatus::from_code(c.into()));
+    let status = output
+        .status
+        .code()
+        .and_then(|c| ExitStatus::from_code(c.into()));
     let message = format!("secret {secret}: {message}");
     Err(match status {
         Some(ExitStatus::Unreachable) => Error::Unreachable(message),
@@ -157,7 +199,8 @@ fn resolve_through_rdsprov(secret: &SecretRef) -> Result<SecretValue> {
 pub fn generate_password() -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut bytes = [0u8; 64];
-    getrandom::getrandom(&mut bytes).map_err(|e| Error::Failed(format!("no random source: {e}")))?;
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| Error::Failed(format!("no random source: {e}")))?;
     // Rejection sampling keeps every character equally likely.
     let limit = 256 - (256 % ALPHABET.len());
     let password: String = bytes
@@ -203,7 +246,12 @@ mod tests {
     #[test]
     fn secret_strings_are_json_or_bare() {
         let r = SecretRef::parse("aws-sm:x").unwrap();
-        assert_eq!(parse_secret_string(&r, r#"{"username":"u","password":"p"}"#).unwrap().password, "p");
+        assert_eq!(
+            parse_secret_string(&r, r#"{"username":"u","password":"p"}"#)
+                .unwrap()
+                .password,
+            "p"
+        );
         assert_eq!(parse_secret_string(&r, "bare\n").unwrap().password, "bare");
         assert!(parse_secret_string(&r, r#"{"user":"u"}"#).is_err());
     }

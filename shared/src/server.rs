@@ -51,9 +51,11 @@ impl PgBinaries {
         let on_path = std::env::var_os("PATH")
             .map(|path| std::env::split_paths(&path).find(|dir| has_server(dir)))
             .unwrap_or_default();
-        on_path
-            .map(|dir| PgBinaries { dir })
-            .ok_or_else(|| Error::BadInput(format!("PostgreSQL server binaries (initdb, pg_ctl) not found: {INSTALL_HINT}")))
+        on_path.map(|dir| PgBinaries { dir }).ok_or_else(|| {
+            Error::BadInput(format!(
+                "PostgreSQL server binaries (initdb, pg_ctl) not found: {INSTALL_HINT}"
+            ))
+        })
     }
 
     pub fn tool(&self, name: &str) -> PathBuf {
@@ -65,7 +67,12 @@ impl PgBinaries {
         let output = Command::new(self.tool("postgres"))
             .arg("--version")
             .output()
-            .map_err(|e| Error::BadInput(format!("cannot run {}: {e}; {INSTALL_HINT}", self.tool("postgres").display())))?;
+            .map_err(|e| {
+                Error::BadInput(format!(
+                    "cannot run {}: {e}; {INSTALL_HINT}",
+                    self.tool("postgres").display()
+                ))
+            })?;
         let text = String::from_utf8_lossy(&output.stdout);
         // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
         text.split_whitespace()
@@ -105,7 +112,9 @@ fn server_owner() -> Result<Option<(u32, u32)>> {
     let id = |i: usize| fields.get(i).and_then(|f| f.parse().ok());
     match (id(2), id(3)) {
         (Some(uid), Some(gid)) => Ok(Some((uid, gid))),
-        _ => Err(Error::Failed(format!("cannot read the {SERVER_USER} user's ids from /etc/passwd"))),
+        _ => Err(Error::Failed(format!(
+            "cannot read the {SERVER_USER} user's ids from /etc/passwd"
+        ))),
     }
 }
 
@@ -122,8 +131,12 @@ pub fn give_to_server_user(path: &Path) -> Result<()> {
             }
             Ok(())
         }
-        walk(path, uid, gid)
-            .map_err(|e| Error::Failed(format!("cannot hand {} to the {SERVER_USER} user: {e}", path.display())))?;
+        walk(path, uid, gid).map_err(|e| {
+            Error::Failed(format!(
+                "cannot hand {} to the {SERVER_USER} user: {e}",
+                path.display()
+            ))
+        })?;
     }
     Ok(())
 }
@@ -141,16 +154,21 @@ pub fn server_command(program: &Path) -> Command {
 
 /// Runs a command, turning a failure into an error that quotes the tail of its output.
 pub fn run(mut command: Command, what: &str) -> Result<Output> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::Failed(format!("{what}: cannot start {:?}: {e}", command.get_program())))?;
+    let output = command.stdin(Stdio::null()).output().map_err(|e| {
+        Error::Failed(format!(
+            "{what}: cannot start {:?}: {e}",
+            command.get_program()
+        ))
+    })?;
     if !output.status.success() {
         let mut text = String::from_utf8_lossy(&output.stderr).to_string();
         text.push_str(&String::from_utf8_lossy(&output.stdout));
         let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = tail[tail.len().saturating_sub(3)..].join(" / ");
-        return Err(Error::Failed(format!("{what} failed ({}): {tail}", output.status)));
+        return Err(Error::Failed(format!(
+            "{what} failed ({}): {tail}",
+            output.status
+        )));
     }
     Ok(output)
 }
@@ -166,6 +184,8 @@ pub fn free_port() -> Result<u16> {
 /// How a cluster authenticates and whether it speaks TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerSettings {
+    /// Loopback addresses to listen on, e.g. "127.0.0.1".
+    pub listen_addresses: &'static str,
     pub port: u16,
     /// `ssl = on` with `server.crt`/`server.key` in the data dir.
     pub tls: bool,
@@ -183,7 +203,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(bins: PgBinaries, data_dir: PathBuf, log_file: PathBuf) -> Cluster {
-        Cluster { bins, data_dir, log_file }
+        Cluster {
+            bins,
+            data_dir,
+            log_file,
+        }
     }
 
     /// initdb with scram-sha-256. `password_file` holds the superuser's password or, better, its
@@ -193,7 +217,15 @@ impl Cluster {
         command
             .arg("-D")
             .arg(&self.data_dir)
-            .args(["-U", superuser, "-E", "UTF8", "--locale=C", "--auth=scram-sha-256", "--no-instructions"])
+            .args([
+                "-U",
+                superuser,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth=scram-sha-256",
+                "--no-instructions",
+            ])
             .arg(format!("--pwfile={}", password_file.display()))
             .env("TZ", "UTC");
         run(command, "initdb")?;
@@ -204,7 +236,8 @@ impl Cluster {
     /// would break deep project dirs), and pg_hba.conf.
     pub fn configure(&self, settings: ServerSettings) -> Result<()> {
         let conf = format!(
-            "# written by dbtools\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = ''\nssl = {}\npassword_encryption = 'scram-sha-256'\nlog_timezone = 'UTC'\ntimezone = 'UTC'\nfsync = on\n",
+            "# written by dbtools\nlisten_addresses = '{}'\nport = {}\nunix_socket_directories = ''\nssl = {}\npassword_encryption = 'scram-sha-256'\nlog_timezone = 'UTC'\ntimezone = 'UTC'\nfsync = on\n",
+            settings.listen_addresses,
             settings.port,
             if settings.tls { "on" } else { "off" }
         );
@@ -226,7 +259,8 @@ impl Cluster {
     /// Writes a file into the data dir, owned by the server user.
     pub fn write_server_file(&self, name: &str, text: &str, mode: u32) -> Result<()> {
         let path = self.data_dir.join(name);
-        std::fs::write(&path, text).map_err(|e| Error::Failed(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, text)
+            .map_err(|e| Error::Failed(format!("cannot write {}: {e}", path.display())))?;
         crate::state::set_mode(&path, mode)?;
         give_to_server_user(&path)
     }
@@ -234,7 +268,12 @@ impl Cluster {
     /// Starts the server and waits until it accepts connections.
     pub fn start(&self) -> Result<()> {
         let mut command = server_command(&self.bins.tool("pg_ctl"));
-        command.arg("-D").arg(&self.data_dir).arg("-l").arg(&self.log_file).args(["-w", "-t", "60", "start"]);
+        command
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(&self.log_file)
+            .args(["-w", "-t", "60", "start"]);
         run(command, "pg_ctl start").map_err(|e| {
             let log = std::fs::read_to_string(&self.log_file).unwrap_or_default();
             let last: Vec<&str> = log.lines().rev().take(3).collect();
@@ -250,7 +289,10 @@ impl Cluster {
             return Ok(());
         }
         let mut command = server_command(&self.bins.tool("pg_ctl"));
-        command.arg("-D").arg(&self.data_dir).args(["-w", "-t", "60", "-m", mode, "stop"]);
+        command
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-w", "-t", "60", "-m", mode, "stop"]);
         run(command, "pg_ctl stop")?;
         Ok(())
     }
@@ -261,7 +303,12 @@ impl Cluster {
             return false;
         }
         let mut command = server_command(&self.bins.tool("pg_ctl"));
-        command.arg("-D").arg(&self.data_dir).arg("status").stdout(Stdio::null()).stderr(Stdio::null());
+        command
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("status")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         command.status().map(|s| s.success()).unwrap_or(false)
     }
 }
@@ -274,9 +321,9 @@ pub mod tls {
         let mut command = Command::new("openssl");
         command.args(args).current_dir(dir);
         run(command, what).map(|_| ()).map_err(|e| match e {
-            Error::Failed(m) if m.contains("cannot start") => {
-                Error::BadInput(format!("{m}: install openssl (`apt-get install -y openssl`)"))
-            }
+            Error::Failed(m) if m.contains("cannot start") => Error::BadInput(format!(
+                "{m}: install openssl (`apt-get install -y openssl`)"
+            )),
             other => other,
         })
     }
@@ -287,19 +334,37 @@ pub mod tls {
         if cert.is_file() && key.is_file() {
             return Ok((cert, key));
         }
-        std::fs::create_dir_all(dir).map_err(|e| Error::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Failed(format!("cannot create {}: {e}", dir.display())))?;
         openssl(
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", "ca.key.tmp", "-out", "ca.crt.tmp", "-days", "3650", "-subj", "/CN=dbtools local CA",
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key.tmp",
+                "-out",
+                "ca.crt.tmp",
+                "-days",
+                "3650",
+                "-subj",
+                "/CN=dbtools local CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ],
             dir,
             "making the local CA",
         )?;
         crate::state::set_mode(&dir.join("ca.key.tmp"), 0o600)?;
         let rename = |from: &str, to: &Path| {
-            std::fs::rename(dir.join(from), to).map_err(|e| Error::Failed(format!("cannot write {}: {e}", to.display())))
+            std::fs::rename(dir.join(from), to)
+                .map_err(|e| Error::Failed(format!("cannot write {}: {e}", to.display())))
         };
         rename("ca.key.tmp", &key)?;
         rename("ca.crt.tmp", &cert)?;
@@ -311,7 +376,8 @@ pub mod tls {
     /// 127.0.0.1 and ::1 (so `verify-full` works for both names).
     pub fn issue_server_cert(ca_cert: &Path, ca_key: &Path, out_dir: &Path) -> Result<()> {
         let work = out_dir.join(".tls-work");
-        std::fs::create_dir_all(&work).map_err(|e| Error::Failed(format!("cannot create {}: {e}", work.display())))?;
+        std::fs::create_dir_all(&work)
+            .map_err(|e| Error::Failed(format!("cannot create {}: {e}", work.display())))?;
         crate::state::set_mode(&work, 0o700)?;
         std::fs::write(
             work.join("ext.cnf"),
@@ -319,19 +385,53 @@ pub mod tls {
         )
         .map_err(|e| Error::Failed(format!("cannot write TLS settings: {e}")))?;
         let mut serial = [0u8; 8];
-        getrandom::getrandom(&mut serial).map_err(|e| Error::Failed(format!("no random source: {e}")))?;
-        let serial = format!("0x{}", serial.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        getrandom::getrandom(&mut serial)
+            .map_err(|e| Error::Failed(format!("no random source: {e}")))?;
+        let serial = format!(
+            "0x{}",
+            serial
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
         let result = openssl(
-            &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-              "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"],
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
             &work,
             "making the server key",
         )
         .and_then(|_| {
             openssl(
-                &["x509", "-req", "-in", "server.csr", "-CA", &ca_cert.display().to_string(),
-                  "-CAkey", &ca_key.display().to_string(), "-set_serial", &serial, "-days", "825",
-                  "-extfile", "ext.cnf", "-out", "server.crt"],
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "server.csr",
+                    "-CA",
+                    &ca_cert.display().to_string(),
+                    "-CAkey",
+                    &ca_key.display().to_string(),
+                    "-set_serial",
+                    &serial,
+                    "-days",
+                    "825",
+                    "-extfile",
+                    "ext.cnf",
+                    "-out",
+                    "server.crt",
+                ],
                 &work,
                 "signing the server certificate",
             )

@@ -117,8 +117,18 @@ mod tests {
         state.ensure_private_dir(&state.secrets_dir()).unwrap();
         let file = state.secrets_dir().join("x.json");
         write_private(&file, b"{}").unwrap();
-        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(fs::metadata(state.secrets_dir()).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(state.secrets_dir())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -12,8 +12,17 @@ pub fn format(conn: &Conn, reveal: bool) -> String {
         (Some(_), false) => url.push_str(&format!(":{REDACTED}")),
         (None, _) => {}
     }
-    let host = if conn.host.contains(':') { format!("[{}]", conn.host) } else { conn.host.clone() };
-    url.push_str(&format!("@{host}:{}/{}?sslmode={}", conn.port, encode(&conn.dbname), conn.sslmode.as_str()));
+    let host = if conn.host.contains(':') {
+        format!("[{}]", conn.host)
+    } else {
+        conn.host.clone()
+    };
+    url.push_str(&format!(
+        "@{host}:{}/{}?sslmode={}",
+        conn.port,
+        encode(&conn.dbname),
+        conn.sslmode.as_str()
+    ));
     if let Some(root) = &conn.sslrootcert {
         url.push_str(&format!("&sslrootcert={}", encode(root)));
     }
@@ -22,7 +31,9 @@ pub fn format(conn: &Conn, reveal: bool) -> String {
 
 /// Parses `postgres://user:password@host:port/dbname?sslmode=…&sslrootcert=…`.
 pub fn parse(url: &str) -> Result<Conn> {
-    let bad = |why: &str| Error::BadInput(format!("connection URL is not usable: {why} (expected postgres://user:password@host:port/dbname)"));
+    let bad = |why: &str| {
+        Error::BadInput(format!("connection URL is not usable: {why} (expected postgres://user:password@host:port/dbname)"))
+    };
     let rest = url
         .strip_prefix("postgres://")
         .or_else(|| url.strip_prefix("postgresql://"))
@@ -40,7 +51,9 @@ pub fn parse(url: &str) -> Result<Conn> {
         None => (String::new(), None),
     };
     let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
-        let (host, after) = bracketed.split_once(']').ok_or_else(|| bad("unclosed [ in host"))?;
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| bad("unclosed [ in host"))?;
         (host.to_string(), after.strip_prefix(':').unwrap_or(""))
     } else {
         match hostport.rsplit_once(':') {
@@ -48,7 +61,11 @@ pub fn parse(url: &str) -> Result<Conn> {
             None => (hostport.to_string(), ""),
         }
     };
-    let port = if port.is_empty() { 5432 } else { port.parse().map_err(|_| bad("the port is not a number"))? };
+    let port = if port.is_empty() {
+        5432
+    } else {
+        port.parse().map_err(|_| bad("the port is not a number"))?
+    };
     let (path, query) = path_query.split_once('?').unwrap_or((path_query, ""));
     let mut sslmode = None;
     let mut sslrootcert = None;
@@ -64,7 +81,11 @@ pub fn parse(url: &str) -> Result<Conn> {
         return Err(bad("no host"));
     }
     Ok(Conn {
-        sslmode: sslmode.unwrap_or(if is_loopback(&host) { SslMode::Prefer } else { SslMode::VerifyFull }),
+        sslmode: sslmode.unwrap_or(if is_loopback(&host) {
+            SslMode::Prefer
+        } else {
+            SslMode::VerifyFull
+        }),
         host,
         port,
         dbname: decode(path)?,
@@ -97,15 +118,20 @@ fn decode(text: &str) -> Result<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
-            out.push(hex.ok_or_else(|| Error::BadInput("connection URL has a bad %-escape".into()))?);
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            out.push(
+                hex.ok_or_else(|| Error::BadInput("connection URL has a bad %-escape".into()))?,
+            );
             i += 3;
         } else {
             out.push(bytes[i]);
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| Error::BadInput("connection URL is not UTF-8 after decoding".into()))
+    String::from_utf8(out)
+        .map_err(|_| Error::BadInput("connection URL is not UTF-8 after decoding".into()))
 }
 
 #[cfg(test)]
@@ -132,7 +158,10 @@ mod tests {
     fn defaults_and_errors() {
         let conn = parse("postgresql://u@localhost/d").unwrap();
         assert_eq!((conn.port, conn.sslmode), (5432, SslMode::Prefer));
-        assert_eq!(parse("postgres://u@db.example.com/d").unwrap().sslmode, SslMode::VerifyFull);
+        assert_eq!(
+            parse("postgres://u@db.example.com/d").unwrap().sslmode,
+            SslMode::VerifyFull
+        );
         assert!(parse("mysql://x").is_err());
         assert!(parse("postgres://u@h:port/d").is_err());
     }

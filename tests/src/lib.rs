@@ -1,1 +1,402 @@
-//! placeholder
+//! The one test harness: throwaway PostgreSQL clusters (with and without TLS), temporary
+//! projects with their own `dbtools.toml` and state dir, and the real binaries run with piped
+//! stdin and captured stdout, stderr and exit code. Every later tool's tests reuse it.
+//!
+//! A test that needs PostgreSQL never skips: when the server binaries are missing it fails with
+//! the install command. Binaries are found next to the test executable (`target/<profile>/`);
+//! `make test` builds them first.
+
+use dbtools::contract::{Conn, SslMode};
+use dbtools::server::{self, Cluster, PgBinaries, ServerSettings};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A directory removed when dropped, readable by the `postgres` user (clusters live in it).
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "dbtools-{label}-{}-{n}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        dbtools::state::set_mode(&path, 0o755).unwrap();
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The directory holding the built binaries.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    let mut dir = exe.parent().expect("test dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// The path of a tool binary; panics with what to run when it is not built.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build --workspace --bins` first (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// What a finished command left.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout parsed as one JSON object.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Asserts the exit code, showing everything when it differs.
+    pub fn expect(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts an error: the exit code, one stderr line `<tool>: …` containing `needle`, and the
+    /// error object on stdout.
+    pub fn expect_error(&self, tool: &str, code: i32, needle: &str) -> &Run {
+        self.expect(code);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "want one stderr line, got:\n{}",
+            self.stderr
+        );
+        assert!(
+            lines[0].starts_with(&format!("{tool}: ")),
+            "stderr not prefixed with {tool}: {}",
+            lines[0]
+        );
+        assert!(
+            lines[0].contains(needle),
+            "stderr lacks {needle:?}: {}",
+            lines[0]
+        );
+        let error = self.json();
+        assert_eq!(error["kind"], "dbtools.error/v1");
+        assert_eq!(error["code"], code);
+        self
+    }
+}
+
+/// A command builder for a tool with a clean environment (no DBTOOLS_*, PG*, DATABASE_URL, AWS_*
+/// leaking in from the developer's shell).
+pub struct Tool {
+    command: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Tool {
+    pub fn new(name: &str) -> Tool {
+        Tool::program(bin(name))
+    }
+
+    pub fn program(path: impl AsRef<Path>) -> Tool {
+        let mut command = Command::new(path.as_ref());
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().to_string();
+            if key.starts_with("DBTOOLS_")
+                || key.starts_with("PG")
+                || key.starts_with("AWS_")
+                || key == "DATABASE_URL"
+            {
+                command.env_remove(&key);
+            }
+        }
+        command.env("AWS_EC2_METADATA_DISABLED", "true");
+        Tool {
+            command,
+            stdin: None,
+        }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Tool
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn arg_path(mut self, path: &Path) -> Tool {
+        self.command.arg(path);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Tool {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> Tool {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Tool {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        self.command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.command.spawn().expect("spawn tool");
+        let mut pipe = child.stdin.take().unwrap();
+        let input = self.stdin.unwrap_or_default();
+        let writer = std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+        let output = child.wait_with_output().expect("wait for tool");
+        writer.join().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A temporary project: a directory with `dbtools.toml` and its `.dbtools` state dir. Local
+/// instances it provisions are stopped when it is dropped.
+pub struct Project {
+    pub dir: TempDir,
+}
+
+impl Project {
+    pub fn new(config: &str) -> Project {
+        let dir = TempDir::new("project");
+        std::fs::write(dir.path.join("dbtools.toml"), config).unwrap();
+        Project { dir }
+    }
+
+    /// The example config: local dev (open) and test (confirm) instances.
+    pub fn local_dev_test() -> Project {
+        Project::new(
+            r#"app = "combine"
+[env.dev]
+protection = "open"
+instance = "combine-dev"
+database = "combine_dev"
+user = "combine_app"
+[env.test]
+protection = "confirm"
+instance = "combine-test"
+database = "combine_test"
+user = "combine_app"
+[instance.combine-dev]
+provider = "local"
+[instance.combine-test]
+provider = "local"
+"#,
+        )
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir.path
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path.join(".dbtools")
+    }
+
+    /// A tool run inside the project.
+    pub fn tool(&self, name: &str) -> Tool {
+        Tool::new(name).current_dir(self.path())
+    }
+
+    /// `rdsprov apply`, asserted to succeed.
+    pub fn apply(&self) -> Value {
+        self.tool("rdsprov").args(["apply"]).run().expect(0).json()
+    }
+
+    /// A profile for an env, asserted to resolve.
+    pub fn profile(&self, env: &str) -> String {
+        let run = self.tool("dbenv").args(["resolve", env]).run();
+        run.expect(0);
+        run.stdout
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        stop_local_instances(&self.state());
+    }
+}
+
+/// Stops every local instance under a state dir (tests clean up after `rdsprov apply`).
+pub fn stop_local_instances(state: &Path) {
+    let Ok(entries) = std::fs::read_dir(state.join("local")) else {
+        return;
+    };
+    let Ok(bins) = PgBinaries::locate() else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let data = entry.path().join("data");
+        if data.join("postmaster.pid").exists() {
+            let _ =
+                Cluster::new(bins.clone(), data, entry.path().join("server.log")).stop("immediate");
+        }
+    }
+}
+
+/// The password of every throwaway cluster's superuser (tests only; never a real secret).
+pub const SUPERUSER: &str = "postgres";
+pub const SUPERUSER_PASSWORD: &str = "harness-only-password";
+
+/// What kind of throwaway cluster a test wants.
+#[derive(Debug, Clone, Copy)]
+pub enum Tls {
+    /// `ssl = off`.
+    None,
+    /// `ssl = on`, plain TCP still accepted.
+    Offered,
+    /// `ssl = on` and only `hostssl` lines.
+    Required,
+}
+
+/// A throwaway PostgreSQL cluster on a free loopback port, stopped and deleted when dropped.
+pub struct PgCluster {
+    pub cluster: Cluster,
+    pub port: u16,
+    pub ca_cert: Option<PathBuf>,
+    _dir: TempDir,
+}
+
+impl PgCluster {
+    pub fn start(tls: Tls) -> PgCluster {
+        let bins = PgBinaries::locate()
+            .unwrap_or_else(|e| panic!("this test needs the PostgreSQL server: {e}"));
+        let dir = TempDir::new("pg");
+        let data = dir.path.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        dbtools::state::set_mode(&data, 0o700).unwrap();
+        let pwfile = dir.path.join("pwfile");
+        std::fs::write(&pwfile, SUPERUSER_PASSWORD).unwrap();
+        server::give_to_server_user(&dir.path).unwrap();
+        let cluster = Cluster::new(bins, data.clone(), dir.path.join("server.log"));
+        cluster.init(SUPERUSER, &pwfile).expect("initdb");
+        let mut ca_cert = None;
+        if !matches!(tls, Tls::None) {
+            let (cert, key) = server::tls::ensure_ca(&dir.path.join("ca")).expect("CA");
+            server::tls::issue_server_cert(&cert, &key, &data).expect("server cert");
+            ca_cert = Some(cert);
+        }
+        let mut last_error = None;
+        for _ in 0..5 {
+            let port = server::free_port().unwrap();
+            cluster
+                .configure(ServerSettings {
+                    // A second loopback address lets tests reach the server by a name its
+                    // certificate does not carry.
+                    listen_addresses: "127.0.0.1,127.0.0.2",
+                    port,
+                    tls: !matches!(tls, Tls::None),
+                    tls_only: matches!(tls, Tls::Required),
+                })
+                .unwrap();
+            match cluster.start() {
+                Ok(()) => {
+                    return PgCluster {
+                        cluster,
+                        port,
+                        ca_cert,
+                        _dir: dir,
+                    }
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        panic!("cannot start a throwaway cluster: {:?}", last_error);
+    }
+
+    /// Superuser connection settings for this cluster.
+    pub fn conn(&self, sslmode: SslMode) -> Conn {
+        Conn {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            dbname: "postgres".into(),
+            user: SUPERUSER.into(),
+            password: Some(SUPERUSER_PASSWORD.into()),
+            sslmode,
+            sslrootcert: self.ca_cert.as_ref().map(|p| p.display().to_string()),
+        }
+    }
+
+    /// A profile JSON for this cluster.
+    pub fn profile(&self, env: &str, conn: &Conn) -> String {
+        serde_json::json!({
+            "kind": "dbtools.profile/v1", "env": env, "protection": "open", "app": "harness", "conn": conn,
+        })
+        .to_string()
+    }
+
+    pub fn stop(&self) {
+        self.cluster.stop("immediate").unwrap();
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop("immediate");
+    }
+}
+
+/// A loopback port nothing listens on.
+pub fn closed_port() -> u16 {
+    server::free_port().unwrap()
+}

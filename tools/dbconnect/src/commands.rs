@@ -20,13 +20,34 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Command::Wait { env, timeout } => {
             let profile = env.profile(&cli.global)?;
-            let target = format!("{} at {}:{}", profile.env, profile.conn.host, profile.conn.port);
+            let target = format!(
+                "{} at {}:{}",
+                profile.env, profile.conn.host, profile.conn.port
+            );
             let started = Instant::now();
-            let client = pg::connect_with_retry(&profile.conn, TOOL, seconds(timeout)?, |elapsed, error| {
-                cli::note(TOOL, format!("waiting for {target}: {:.1}s elapsed ({})", elapsed.as_secs_f64(), error))
-            })?;
+            let client = pg::connect_with_retry(
+                &profile.conn,
+                TOOL,
+                seconds(timeout)?,
+                |elapsed, error| {
+                    cli::note(
+                        TOOL,
+                        format!(
+                            "waiting for {target}: {:.1}s elapsed ({})",
+                            elapsed.as_secs_f64(),
+                            error
+                        ),
+                    )
+                },
+            )?;
             if started.elapsed() > Duration::from_millis(500) {
-                cli::note(TOOL, format!("{target} answered after {:.1}s", started.elapsed().as_secs_f64()));
+                cli::note(
+                    TOOL,
+                    format!(
+                        "{target} answered after {:.1}s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
             }
             emit_witness(out, witness(client, Instant::now(), profile)?)
         }
@@ -62,7 +83,9 @@ fn witness(mut client: pg::Client, started: Instant, profile: Profile) -> Result
         .ok_or_else(|| Error::Failed("the witness query returned no row".into()))?;
     let text = |i: usize| row.get(i).map(str::to_string);
     let ping = Instant::now();
-    client.simple_query("SELECT 1").map_err(|e| pg::statement_error("timing a round trip", &e))?;
+    client
+        .simple_query("SELECT 1")
+        .map_err(|e| pg::statement_error("timing a round trip", &e))?;
     let latency_ms = ms(ping.elapsed());
     Ok(Witness {
         kind: contract::WITNESS.into(),
@@ -71,7 +94,11 @@ fn witness(mut client: pg::Client, started: Instant, profile: Profile) -> Result
         database: text(1).unwrap_or_default(),
         user: text(2).unwrap_or_default(),
         server_addr: text(3).unwrap_or_default(),
-        ssl: SslInfo { in_use: text(4).as_deref() == Some("t"), version: text(5), cipher: text(6) },
+        ssl: SslInfo {
+            in_use: text(4).as_deref() == Some("t"),
+            version: text(5),
+            cipher: text(6),
+        },
         connect_ms,
         latency_ms,
         profile,
@@ -139,6 +166,10 @@ fn psql(profile: &Profile, args: &[String]) -> Result<ExitStatus> {
     #[cfg(not(unix))]
     {
         let status = command.status().map_err(not_found)?;
-        Ok(if status.success() { ExitStatus::Success } else { ExitStatus::Failed })
+        Ok(if status.success() {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failed
+        })
     }
 }

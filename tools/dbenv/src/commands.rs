@@ -11,7 +11,11 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     match cli.command {
         Command::List => list(&Config::load(cli.global.config.as_deref())?, out),
-        Command::Resolve { env, from_env, reveal } => {
+        Command::Resolve {
+            env,
+            from_env,
+            reveal,
+        } => {
             let name = config::select_env(env.as_deref());
             let profile = if from_env {
                 let config = Config::load(cli.global.config.as_deref()).ok();
@@ -19,11 +23,19 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             } else {
                 resolve::resolve_profile(&Config::load(cli.global.config.as_deref())?, &name)?
             };
-            let shown = if out.json || reveal { profile.clone() } else { profile.redacted() };
+            let shown = if out.json || reveal {
+                profile.clone()
+            } else {
+                profile.redacted()
+            };
             out.emit(&profile, || profile_table(&shown))?;
             Ok(ExitStatus::Success)
         }
-        Command::Export { env, format, reveal } => {
+        Command::Export {
+            env,
+            format,
+            reveal,
+        } => {
             let config = Config::load(cli.global.config.as_deref())?;
             let profile = resolve::resolve_profile(&config, &config::select_env(env.as_deref()))?;
             let reveal = reveal || !std::io::stdout().is_terminal();
@@ -46,7 +58,11 @@ fn list(config: &Config, out: Output) -> Result<ExitStatus> {
                 instance: env.instance.clone(),
                 database: env.database.clone(),
                 user: env.user.clone(),
-                secret: config.env_secret(name).ok().flatten().map(|s| s.to_string()),
+                secret: config
+                    .env_secret(name)
+                    .ok()
+                    .flatten()
+                    .map(|s| s.to_string()),
             }
         })
         .collect();
@@ -63,7 +79,11 @@ fn list(config: &Config, out: Output) -> Result<ExitStatus> {
             .iter()
             .map(|e| {
                 vec![
-                    if e.env == listing.default_env { format!("{}*", e.env) } else { e.env.clone() },
+                    if e.env == listing.default_env {
+                        format!("{}*", e.env)
+                    } else {
+                        e.env.clone()
+                    },
                     e.protection.as_str().into(),
                     e.provider.clone().unwrap_or_else(|| "-".into()),
                     e.instance.clone().unwrap_or_else(|| "-".into()),
@@ -73,7 +93,18 @@ fn list(config: &Config, out: Output) -> Result<ExitStatus> {
                 ]
             })
             .collect();
-        output::table(&["ENV", "PROTECTION", "PROVIDER", "INSTANCE", "DATABASE", "USER", "SECRET"], &rows)
+        output::table(
+            &[
+                "ENV",
+                "PROTECTION",
+                "PROVIDER",
+                "INSTANCE",
+                "DATABASE",
+                "USER",
+                "SECRET",
+            ],
+            &rows,
+        )
     })?;
     Ok(ExitStatus::Success)
 }
@@ -87,13 +118,30 @@ fn profile_table(profile: &Profile) -> String {
         ("port", conn.port.to_string()),
         ("database", conn.dbname.clone()),
         ("user", conn.user.clone()),
-        ("password", conn.password.clone().unwrap_or_else(|| "-".into())),
+        (
+            "password",
+            conn.password.clone().unwrap_or_else(|| "-".into()),
+        ),
         ("sslmode", conn.sslmode.as_str().into()),
-        ("sslrootcert", conn.sslrootcert.clone().unwrap_or_else(|| "-".into())),
-        ("secret", profile.secret.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "-".into())),
+        (
+            "sslrootcert",
+            conn.sslrootcert.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "secret",
+            profile
+                .secret
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+        ),
         (
             "instance",
-            profile.instance.as_ref().map(|i| format!("{} ({})", i.id, i.provider)).unwrap_or_else(|| "-".into()),
+            profile
+                .instance
+                .as_ref()
+                .map(|i| format!("{} ({})", i.id, i.provider))
+                .unwrap_or_else(|| "-".into()),
         ),
     ])
 }
@@ -128,7 +176,9 @@ fn pgpass_line(profile: &Profile, reveal: bool) -> String {
 /// Writes the env's 0600 pgpass file in the state dir and returns its path.
 fn write_pgpass(config: &Config, profile: &Profile) -> Result<String> {
     let path = config.state.pgpass_file(&profile.env);
-    config.state.ensure_private_dir(path.parent().unwrap_or(&config.state.root))?;
+    config
+        .state
+        .ensure_private_dir(path.parent().unwrap_or(&config.state.root))?;
     state::write_private(&path, pgpass_line(profile, true).as_bytes())?;
     Ok(path.display().to_string())
 }
@@ -151,7 +201,10 @@ fn export(config: &Config, profile: &Profile, format: Format, reveal: bool) -> R
                 vars.push(("PGPASSFILE", write_pgpass(config, profile)?));
             }
             vars.push(("DBTOOLS_ENV", profile.env.clone()));
-            let mut text: String = vars.iter().map(|(k, v)| format!("export {k}={}\n", shell_quote(v))).collect();
+            let mut text: String = vars
+                .iter()
+                .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+                .collect();
             if conn.password.is_none() {
                 text.push_str("unset PGPASSFILE\n");
             }
@@ -162,7 +215,12 @@ fn export(config: &Config, profile: &Profile, format: Format, reveal: bool) -> R
         Format::Service => {
             let mut text = format!(
                 "[{}]\nhost={}\nport={}\ndbname={}\nuser={}\nsslmode={}\n",
-                profile.env, conn.host, conn.port, conn.dbname, conn.user, conn.sslmode.as_str()
+                profile.env,
+                conn.host,
+                conn.port,
+                conn.dbname,
+                conn.user,
+                conn.sslmode.as_str()
             );
             if let Some(root) = &conn.sslrootcert {
                 text.push_str(&format!("sslrootcert={root}\n"));
@@ -173,8 +231,14 @@ fn export(config: &Config, profile: &Profile, format: Format, reveal: bool) -> R
             text
         }
         Format::Json => {
-            let shown = if reveal { profile.clone() } else { profile.redacted() };
-            serde_json::to_string(&shown).map_err(|e| Error::Failed(format!("cannot encode the profile: {e}")))? + "\n"
+            let shown = if reveal {
+                profile.clone()
+            } else {
+                profile.redacted()
+            };
+            serde_json::to_string(&shown)
+                .map_err(|e| Error::Failed(format!("cannot encode the profile: {e}")))?
+                + "\n"
         }
     })
 }

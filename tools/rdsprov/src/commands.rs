@@ -12,7 +12,9 @@ const TOOL: &str = "rdsprov";
 pub fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     let config = Config::load(cli.global.config.as_deref())?;
-    let provider = LocalProvider { state: &config.state };
+    let provider = LocalProvider {
+        state: &config.state,
+    };
     let mut changes = Vec::new();
     let mut instances = Vec::new();
     match cli.command {
@@ -48,7 +50,11 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             }
             instances = statuses(&config, &provider, &selection)?;
         }
-        Command::Destroy { env, confirm, break_glass } => {
+        Command::Destroy {
+            env,
+            confirm,
+            break_glass,
+        } => {
             let specs = local::instance_specs(&config, std::slice::from_ref(&env))?;
             // Every env on the instance loses its database: the strictest of them decides.
             let protection = specs
@@ -58,25 +64,46 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 .chain([config.protection(&env)])
                 .max()
                 .unwrap_or(config.protection(&env));
-            guard::require_confirmation(&env, protection, "destroy", confirm.as_deref(), break_glass.as_deref())?;
+            guard::require_confirmation(
+                &env,
+                protection,
+                "destroy",
+                confirm.as_deref(),
+                break_glass.as_deref(),
+            )?;
             let _lock = provider.lock()?;
             for spec in &specs {
                 changes.extend(provider.destroy(&spec.id)?);
             }
         }
     }
-    let resources = Resources { kind: contract::RESOURCES.into(), provider: "local".into(), changes, instances };
+    let resources = Resources {
+        kind: contract::RESOURCES.into(),
+        provider: "local".into(),
+        changes,
+        instances,
+    };
     out.emit(&resources, || render(&resources))?;
     Ok(ExitStatus::Success)
 }
 
-fn statuses(config: &Config, provider: &LocalProvider, selection: &Selection) -> Result<Vec<Instance>> {
+fn statuses(
+    config: &Config,
+    provider: &LocalProvider,
+    selection: &Selection,
+) -> Result<Vec<Instance>> {
     let mut instances = Vec::new();
     for spec in local::instance_specs(config, &selection.envs)? {
         if let Some(instance) = provider.status(&spec.id)? {
             instances.push(instance);
         } else {
-            cli::note(TOOL, format!("instance {} is not provisioned: run `rdsprov apply`", spec.id));
+            cli::note(
+                TOOL,
+                format!(
+                    "instance {} is not provisioned: run `rdsprov apply`",
+                    spec.id
+                ),
+            );
         }
     }
     Ok(instances)
@@ -94,12 +121,26 @@ fn render(resources: &Resources) -> String {
                 i.status.clone(),
                 format!("{}:{}", i.endpoint.host, i.endpoint.port),
                 format!("{} {}", i.engine, i.engine_version),
-                i.databases.iter().map(|d| format!("{} ({})", d.name, d.env)).collect::<Vec<_>>().join(", "),
+                i.databases
+                    .iter()
+                    .map(|d| format!("{} ({})", d.name, d.env))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ]
         })
         .collect();
     if !rows.is_empty() {
-        text.push_str(&output::table(&["INSTANCE", "PROVIDER", "STATUS", "ENDPOINT", "ENGINE", "DATABASES"], &rows));
+        text.push_str(&output::table(
+            &[
+                "INSTANCE",
+                "PROVIDER",
+                "STATUS",
+                "ENDPOINT",
+                "ENGINE",
+                "DATABASES",
+            ],
+            &rows,
+        ));
     }
     text
 }

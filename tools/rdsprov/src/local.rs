@@ -38,11 +38,20 @@ pub struct InstanceSpec {
 pub fn instance_specs(config: &Config, envs: &[String]) -> Result<Vec<InstanceSpec>> {
     let mut ids: Vec<String> = Vec::new();
     if envs.is_empty() {
-        ids.extend(config.instances.iter().filter(|(_, i)| i.provider == "local").map(|(id, _)| id.clone()));
+        ids.extend(
+            config
+                .instances
+                .iter()
+                .filter(|(_, i)| i.provider == "local")
+                .map(|(id, _)| id.clone()),
+        );
     } else {
         for env in envs {
             let (id, instance) = config.env_instance(env)?.ok_or_else(|| {
-                Error::BadInput(format!("env {env} names no instance in {}", config.path.display()))
+                Error::BadInput(format!(
+                    "env {env} names no instance in {}",
+                    config.path.display()
+                ))
             })?;
             if instance.provider != "local" {
                 return Err(Error::BadInput(format!(
@@ -62,10 +71,21 @@ pub fn instance_specs(config: &Config, envs: &[String]) -> Result<Vec<InstanceSp
                 .envs
                 .iter()
                 .filter(|(_, env)| env.instance.as_deref() == Some(id.as_str()))
-                .map(|(name, env)| DatabaseSpec { env: name.clone(), name: env.database.clone(), owner: env.user.clone() })
+                .map(|(name, env)| DatabaseSpec {
+                    env: name.clone(),
+                    name: env.database.clone(),
+                    owner: env.user.clone(),
+                })
                 .collect();
-            let master_user = config.instances[&id].master_user.clone().unwrap_or_else(|| DEFAULT_MASTER_USER.into());
-            InstanceSpec { id, master_user, databases }
+            let master_user = config.instances[&id]
+                .master_user
+                .clone()
+                .unwrap_or_else(|| DEFAULT_MASTER_USER.into());
+            InstanceSpec {
+                id,
+                master_user,
+                databases,
+            }
         })
         .collect())
 }
@@ -97,24 +117,35 @@ impl LocalProvider<'_> {
             .write(true)
             .open(&path)
             .map_err(|e| Error::BadInput(format!("cannot open {}: {e}", path.display())))?;
-        file.lock().map_err(|e| Error::Failed(format!("cannot lock {}: {e}", path.display())))?;
+        file.lock()
+            .map_err(|e| Error::Failed(format!("cannot lock {}: {e}", path.display())))?;
         Ok(file)
     }
 
     pub fn read_record(&self, id: &str) -> Result<Option<Instance>> {
         let path = self.state.instance_record(id);
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| Error::Failed(format!("instance record {} is damaged: {e}", path.display()))),
+            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+                Error::Failed(format!(
+                    "instance record {} is damaged: {e}",
+                    path.display()
+                ))
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::BadInput(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(Error::BadInput(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
         }
     }
 
     fn write_record(&self, record: &Instance) -> Result<()> {
-        let json = serde_json::to_string_pretty(record).map_err(|e| Error::Failed(e.to_string()))?;
-        state::write_public(&self.state.instance_record(&record.id), (json + "\n").as_bytes())
+        let json =
+            serde_json::to_string_pretty(record).map_err(|e| Error::Failed(e.to_string()))?;
+        state::write_public(
+            &self.state.instance_record(&record.id),
+            (json + "\n").as_bytes(),
+        )
     }
 
     /// Brings one instance to the spec; returns what changed (empty: nothing to do).
@@ -148,7 +179,10 @@ impl LocalProvider<'_> {
                 name: d.name.clone(),
                 owner: d.owner.clone(),
                 env: d.env.clone(),
-                secret: SecretRef { source: "local".into(), reference: format!("{}/{}", spec.id, d.owner) },
+                secret: SecretRef {
+                    source: "local".into(),
+                    reference: format!("{}/{}", spec.id, d.owner),
+                },
             })
             .collect();
         if record.databases != databases {
@@ -175,8 +209,9 @@ impl LocalProvider<'_> {
         };
         let target = self.state.instance_dir(&spec.id);
         let _ = std::fs::remove_dir_all(&target);
-        std::fs::rename(&staging, &target)
-            .map_err(|e| Error::Failed(format!("cannot move {} into place: {e}", staging.display())))?;
+        std::fs::rename(&staging, &target).map_err(|e| {
+            Error::Failed(format!("cannot move {} into place: {e}", staging.display()))
+        })?;
         let record = Instance {
             kind: contract::INSTANCE.into(),
             id: spec.id.clone(),
@@ -184,9 +219,15 @@ impl LocalProvider<'_> {
             engine: "postgres".into(),
             engine_version: version,
             status: "stopped".into(),
-            endpoint: Endpoint { host: "127.0.0.1".into(), port },
+            endpoint: Endpoint {
+                host: "127.0.0.1".into(),
+                port,
+            },
             master_user: spec.master_user.clone(),
-            master_secret: SecretRef { source: "local".into(), reference: master_secret_name(&spec.id) },
+            master_secret: SecretRef {
+                source: "local".into(),
+                reference: master_secret_name(&spec.id),
+            },
             ca_cert: Some(ca_cert.display().to_string()),
             databases: Vec::new(),
         };
@@ -195,10 +236,18 @@ impl LocalProvider<'_> {
     }
 
     /// initdb + TLS + config in `staging`; returns the port it will listen on.
-    fn build_cluster(&self, spec: &InstanceSpec, bins: &PgBinaries, staging: &Path, ca_cert: &Path, ca_key: &Path) -> Result<u16> {
+    fn build_cluster(
+        &self,
+        spec: &InstanceSpec,
+        bins: &PgBinaries,
+        staging: &Path,
+        ca_cert: &Path,
+        ca_key: &Path,
+    ) -> Result<u16> {
         let _ = std::fs::remove_dir_all(staging);
         let data = staging.join("data");
-        std::fs::create_dir_all(&data).map_err(|e| Error::BadInput(format!("cannot create {}: {e}", data.display())))?;
+        std::fs::create_dir_all(&data)
+            .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", data.display())))?;
         state::set_mode(staging, 0o755)?;
         state::set_mode(&data, 0o700)?;
         server::give_to_server_user(staging)?;
@@ -228,8 +277,18 @@ impl LocalProvider<'_> {
         initialized?;
         server::tls::issue_server_cert(ca_cert, ca_key, &data)?;
         let port = server::free_port()?;
-        cluster.configure(ServerSettings { port, tls: true, tls_only: true })?;
-        secrets::store_local(self.state, &master_secret_name(&spec.id), &spec.master_user, &password)?;
+        cluster.configure(ServerSettings {
+            listen_addresses: "127.0.0.1",
+            port,
+            tls: true,
+            tls_only: true,
+        })?;
+        secrets::store_local(
+            self.state,
+            &master_secret_name(&spec.id),
+            &spec.master_user,
+            &password,
+        )?;
         Ok(port)
     }
 
@@ -249,48 +308,90 @@ impl LocalProvider<'_> {
 
     /// The role and database of one env: created when missing; a role whose secret is gone gets
     /// a new password (and secret) rather than leaving the env unusable.
-    fn ensure_database(&self, client: &mut pg::Client, record: &Instance, spec: &DatabaseSpec) -> Result<Vec<String>> {
+    fn ensure_database(
+        &self,
+        client: &mut pg::Client,
+        record: &Instance,
+        spec: &DatabaseSpec,
+    ) -> Result<Vec<String>> {
         let mut changes = Vec::new();
         let secret_name = format!("{}/{}", record.id, spec.owner);
-        let secret_ref = SecretRef { source: "local".into(), reference: secret_name.clone() };
-        let role_exists = exists(client, "SELECT 1 FROM pg_roles WHERE rolname = $1", &spec.owner)?;
+        let secret_ref = SecretRef {
+            source: "local".into(),
+            reference: secret_name.clone(),
+        };
+        let role_exists = exists(
+            client,
+            "SELECT 1 FROM pg_roles WHERE rolname = $1",
+            &spec.owner,
+        )?;
         let secret_exists = secrets::resolve(&secret_ref, self.state).is_ok();
         if !role_exists || !secret_exists {
             let password = secrets::generate_password()?;
             let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
             secrets::store_local(self.state, &secret_name, &spec.owner, &password)?;
             let (verb, change) = if role_exists {
-                ("ALTER", format!("reset the password of role {} (its secret was missing)", spec.owner))
+                (
+                    "ALTER",
+                    format!(
+                        "reset the password of role {} (its secret was missing)",
+                        spec.owner
+                    ),
+                )
             } else {
-                ("CREATE", format!("created role {} (login only)", spec.owner))
+                (
+                    "CREATE",
+                    format!("created role {} (login only)", spec.owner),
+                )
             };
             let sql = format!(
                 "{verb} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}",
                 quote_ident(&spec.owner),
                 quote_literal(&verifier)
             );
-            client.batch_execute(&sql).map_err(|e| pg::statement_error(&format!("{verb} ROLE {}", spec.owner), &e))?;
+            client
+                .batch_execute(&sql)
+                .map_err(|e| pg::statement_error(&format!("{verb} ROLE {}", spec.owner), &e))?;
             changes.push(change);
         }
-        if !exists(client, "SELECT 1 FROM pg_database WHERE datname = $1", &spec.name)? {
+        if !exists(
+            client,
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &spec.name,
+        )? {
             let db = quote_ident(&spec.name);
             let owner = quote_ident(&spec.owner);
             client
-                .batch_execute(&format!("CREATE DATABASE {db} OWNER {owner} ENCODING 'UTF8' TEMPLATE template0"))
+                .batch_execute(&format!(
+                    "CREATE DATABASE {db} OWNER {owner} ENCODING 'UTF8' TEMPLATE template0"
+                ))
                 .map_err(|e| pg::statement_error(&format!("CREATE DATABASE {}", spec.name), &e))?;
             client
                 .batch_execute(&format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner}"))
                 .map_err(|e| pg::statement_error(&format!("GRANT on {}", spec.name), &e))?;
-            changes.push(format!("created database {} (env {}, owner {})", spec.name, spec.env, spec.owner));
+            changes.push(format!(
+                "created database {} (env {}, owner {})",
+                spec.name, spec.env, spec.owner
+            ));
         }
         Ok(changes)
     }
 
     /// The record with its live status.
     pub fn status(&self, id: &str) -> Result<Option<Instance>> {
-        let Some(mut record) = self.read_record(id)? else { return Ok(None) };
+        let Some(mut record) = self.read_record(id)? else {
+            return Ok(None);
+        };
         let bins = PgBinaries::locate()?;
-        record.status = if self.cluster(bins, &self.state.instance_dir(id)).is_running() { "running" } else { "stopped" }.into();
+        record.status = if self
+            .cluster(bins, &self.state.instance_dir(id))
+            .is_running()
+        {
+            "running"
+        } else {
+            "stopped"
+        }
+        .into();
         Ok(Some(record))
     }
 
@@ -319,13 +420,17 @@ impl LocalProvider<'_> {
             return Ok(None);
         }
         self.cluster(PgBinaries::locate()?, &dir).stop("fast")?;
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::Failed(format!("cannot remove {}: {e}", dir.display())))?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::Failed(format!("cannot remove {}: {e}", dir.display())))?;
         let secrets_dir = self.state.secrets_dir().join(id);
         if secrets_dir.exists() {
-            std::fs::remove_dir_all(&secrets_dir)
-                .map_err(|e| Error::Failed(format!("cannot remove {}: {e}", secrets_dir.display())))?;
+            std::fs::remove_dir_all(&secrets_dir).map_err(|e| {
+                Error::Failed(format!("cannot remove {}: {e}", secrets_dir.display()))
+            })?;
         }
-        Ok(Some(format!("destroyed instance {id} (data and secrets deleted)")))
+        Ok(Some(format!(
+            "destroyed instance {id} (data and secrets deleted)"
+        )))
     }
 }
 

@@ -1,0 +1,45 @@
+# dbtools flows. Every target is a pipeline of the tools; nothing is reimplemented here.
+# `make up` then `make test` is all a fresh machine needs (scripts/setup.sh installs the rest).
+
+CARGO   ?= cargo
+PROFILE ?= debug
+ENV     ?= dev
+ENVS    ?= dev test
+BIN     := target/$(PROFILE)
+CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup build up down status psql test check bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: ## Install what is missing (PostgreSQL server, openssl, TLS headers, moto)
+	@bash scripts/setup.sh
+
+build: setup ## Build the tools
+	@$(CARGO) build --workspace --bins $(CARGO_PROFILE)
+
+up: build ## Provision local DEV and TEST (TLS, scram) and print each env's witness
+	@$(BIN)/rdsprov apply >/dev/null
+	@for env in $(ENVS); do $(BIN)/dbenv resolve $$env | $(BIN)/dbconnect check || exit $$?; done
+
+down: build ## Stop the local instances (data is kept)
+	@$(BIN)/rdsprov stop
+
+status: build ## Show the instances
+	@$(BIN)/rdsprov status
+
+psql: build ## Open psql on ENV (make psql ENV=test)
+	@$(BIN)/dbconnect psql --env $(ENV)
+
+test: setup ## Run the whole test suite (unit, integration, end-to-end)
+	@$(CARGO) build --workspace --bins
+	@$(CARGO) test --workspace
+
+check: ## Formatting and lints, as CI runs them
+	@$(CARGO) fmt --all -- --check
+	@$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+bench: build ## Measure dbenv resolve's start-to-exit time (scripts/bench/)
+	@bash scripts/bench/dbenv-resolve.sh

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what dbtools needs on a fresh Debian/Ubuntu machine, and nothing when it is already
+# there (so `make up`, `make test` and CI can call it every time): the PostgreSQL server (initdb,
+# pg_ctl, psql), openssl, the TLS headers native-tls builds against, and moto's standalone server
+# for the AWS tests. Prints one line per install; silent when everything is present.
+set -euo pipefail
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+pg_server_present() {
+  [ -n "${DBTOOLS_PG_BIN:-}" ] && [ -x "$DBTOOLS_PG_BIN/initdb" ] && return 0
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return 0
+  have initdb && have pg_ctl
+}
+
+pg_server_present || need_apt+=(postgresql postgresql-contrib)
+have psql || need_apt+=(postgresql-client)
+have openssl || need_apt+=(openssl)
+have pkg-config || need_apt+=(pkg-config)
+[ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
+have runuser || need_apt+=(util-linux)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] && ! have sudo; then
+    echo "setup: missing ${need_apt[*]}: install them with your package manager (apt-get install -y ${need_apt[*]})" >&2
+    exit 2
+  fi
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "setup: installing ${need_apt[*]} (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >/dev/null
+  $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# Debian's postgresql package starts a cluster of its own on 5432; we never use it, and it is
+# harmless, but a fresh install should not leave a server running that nobody asked for.
+if [ ${#need_apt[@]} -gt 0 ] && have pg_ctlcluster; then
+  for conf in /etc/postgresql/*/main; do
+    [ -d "$conf" ] || continue
+    version=$(basename "$(dirname "$conf")")
+    pg_ctlcluster "$version" main stop >/dev/null 2>&1 || true
+  done
+fi
+
+if ! have moto_server; then
+  echo "setup: installing moto[server] (pip)" >&2
+  python3 -m pip install -q 'moto[server]' >/dev/null
+  hash -r
+fi

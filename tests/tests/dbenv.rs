@@ -1,0 +1,219 @@
+//! dbenv against configs and secrets: env selection, unknown envs, missing secrets, hostile
+//! names, exports, ad-hoc profiles from DATABASE_URL, and an unwritable state dir.
+
+use harness::{Project, Tool};
+
+const REMOTE: &str = r#"app = "combine"
+[env.dev]
+host = "db.dev.example.com"
+database = "combine_dev"
+user = "combine_app"
+secret = "env:DEV_DB_PASSWORD"
+sslrootcert = "certs/rds.pem"
+[env.prod]
+host = "db.example.com"
+database = "combine"
+user = "combine_app"
+secret = "local:prod/app"
+"#;
+
+#[test]
+fn resolve_reads_an_env_var_secret_and_defaults_to_verify_full() {
+    let project = Project::new(REMOTE);
+    let run = project
+        .tool("dbenv")
+        .args(["resolve", "dev"])
+        .env("DEV_DB_PASSWORD", "pw from env")
+        .run();
+    let profile = run.expect(0).json();
+    assert_eq!(profile["kind"], "dbtools.profile/v1");
+    assert_eq!(profile["conn"]["password"], "pw from env");
+    assert_eq!(profile["conn"]["sslmode"], "verify-full");
+    assert_eq!(profile["protection"], "open");
+    let root = profile["conn"]["sslrootcert"].as_str().unwrap();
+    assert!(
+        root.ends_with("certs/rds.pem") && root.starts_with('/'),
+        "{root}"
+    );
+}
+
+#[test]
+fn env_selection_uses_dbtools_env_then_dev() {
+    let project = Project::new(REMOTE);
+    let run = project
+        .tool("dbenv")
+        .args(["resolve"])
+        .env("DEV_DB_PASSWORD", "x")
+        .run();
+    assert_eq!(run.expect(0).json()["env"], "dev");
+    let run = project
+        .tool("dbenv")
+        .args(["resolve"])
+        .env("DBTOOLS_ENV", "staging")
+        .run();
+    run.expect_error("dbenv", 2, "unknown env \"staging\"");
+    assert!(run.stderr.contains("knows dev, prod"), "{}", run.stderr);
+}
+
+#[test]
+fn missing_secrets_are_named_without_leaking_anything() {
+    let project = Project::new(REMOTE);
+    project
+        .tool("dbenv")
+        .args(["resolve", "dev"])
+        .run()
+        .expect_error(
+            "dbenv",
+            2,
+            "environment variable DEV_DB_PASSWORD is not set",
+        );
+    project
+        .tool("dbenv")
+        .args(["resolve", "prod"])
+        .run()
+        .expect_error("dbenv", 2, "secret local:prod/app is missing");
+}
+
+#[test]
+fn hostile_names_in_config_are_rejected() {
+    for (bad, needle) in [
+        (
+            "database = \"combine_dev\"",
+            "database = \"x\\\"; DROP TABLE users; --\"",
+        ),
+        (
+            "user = \"combine_app\"\nsecret = \"env:DEV_DB_PASSWORD\"",
+            "user = \"app user\"\nsecret = \"env:DEV_DB_PASSWORD\"",
+        ),
+        ("[env.dev]", "[env.\"dev'; select\"]"),
+    ] {
+        let project = Project::new(&REMOTE.replacen(bad, needle, 1));
+        let run = project.tool("dbenv").args(["list"]).run();
+        run.expect_error("dbenv", 2, "is not allowed");
+    }
+}
+
+#[test]
+fn no_config_says_where_it_looked() {
+    let dir = harness::TempDir::new("noconfig");
+    Tool::new("dbenv")
+        .args(["list"])
+        .current_dir(&dir.path)
+        .run()
+        .expect_error("dbenv", 2, "no dbtools.toml in");
+}
+
+#[test]
+fn malformed_config_names_the_file_and_the_key() {
+    let project = Project::new("[env.dev]\nhost = 5\n");
+    project
+        .tool("dbenv")
+        .args(["list"])
+        .run()
+        .expect_error("dbenv", 2, "dbtools.toml");
+}
+
+#[test]
+fn list_shows_envs_with_protection() {
+    let project = Project::new(REMOTE);
+    let listing = project.tool("dbenv").args(["list"]).run().expect(0).json();
+    assert_eq!(listing["envs"][0]["env"], "dev");
+    assert_eq!(listing["envs"][1]["protection"], "locked");
+    assert_eq!(listing["default_env"], "dev");
+}
+
+#[test]
+fn export_env_writes_a_0600_pgpass_and_keeps_the_password_out_of_the_output() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = Project::new(REMOTE);
+    let run = project
+        .tool("dbenv")
+        .args(["export", "dev", "--format", "env"])
+        .env("DEV_DB_PASSWORD", "s3cr:t")
+        .run();
+    run.expect(0);
+    assert!(!run.stdout.contains("s3cr"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("export PGHOST='db.dev.example.com'"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("export PGSSLMODE='verify-full'"),
+        "{}",
+        run.stdout
+    );
+    let passfile = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("export PGPASSFILE="))
+        .unwrap()
+        .trim_matches('\'');
+    let meta = std::fs::metadata(passfile).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(passfile).unwrap(),
+        "db.dev.example.com:5432:combine_dev:combine_app:s3cr\\:t\n"
+    );
+}
+
+#[test]
+fn export_url_service_and_pgpass() {
+    let project = Project::new(REMOTE);
+    let url = project
+        .tool("dbenv")
+        .args(["export", "dev", "-f", "url"])
+        .env("DEV_DB_PASSWORD", "p@ss")
+        .run();
+    assert!(url.expect(0).stdout.starts_with("postgres://combine_app:p%40ss@db.dev.example.com:5432/combine_dev?sslmode=verify-full&sslrootcert="), "{}", url.stdout);
+    let service = project
+        .tool("dbenv")
+        .args(["export", "dev", "-f", "service"])
+        .env("DEV_DB_PASSWORD", "p")
+        .run();
+    let text = &service.expect(0).stdout;
+    assert!(
+        text.starts_with("[dev]\nhost=db.dev.example.com\nport=5432\ndbname=combine_dev\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("passfile=") && !text.contains("password"),
+        "{text}"
+    );
+}
+
+#[test]
+fn from_env_builds_an_adhoc_profile_from_database_url() {
+    let dir = harness::TempDir::new("adhoc");
+    let run = Tool::new("dbenv")
+        .args(["resolve", "--from-env"])
+        .current_dir(&dir.path)
+        .env(
+            "DATABASE_URL",
+            "postgres://app:pw@db.example.com:6432/appdb?sslmode=require",
+        )
+        .run();
+    let profile = run.expect(0).json();
+    assert_eq!(profile["env"], "dev");
+    assert_eq!(
+        profile["protection"], "confirm",
+        "an unknown database is treated with care"
+    );
+    assert_eq!(profile["conn"]["port"], 6432);
+    assert_eq!(profile["conn"]["sslmode"], "require");
+    assert_eq!(profile["secret"]["source"], "env");
+}
+
+#[test]
+fn an_unwritable_state_dir_is_a_clear_error() {
+    let project = Project::new(REMOTE);
+    let blocker = project.path().join("not-a-dir");
+    std::fs::write(&blocker, "file in the way").unwrap();
+    let run = project
+        .tool("dbenv")
+        .args(["export", "dev"])
+        .env("DEV_DB_PASSWORD", "x")
+        .env("DBTOOLS_STATE_DIR", blocker.join("state"))
+        .run();
+    run.expect_error("dbenv", 2, "cannot write state dir");
+}

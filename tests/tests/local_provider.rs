@@ -1,0 +1,300 @@
+//! `rdsprov` with the local provider, end to end: apply creates real TLS instances, a second
+//! apply changes nothing, the profile pipeline and libpq exports work, no password reaches argv,
+//! stderr or a file that is not 0600, roles are least-privilege, and destroy is guarded.
+
+use harness::{Project, Tool};
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Collects every distinct /proc/*/cmdline seen while `work` runs.
+fn sample_cmdlines<T>(work: impl FnOnce() -> T) -> (T, BTreeSet<String>) {
+    let done = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let sampler = {
+        let (done, seen) = (done.clone(), seen.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    if let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) {
+                        if !bytes.is_empty() {
+                            seen.lock()
+                                .unwrap()
+                                .insert(String::from_utf8_lossy(&bytes).replace('\0', " "));
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let result = work();
+    done.store(true, Ordering::SeqCst);
+    sampler.join().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    (result, seen)
+}
+
+fn secret_passwords(project: &Project) -> Vec<String> {
+    let mut passwords = Vec::new();
+    let mut stack = vec![project.state().join("secrets")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.path().is_dir() {
+                stack.push(entry.path());
+            } else {
+                let value: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+                passwords.push(value["password"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    passwords
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn apply_provisions_tls_instances_idempotently_without_leaking_passwords() {
+    let project = Project::local_dev_test();
+    let (run, cmdlines) = sample_cmdlines(|| project.tool("rdsprov").args(["apply"]).run());
+    let resources = run.expect(0).json();
+    assert_eq!(resources["kind"], "dbtools.resources/v1");
+    let instances = resources["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 2);
+    assert_eq!(instances[0]["status"], "running");
+    assert!(
+        run.stderr.contains("created instance combine-dev"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("created database combine_test (env test, owner combine_app)"),
+        "{}",
+        run.stderr
+    );
+
+    let passwords = secret_passwords(&project);
+    assert_eq!(
+        passwords.len(),
+        4,
+        "a master and an app secret per instance"
+    );
+    for password in &passwords {
+        assert!(!run.stderr.contains(password.as_str()) && !run.stdout.contains(password.as_str()));
+        for cmdline in &cmdlines {
+            assert!(
+                !cmdline.contains(password.as_str()),
+                "password on argv: {cmdline}"
+            );
+        }
+        for file in files_under(&project.state()) {
+            let Ok(bytes) = std::fs::read(&file) else {
+                continue;
+            };
+            if String::from_utf8_lossy(&bytes).contains(password.as_str()) {
+                let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+                assert_eq!(
+                    mode,
+                    0o600,
+                    "{} holds a password with mode {mode:o}",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(
+        cmdlines.iter().any(|c| c.contains("initdb")),
+        "the sampler saw the run"
+    );
+
+    let again = project.tool("rdsprov").args(["apply"]).run();
+    assert_eq!(
+        again.expect(0).json()["changes"].as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(again.stderr.trim(), "rdsprov: nothing to change");
+}
+
+#[test]
+fn pipeline_export_and_least_privilege() {
+    let project = Project::local_dev_test();
+    project.apply();
+
+    // dbenv resolve dev | dbconnect check
+    let witness = Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(project.profile("dev"))
+        .run()
+        .expect(0)
+        .json();
+    assert_eq!(witness["ssl"]["in_use"], true);
+    assert_eq!(witness["profile"]["conn"]["sslmode"], "verify-full");
+    assert_eq!(witness["user"], "combine_app");
+    assert_eq!(witness["database"], "combine_dev");
+
+    // eval "$(dbenv export test --format env)"; psql -c 'select 1'
+    let script = format!(
+        "set -e; eval \"$({} export test --format env)\"; psql -XAtc 'select current_database(), 1'",
+        harness::bin("dbenv").display()
+    );
+    let run = Tool::program("bash")
+        .args(["-c", &script])
+        .current_dir(project.path())
+        .run();
+    assert_eq!(run.expect(0).stdout.trim(), "combine_test|1");
+
+    // The app role is not a superuser and cannot reach the other env's database.
+    let run = Tool::new("dbconnect")
+        .args(["psql", "--env", "dev", "--", "-XAtc", "select rolsuper, rolcreatedb, rolcreaterole from pg_roles where rolname = current_user"])
+        .current_dir(project.path())
+        .run();
+    assert_eq!(run.expect(0).stdout.trim(), "f|f|f");
+
+    // Plain TCP is refused by the server itself (hostssl only).
+    let mut profile: serde_json::Value = serde_json::from_str(&project.profile("dev")).unwrap();
+    profile["conn"]["sslmode"] = "disable".into();
+    let run = Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(profile.to_string())
+        .run();
+    run.expect_error("dbconnect", 4, "no pg_hba.conf entry");
+}
+
+#[test]
+fn stop_start_status_and_guarded_destroy() {
+    let project = Project::local_dev_test();
+    project.apply();
+    let stopped = project
+        .tool("rdsprov")
+        .args(["stop", "--env", "dev"])
+        .run()
+        .expect(0)
+        .json();
+    assert_eq!(stopped["instances"][0]["status"], "stopped");
+    Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(project.profile("dev"))
+        .run()
+        .expect_error("dbconnect", 4, "connection refused");
+    let status = project
+        .tool("rdsprov")
+        .args(["status"])
+        .run()
+        .expect(0)
+        .json();
+    let states: Vec<&str> = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["stopped", "running"]);
+    project
+        .tool("rdsprov")
+        .args(["start", "--env", "dev"])
+        .run()
+        .expect(0);
+    Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(project.profile("dev"))
+        .run()
+        .expect(0);
+
+    // test is confirm-level: no confirm, or a wrong-case one, is refused and deletes nothing.
+    project
+        .tool("rdsprov")
+        .args(["destroy", "--env", "test"])
+        .run()
+        .expect_error("rdsprov", 3, "add --confirm test");
+    project
+        .tool("rdsprov")
+        .args(["destroy", "--env", "test", "--confirm", "TEST"])
+        .run()
+        .expect_error("rdsprov", 3, "does not match");
+    assert!(project
+        .state()
+        .join("local/combine-test/instance.json")
+        .exists());
+    let destroyed = project
+        .tool("rdsprov")
+        .args(["destroy", "--env", "test", "--confirm", "test"])
+        .run()
+        .expect(0)
+        .json();
+    assert_eq!(
+        destroyed["changes"][0],
+        "destroyed instance combine-test (data and secrets deleted)"
+    );
+    assert!(!project.state().join("local/combine-test").exists());
+    assert!(!project.state().join("secrets/combine-test").exists());
+    project
+        .tool("dbenv")
+        .args(["resolve", "test"])
+        .run()
+        .expect_error("dbenv", 4, "local instance combine-test is not provisioned");
+
+    // dev is open: destroy needs no confirm.
+    project
+        .tool("rdsprov")
+        .args(["destroy", "--env", "dev"])
+        .run()
+        .expect(0);
+}
+
+#[test]
+fn a_failed_create_leaves_nothing_behind() {
+    let project = Project::local_dev_test();
+    // A bogus server directory makes initdb fail after the staging dir was made.
+    let fake = harness::TempDir::new("fakepg");
+    for tool in ["initdb", "pg_ctl", "postgres"] {
+        let path = fake.path.join(tool);
+        std::fs::write(&path, "#!/bin/sh\necho 'postgres (PostgreSQL) 15.0'\n[ \"$1\" = --version ] && exit 0\necho 'initdb: boom' >&2\nexit 1\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let run = project
+        .tool("rdsprov")
+        .args(["apply", "--env", "dev"])
+        .env("DBTOOLS_PG_BIN", &fake.path)
+        .run();
+    run.expect_error("rdsprov", 5, "initdb failed");
+    let local = project.state().join("local");
+    let leftovers: Vec<String> = std::fs::read_dir(&local)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n != "ca" && n != ".lock")
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    assert!(!project
+        .state()
+        .join("secrets/combine-dev/master.json")
+        .exists());
+}
+
+#[test]
+fn missing_server_binaries_say_what_to_install() {
+    let project = Project::local_dev_test();
+    let empty = harness::TempDir::new("nopg");
+    let run = project
+        .tool("rdsprov")
+        .args(["apply"])
+        .env("DBTOOLS_PG_BIN", &empty.path)
+        .run();
+    run.expect_error("rdsprov", 2, "apt-get install -y postgresql");
+}

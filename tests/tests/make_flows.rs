@@ -1,0 +1,84 @@
+//! README's first command, `make up`, run for real: it provisions local DEV and TEST and prints
+//! both witnesses over TLS; re-running it changes nothing; `make down` stops the instances.
+//! (The tools are already built by `make test`, so the test passes CARGO=true to skip the build:
+//! a nested cargo would wait on the lock the running `cargo test` holds.)
+
+use harness::{TempDir, Tool};
+
+fn make(target: &str, state: &TempDir) -> harness::Run {
+    let repo = harness::repo_root();
+    Tool::program("make")
+        .args(["-s", "-C"])
+        .arg_path(&repo)
+        .args([
+            target,
+            "CARGO=true".to_string().as_str(),
+            &format!("BIN={}", harness::bin_dir().display()),
+        ])
+        .env("DBTOOLS_STATE_DIR", &state.path)
+        .env("DBTOOLS_CONFIG", repo.join("dbtools.toml"))
+        .run()
+}
+
+#[test]
+fn make_up_prints_dev_and_test_witnesses_over_tls_and_is_harmless_to_repeat() {
+    let state = TempDir::new("makeup");
+    let _cleanup = Cleanup(state.path.clone());
+    let run = make("up", &state);
+    run.expect(0);
+    let witnesses: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a witness per line"))
+        .collect();
+    let envs: Vec<&str> = witnesses
+        .iter()
+        .map(|w| w["env"].as_str().unwrap())
+        .collect();
+    assert_eq!(envs, ["dev", "test"]);
+    for witness in &witnesses {
+        assert_eq!(witness["kind"], "dbtools.witness/v1");
+        assert_eq!(witness["ssl"]["in_use"], true, "{witness}");
+    }
+    let again = make("up", &state);
+    assert_eq!(again.expect(0).stdout.lines().count(), 2);
+    assert!(
+        again.stderr.contains("rdsprov: nothing to change"),
+        "{}",
+        again.stderr
+    );
+
+    let down = make("down", &state);
+    down.expect(0);
+    assert!(
+        down.stderr.is_empty() || !down.stderr.contains("error"),
+        "{}",
+        down.stderr
+    );
+    let status = make("status", &state).json();
+    assert!(
+        status["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["status"] == "stopped"),
+        "{status}"
+    );
+}
+
+#[test]
+fn make_help_lists_the_flows() {
+    let state = TempDir::new("makehelp");
+    let run = make("help", &state);
+    for target in ["make up", "make test", "make down", "make psql"] {
+        assert!(run.expect(0).stdout.contains(target), "{}", run.stdout);
+    }
+}
+
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        harness::stop_local_instances(&self.0);
+    }
+}

@@ -1,0 +1,106 @@
+//! Bad input on stdin: every tool that reads a profile refuses it with exit 2, one `<tool>: …`
+//! line on stderr and the error object on stdout, and does nothing.
+
+use harness::Tool;
+
+fn check_with_stdin(input: &[u8]) -> harness::Run {
+    Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(input.to_vec())
+        .run()
+}
+
+#[test]
+fn empty_stdin_says_how_to_pipe_a_profile() {
+    check_with_stdin(b"").expect_error("dbconnect", 2, "stdin is empty: pipe a profile in");
+}
+
+#[test]
+fn two_objects_are_refused() {
+    let profile = r#"{"kind":"dbtools.profile/v1","env":"dev","protection":"open","conn":{"host":"127.0.0.1","port":1,"dbname":"d","user":"u","sslmode":"disable"}}"#;
+    check_with_stdin(format!("{profile}\n{profile}").as_bytes()).expect_error(
+        "dbconnect",
+        2,
+        "more than one JSON object",
+    );
+}
+
+#[test]
+fn invalid_json_names_line_and_column() {
+    check_with_stdin(b"{\"kind\": \n  oops}").expect_error("dbconnect", 2, "line 2, column");
+}
+
+#[test]
+fn unknown_kind_and_newer_major_are_refused() {
+    check_with_stdin(br#"{"kind":"someone.else/v1"}"#).expect_error(
+        "dbconnect",
+        2,
+        "unknown message kind",
+    );
+    check_with_stdin(br#"{"kind":"dbtools.profile/v9"}"#).expect_error(
+        "dbconnect",
+        2,
+        "newer version than this tool reads",
+    );
+}
+
+#[test]
+fn a_result_without_profile_is_refused() {
+    check_with_stdin(br#"{"kind":"dbtools.env.list/v1","envs":[]}"#).expect_error(
+        "dbconnect",
+        2,
+        "carries no profile",
+    );
+}
+
+#[test]
+fn an_upstream_error_passes_through_with_its_code_and_no_second_message() {
+    let run = check_with_stdin(
+        br#"{"kind":"dbtools.error/v1","tool":"dbenv","code":4,"message":"instance down"}"#,
+    );
+    run.expect(4);
+    assert_eq!(run.stderr, "", "the upstream tool already reported it");
+    assert_eq!(run.json()["tool"], "dbenv");
+}
+
+#[test]
+fn a_failing_dbenv_makes_the_pipeline_fail_with_its_code() {
+    let project =
+        harness::Project::new("[env.dev]\nhost = \"127.0.0.1\"\ndatabase = \"d\"\nuser = \"u\"\n");
+    let resolve = project.tool("dbenv").args(["resolve", "staging"]).run();
+    resolve.expect_error("dbenv", 2, "unknown env \"staging\"");
+    let check = Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(resolve.stdout.clone())
+        .run();
+    check.expect(2);
+    assert_eq!(check.stderr, "");
+}
+
+#[test]
+fn utf16_profile_from_windows_powershell_is_read() {
+    // A closed port: reaching the connect step proves the UTF-16 profile was understood.
+    let port = harness::closed_port();
+    let profile = format!(
+        r#"{{"kind":"dbtools.profile/v1","env":"dev","protection":"open","app":"ünïcødé","conn":{{"host":"127.0.0.1","port":{port},"dbname":"d","user":"u","sslmode":"disable"}}}}"#
+    );
+    let mut bytes = vec![0xFF, 0xFE];
+    for unit in profile.encode_utf16() {
+        bytes.extend(unit.to_le_bytes());
+    }
+    check_with_stdin(&bytes).expect_error("dbconnect", 4, "connection refused");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let run = Tool::new("dbenv")
+        .args(["export", "dev", "--format", "yaml"])
+        .run();
+    run.expect(2);
+    assert!(
+        run.stderr.contains("invalid value 'yaml'"),
+        "{}",
+        run.stderr
+    );
+    Tool::new("rdsprov").args(["--help"]).run().expect(0);
+}
