@@ -19,6 +19,7 @@ have openssl || need_apt+=(openssl)
 have pkg-config || need_apt+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
 have runuser || need_apt+=(util-linux)
+have strace || need_apt+=(strace)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && ! have sudo; then

@@ -400,3 +400,84 @@ impl Drop for PgCluster {
 pub fn closed_port() -> u16 {
     server::free_port().unwrap()
 }
+
+/// moto's standalone AWS server on a free loopback port, killed when dropped. Tools run against
+/// it get `AWS_ENDPOINT_URL`, fake credentials and `AWS_EC2_METADATA_DISABLED=true` from
+/// [`MotoServer::env`], so nothing ever reaches AWS or the instance-metadata endpoint.
+pub struct MotoServer {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+pub const AWS_REGION: &str = "eu-west-1";
+
+impl MotoServer {
+    pub fn start() -> MotoServer {
+        let port = server::free_port().unwrap();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("this test needs moto's server ({e}): pip install 'moto[server]' (bash scripts/setup.sh does)")
+            });
+        let moto = MotoServer { port, child };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto_server did not listen on {port} within 30 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        moto
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment a tool needs to talk to this moto and nothing else.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", AWS_REGION.into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", "/nonexistent".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+        ]
+    }
+
+    /// Creates a secret with boto3 (installed with moto), as a user's console or script would.
+    /// The value travels on stdin, never argv.
+    pub fn create_secret(&self, name: &str, value: &str) -> String {
+        let script = "import sys, boto3\n\
+            c = boto3.client('secretsmanager', endpoint_url=sys.argv[1], region_name=sys.argv[2])\n\
+            print(c.create_secret(Name=sys.argv[3], SecretString=sys.stdin.read())['ARN'])\n";
+        let mut tool = Tool::program("python3").args(["-c", script, &self.endpoint(), AWS_REGION, name]).stdin(value);
+        for (key, val) in self.env() {
+            tool = tool.env(key, val);
+        }
+        let run = tool.run();
+        run.expect(0);
+        run.stdout.trim().to_string()
+    }
+}
+
+impl Tool {
+    /// Points the tool at a moto server.
+    pub fn aws(mut self, moto: &MotoServer) -> Tool {
+        for (key, value) in moto.env() {
+            self = self.env(key, value);
+        }
+        self
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -159,6 +159,19 @@ fn pipeline_export_and_least_privilege() {
         .run();
     assert_eq!(run.expect(0).stdout.trim(), "combine_test|1");
 
+    // Resolving a local profile never opens a network socket (strace sees every socket call).
+    let trace = project.path().join("dbenv.strace");
+    let run = Tool::program("strace")
+        .args(["-f", "-e", "trace=socket,connect", "-o"])
+        .arg_path(&trace)
+        .arg_path(&harness::bin("dbenv"))
+        .args(["resolve", "dev"])
+        .current_dir(project.path())
+        .run();
+    assert_eq!(run.code, 0, "strace is needed for this test (apt-get install -y strace): {}", run.stderr);
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    assert!(!calls.contains("AF_INET"), "dbenv resolve opened a network socket:\n{calls}");
+
     // The app role is not a superuser and cannot reach the other env's database.
     let run = Tool::new("dbconnect")
         .args(["psql", "--env", "dev", "--", "-XAtc", "select rolsuper, rolcreatedb, rolcreaterole from pg_roles where rolname = current_user"])

@@ -43,6 +43,12 @@ pub enum Command {
         #[command(flatten)]
         selection: Selection,
     },
+    /// Secrets: `secret get ID` prints a secret from AWS Secrets Manager (what dbenv runs for
+    /// `aws-sm:` references); the value is redacted on a terminal unless --reveal.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// Delete an env's instance with its data and secrets (destructive: see --confirm).
     Destroy {
         /// The env whose instance goes.
@@ -54,5 +60,20 @@ pub enum Command {
         /// The reason, needed on locked envs.
         #[arg(long, value_name = "REASON")]
         break_glass: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Print a secret's value as dbtools.secret/v1 JSON.
+    Get {
+        /// Secret name or ARN.
+        id: String,
+        /// AWS region [default: the ARN's, then the AWS environment's].
+        #[arg(long)]
+        region: Option<String>,
+        /// Show the password on a terminal.
+        #[arg(long)]
+        reveal: bool,
     },
 }

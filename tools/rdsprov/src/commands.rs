@@ -1,23 +1,51 @@
 //! rdsprov's commands over the local provider: apply, status, start, stop, destroy.
 
-use crate::cli::{Cli, Command, Selection};
+use crate::aws_secrets;
+use crate::cli::{Cli, Command, SecretCommand, Selection};
 use crate::local::{self, LocalProvider};
 use dbtools::config::Config;
 use dbtools::contract::{self, Instance, Resources};
 use dbtools::output::{self, Output};
+use dbtools::cli::GlobalArgs;
 use dbtools::{cli, guard, ExitStatus, Result};
 
 const TOOL: &str = "rdsprov";
 
 pub fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
-    let config = Config::load(cli.global.config.as_deref())?;
+    match cli.command {
+        Command::Secret { command: SecretCommand::Get { id, region, reveal } } => {
+            secret_get(out, &id, region.as_deref(), reveal)
+        }
+        command => provision(out, &cli.global, command),
+    }
+}
+
+/// Prints an AWS secret. Needs no dbtools.toml: dbenv runs this for any profile with an aws-sm secret.
+fn secret_get(out: Output, id: &str, region: Option<&str>, reveal: bool) -> Result<ExitStatus> {
+    let value = aws_secrets::get_secret(id, region)?;
+    let mut shown = value.clone();
+    if !reveal {
+        shown.password = contract::REDACTED.into();
+    }
+    out.emit(&value, || {
+        output::key_values(&[
+            ("secret", format!("aws-sm:{}", shown.reference)),
+            ("username", shown.username.clone().unwrap_or_else(|| "-".into())),
+            ("password", shown.password.clone()),
+        ])
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+fn provision(out: Output, global: &GlobalArgs, command: Command) -> Result<ExitStatus> {
+    let config = Config::load(global.config.as_deref())?;
     let provider = LocalProvider {
         state: &config.state,
     };
     let mut changes = Vec::new();
     let mut instances = Vec::new();
-    match cli.command {
+    match command {
         Command::Apply { selection } => {
             let specs = local::instance_specs(&config, &selection.envs)?;
             let _lock = provider.lock()?;
@@ -50,6 +78,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             }
             instances = statuses(&config, &provider, &selection)?;
         }
+        Command::Secret { .. } => unreachable!("run() handles secret commands"),
         Command::Destroy {
             env,
             confirm,

@@ -2,6 +2,7 @@
 //! (TLS, scram-sha-256, least-privilege app roles) and prints the same resource JSON the AWS
 //! provider does.
 
+mod aws_secrets;
 mod cli;
 mod commands;
 mod local;
