@@ -85,9 +85,11 @@ impl SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => return Err(Error::BadInput(format!(
+            other => {
+                return Err(Error::BadInput(format!(
                 "unknown sslmode {other:?}: use disable, prefer, require, verify-ca or verify-full"
-            ))),
+            )))
+            }
         })
     }
 }

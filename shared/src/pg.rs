@@ -33,7 +33,7 @@ fn client_config(conn: &Conn, application: &str, timeout: Duration) -> postgres:
         .user(&conn.user)
         .application_name(application)
         .connect_timeout(timeout)
-        .ssl_mode(match conn.sslmode {
+        .ssl_mode(match effective_sslmode(conn) {
             SslMode::Disable => postgres::config::SslMode::Disable,
             SslMode::Prefer => postgres::config::SslMode::Prefer,
             _ => postgres::config::SslMode::Require,
@@ -42,6 +42,16 @@ fn client_config(conn: &Conn, application: &str, timeout: Duration) -> postgres:
         config.password(password);
     }
     config
+}
+
+/// `prefer` falls back to plain TCP when the server offers no TLS; off this machine that would
+/// send the password in the clear without anyone asking for it, so there it means `require`.
+/// Plain TCP to a remote host happens only with an explicit `disable`.
+pub fn effective_sslmode(conn: &Conn) -> SslMode {
+    match conn.sslmode {
+        SslMode::Prefer if !crate::url::is_loopback(&conn.host) => SslMode::Require,
+        mode => mode,
+    }
 }
 
 fn tls_connector(conn: &Conn) -> Result<MakeTlsConnector> {
@@ -219,5 +229,33 @@ pub fn connect_with_retry(
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefer_never_falls_back_to_plain_tcp_off_this_machine() {
+        let mut conn = Conn {
+            host: "db.example.com".into(),
+            port: 5432,
+            dbname: "d".into(),
+            user: "u".into(),
+            password: None,
+            sslmode: SslMode::Prefer,
+            sslrootcert: None,
+        };
+        assert_eq!(effective_sslmode(&conn), SslMode::Require);
+        conn.host = "127.0.0.1".into();
+        assert_eq!(effective_sslmode(&conn), SslMode::Prefer);
+        conn.host = "db.example.com".into();
+        conn.sslmode = SslMode::Disable;
+        assert_eq!(
+            effective_sslmode(&conn),
+            SslMode::Disable,
+            "explicit disable is honoured"
+        );
     }
 }

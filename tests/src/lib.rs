@@ -426,7 +426,10 @@ impl MotoServer {
         let moto = MotoServer { port, child };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "moto_server did not listen on {port} within 30 s");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not listen on {port} within 30 s"
+            );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         moto
@@ -455,7 +458,9 @@ impl MotoServer {
         let script = "import sys, boto3\n\
             c = boto3.client('secretsmanager', endpoint_url=sys.argv[1], region_name=sys.argv[2])\n\
             print(c.create_secret(Name=sys.argv[3], SecretString=sys.stdin.read())['ARN'])\n";
-        let mut tool = Tool::program("python3").args(["-c", script, &self.endpoint(), AWS_REGION, name]).stdin(value);
+        let mut tool = Tool::program("python3")
+            .args(["-c", script, &self.endpoint(), AWS_REGION, name])
+            .stdin(value);
         for (key, val) in self.env() {
             tool = tool.env(key, val);
         }
@@ -480,4 +485,49 @@ impl Drop for MotoServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Collects every distinct /proc/*/cmdline seen while `work` runs.
+pub fn sample_cmdlines<T>(work: impl FnOnce() -> T) -> (T, std::collections::BTreeSet<String>) {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let sampler = {
+        let (done, seen) = (done.clone(), seen.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    if let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) {
+                        if !bytes.is_empty() {
+                            seen.lock()
+                                .unwrap()
+                                .insert(String::from_utf8_lossy(&bytes).replace('\0', " "));
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let result = work();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    sampler.join().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    (result, seen)
+}
+
+/// Every password in a state dir's local secret store.
+pub fn secret_passwords(state: &Path) -> Vec<String> {
+    let mut passwords = Vec::new();
+    let mut stack = vec![state.join("secrets")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                stack.push(entry.path());
+            } else {
+                let text = std::fs::read_to_string(entry.path()).unwrap();
+                let value: Value = serde_json::from_str(&text).unwrap();
+                passwords.push(value["password"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    passwords
 }

@@ -30,14 +30,32 @@ fn dbenv_resolves_an_aws_secret_and_the_pipeline_connects() {
         "combine/dev/app",
         &serde_json::json!({"engine": "postgres", "username": "postgres", "password": harness::SUPERUSER_PASSWORD}).to_string(),
     );
-    assert!(arn.starts_with("arn:aws:secretsmanager:eu-west-1:"), "{arn}");
-    for reference in ["aws-sm:combine/dev/app".to_string(), format!("aws-sm:{arn}")] {
+    assert!(
+        arn.starts_with("arn:aws:secretsmanager:eu-west-1:"),
+        "{arn}"
+    );
+    for reference in [
+        "aws-sm:combine/dev/app".to_string(),
+        format!("aws-sm:{arn}"),
+    ] {
         let project = project_for(&pg, &reference);
-        let profile = project.tool("dbenv").args(["resolve", "dev"]).aws(&moto).run();
+        let profile = project
+            .tool("dbenv")
+            .args(["resolve", "dev"])
+            .aws(&moto)
+            .run();
         profile.expect(0);
         assert_eq!(profile.json()["secret"]["source"], "aws-sm");
-        assert_eq!(profile.json()["conn"]["password"], harness::SUPERUSER_PASSWORD);
-        let witness = Tool::new("dbconnect").args(["check"]).stdin(profile.stdout.clone()).run().expect(0).json();
+        assert_eq!(
+            profile.json()["conn"]["password"],
+            harness::SUPERUSER_PASSWORD
+        );
+        let witness = Tool::new("dbconnect")
+            .args(["check"])
+            .stdin(profile.stdout.clone())
+            .run()
+            .expect(0)
+            .json();
         assert_eq!(witness["ssl"]["in_use"], true);
         assert!(!profile.stderr.contains(harness::SUPERUSER_PASSWORD));
     }
@@ -47,7 +65,10 @@ fn dbenv_resolves_an_aws_secret_and_the_pipeline_connects() {
 fn rdsprov_secret_get_redacts_on_request_and_reads_bare_strings() {
     let moto = MotoServer::start();
     moto.create_secret("plain", "just-a-password");
-    let run = Tool::new("rdsprov").args(["secret", "get", "plain"]).aws(&moto).run();
+    let run = Tool::new("rdsprov")
+        .args(["secret", "get", "plain"])
+        .aws(&moto)
+        .run();
     let value = run.expect(0).json();
     assert_eq!(value["kind"], "dbtools.secret/v1");
     assert_eq!(value["password"], "just-a-password");
@@ -63,7 +84,11 @@ fn a_missing_aws_secret_is_named() {
         .args(["resolve", "dev"])
         .aws(&moto)
         .run()
-        .expect_error("dbenv", 2, "secret aws-sm:combine/none does not exist in AWS Secrets Manager");
+        .expect_error(
+            "dbenv",
+            2,
+            "secret aws-sm:combine/none does not exist in AWS Secrets Manager",
+        );
 }
 
 #[test]
@@ -74,11 +99,18 @@ fn an_unreachable_aws_endpoint_is_exit_4_and_fast() {
     project
         .tool("dbenv")
         .args(["resolve", "dev"])
-        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", harness::closed_port()))
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", harness::closed_port()),
+        )
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "eu-west-1")
         .run()
         .expect_error("dbenv", 4, "cannot reach AWS Secrets Manager");
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
 }

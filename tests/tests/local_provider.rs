@@ -2,54 +2,11 @@
 //! apply changes nothing, the profile pipeline and libpq exports work, no password reaches argv,
 //! stderr or a file that is not 0600, roles are least-privilege, and destroy is guarded.
 
-use harness::{Project, Tool};
-use std::collections::BTreeSet;
+use harness::{sample_cmdlines, Project, Tool};
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-
-/// Collects every distinct /proc/*/cmdline seen while `work` runs.
-fn sample_cmdlines<T>(work: impl FnOnce() -> T) -> (T, BTreeSet<String>) {
-    let done = Arc::new(AtomicBool::new(false));
-    let seen = Arc::new(Mutex::new(BTreeSet::new()));
-    let sampler = {
-        let (done, seen) = (done.clone(), seen.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-                    if let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) {
-                        if !bytes.is_empty() {
-                            seen.lock()
-                                .unwrap()
-                                .insert(String::from_utf8_lossy(&bytes).replace('\0', " "));
-                        }
-                    }
-                }
-            }
-        })
-    };
-    let result = work();
-    done.store(true, Ordering::SeqCst);
-    sampler.join().unwrap();
-    let seen = seen.lock().unwrap().clone();
-    (result, seen)
-}
 
 fn secret_passwords(project: &Project) -> Vec<String> {
-    let mut passwords = Vec::new();
-    let mut stack = vec![project.state().join("secrets")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            if entry.path().is_dir() {
-                stack.push(entry.path());
-            } else {
-                let value: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
-                passwords.push(value["password"].as_str().unwrap().to_string());
-            }
-        }
-    }
-    passwords
+    harness::secret_passwords(&project.state())
 }
 
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -168,9 +125,16 @@ fn pipeline_export_and_least_privilege() {
         .args(["resolve", "dev"])
         .current_dir(project.path())
         .run();
-    assert_eq!(run.code, 0, "strace is needed for this test (apt-get install -y strace): {}", run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "strace is needed for this test (apt-get install -y strace): {}",
+        run.stderr
+    );
     let calls = std::fs::read_to_string(&trace).unwrap();
-    assert!(!calls.contains("AF_INET"), "dbenv resolve opened a network socket:\n{calls}");
+    assert!(
+        !calls.contains("AF_INET"),
+        "dbenv resolve opened a network socket:\n{calls}"
+    );
 
     // The app role is not a superuser and cannot reach the other env's database.
     let run = Tool::new("dbconnect")
@@ -310,4 +274,49 @@ fn missing_server_binaries_say_what_to_install() {
         .env("DBTOOLS_PG_BIN", &empty.path)
         .run();
     run.expect_error("rdsprov", 2, "apt-get install -y postgresql");
+}
+
+#[test]
+fn hostile_names_create_nothing() {
+    let project = Project::new(
+        "[env.dev]\ninstance = \"x\"\ndatabase = \"app\\\"; DROP DATABASE postgres; --\"\nuser = \"app\"\n[instance.x]\nprovider = \"local\"\n",
+    );
+    project.tool("rdsprov").args(["apply"]).run().expect_error(
+        "rdsprov",
+        2,
+        "database \"app\\\"; DROP DATABASE postgres; --\" is not allowed",
+    );
+    assert!(
+        !project.state().exists(),
+        "nothing may be created for a rejected config"
+    );
+}
+
+#[test]
+fn apply_killed_mid_run_converges_on_rerun() {
+    let project = Project::local_dev_test();
+    for delay_ms in [150, 600, 1200] {
+        let mut child = std::process::Command::new(harness::bin("rdsprov"))
+            .arg("apply")
+            .current_dir(project.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL: no cleanup of ours runs
+        let _ = child.wait();
+    }
+    project.apply();
+    for env in ["dev", "test"] {
+        let witness = Tool::new("dbconnect")
+            .args(["check"])
+            .stdin(project.profile(env))
+            .run()
+            .expect(0)
+            .json();
+        assert_eq!(witness["ssl"]["in_use"], true);
+    }
+    let again = project.tool("rdsprov").args(["apply"]).run();
+    assert_eq!(again.expect(0).stderr.trim(), "rdsprov: nothing to change");
 }

@@ -24,8 +24,20 @@ fn make(target: &str, state: &TempDir) -> harness::Run {
 fn make_up_prints_dev_and_test_witnesses_over_tls_and_is_harmless_to_repeat() {
     let state = TempDir::new("makeup");
     let _cleanup = Cleanup(state.path.clone());
-    let run = make("up", &state);
+    let (run, cmdlines) = harness::sample_cmdlines(|| make("up", &state));
     run.expect(0);
+    let passwords = harness::secret_passwords(&state.path);
+    assert_eq!(passwords.len(), 4);
+    for password in &passwords {
+        assert!(
+            cmdlines.iter().all(|c| !c.contains(password.as_str())),
+            "a password was on a command line"
+        );
+        assert!(
+            !run.stderr.contains(password.as_str()),
+            "a password was on stderr"
+        );
+    }
     let witnesses: Vec<serde_json::Value> = run
         .stdout
         .lines()

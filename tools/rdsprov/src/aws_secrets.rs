@@ -19,7 +19,10 @@ fn region_of_arn(reference: &str) -> Option<String> {
 
 /// Fetches a secret's current value (`AWSCURRENT`).
 pub fn get_secret(reference: &str, region: Option<&str>) -> Result<SecretValue> {
-    let secret = SecretRef { source: "aws-sm".into(), reference: reference.into() };
+    let secret = SecretRef {
+        source: "aws-sm".into(),
+        reference: reference.into(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -85,7 +88,11 @@ mod tests {
 
     #[test]
     fn region_comes_from_an_arn() {
-        assert_eq!(region_of_arn("arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCd").as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            region_of_arn("arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCd")
+                .as_deref(),
+            Some("eu-west-1")
+        );
         assert_eq!(region_of_arn("combine/dev"), None);
     }
 }

@@ -3,10 +3,10 @@
 use crate::aws_secrets;
 use crate::cli::{Cli, Command, SecretCommand, Selection};
 use crate::local::{self, LocalProvider};
+use dbtools::cli::GlobalArgs;
 use dbtools::config::Config;
 use dbtools::contract::{self, Instance, Resources};
 use dbtools::output::{self, Output};
-use dbtools::cli::GlobalArgs;
 use dbtools::{cli, guard, ExitStatus, Result};
 
 const TOOL: &str = "rdsprov";
@@ -14,9 +14,9 @@ const TOOL: &str = "rdsprov";
 pub fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     match cli.command {
-        Command::Secret { command: SecretCommand::Get { id, region, reveal } } => {
-            secret_get(out, &id, region.as_deref(), reveal)
-        }
+        Command::Secret {
+            command: SecretCommand::Get { id, region, reveal },
+        } => secret_get(out, &id, region.as_deref(), reveal),
         command => provision(out, &cli.global, command),
     }
 }
@@ -31,7 +31,10 @@ fn secret_get(out: Output, id: &str, region: Option<&str>, reveal: bool) -> Resu
     out.emit(&value, || {
         output::key_values(&[
             ("secret", format!("aws-sm:{}", shown.reference)),
-            ("username", shown.username.clone().unwrap_or_else(|| "-".into())),
+            (
+                "username",
+                shown.username.clone().unwrap_or_else(|| "-".into()),
+            ),
             ("password", shown.password.clone()),
         ])
     })?;

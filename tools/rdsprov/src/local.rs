@@ -4,7 +4,7 @@
 //! password in the local secret store, and per env a database owned by a least-privilege role
 //! (LOGIN only; CONNECT revoked from PUBLIC so other roles cannot even connect).
 //!
-//! Creation happens in `<state>/local/.<id>.partial` and is renamed into place only when the
+//! Creation happens in `<state>/local/.<id>.partial-<pid>` and is renamed into place only when the
 //! cluster is complete, so a failure leaves nothing half-created. Secrets never reach argv or the
 //! server's files in plain text: initdb and CREATE ROLE get SCRAM verifiers, computed here.
 
@@ -197,7 +197,22 @@ impl LocalProvider<'_> {
         let version = bins.version()?;
         self.state.ensure_public_dir(&self.state.local_dir())?;
         let (ca_cert, ca_key) = server::tls::ensure_ca(&self.ca_dir())?;
-        let staging = self.state.local_dir().join(format!(".{}.partial", spec.id));
+        // A run killed mid-create may have left a staging dir (and an orphaned initdb still
+        // writing into it): clear what we can and build in a fresh one of our own.
+        let prefix = format!(".{}.partial-", spec.id);
+        for entry in std::fs::read_dir(self.state.local_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let staging = self
+            .state
+            .local_dir()
+            .join(format!("{prefix}{}", std::process::id()));
         let result = self.build_cluster(spec, bins, &staging, &ca_cert, &ca_key);
         let port = match result {
             Ok(port) => port,
@@ -354,25 +369,35 @@ impl LocalProvider<'_> {
                 .map_err(|e| pg::statement_error(&format!("{verb} ROLE {}", spec.owner), &e))?;
             changes.push(change);
         }
+        let db = quote_ident(&spec.name);
+        let owner = quote_ident(&spec.owner);
         if !exists(
             client,
             "SELECT 1 FROM pg_database WHERE datname = $1",
             &spec.name,
         )? {
-            let db = quote_ident(&spec.name);
-            let owner = quote_ident(&spec.owner);
             client
                 .batch_execute(&format!(
                     "CREATE DATABASE {db} OWNER {owner} ENCODING 'UTF8' TEMPLATE template0"
                 ))
                 .map_err(|e| pg::statement_error(&format!("CREATE DATABASE {}", spec.name), &e))?;
-            client
-                .batch_execute(&format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner}"))
-                .map_err(|e| pg::statement_error(&format!("GRANT on {}", spec.name), &e))?;
             changes.push(format!(
                 "created database {} (env {}, owner {})",
                 spec.name, spec.env, spec.owner
             ));
+        }
+        // Checked apart from creation: a run killed between CREATE and REVOKE converges here.
+        if exists(
+            client,
+            "SELECT 1 WHERE has_database_privilege('public', $1, 'CONNECT')",
+            &spec.name,
+        )? {
+            client
+                .batch_execute(&format!(
+                    "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner}"
+                ))
+                .map_err(|e| pg::statement_error(&format!("GRANT on {}", spec.name), &e))?;
+            changes.push(format!("restricted CONNECT on {} to its owner", spec.name));
         }
         Ok(changes)
     }
