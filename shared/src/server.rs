@@ -328,6 +328,15 @@ pub mod tls {
         })
     }
 
+    /// A fresh P-256 key, unencrypted (the server must read it unattended; it is 0600).
+    const NEW_EC_KEY: &[&str] = &[
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+
     /// Makes a CA (`ca.crt`, 0644, and `ca.key`, 0600) in `dir` unless one is there.
     pub fn ensure_ca(dir: &Path) -> Result<(PathBuf, PathBuf)> {
         let (cert, key) = (dir.join("ca.crt"), dir.join("ca.key"));
@@ -336,15 +345,10 @@ pub mod tls {
         }
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Failed(format!("cannot create {}: {e}", dir.display())))?;
-        openssl(
+        let args = [
+            &["req", "-x509"][..],
+            NEW_EC_KEY,
             &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
                 "-keyout",
                 "ca.key.tmp",
                 "-out",
@@ -353,14 +357,16 @@ pub mod tls {
                 "3650",
                 "-subj",
                 "/CN=dbtools local CA",
+            ],
+            &[
                 "-addext",
                 "basicConstraints=critical,CA:TRUE",
                 "-addext",
                 "keyUsage=critical,keyCertSign,cRLSign",
             ],
-            dir,
-            "making the local CA",
-        )?;
+        ]
+        .concat();
+        openssl(&args, dir, "making the local CA")?;
         crate::state::set_mode(&dir.join("ca.key.tmp"), 0o600)?;
         let rename = |from: &str, to: &Path| {
             std::fs::rename(dir.join(from), to)
@@ -394,14 +400,10 @@ pub mod tls {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         );
-        let result = openssl(
+        let key_args = [
+            &["req"][..],
+            NEW_EC_KEY,
             &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
                 "-keyout",
                 "server.key",
                 "-out",
@@ -409,42 +411,42 @@ pub mod tls {
                 "-subj",
                 "/CN=localhost",
             ],
-            &work,
-            "making the server key",
-        )
-        .and_then(|_| {
-            openssl(
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    "server.csr",
-                    "-CA",
-                    &ca_cert.display().to_string(),
-                    "-CAkey",
-                    &ca_key.display().to_string(),
-                    "-set_serial",
-                    &serial,
-                    "-days",
-                    "825",
-                    "-extfile",
-                    "ext.cnf",
-                    "-out",
-                    "server.crt",
-                ],
-                &work,
-                "signing the server certificate",
-            )
-        })
-        .and_then(|_| {
-            for name in ["server.key", "server.crt"] {
-                std::fs::rename(work.join(name), out_dir.join(name))
-                    .map_err(|e| Error::Failed(format!("cannot move {name}: {e}")))?;
-            }
-            crate::state::set_mode(&out_dir.join("server.key"), 0o600)?;
-            give_to_server_user(&out_dir.join("server.key"))?;
-            give_to_server_user(&out_dir.join("server.crt"))
-        });
+        ]
+        .concat();
+        let result = openssl(&key_args, &work, "making the server key")
+            .and_then(|_| {
+                openssl(
+                    &[
+                        "x509",
+                        "-req",
+                        "-in",
+                        "server.csr",
+                        "-CA",
+                        &ca_cert.display().to_string(),
+                        "-CAkey",
+                        &ca_key.display().to_string(),
+                        "-set_serial",
+                        &serial,
+                        "-days",
+                        "825",
+                        "-extfile",
+                        "ext.cnf",
+                        "-out",
+                        "server.crt",
+                    ],
+                    &work,
+                    "signing the server certificate",
+                )
+            })
+            .and_then(|_| {
+                for name in ["server.key", "server.crt"] {
+                    std::fs::rename(work.join(name), out_dir.join(name))
+                        .map_err(|e| Error::Failed(format!("cannot move {name}: {e}")))?;
+                }
+                crate::state::set_mode(&out_dir.join("server.key"), 0o600)?;
+                give_to_server_user(&out_dir.join("server.key"))?;
+                give_to_server_user(&out_dir.join("server.crt"))
+            });
         let _ = std::fs::remove_dir_all(&work);
         result
     }

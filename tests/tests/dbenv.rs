@@ -217,3 +217,39 @@ fn an_unwritable_state_dir_is_a_clear_error() {
         .run();
     run.expect_error("dbenv", 2, "cannot write state dir");
 }
+
+#[test]
+fn from_env_reads_libpq_variables_and_takes_protection_from_config() {
+    let project = Project::new(REMOTE);
+    let run = project
+        .tool("dbenv")
+        .args(["resolve", "--from-env", "prod"])
+        .env("PGHOST", "10.0.0.5")
+        .env("PGPORT", "6543")
+        .env("PGDATABASE", "appdb")
+        .env("PGUSER", "app")
+        .env("PGPASSWORD", "pw")
+        .run();
+    let profile = run.expect(0).json();
+    assert_eq!(profile["env"], "prod");
+    assert_eq!(
+        profile["protection"], "locked",
+        "a known env keeps its protection"
+    );
+    assert_eq!(profile["conn"]["host"], "10.0.0.5");
+    assert_eq!(profile["conn"]["port"], 6543);
+    assert_eq!(
+        profile["conn"]["sslmode"], "verify-full",
+        "remote hosts default to verify-full"
+    );
+    assert_eq!(profile["secret"]["ref"], "PGPASSWORD");
+    let bad = project
+        .tool("dbenv")
+        .args(["resolve", "--from-env"])
+        .env("PGHOST", "h")
+        .env("PGPORT", "x")
+        .run();
+    bad.expect_error("dbenv", 2, "PGPORT \"x\" is not a port number");
+    let none = project.tool("dbenv").args(["resolve", "--from-env"]).run();
+    none.expect_error("dbenv", 2, "neither DATABASE_URL nor PGHOST is set");
+}

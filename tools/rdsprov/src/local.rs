@@ -165,7 +165,13 @@ impl LocalProvider<'_> {
         };
         let cluster = self.cluster(bins, &self.state.instance_dir(&spec.id));
         if !cluster.is_running() {
-            cluster.start()?;
+            // A run killed during `pg_ctl start` leaves a server coming up on its own: if our
+            // start fails because of it, that server is the one we wanted.
+            if let Err(error) = cluster.start() {
+                if !cluster.is_running() {
+                    return Err(error);
+                }
+            }
             changes.push(format!("started instance {}", spec.id));
         }
         let mut client = self.connect_master(&record, "postgres")?;
@@ -318,7 +324,8 @@ impl LocalProvider<'_> {
             sslmode: SslMode::VerifyFull,
             sslrootcert: record.ca_cert.clone(),
         };
-        pg::connect(&conn, "rdsprov", Duration::from_secs(10))
+        // Retried: a server started by a killed earlier run may still be starting up.
+        pg::connect_with_retry(&conn, "rdsprov", Duration::from_secs(30), |_, _| {})
     }
 
     /// The role and database of one env: created when missing; a role whose secret is gone gets
