@@ -28,10 +28,20 @@ pub const WITNESS: &str = "dbtools.witness/v1";
 pub const SECRET: &str = "dbtools.secret/v1";
 pub const RESOURCES: &str = "dbtools.resources/v1";
 pub const INSTANCE: &str = "dbtools.instance/v1";
+pub const MIGRATE_STATUS: &str = "dbtools.migrate.status/v1";
+pub const MIGRATE_RESULT: &str = "dbtools.migrate.result/v1";
 
 /// Every kind this version reads, with the major version it understands.
 const KNOWN_KINDS: &[&str] = &[
-    PROFILE, ERROR, ENV_LIST, WITNESS, SECRET, RESOURCES, INSTANCE,
+    PROFILE,
+    ERROR,
+    ENV_LIST,
+    WITNESS,
+    SECRET,
+    RESOURCES,
+    INSTANCE,
+    MIGRATE_STATUS,
+    MIGRATE_RESULT,
 ];
 
 /// How hard an environment is to damage (DESIGN.md "Guardrails"); ordered from open to locked.
@@ -277,6 +287,45 @@ pub struct Resources {
     /// Human-readable changes made by this run; empty when nothing changed.
     pub changes: Vec<String>,
     pub instances: Vec<Instance>,
+}
+
+/// One migration as `dbmigrate status` and `up`/`down` report it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MigrationEntry {
+    pub version: String,
+    pub name: String,
+    /// `applied`, `pending`, `changed` (applied, file edited since), `missing` (applied, no file).
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+}
+
+/// `dbmigrate status`: every migration known to the files or the database, carrying the profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MigrateStatus {
+    pub kind: String,
+    pub env: String,
+    pub migrations: Vec<MigrationEntry>,
+    pub pending: usize,
+    pub changed: usize,
+    pub missing: usize,
+    pub profile: Profile,
+}
+
+/// `dbmigrate up|down|accept`: what ran, carrying the profile on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MigrateResult {
+    pub kind: String,
+    pub action: String,
+    pub env: String,
+    pub dry_run: bool,
+    /// Migrations applied (up) or reverted (down), in the order they ran.
+    pub migrations: Vec<MigrationEntry>,
+    /// Seconds spent waiting for another migrator's lock.
+    pub lock_wait_s: f64,
+    pub profile: Profile,
 }
 
 /// One env as `dbenv list` shows it.

@@ -10,6 +10,7 @@ pub mod contract;
 pub mod envvars;
 pub mod exit;
 pub mod guard;
+pub mod identity;
 pub mod input;
 pub mod names;
 pub mod output;

@@ -101,27 +101,20 @@ impl Run {
         self
     }
 
-    /// Asserts an error: the exit code, one stderr line `<tool>: …` containing `needle`, and the
-    /// error object on stdout.
+    /// Asserts an error: the exit code, stderr lines all prefixed `<tool>: ` whose last one (the
+    /// error; earlier ones are progress) contains `needle`, and the error object on stdout.
     pub fn expect_error(&self, tool: &str, code: i32, needle: &str) -> &Run {
         self.expect(code);
         let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "want one stderr line, got:\n{}",
-            self.stderr
-        );
-        assert!(
-            lines[0].starts_with(&format!("{tool}: ")),
-            "stderr not prefixed with {tool}: {}",
-            lines[0]
-        );
-        assert!(
-            lines[0].contains(needle),
-            "stderr lacks {needle:?}: {}",
-            lines[0]
-        );
+        assert!(!lines.is_empty(), "no stderr line");
+        for line in &lines {
+            assert!(
+                line.starts_with(&format!("{tool}: ")),
+                "stderr not prefixed with {tool}: {line}"
+            );
+        }
+        let last = lines[lines.len() - 1];
+        assert!(last.contains(needle), "stderr lacks {needle:?}: {last}");
         let error = self.json();
         assert_eq!(error["kind"], "dbtools.error/v1");
         assert_eq!(error["code"], code);
@@ -166,6 +159,12 @@ impl Tool {
         S: AsRef<std::ffi::OsStr>,
     {
         self.command.args(args);
+        self
+    }
+
+    /// `--flag PATH`.
+    pub fn arg_path_flag(mut self, flag: &str, path: &Path) -> Tool {
+        self.command.arg(flag).arg(path);
         self
     }
 

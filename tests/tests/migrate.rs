@@ -1,0 +1,459 @@
+//! dbmigrate end to end on throwaway clusters: the batch (each migration its own transaction),
+//! errors mapped to file and line, framing refusals, checksums across Windows and Linux
+//! checkouts, drift, down, the lock, and interoperability with the real dbmate.
+
+use dbtools::contract::SslMode;
+use harness::{PgCluster, TempDir, Tls, Tool};
+
+struct Db {
+    pg: PgCluster,
+    dir: TempDir,
+}
+
+impl Db {
+    fn new() -> Db {
+        Db {
+            pg: PgCluster::start(Tls::Offered),
+            dir: TempDir::new("migrations"),
+        }
+    }
+
+    fn profile(&self, protection: &str) -> String {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&self.pg.profile("dev", &self.pg.conn(SslMode::VerifyFull)))
+                .unwrap();
+        value["protection"] = protection.into();
+        value.to_string()
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.dir.path.join(name), text).unwrap();
+    }
+
+    fn migrate(&self, args: &[&str]) -> harness::Run {
+        self.migrate_as("open", args)
+    }
+
+    fn migrate_as(&self, protection: &str, args: &[&str]) -> harness::Run {
+        Tool::new("dbmigrate")
+            .arg_path_flag("--dir", &self.dir.path)
+            .args(args)
+            .stdin(self.profile(protection))
+            .run()
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let run = Tool::program("psql")
+            .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.pg.port.to_string())
+            .env("PGUSER", harness::SUPERUSER)
+            .env("PGPASSWORD", harness::SUPERUSER_PASSWORD)
+            .env("PGDATABASE", "postgres")
+            .run();
+        run.expect(0);
+        run.stdout.trim().to_string()
+    }
+
+    fn applied(&self) -> Vec<String> {
+        if self.psql("select to_regclass('schema_migrations') is null") == "t" {
+            return Vec::new();
+        }
+        self.psql("select coalesce(string_agg(version, ',' order by version::numeric), '') from schema_migrations")
+            .split(',')
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn table_migration(n: usize) -> String {
+    format!("-- migrate:up\ncreate table t{n} (id int primary key, note text);\ncreate index t{n}_note on t{n} (note);\n-- migrate:down\ndrop table t{n};\n")
+}
+
+#[test]
+fn up_status_down_and_the_profile_flows_on() {
+    let db = Db::new();
+    for n in 1..=3 {
+        db.write(&format!("{n}_t{n}.sql"), &table_migration(n));
+    }
+    let status = db.migrate(&["status", "--exit-code"]);
+    status.expect(1);
+    assert_eq!(status.json()["pending"], 3);
+
+    let up = db.migrate(&["up"]);
+    let result = up.expect(0).json();
+    assert_eq!(result["kind"], "dbtools.migrate.result/v1");
+    assert_eq!(result["migrations"].as_array().unwrap().len(), 3);
+    assert!(up.stderr.contains("applied 1_t1.sql ("), "{}", up.stderr);
+    assert_eq!(db.applied(), ["1", "2", "3"]);
+    let row = db.psql("select checksum is not null, applied_by like '%@%', duration_ms >= 0 from schema_migrations where version = '2'");
+    assert_eq!(row, "t|t|t");
+
+    // The result carries the profile on: dbmigrate up | dbconnect check.
+    let witness = Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(up.stdout.clone())
+        .run()
+        .expect(0)
+        .json();
+    assert_eq!(witness["env"], "dev");
+
+    db.migrate(&["status", "--exit-code"]).expect(0);
+    let again = db.migrate(&["up"]);
+    assert!(again.expect(0).stderr.contains("nothing to apply"));
+
+    let down = db.migrate(&["down", "2"]);
+    assert!(
+        down.expect(0).stderr.contains("reverted 3_t3.sql"),
+        "{}",
+        down.stderr
+    );
+    assert_eq!(db.applied(), ["1"]);
+    assert_eq!(
+        db.psql("select count(*) from pg_tables where tablename in ('t2', 't3')"),
+        "0"
+    );
+}
+
+#[test]
+fn a_failure_in_migration_5_of_10_keeps_1_to_4_and_names_file_and_line() {
+    let db = Db::new();
+    for n in 1..=10 {
+        let text = if n == 5 {
+            "-- migrate:up\ncreate table t5 (id int);\ninsert into t5 values (1);\nselect * from no_such_table;\n-- migrate:down\ndrop table t5;\n".to_string()
+        } else {
+            table_migration(n)
+        };
+        db.write(&format!("{n:02}_m.sql"), &text);
+    }
+    let run = db.migrate(&["up"]);
+    run.expect_error(
+        "dbmigrate",
+        5,
+        "05_m.sql:4: relation \"no_such_table\" does not exist",
+    );
+    assert!(
+        run.stderr
+            .contains("4 applied before it in this run, 5 not run"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.applied(), ["01", "02", "03", "04"]);
+    assert_eq!(
+        db.psql("select count(*) from pg_tables where tablename = 't5'"),
+        "0",
+        "migration 5 rolled back"
+    );
+    assert_eq!(
+        db.psql("select count(*) from pg_tables where tablename in ('t6','t7','t8','t9','t10')"),
+        "0"
+    );
+}
+
+#[test]
+fn a_syntax_error_maps_to_its_line() {
+    let db = Db::new();
+    db.write("1_ok.sql", &table_migration(1));
+    db.write(
+        "2_typo.sql",
+        "-- migrate:up\n\ncreate table t2 (id int);\nCRATE TABLE t3 (id int);\n-- migrate:down\n",
+    );
+    let run = db.migrate(&["up"]);
+    run.expect_error(
+        "dbmigrate",
+        5,
+        "2_typo.sql:4: syntax error at or near \"CRATE\"",
+    );
+    // PostgreSQL parses a whole message before it runs any of it: nothing was applied.
+    assert!(
+        run.stderr.contains("nothing in this run was applied"),
+        "{}",
+        run.stderr
+    );
+    assert!(db.applied().is_empty());
+    db.write(
+        "2_typo.sql",
+        "-- migrate:up\n\ncreate table t2 (id int);\n-- migrate:down\n",
+    );
+    db.migrate(&["up"]).expect(0);
+    assert_eq!(db.applied(), ["1", "2"]);
+}
+
+#[test]
+fn transaction_control_in_a_transactional_migration_is_refused_before_anything_runs() {
+    let db = Db::new();
+    db.write("1_ok.sql", &table_migration(1));
+    db.write(
+        "2_commit.sql",
+        "-- migrate:up\ncreate table t2 (id int);\nCOMMIT;\n-- migrate:down\n",
+    );
+    db.migrate(&["up"])
+        .expect_error("dbmigrate", 2, "2_commit.sql:3: transaction control");
+    db.write(
+        "2_commit.sql",
+        "-- migrate:up\ncreate index concurrently i1 on t1 (id);\n-- migrate:down\n",
+    );
+    db.migrate(&["up"]).expect_error(
+        "dbmigrate",
+        2,
+        "put it in a section marked `-- migrate:up transaction:false`",
+    );
+    assert_eq!(
+        db.psql("select count(*) from pg_tables where tablename = 't1'"),
+        "0",
+        "nothing was sent"
+    );
+}
+
+#[test]
+fn transaction_false_sections_run_statement_by_statement_and_record_only_on_success() {
+    let db = Db::new();
+    db.write("1_t.sql", &table_migration(1));
+    db.write(
+        "2_idx.sql",
+        "-- migrate:up transaction:false\ncreate index concurrently t1_id2 on t1 (id);\n-- a comment; with a semicolon\ncreate index concurrently t1_note2 on t1 (note);\n-- migrate:down transaction:false\ndrop index concurrently t1_note2;\ndrop index concurrently t1_id2;\n",
+    );
+    db.write("3_t.sql", &table_migration(3));
+    db.migrate(&["up"]).expect(0);
+    assert_eq!(db.applied(), ["1", "2", "3"]);
+    assert_eq!(
+        db.psql("select count(*) from pg_indexes where indexname in ('t1_id2', 't1_note2')"),
+        "2"
+    );
+    db.migrate(&["down", "2"]).expect(0);
+    assert_eq!(
+        db.psql("select count(*) from pg_indexes where indexname in ('t1_id2', 't1_note2')"),
+        "0"
+    );
+
+    db.write("4_bad.sql", "-- migrate:up transaction:false\ncreate index concurrently t1_x on t1 (id);\ncreate index concurrently t1_y on no_table (id);\n-- migrate:down\n");
+    db.migrate(&["up"]).expect_error(
+        "dbmigrate",
+        5,
+        "4_bad.sql:3: relation \"no_table\" does not exist",
+    );
+    assert!(
+        !db.applied().contains(&"4".to_string()),
+        "a failed transaction:false migration is not recorded"
+    );
+}
+
+#[test]
+fn atomic_is_all_or_nothing() {
+    let db = Db::new();
+    db.write("1_a.sql", &table_migration(1));
+    db.write("2_b.sql", "-- migrate:up\nselect 1/0;\n-- migrate:down\n");
+    db.migrate(&["up", "--atomic"])
+        .expect_error("dbmigrate", 5, "division by zero");
+    assert!(db.applied().is_empty());
+    assert_eq!(
+        db.psql("select count(*) from pg_tables where tablename = 't1'"),
+        "0"
+    );
+}
+
+#[test]
+fn dry_run_and_to_write_nothing_beyond_what_they_say() {
+    let db = Db::new();
+    for n in 1..=3 {
+        db.write(&format!("{n}_t.sql"), &table_migration(n));
+    }
+    let dry = db.migrate(&["up", "--dry-run"]).expect(0).json();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["migrations"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        db.psql("select count(*) from pg_tables where tablename = 'schema_migrations'"),
+        "0"
+    );
+    db.migrate(&["up", "--to", "2"]).expect(0);
+    assert_eq!(db.applied(), ["1", "2"]);
+    db.migrate(&["up", "--to", "9"]).expect_error(
+        "dbmigrate",
+        2,
+        "--to 9: no migration file has that version",
+    );
+}
+
+#[test]
+fn windows_checkouts_are_unchanged_but_real_edits_are_drift() {
+    let db = Db::new();
+    let text = "-- migrate:up\ncreate table t1 (id int, label text default 'a  b');\n-- migrate:down\ndrop table t1;\n";
+    db.write("1_t.sql", text);
+    db.migrate(&["up"]).expect(0);
+    // The same file as a Windows checkout: CRLF and a byte-order mark.
+    let windows = format!("\u{feff}{}", text.replace('\n', "\r\n"));
+    db.write("1_t.sql", &windows);
+    assert_eq!(
+        db.migrate(&["status", "--exit-code"]).expect(0).json()["changed"],
+        0
+    );
+    // One space less inside a string literal is a change.
+    db.write("1_t.sql", &text.replace("'a  b'", "'a b'"));
+    let status = db.migrate(&["status", "--exit-code"]);
+    assert_eq!(status.expect(1).json()["changed"], 1);
+    db.write("2_t.sql", &table_migration(2));
+    db.migrate(&["up"])
+        .expect_error("dbmigrate", 2, "was edited after it was applied");
+    assert_eq!(db.applied(), ["1"]);
+    db.migrate(&["accept", "1"]).expect(0);
+    db.migrate(&["up"]).expect(0);
+    assert_eq!(db.applied(), ["1", "2"]);
+    // A recorded version without a file is reported, not ignored.
+    std::fs::remove_file(db.dir.path.join("2_t.sql")).unwrap();
+    assert_eq!(db.migrate(&["status"]).expect(0).json()["missing"], 1);
+}
+
+#[test]
+fn bad_files_are_named_and_nothing_runs() {
+    let db = Db::new();
+    db.write("1_t.sql", &table_migration(1));
+    db.write("01_dup.sql", &table_migration(2));
+    db.migrate(&["up"])
+        .expect_error("dbmigrate", 2, "duplicate version");
+    std::fs::remove_file(db.dir.path.join("01_dup.sql")).unwrap();
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in table_migration(3).encode_utf16() {
+        utf16.extend(unit.to_le_bytes());
+    }
+    std::fs::write(db.dir.path.join("3_wide.sql"), utf16).unwrap();
+    db.migrate(&["up"])
+        .expect_error("dbmigrate", 2, "3_wide.sql is saved as UTF-16");
+    std::fs::remove_file(db.dir.path.join("3_wide.sql")).unwrap();
+    db.write("x_name.sql", &table_migration(4));
+    db.migrate(&["up"])
+        .expect_error("dbmigrate", 2, "must start with a numeric version");
+    std::fs::remove_file(db.dir.path.join("x_name.sql")).unwrap();
+    db.write("5_nomarker.sql", "create table t5 (id int);\n");
+    db.migrate(&["up"])
+        .expect_error("dbmigrate", 2, "no `-- migrate:up` line");
+    assert_eq!(
+        db.psql("select count(*) from pg_tables where tablename = 'schema_migrations'"),
+        "0"
+    );
+}
+
+#[test]
+fn down_is_guarded_and_refuses_an_empty_down() {
+    let db = Db::new();
+    db.write(
+        "1_t.sql",
+        "-- migrate:up\ncreate table t1 (id int);\n-- migrate:down\n",
+    );
+    db.migrate(&["up"]).expect(0);
+    db.migrate_as("confirm", &["down"])
+        .expect_error("dbmigrate", 3, "add --confirm dev");
+    db.migrate_as("confirm", &["down", "--confirm", "DEV"])
+        .expect_error("dbmigrate", 3, "does not match");
+    db.migrate_as("confirm", &["down", "--confirm", "dev"])
+        .expect_error("dbmigrate", 2, "has an empty down section");
+    assert_eq!(db.applied(), ["1"]);
+}
+
+#[test]
+fn a_held_lock_times_out_with_who_holds_it() {
+    let db = Db::new();
+    db.write("1_t.sql", &table_migration(1));
+    let conn = db.pg.conn(SslMode::VerifyFull);
+    let mut holder =
+        dbtools::pg::connect(&conn, "other-migrator", std::time::Duration::from_secs(5)).unwrap();
+    holder
+        .simple_query("select pg_advisory_lock(7233464250984980852)")
+        .unwrap();
+    let run = db.migrate(&["up", "--lock-timeout", "0.5"]);
+    run.expect_error(
+        "dbmigrate",
+        5,
+        "another migration holds the migration lock (pid",
+    );
+    assert!(run.stderr.contains("other-migrator"), "{}", run.stderr);
+    assert!(db.applied().is_empty());
+    drop(holder);
+    db.migrate(&["up"]).expect(0);
+}
+
+#[test]
+fn two_migrators_at_once_apply_each_migration_once() {
+    let db = Db::new();
+    for n in 1..=20 {
+        db.write(&format!("{n:02}_t.sql"), &format!("-- migrate:up\ncreate table t{n} (id int);\nselect pg_sleep(0.02);\n-- migrate:down\ndrop table t{n};\n"));
+    }
+    let profile = db.profile("open");
+    let runs: Vec<harness::Run> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let profile = profile.clone();
+                let dir = db.dir.path.clone();
+                scope.spawn(move || {
+                    Tool::new("dbmigrate")
+                        .arg_path_flag("--dir", &dir)
+                        .args(["up"])
+                        .stdin(profile)
+                        .run()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for run in &runs {
+        run.expect(0);
+    }
+    let applied: usize = runs
+        .iter()
+        .map(|r| r.json()["migrations"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(applied, 20, "every migration ran exactly once across both");
+    assert_eq!(db.applied().len(), 20);
+    assert!(
+        runs.iter().any(|r| r.stderr.contains("waited")),
+        "the second reports its wait: {:?}",
+        runs.iter().map(|r| &r.stderr).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn dbmate_and_dbmigrate_read_each_others_databases() {
+    let dbmate = harness::repo_root().join("node_modules/.bin/dbmate");
+    assert!(
+        dbmate.exists(),
+        "this test needs dbmate: run `bash scripts/setup.sh` (npm install)"
+    );
+    let db = Db::new();
+    for n in 1..=3 {
+        db.write(&format!("2024010100000{n}_t{n}.sql"), &table_migration(n));
+    }
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/postgres?sslmode=require",
+        harness::SUPERUSER,
+        harness::SUPERUSER_PASSWORD,
+        db.pg.port
+    );
+    let dbmate_run = |args: &[&str]| {
+        Tool::program(&dbmate)
+            .args(["--no-dump-schema", "--migrations-dir"])
+            .arg_path(&db.dir.path)
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .run()
+    };
+    // dbmate applies the first two; dbmigrate sees them as applied and applies the third.
+    dbmate_run(&["migrate"]).expect(0);
+    db.write("20240101000004_t4.sql", &table_migration(4));
+    let status = db.migrate(&["status"]).expect(0).json();
+    assert_eq!(status["pending"], 1, "{status}");
+    db.migrate(&["up"]).expect(0);
+    let dbmate_status = dbmate_run(&["status"]);
+    assert!(
+        dbmate_status.expect(0).stdout.contains("Applied: 4"),
+        "{}",
+        dbmate_status.stdout
+    );
+    assert!(
+        dbmate_status.stdout.contains("Pending: 0"),
+        "{}",
+        dbmate_status.stdout
+    );
+    // And dbmate can roll back what dbmigrate applied.
+    dbmate_run(&["rollback"]).expect(0);
+    assert_eq!(db.migrate(&["status"]).expect(0).json()["pending"], 1);
+}

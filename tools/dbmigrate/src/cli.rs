@@ -1,0 +1,77 @@
+//! dbmigrate's flags.
+
+use clap::{Parser, Subcommand};
+use dbtools::cli::{EnvArg, GlobalArgs};
+use std::path::PathBuf;
+
+/// Migrations in dbmate's format, applied fast and safely, for a profile piped in or --env.
+#[derive(Debug, Parser)]
+#[command(name = "dbmigrate", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Migrations directory (repeatable) [default: migrations/ beside dbtools.toml, else ./migrations].
+    #[arg(long = "dir", short = 'd', global = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a new migration file named <UTC timestamp>_<name>.sql.
+    New {
+        /// What the migration does, e.g. add_users (letters, digits, '_').
+        name: String,
+    },
+    /// List migrations: applied, pending, changed (file edited after it was applied), missing.
+    Status {
+        #[command(flatten)]
+        env: EnvArg,
+        /// Exit 1 when anything is pending, changed or missing.
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Apply pending migrations, each in its own transaction.
+    Up {
+        #[command(flatten)]
+        env: EnvArg,
+        /// Stop after this version.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// All pending migrations in one transaction: all or nothing.
+        #[arg(long)]
+        atomic: bool,
+        /// Print what would run; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds to wait for another migrator's lock.
+        #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+        lock_timeout: f64,
+    },
+    /// Revert applied migrations, newest first (destructive: --confirm on confirm-level envs).
+    Down {
+        #[command(flatten)]
+        env: EnvArg,
+        /// How many to revert.
+        #[arg(default_value_t = 1, conflicts_with = "to")]
+        count: usize,
+        /// Revert every migration newer than this version.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// The env name typed exactly; needed on confirm- and locked-level envs.
+        #[arg(long, value_name = "ENV")]
+        confirm: Option<String>,
+        /// The reason, needed on locked envs.
+        #[arg(long, value_name = "REASON")]
+        break_glass: Option<String>,
+        #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+        lock_timeout: f64,
+    },
+    /// Record the current checksum of an applied migration whose file was edited on purpose.
+    Accept {
+        #[command(flatten)]
+        env: EnvArg,
+        version: String,
+    },
+}

@@ -1,0 +1,435 @@
+//! dbmigrate's commands: new, status, up, down, accept.
+
+use crate::cli::{Cli, Command};
+use crate::engine::{self, AppliedRow};
+use crate::source::{self, compare_versions, Migration};
+use dbtools::config::Config;
+use dbtools::contract::{self, MigrateResult, MigrateStatus, MigrationEntry, Profile};
+use dbtools::output::{self, Output};
+use dbtools::{cli, guard, identity, pg, Error, ExitStatus, Result};
+use std::cmp::Ordering;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const TOOL: &str = "dbmigrate";
+
+pub fn run(cli: Cli) -> Result<ExitStatus> {
+    let out = Output::detect(cli.global.json);
+    let dirs = migration_dirs(&cli);
+    match cli.command {
+        Command::New { name } => new_file(&dirs[0], &name),
+        Command::Status { env, exit_code } => {
+            let profile = env.profile(&cli.global)?;
+            let migrations = source::load(&dirs)?;
+            let mut client = connect(&profile)?;
+            let applied = engine::read_applied(&mut client)?.unwrap_or_default();
+            let entries = status_entries(&migrations, &applied);
+            let count = |state: &str| entries.iter().filter(|e| e.state == state).count();
+            let status = MigrateStatus {
+                kind: contract::MIGRATE_STATUS.into(),
+                env: profile.env.clone(),
+                pending: count("pending"),
+                changed: count("changed"),
+                missing: count("missing"),
+                migrations: entries,
+                profile,
+            };
+            out.emit(&status, || render_entries(&status.migrations))?;
+            let clean = status.pending + status.changed + status.missing == 0;
+            Ok(if exit_code && !clean {
+                ExitStatus::Negative
+            } else {
+                ExitStatus::Success
+            })
+        }
+        Command::Up {
+            env,
+            to,
+            atomic,
+            dry_run,
+            lock_timeout,
+        } => {
+            let profile = env.profile(&cli.global)?;
+            let migrations = source::load(&dirs)?;
+            up(
+                out,
+                profile,
+                &migrations,
+                to.as_deref(),
+                atomic,
+                dry_run,
+                seconds(lock_timeout)?,
+            )
+        }
+        Command::Down {
+            env,
+            count,
+            to,
+            confirm,
+            break_glass,
+            lock_timeout,
+        } => {
+            let profile = env.profile(&cli.global)?;
+            guard::require_confirmation(
+                &profile.env,
+                profile.protection,
+                "migrate down",
+                confirm.as_deref(),
+                break_glass.as_deref(),
+            )?;
+            let migrations = source::load(&dirs)?;
+            down(
+                out,
+                profile,
+                &migrations,
+                count,
+                to.as_deref(),
+                seconds(lock_timeout)?,
+            )
+        }
+        Command::Accept { env, version } => {
+            let profile = env.profile(&cli.global)?;
+            let migrations = source::load(&dirs)?;
+            let migration = migrations
+                .iter()
+                .find(|m| m.version == version)
+                .ok_or_else(|| {
+                    Error::BadInput(format!("no migration file has version {version}"))
+                })?;
+            let mut client = connect(&profile)?;
+            if !engine::accept(&mut client, migration)? {
+                return Err(Error::BadInput(format!(
+                    "version {version} is not applied on env {}: nothing to accept",
+                    profile.env
+                )));
+            }
+            cli::note(
+                TOOL,
+                format!("recorded the current checksum of {}", migration.file_name()),
+            );
+            let entry = entry(migration, "applied", None, None);
+            emit_result(out, "accept", profile, vec![entry], false, 0.0)
+        }
+    }
+}
+
+fn seconds(value: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| Error::BadInput(format!("{value} is not a number of seconds")))
+}
+
+/// `--dir`, else `migrations/` beside dbtools.toml, else `./migrations`.
+fn migration_dirs(cli: &Cli) -> Vec<PathBuf> {
+    if !cli.dirs.is_empty() {
+        return cli.dirs.clone();
+    }
+    match Config::load(cli.global.config.as_deref()) {
+        Ok(config) => vec![config.resolve_path("migrations")],
+        Err(_) => vec![PathBuf::from("migrations")],
+    }
+}
+
+fn connect(profile: &Profile) -> Result<pg::Client> {
+    pg::connect(&profile.conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
+}
+
+fn entry(
+    migration: &Migration,
+    state: &str,
+    applied: Option<&AppliedRow>,
+    duration_ms: Option<f64>,
+) -> MigrationEntry {
+    MigrationEntry {
+        version: migration.version.clone(),
+        name: migration.name.clone(),
+        state: state.into(),
+        applied_at: applied.and_then(|a| a.applied_at.clone()),
+        duration_ms: duration_ms.or_else(|| applied.and_then(|a| a.duration_ms)),
+    }
+}
+
+/// Files and records merged, ordered by version.
+fn status_entries(migrations: &[Migration], applied: &[AppliedRow]) -> Vec<MigrationEntry> {
+    let mut entries: Vec<MigrationEntry> = migrations
+        .iter()
+        .map(|m| match applied.iter().find(|a| a.version == m.version) {
+            None => entry(m, "pending", None, None),
+            Some(row) if row.checksum.as_ref().is_some_and(|c| *c != m.checksum) => {
+                entry(m, "changed", Some(row), None)
+            }
+            Some(row) => entry(m, "applied", Some(row), None),
+        })
+        .collect();
+    for row in applied {
+        if !migrations.iter().any(|m| m.version == row.version) {
+            entries.push(MigrationEntry {
+                version: row.version.clone(),
+                name: String::new(),
+                state: "missing".into(),
+                applied_at: row.applied_at.clone(),
+                duration_ms: row.duration_ms,
+            });
+        }
+    }
+    entries.sort_by(|a, b| compare_versions(&a.version, &b.version));
+    entries
+}
+
+fn render_entries(entries: &[MigrationEntry]) -> String {
+    if entries.is_empty() {
+        return "no migrations\n".into();
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.state.clone(),
+                e.version.clone(),
+                e.name.clone(),
+                e.applied_at.clone().unwrap_or_default(),
+                e.duration_ms
+                    .map(|d| format!("{d:.1} ms"))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["STATE", "VERSION", "NAME", "APPLIED AT", "TOOK"], &rows)
+}
+
+/// Refuses to go on when applied migrations were edited or deleted.
+fn refuse_drift(migrations: &[Migration], applied: &[AppliedRow]) -> Result<()> {
+    for entry in status_entries(migrations, applied) {
+        match entry.state.as_str() {
+            "changed" => {
+                return Err(Error::BadInput(format!(
+                    "migration {}_{} was edited after it was applied (its checksum differs): revert the edit, or run `dbmigrate accept {}` if the change is intended",
+                    entry.version, entry.name, entry.version
+                )))
+            }
+            "missing" => {
+                return Err(Error::BadInput(format!(
+                    "version {} is applied in the database but its file is missing: restore the file (or check --dir)",
+                    entry.version
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn up(
+    out: Output,
+    profile: Profile,
+    migrations: &[Migration],
+    to: Option<&str>,
+    atomic: bool,
+    dry_run: bool,
+    lock_timeout: Duration,
+) -> Result<ExitStatus> {
+    if let Some(target) = to {
+        if !migrations.iter().any(|m| m.version == target) {
+            return Err(Error::BadInput(format!(
+                "--to {target}: no migration file has that version"
+            )));
+        }
+    }
+    let mut client = connect(&profile)?;
+    let (applied, waited) = if dry_run {
+        (
+            engine::read_applied(&mut client)?.unwrap_or_default(),
+            Duration::ZERO,
+        )
+    } else {
+        let locked = engine::lock(&mut client, lock_timeout)?;
+        if locked.waited > Duration::from_millis(200) {
+            let what = if locked.applied_while_waiting.is_empty() {
+                "nothing new".to_string()
+            } else {
+                locked.applied_while_waiting.join(", ")
+            };
+            cli::note(
+                TOOL,
+                format!(
+                    "waited {:.1}s for another migrator, which applied: {what}",
+                    locked.waited.as_secs_f64()
+                ),
+            );
+        }
+        (locked.applied, locked.waited)
+    };
+    refuse_drift(migrations, &applied)?;
+    let pending: Vec<&Migration> = migrations
+        .iter()
+        .filter(|m| !applied.iter().any(|a| a.version == m.version))
+        .filter(|m| {
+            to.is_none_or(|target| compare_versions(&m.version, target) != Ordering::Greater)
+        })
+        .collect();
+    if dry_run {
+        engine::check_wrappable(&pending, atomic)?;
+        let entries = pending
+            .iter()
+            .map(|m| entry(m, "pending", None, None))
+            .collect();
+        return emit_result(out, "up", profile, entries, true, 0.0);
+    }
+    if pending.is_empty() {
+        cli::note(TOOL, format!("env {}: nothing to apply", profile.env));
+    }
+    let applied_by = identity::user_at_host();
+    let mut entries = Vec::new();
+    let result = engine::apply(&mut client, &pending, atomic, &applied_by, |ran| {
+        let migration = pending[ran.index];
+        let took = ran
+            .duration_ms
+            .map(|d| format!(" ({d:.1} ms)"))
+            .unwrap_or_default();
+        cli::note(TOOL, format!("applied {}{took}", migration.file_name()));
+        entries.push(entry(migration, "applied", None, ran.duration_ms));
+    });
+    result?;
+    emit_result(out, "up", profile, entries, false, waited.as_secs_f64())
+}
+
+fn down(
+    out: Output,
+    profile: Profile,
+    migrations: &[Migration],
+    count: usize,
+    to: Option<&str>,
+    lock_timeout: Duration,
+) -> Result<ExitStatus> {
+    let mut client = connect(&profile)?;
+    let locked = engine::lock(&mut client, lock_timeout)?;
+    // Newest first: by applied_at when we recorded it, else by version.
+    let mut applied = locked.applied.clone();
+    applied.sort_by(|a, b| {
+        b.applied_at
+            .cmp(&a.applied_at)
+            .then_with(|| compare_versions(&b.version, &a.version))
+    });
+    let targets: Vec<&AppliedRow> = match to {
+        Some(target) => applied
+            .iter()
+            .filter(|a| compare_versions(&a.version, target) == Ordering::Greater)
+            .collect(),
+        None => applied.iter().take(count).collect(),
+    };
+    let mut files = Vec::new();
+    for row in &targets {
+        let migration = migrations.iter().find(|m| m.version == row.version).ok_or_else(|| {
+            Error::BadInput(format!("version {} is applied but its file is missing: cannot revert it without its down section", row.version))
+        })?;
+        files.push(migration);
+    }
+    if files.is_empty() {
+        cli::note(TOOL, format!("env {}: nothing to revert", profile.env));
+    }
+    let ran = engine::revert(&mut client, &files)?;
+    let mut entries = Vec::new();
+    for done in ran {
+        cli::note(TOOL, format!("reverted {}", files[done.index].file_name()));
+        entries.push(entry(files[done.index], "pending", None, None));
+    }
+    emit_result(
+        out,
+        "down",
+        profile,
+        entries,
+        false,
+        locked.waited.as_secs_f64(),
+    )
+}
+
+fn emit_result(
+    out: Output,
+    action: &str,
+    profile: Profile,
+    migrations: Vec<MigrationEntry>,
+    dry_run: bool,
+    lock_wait_s: f64,
+) -> Result<ExitStatus> {
+    let result = MigrateResult {
+        kind: contract::MIGRATE_RESULT.into(),
+        action: action.into(),
+        env: profile.env.clone(),
+        dry_run,
+        migrations,
+        lock_wait_s,
+        profile,
+    };
+    out.emit(&result, || {
+        let verb = match (action, dry_run) {
+            (_, true) => "would apply",
+            ("down", _) => "reverted",
+            ("accept", _) => "accepted",
+            _ => "applied",
+        };
+        let mut text = format!(
+            "{verb} {} migration(s) on {}\n",
+            result.migrations.len(),
+            result.env
+        );
+        text.push_str(&render_entries(&result.migrations));
+        text
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+/// Writes `<dir>/<UTC YYYYMMDDHHMMSS>_<name>.sql` with empty up and down sections.
+fn new_file(dir: &std::path::Path, name: &str) -> Result<ExitStatus> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(Error::BadInput(format!(
+            "migration name {name:?}: use letters, digits and '_'"
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(format!("{}_{name}.sql", utc_timestamp()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", path.display())))?;
+    std::io::Write::write_all(&mut file, b"-- migrate:up\n\n\n-- migrate:down\n\n")
+        .map_err(|e| Error::Failed(format!("cannot write {}: {e}", path.display())))?;
+    output::write_stdout(&format!("{}\n", path.display()))?;
+    Ok(ExitStatus::Success)
+}
+
+/// Now in UTC as YYYYMMDDHHMMSS (civil-from-days, so no date crate is needed).
+fn utc_timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_fourteen_digits_in_this_century() {
+        let stamp = utc_timestamp();
+        assert_eq!(stamp.len(), 14);
+        assert!(stamp.starts_with("20"));
+    }
+}

@@ -1,0 +1,12 @@
+//! `dbmigrate`: dbmate-compatible migrations — files, the `schema_migrations` table — applied
+//! with each migration in its own transaction and the whole run in a handful of round trips.
+
+mod cli;
+mod commands;
+mod engine;
+mod source;
+mod statements;
+
+fn main() -> std::process::ExitCode {
+    dbtools::cli::main("dbmigrate", commands::run)
+}
