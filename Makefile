@@ -8,8 +8,9 @@ ENVS    ?= dev test
 BIN     := target/$(PROFILE)
 CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
 
+SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help setup build up down status psql test check bench
+.PHONY: help setup build up down status psql migrate migrate-status test check bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -20,15 +21,22 @@ setup: ## Install what is missing (PostgreSQL server, openssl, TLS headers, moto
 build: setup ## Build the tools
 	@$(CARGO) build --workspace --bins $(CARGO_PROFILE)
 
-up: build ## Provision local DEV and TEST (TLS, scram) and print each env's witness
+up: build ## Provision local DEV and TEST (TLS, scram), migrate them, print each env's witness
 	@$(BIN)/rdsprov apply >/dev/null
-	@for env in $(ENVS); do $(BIN)/dbenv resolve $$env | $(BIN)/dbconnect check || exit $$?; done
+	@set -o pipefail; for env in $(ENVS); do \
+	  $(BIN)/dbenv resolve $$env | $(BIN)/dbmigrate up | $(BIN)/dbconnect check || exit $$?; done
 
 down: build ## Stop the local instances (data is kept)
 	@$(BIN)/rdsprov stop
 
 status: build ## Show the instances
 	@$(BIN)/rdsprov status
+
+migrate: build ## Apply pending migrations to ENV (make migrate ENV=test)
+	@set -o pipefail; $(BIN)/dbenv resolve $(ENV) | $(BIN)/dbmigrate up
+
+migrate-status: build ## Migration status of ENV
+	@set -o pipefail; $(BIN)/dbenv resolve $(ENV) | $(BIN)/dbmigrate status
 
 psql: build ## Open psql on ENV (make psql ENV=test)
 	@$(BIN)/dbconnect psql --env $(ENV)
