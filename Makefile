@@ -49,5 +49,6 @@ check: ## Formatting and lints, as CI runs them
 	@$(CARGO) fmt --all -- --check
 	@$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench: build ## Measure dbenv resolve's start-to-exit time (scripts/bench/)
+bench: build ## Benchmarks against dbmate, sqlx-cli and psql (scripts/bench/; not part of make test)
 	@bash scripts/bench/dbenv-resolve.sh
+	@python3 scripts/bench/migrate.py

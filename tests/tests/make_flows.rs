@@ -52,7 +52,12 @@ fn make_up_prints_dev_and_test_witnesses_over_tls_and_is_harmless_to_repeat() {
         assert_eq!(witness["kind"], "dbtools.witness/v1");
         assert_eq!(witness["ssl"]["in_use"], true, "{witness}");
     }
-    assert!(run.stderr.contains("dbmigrate: applied 20260101000004_create_auth_sessions.sql"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("dbmigrate: applied 20260101000004_create_auth_sessions.sql"),
+        "{}",
+        run.stderr
+    );
     let again = make("up", &state);
     assert_eq!(again.expect(0).stdout.lines().count(), 2);
     assert!(

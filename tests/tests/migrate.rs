@@ -457,3 +457,65 @@ fn dbmate_and_dbmigrate_read_each_others_databases() {
     dbmate_run(&["rollback"]).expect(0);
     assert_eq!(db.migrate(&["status"]).expect(0).json()["pending"], 1);
 }
+
+fn sleepy_migrations(db: &Db, count: usize) {
+    for n in 1..=count {
+        db.write(
+            &format!("{n:02}_s.sql"),
+            &format!("-- migrate:up\ncreate table s{n} (id int);\nselect pg_sleep(0.05);\n-- migrate:down\ndrop table s{n};\n"),
+        );
+    }
+}
+
+fn assert_each_applied_once(db: &Db, count: usize) {
+    assert_eq!(db.applied().len(), count);
+    let tables = db.psql("select count(*) from pg_tables where tablename ~ '^s[0-9]+$'");
+    assert_eq!(tables, count.to_string());
+}
+
+#[test]
+fn kill_9_mid_run_then_rerun_converges() {
+    let db = Db::new();
+    sleepy_migrations(&db, 30);
+    let mut child = std::process::Command::new(harness::bin("dbmigrate"))
+        .arg("--dir")
+        .arg(&db.dir.path)
+        .arg("up")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), db.profile("open").as_bytes())
+        .unwrap();
+    drop(child.stdin.take());
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // The rerun waits for whatever the dead client's session still holds, then finishes the job.
+    db.migrate(&["up"]).expect(0);
+    assert_each_applied_once(&db, 30);
+}
+
+#[test]
+fn a_connection_cut_mid_batch_is_exit_4_and_a_rerun_converges() {
+    let db = Db::new();
+    sleepy_migrations(&db, 30);
+    let proxy = harness::CutProxy::start(db.pg.port);
+    let mut profile: serde_json::Value = serde_json::from_str(&db.profile("open")).unwrap();
+    profile["conn"]["port"] = proxy.port.into();
+    let dir = db.dir.path.clone();
+    let runner = std::thread::spawn(move || {
+        Tool::new("dbmigrate")
+            .arg_path_flag("--dir", &dir)
+            .args(["up"])
+            .stdin(profile.to_string())
+            .run()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    proxy.cut();
+    let run = runner.join().unwrap();
+    run.expect_error("dbmigrate", 4, "the connection broke while migrations ran");
+    db.migrate(&["up"]).expect(0);
+    assert_each_applied_once(&db, 30);
+}
