@@ -376,7 +376,7 @@ fn a_held_lock_times_out_with_who_holds_it() {
 fn two_migrators_at_once_apply_each_migration_once() {
     let db = Db::new();
     for n in 1..=20 {
-        db.write(&format!("{n:02}_t.sql"), &format!("-- migrate:up\ncreate table t{n} (id int);\nselect pg_sleep(0.02);\n-- migrate:down\ndrop table t{n};\n"));
+        db.write(&format!("{n:02}_t.sql"), &format!("-- migrate:up\ncreate table t{n} (id int);\nselect pg_sleep(0.05);\n-- migrate:down\ndrop table t{n};\n"));
     }
     let profile = db.profile("open");
     let runs: Vec<harness::Run> = std::thread::scope(|scope| {
