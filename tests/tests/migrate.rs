@@ -519,3 +519,58 @@ fn a_connection_cut_mid_batch_is_exit_4_and_a_rerun_converges() {
     db.migrate(&["up"]).expect(0);
     assert_each_applied_once(&db, 30);
 }
+
+#[test]
+fn dump_is_deterministic_and_names_an_old_pg_dump() {
+    let db = Db::new();
+    for n in 1..=2 {
+        db.write(&format!("{n}_t.sql"), &table_migration(n));
+    }
+    db.migrate(&["up"]).expect(0);
+    let out = TempDir::new("dump");
+    let first = out.path.join("a/schema.sql");
+    let second = out.path.join("b/schema.sql");
+    for file in [&first, &second] {
+        let run = db.migrate(&["dump", "--file", file.to_str().unwrap()]);
+        assert!(
+            run.expect(0).stderr.contains("(2 applied versions)"),
+            "{}",
+            run.stderr
+        );
+    }
+    let text = std::fs::read_to_string(&first).unwrap();
+    assert_eq!(
+        text,
+        std::fs::read_to_string(&second).unwrap(),
+        "same schema, same bytes"
+    );
+    assert!(text.contains("CREATE TABLE public.t2"), "{text}");
+    assert!(
+        text.ends_with(
+            "INSERT INTO public.schema_migrations (version) VALUES\n    ('1'),\n    ('2');\n"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("\\restrict") && !text.contains("Dumped by pg_dump version"));
+
+    // A pg_dump older than the server is a clear error, not a silent skip.
+    let fake = TempDir::new("oldpg");
+    for tool in ["initdb", "pg_ctl", "pg_dump"] {
+        let path = fake.path.join(tool);
+        std::fs::write(&path, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n").unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let run = Tool::new("dbmigrate")
+        .arg_path_flag("--dir", &db.dir.path)
+        .args(["dump", "--file", out.path.join("c.sql").to_str().unwrap()])
+        .env("DBTOOLS_PG_BIN", &fake.path)
+        .stdin(db.profile("open"))
+        .run();
+    run.expect_error(
+        "dbmigrate",
+        2,
+        "is version 9 but the server is PostgreSQL 15",
+    );
+    assert!(!out.path.join("c.sql").exists());
+}

@@ -68,6 +68,14 @@ pub enum Command {
         #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
         lock_timeout: f64,
     },
+    /// Write the schema (pg_dump) and the applied versions to a file, like dbmate's db/schema.sql.
+    Dump {
+        #[command(flatten)]
+        env: EnvArg,
+        /// Where to write [default: db/schema.sql beside dbtools.toml, else ./db/schema.sql].
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
     /// Record the current checksum of an applied migration whose file was edited on purpose.
     Accept {
         #[command(flatten)]

@@ -87,6 +87,32 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 seconds(lock_timeout)?,
             )
         }
+        Command::Dump { env, file } => {
+            let profile = env.profile(&cli.global)?;
+            let path = file.unwrap_or_else(|| match Config::load(cli.global.config.as_deref()) {
+                Ok(config) => config.resolve_path("db/schema.sql"),
+                Err(_) => PathBuf::from("db/schema.sql"),
+            });
+            let mut client = connect(&profile)?;
+            let applied = engine::read_applied(&mut client)?.unwrap_or_default();
+            let text = crate::dump::schema(&mut client, &profile, &applied)?;
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::BadInput(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            std::fs::write(&path, &text)
+                .map_err(|e| Error::BadInput(format!("cannot write {}: {e}", path.display())))?;
+            cli::note(
+                TOOL,
+                format!(
+                    "wrote {} ({} applied versions)",
+                    path.display(),
+                    applied.len()
+                ),
+            );
+            emit_result(out, "dump", profile, Vec::new(), false, 0.0)
+        }
         Command::Accept { env, version } => {
             let profile = env.profile(&cli.global)?;
             let migrations = source::load(&dirs)?;
@@ -364,6 +390,7 @@ fn emit_result(
             (_, true) => "would apply",
             ("down", _) => "reverted",
             ("accept", _) => "accepted",
+            ("dump", _) => "dumped the schema with",
             _ => "applied",
         };
         let mut text = format!(

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod dump;
 mod engine;
 mod source;
 mod statements;
