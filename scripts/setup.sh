@@ -2,7 +2,8 @@
 # Installs what dbtools needs on a fresh Debian/Ubuntu machine, and nothing when it is already
 # there (so `make up`, `make test` and CI can call it every time): the PostgreSQL server (initdb,
 # pg_ctl, psql), openssl, the TLS headers native-tls builds against, libclang for pg_query's
-# build, strace for a test, and moto's standalone server for the AWS tests. Prints one line per install; silent when everything is present.
+# build, strace for a test, moto's standalone server for the AWS tests and dbmate (npm) for the
+# compatibility tests and benchmarks. Prints one line per install; silent when all is present.
 set -euo pipefail
 
 need_apt=()
@@ -22,6 +23,8 @@ have runuser || need_apt+=(util-linux)
 have strace || need_apt+=(strace)
 # pg_query (PostgreSQL's own parser, used by dbmigrate) builds its C code with bindgen.
 compgen -G "/usr/lib/llvm-*/lib/libclang.so" >/dev/null || need_apt+=(libclang-dev)
+have moto_server || python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+[ -x "$(dirname "$0")/../node_modules/.bin/dbmate" ] || have npm || need_apt+=(nodejs npm)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && ! have sudo; then
@@ -47,17 +50,16 @@ fi
 
 if ! have moto_server; then
   echo "setup: installing moto[server] (pip)" >&2
-  python3 -m pip install -q 'moto[server]' >/dev/null
+  # Debian 12+ marks the system Python as externally managed (PEP 668); moto is a test tool
+  # with no Debian package, so there it goes in with pip's explicit override.
+  python3 -m pip install -q 'moto[server]' >/dev/null 2>&1 ||
+    python3 -m pip install -q --break-system-packages 'moto[server]' >/dev/null
   hash -r
 fi
 
 # dbmate (npm), which the compatibility tests and benchmarks run against dbmigrate.
 cd "$(dirname "$0")/.."
 if [ ! -x node_modules/.bin/dbmate ]; then
-  if ! have npm; then
-    echo "setup: installing nodejs and npm (apt-get) for dbmate" >&2
-    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-  fi
   echo "setup: installing dbmate (npm)" >&2
   npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi

@@ -9,6 +9,7 @@ use crate::{config, input};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Flags every tool takes.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -40,7 +41,10 @@ impl EnvArg {
         match &self.env {
             Some(name) => load(name),
             None if std::io::stdin().is_terminal() => load(&config::select_env(None)),
-            None => input::profile_from_stdin(),
+            None => crate::resolve::admit_piped_profile(
+                input::profile_from_stdin()?,
+                config::Config::find(global.config.as_deref())?.as_ref(),
+            ),
         }
     }
 }
@@ -49,13 +53,21 @@ impl EnvArg {
 pub fn main<C: clap::Parser>(tool: &str, run: impl FnOnce(C) -> Result<ExitStatus>) -> ExitCode {
     let cli = match C::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // clap's multi-line usage error becomes our one line, with where to look next.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            return report(
+                tool,
+                &Error::BadInput(format!("{message} (see `{tool} --help`)")),
+            )
+            .into();
+        }
         Err(e) => {
+            // --help and --version
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitStatus::BadInput.into()
-            } else {
-                ExitStatus::Success.into()
-            };
+            return ExitStatus::Success.into();
         }
     };
     match run(cli) {
@@ -64,12 +76,21 @@ pub fn main<C: clap::Parser>(tool: &str, run: impl FnOnce(C) -> Result<ExitStatu
     }
 }
 
+static STDOUT_IS_TEXT: AtomicBool = AtomicBool::new(false);
+
+/// Declares that this command prints text for a shell or a file (`export --format env`, a URL,
+/// psql's own output), not JSON: its errors then go to stderr only, so `eval "$(dbenv export …)"`
+/// never evaluates an error object and a file never receives one.
+pub fn stdout_is_text() {
+    STDOUT_IS_TEXT.store(true, Ordering::Relaxed);
+}
+
 /// Reports an error on stderr (and on stdout as JSON when piped); returns its exit status.
 pub fn report(tool: &str, error: &Error) -> ExitStatus {
     if !matches!(error, Error::Upstream { .. }) {
         let _ = writeln!(std::io::stderr().lock(), "{tool}: {}", error.message());
     }
-    if !std::io::stdout().is_terminal() {
+    if !std::io::stdout().is_terminal() && !STDOUT_IS_TEXT.load(Ordering::Relaxed) {
         let message = match error {
             Error::Upstream { tool: origin, .. } => ErrorMessage::new(origin, error),
             _ => ErrorMessage::new(tool, error),

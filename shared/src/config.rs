@@ -76,6 +76,15 @@ pub struct Config {
     pub instances: BTreeMap<String, InstanceConfig>,
 }
 
+/// The instance's administrative role when the config names none (RDS's default too).
+pub const DEFAULT_MASTER_USER: &str = "postgres";
+
+impl InstanceConfig {
+    pub fn master_user(&self) -> &str {
+        self.master_user.as_deref().unwrap_or(DEFAULT_MASTER_USER)
+    }
+}
+
 impl Config {
     /// Finds and loads the config (see the module doc for the search order).
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
@@ -89,6 +98,17 @@ impl Config {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Error::BadInput(format!("cannot read config {}: {e}", path.display())))?;
         Config::parse(&text, &path)
+    }
+
+    /// The config when there is one: an explicit path or `DBTOOLS_CONFIG` must load, while
+    /// a search that finds no file is `None` (a machine outside any project).
+    pub fn find(explicit: Option<&Path>) -> Result<Option<Config>> {
+        let named = explicit.is_some()
+            || std::env::var_os(envvars::DBTOOLS_CONFIG).is_some_and(|p| !p.is_empty());
+        if !named && find_upward().is_err() {
+            return Ok(None);
+        }
+        Config::load(explicit).map(Some)
     }
 
     /// Parses config text; `path` locates relative paths and names the file in errors.
@@ -150,6 +170,12 @@ impl Config {
                 Some(id) if !self.instances.contains_key(id) => {
                     return Err(at(format!(
                         "env {name}: instance {id:?} has no [instance.{id}] table"
+                    )))
+                }
+                Some(id) if self.instances[id].master_user() == env.user => {
+                    return Err(at(format!(
+                        "env {name}: user {:?} is instance {id}'s master user; the env's app connects as its own least-privilege role, so pick another user",
+                        env.user
                     )))
                 }
                 None if env.host.is_none() => {

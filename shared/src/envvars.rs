@@ -24,3 +24,6 @@ pub const PGPASSWORD: &str = "PGPASSWORD";
 pub const PGPASSFILE: &str = "PGPASSFILE";
 pub const PGSSLMODE: &str = "PGSSLMODE";
 pub const PGSSLROOTCERT: &str = "PGSSLROOTCERT";
+pub const PGHOSTADDR: &str = "PGHOSTADDR";
+pub const PGSERVICE: &str = "PGSERVICE";
+pub const PGAPPNAME: &str = "PGAPPNAME";

@@ -8,14 +8,24 @@ use std::io::{IsTerminal, Write};
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     pub json: bool,
+    pub terminal: bool,
 }
 
 impl Output {
     /// JSON when forced or when stdout is not a terminal.
     pub fn detect(force_json: bool) -> Output {
+        let terminal = std::io::stdout().is_terminal();
         Output {
-            json: force_json || !std::io::stdout().is_terminal(),
+            json: force_json || !terminal,
+            terminal,
         }
+    }
+
+    /// Whether secrets may be printed: always into a pipe or file (the next tool needs them),
+    /// on a terminal (where anyone looking over a shoulder or at a screen share sees them,
+    /// JSON or not) only when asked with `--reveal`.
+    pub fn shows_secrets(&self, reveal: bool) -> bool {
+        reveal || !self.terminal
     }
 
     /// Writes `value` as one JSON line, or the human text `human` renders.

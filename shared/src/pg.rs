@@ -16,12 +16,50 @@ pub use postgres::Client;
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens a connection for `conn`, as application `application`: one attempt.
+/// Opens a connection for `conn`, as application `application`: one attempt, which gives up
+/// when `timeout` has passed — TCP connect, TLS handshake and authentication together.
 pub fn connect(conn: &Conn, application: &str, timeout: Duration) -> Result<Client> {
     let tls = tls_connector(conn)?;
-    client_config(conn, application, timeout)
-        .connect(tls)
-        .map_err(|e| describe_connect_error(conn, &e))
+    connect_within(client_config(conn, application, timeout), tls, timeout)
+        .map_err(|failure| describe_failure(conn, failure))
+}
+
+/// Why one connect attempt failed: the driver's error, or no answer before the deadline.
+enum Failure {
+    Driver(postgres::Error),
+    NoAnswer(Duration),
+}
+
+/// The driver's `connect_timeout` bounds the TCP connect only; a listener that accepts and
+/// then stays silent (a half-open proxy, a blackholed port forward) would hang the TLS and
+/// startup exchange forever. The attempt runs on its own thread so the caller keeps the
+/// deadline; an abandoned attempt dies with the process.
+fn connect_within(
+    config: postgres::Config,
+    tls: MakeTlsConnector,
+    timeout: Duration,
+) -> std::result::Result<Client, Failure> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(config.connect(tls));
+    });
+    match receiver.recv_timeout(timeout) {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(error)) => Err(Failure::Driver(error)),
+        Err(_) => Err(Failure::NoAnswer(timeout)),
+    }
+}
+
+fn describe_failure(conn: &Conn, failure: Failure) -> Error {
+    match failure {
+        Failure::Driver(error) => describe_connect_error(conn, &error),
+        Failure::NoAnswer(after) => Error::Unreachable(format!(
+            "cannot connect to {}:{}: no answer within {:.1}s (TCP connect, TLS handshake and login together): a firewall or security group dropping traffic, or something that is not PostgreSQL on that port",
+            conn.host,
+            conn.port,
+            after.as_secs_f64()
+        )),
+    }
 }
 
 fn client_config(conn: &Conn, application: &str, timeout: Duration) -> postgres::Config {
@@ -92,6 +130,51 @@ fn tls_connector(conn: &Conn) -> Result<MakeTlsConnector> {
         .build()
         .map_err(|e| Error::BadInput(format!("cannot set up TLS: {e}")))?;
     Ok(MakeTlsConnector::new(connector))
+}
+
+/// Prepares the environment of a libpq program (psql, pg_dump) for `conn`. The password goes in
+/// the child's environment only, never on its command line; variables that would point libpq
+/// elsewhere (a service, a host address, another pgpass file) are removed.
+pub fn libpq_environment(command: &mut std::process::Command, conn: &Conn, application: &str) {
+    use crate::envvars::*;
+    command
+        .env(PGHOST, &conn.host)
+        .env(PGPORT, conn.port.to_string())
+        .env(PGDATABASE, &conn.dbname)
+        .env(PGUSER, &conn.user)
+        .env(PGSSLMODE, effective_sslmode(conn).as_str())
+        .env(PGAPPNAME, application);
+    for stray in [PGPASSFILE, PGHOSTADDR, PGSERVICE] {
+        command.env_remove(stray);
+    }
+    match libpq_sslrootcert(conn) {
+        Some(root) => command.env(PGSSLROOTCERT, root),
+        None => command.env_remove(PGSSLROOTCERT),
+    };
+    match &conn.password {
+        Some(password) => command.env(PGPASSWORD, password),
+        None => command.env_remove(PGPASSWORD),
+    };
+}
+
+/// Where libpq finds the trusted roots for `conn`. `system` (the OS store) is understood by
+/// libpq 16 and later only; older clients, like PostgreSQL 15's psql, would look for a file
+/// named `system`, so they are given the OS bundle's path instead.
+pub fn libpq_sslrootcert(conn: &Conn) -> Option<String> {
+    match conn.sslrootcert.as_deref()? {
+        "system" => Some(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/cert.pem",
+            ]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).is_file())
+            .unwrap_or("system")
+            .to_string(),
+        ),
+        path => Some(path.to_string()),
+    }
 }
 
 /// Environment variables set for a scope and put back as they were when dropped.
@@ -250,14 +333,19 @@ pub fn connect_with_retry(
         let remaining = timeout
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(200));
-        let config = client_config(conn, application, remaining.min(DEFAULT_CONNECT_TIMEOUT));
-        match config.connect(tls) {
+        let attempt_timeout = remaining.min(DEFAULT_CONNECT_TIMEOUT);
+        let config = client_config(conn, application, attempt_timeout);
+        match connect_within(config, tls, attempt_timeout) {
             Ok(client) => return Ok(client),
-            Err(raw) => {
-                let error = describe_connect_error(conn, &raw);
+            Err(failure) => {
+                let transient = match &failure {
+                    Failure::Driver(raw) => is_transient(raw),
+                    Failure::NoAnswer(_) => true,
+                };
+                let error = describe_failure(conn, failure);
                 let elapsed = started.elapsed();
                 let remaining = timeout.saturating_sub(elapsed);
-                if !is_transient(&raw) || remaining.is_zero() {
+                if !transient || remaining.is_zero() {
                     let waited = if elapsed >= Duration::from_millis(500) {
                         format!(" (gave up after {:.1}s)", elapsed.as_secs_f64())
                     } else {

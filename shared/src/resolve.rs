@@ -24,7 +24,7 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
         (None, Some(record)) => (record.endpoint.host.clone(), record.endpoint.port),
         (None, None) => {
             return Err(Error::BadInput(format!(
-                "env {env_name} has no host: set host in [env.{env_name}] (or run `rdsprov apply | dbenv import`)"
+                "env {env_name} has no host: set host in [env.{env_name}] (for a local instance, its `instance` table)"
             )))
         }
     };
@@ -36,7 +36,10 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
     };
     let secret = config.env_secret(env_name)?;
     let password = match &secret {
-        Some(reference) => Some(secrets::resolve(reference, &config.state)?.password),
+        Some(reference) => {
+            let region = instance.and_then(|(_, i)| i.region.as_deref());
+            Some(secrets::resolve(reference, &config.state, region)?.password)
+        }
         None => None,
     };
     Ok(Profile {
@@ -60,6 +63,34 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
         }),
         secret,
     })
+}
+
+/// The env name of ad-hoc profiles (`dbenv resolve --from-env` without a configured env name).
+pub const ADHOC_ENV: &str = "adhoc";
+
+/// Checks a profile that arrived on stdin against the project's config, so a hand-edited, stale
+/// or foreign profile cannot lower a guard: its env must be one the config defines (or the
+/// ad-hoc env), and its protection becomes the stricter of what it says and what the config
+/// says. Without a config (outside any project) the profile stands as it is.
+pub fn admit_piped_profile(mut profile: Profile, config: Option<&Config>) -> Result<Profile> {
+    names::check_env_name(&profile.env)?;
+    let Some(config) = config else {
+        return Ok(profile);
+    };
+    let floor = if profile.env == ADHOC_ENV && !config.envs.contains_key(ADHOC_ENV) {
+        Protection::Confirm
+    } else {
+        config.env(&profile.env).map_err(|e| {
+            Error::BadInput(format!(
+                "the profile on stdin is for env {:?}, which this project does not define: {}",
+                profile.env,
+                e.message()
+            ))
+        })?;
+        config.protection(&profile.env)
+    };
+    profile.protection = profile.protection.max(floor);
+    Ok(profile)
 }
 
 /// Reads a local instance's record, written by `rdsprov apply`.

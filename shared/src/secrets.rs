@@ -62,8 +62,9 @@ pub fn remove_local(state: &StateDir, name: &str) -> Result<()> {
     }
 }
 
-/// Resolves a secret reference to its value.
-pub fn resolve(secret: &SecretRef, state: &StateDir) -> Result<SecretValue> {
+/// Resolves a secret reference to its value; `region` is where an AWS secret named without an
+/// ARN lives (the env's instance region), else the AWS defaults apply.
+pub fn resolve(secret: &SecretRef, state: &StateDir, region: Option<&str>) -> Result<SecretValue> {
     match secret.source.as_str() {
         "local" => resolve_local(secret, state),
         "env" => match std::env::var(&secret.reference) {
@@ -73,7 +74,7 @@ pub fn resolve(secret: &SecretRef, state: &StateDir) -> Result<SecretValue> {
                 secret.reference
             ))),
         },
-        "aws-sm" => resolve_through_rdsprov(secret),
+        "aws-sm" => resolve_through_rdsprov(secret, region),
         other => Err(Error::BadInput(format!(
             "secret {secret}: unknown source {other:?}"
         ))),
@@ -157,10 +158,14 @@ pub fn sibling_binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(file))
 }
 
-fn resolve_through_rdsprov(secret: &SecretRef) -> Result<SecretValue> {
+fn resolve_through_rdsprov(secret: &SecretRef, region: Option<&str>) -> Result<SecretValue> {
     let binary = sibling_binary("rdsprov");
-    let output = Command::new(&binary)
-        .args(["secret", "get", "--json", &secret.reference])
+    let mut command = Command::new(&binary);
+    command.args(["secret", "get", "--json", &secret.reference]);
+    if let Some(region) = region {
+        command.args(["--region", region]);
+    }
+    let output = command
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()
@@ -224,12 +229,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dbtools-secrets-{}", std::process::id()));
         let state = StateDir::new(&dir);
         let reference = store_local(&state, "inst/app", "app", "s3cret").unwrap();
-        let value = resolve(&reference, &state).unwrap();
+        let value = resolve(&reference, &state, None).unwrap();
         assert_eq!(value.password, "s3cret");
         assert_eq!(value.username.as_deref(), Some("app"));
         assert!(local_path(&state, "../etc/passwd").is_err());
         assert!(local_path(&state, "/abs").is_err());
-        let missing = resolve(&SecretRef::parse("local:inst/none").unwrap(), &state).unwrap_err();
+        let missing =
+            resolve(&SecretRef::parse("local:inst/none").unwrap(), &state, None).unwrap_err();
         assert!(missing.to_string().contains("rdsprov apply"), "{missing}");
         std::fs::remove_dir_all(dir).unwrap();
     }

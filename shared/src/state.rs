@@ -39,7 +39,12 @@ impl StateDir {
 
     /// Creates a directory (and parents) readable by others, e.g. the state root, which the
     /// `postgres` user must be able to traverse to reach its data dir.
+    /// A directory that already exists keeps its mode: it may be the user's own (a state dir
+    /// pointed at `/tmp` must keep its sticky bit).
     pub fn ensure_public_dir(&self, dir: &Path) -> Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
         fs::create_dir_all(dir).map_err(|e| unwritable(dir, &e))?;
         set_mode(dir, 0o755)
     }

@@ -95,9 +95,15 @@ pub fn parse(url: &str) -> Result<Conn> {
     })
 }
 
-/// True for hosts that never leave this machine.
+/// True for hosts that never leave this machine: a loopback address, `localhost`, or a Unix
+/// socket directory. A name like `127.example.com` is a DNS name, not loopback.
 pub fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host == "::1" || host.starts_with("127.") || host.starts_with('/')
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.starts_with('/')
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn encode(text: &str) -> String {
@@ -137,6 +143,28 @@ fn decode(text: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_means_addresses_not_name_prefixes() {
+        for host in [
+            "localhost",
+            "127.0.0.1",
+            "127.0.0.2",
+            "::1",
+            "[::1]",
+            "/var/run/postgresql",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "127.example.com",
+            "localhost.example.com",
+            "10.0.0.1",
+            "db.example.com",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 
     #[test]
     fn round_trips_awkward_passwords() {

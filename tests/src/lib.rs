@@ -101,6 +101,21 @@ impl Run {
         self
     }
 
+    /// Asserts an error of a command whose stdout is text for a shell or a file: one
+    /// `<tool>: …` stderr line containing `needle`, and nothing at all on stdout.
+    pub fn expect_text_error(&self, tool: &str, code: i32, needle: &str) -> &Run {
+        self.expect(code);
+        assert_eq!(self.stdout, "", "stdout of a text command must stay clean");
+        let line = self.stderr.trim_end();
+        assert!(!line.contains('\n'), "more than one stderr line: {line}");
+        assert!(
+            line.starts_with(&format!("{tool}: ")),
+            "not prefixed: {line}"
+        );
+        assert!(line.contains(needle), "stderr lacks {needle:?}: {line}");
+        self
+    }
+
     /// Asserts an error: the exit code, stderr lines all prefixed `<tool>: ` whose last one (the
     /// error; earlier ones are progress) contains `needle`, and the error object on stdout.
     pub fn expect_error(&self, tool: &str, code: i32, needle: &str) -> &Run {
@@ -147,6 +162,9 @@ impl Tool {
             }
         }
         command.env("AWS_EC2_METADATA_DISABLED", "true");
+        // Outside any project unless a test says otherwise: the repository's own dbtools.toml
+        // must not decide what a test sees.
+        command.current_dir(std::env::temp_dir());
         Tool {
             command,
             stdin: None,

@@ -75,6 +75,35 @@ fn unreachable_host_fails_fast_with_exit_4() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// A listener that accepts TCP (the kernel does, from its backlog) and never says a word: a
+/// half-open proxy or a black-holed port forward. The TCP connect succeeds, so only an overall
+/// deadline stops the TLS/startup exchange from waiting forever.
+#[test]
+fn a_silent_listener_times_out_at_the_deadline() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let profile = format!(
+        r#"{{"kind":"dbtools.profile/v1","env":"dev","protection":"open","conn":{{"host":"127.0.0.1","port":{port},"dbname":"d","user":"u","password":"p","sslmode":"verify-full"}}}}"#
+    );
+    let started = Instant::now();
+    Tool::new("dbconnect")
+        .args(["check", "--timeout", "1"])
+        .stdin(profile.clone())
+        .run()
+        .expect_error("dbconnect", 4, "no answer within 1.0s");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "check must give up at its deadline, took {:?}",
+        started.elapsed()
+    );
+    let waited = Tool::new("dbconnect")
+        .args(["wait", "--timeout", "2"])
+        .stdin(profile)
+        .run();
+    waited.expect_error("dbconnect", 4, "gave up after 2.");
+    drop(silent);
+}
+
 #[test]
 fn tls_required_but_server_has_none() {
     let pg = PgCluster::start(Tls::None);

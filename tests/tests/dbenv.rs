@@ -194,7 +194,10 @@ fn from_env_builds_an_adhoc_profile_from_database_url() {
         )
         .run();
     let profile = run.expect(0).json();
-    assert_eq!(profile["env"], "dev");
+    assert_eq!(
+        profile["env"], "adhoc",
+        "an ad-hoc database is not assumed to be dev"
+    );
     assert_eq!(
         profile["protection"], "confirm",
         "an unknown database is treated with care"
@@ -215,7 +218,7 @@ fn an_unwritable_state_dir_is_a_clear_error() {
         .env("DEV_DB_PASSWORD", "x")
         .env("DBTOOLS_STATE_DIR", blocker.join("state"))
         .run();
-    run.expect_error("dbenv", 2, "cannot write state dir");
+    run.expect_text_error("dbenv", 2, "cannot write state dir");
 }
 
 #[test]
@@ -252,4 +255,134 @@ fn from_env_reads_libpq_variables_and_takes_protection_from_config() {
     bad.expect_error("dbenv", 2, "PGPORT \"x\" is not a port number");
     let none = project.tool("dbenv").args(["resolve", "--from-env"]).run();
     none.expect_error("dbenv", 2, "neither DATABASE_URL nor PGHOST is set");
+}
+
+#[test]
+fn export_env_clears_what_would_override_it_and_never_selects_an_env() {
+    let project = Project::new(REMOTE);
+    let run = project
+        .tool("dbenv")
+        .args(["export", "dev"])
+        .env("DEV_DB_PASSWORD", "pw")
+        .run();
+    let text = &run.expect(0).stdout;
+    assert!(
+        text.contains("unset PGPASSWORD PGHOSTADDR PGSERVICE\n"),
+        "a stale PGPASSWORD would win over the pgpass file: {text}"
+    );
+    assert!(
+        !text.contains("DBTOOLS_ENV"),
+        "eval-ing an export must not change which env later commands pick: {text}"
+    );
+    let no_root = Project::new(
+        "[env.dev]\nhost = \"127.0.0.1\"\ndatabase = \"d\"\nuser = \"u\"\nsslmode = \"disable\"\n",
+    );
+    let plain = no_root.tool("dbenv").args(["export", "dev"]).run();
+    let text = &plain.expect(0).stdout;
+    assert!(
+        text.contains("unset PGPASSWORD PGHOSTADDR PGSERVICE PGSSLROOTCERT PGPASSFILE\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn text_exports_keep_error_objects_out_of_eval() {
+    let project = Project::new(REMOTE);
+    for format in ["env", "url", "pgpass", "service"] {
+        let run = project
+            .tool("dbenv")
+            .args(["export", "staging", "-f", format])
+            .run();
+        run.expect_text_error("dbenv", 2, "unknown env \"staging\"");
+    }
+    let json = project
+        .tool("dbenv")
+        .args(["export", "staging", "-f", "json"])
+        .run();
+    json.expect_error("dbenv", 2, "unknown env \"staging\"");
+}
+
+#[test]
+fn sslrootcert_system_is_a_file_older_libpq_can_read() {
+    let project = Project::new(
+        "[env.dev]\nhost = \"db.example.com\"\ndatabase = \"d\"\nuser = \"u\"\nsslrootcert = \"system\"\n",
+    );
+    let run = project.tool("dbenv").args(["export", "dev"]).run();
+    let text = &run.expect(0).stdout;
+    let root = text
+        .lines()
+        .find_map(|l| l.strip_prefix("export PGSSLROOTCERT="))
+        .unwrap_or_else(|| panic!("{text}"))
+        .trim_matches('\'');
+    assert_ne!(root, "system", "psql 15 would look for a file named system");
+    assert!(std::path::Path::new(root).is_file(), "{root}");
+}
+
+#[test]
+fn an_existing_state_dir_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = Project::new(REMOTE);
+    let shared = harness::TempDir::new("shared-state");
+    std::fs::set_permissions(&shared.path, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    project
+        .tool("dbenv")
+        .args(["export", "dev"])
+        .env("DEV_DB_PASSWORD", "pw")
+        .env("DBTOOLS_STATE_DIR", &shared.path)
+        .run()
+        .expect(0);
+    let mode = std::fs::metadata(&shared.path)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o7777,
+        0o1777,
+        "a /tmp-like dir keeps its sticky bit"
+    );
+    let pgpass_dir = std::fs::metadata(shared.path.join("pgpass")).unwrap();
+    assert_eq!(pgpass_dir.permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn the_app_user_cannot_be_the_master_user() {
+    let project = Project::new(
+        "[env.dev]\ninstance = \"i\"\ndatabase = \"d\"\nuser = \"postgres\"\n[instance.i]\nprovider = \"local\"\n",
+    );
+    project.tool("dbenv").args(["list"]).run().expect_error(
+        "dbenv",
+        2,
+        "user \"postgres\" is instance i's master user",
+    );
+}
+
+/// On a terminal a password shows only with --reveal, JSON or not (screens are shared and
+/// recorded); `script` gives the tool a real pseudo-terminal.
+#[test]
+fn a_terminal_sees_no_password_without_reveal() {
+    let project = Project::new(REMOTE);
+    let on_terminal = |args: &str| {
+        let command = format!("{} {args}", harness::bin("dbenv").display());
+        let run = Tool::program("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(project.path())
+            .env("DEV_DB_PASSWORD", "terminal-secret-42")
+            .run();
+        run.expect(0);
+        run.stdout
+    };
+    let json = on_terminal("resolve dev --json");
+    assert!(json.contains("\"password\":\"********\""), "{json}");
+    assert!(!json.contains("terminal-secret-42"), "{json}");
+    let table = on_terminal("resolve dev");
+    assert!(!table.contains("terminal-secret-42"), "{table}");
+    let revealed = on_terminal("resolve dev --json --reveal");
+    assert!(revealed.contains("terminal-secret-42"), "{revealed}");
+}
+
+#[test]
+fn usage_errors_are_one_prefixed_line() {
+    let run = Tool::new("dbenv").args(["export", "-f", "yaml"]).run();
+    run.expect_error("dbenv", 2, "invalid value 'yaml' for '--format <FORMAT>'");
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
 }

@@ -104,3 +104,31 @@ fn usage_errors_exit_2() {
     );
     Tool::new("rdsprov").args(["--help"]).run().expect(0);
 }
+
+/// A piped profile cannot lower a guard: its env must exist in the project's config, and the
+/// config's protection wins when it is stricter than what the profile claims.
+#[test]
+fn a_piped_profile_cannot_lower_the_guard() {
+    let project = harness::Project::local_dev_test();
+    let profile = |env: &str, protection: &str| {
+        format!(
+            r#"{{"kind":"dbtools.profile/v1","env":"{env}","protection":"{protection}","conn":{{"host":"127.0.0.1","port":1,"dbname":"d","user":"u","sslmode":"disable"}}}}"#
+        )
+    };
+    project
+        .tool("dbconnect")
+        .args(["check"])
+        .stdin(profile("staging", "open"))
+        .run()
+        .expect_error(
+            "dbconnect",
+            2,
+            "the profile on stdin is for env \"staging\", which this project does not define",
+        );
+    project
+        .tool("dbmigrate")
+        .args(["down"])
+        .stdin(profile("test", "open"))
+        .run()
+        .expect_error("dbmigrate", 3, "add --confirm test");
+}

@@ -19,7 +19,7 @@ pub enum Command {
     Check {
         #[command(flatten)]
         env: EnvArg,
-        /// Seconds to wait for the TCP connection and handshake.
+        /// Give up (exit 4) when TCP connect, TLS handshake and login have not finished in this many seconds.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
     },

@@ -52,11 +52,15 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             emit_witness(out, witness(client, Instant::now(), profile)?)
         }
         Command::Url { env, reveal } => {
+            cli::stdout_is_text();
             let profile = env.profile(&cli.global)?;
             output::write_stdout(&(dbtools::url::format(&profile.conn, reveal) + "\n"))?;
             Ok(ExitStatus::Success)
         }
-        Command::Psql { env, args } => psql(&env.profile(&cli.global)?, &args),
+        Command::Psql { env, args } => {
+            cli::stdout_is_text();
+            psql(&env.profile(&cli.global)?, &args)
+        }
     }
 }
 
@@ -109,7 +113,10 @@ fn ms(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-fn emit_witness(out: Output, witness: Witness) -> Result<ExitStatus> {
+fn emit_witness(out: Output, mut witness: Witness) -> Result<ExitStatus> {
+    if !out.shows_secrets(false) {
+        witness.profile = witness.profile.redacted();
+    }
     out.emit(&witness, || {
         let ssl = if witness.ssl.in_use {
             format!(
@@ -136,25 +143,9 @@ fn emit_witness(out: Output, witness: Witness) -> Result<ExitStatus> {
 
 /// Replaces this process with psql (on Unix), the password in its environment only.
 fn psql(profile: &Profile, args: &[String]) -> Result<ExitStatus> {
-    let conn = &profile.conn;
     let mut command = std::process::Command::new("psql");
-    command
-        .args(args)
-        .env("PGHOST", &conn.host)
-        .env("PGPORT", conn.port.to_string())
-        .env("PGDATABASE", &conn.dbname)
-        .env("PGUSER", &conn.user)
-        .env("PGSSLMODE", conn.sslmode.as_str())
-        .env("PGAPPNAME", "dbconnect psql")
-        .env_remove("PGPASSFILE");
-    match &conn.sslrootcert {
-        Some(root) => command.env("PGSSLROOTCERT", root),
-        None => command.env_remove("PGSSLROOTCERT"),
-    };
-    match &conn.password {
-        Some(password) => command.env("PGPASSWORD", password),
-        None => command.env_remove("PGPASSWORD"),
-    };
+    command.args(args);
+    pg::libpq_environment(&mut command, &profile.conn, "dbconnect psql");
     let not_found = |e: std::io::Error| {
         Error::BadInput(format!("cannot run psql ({e}): install the PostgreSQL client (apt-get install -y postgresql-client)"))
     };

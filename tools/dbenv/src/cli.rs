@@ -19,7 +19,7 @@ pub enum Command {
     List,
     /// Print an env's profile (JSON when piped; redacted on a terminal unless --reveal).
     Resolve {
-        /// Env name [default: $DBTOOLS_ENV, then dev].
+        /// Env name [default: $DBTOOLS_ENV, then dev; with --from-env: adhoc].
         env: Option<String>,
         /// Build the profile from DATABASE_URL or PG* variables instead of dbtools.toml.
         #[arg(long)]

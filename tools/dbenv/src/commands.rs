@@ -4,8 +4,7 @@ use crate::cli::{Cli, Command, Format};
 use dbtools::config::{self, Config};
 use dbtools::contract::{self, EnvList, EnvSummary, Profile};
 use dbtools::output::{self, Output};
-use dbtools::{resolve, state, Error, ExitStatus, Result};
-use std::io::IsTerminal;
+use dbtools::{envvars, pg, resolve, state, Error, ExitStatus, Result};
 
 pub fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
@@ -16,19 +15,22 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             from_env,
             reveal,
         } => {
-            let name = config::select_env(env.as_deref());
             let profile = if from_env {
-                let config = Config::load(cli.global.config.as_deref()).ok();
-                resolve::profile_from_environment(&name, config.as_ref())?
+                // An ad-hoc database is not assumed to be any configured env: it is named only
+                // when the user names it, and is `adhoc` (confirm-protected) otherwise.
+                let name = env.as_deref().unwrap_or(resolve::ADHOC_ENV);
+                let config = Config::find(cli.global.config.as_deref())?;
+                resolve::profile_from_environment(name, config.as_ref())?
             } else {
+                let name = config::select_env(env.as_deref());
                 resolve::resolve_profile(&Config::load(cli.global.config.as_deref())?, &name)?
             };
-            let shown = if out.json || reveal {
-                profile.clone()
+            let shown = if out.shows_secrets(reveal) {
+                profile
             } else {
                 profile.redacted()
             };
-            out.emit(&profile, || profile_table(&shown))?;
+            out.emit(&shown, || profile_table(&shown))?;
             Ok(ExitStatus::Success)
         }
         Command::Export {
@@ -36,9 +38,12 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             format,
             reveal,
         } => {
+            if format != Format::Json {
+                dbtools::cli::stdout_is_text();
+            }
             let config = Config::load(cli.global.config.as_deref())?;
             let profile = resolve::resolve_profile(&config, &config::select_env(env.as_deref()))?;
-            let reveal = reveal || !std::io::stdout().is_terminal();
+            let reveal = out.shows_secrets(reveal);
             output::write_stdout(&export(&config, &profile, format, reveal)?)?;
             Ok(ExitStatus::Success)
         }
@@ -187,27 +192,32 @@ fn export(config: &Config, profile: &Profile, format: Format, reveal: bool) -> R
     let conn = &profile.conn;
     Ok(match format {
         Format::Env => {
-            let mut vars = vec![
-                ("PGHOST", conn.host.clone()),
-                ("PGPORT", conn.port.to_string()),
-                ("PGDATABASE", conn.dbname.clone()),
-                ("PGUSER", conn.user.clone()),
-                ("PGSSLMODE", conn.sslmode.as_str().to_string()),
+            let mut exports = vec![
+                (envvars::PGHOST, conn.host.clone()),
+                (envvars::PGPORT, conn.port.to_string()),
+                (envvars::PGDATABASE, conn.dbname.clone()),
+                (envvars::PGUSER, conn.user.clone()),
+                (
+                    envvars::PGSSLMODE,
+                    pg::effective_sslmode(conn).as_str().to_string(),
+                ),
             ];
-            if let Some(root) = &conn.sslrootcert {
-                vars.push(("PGSSLROOTCERT", root.clone()));
+            // Whatever the shell had before must not leak into this env's connections: a stale
+            // PGPASSWORD would win over the pgpass file, PGHOSTADDR over PGHOST.
+            let mut unsets = vec![envvars::PGPASSWORD, envvars::PGHOSTADDR, envvars::PGSERVICE];
+            match pg::libpq_sslrootcert(conn) {
+                Some(root) => exports.push((envvars::PGSSLROOTCERT, root)),
+                None => unsets.push(envvars::PGSSLROOTCERT),
             }
-            if conn.password.is_some() {
-                vars.push(("PGPASSFILE", write_pgpass(config, profile)?));
+            match conn.password {
+                Some(_) => exports.push((envvars::PGPASSFILE, write_pgpass(config, profile)?)),
+                None => unsets.push(envvars::PGPASSFILE),
             }
-            vars.push(("DBTOOLS_ENV", profile.env.clone()));
-            let mut text: String = vars
+            let mut text: String = exports
                 .iter()
                 .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
                 .collect();
-            if conn.password.is_none() {
-                text.push_str("unset PGPASSFILE\n");
-            }
+            text.push_str(&format!("unset {}\n", unsets.join(" ")));
             text
         }
         Format::Url => dbtools::url::format(conn, reveal) + "\n",
@@ -220,9 +230,9 @@ fn export(config: &Config, profile: &Profile, format: Format, reveal: bool) -> R
                 conn.port,
                 conn.dbname,
                 conn.user,
-                conn.sslmode.as_str()
+                pg::effective_sslmode(conn).as_str()
             );
-            if let Some(root) = &conn.sslrootcert {
+            if let Some(root) = pg::libpq_sslrootcert(conn) {
                 text.push_str(&format!("sslrootcert={root}\n"));
             }
             if conn.password.is_some() {

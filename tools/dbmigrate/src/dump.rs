@@ -75,21 +75,8 @@ pub fn schema(
             "--no-privileges",
             "--no-owner",
         ])
-        .env("PGHOST", &conn.host)
-        .env("PGPORT", conn.port.to_string())
-        .env("PGDATABASE", &conn.dbname)
-        .env("PGUSER", &conn.user)
-        .env("PGSSLMODE", pg::effective_sslmode(conn).as_str())
-        .env_remove("PGPASSFILE")
         .stdin(Stdio::null());
-    match &conn.sslrootcert {
-        Some(root) => command.env("PGSSLROOTCERT", root),
-        None => command.env_remove("PGSSLROOTCERT"),
-    };
-    match &conn.password {
-        Some(password) => command.env("PGPASSWORD", password),
-        None => command.env_remove("PGPASSWORD"),
-    };
+    pg::libpq_environment(&mut command, conn, "dbmigrate dump");
     let output = command
         .output()
         .map_err(|e| Error::Failed(format!("cannot run {}: {e}", binary.display())))?;

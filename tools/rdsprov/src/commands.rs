@@ -25,10 +25,10 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
 fn secret_get(out: Output, id: &str, region: Option<&str>, reveal: bool) -> Result<ExitStatus> {
     let value = aws_secrets::get_secret(id, region)?;
     let mut shown = value.clone();
-    if !reveal {
+    if !out.shows_secrets(reveal) {
         shown.password = contract::REDACTED.into();
     }
-    out.emit(&value, || {
+    out.emit(&shown, || {
         output::key_values(&[
             ("secret", format!("aws-sm:{}", shown.reference)),
             (
@@ -105,7 +105,7 @@ fn provision(out: Output, global: &GlobalArgs, command: Command) -> Result<ExitS
             )?;
             let _lock = provider.lock()?;
             for spec in &specs {
-                changes.extend(provider.destroy(&spec.id)?);
+                changes.extend(provider.destroy(spec)?);
             }
         }
     }

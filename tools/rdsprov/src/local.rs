@@ -16,8 +16,6 @@ use dbtools::{pg, secrets, state, Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const DEFAULT_MASTER_USER: &str = "postgres";
-
 /// One database to ensure on an instance, from an `[env.*]` table.
 #[derive(Debug, Clone)]
 pub struct DatabaseSpec {
@@ -77,10 +75,7 @@ pub fn instance_specs(config: &Config, envs: &[String]) -> Result<Vec<InstanceSp
                     owner: env.user.clone(),
                 })
                 .collect();
-            let master_user = config.instances[&id]
-                .master_user
-                .clone()
-                .unwrap_or_else(|| DEFAULT_MASTER_USER.into());
+            let master_user = config.instances[&id].master_user().to_string();
             InstanceSpec {
                 id,
                 master_user,
@@ -314,7 +309,7 @@ impl LocalProvider<'_> {
     }
 
     fn connect_master(&self, record: &Instance, dbname: &str) -> Result<pg::Client> {
-        let secret = secrets::resolve(&record.master_secret, self.state)?;
+        let secret = secrets::resolve(&record.master_secret, self.state, None)?;
         let conn = Conn {
             host: record.endpoint.host.clone(),
             port: record.endpoint.port,
@@ -347,7 +342,7 @@ impl LocalProvider<'_> {
             "SELECT 1 FROM pg_roles WHERE rolname = $1",
             &spec.owner,
         )?;
-        let secret_exists = secrets::resolve(&secret_ref, self.state).is_ok();
+        let secret_exists = secrets::resolve(&secret_ref, self.state, None).is_ok();
         if !role_exists || !secret_exists {
             let password = secrets::generate_password()?;
             let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
@@ -445,8 +440,10 @@ impl LocalProvider<'_> {
         Ok(Some(format!("stopped instance {id}")))
     }
 
-    /// Stops the server and deletes its directory and every secret of the instance.
-    pub fn destroy(&self, id: &str) -> Result<Option<String>> {
+    /// Stops the server and deletes its directory, every secret of the instance and the
+    /// pgpass files `dbenv export` wrote for its envs.
+    pub fn destroy(&self, spec: &InstanceSpec) -> Result<Option<String>> {
+        let id = spec.id.as_str();
         let dir = self.state.instance_dir(id);
         if !dir.exists() {
             return Ok(None);
@@ -459,6 +456,18 @@ impl LocalProvider<'_> {
             std::fs::remove_dir_all(&secrets_dir).map_err(|e| {
                 Error::Failed(format!("cannot remove {}: {e}", secrets_dir.display()))
             })?;
+        }
+        for database in &spec.databases {
+            let pgpass = self.state.pgpass_file(&database.env);
+            match std::fs::remove_file(&pgpass) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Failed(format!(
+                        "cannot remove {}: {e}",
+                        pgpass.display()
+                    )))
+                }
+                _ => {}
+            }
         }
         Ok(Some(format!(
             "destroyed instance {id} (data and secrets deleted)"
