@@ -49,6 +49,26 @@ impl EnvArg {
     }
 }
 
+/// `--confirm ENV` and `--break-glass REASON`: what destructive actions need on protected envs.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfirmArgs {
+    /// The env name, typed exactly: needed for destructive actions on confirm- and locked-level envs.
+    #[arg(long, value_name = "ENV", env = "DBGUARD_CONFIRM")]
+    pub confirm: Option<String>,
+    /// Why a locked env must change: needed, with --confirm, for destructive actions there.
+    #[arg(long, value_name = "REASON")]
+    pub break_glass: Option<String>,
+}
+
+impl ConfirmArgs {
+    pub fn confirmation(&self) -> crate::guard::Confirmation {
+        crate::guard::Confirmation {
+            confirm: self.confirm.clone(),
+            break_glass: self.break_glass.clone(),
+        }
+    }
+}
+
 /// Parses flags, runs the tool, reports the outcome; the whole of a tool's `main`.
 pub fn main<C: clap::Parser>(tool: &str, run: impl FnOnce(C) -> Result<ExitStatus>) -> ExitCode {
     let cli = match C::try_parse() {

@@ -208,11 +208,7 @@ impl Config {
         self.envs
             .get(name)
             .and_then(|e| e.protection)
-            .unwrap_or(match name {
-                "dev" => Protection::Open,
-                "prod" | "production" => Protection::Locked,
-                _ => Protection::Confirm,
-            })
+            .unwrap_or(default_protection(name))
     }
 
     /// The instance an env lives on, with its id.
@@ -240,6 +236,15 @@ impl Config {
     pub fn resolve_path(&self, written: &str) -> PathBuf {
         let dir = self.path.parent().unwrap_or(Path::new("/"));
         dir.join(written)
+    }
+}
+
+/// The protection an env has when the config says none: by name.
+pub fn default_protection(name: &str) -> Protection {
+    match name {
+        "dev" => Protection::Open,
+        "prod" | "production" => Protection::Locked,
+        _ => Protection::Confirm,
     }
 }
 

@@ -30,6 +30,12 @@ pub const RESOURCES: &str = "dbtools.resources/v1";
 pub const INSTANCE: &str = "dbtools.instance/v1";
 pub const MIGRATE_STATUS: &str = "dbtools.migrate.status/v1";
 pub const MIGRATE_RESULT: &str = "dbtools.migrate.result/v1";
+pub const VERDICT: &str = "dbtools.verdict/v1";
+pub const STAMP: &str = "dbtools.stamp/v1";
+pub const AUDIT: &str = "dbtools.audit/v1";
+pub const LINT: &str = "dbtools.lint/v1";
+pub const SEED_STATUS: &str = "dbtools.seed.status/v1";
+pub const SEED_RESULT: &str = "dbtools.seed.result/v1";
 
 /// Every kind this version reads, with the major version it understands.
 const KNOWN_KINDS: &[&str] = &[
@@ -42,6 +48,12 @@ const KNOWN_KINDS: &[&str] = &[
     INSTANCE,
     MIGRATE_STATUS,
     MIGRATE_RESULT,
+    VERDICT,
+    STAMP,
+    AUDIT,
+    LINT,
+    SEED_STATUS,
+    SEED_RESULT,
 ];
 
 /// How hard an environment is to damage (DESIGN.md "Guardrails"); ordered from open to locked.
@@ -325,6 +337,149 @@ pub struct MigrateResult {
     pub migrations: Vec<MigrationEntry>,
     /// Seconds spent waiting for another migrator's lock.
     pub lock_wait_s: f64,
+    pub profile: Profile,
+}
+
+/// What an action does to a database (DESIGN.md "Guardrails"), ordered from harmless to harmful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionClass {
+    Read,
+    Write,
+    Destructive,
+}
+
+impl ActionClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionClass::Read => "read",
+            ActionClass::Write => "write",
+            ActionClass::Destructive => "destructive",
+        }
+    }
+}
+
+/// The env a database belongs to, as recorded inside it (`dbtools.env_stamp`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub env: String,
+    pub stamped_by: String,
+    pub stamped_at: String,
+    pub tool: String,
+}
+
+/// `dbguard check`'s answer when the action may go ahead (a refusal is an exit-3 error).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    pub kind: String,
+    pub allowed: bool,
+    pub action: String,
+    pub class: ActionClass,
+    pub env: String,
+    pub protection: Protection,
+    /// The database's stamp; `null` for reads, which do not need one.
+    pub stamp: Option<Stamp>,
+    pub profile: Profile,
+}
+
+/// `dbguard stamp`'s result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StampResult {
+    pub kind: String,
+    pub env: String,
+    /// The env the database was stamped with before, if any.
+    pub previous: Option<String>,
+    pub changed: bool,
+    pub stamp: Stamp,
+    pub profile: Profile,
+}
+
+/// One line of the audit: a destructive action done, or any action refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: String,
+    /// `user@host` of the machine that acted.
+    pub by: String,
+    pub tool: String,
+    pub action: String,
+    pub class: ActionClass,
+    pub env: String,
+    /// `allowed` or `refused`.
+    pub outcome: String,
+    /// Why it was refused, or the break-glass reason given.
+    pub reason: Option<String>,
+    /// `host:port/database` the action was aimed at.
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditList {
+    pub kind: String,
+    /// `local` (this machine's log) or `database`.
+    pub source: String,
+    pub entries: Vec<AuditEntry>,
+}
+
+/// One risky statement found by the lint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LintFinding {
+    pub file: String,
+    pub line: usize,
+    pub rule: String,
+    pub message: String,
+    /// The statement's first line, for recognising it.
+    pub statement: String,
+    /// True when the file opts in with `-- dbguard:allow <rule>`.
+    pub allowed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LintReport {
+    pub kind: String,
+    /// The env the lint was judged for (its protection decides what blocks), if one was given.
+    pub env: Option<String>,
+    /// Whether findings without an opt-in block (confirm/locked envs, or no env given).
+    pub enforced: bool,
+    pub files: usize,
+    pub findings: Vec<LintFinding>,
+}
+
+/// One seed file and what is known about it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedEntry {
+    /// Path relative to the seeds dir, e.g. `common/010_channels.sql`.
+    pub file: String,
+    /// `applied`, `pending`, `changed` (applied, then edited) or `skipped` (with `note`).
+    pub state: String,
+    pub checksum: String,
+    pub applied_at: Option<String>,
+    /// Rows the file inserted or updated when it last ran.
+    pub rows: Option<i64>,
+    pub tables: Vec<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedStatus {
+    pub kind: String,
+    pub env: String,
+    pub seeds: Vec<SeedEntry>,
+    pub profile: Profile,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedResult {
+    pub kind: String,
+    /// `apply` or `verify`.
+    pub action: String,
+    pub env: String,
+    pub reset: bool,
+    /// Tables emptied by `--reset` (with those TRUNCATE … CASCADE reached).
+    pub truncated: Vec<String>,
+    /// Files applied by this run (apply), or every file checked (verify).
+    pub seeds: Vec<SeedEntry>,
+    /// verify: true when applying everything twice left the same rows.
+    pub idempotent: Option<bool>,
     pub profile: Profile,
 }
 

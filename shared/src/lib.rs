@@ -2,7 +2,9 @@
 //! contract between the tools (`contract`), exit codes and the error type (`exit`), config
 //! (`config`), secrets (`secrets`), profile resolution (`resolve`), PostgreSQL connect + TLS
 //! (`pg`), local PostgreSQL servers (`server`), output (`output`), stdin (`input`), the common
-//! flags and `main` runner (`cli`), and the guard's check point (`guard`).
+//! flags and `main` runner (`cli`), and the guard (`guard`: stamp, protection, audit). With the
+//! `sql` feature, what reads SQL with PostgreSQL's own parser: statement splitting (`sql`), the
+//! dbmate migration format (`migration_files`) and the lint (`lint`).
 
 pub mod cli;
 pub mod config;
@@ -12,13 +14,20 @@ pub mod exit;
 pub mod guard;
 pub mod identity;
 pub mod input;
+#[cfg(feature = "sql")]
+pub mod lint;
+#[cfg(feature = "sql")]
+pub mod migration_files;
 pub mod names;
 pub mod output;
 pub mod pg;
 pub mod resolve;
 pub mod secrets;
 pub mod server;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod state;
+pub mod time;
 pub mod url;
 
 pub use exit::{Error, ExitStatus, Result};

@@ -394,6 +394,21 @@ impl PgCluster {
         }
     }
 
+    /// Stamps database `dbname` with `env` (`dbguard stamp`), as the guard wants before writes.
+    pub fn stamp(&self, dbname: &str, env: &str) {
+        let mut conn = self.conn(if self.ca_cert.is_some() {
+            SslMode::VerifyFull
+        } else {
+            SslMode::Disable
+        });
+        conn.dbname = dbname.into();
+        Tool::new("dbguard")
+            .args(["stamp"])
+            .stdin(self.profile(env, &conn))
+            .run()
+            .expect(0);
+    }
+
     /// A profile JSON for this cluster.
     pub fn profile(&self, env: &str, conn: &Conn) -> String {
         serde_json::json!({

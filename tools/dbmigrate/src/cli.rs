@@ -1,7 +1,7 @@
 //! dbmigrate's flags.
 
 use clap::{Parser, Subcommand};
-use dbtools::cli::{EnvArg, GlobalArgs};
+use dbtools::cli::{ConfirmArgs, EnvArg, GlobalArgs};
 use std::path::PathBuf;
 
 /// Migrations in dbmate's format, applied fast and safely, for a profile piped in or --env.
@@ -59,12 +59,8 @@ pub enum Command {
         /// Revert every migration newer than this version.
         #[arg(long, value_name = "VERSION")]
         to: Option<String>,
-        /// The env name typed exactly; needed on confirm- and locked-level envs.
-        #[arg(long, value_name = "ENV")]
-        confirm: Option<String>,
-        /// The reason, needed on locked envs.
-        #[arg(long, value_name = "REASON")]
-        break_glass: Option<String>,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
         #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
         lock_timeout: f64,
     },

@@ -2,11 +2,13 @@
 
 use crate::cli::{Cli, Command};
 use crate::engine::{self, AppliedRow};
-use crate::source::{self, compare_versions, Migration};
 use dbtools::config::Config;
+use dbtools::contract::LintFinding;
 use dbtools::contract::{self, MigrateResult, MigrateStatus, MigrationEntry, Profile};
+use dbtools::guard::{Confirmation, Guard};
+use dbtools::migration_files::{self as source, compare_versions, Migration};
 use dbtools::output::{self, Output};
-use dbtools::{cli, guard, identity, pg, Error, ExitStatus, Result};
+use dbtools::{cli, identity, lint, pg, Error, ExitStatus, Result};
 use std::cmp::Ordering;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,41 +53,40 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         } => {
             let profile = env.profile(&cli.global)?;
             let migrations = source::load(&dirs)?;
-            up(
-                out,
-                profile,
-                &migrations,
-                to.as_deref(),
+            let guard = Guard::for_project(
+                TOOL,
+                if dry_run { "read" } else { "migrate" },
+                &profile,
+                cli.global.config.as_deref(),
+            )?;
+            let options = UpOptions {
+                to: to.as_deref(),
                 atomic,
                 dry_run,
-                seconds(lock_timeout)?,
-            )
+                lock_timeout: seconds(lock_timeout)?,
+            };
+            up(out, &guard, profile.clone(), &migrations, options)
         }
         Command::Down {
             env,
             count,
             to,
             confirm,
-            break_glass,
             lock_timeout,
         } => {
             let profile = env.profile(&cli.global)?;
-            guard::require_confirmation(
-                &profile.env,
-                profile.protection,
-                "migrate down",
-                confirm.as_deref(),
-                break_glass.as_deref(),
-            )?;
+            let guard =
+                Guard::for_project(TOOL, "migrate-down", &profile, cli.global.config.as_deref())?;
+            let confirmation = confirm.confirmation();
+            guard.check_protection(&confirmation)?;
             let migrations = source::load(&dirs)?;
-            down(
-                out,
-                profile,
-                &migrations,
+            let options = DownOptions {
                 count,
-                to.as_deref(),
-                seconds(lock_timeout)?,
-            )
+                to: to.as_deref(),
+                lock_timeout: seconds(lock_timeout)?,
+                confirmation,
+            };
+            down(out, &guard, profile.clone(), &migrations, options)
         }
         Command::Dump { env, file } => {
             let profile = env.profile(&cli.global)?;
@@ -123,6 +124,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                     Error::BadInput(format!("no migration file has version {version}"))
                 })?;
             let mut client = connect(&profile)?;
+            Guard::for_project(TOOL, "accept", &profile, cli.global.config.as_deref())?
+                .check_stamp(&mut client)?;
             if !engine::accept(&mut client, migration)? {
                 return Err(Error::BadInput(format!(
                     "version {version} is not applied on env {}: nothing to accept",
@@ -244,15 +247,26 @@ fn refuse_drift(migrations: &[Migration], applied: &[AppliedRow]) -> Result<()> 
     Ok(())
 }
 
-fn up(
-    out: Output,
-    profile: Profile,
-    migrations: &[Migration],
-    to: Option<&str>,
+struct UpOptions<'a> {
+    to: Option<&'a str>,
     atomic: bool,
     dry_run: bool,
     lock_timeout: Duration,
+}
+
+fn up(
+    out: Output,
+    guard: &Guard,
+    profile: Profile,
+    migrations: &[Migration],
+    options: UpOptions,
 ) -> Result<ExitStatus> {
+    let UpOptions {
+        to,
+        atomic,
+        dry_run,
+        lock_timeout,
+    } = options;
     if let Some(target) = to {
         if !migrations.iter().any(|m| m.version == target) {
             return Err(Error::BadInput(format!(
@@ -267,7 +281,7 @@ fn up(
             Duration::ZERO,
         )
     } else {
-        let locked = engine::lock(&mut client, lock_timeout)?;
+        let locked = engine::lock(&mut client, lock_timeout, guard)?;
         if locked.waited > Duration::from_millis(200) {
             let what = if locked.applied_while_waiting.is_empty() {
                 "nothing new".to_string()
@@ -300,6 +314,7 @@ fn up(
             .collect();
         return emit_result(out, "up", profile, entries, true, 0.0);
     }
+    lint_pending(&mut client, guard, &pending)?;
     if pending.is_empty() {
         cli::note(TOOL, format!("env {}: nothing to apply", profile.env));
     }
@@ -318,16 +333,28 @@ fn up(
     emit_result(out, "up", profile, entries, false, waited.as_secs_f64())
 }
 
+struct DownOptions<'a> {
+    count: usize,
+    to: Option<&'a str>,
+    lock_timeout: Duration,
+    confirmation: Confirmation,
+}
+
 fn down(
     out: Output,
+    guard: &Guard,
     profile: Profile,
     migrations: &[Migration],
-    count: usize,
-    to: Option<&str>,
-    lock_timeout: Duration,
+    options: DownOptions,
 ) -> Result<ExitStatus> {
+    let DownOptions {
+        count,
+        to,
+        lock_timeout,
+        confirmation,
+    } = options;
     let mut client = connect(&profile)?;
-    let locked = engine::lock(&mut client, lock_timeout)?;
+    let locked = engine::lock(&mut client, lock_timeout, guard)?;
     // Newest first: by applied_at when we recorded it, else by version.
     let mut applied = locked.applied.clone();
     applied.sort_by(|a, b| {
@@ -352,6 +379,9 @@ fn down(
     if files.is_empty() {
         cli::note(TOOL, format!("env {}: nothing to revert", profile.env));
     }
+    if !files.is_empty() {
+        guard.record_allowed(Some(&mut client), &confirmation)?;
+    }
     let ran = engine::revert(&mut client, &files)?;
     let mut entries = Vec::new();
     for done in ran {
@@ -366,6 +396,42 @@ fn down(
         false,
         locked.waited.as_secs_f64(),
     )
+}
+
+/// Lints the pending migrations' up sections: on open envs findings are warnings; on protected
+/// envs a finding without its opt-in comment refuses the whole run before anything is applied.
+fn lint_pending(client: &mut pg::Client, guard: &Guard, pending: &[&Migration]) -> Result<()> {
+    let mut findings = Vec::new();
+    for migration in pending {
+        findings.extend(lint::lint_file(&migration.path).map_err(|e| {
+            Error::BadInput(format!("{}; nothing in this run was applied", e.message()))
+        })?);
+    }
+    let blocking: Vec<_> = findings.iter().filter(|f| !f.allowed).collect();
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    let describe = |f: &&LintFinding| format!("{}:{}: {}: {}", f.file, f.line, f.rule, f.message);
+    if !lint::enforced(Some(guard.protection)) {
+        for finding in &blocking {
+            cli::note(TOOL, format!("warning: {}", describe(finding)));
+        }
+        return Ok(());
+    }
+    let first = describe(&blocking[0]);
+    let more = match blocking.len() {
+        1 => String::new(),
+        n => format!(" (and {} more: `dbguard lint` lists them)", n - 1),
+    };
+    Err(guard.refuse(
+        Some(client),
+        format!(
+            "env {} is {}: {first}{more}; nothing was applied. If it is intended, add `-- dbguard:allow {}: <reason>` to the file",
+            guard.env,
+            guard.protection.as_str(),
+            blocking[0].rule
+        ),
+    ))
 }
 
 fn emit_result(
@@ -413,7 +479,7 @@ fn new_file(dir: &std::path::Path, name: &str) -> Result<ExitStatus> {
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", dir.display())))?;
-    let path = dir.join(format!("{}_{name}.sql", utc_timestamp()));
+    let path = dir.join(format!("{}_{name}.sql", dbtools::time::compact_now()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -423,40 +489,4 @@ fn new_file(dir: &std::path::Path, name: &str) -> Result<ExitStatus> {
         .map_err(|e| Error::Failed(format!("cannot write {}: {e}", path.display())))?;
     output::write_stdout(&format!("{}\n", path.display()))?;
     Ok(ExitStatus::Success)
-}
-
-/// Now in UTC as YYYYMMDDHHMMSS (civil-from-days, so no date crate is needed).
-fn utc_timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_fourteen_digits_in_this_century() {
-        let stamp = utc_timestamp();
-        assert_eq!(stamp.len(), 14);
-        assert!(stamp.starts_with("20"));
-    }
 }

@@ -74,6 +74,8 @@ pub fn schema(
             "--schema-only",
             "--no-privileges",
             "--no-owner",
+            // dbtools' own bookkeeping (env stamp, audit) is not the app's schema.
+            "--exclude-schema=dbtools",
         ])
         .stdin(Stdio::null());
     pg::libpq_environment(&mut command, conn, "dbmigrate dump");

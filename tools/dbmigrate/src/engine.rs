@@ -14,9 +14,10 @@
 //! one by one outside a transaction, and the version is recorded after all of them succeeded.
 //! Inside one message `now()` is a single instant, so times come from `clock_timestamp()`.
 
-use crate::source::{compare_versions, Block, Migration};
-use crate::statements;
+use dbtools::guard::{self, Guard};
+use dbtools::migration_files::{compare_versions, Block, Migration};
 use dbtools::names::quote_literal;
+use dbtools::sql as statements;
 use dbtools::{pg, Error, Result};
 use postgres::SimpleQueryMessage;
 use std::time::Duration;
@@ -87,9 +88,12 @@ pub struct Locked {
 
 /// Takes the session advisory lock, makes sure the table has our columns, and re-reads the
 /// applied list — in one message.
-pub fn lock(client: &mut pg::Client, lock_timeout: Duration) -> Result<Locked> {
+///
+/// The guard's stamp assertion goes first: on a database stamped for another env (or not at
+/// all) nothing of the message runs — no lock, no table — and the refusal is recorded.
+pub fn lock(client: &mut pg::Client, lock_timeout: Duration, guard: &Guard) -> Result<Locked> {
     let message = format!(
-        "SELECT set_config('dbtools.lock_requested', clock_timestamp()::text, false);\n\
+        "{}SELECT set_config('dbtools.lock_requested', clock_timestamp()::text, false);\n\
          SET lock_timeout = '{}ms';\n\
          SELECT pg_advisory_lock({LOCK_KEY});\n\
          RESET lock_timeout;\n\
@@ -104,12 +108,18 @@ pub fn lock(client: &mut pg::Client, lock_timeout: Duration) -> Result<Locked> {
            coalesce(string_agg(version, ',' ORDER BY version) FILTER (WHERE applied_at >= current_setting('dbtools.lock_requested')::timestamptz), '')\n\
            FROM schema_migrations;\n\
          {SELECT_APPLIED};",
+        guard.stamp_assertion().unwrap_or_default(),
         lock_timeout.as_millis().max(1)
     );
     let messages = match client.simple_query(&message) {
         Ok(messages) => messages,
         Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "55P03") => {
             return Err(lock_holder_error(client, lock_timeout));
+        }
+        Err(e) if guard::stamp_refusal_message(&guard.env, &guard.target, &e).is_some() => {
+            return Err(guard
+                .refusal_for(client, &e)
+                .unwrap_or_else(|| pg::statement_error("checking the env stamp", &e)));
         }
         Err(e) => return Err(pg::statement_error("taking the migration lock", &e)),
     };

@@ -5,8 +5,6 @@ mod cli;
 mod commands;
 mod dump;
 mod engine;
-mod source;
-mod statements;
 
 fn main() -> std::process::ExitCode {
     dbtools::cli::main("dbmigrate", commands::run)

@@ -1,7 +1,7 @@
 //! rdsprov's flags.
 
 use clap::{Parser, Subcommand};
-use dbtools::cli::GlobalArgs;
+use dbtools::cli::{ConfirmArgs, GlobalArgs};
 
 /// Provisioning: PostgreSQL instances, their databases, roles and secrets, from dbtools.toml.
 #[derive(Debug, Parser)]
@@ -54,12 +54,8 @@ pub enum Command {
         /// The env whose instance goes.
         #[arg(long, short = 'e', value_name = "ENV")]
         env: String,
-        /// The env name typed exactly; needed on confirm- and locked-level envs.
-        #[arg(long, value_name = "ENV")]
-        confirm: Option<String>,
-        /// The reason, needed on locked envs.
-        #[arg(long, value_name = "REASON")]
-        break_glass: Option<String>,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
     },
 }
 

@@ -6,8 +6,9 @@ use crate::local::{self, LocalProvider};
 use dbtools::cli::GlobalArgs;
 use dbtools::config::Config;
 use dbtools::contract::{self, Instance, Resources};
+use dbtools::guard::Guard;
 use dbtools::output::{self, Output};
-use dbtools::{cli, guard, ExitStatus, Result};
+use dbtools::{cli, ExitStatus, Result};
 
 const TOOL: &str = "rdsprov";
 
@@ -82,11 +83,7 @@ fn provision(out: Output, global: &GlobalArgs, command: Command) -> Result<ExitS
             instances = statuses(&config, &provider, &selection)?;
         }
         Command::Secret { .. } => unreachable!("run() handles secret commands"),
-        Command::Destroy {
-            env,
-            confirm,
-            break_glass,
-        } => {
+        Command::Destroy { env, confirm } => {
             let specs = local::instance_specs(&config, std::slice::from_ref(&env))?;
             // Every env on the instance loses its database: the strictest of them decides.
             let protection = specs
@@ -96,13 +93,18 @@ fn provision(out: Output, global: &GlobalArgs, command: Command) -> Result<ExitS
                 .chain([config.protection(&env)])
                 .max()
                 .unwrap_or(config.protection(&env));
-            guard::require_confirmation(
+            let instances: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+            let guard = Guard::for_instance(
+                TOOL,
+                "destroy",
                 &env,
                 protection,
-                "destroy",
-                confirm.as_deref(),
-                break_glass.as_deref(),
+                &instances.join(", "),
+                &config,
             )?;
+            let confirmation = confirm.confirmation();
+            guard.check_protection(&confirmation)?;
+            guard.record_allowed(None, &confirmation)?;
             let _lock = provider.lock()?;
             for spec in &specs {
                 changes.extend(provider.destroy(spec)?);

@@ -12,7 +12,7 @@ use dbtools::config::Config;
 use dbtools::contract::{self, Conn, DatabaseRecord, Endpoint, Instance, SecretRef, SslMode};
 use dbtools::names::{quote_ident, quote_literal};
 use dbtools::server::{self, Cluster, PgBinaries, ServerSettings};
-use dbtools::{pg, secrets, state, Error, Result};
+use dbtools::{guard, pg, secrets, state, Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -172,6 +172,7 @@ impl LocalProvider<'_> {
         let mut client = self.connect_master(&record, "postgres")?;
         for database in &spec.databases {
             changes.extend(self.ensure_database(&mut client, &record, database)?);
+            changes.extend(self.ensure_stamp(&record, database)?);
         }
         let databases: Vec<DatabaseRecord> = spec
             .databases
@@ -402,6 +403,31 @@ impl LocalProvider<'_> {
             changes.push(format!("restricted CONNECT on {} to its owner", spec.name));
         }
         Ok(changes)
+    }
+
+    /// Stamps an env's database with its env (the guard refuses writes to unstamped ones), as
+    /// the database's owner so the `dbtools` schema belongs to the app role like the rest.
+    /// A database stamped for another env is never re-stamped here: that is `dbguard stamp`'s
+    /// destructive path, with its confirmation.
+    fn ensure_stamp(&self, record: &Instance, spec: &DatabaseSpec) -> Result<Option<String>> {
+        let mut client = self.connect_master(record, &spec.name)?;
+        client
+            .batch_execute(&format!("SET ROLE {}", quote_ident(&spec.owner)))
+            .map_err(|e| pg::statement_error("SET ROLE", &e))?;
+        match guard::read_stamp(&mut client)? {
+            Some(stamp) if stamp.env == spec.env => Ok(None),
+            Some(stamp) => Err(Error::Refused(format!(
+                "database {} on instance {} is stamped {} but dbtools.toml gives it to env {}: fix the config, or re-stamp it with `dbguard stamp {} --confirm {}`",
+                spec.name, record.id, stamp.env, spec.env, spec.env, spec.env
+            ))),
+            None => {
+                guard::write_stamp(&mut client, &spec.env, None, "rdsprov", None)?;
+                Ok(Some(format!(
+                    "stamped database {} as env {}",
+                    spec.name, spec.env
+                )))
+            }
+        }
     }
 
     /// The record with its live status.

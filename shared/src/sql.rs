@@ -2,7 +2,7 @@
 //! statements that would break our `BEGIN; body; record; COMMIT;` framing, and the statement
 //! boundaries of `transaction:false` bodies (dollar quotes, comments and all).
 
-use dbtools::{Error, Result};
+use crate::exit::{Error, Result};
 use pg_query::NodeEnum;
 
 /// A statement that cannot run inside the transaction we wrap a migration in.
@@ -43,9 +43,7 @@ pub fn find_unwrappable(sql: &str) -> Option<Unwrappable> {
             NodeEnum::AlterSystemStmt(_) => ("ALTER SYSTEM", false),
             _ => continue,
         };
-        let offset = raw.stmt_location.max(0) as usize;
-        // The parser's location is where the statement's first token starts after whitespace.
-        let offset = offset + sql[offset..].len() - sql[offset..].trim_start().len();
+        let offset = statement_start(sql, raw.stmt_location.max(0) as usize);
         return Some(Unwrappable {
             offset,
             what: what.to_string(),
@@ -68,6 +66,80 @@ pub fn split(sql: &str) -> Result<Vec<(usize, String)>> {
             (start + leading, s.trim().to_string())
         })
         .collect())
+}
+
+/// Where a statement's first token is. The parser places a statement right after the previous
+/// one's semicolon, so whitespace and comments in between come first.
+pub fn statement_start(sql: &str, location: usize) -> usize {
+    let bytes = sql.as_bytes();
+    let mut at = location.min(bytes.len());
+    loop {
+        while at < bytes.len() && bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        if bytes[at..].starts_with(b"--") {
+            at = sql[at..].find('\n').map_or(bytes.len(), |end| at + end + 1);
+        } else if bytes[at..].starts_with(b"/*") {
+            // Block comments nest in PostgreSQL.
+            let mut depth = 0usize;
+            while at < bytes.len() {
+                if bytes[at..].starts_with(b"/*") {
+                    depth += 1;
+                    at += 2;
+                } else if bytes[at..].starts_with(b"*/") {
+                    depth -= 1;
+                    at += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    at += 1;
+                }
+            }
+        } else {
+            return at;
+        }
+    }
+}
+
+/// Parses SQL, or says which line does not parse and why.
+pub fn parse(
+    sql: &str,
+    first_line: usize,
+) -> std::result::Result<pg_query::ParseResult, (usize, String)> {
+    pg_query::parse(sql, 0).map_err(|whole| {
+        // The parser names no position; parse statement by statement (cut at the semicolons
+        // the scanner sees, so strings, comments and dollar quotes are respected) to find it.
+        let semicolons: Vec<usize> = pg_query::scan(sql)
+            .map(|scanned| {
+                scanned
+                    .tokens
+                    .iter()
+                    .filter(|t| t.token == pg_query::protobuf::Token::Ascii59 as i32)
+                    .map(|t| t.end.max(0) as usize)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut start = 0;
+        for end in semicolons.into_iter().chain([sql.len()]) {
+            let piece = &sql[start..end.min(sql.len())];
+            if !piece.trim().is_empty() {
+                if let Err(e) = pg_query::parse(piece, 0) {
+                    let line = line_at(sql, statement_start(sql, start), first_line);
+                    return (line, parse_message(&e));
+                }
+            }
+            start = end;
+        }
+        (first_line, parse_message(&whole))
+    })
+}
+
+fn parse_message(error: &pg_query::Error) -> String {
+    match error {
+        pg_query::Error::Parse(message) => message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// The 1-based line of a byte offset in a block that starts at `first_line`.
@@ -93,6 +165,16 @@ mod tests {
             "create function f() returns int language plpgsql as $$ begin return 1; end $$;"
         )
         .is_none());
+    }
+
+    #[test]
+    fn statement_start_skips_comments_and_parse_errors_name_the_line() {
+        let sql = "select 1;\n-- note\n/* a /* nested */ b */\n  update t set x = 1;";
+        let start = statement_start(sql, 9);
+        assert!(sql[start..].starts_with("update"), "{}", &sql[start..]);
+        let (line, message) = parse("select 1;\nselect 2;\nselec 3;\n", 5).unwrap_err();
+        assert_eq!(line, 7);
+        assert!(message.starts_with("syntax error"), "{message}");
     }
 
     #[test]

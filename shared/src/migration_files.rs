@@ -6,7 +6,7 @@
 //! checkout of an applied migration is the same migration; any other edit changes it. What we
 //! send is the text as written, minus the BOM (PostgreSQL rejects it).
 
-use dbtools::{Error, Result};
+use crate::exit::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,49 @@
+//! The current time in UTC, as the two texts dbtools writes: `YYYYMMDDHHMMSS` (migration
+//! versions) and RFC 3339 (audit entries). Civil-from-days arithmetic, so no date crate is needed.
+
+/// Now in UTC as (year, month, day, hour, minute, second).
+fn now_utc() -> (i64, i64, i64, i64, i64, i64) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// `YYYYMMDDHHMMSS`, e.g. a new migration's version.
+pub fn compact_now() -> String {
+    let (y, mo, d, h, mi, s) = now_utc();
+    format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}")
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339_now() -> String {
+    let (y, mo, d, h, mi, s) = now_utc();
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_forms_name_the_same_instant_in_this_century() {
+        let compact = compact_now();
+        let rfc = rfc3339_now();
+        assert_eq!(compact.len(), 14);
+        assert!(compact.starts_with("20"));
+        assert_eq!(&rfc[..4], &compact[..4]);
+        assert_eq!(rfc.len(), 20);
+        assert!(rfc.ends_with('Z'));
+    }
+}
