@@ -10,7 +10,7 @@ CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help setup build up down status psql migrate migrate-status test check bench
+.PHONY: help setup build up down status psql migrate migrate-status seed reset test check bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,10 +21,10 @@ setup: ## Install what is missing (PostgreSQL server, openssl, TLS headers, moto
 build: setup ## Build the tools
 	@$(CARGO) build --workspace --bins $(CARGO_PROFILE)
 
-up: build ## Provision local DEV and TEST (TLS, scram), migrate them, print each env's witness
+up: build ## Provision local DEV and TEST (TLS, scram, stamped), migrate and seed them, print each witness
 	@$(BIN)/rdsprov apply >/dev/null
 	@set -o pipefail; for env in $(ENVS); do \
-	  $(BIN)/dbenv resolve $$env | $(BIN)/dbmigrate up | $(BIN)/dbconnect check || exit $$?; done
+	  $(BIN)/dbenv resolve $$env | $(BIN)/dbmigrate up | $(BIN)/dbseed apply | $(BIN)/dbconnect check || exit $$?; done
 
 down: build ## Stop the local instances (data is kept)
 	@$(BIN)/rdsprov stop
@@ -37,6 +37,15 @@ migrate: build ## Apply pending migrations to ENV (make migrate ENV=test)
 
 migrate-status: build ## Migration status of ENV
 	@set -o pipefail; $(BIN)/dbenv resolve $(ENV) | $(BIN)/dbmigrate status
+
+seed: build ## Apply ENV's seeds (make seed ENV=test)
+	@set -o pipefail; $(BIN)/dbenv resolve $(ENV) | $(BIN)/dbseed apply
+
+# CONFIRM is the env name typed again; prod (locked) is refused here whatever is typed: breaking
+# the glass there is `rdsprov reset --env prod --confirm prod --break-glass "<reason>"`, by hand.
+reset: build ## Drop, recreate, migrate and seed ENV (make reset ENV=test CONFIRM=test)
+	@set -o pipefail; $(BIN)/rdsprov reset --env $(ENV) $(if $(CONFIRM),--confirm $(CONFIRM),) >/dev/null && \
+	  $(BIN)/dbenv resolve $(ENV) | $(BIN)/dbmigrate up | $(BIN)/dbseed apply | $(BIN)/dbconnect check
 
 psql: build ## Open psql on ENV (make psql ENV=test)
 	@$(BIN)/dbconnect psql --env $(ENV)

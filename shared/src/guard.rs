@@ -181,8 +181,9 @@ fn unescape_xml(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// The `dbtools` schema: the stamp (one row), the audit, readable (and the audit appendable)
-/// by every role of the database, whose CONNECT is what limits who that is.
+/// The `dbtools` schema: the stamp (one row), the audit and `dbseed`'s record, readable (and the
+/// audit appendable, the seed record writable) by every role of the database, whose CONNECT is
+/// what limits who that is.
 const SCHEMA_SQL: &str = "CREATE SCHEMA IF NOT EXISTS dbtools;
 CREATE TABLE IF NOT EXISTS dbtools.env_stamp (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -192,7 +193,11 @@ CREATE TABLE IF NOT EXISTS dbtools.audit (
   id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), by text NOT NULL,
   tool text NOT NULL, action text NOT NULL, class text NOT NULL, env text NOT NULL,
   outcome text NOT NULL, reason text, target text NOT NULL);
+CREATE TABLE IF NOT EXISTS dbtools.seeds (
+  file text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
+  applied_by text, rows bigint, tables text[] NOT NULL DEFAULT '{}');
 GRANT USAGE ON SCHEMA dbtools TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON dbtools.seeds TO PUBLIC;
 GRANT SELECT ON dbtools.env_stamp TO PUBLIC;
 GRANT SELECT, INSERT ON dbtools.audit TO PUBLIC;
 GRANT USAGE ON SEQUENCE dbtools.audit_id_seq TO PUBLIC;

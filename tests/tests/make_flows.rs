@@ -6,6 +6,10 @@
 use harness::{TempDir, Tool};
 
 fn make(target: &str, state: &TempDir) -> harness::Run {
+    make_with(target, &[], state)
+}
+
+fn make_with(target: &str, vars: &[&str], state: &TempDir) -> harness::Run {
     let repo = harness::repo_root();
     Tool::program("make")
         .args(["-s", "-C"])
@@ -15,6 +19,7 @@ fn make(target: &str, state: &TempDir) -> harness::Run {
             "CARGO=true".to_string().as_str(),
             &format!("BIN={}", harness::bin_dir().display()),
         ])
+        .args(vars)
         .env("DBTOOLS_STATE_DIR", &state.path)
         .env("DBTOOLS_CONFIG", repo.join("dbtools.toml"))
         .run()
@@ -58,12 +63,62 @@ fn make_up_prints_dev_and_test_witnesses_over_tls_and_is_harmless_to_repeat() {
         "{}",
         run.stderr
     );
+    assert!(
+        run.stderr
+            .contains("dbseed: applied common/010_channels.sql"),
+        "{}",
+        run.stderr
+    );
     let again = make("up", &state);
     assert_eq!(again.expect(0).stdout.lines().count(), 2);
     assert!(
         again.stderr.contains("rdsprov: nothing to change"),
         "{}",
         again.stderr
+    );
+
+    assert!(
+        again.stderr.contains("dbseed: env dev: nothing to seed"),
+        "{}",
+        again.stderr
+    );
+
+    // make reset: drop + recreate + migrate + seed; free on dev, CONFIRM=test on test, never prod.
+    let dev = make_with("reset", &["ENV=dev"], &state);
+    assert_eq!(dev.expect(0).json()["env"], "dev");
+    assert!(
+        dev.stderr.contains("rdsprov: dropped database combine_dev"),
+        "{}",
+        dev.stderr
+    );
+    assert!(
+        dev.stderr.contains("dbseed: applied dev/020_agents.csv"),
+        "{}",
+        dev.stderr
+    );
+    let refused = make_with("reset", &["ENV=test"], &state);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .stderr
+            .contains("rdsprov: reset on env test (confirm) refused"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("dropped database"),
+        "{}",
+        refused.stderr
+    );
+    let test = make_with("reset", &["ENV=test", "CONFIRM=test"], &state);
+    assert_eq!(test.expect(0).json()["env"], "test");
+    let prod = make_with("reset", &["ENV=prod", "CONFIRM=prod"], &state);
+    assert_ne!(prod.code, 0);
+    assert!(
+        prod.stderr
+            .contains("rdsprov: reset on env prod (locked) refused: add --break-glass"),
+        "{}",
+        prod.stderr
     );
 
     let down = make("down", &state);

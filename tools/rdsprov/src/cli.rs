@@ -49,6 +49,15 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretCommand,
     },
+    /// Drop an env's database and create it again, empty and stamped (destructive: see --confirm);
+    /// `make reset` then migrates and seeds it.
+    Reset {
+        /// The env whose database is reset.
+        #[arg(long, short = 'e', value_name = "ENV")]
+        env: String,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
     /// Delete an env's instance with its data and secrets (destructive: see --confirm).
     Destroy {
         /// The env whose instance goes.

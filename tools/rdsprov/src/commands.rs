@@ -83,6 +83,41 @@ fn provision(out: Output, global: &GlobalArgs, command: Command) -> Result<ExitS
             instances = statuses(&config, &provider, &selection)?;
         }
         Command::Secret { .. } => unreachable!("run() handles secret commands"),
+        Command::Reset { env, confirm } => {
+            // The protection level first: a locked env is refused before anything about its
+            // instance is even looked up.
+            let instance = config.env_instance(&env)?.map(|(id, _)| id.to_string());
+            let guard = Guard::for_instance(
+                TOOL,
+                "reset",
+                &env,
+                config.protection(&env),
+                instance.as_deref().unwrap_or("-"),
+                &config,
+            )?;
+            let confirmation = confirm.confirmation();
+            guard.check_protection(&confirmation)?;
+            let specs = local::instance_specs(&config, std::slice::from_ref(&env))?;
+            let spec = &specs[0];
+            let profile = dbtools::resolve::resolve_profile(&config, &env)?;
+            let guard = Guard::new(TOOL, "reset", &profile, Some(&config))?;
+            let _lock = provider.lock()?;
+            // Never drop a database that says it belongs to another env.
+            if let Some(stamped) = provider.read_stamp(spec, &env)? {
+                if stamped != env {
+                    let reason =
+                        dbtools::guard::stamp_mismatch(&guard.env, &guard.target, Some(&stamped));
+                    return Err(guard.refuse(None, reason));
+                }
+            }
+            guard.record_allowed(None, &confirmation)?;
+            let done = provider.reset_database(spec, &env)?;
+            for change in &done {
+                cli::note(TOOL, change);
+            }
+            changes.extend(done);
+            instances = statuses(&config, &provider, &Selection { envs: vec![env] })?;
+        }
         Command::Destroy { env, confirm } => {
             let specs = local::instance_specs(&config, std::slice::from_ref(&env))?;
             // Every env on the instance loses its database: the strictest of them decides.

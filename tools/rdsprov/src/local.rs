@@ -405,6 +405,49 @@ impl LocalProvider<'_> {
         Ok(changes)
     }
 
+    /// The stamp of an env's database as the instance's master user reads it (`None` when the
+    /// database or the stamp does not exist).
+    pub fn read_stamp(&self, spec: &InstanceSpec, env: &str) -> Result<Option<String>> {
+        let record = self.require_record(&spec.id)?;
+        let database = database_of(spec, env)?;
+        let mut client = self.connect_master(&record, "postgres")?;
+        if !exists(
+            &mut client,
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &database.name,
+        )? {
+            return Ok(None);
+        }
+        let mut client = self.connect_master(&record, &database.name)?;
+        Ok(guard::read_stamp(&mut client)?.map(|s| s.env))
+    }
+
+    /// Drops an env's database and creates it again, empty and stamped (`make reset`). The
+    /// caller has been through the guard.
+    pub fn reset_database(&self, spec: &InstanceSpec, env: &str) -> Result<Vec<String>> {
+        let record = self.require_record(&spec.id)?;
+        let database = database_of(spec, env)?;
+        let mut client = self.connect_master(&record, "postgres")?;
+        client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(&database.name)
+            ))
+            .map_err(|e| pg::statement_error(&format!("DROP DATABASE {}", database.name), &e))?;
+        let mut changes = vec![format!("dropped database {} (env {env})", database.name)];
+        changes.extend(self.ensure_database(&mut client, &record, database)?);
+        changes.extend(self.ensure_stamp(&record, database)?);
+        Ok(changes)
+    }
+
+    fn require_record(&self, id: &str) -> Result<Instance> {
+        self.read_record(id)?.ok_or_else(|| {
+            Error::Unreachable(format!(
+                "instance {id} is not provisioned: run `rdsprov apply` (or `make up`)"
+            ))
+        })
+    }
+
     /// Stamps an env's database with its env (the guard refuses writes to unstamped ones), as
     /// the database's owner so the `dbtools` schema belongs to the app role like the rest.
     /// A database stamped for another env is never re-stamped here: that is `dbguard stamp`'s
@@ -499,6 +542,12 @@ impl LocalProvider<'_> {
             "destroyed instance {id} (data and secrets deleted)"
         )))
     }
+}
+
+fn database_of<'a>(spec: &'a InstanceSpec, env: &str) -> Result<&'a DatabaseSpec> {
+    spec.databases.iter().find(|d| d.env == env).ok_or_else(|| {
+        Error::BadInput(format!("env {env} has no database on instance {}", spec.id))
+    })
 }
 
 fn exists(client: &mut pg::Client, sql: &str, name: &str) -> Result<bool> {
