@@ -61,3 +61,4 @@ check: ## Formatting and lints, as CI runs them
 bench: build ## Benchmarks against dbmate, sqlx-cli and psql (scripts/bench/; not part of make test)
 	@bash scripts/bench/dbenv-resolve.sh
 	@python3 scripts/bench/migrate.py
+	@python3 scripts/bench/seed.py

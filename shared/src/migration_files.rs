@@ -76,6 +76,56 @@ pub fn checksum(text: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// [`checksum`] of a file too large to hold as text (a seed CSV), read in chunks: the same
+/// normalisation (a leading BOM dropped, CRLF read as LF), so both give the same digest.
+pub fn checksum_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut first = true;
+    let mut pending_cr = false;
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        let mut chunk = &buffer[..read];
+        if first {
+            first = false;
+            if let Some(rest) = chunk.strip_prefix(b"\xEF\xBB\xBF") {
+                chunk = rest;
+            }
+        }
+        if pending_cr && chunk.first() != Some(&b'\n') {
+            hasher.update(b"\r");
+        }
+        pending_cr = false;
+        let mut start = 0;
+        for (i, byte) in chunk.iter().enumerate() {
+            if *byte == b'\r' {
+                if i + 1 == chunk.len() {
+                    hasher.update(&chunk[start..i]);
+                    pending_cr = true;
+                    start = chunk.len();
+                } else if chunk[i + 1] == b'\n' {
+                    hasher.update(&chunk[start..i]);
+                    start = i + 1;
+                }
+            }
+        }
+        hasher.update(&chunk[start..]);
+    }
+    if pending_cr {
+        hasher.update(b"\r");
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// Reads every `*.sql` file of the directories, ordered by version; other files are ignored.
 pub fn load(dirs: &[PathBuf]) -> Result<Vec<Migration>> {
     let mut migrations: Vec<Migration> = Vec::new();
@@ -248,6 +298,28 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Migration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_checksums_equal_text_checksums_across_chunks_and_line_endings() {
+        let dir = std::env::temp_dir().join(format!("dbtools-checksum-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let unix: String = (0..300_000).map(|i| format!("{i},row {i}\n")).collect();
+        let windows = format!("\u{feff}{}", unix.replace('\n', "\r\n"));
+        for (name, text) in [
+            ("unix", &unix),
+            ("windows", &windows),
+            ("lone", &"a\rb\r".to_string()),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(checksum_file(&path).unwrap(), checksum(text), "{name}");
+        }
+        assert_eq!(
+            checksum_file(&dir.join("unix")).unwrap(),
+            checksum_file(&dir.join("windows")).unwrap()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn parse_text(name: &str, text: &str) -> Result<Migration> {
         parse(Path::new(name), text.as_bytes())

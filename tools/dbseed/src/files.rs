@@ -15,7 +15,7 @@
 //! A SQL file opts in to locked envs with a `-- dbseed:allow-locked` comment.
 
 use dbtools::lint;
-use dbtools::migration_files::checksum;
+use dbtools::migration_files::{checksum, checksum_file};
 use dbtools::names::quote_ident;
 use dbtools::{Error, Result};
 use serde::Deserialize;
@@ -182,12 +182,19 @@ fn quote_qualified(name: &str) -> String {
 }
 
 fn csv_seed(name: String, path: &Path, options: &CsvOptions) -> Result<SeedFile> {
-    let text = read_text(&name, path)?;
-    let header = text
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches('\r');
+    // A CSV may be large: only its header is read here; the rows stream into COPY later, and
+    // the server checks their encoding (naming the line).
+    let unreadable =
+        |e: std::io::Error| Error::BadInput(format!("cannot read {}: {e}", path.display()));
+    let mut header = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(std::fs::File::open(path).map_err(unreadable)?),
+        &mut header,
+    )
+    .map_err(|_| Error::BadInput(format!("{name}:1: the header is not UTF-8")))?;
+    let header = header
+        .trim_start_matches('\u{feff}')
+        .trim_end_matches(['\n', '\r']);
     let columns =
         split_csv_header(header).map_err(|what| Error::BadInput(format!("{name}:1: {what}")))?;
     if columns.is_empty() {
@@ -219,7 +226,7 @@ fn csv_seed(name: String, path: &Path, options: &CsvOptions) -> Result<SeedFile>
     }
     let table = quote_qualified(&table);
     Ok(SeedFile {
-        checksum: checksum(&text),
+        checksum: checksum_file(path).map_err(unreadable)?,
         tables: vec![table.clone()],
         allow_locked: options.allow_locked,
         name,
