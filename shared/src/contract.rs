@@ -30,6 +30,7 @@ pub const RESOURCES: &str = "dbtools.resources/v1";
 pub const INSTANCE: &str = "dbtools.instance/v1";
 pub const MIGRATE_STATUS: &str = "dbtools.migrate.status/v1";
 pub const MIGRATE_RESULT: &str = "dbtools.migrate.result/v1";
+pub const MIGRATE_DIFF: &str = "dbtools.migrate.diff/v1";
 pub const VERDICT: &str = "dbtools.verdict/v1";
 pub const STAMP: &str = "dbtools.stamp/v1";
 pub const AUDIT: &str = "dbtools.audit/v1";
@@ -48,6 +49,7 @@ const KNOWN_KINDS: &[&str] = &[
     INSTANCE,
     MIGRATE_STATUS,
     MIGRATE_RESULT,
+    MIGRATE_DIFF,
     VERDICT,
     STAMP,
     AUDIT,
@@ -337,6 +339,22 @@ pub struct MigrateResult {
     pub migrations: Vec<MigrationEntry>,
     /// Seconds spent waiting for another migrator's lock.
     pub lock_wait_s: f64,
+    pub profile: Profile,
+}
+
+/// `dbmigrate diff --against ENV`: schema drift between the profile's env and another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MigrateDiff {
+    pub kind: String,
+    pub env: String,
+    pub against: String,
+    pub same: bool,
+    /// Schema objects (one line each) only in `env`, and only in `against`.
+    pub only_in_env: Vec<String>,
+    pub only_in_against: Vec<String>,
+    /// Applied versions only in `env`, and only in `against`.
+    pub versions_only_in_env: Vec<String>,
+    pub versions_only_in_against: Vec<String>,
     pub profile: Profile,
 }
 

@@ -35,6 +35,7 @@ pub const ACTIONS: &[(&str, ActionClass)] = &[
     ("write", ActionClass::Write),
     ("migrate", ActionClass::Write),
     ("accept", ActionClass::Write),
+    ("migrate-verify", ActionClass::Write),
     ("seed", ActionClass::Write),
     ("seed-verify", ActionClass::Write),
     ("stamp", ActionClass::Write),

@@ -62,6 +62,20 @@ fn describe_failure(conn: &Conn, failure: Failure) -> Error {
     }
 }
 
+/// [`connect`], with `on_notice` hearing each NOTICE the server sends while statements run
+/// (as they arrive, not when the statement ends): how a long batch reports its progress.
+pub fn connect_with_notices(
+    conn: &Conn,
+    application: &str,
+    timeout: Duration,
+    on_notice: impl Fn(&str) + Send + Sync + 'static,
+) -> Result<Client> {
+    let tls = tls_connector(conn)?;
+    let mut config = client_config(conn, application, timeout);
+    config.notice_callback(move |notice| on_notice(notice.message()));
+    connect_within(config, tls, timeout).map_err(|failure| describe_failure(conn, failure))
+}
+
 fn client_config(conn: &Conn, application: &str, timeout: Duration) -> postgres::Config {
     let mut config = postgres::Config::new();
     config

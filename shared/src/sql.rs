@@ -53,6 +53,44 @@ pub fn find_unwrappable(sql: &str) -> Option<Unwrappable> {
     None
 }
 
+/// A statement of a `transaction:false` section in a form that runs inside a transaction, for
+/// `dbmigrate verify` (which works in one it rolls back): `CREATE INDEX CONCURRENTLY` becomes a
+/// plain CREATE INDEX (same index); statements with no such form (VACUUM, CREATE DATABASE, …)
+/// are `None`, to be skipped.
+pub fn in_transaction_form(statement: &str) -> Option<String> {
+    let mut parsed = pg_query::parse(statement, 0).ok()?;
+    let mut changed = false;
+    for raw in &mut parsed.protobuf.stmts {
+        match raw.stmt.as_mut().and_then(|s| s.node.as_mut()) {
+            Some(NodeEnum::IndexStmt(index)) if index.concurrent => {
+                index.concurrent = false;
+                changed = true;
+            }
+            Some(NodeEnum::IndexStmt(_)) => {}
+            Some(node) if is_transaction_bound(node) => return None,
+            _ => {}
+        }
+    }
+    if !changed {
+        return find_unwrappable(statement)
+            .is_none()
+            .then(|| statement.to_string());
+    }
+    pg_query::deparse(&parsed.protobuf, Default::default()).ok()
+}
+
+fn is_transaction_bound(node: &NodeEnum) -> bool {
+    matches!(
+        node,
+        NodeEnum::VacuumStmt(_)
+            | NodeEnum::CreatedbStmt(_)
+            | NodeEnum::DropdbStmt(_)
+            | NodeEnum::AlterSystemStmt(_)
+            | NodeEnum::ReindexStmt(_)
+            | NodeEnum::TransactionStmt(_)
+    )
+}
+
 /// Splits a `transaction:false` body into its statements, each with its byte offset.
 pub fn split(sql: &str) -> Result<Vec<(usize, String)>> {
     let statements = pg_query::split_with_parser(sql)
@@ -175,6 +213,17 @@ mod tests {
         let (line, message) = parse("select 1;\nselect 2;\nselec 3;\n", 5).unwrap_err();
         assert_eq!(line, 7);
         assert!(message.starts_with("syntax error"), "{message}");
+    }
+
+    #[test]
+    fn concurrent_index_builds_get_an_in_transaction_form() {
+        let plain = in_transaction_form("create index concurrently i on t (a)").unwrap();
+        assert_eq!(plain.to_lowercase(), "create index i on t using btree (a)");
+        assert_eq!(in_transaction_form("vacuum t"), None);
+        assert_eq!(
+            in_transaction_form("alter table t add column b int").as_deref(),
+            Some("alter table t add column b int")
+        );
     }
 
     #[test]

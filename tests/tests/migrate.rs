@@ -590,3 +590,215 @@ fn dump_is_deterministic_and_names_an_old_pg_dump() {
     );
     assert!(!out.path.join("c.sql").exists());
 }
+
+/// Progress shows as each migration commits, not when the batch ends: migration 2 waits on a
+/// lock this test holds, and by then migration 1's line is on stderr and its record committed.
+#[test]
+fn progress_lines_stream_while_the_batch_runs() {
+    use std::io::BufRead;
+    let db = Db::new();
+    db.write("1_first.sql", &table_migration(1));
+    db.write(
+        "2_waits.sql",
+        "-- migrate:up\nselect pg_advisory_xact_lock(4242);\ncreate table t2 (id int);\n-- migrate:down\ndrop table t2;\n",
+    );
+    let mut holder = dbtools::pg::connect(
+        &db.pg.conn(SslMode::VerifyFull),
+        "test",
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    holder
+        .batch_execute("select pg_advisory_lock(4242)")
+        .unwrap();
+    let mut child = std::process::Command::new(harness::bin("dbmigrate"))
+        .arg("--dir")
+        .arg(&db.dir.path)
+        .arg("up")
+        .env_remove("DBTOOLS_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), db.profile("open").as_bytes())
+        .unwrap();
+    drop(child.stdin.take());
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(
+        first.starts_with("dbmigrate: applied 1_first.sql ("),
+        "{first}"
+    );
+    assert_eq!(
+        db.applied(),
+        ["1"],
+        "migration 2 is still waiting on the lock"
+    );
+    holder
+        .batch_execute("select pg_advisory_unlock(4242)")
+        .unwrap();
+    let second = lines.next().unwrap().unwrap();
+    assert!(
+        second.starts_with("dbmigrate: applied 2_waits.sql ("),
+        "{second}"
+    );
+    assert!(child.wait().unwrap().success());
+    assert_eq!(db.applied(), ["1", "2"]);
+}
+
+/// A run larger than one message (a few MB) goes in several, each ending in a durable commit:
+/// a syntax error in the last message leaves the earlier messages' migrations applied.
+#[test]
+fn a_very_large_run_is_split_into_several_messages() {
+    let db = Db::new();
+    let padding = format!("-- {}\n", "x".repeat(2 << 20));
+    for n in 1..=3 {
+        db.write(
+            &format!("{n}_big{n}.sql"),
+            &format!("-- migrate:up\n{padding}create table big{n} (id int);\n-- migrate:down\ndrop table big{n};\n"),
+        );
+    }
+    db.write(
+        "4_json_table.sql",
+        "-- migrate:up\nselect * from json_table('[]'::jsonb, '$[*]' columns (a int path '$'));\n-- migrate:down\n",
+    );
+    let run = db.migrate(&["up"]);
+    run.expect_error("dbmigrate", 5, "4_json_table.sql:2: syntax error");
+    assert_eq!(
+        db.applied(),
+        ["1", "2"],
+        "messages before the failing one committed"
+    );
+}
+
+#[test]
+fn verify_proves_the_example_migrations_reverse_and_keeps_nothing() {
+    let db = Db::new();
+    let run = Tool::new("dbmigrate")
+        .arg_path_flag("--dir", &harness::repo_root().join("migrations"))
+        .args(["verify"])
+        .stdin(db.profile("open"))
+        .run();
+    let result = run.expect(0).json();
+    assert!(result["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["state"] == "verified"));
+    assert!(
+        run.stderr.contains("all 4 migrations reverse"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        db.psql("select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname in ('public', 'dbmigrate_verify')"),
+        "0",
+        "verify works in a transaction it rolls back"
+    );
+    assert!(db.applied().is_empty());
+}
+
+#[test]
+fn verify_names_a_down_that_does_not_undo_its_up() {
+    let db = Db::new();
+    db.write("1_t1.sql", &table_migration(1));
+    db.write(
+        "2_concurrent.sql",
+        "-- migrate:up transaction:false\ncreate index concurrently t1_id_note on t1 (id, note);\n-- migrate:down transaction:false\ndrop index concurrently t1_id_note;\n",
+    );
+    db.write(
+        "3_sloppy.sql",
+        "-- migrate:up\ncreate table t3 (id int);\ncreate table t3_log (id int);\n-- migrate:down\ndrop table t3;\n",
+    );
+    let run = db.migrate(&["verify"]);
+    let result = run.expect(1).json();
+    let states: Vec<&str> = result["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["verified", "verified", "irreversible"]);
+    assert!(
+        run.stderr
+            .contains("3_sloppy.sql: down does not undo up: left over: ")
+            && run.stderr.contains("relation t3_log table"),
+        "{}",
+        run.stderr
+    );
+    db.write(
+        "3_sloppy.sql",
+        "-- migrate:up\ncreate table t3 (id int);\n-- migrate:down\n",
+    );
+    let run = db.migrate(&["verify"]);
+    run.expect(1);
+    assert!(
+        run.stderr
+            .contains("3_sloppy.sql: its down section is empty"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn diff_against_another_env_reports_drift_and_exits_1() {
+    let pg = PgCluster::start(Tls::None);
+    let mut config = String::new();
+    for env in ["dev", "test"] {
+        config.push_str(&format!(
+            "[env.{env}]\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"db_{env}\"\nuser = \"{}\"\nsecret = \"env:PW\"\nsslmode = \"disable\"\n",
+            pg.port,
+            harness::SUPERUSER
+        ));
+    }
+    let project = harness::Project::new(&config);
+    let dir = TempDir::new("m");
+    for n in 1..=2 {
+        std::fs::write(dir.path.join(format!("{n}_t{n}.sql")), table_migration(n)).unwrap();
+    }
+    for env in ["dev", "test"] {
+        let run = Tool::program("psql")
+            .args(["-XAtq", "-c", &format!("create database db_{env}")])
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", pg.port.to_string())
+            .env("PGUSER", harness::SUPERUSER)
+            .env("PGPASSWORD", harness::SUPERUSER_PASSWORD)
+            .env("PGDATABASE", "postgres")
+            .run();
+        run.expect(0);
+        pg.stamp(&format!("db_{env}"), env);
+    }
+    let migrate = |env: &str, args: &[&str]| {
+        project
+            .tool("dbmigrate")
+            .arg_path_flag("--dir", &dir.path)
+            .args(args)
+            .args(["--env", env])
+            .env("PW", harness::SUPERUSER_PASSWORD)
+            .run()
+    };
+    migrate("dev", &["up"]).expect(0);
+    migrate("test", &["up", "--to", "1"]).expect(0);
+    let run = migrate("dev", &["diff", "--against", "test"]);
+    let report = run.expect(1).json();
+    assert_eq!(report["kind"], "dbtools.migrate.diff/v1");
+    assert_eq!(report["same"], false);
+    assert_eq!(report["versions_only_in_env"], serde_json::json!(["2"]));
+    let only: Vec<&str> = report["only_in_env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(only.contains(&"relation t2 table"), "{only:?}");
+    assert!(
+        only.iter()
+            .any(|l| l.starts_with("index CREATE INDEX t2_note ON public.t2")),
+        "{only:?}"
+    );
+    assert!(report["only_in_against"].as_array().unwrap().is_empty());
+    migrate("test", &["up"]).expect(0);
+    let same = migrate("dev", &["diff", "--against", "test"]);
+    assert_eq!(same.expect(0).json()["same"], true);
+}

@@ -72,6 +72,19 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
     },
+    /// Prove every migration reverses: up, down, up again on a scratch schema, all rolled back.
+    Verify {
+        #[command(flatten)]
+        env: EnvArg,
+    },
+    /// Schema drift between the profile's env and another env (exit 1 when they differ).
+    Diff {
+        #[command(flatten)]
+        env: EnvArg,
+        /// The env to compare with, from dbtools.toml.
+        #[arg(long, value_name = "ENV")]
+        against: String,
+    },
     /// Record the current checksum of an applied migration whose file was edited on purpose.
     Accept {
         #[command(flatten)]

@@ -114,6 +114,55 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             );
             emit_result(out, "dump", profile, Vec::new(), false, 0.0)
         }
+        Command::Verify { env } => {
+            let profile = env.profile(&cli.global)?;
+            let migrations = source::load(&dirs)?;
+            let guard = Guard::for_project(
+                TOOL,
+                "migrate-verify",
+                &profile,
+                cli.global.config.as_deref(),
+            )?;
+            let mut client = connect(&profile)?;
+            guard.check_stamp(&mut client)?;
+            let all: Vec<&Migration> = migrations.iter().collect();
+            engine::check_wrappable(&all, false)?;
+            let problem = crate::verify::verify(&mut client, &all)?;
+            let entries = all
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let state = match &problem {
+                        Some(p) if p.index == i => "irreversible",
+                        Some(p) if i > p.index => "unverified",
+                        _ => "verified",
+                    };
+                    entry(m, state, None, None)
+                })
+                .collect();
+            match &problem {
+                Some(p) => cli::note(TOOL, format!("{}: {}", all[p.index].file_name(), p.what)),
+                None => cli::note(
+                    TOOL,
+                    format!(
+                        "all {} migrations reverse (up, down, up on a scratch schema; rolled back)",
+                        all.len()
+                    ),
+                ),
+            }
+            emit_result(out, "verify", profile, entries, false, 0.0)?;
+            Ok(if problem.is_some() {
+                ExitStatus::Negative
+            } else {
+                ExitStatus::Success
+            })
+        }
+        Command::Diff { env, against } => {
+            let profile = env.profile(&cli.global)?;
+            let config = Config::load(cli.global.config.as_deref())?;
+            let other = dbtools::resolve::resolve_profile(&config, &against)?;
+            diff(out, profile, other)
+        }
         Command::Accept { env, version } => {
             let profile = env.profile(&cli.global)?;
             let migrations = source::load(&dirs)?;
@@ -274,7 +323,12 @@ fn up(
             )));
         }
     }
-    let mut client = connect(&profile)?;
+    let mut client =
+        pg::connect_with_notices(&profile.conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT, |notice| {
+            for line in engine::progress_lines(notice).into_iter().flatten() {
+                cli::note(TOOL, line);
+            }
+        })?;
     let (applied, waited) = if dry_run {
         (
             engine::read_applied(&mut client)?.unwrap_or_default(),
@@ -322,11 +376,13 @@ fn up(
     let mut entries = Vec::new();
     let result = engine::apply(&mut client, &pending, atomic, &applied_by, |ran| {
         let migration = pending[ran.index];
-        let took = ran
-            .duration_ms
-            .map(|d| format!(" ({d:.1} ms)"))
-            .unwrap_or_default();
-        cli::note(TOOL, format!("applied {}{took}", migration.file_name()));
+        if !ran.announced {
+            let took = ran
+                .duration_ms
+                .map(|d| format!(" ({d:.1} ms)"))
+                .unwrap_or_default();
+            cli::note(TOOL, format!("applied {}{took}", migration.file_name()));
+        }
         entries.push(entry(migration, "applied", None, ran.duration_ms));
     });
     result?;
@@ -489,4 +545,89 @@ fn new_file(dir: &std::path::Path, name: &str) -> Result<ExitStatus> {
         .map_err(|e| Error::Failed(format!("cannot write {}: {e}", path.display())))?;
     output::write_stdout(&format!("{}\n", path.display()))?;
     Ok(ExitStatus::Success)
+}
+
+/// The schema (current schema, without the migrations table) and applied versions of two envs.
+fn diff(out: Output, profile: Profile, other: Profile) -> Result<ExitStatus> {
+    let read = |p: &Profile| -> Result<(Vec<String>, Vec<String>)> {
+        let mut client = connect(p)?;
+        let current = client
+            .simple_query("SELECT current_schema()")
+            .map_err(|e| pg::statement_error("reading the current schema", &e))?
+            .iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                _ => None,
+            })
+            .unwrap_or_else(|| "public".into());
+        let objects = crate::schema::snapshot(&mut client, &current)?;
+        let mut versions: Vec<String> = engine::read_applied(&mut client)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.version)
+            .collect();
+        versions.sort_by(|a, b| compare_versions(a, b));
+        Ok((objects, versions))
+    };
+    let (objects, versions) = read(&profile)?;
+    let (other_objects, other_versions) = read(&other)?;
+    let (only_in_env, only_in_against) = crate::schema::difference(&objects, &other_objects);
+    let versions_only_in_env: Vec<String> = versions
+        .iter()
+        .filter(|v| !other_versions.contains(v))
+        .cloned()
+        .collect();
+    let versions_only_in_against: Vec<String> = other_versions
+        .iter()
+        .filter(|v| !versions.contains(v))
+        .cloned()
+        .collect();
+    let same = only_in_env.is_empty()
+        && only_in_against.is_empty()
+        && versions_only_in_env.is_empty()
+        && versions_only_in_against.is_empty();
+    let report = contract::MigrateDiff {
+        kind: contract::MIGRATE_DIFF.into(),
+        env: profile.env.clone(),
+        against: other.env.clone(),
+        same,
+        only_in_env,
+        only_in_against,
+        versions_only_in_env,
+        versions_only_in_against,
+        profile: if out.shows_secrets(false) {
+            profile
+        } else {
+            profile.redacted()
+        },
+    };
+    out.emit(&report, || {
+        if report.same {
+            return format!(
+                "{} and {}: same schema, same applied migrations\n",
+                report.env, report.against
+            );
+        }
+        let mut text = String::new();
+        for (lines, env) in [
+            (&report.versions_only_in_env, &report.env),
+            (&report.versions_only_in_against, &report.against),
+        ] {
+            for version in lines {
+                text.push_str(&format!("migration {version} applied only in {env}\n"));
+            }
+        }
+        for line in &report.only_in_env {
+            text.push_str(&format!("only in {}: {line}\n", report.env));
+        }
+        for line in &report.only_in_against {
+            text.push_str(&format!("only in {}: {line}\n", report.against));
+        }
+        text
+    })?;
+    Ok(if report.same {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Negative
+    })
 }

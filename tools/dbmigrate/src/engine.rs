@@ -209,6 +209,8 @@ struct Batch {
     chars: usize,
     segments: Vec<Segment>,
     versions: Vec<usize>,
+    /// Whether each migration announces itself (a notice after its COMMIT) as it commits.
+    streamed: bool,
 }
 
 impl Batch {
@@ -236,7 +238,21 @@ impl Batch {
 pub struct Ran {
     pub index: usize,
     pub duration_ms: Option<f64>,
+    /// Already reported on stderr by the progress notice as its COMMIT arrived.
+    pub announced: bool,
 }
+
+/// Prefix of the notices a batch raises after each COMMIT; [`progress_line`] reads them.
+const PROGRESS: &str = "dbmigrate:progress:";
+
+/// The progress lines in a server notice, if it is one of ours. Notices arrive (and are flushed
+/// by the server) while the batch still runs, so the lines show as their migrations commit.
+pub fn progress_lines(notice: &str) -> Option<std::str::Lines<'_>> {
+    notice.strip_prefix(PROGRESS).map(str::lines)
+}
+
+/// A batch message is cut before it grows past this; each message ends with a durable commit.
+const MESSAGE_LIMIT: usize = 4 << 20;
 
 /// The statement that records a migration as applied, timed from the transaction's start.
 fn record_sql(migration: &Migration, applied_by: &str) -> String {
@@ -250,6 +266,102 @@ fn record_sql(migration: &Migration, applied_by: &str) -> String {
 }
 
 const START_CLOCK: &str = "SELECT set_config('dbtools.started', clock_timestamp()::text, false);\n";
+
+/// Starts the clock (and an empty progress backlog) without a result row.
+const START_CLOCK_QUIETLY: &str =
+    "DO $dbmigrate$ BEGIN PERFORM set_config('dbtools.started', clock_timestamp()::text, false); \
+    PERFORM set_config('dbtools.unannounced', '', false); END $dbmigrate$;\n";
+
+/// After a COMMIT: add the migration's progress line to the backlog and send the backlog as a
+/// notice when 100 ms have passed since the last one (or `last`), then restart the clock. A
+/// notice makes the server flush its output at once; one per migration would cost hundreds of
+/// tiny packets, and lines at most 0.1 s late read the same to a person.
+fn announce_sql(migration: &Migration, last: bool) -> String {
+    let name = migration.file_name().replace('$', "_");
+    format!(
+        "DO $dbmigrate$ DECLARE backlog text := current_setting('dbtools.unannounced', true); BEGIN \
+         backlog := coalesce(nullif(backlog, '') || E'\\n', '') || format('applied %s (%s ms)', {}, \
+           round((extract(epoch FROM clock_timestamp() - current_setting('dbtools.started')::timestamptz) * 1000)::numeric, 1)); \
+         IF {last} OR clock_timestamp() - coalesce(nullif(current_setting('dbtools.announced_at', true), '')::timestamptz, '2000-01-01') > interval '100 ms' THEN \
+           RAISE NOTICE '%', '{PROGRESS}' || backlog; backlog := ''; \
+           PERFORM set_config('dbtools.announced_at', clock_timestamp()::text, false); END IF; \
+         PERFORM set_config('dbtools.unannounced', backlog, false); \
+         PERFORM set_config('dbtools.started', clock_timestamp()::text, false); END $dbmigrate$;\n",
+        quote_literal(&name)
+    )
+}
+
+/// Renders consecutive transactional migrations as batch messages of at most a few MB.
+///
+/// Each migration is `BEGIN; body; record; COMMIT;` followed by its progress notice. Every
+/// COMMIT but a message's last is asynchronous (`synchronous_commit = off`): the last one's WAL
+/// flush makes all of them durable at once, instead of one disk flush per migration. A server
+/// crash mid-batch can lose only whole migrations that were not yet reported as done (the run
+/// fails and a rerun applies them again). With `atomic`, one transaction around everything.
+fn render_batches(
+    migrations: &[&Migration],
+    indexes: &[usize],
+    atomic: bool,
+    applied_by: &str,
+) -> Vec<Batch> {
+    if atomic {
+        let mut batch = Batch::default();
+        batch.push("BEGIN;\n");
+        batch.push(START_CLOCK_QUIETLY);
+        for &index in indexes {
+            for section in &migrations[index].sections {
+                batch.push_block(index, &section.up);
+            }
+            batch.push(&record_sql(migrations[index], applied_by));
+            batch.versions.push(index);
+        }
+        batch.push("COMMIT;\n");
+        return vec![batch];
+    }
+    let mut chunks: Vec<Vec<usize>> = Vec::new();
+    let mut size = 0;
+    for &index in indexes {
+        let weight: usize = migrations[index]
+            .sections
+            .iter()
+            .map(|s| s.up.sql.len())
+            .sum::<usize>()
+            + 600;
+        match chunks.last_mut() {
+            Some(chunk) if size + weight <= MESSAGE_LIMIT => chunk.push(index),
+            _ => {
+                chunks.push(vec![index]);
+                size = 0;
+            }
+        }
+        size += weight;
+    }
+    chunks
+        .into_iter()
+        .map(|chunk| {
+            let mut batch = Batch {
+                streamed: true,
+                ..Batch::default()
+            };
+            batch.push(START_CLOCK_QUIETLY);
+            for (position, &index) in chunk.iter().enumerate() {
+                let migration = migrations[index];
+                batch.push("BEGIN;\n");
+                if position + 1 < chunk.len() {
+                    batch.push("SET LOCAL synchronous_commit = off;\n");
+                }
+                for section in &migration.sections {
+                    batch.push_block(index, &section.up);
+                }
+                batch.push(&record_sql(migration, applied_by));
+                batch.push("COMMIT;\n");
+                batch.push(&announce_sql(migration, position + 1 == chunk.len()));
+                batch.versions.push(index);
+            }
+            batch
+        })
+        .collect()
+}
 
 /// Refuses, before anything is sent, transactional bodies our framing cannot hold.
 pub fn check_wrappable(migrations: &[&Migration], atomic: bool) -> Result<()> {
@@ -293,45 +405,30 @@ pub fn apply(
 ) -> Result<Vec<Ran>> {
     check_wrappable(migrations, atomic)?;
     let mut ran: Vec<Ran> = Vec::new();
-    let mut batch = Batch::default();
-    if atomic {
-        batch.push("BEGIN;\n");
-    }
+    // Consecutive transactional migrations travel together; a transaction:false one ends the run
+    // of them and goes on its own.
+    let mut group: Vec<usize> = Vec::new();
     for (index, migration) in migrations.iter().enumerate() {
         if migration.transactional() {
-            if !atomic {
-                batch.push("BEGIN;\n");
-            }
-            batch.push(START_CLOCK);
-            for section in &migration.sections {
-                batch.push_block(index, &section.up);
-            }
-            batch.push(&record_sql(migration, applied_by));
-            if !atomic {
-                batch.push("COMMIT;\n");
-            }
-            batch.versions.push(index);
+            group.push(index);
             continue;
         }
-        run_batch(
-            client,
-            migrations,
-            std::mem::take(&mut batch),
-            &mut ran,
-            &mut on_applied,
-        )?;
+        for batch in render_batches(migrations, &group, false, applied_by) {
+            run_batch(client, migrations, batch, &mut ran, &mut on_applied)?;
+        }
+        group.clear();
         run_non_transactional(client, migrations, index, applied_by)?;
         let done = Ran {
             index,
             duration_ms: None,
+            announced: false,
         };
         on_applied(&done);
         ran.push(done);
     }
-    if atomic {
-        batch.push("COMMIT;\n");
+    for batch in render_batches(migrations, &group, atomic, applied_by) {
+        run_batch(client, migrations, batch, &mut ran, &mut on_applied)?;
     }
-    run_batch(client, migrations, batch, &mut ran, &mut on_applied)?;
     Ok(ran)
 }
 
@@ -373,6 +470,7 @@ fn run_batch(
                 let done = Ran {
                     index,
                     duration_ms: durations.get(&migrations[index].version).copied().flatten(),
+                    announced: batch.streamed,
                 };
                 on_applied(&done);
                 ran.push(done);
@@ -401,21 +499,30 @@ fn batch_failure(
         ));
     };
     // Roll back the failed transaction and see which versions made it.
-    let recorded: Vec<String> = match client.simple_query(&format!(
-        "ROLLBACK; SELECT version FROM schema_migrations WHERE version IN ({})",
+    // The progress backlog (lines not yet sent as a notice) survives: it was set outside the
+    // failed transaction. Those migrations committed but were not announced yet.
+    let (recorded, backlog): (Vec<String>, String) = match client.simple_query(&format!(
+        "ROLLBACK; SELECT version, coalesce(current_setting('dbtools.unannounced', true), '') \
+         FROM schema_migrations WHERE version IN ({})",
         versions_list(migrations, &batch.versions)
     )) {
-        Ok(messages) => rows(&messages)
-            .into_iter()
-            .filter_map(|r| r[0].clone())
-            .collect(),
+        Ok(messages) => {
+            let found = rows(&messages);
+            let backlog = found.first().and_then(|r| r[1].clone()).unwrap_or_default();
+            (
+                found.into_iter().filter_map(|r| r[0].clone()).collect(),
+                backlog,
+            )
+        }
         Err(e) => return pg::statement_error("reading back after a failed migration", &e),
     };
     for &index in &batch.versions {
         if recorded.contains(&migrations[index].version) {
+            let pending_line = format!("applied {} (", migrations[index].file_name());
             let done = Ran {
                 index,
                 duration_ms: None,
+                announced: batch.streamed && !backlog.contains(&pending_line),
             };
             on_applied(&done);
             ran.push(done);
@@ -602,6 +709,7 @@ pub fn revert(client: &mut pg::Client, migrations: &[&Migration]) -> Result<Vec<
         ran.push(Ran {
             index,
             duration_ms: None,
+            announced: false,
         });
     }
     Ok(ran)

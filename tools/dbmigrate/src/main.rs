@@ -5,6 +5,8 @@ mod cli;
 mod commands;
 mod dump;
 mod engine;
+mod schema;
+mod verify;
 
 fn main() -> std::process::ExitCode {
     dbtools::cli::main("dbmigrate", commands::run)
