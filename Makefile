@@ -5,12 +5,13 @@ CARGO   ?= cargo
 PROFILE ?= debug
 ENV     ?= dev
 ENVS    ?= dev test
+SPEC    ?= ops/aws/rds.toml
 BIN     := target/$(PROFILE)
 CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help setup build up down status psql migrate migrate-status seed reset test check bench
+.PHONY: help setup build up down status psql migrate migrate-status seed reset plan apply test check bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,6 +47,12 @@ seed: build ## Apply ENV's seeds (make seed ENV=test)
 reset: build ## Drop, recreate, migrate and seed ENV (make reset ENV=test CONFIRM=test)
 	@set -o pipefail; $(BIN)/rdsprov reset --env $(ENV) $(if $(CONFIRM),--confirm $(CONFIRM),) >/dev/null && \
 	  $(BIN)/dbenv resolve $(ENV) | $(BIN)/dbmigrate up | $(BIN)/dbseed apply | $(BIN)/dbconnect check
+
+plan: build ## What `make apply` would change on AWS, with a cost estimate (SPEC=ops/aws/rds.toml)
+	@$(BIN)/rdsprov plan --spec $(SPEC)
+
+apply: build ## Create or converge the AWS instances of SPEC (honours AWS_PROFILE, AWS_REGION)
+	@$(BIN)/rdsprov apply --spec $(SPEC)
 
 psql: build ## Open psql on ENV (make psql ENV=test)
 	@$(BIN)/dbconnect psql --env $(ENV)

@@ -31,6 +31,7 @@ pub const INSTANCE: &str = "dbtools.instance/v1";
 pub const MIGRATE_STATUS: &str = "dbtools.migrate.status/v1";
 pub const MIGRATE_RESULT: &str = "dbtools.migrate.result/v1";
 pub const MIGRATE_DIFF: &str = "dbtools.migrate.diff/v1";
+pub const PLAN: &str = "dbtools.plan/v1";
 pub const VERDICT: &str = "dbtools.verdict/v1";
 pub const STAMP: &str = "dbtools.stamp/v1";
 pub const AUDIT: &str = "dbtools.audit/v1";
@@ -50,6 +51,7 @@ const KNOWN_KINDS: &[&str] = &[
     MIGRATE_STATUS,
     MIGRATE_RESULT,
     MIGRATE_DIFF,
+    PLAN,
     VERDICT,
     STAMP,
     AUDIT,
@@ -276,6 +278,15 @@ pub struct Instance {
     pub ca_cert: Option<String>,
     #[serde(default)]
     pub databases: Vec<DatabaseRecord>,
+    /// AWS: the env the spec gives the instance, its class, security group and parameter group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,6 +367,55 @@ pub struct MigrateDiff {
     pub versions_only_in_env: Vec<String>,
     pub versions_only_in_against: Vec<String>,
     pub profile: Profile,
+}
+
+/// `rdsprov plan`: what `apply` would change, resource by resource, and what it would cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub kind: String,
+    pub provider: String,
+    pub region: String,
+    /// True when nothing would change.
+    pub up_to_date: bool,
+    pub changes: Vec<PlannedChange>,
+    pub cost: CostEstimate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedChange {
+    pub env: String,
+    /// `security-group`, `parameter-group`, `secret` or `db-instance`.
+    pub resource: String,
+    pub name: String,
+    /// `create`, `modify` or `none`.
+    pub action: String,
+    pub attributes: Vec<AttributeChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeChange {
+    pub name: String,
+    pub from: Option<String>,
+    pub to: String,
+    /// `immediately`, `maintenance window`, `on reboot` or `cannot change in place`.
+    pub when: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostEstimate {
+    /// Always "estimate": list prices, not a bill.
+    pub label: String,
+    pub prices_as_of: String,
+    pub monthly_usd: f64,
+    pub lines: Vec<CostLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostLine {
+    pub env: String,
+    pub id: String,
+    pub monthly_usd: f64,
+    pub detail: String,
 }
 
 /// What an action does to a database (DESIGN.md "Guardrails"), ordered from harmless to harmful.

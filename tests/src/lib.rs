@@ -502,6 +502,32 @@ impl MotoServer {
     }
 }
 
+impl MotoServer {
+    /// Runs a boto3 call against this moto, as an independent client would, and returns its
+    /// answer as JSON: `moto.call("ec2", "describe_security_groups", json!({"GroupIds": [id]}))`.
+    pub fn call(&self, service: &str, operation: &str, arguments: Value) -> Value {
+        let script = "import sys, json, boto3\n\
+            c = boto3.client(sys.argv[3], endpoint_url=sys.argv[1], region_name=sys.argv[2])\n\
+            print(json.dumps(getattr(c, sys.argv[4])(**json.loads(sys.stdin.read())), default=str))\n";
+        let mut tool = Tool::program("python3")
+            .args([
+                "-c",
+                script,
+                &self.endpoint(),
+                AWS_REGION,
+                service,
+                operation,
+            ])
+            .stdin(arguments.to_string());
+        for (key, val) in self.env() {
+            tool = tool.env(key, val);
+        }
+        let run = tool.run();
+        run.expect(0);
+        serde_json::from_str(&run.stdout).unwrap()
+    }
+}
+
 impl Tool {
     /// Points the tool at a moto server.
     pub fn aws(mut self, moto: &MotoServer) -> Tool {

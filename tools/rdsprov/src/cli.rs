@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use dbtools::cli::{ConfirmArgs, GlobalArgs};
+use std::path::PathBuf;
 
 /// Provisioning: PostgreSQL instances, their databases, roles and secrets, from dbtools.toml.
 #[derive(Debug, Parser)]
@@ -23,15 +24,28 @@ pub struct Selection {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show what `apply --spec` would change on AWS, and an estimate of the monthly cost.
+    Plan {
+        /// The AWS spec (TOML or JSON; `-` reads stdin), e.g. ops/aws/rds.toml.
+        #[arg(long, value_name = "FILE")]
+        spec: PathBuf,
+    },
     /// Create or converge instances, databases and roles; a second run changes nothing.
+    /// With --spec, the AWS instances of the spec; otherwise the local ones of dbtools.toml.
     Apply {
         #[command(flatten)]
         selection: Selection,
+        /// The AWS spec (TOML or JSON; `-` reads stdin).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
     },
     /// Show each instance: endpoint, status, databases.
     Status {
         #[command(flatten)]
         selection: Selection,
+        /// The AWS spec (TOML or JSON; `-` reads stdin).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
     },
     /// Start stopped instances.
     Start {

@@ -3,7 +3,7 @@
 use crate::aws_secrets;
 use crate::cli::{Cli, Command, SecretCommand, Selection};
 use crate::local::{self, LocalProvider};
-use dbtools::cli::GlobalArgs;
+use dbtools::cli::{ConfirmArgs, GlobalArgs};
 use dbtools::config::Config;
 use dbtools::contract::{self, Instance, Resources};
 use dbtools::guard::Guard;
@@ -18,8 +18,34 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Secret {
             command: SecretCommand::Get { id, region, reveal },
         } => secret_get(out, &id, region.as_deref(), reveal),
-        command => provision(out, &cli.global, command),
+        Command::Plan { spec } => crate::aws::run::plan(out, &spec),
+        Command::Apply {
+            spec: Some(spec), ..
+        } => crate::aws::run::apply(out, &spec),
+        Command::Status {
+            spec: Some(spec), ..
+        } => crate::aws::run::status(out, &spec),
+        Command::Apply { selection, .. } => provision(out, &cli.global, Local::Apply(selection)),
+        Command::Status { selection, .. } => provision(out, &cli.global, Local::Status(selection)),
+        Command::Start { selection } => provision(out, &cli.global, Local::Start(selection)),
+        Command::Stop { selection } => provision(out, &cli.global, Local::Stop(selection)),
+        Command::Reset { env, confirm } => {
+            provision(out, &cli.global, Local::Reset { env, confirm })
+        }
+        Command::Destroy { env, confirm } => {
+            provision(out, &cli.global, Local::Destroy { env, confirm })
+        }
     }
+}
+
+/// What the local provider is asked to do.
+enum Local {
+    Apply(Selection),
+    Status(Selection),
+    Start(Selection),
+    Stop(Selection),
+    Reset { env: String, confirm: ConfirmArgs },
+    Destroy { env: String, confirm: ConfirmArgs },
 }
 
 /// Prints an AWS secret. Needs no dbtools.toml: dbenv runs this for any profile with an aws-sm secret.
@@ -42,7 +68,7 @@ fn secret_get(out: Output, id: &str, region: Option<&str>, reveal: bool) -> Resu
     Ok(ExitStatus::Success)
 }
 
-fn provision(out: Output, global: &GlobalArgs, command: Command) -> Result<ExitStatus> {
+fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitStatus> {
     let config = Config::load(global.config.as_deref())?;
     let provider = LocalProvider {
         state: &config.state,
@@ -50,7 +76,7 @@ fn provision(out: Output, global: &GlobalArgs, command: Command) -> Result<ExitS
     let mut changes = Vec::new();
     let mut instances = Vec::new();
     match command {
-        Command::Apply { selection } => {
+        Local::Apply(selection) => {
             let specs = local::instance_specs(&config, &selection.envs)?;
             let _lock = provider.lock()?;
             for spec in &specs {
@@ -65,25 +91,24 @@ fn provision(out: Output, global: &GlobalArgs, command: Command) -> Result<ExitS
                 cli::note(TOOL, "nothing to change");
             }
         }
-        Command::Status { selection } => {
+        Local::Status(selection) => {
             instances = statuses(&config, &provider, &selection)?;
         }
-        Command::Start { selection } => {
+        Local::Start(selection) => {
             let _lock = provider.lock()?;
             for spec in local::instance_specs(&config, &selection.envs)? {
                 changes.extend(provider.start(&spec.id)?);
             }
             instances = statuses(&config, &provider, &selection)?;
         }
-        Command::Stop { selection } => {
+        Local::Stop(selection) => {
             let _lock = provider.lock()?;
             for spec in local::instance_specs(&config, &selection.envs)? {
                 changes.extend(provider.stop(&spec.id)?);
             }
             instances = statuses(&config, &provider, &selection)?;
         }
-        Command::Secret { .. } => unreachable!("run() handles secret commands"),
-        Command::Reset { env, confirm } => {
+        Local::Reset { env, confirm } => {
             // The protection level first: a locked env is refused before anything about its
             // instance is even looked up.
             let instance = config.env_instance(&env)?.map(|(id, _)| id.to_string());
@@ -118,7 +143,7 @@ fn provision(out: Output, global: &GlobalArgs, command: Command) -> Result<ExitS
             changes.extend(done);
             instances = statuses(&config, &provider, &Selection { envs: vec![env] })?;
         }
-        Command::Destroy { env, confirm } => {
+        Local::Destroy { env, confirm } => {
             let specs = local::instance_specs(&config, std::slice::from_ref(&env))?;
             // Every env on the instance loses its database: the strictest of them decides.
             let protection = specs

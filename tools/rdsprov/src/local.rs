@@ -247,6 +247,10 @@ impl LocalProvider<'_> {
             },
             ca_cert: Some(ca_cert.display().to_string()),
             databases: Vec::new(),
+            env: None,
+            class: None,
+            security_group: None,
+            parameter_group: None,
         };
         self.write_record(&record)?;
         Ok(record)

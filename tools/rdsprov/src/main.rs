@@ -1,7 +1,9 @@
 //! `rdsprov`: database instances as code. The `local` provider runs real PostgreSQL on loopback
 //! (TLS, scram-sha-256, least-privilege app roles) and prints the same resource JSON the AWS
-//! provider does.
+//! provider makes from a spec: RDS for PostgreSQL with its security group, parameter group and
+//! master secret.
 
+mod aws;
 mod aws_secrets;
 mod cli;
 mod commands;

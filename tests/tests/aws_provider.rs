@@ -1,0 +1,275 @@
+//! rdsprov's AWS provider against moto's standalone server: plan on an empty account, apply,
+//! plan again (nothing), a class change planned as a modify and applied, a second apply that
+//! changes nothing; security-group ingress exactly the listed CIDRs; the master password never
+//! on stdout, stderr or any command line; bad specs refused before any AWS call; missing
+//! credentials fail fast.
+
+use harness::{MotoServer, TempDir, Tool};
+use serde_json::json;
+
+const SPEC: &str = r#"
+tags = { app = "combine" }
+[env.dev]
+id = "combine-dev"
+class = "db.t4g.micro"
+ingress = ["203.0.113.7/32", "198.51.100.0/24"]
+publicly_accessible = true
+[env.test]
+id = "combine-test"
+class = "db.t4g.small"
+ingress = ["10.0.1.0/24"]
+"#;
+
+fn rdsprov(moto: &MotoServer, dir: &TempDir, spec: &str, args: &[&str]) -> harness::Run {
+    let path = dir.path.join("rds.toml");
+    std::fs::write(&path, spec).unwrap();
+    Tool::new("rdsprov")
+        .args(args)
+        .arg_path_flag("--spec", &path)
+        .aws(moto)
+        .env("RDSPROV_POLL_SECONDS", "0.2")
+        .run()
+}
+
+fn change<'a>(plan: &'a serde_json::Value, resource: &str, env: &str) -> &'a serde_json::Value {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["resource"] == resource && c["env"] == env)
+        .unwrap_or_else(|| panic!("no {resource} for {env} in {plan}"))
+}
+
+#[test]
+fn plan_apply_plan_modify_and_a_second_apply_changes_nothing() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-spec");
+
+    let plan = rdsprov(&moto, &dir, SPEC, &["plan"]).expect(0).json();
+    assert_eq!(plan["kind"], "dbtools.plan/v1");
+    assert_eq!(plan["up_to_date"], false);
+    for resource in ["security-group", "parameter-group", "secret", "db-instance"] {
+        assert_eq!(
+            change(&plan, resource, "dev")["action"],
+            "create",
+            "{resource}"
+        );
+    }
+    assert_eq!(plan["cost"]["label"], "estimate");
+    // db.t4g.micro 0.016 x 730 + 20 GB x 0.115 = 13.98; db.t4g.small 0.032 x 730 + 2.30 = 25.66
+    assert_eq!(plan["cost"]["monthly_usd"], 39.64);
+
+    let (applied, cmdlines) = harness::sample_cmdlines(|| rdsprov(&moto, &dir, SPEC, &["apply"]));
+    let resources = applied.expect(0).json();
+    let instances = resources["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 2);
+    let dev = &instances[0];
+    assert_eq!(dev["id"], "combine-dev");
+    assert_eq!(dev["status"], "available");
+    assert_eq!(
+        dev["endpoint"]["host"],
+        "combine-dev.aaaaaaaaaa.eu-west-1.rds.amazonaws.com"
+    );
+    assert_eq!(dev["class"], "db.t4g.micro");
+    assert_eq!(dev["parameter_group"], "rdsprov-combine-dev");
+    assert!(dev["master_secret"]["ref"]
+        .as_str()
+        .unwrap()
+        .starts_with("arn:aws:secretsmanager:eu-west-1:"));
+
+    // Ingress is exactly the listed CIDRs, on 5432.
+    let group = dev["security_group"].as_str().unwrap();
+    let groups = moto.call(
+        "ec2",
+        "describe_security_groups",
+        json!({"GroupIds": [group]}),
+    );
+    let permissions = &groups["SecurityGroups"][0]["IpPermissions"];
+    let mut cidrs: Vec<&str> = permissions[0]["IpRanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["CidrIp"].as_str().unwrap())
+        .collect();
+    cidrs.sort();
+    assert_eq!(cidrs, ["198.51.100.0/24", "203.0.113.7/32"]);
+    assert_eq!(permissions[0]["FromPort"], 5432);
+    assert_eq!(permissions.as_array().unwrap().len(), 1);
+
+    // Secure defaults reached AWS.
+    let described = moto.call(
+        "rds",
+        "describe_db_instances",
+        json!({"DBInstanceIdentifier": "combine-test"}),
+    );
+    let test = &described["DBInstances"][0];
+    assert_eq!(
+        test["DeletionProtection"], true,
+        "deletion protection on every env but dev"
+    );
+    assert_eq!(test["StorageEncrypted"], true);
+    assert_eq!(test["PubliclyAccessible"], false);
+    let parameters = moto.call(
+        "rds",
+        "describe_db_parameters",
+        json!({"DBParameterGroupName": "rdsprov-combine-test", "Source": "user"}),
+    );
+    assert!(parameters["Parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["ParameterName"] == "rds.force_ssl" && p["ParameterValue"] == "1"));
+    let tags = test["TagList"].as_array().unwrap();
+    assert!(tags
+        .iter()
+        .any(|t| t["Key"] == "app" && t["Value"] == "combine"));
+    assert!(tags
+        .iter()
+        .any(|t| t["Key"] == "managed-by" && t["Value"] == "rdsprov"));
+
+    // The generated password: in Secrets Manager, nowhere else.
+    let secret = moto.call(
+        "secretsmanager",
+        "get_secret_value",
+        json!({"SecretId": "rdsprov/combine-dev/master"}),
+    );
+    let value: serde_json::Value =
+        serde_json::from_str(secret["SecretString"].as_str().unwrap()).unwrap();
+    let password = value["password"].as_str().unwrap();
+    assert_eq!(password.len(), 32);
+    assert!(!applied.stdout.contains(password) && !applied.stderr.contains(password));
+    assert!(cmdlines.iter().all(|c| !c.contains(password)));
+
+    let again = rdsprov(&moto, &dir, SPEC, &["plan"]).expect(0).json();
+    assert_eq!(again["up_to_date"], true, "{again}");
+    let second = rdsprov(&moto, &dir, SPEC, &["apply"]);
+    assert_eq!(second.expect(0).json()["changes"], json!([]));
+    assert!(
+        second.stderr.contains("rdsprov: nothing to change"),
+        "{}",
+        second.stderr
+    );
+
+    // A bigger class: a modify, applied at once on dev, in the maintenance window on test.
+    let bigger = SPEC.replace("db.t4g.micro", "db.t4g.small").replace(
+        "db.t4g.small\"\ningress = [\"10",
+        "db.t4g.medium\"\ningress = [\"10",
+    );
+    let plan = rdsprov(&moto, &dir, &bigger, &["plan"]).expect(0).json();
+    let modify = change(&plan, "db-instance", "dev");
+    assert_eq!(modify["action"], "modify");
+    assert_eq!(
+        modify["attributes"],
+        json!([{"name": "class", "from": "db.t4g.micro", "to": "db.t4g.small", "when": "immediately"}])
+    );
+    assert_eq!(
+        change(&plan, "db-instance", "test")["attributes"][0]["when"],
+        "maintenance window"
+    );
+    assert_eq!(change(&plan, "security-group", "dev")["action"], "none");
+    rdsprov(&moto, &dir, &bigger, &["apply"]).expect(0);
+    assert_eq!(
+        rdsprov(&moto, &dir, &bigger, &["plan"]).expect(0).json()["up_to_date"],
+        true
+    );
+
+    // Ingress edits touch only the spec's own rules.
+    moto.call(
+        "ec2",
+        "authorize_security_group_ingress",
+        json!({"GroupId": group, "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+            "IpRanges": [{"CidrIp": "192.0.2.9/32", "Description": "dbtools:ada@laptop"}]}]}),
+    );
+    let narrower = bigger.replace(", \"198.51.100.0/24\"", "");
+    rdsprov(&moto, &dir, &narrower, &["apply"]).expect(0);
+    let groups = moto.call(
+        "ec2",
+        "describe_security_groups",
+        json!({"GroupIds": [group]}),
+    );
+    let mut left: Vec<&str> = groups["SecurityGroups"][0]["IpPermissions"][0]["IpRanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["CidrIp"].as_str().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["192.0.2.9/32", "203.0.113.7/32"],
+        "a machine's own rule stays"
+    );
+}
+
+#[test]
+fn bad_specs_are_refused_before_any_aws_call() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-bad");
+    let open = SPEC.replace("203.0.113.7/32", "0.0.0.0/0");
+    rdsprov(&moto, &dir, &open, &["plan"]).expect_error(
+        "rdsprov",
+        2,
+        "ingress 0.0.0.0/0 admits the whole internet",
+    );
+    let shared = SPEC.replace("combine-test", "combine-dev");
+    rdsprov(&moto, &dir, &shared, &["apply"]).expect_error(
+        "rdsprov",
+        2,
+        "instance id combine-dev is also env dev's",
+    );
+    let class = SPEC.replace("db.t4g.small", "db.x9.huge");
+    rdsprov(&moto, &dir, &class, &["plan"]).expect_error(
+        "rdsprov",
+        2,
+        "unknown instance class \"db.x9.huge\": use one of db.t3.micro",
+    );
+    let version = SPEC.replace(
+        "class = \"db.t4g.small\"",
+        "class = \"db.t4g.small\"\nengine_version = \"16.99\"",
+    );
+    rdsprov(&moto, &dir, &version, &["plan"]).expect_error(
+        "rdsprov",
+        2,
+        "unknown PostgreSQL engine version \"16.99\": use one of 16.1",
+    );
+    let path = dir.path.join("rds.toml");
+    std::fs::write(&path, SPEC).unwrap();
+    let no_region = Tool::new("rdsprov")
+        .args(["plan"])
+        .arg_path_flag("--spec", &path)
+        .aws(&moto)
+        .env("AWS_REGION", "")
+        .run();
+    no_region.expect_error(
+        "rdsprov",
+        2,
+        "no region: set region in the spec or AWS_REGION",
+    );
+    let calls = moto.call("rds", "describe_db_instances", json!({}));
+    assert!(
+        calls["DBInstances"].as_array().unwrap().is_empty(),
+        "nothing was created"
+    );
+}
+
+#[test]
+fn missing_credentials_fail_fast_with_what_to_set() {
+    let dir = TempDir::new("aws-nocreds");
+    let path = dir.path.join("rds.toml");
+    std::fs::write(&path, SPEC).unwrap();
+    let started = std::time::Instant::now();
+    let run = Tool::new("rdsprov")
+        .args(["plan"])
+        .arg_path_flag("--spec", &path)
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", harness::closed_port()),
+        )
+        .run();
+    run.expect_error("rdsprov", 4, "no AWS credentials: set AWS_PROFILE");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -1,0 +1,511 @@
+//! Apply: exactly the planned changes, resource by resource (security group, parameter group,
+//! secret, instance), then wait for `available` with a progress line. A failure names what was
+//! already done; everything is looked up by name, so a rerun finds it and completes the rest.
+//! The generated master password travels in the API request body only: never on a command
+//! line, never printed, kept in Secrets Manager.
+
+use crate::aws::plan::{parameter_timing, Observed, PORT, SPEC_RULE};
+use crate::aws::spec::InstanceSpec;
+use crate::aws::{describe, Aws};
+use dbtools::contract::{self, Endpoint, Instance, PlannedChange, SecretRef};
+use dbtools::{cli, secrets, Error, Result};
+use std::time::{Duration, Instant};
+
+const TOOL: &str = "rdsprov";
+
+/// What one env's apply did, and the instance as it now is.
+pub struct Applied {
+    pub changes: Vec<String>,
+    pub instance: Instance,
+}
+
+fn action_of<'a>(planned: &'a [PlannedChange], resource: &str) -> Option<&'a PlannedChange> {
+    planned
+        .iter()
+        .find(|c| c.resource == resource && c.action != "none")
+}
+
+pub fn apply(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    observed: &Observed,
+    planned: &[PlannedChange],
+    poll: Duration,
+) -> Result<Applied> {
+    let mut done: Vec<String> = Vec::new();
+    match apply_steps(aws, spec, observed, planned, poll, &mut done) {
+        Ok(instance) => Ok(Applied {
+            changes: done,
+            instance,
+        }),
+        Err(error) if done.is_empty() => Err(error),
+        Err(error) => Err(partial_failure(spec, &done, error)),
+    }
+}
+
+fn partial_failure(spec: &InstanceSpec, done: &[String], error: Error) -> Error {
+    {
+        let message = format!(
+            "env {}: {} — already done: {}; rerun `rdsprov apply` to complete the rest",
+            spec.env,
+            error.message(),
+            done.join("; ")
+        );
+        match error {
+            Error::Unreachable(_) => Error::Unreachable(message),
+            Error::BadInput(_) => Error::BadInput(message),
+            _ => Error::Failed(message),
+        }
+    }
+}
+
+fn tags_ec2(spec: &InstanceSpec) -> Vec<aws_sdk_ec2::types::Tag> {
+    spec.tags
+        .iter()
+        .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn tags_rds(spec: &InstanceSpec) -> Vec<aws_sdk_rds::types::Tag> {
+    spec.tags
+        .iter()
+        .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn ingress(cidrs: &[String]) -> aws_sdk_ec2::types::IpPermission {
+    let mut permission = aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(PORT)
+        .to_port(PORT);
+    for cidr in cidrs {
+        if cidr.contains(':') {
+            permission = permission.ipv6_ranges(
+                aws_sdk_ec2::types::Ipv6Range::builder()
+                    .cidr_ipv6(cidr)
+                    .description(SPEC_RULE)
+                    .build(),
+            );
+        } else {
+            permission = permission.ip_ranges(
+                aws_sdk_ec2::types::IpRange::builder()
+                    .cidr_ip(cidr)
+                    .description(SPEC_RULE)
+                    .build(),
+            );
+        }
+    }
+    permission.build()
+}
+
+fn apply_steps(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    observed: &Observed,
+    planned: &[PlannedChange],
+    poll: Duration,
+    done: &mut Vec<String>,
+) -> Result<Instance> {
+    // Security group: created with the spec's rules, or its spec rules brought in line.
+    let mut group_id = observed.security_group.as_ref().map(|(id, _)| id.clone());
+    if let Some(change) = action_of(planned, "security-group") {
+        let have: Vec<String> = observed
+            .security_group
+            .as_ref()
+            .map(|(_, cidrs)| cidrs.clone())
+            .unwrap_or_default();
+        let id = match &group_id {
+            Some(id) => id.clone(),
+            None => {
+                let created = aws
+                    .block_on(
+                        aws.ec2
+                            .create_security_group()
+                            .group_name(spec.security_group_name())
+                            .description(format!(
+                                "rdsprov: PostgreSQL access to {} (env {})",
+                                spec.id, spec.env
+                            ))
+                            .vpc_id(&observed.vpc_id)
+                            .tag_specifications(
+                                aws_sdk_ec2::types::TagSpecification::builder()
+                                    .resource_type(aws_sdk_ec2::types::ResourceType::SecurityGroup)
+                                    .set_tags(Some(tags_ec2(spec)))
+                                    .build(),
+                            )
+                            .send(),
+                    )
+                    .map_err(|e| describe("creating the security group", e))?;
+                let id = created.group_id().unwrap_or_default().to_string();
+                done.push(format!("created security group {id}"));
+                id
+            }
+        };
+        let missing: Vec<String> = spec
+            .ingress
+            .iter()
+            .filter(|c| !have.contains(c))
+            .cloned()
+            .collect();
+        let extra: Vec<String> = have
+            .iter()
+            .filter(|c| !spec.ingress.contains(c))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            aws.block_on(
+                aws.ec2
+                    .authorize_security_group_ingress()
+                    .group_id(&id)
+                    .ip_permissions(ingress(&missing))
+                    .send(),
+            )
+            .map_err(|e| describe("adding ingress rules", e))?;
+            done.push(format!("allowed {} on 5432 in {id}", missing.join(", ")));
+        }
+        if !extra.is_empty() {
+            aws.block_on(
+                aws.ec2
+                    .revoke_security_group_ingress()
+                    .group_id(&id)
+                    .ip_permissions(ingress(&extra))
+                    .send(),
+            )
+            .map_err(|e| describe("removing ingress rules", e))?;
+            done.push(format!("removed {} from {id}", extra.join(", ")));
+        }
+        let _ = change;
+        group_id = Some(id);
+    }
+    let group_id = group_id.unwrap_or_default();
+
+    // Parameter group.
+    if let Some(change) = action_of(planned, "parameter-group") {
+        if change.action == "create" {
+            aws.block_on(
+                aws.rds
+                    .create_db_parameter_group()
+                    .db_parameter_group_name(spec.parameter_group_name())
+                    .db_parameter_group_family(spec.parameter_group_family())
+                    .description(format!(
+                        "rdsprov: parameters of {} (env {})",
+                        spec.id, spec.env
+                    ))
+                    .set_tags(Some(tags_rds(spec)))
+                    .send(),
+            )
+            .map_err(|e| describe("creating the parameter group", e))?;
+            done.push(format!(
+                "created parameter group {}",
+                spec.parameter_group_name()
+            ));
+        }
+        let parameters: Vec<aws_sdk_rds::types::Parameter> = change
+            .attributes
+            .iter()
+            .map(|a| {
+                aws_sdk_rds::types::Parameter::builder()
+                    .parameter_name(&a.name)
+                    .parameter_value(&a.to)
+                    .apply_method(if parameter_timing(&a.name) == "on reboot" {
+                        aws_sdk_rds::types::ApplyMethod::PendingReboot
+                    } else {
+                        aws_sdk_rds::types::ApplyMethod::Immediate
+                    })
+                    .build()
+            })
+            .collect();
+        if !parameters.is_empty() {
+            aws.block_on(
+                aws.rds
+                    .modify_db_parameter_group()
+                    .db_parameter_group_name(spec.parameter_group_name())
+                    .set_parameters(Some(parameters))
+                    .send(),
+            )
+            .map_err(|e| describe("setting parameters", e))?;
+            done.push(format!(
+                "set {} in {}",
+                change
+                    .attributes
+                    .iter()
+                    .map(|a| format!("{}={}", a.name, a.to))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                spec.parameter_group_name()
+            ));
+        }
+    }
+
+    // The master secret: generated here, stored before the instance uses it.
+    let mut secret_arn = observed.secret_arn.clone();
+    let mut new_password = None;
+    if action_of(planned, "secret").is_some() {
+        let password = secrets::generate_password()?;
+        let value = serde_json::json!({
+            "username": spec.master_user,
+            "password": password,
+            "engine": "postgres",
+            "dbInstanceIdentifier": spec.id,
+        })
+        .to_string();
+        let tags: Vec<aws_sdk_secretsmanager::types::Tag> = spec
+            .tags
+            .iter()
+            .map(|(k, v)| {
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+            })
+            .collect();
+        let created = aws
+            .block_on(
+                aws.secrets
+                    .create_secret()
+                    .name(spec.secret_name())
+                    .description(format!("rdsprov: master password of {}", spec.id))
+                    .secret_string(value)
+                    .set_tags(Some(tags))
+                    .send(),
+            )
+            .map_err(|e| describe("storing the master secret", e))?;
+        secret_arn = created.arn().map(str::to_string);
+        done.push(format!(
+            "stored the master password in secret {}",
+            spec.secret_name()
+        ));
+        new_password = Some(password);
+    }
+
+    // The instance.
+    match action_of(planned, "db-instance") {
+        Some(change) if change.action == "create" => {
+            let password = match (&new_password, spec.rds_managed_password) {
+                (_, true) => None,
+                (Some(password), false) => Some(password.clone()),
+                (None, false) => Some(read_password(aws, spec)?),
+            };
+            let mut request = aws
+                .rds
+                .create_db_instance()
+                .db_instance_identifier(&spec.id)
+                .engine(&spec.engine)
+                .engine_version(&spec.engine_version)
+                .db_instance_class(&spec.class)
+                .allocated_storage(spec.storage_gb)
+                .storage_type("gp3")
+                .storage_encrypted(spec.encrypted)
+                .multi_az(spec.multi_az)
+                .master_username(&spec.master_user)
+                .vpc_security_group_ids(&group_id)
+                .db_parameter_group_name(spec.parameter_group_name())
+                .backup_retention_period(spec.backup_retention_days)
+                .deletion_protection(spec.deletion_protection)
+                .publicly_accessible(spec.publicly_accessible)
+                .enable_iam_database_authentication(spec.iam_auth)
+                .enable_performance_insights(spec.performance_insights)
+                .copy_tags_to_snapshot(true)
+                .set_tags(Some(tags_rds(spec)))
+                .set_max_allocated_storage(spec.max_storage_gb)
+                .set_preferred_backup_window(spec.backup_window.clone())
+                .set_preferred_maintenance_window(spec.maintenance_window.clone())
+                .set_ca_certificate_identifier(spec.ca_certificate.clone());
+            request = match password {
+                Some(password) => request.master_user_password(password),
+                None => request.manage_master_user_password(true),
+            };
+            aws.block_on(request.send())
+                .map_err(|e| describe("creating the instance", e))?;
+            done.push(format!(
+                "created instance {} ({}, PostgreSQL {})",
+                spec.id, spec.class, spec.engine_version
+            ));
+        }
+        Some(change) => {
+            if let Some(fixed) = change
+                .attributes
+                .iter()
+                .find(|a| a.when == "cannot change in place")
+            {
+                return Err(Error::BadInput(format!(
+                    "env {}: {} of {} cannot change in place ({} → {}): restore a snapshot into a new instance with the new setting",
+                    spec.env,
+                    fixed.name,
+                    spec.id,
+                    fixed.from.clone().unwrap_or_default(),
+                    fixed.to
+                )));
+            }
+            let mut request = aws
+                .rds
+                .modify_db_instance()
+                .db_instance_identifier(&spec.id)
+                .apply_immediately(spec.apply_immediately);
+            for attribute in &change.attributes {
+                let to = attribute.to.as_str();
+                let flag = to == "true";
+                request = match attribute.name.as_str() {
+                    "class" => request.db_instance_class(to),
+                    "engine_version" => request.engine_version(to),
+                    "storage_gb" => {
+                        request.allocated_storage(to.parse().unwrap_or(spec.storage_gb))
+                    }
+                    "max_storage_gb" => request.set_max_allocated_storage(spec.max_storage_gb),
+                    "multi_az" => request.multi_az(flag),
+                    "backup_retention_days" => {
+                        request.backup_retention_period(spec.backup_retention_days)
+                    }
+                    "backup_window" => request.preferred_backup_window(to),
+                    "maintenance_window" => request.preferred_maintenance_window(to),
+                    "deletion_protection" => request.deletion_protection(flag),
+                    "publicly_accessible" => request.publicly_accessible(flag),
+                    "iam_auth" => request.enable_iam_database_authentication(flag),
+                    "performance_insights" => request.enable_performance_insights(flag),
+                    "ca_certificate" => request.ca_certificate_identifier(to),
+                    "parameter_group" => request.db_parameter_group_name(to),
+                    "security_groups" => request.vpc_security_group_ids(&group_id),
+                    _ => request,
+                };
+            }
+            if let Some(password) = &new_password {
+                request = request.master_user_password(password);
+            }
+            aws.block_on(request.send())
+                .map_err(|e| describe("modifying the instance", e))?;
+            done.push(format!(
+                "modified instance {}: {} ({})",
+                spec.id,
+                change
+                    .attributes
+                    .iter()
+                    .map(|a| format!("{} → {}", a.name, a.to))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if spec.apply_immediately {
+                    "applied immediately"
+                } else {
+                    "AWS applies size changes in the maintenance window"
+                }
+            ));
+        }
+        None => {
+            if let Some(password) = &new_password {
+                // The secret was lost while the instance lived: it gets the new password.
+                aws.block_on(
+                    aws.rds
+                        .modify_db_instance()
+                        .db_instance_identifier(&spec.id)
+                        .master_user_password(password)
+                        .apply_immediately(true)
+                        .send(),
+                )
+                .map_err(|e| describe("setting the new master password", e))?;
+                done.push(format!("set a new master password on {}", spec.id));
+            }
+        }
+    }
+    let state = wait_available(aws, spec, poll)?;
+    let master_secret = match (&secret_arn, &state.master_user_secret()) {
+        (Some(arn), _) => arn.clone(),
+        (None, Some(managed)) => managed.secret_arn().unwrap_or_default().to_string(),
+        (None, None) => String::new(),
+    };
+    Ok(Instance {
+        kind: contract::INSTANCE.into(),
+        id: spec.id.clone(),
+        provider: "aws".into(),
+        engine: spec.engine.clone(),
+        engine_version: state.engine_version().unwrap_or_default().to_string(),
+        status: state.db_instance_status().unwrap_or_default().to_string(),
+        endpoint: Endpoint {
+            host: state
+                .endpoint()
+                .and_then(|e| e.address())
+                .unwrap_or_default()
+                .to_string(),
+            port: state
+                .endpoint()
+                .and_then(|e| e.port())
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(5432),
+        },
+        master_user: spec.master_user.clone(),
+        master_secret: SecretRef {
+            source: "aws-sm".into(),
+            reference: master_secret,
+        },
+        ca_cert: None,
+        databases: Vec::new(),
+        env: Some(spec.env.clone()),
+        class: state.db_instance_class().map(str::to_string),
+        security_group: Some(group_id),
+        parameter_group: Some(spec.parameter_group_name()),
+    })
+}
+
+fn read_password(aws: &Aws, spec: &InstanceSpec) -> Result<String> {
+    let answer = aws
+        .block_on(
+            aws.secrets
+                .get_secret_value()
+                .secret_id(spec.secret_name())
+                .send(),
+        )
+        .map_err(|e| describe("reading the master secret", e))?;
+    let secret = SecretRef {
+        source: "aws-sm".into(),
+        reference: spec.secret_name(),
+    };
+    Ok(secrets::parse_secret_string(&secret, answer.secret_string().unwrap_or_default())?.password)
+}
+
+/// Polls until the instance is `available`, with a progress line (status, elapsed) on stderr
+/// once it takes longer than a poll.
+pub fn wait_available(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    poll: Duration,
+) -> Result<aws_sdk_rds::types::DbInstance> {
+    let started = Instant::now();
+    loop {
+        let answer = aws
+            .block_on(
+                aws.rds
+                    .describe_db_instances()
+                    .db_instance_identifier(&spec.id)
+                    .send(),
+            )
+            .map_err(|e| describe("reading the instance status", e))?;
+        let Some(db) = answer.db_instances().first().cloned() else {
+            return Err(Error::Failed(format!(
+                "instance {} vanished while waiting",
+                spec.id
+            )));
+        };
+        let status = db.db_instance_status().unwrap_or("unknown").to_string();
+        if status == "available" {
+            return Ok(db);
+        }
+        if matches!(
+            status.as_str(),
+            "failed" | "incompatible-parameters" | "incompatible-network" | "storage-full"
+        ) {
+            return Err(Error::Failed(format!(
+                "instance {} is {status}: see the RDS console's events for it",
+                spec.id
+            )));
+        }
+        let elapsed = started.elapsed().as_secs();
+        cli::note(
+            TOOL,
+            format!(
+                "waiting for {}: {status} ({}m {:02}s)",
+                spec.id,
+                elapsed / 60,
+                elapsed % 60
+            ),
+        );
+        std::thread::sleep(poll);
+    }
+}

@@ -1,0 +1,448 @@
+//! Observe (describe calls only) and plan: what exists for each env of the spec, and the
+//! difference — create, modify (which attributes, and when AWS applies each), or nothing.
+
+use crate::aws::spec::InstanceSpec;
+use crate::aws::{code, describe, Aws};
+use dbtools::contract::{AttributeChange, PlannedChange};
+use dbtools::{Error, Result};
+use std::collections::BTreeMap;
+
+/// Rules we manage in a security group carry this description; others (a machine's own rule
+/// added by `rdsprov access`, a colleague's by hand) are never touched.
+pub const SPEC_RULE: &str = "rdsprov:spec";
+pub const PORT: i32 = 5432;
+
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub vpc_id: String,
+    /// Security group id and the CIDRs of the rules we manage.
+    pub security_group: Option<(String, Vec<String>)>,
+    /// Parameters set by the user in the group, when it exists.
+    pub parameters: Option<BTreeMap<String, String>>,
+    pub secret_arn: Option<String>,
+    pub instance: Option<InstanceState>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InstanceState {
+    pub status: String,
+    pub attributes: BTreeMap<&'static str, String>,
+    pub endpoint: Option<(String, i32)>,
+    pub master_user: String,
+    pub managed_secret_arn: Option<String>,
+    pub security_groups: Vec<String>,
+}
+
+/// Reads what exists for one env.
+pub fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
+    aws.block_on(async {
+        let vpc_id = match &spec.vpc_id {
+            Some(id) => id.clone(),
+            None => {
+                let vpcs = aws
+                    .ec2
+                    .describe_vpcs()
+                    .filters(
+                        aws_sdk_ec2::types::Filter::builder()
+                            .name("isDefault")
+                            .values("true")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| describe("finding the default VPC", e))?;
+                vpcs.vpcs()
+                    .first()
+                    .and_then(|v| v.vpc_id())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        Error::BadInput(format!(
+                            "env {}: region {} has no default VPC: name one with vpc_id in the spec",
+                            spec.env, aws.region
+                        ))
+                    })?
+            }
+        };
+        let groups = aws
+            .ec2
+            .describe_security_groups()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("group-name")
+                    .values(spec.security_group_name())
+                    .build(),
+            )
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("vpc-id")
+                    .values(&vpc_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| describe("reading security groups", e))?;
+        let security_group = groups.security_groups().first().map(|group| {
+            let cidrs = group
+                .ip_permissions()
+                .iter()
+                .filter(|p| p.from_port() == Some(PORT))
+                .flat_map(|p| {
+                    let v4 = p
+                        .ip_ranges()
+                        .iter()
+                        .filter(|r| r.description() == Some(SPEC_RULE))
+                        .filter_map(|r| r.cidr_ip().map(str::to_string));
+                    let v6 = p
+                        .ipv6_ranges()
+                        .iter()
+                        .filter(|r| r.description() == Some(SPEC_RULE))
+                        .filter_map(|r| r.cidr_ipv6().map(str::to_string));
+                    v4.chain(v6).collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>();
+            (group.group_id().unwrap_or_default().to_string(), cidrs)
+        });
+        let parameters = match aws
+            .rds
+            .describe_db_parameters()
+            .db_parameter_group_name(spec.parameter_group_name())
+            .source("user")
+            .send()
+            .await
+        {
+            Ok(answer) => Some(
+                answer
+                    .parameters()
+                    .iter()
+                    .filter_map(|p| {
+                        Some((
+                            p.parameter_name()?.to_string(),
+                            p.parameter_value()?.to_string(),
+                        ))
+                    })
+                    .collect(),
+            ),
+            Err(e) if code(&e) == Some("DBParameterGroupNotFound") => None,
+            Err(e) => return Err(describe("reading the parameter group", e)),
+        };
+        let secret_arn = if spec.rds_managed_password {
+            None
+        } else {
+            match aws
+                .secrets
+                .describe_secret()
+                .secret_id(spec.secret_name())
+                .send()
+                .await
+            {
+                Ok(answer) => answer.arn().map(str::to_string),
+                Err(e) if code(&e) == Some("ResourceNotFoundException") => None,
+                Err(e) => return Err(describe("reading the master secret", e)),
+            }
+        };
+        let instance = match aws
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(&spec.id)
+            .send()
+            .await
+        {
+            Ok(answer) => answer.db_instances().first().map(instance_state),
+            Err(e) if code(&e) == Some("DBInstanceNotFound") => None,
+            Err(e) => return Err(describe("reading the instance", e)),
+        };
+        Ok(Observed {
+            vpc_id,
+            security_group,
+            parameters,
+            secret_arn,
+            instance,
+        })
+    })
+}
+
+fn instance_state(db: &aws_sdk_rds::types::DbInstance) -> InstanceState {
+    let mut attributes = BTreeMap::new();
+    let mut put = |name: &'static str, value: Option<String>| {
+        if let Some(value) = value {
+            attributes.insert(name, value);
+        }
+    };
+    put("class", db.db_instance_class().map(str::to_string));
+    put("engine_version", db.engine_version().map(str::to_string));
+    put("storage_gb", db.allocated_storage().map(|v| v.to_string()));
+    put(
+        "max_storage_gb",
+        db.max_allocated_storage().map(|v| v.to_string()),
+    );
+    put("multi_az", db.multi_az().map(|v| v.to_string()));
+    put("encrypted", db.storage_encrypted().map(|v| v.to_string()));
+    put(
+        "backup_retention_days",
+        db.backup_retention_period().map(|v| v.to_string()),
+    );
+    put(
+        "backup_window",
+        db.preferred_backup_window().map(str::to_string),
+    );
+    put(
+        "maintenance_window",
+        db.preferred_maintenance_window().map(str::to_string),
+    );
+    put(
+        "deletion_protection",
+        db.deletion_protection().map(|v| v.to_string()),
+    );
+    put(
+        "publicly_accessible",
+        db.publicly_accessible().map(|v| v.to_string()),
+    );
+    put(
+        "iam_auth",
+        db.iam_database_authentication_enabled()
+            .map(|v| v.to_string()),
+    );
+    put(
+        "performance_insights",
+        Some(
+            db.performance_insights_enabled()
+                .unwrap_or(false)
+                .to_string(),
+        ),
+    );
+    put(
+        "ca_certificate",
+        db.ca_certificate_identifier().map(str::to_string),
+    );
+    put(
+        "parameter_group",
+        db.db_parameter_groups()
+            .first()
+            .and_then(|g| g.db_parameter_group_name())
+            .map(str::to_string),
+    );
+    InstanceState {
+        status: db.db_instance_status().unwrap_or("unknown").to_string(),
+        attributes,
+        endpoint: db
+            .endpoint()
+            .and_then(|e| Some((e.address()?.to_string(), e.port()?))),
+        master_user: db.master_username().unwrap_or_default().to_string(),
+        managed_secret_arn: db
+            .master_user_secret()
+            .and_then(|s| s.secret_arn())
+            .map(str::to_string),
+        security_groups: db
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+            .collect(),
+    }
+}
+
+/// Attribute values the spec asks of the instance, with when AWS applies a change of each.
+pub fn wanted_attributes(spec: &InstanceSpec) -> Vec<(&'static str, String, &'static str)> {
+    let window = if spec.apply_immediately {
+        "immediately"
+    } else {
+        "maintenance window"
+    };
+    let mut wanted = vec![
+        ("class", spec.class.clone(), window),
+        ("engine_version", spec.engine_version.clone(), window),
+        ("storage_gb", spec.storage_gb.to_string(), window),
+        ("multi_az", spec.multi_az.to_string(), window),
+        (
+            "encrypted",
+            spec.encrypted.to_string(),
+            "cannot change in place",
+        ),
+        (
+            "backup_retention_days",
+            spec.backup_retention_days.to_string(),
+            "immediately",
+        ),
+        (
+            "deletion_protection",
+            spec.deletion_protection.to_string(),
+            "immediately",
+        ),
+        (
+            "publicly_accessible",
+            spec.publicly_accessible.to_string(),
+            "immediately",
+        ),
+        ("iam_auth", spec.iam_auth.to_string(), window),
+        (
+            "performance_insights",
+            spec.performance_insights.to_string(),
+            "immediately",
+        ),
+        ("parameter_group", spec.parameter_group_name(), "on reboot"),
+    ];
+    if let Some(max) = spec.max_storage_gb {
+        wanted.push(("max_storage_gb", max.to_string(), "immediately"));
+    }
+    if let Some(w) = &spec.backup_window {
+        wanted.push(("backup_window", w.clone(), "immediately"));
+    }
+    if let Some(w) = &spec.maintenance_window {
+        wanted.push(("maintenance_window", w.clone(), "immediately"));
+    }
+    if let Some(ca) = &spec.ca_certificate {
+        wanted.push(("ca_certificate", ca.clone(), window));
+    }
+    wanted
+}
+
+/// The changes for one env, in the order `apply` makes them.
+pub fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChange> {
+    let change = |resource: &str, name: String, action: &str, attributes| PlannedChange {
+        env: spec.env.clone(),
+        resource: resource.into(),
+        name,
+        action: action.into(),
+        attributes,
+    };
+    let mut changes = Vec::new();
+
+    let mut wanted_cidrs = spec.ingress.clone();
+    wanted_cidrs.sort();
+    match &observed.security_group {
+        None => changes.push(change(
+            "security-group",
+            spec.security_group_name(),
+            "create",
+            vec![attribute(
+                "ingress 5432",
+                None,
+                wanted_cidrs.join(", "),
+                "immediately",
+            )],
+        )),
+        Some((id, cidrs)) => {
+            let mut have = cidrs.clone();
+            have.sort();
+            let action = if have == wanted_cidrs {
+                "none"
+            } else {
+                "modify"
+            };
+            let attributes = if action == "none" {
+                Vec::new()
+            } else {
+                vec![attribute(
+                    "ingress 5432",
+                    Some(have.join(", ")),
+                    wanted_cidrs.join(", "),
+                    "immediately",
+                )]
+            };
+            changes.push(change("security-group", id.clone(), action, attributes));
+        }
+    }
+
+    match &observed.parameters {
+        None => changes.push(change(
+            "parameter-group",
+            spec.parameter_group_name(),
+            "create",
+            spec.parameters
+                .iter()
+                .map(|(k, v)| attribute(k, None, v.clone(), parameter_timing(k)))
+                .collect(),
+        )),
+        Some(have) => {
+            let attributes: Vec<AttributeChange> = spec
+                .parameters
+                .iter()
+                .filter(|(k, v)| have.get(*k) != Some(v))
+                .map(|(k, v)| attribute(k, have.get(k).cloned(), v.clone(), parameter_timing(k)))
+                .collect();
+            let action = if attributes.is_empty() {
+                "none"
+            } else {
+                "modify"
+            };
+            changes.push(change(
+                "parameter-group",
+                spec.parameter_group_name(),
+                action,
+                attributes,
+            ));
+        }
+    }
+
+    if !spec.rds_managed_password {
+        let action = if observed.secret_arn.is_some() {
+            "none"
+        } else {
+            "create"
+        };
+        changes.push(change("secret", spec.secret_name(), action, Vec::new()));
+    }
+
+    match &observed.instance {
+        None => changes.push(change(
+            "db-instance",
+            spec.id.clone(),
+            "create",
+            wanted_attributes(spec)
+                .into_iter()
+                .map(|(name, to, _)| attribute(name, None, to, "immediately"))
+                .collect(),
+        )),
+        Some(state) => {
+            let mut attributes: Vec<AttributeChange> = wanted_attributes(spec)
+                .into_iter()
+                .filter(|(name, to, _)| state.attributes.get(name) != Some(to))
+                .map(|(name, to, when)| {
+                    attribute(name, state.attributes.get(name).cloned(), to, when)
+                })
+                .collect();
+            if let Some((group, _)) = &observed.security_group {
+                if !state.security_groups.contains(group) {
+                    attributes.push(attribute(
+                        "security_groups",
+                        Some(state.security_groups.join(", ")),
+                        group.clone(),
+                        "immediately",
+                    ));
+                }
+            }
+            let action = if attributes.is_empty() {
+                "none"
+            } else {
+                "modify"
+            };
+            changes.push(change("db-instance", spec.id.clone(), action, attributes));
+        }
+    }
+    changes
+}
+
+fn attribute(name: &str, from: Option<String>, to: String, when: &str) -> AttributeChange {
+    AttributeChange {
+        name: name.into(),
+        from,
+        to,
+        when: when.into(),
+    }
+}
+
+/// Static parameters take effect on the next reboot; the rest at once.
+pub fn parameter_timing(name: &str) -> &'static str {
+    const STATIC: &[&str] = &[
+        "shared_preload_libraries",
+        "max_connections",
+        "shared_buffers",
+        "max_worker_processes",
+        "wal_level",
+        "max_wal_senders",
+    ];
+    if STATIC.contains(&name) {
+        "on reboot"
+    } else {
+        "immediately"
+    }
+}

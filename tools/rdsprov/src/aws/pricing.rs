@@ -1,0 +1,118 @@
+//! A small dated table: the RDS for PostgreSQL instance classes and engine versions we accept
+//! (moto accepts anything and answers no DescribeOrderableDBInstanceOptions, so the check has
+//! to be ours), and list prices for an estimate of the monthly cost. Prices are AWS's public
+//! on-demand prices for us-east-1, single-AZ, PostgreSQL; other regions differ by a few
+//! percent. It is an estimate, labelled as such wherever it is shown.
+
+use crate::aws::spec::InstanceSpec;
+use dbtools::contract::{CostEstimate, CostLine};
+
+/// When the prices below were taken from AWS's public price list.
+pub const PRICES_AS_OF: &str = "2024-06 (AWS public on-demand prices, us-east-1)";
+
+const HOURS_PER_MONTH: f64 = 730.0;
+const GP3_GB_MONTH: f64 = 0.115;
+
+/// Instance classes with their on-demand price per hour (USD).
+const CLASSES: &[(&str, f64)] = &[
+    ("db.t3.micro", 0.018),
+    ("db.t3.small", 0.036),
+    ("db.t3.medium", 0.072),
+    ("db.t3.large", 0.145),
+    ("db.t4g.micro", 0.016),
+    ("db.t4g.small", 0.032),
+    ("db.t4g.medium", 0.065),
+    ("db.t4g.large", 0.129),
+    ("db.m6g.large", 0.159),
+    ("db.m6i.large", 0.178),
+    ("db.m7g.large", 0.168),
+    ("db.r6g.large", 0.225),
+    ("db.r6g.xlarge", 0.45),
+    ("db.r7g.large", 0.239),
+];
+
+/// Engine versions RDS offers for PostgreSQL 14–17 (a dated subset; majors and recent minors).
+const ENGINE_VERSIONS: &[&str] = &[
+    "14.10", "14.11", "14.12", "14.13", "14.15", "14.17", "15.5", "15.6", "15.7", "15.8", "15.10",
+    "15.12", "16.1", "16.2", "16.3", "16.4", "16.6", "16.8", "17.1", "17.2", "17.4",
+];
+
+pub fn check_class(class: &str) -> Result<(), String> {
+    if CLASSES.iter().any(|(name, _)| *name == class) {
+        return Ok(());
+    }
+    let known: Vec<&str> = CLASSES.iter().map(|(name, _)| *name).collect();
+    Err(format!(
+        "unknown instance class {class:?}: use one of {} (table as of {PRICES_AS_OF})",
+        known.join(", ")
+    ))
+}
+
+pub fn check_engine_version(version: &str) -> Result<(), String> {
+    if ENGINE_VERSIONS.contains(&version) {
+        return Ok(());
+    }
+    let major = version.split('.').next().unwrap_or_default();
+    let same_major: Vec<&str> = ENGINE_VERSIONS
+        .iter()
+        .copied()
+        .filter(|v| v.split('.').next() == Some(major))
+        .collect();
+    let offer = if same_major.is_empty() {
+        ENGINE_VERSIONS.join(", ")
+    } else {
+        same_major.join(", ")
+    };
+    Err(format!(
+        "unknown PostgreSQL engine version {version:?}: use one of {offer}"
+    ))
+}
+
+/// What the spec's instances cost a month at list price: instance hours (twice for Multi-AZ)
+/// and gp3 storage at its provisioned size. Backups within the free allowance, I/O and data
+/// transfer are not counted.
+pub fn estimate(instances: &[InstanceSpec]) -> CostEstimate {
+    let lines: Vec<CostLine> = instances
+        .iter()
+        .map(|spec| {
+            let hourly = CLASSES
+                .iter()
+                .find(|(name, _)| *name == spec.class)
+                .map(|(_, price)| *price)
+                .unwrap_or(0.0);
+            let copies = if spec.multi_az { 2.0 } else { 1.0 };
+            let compute = hourly * HOURS_PER_MONTH * copies;
+            let storage = f64::from(spec.storage_gb) * GP3_GB_MONTH * copies;
+            let monthly = ((compute + storage) * 100.0).round() / 100.0;
+            CostLine {
+                env: spec.env.clone(),
+                id: spec.id.clone(),
+                monthly_usd: monthly,
+                detail: format!(
+                    "{} ${hourly}/h x {HOURS_PER_MONTH} h{} + {} GB gp3 x ${GP3_GB_MONTH}",
+                    spec.class,
+                    if spec.multi_az { " x 2 (Multi-AZ)" } else { "" },
+                    spec.storage_gb
+                ),
+            }
+        })
+        .collect();
+    let total = lines.iter().map(|l| l.monthly_usd).sum::<f64>();
+    CostEstimate {
+        label: "estimate".into(),
+        prices_as_of: PRICES_AS_OF.into(),
+        monthly_usd: (total * 100.0).round() / 100.0,
+        lines,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_suggested_by_major() {
+        let error = check_engine_version("16.99").unwrap_err();
+        assert!(error.contains("16.4") && !error.contains("15.5"), "{error}");
+    }
+}

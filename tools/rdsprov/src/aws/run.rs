@@ -1,0 +1,204 @@
+//! `rdsprov plan|apply|status --spec FILE` on AWS: read the spec, observe, plan, and for
+//! `apply` make the changes; print the plan or the resources (JSON when piped, a table on a
+//! terminal).
+
+use crate::aws::{apply, plan, pricing, spec, Aws};
+use dbtools::contract::{self, Instance, Plan, PlannedChange, Resources};
+use dbtools::output::{self, Output};
+use dbtools::{cli, input, Error, ExitStatus, Result};
+use std::path::Path;
+use std::time::Duration;
+
+const TOOL: &str = "rdsprov";
+
+/// The spec from a file, or from stdin with `-`.
+pub fn read_spec(path: &Path) -> Result<spec::Spec> {
+    if path == Path::new("-") {
+        let bytes = input::read_stdin()?;
+        let text = contract::decode_text(&bytes)?;
+        return spec::parse(&text, "on stdin");
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::BadInput(format!("cannot read spec {}: {e}", path.display())))?;
+    spec::parse(&text, &path.display().to_string())
+}
+
+/// Seconds between status polls while waiting (RDSPROV_POLL_SECONDS; 15 by default).
+fn poll_interval() -> Duration {
+    std::env::var("RDSPROV_POLL_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(Duration::from_secs(15))
+}
+
+pub fn plan(out: Output, path: &Path) -> Result<ExitStatus> {
+    let spec = read_spec(path)?;
+    let aws = Aws::connect(&spec.region)?;
+    let mut changes: Vec<PlannedChange> = Vec::new();
+    for instance in &spec.instances {
+        let observed = plan::observe(&aws, instance)?;
+        changes.extend(plan::plan(instance, &observed));
+    }
+    let result = Plan {
+        kind: contract::PLAN.into(),
+        provider: "aws".into(),
+        region: spec.region.clone(),
+        up_to_date: changes.iter().all(|c| c.action == "none"),
+        changes,
+        cost: pricing::estimate(&spec.instances),
+    };
+    out.emit(&result, || render_plan(&result))?;
+    Ok(ExitStatus::Success)
+}
+
+pub fn apply(out: Output, path: &Path) -> Result<ExitStatus> {
+    let spec = read_spec(path)?;
+    let aws = Aws::connect(&spec.region)?;
+    let mut changes = Vec::new();
+    let mut instances: Vec<Instance> = Vec::new();
+    for instance in &spec.instances {
+        let observed = plan::observe(&aws, instance)?;
+        let planned = plan::plan(instance, &observed);
+        let applied = apply::apply(&aws, instance, &observed, &planned, poll_interval())?;
+        for change in &applied.changes {
+            cli::note(TOOL, change);
+        }
+        changes.extend(applied.changes);
+        instances.push(applied.instance);
+    }
+    if changes.is_empty() {
+        cli::note(TOOL, "nothing to change");
+    }
+    let resources = Resources {
+        kind: contract::RESOURCES.into(),
+        provider: "aws".into(),
+        changes,
+        instances,
+    };
+    out.emit(&resources, || render_instances(&resources.instances))?;
+    Ok(ExitStatus::Success)
+}
+
+pub fn status(out: Output, path: &Path) -> Result<ExitStatus> {
+    let spec = read_spec(path)?;
+    let aws = Aws::connect(&spec.region)?;
+    let mut instances = Vec::new();
+    for instance in &spec.instances {
+        let observed = plan::observe(&aws, instance)?;
+        match observed.instance {
+            Some(state) => instances.push(Instance {
+                kind: contract::INSTANCE.into(),
+                id: instance.id.clone(),
+                provider: "aws".into(),
+                engine: instance.engine.clone(),
+                engine_version: state
+                    .attributes
+                    .get("engine_version")
+                    .cloned()
+                    .unwrap_or_default(),
+                status: state.status.clone(),
+                endpoint: contract::Endpoint {
+                    host: state.endpoint.clone().map(|e| e.0).unwrap_or_default(),
+                    port: state
+                        .endpoint
+                        .as_ref()
+                        .and_then(|e| u16::try_from(e.1).ok())
+                        .unwrap_or(5432),
+                },
+                master_user: state.master_user.clone(),
+                master_secret: contract::SecretRef {
+                    source: "aws-sm".into(),
+                    reference: observed
+                        .secret_arn
+                        .clone()
+                        .or(state.managed_secret_arn.clone())
+                        .unwrap_or_default(),
+                },
+                ca_cert: None,
+                databases: Vec::new(),
+                env: Some(instance.env.clone()),
+                class: state.attributes.get("class").cloned(),
+                security_group: observed.security_group.map(|g| g.0),
+                parameter_group: state.attributes.get("parameter_group").cloned(),
+            }),
+            None => cli::note(
+                TOOL,
+                format!(
+                    "env {}: instance {} does not exist: run `rdsprov apply --spec …`",
+                    instance.env, instance.id
+                ),
+            ),
+        }
+    }
+    let resources = Resources {
+        kind: contract::RESOURCES.into(),
+        provider: "aws".into(),
+        changes: Vec::new(),
+        instances,
+    };
+    out.emit(&resources, || render_instances(&resources.instances))?;
+    Ok(ExitStatus::Success)
+}
+
+fn render_plan(plan: &Plan) -> String {
+    let mut text = String::new();
+    for change in &plan.changes {
+        text.push_str(&format!(
+            "{:6} {} {} (env {})\n",
+            change.action, change.resource, change.name, change.env
+        ));
+        for attribute in &change.attributes {
+            text.push_str(&format!(
+                "         {}: {} → {} ({})\n",
+                attribute.name,
+                attribute.from.clone().unwrap_or_else(|| "-".into()),
+                attribute.to,
+                attribute.when
+            ));
+        }
+    }
+    if plan.up_to_date {
+        text.push_str("nothing to change\n");
+    }
+    text.push_str(&format!(
+        "\nestimated cost: ${:.2}/month ({}; prices as of {})\n",
+        plan.cost.monthly_usd, plan.cost.label, plan.cost.prices_as_of
+    ));
+    for line in &plan.cost.lines {
+        text.push_str(&format!(
+            "  {} {}: ${:.2} — {}\n",
+            line.env, line.id, line.monthly_usd, line.detail
+        ));
+    }
+    text
+}
+
+fn render_instances(instances: &[Instance]) -> String {
+    let rows: Vec<Vec<String>> = instances
+        .iter()
+        .map(|i| {
+            vec![
+                i.env.clone().unwrap_or_default(),
+                i.id.clone(),
+                i.status.clone(),
+                format!("{}:{}", i.endpoint.host, i.endpoint.port),
+                i.class.clone().unwrap_or_default(),
+                format!("{} {}", i.engine, i.engine_version),
+                i.security_group.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "ENV",
+            "INSTANCE",
+            "STATUS",
+            "ENDPOINT",
+            "CLASS",
+            "ENGINE",
+            "SECURITY GROUP",
+        ],
+        &rows,
+    )
+}

@@ -1,0 +1,357 @@
+//! The AWS spec: per env one RDS PostgreSQL instance and what surrounds it, as a TOML or JSON
+//! file (`ops/aws/rds.toml`) or on stdin. Secure by default: encrypted storage, deletion
+//! protection on every env but dev, a final snapshot on delete, not publicly accessible,
+//! `rds.force_ssl = 1`, and a security group that admits the listed CIDRs only — `0.0.0.0/0`
+//! is refused unless `allow_public_ingress = true` says so on purpose.
+//!
+//! ```toml
+//! region = "eu-west-1"                  # else AWS_REGION
+//! tags = { app = "combine" }            # on everything, with managed-by = rdsprov
+//! [env.dev]
+//! id = "combine-dev"
+//! class = "db.t4g.micro"
+//! engine_version = "16.4"
+//! storage_gb = 20
+//! ingress = ["203.0.113.7/32"]          # home network, app subnet, … (port 5432)
+//! publicly_accessible = true
+//! ```
+
+use crate::aws::pricing;
+use dbtools::{names, Error, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    region: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    env: BTreeMap<String, EnvSpecFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvSpecFile {
+    id: String,
+    #[serde(default = "default_engine")]
+    engine: String,
+    #[serde(default = "default_engine_version")]
+    engine_version: String,
+    class: String,
+    #[serde(default = "default_storage")]
+    storage_gb: i32,
+    max_storage_gb: Option<i32>,
+    #[serde(default)]
+    multi_az: bool,
+    #[serde(default = "yes")]
+    encrypted: bool,
+    #[serde(default = "default_retention")]
+    backup_retention_days: i32,
+    backup_window: Option<String>,
+    maintenance_window: Option<String>,
+    deletion_protection: Option<bool>,
+    #[serde(default = "yes")]
+    final_snapshot: bool,
+    #[serde(default)]
+    performance_insights: bool,
+    ca_certificate: Option<String>,
+    #[serde(default)]
+    iam_auth: bool,
+    vpc_id: Option<String>,
+    #[serde(default)]
+    ingress: Vec<String>,
+    #[serde(default)]
+    allow_public_ingress: bool,
+    #[serde(default)]
+    publicly_accessible: bool,
+    #[serde(default)]
+    parameters: BTreeMap<String, String>,
+    #[serde(default = "default_master_user")]
+    master_user: String,
+    /// `secrets-manager` (we generate the password and keep it there) or `rds-managed`.
+    #[serde(default = "default_credentials")]
+    credentials: String,
+    /// Apply modifications now rather than in the maintenance window (default: on dev only).
+    apply_immediately: Option<bool>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+fn default_engine() -> String {
+    "postgres".into()
+}
+fn default_engine_version() -> String {
+    "16.4".into()
+}
+fn default_storage() -> i32 {
+    20
+}
+fn default_retention() -> i32 {
+    7
+}
+fn default_master_user() -> String {
+    "postgres".into()
+}
+fn default_credentials() -> String {
+    "secrets-manager".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// One env's instance, validated, with defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSpec {
+    pub env: String,
+    pub id: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub class: String,
+    pub storage_gb: i32,
+    pub max_storage_gb: Option<i32>,
+    pub multi_az: bool,
+    pub encrypted: bool,
+    pub backup_retention_days: i32,
+    pub backup_window: Option<String>,
+    pub maintenance_window: Option<String>,
+    pub deletion_protection: bool,
+    pub final_snapshot: bool,
+    pub performance_insights: bool,
+    pub ca_certificate: Option<String>,
+    pub iam_auth: bool,
+    pub vpc_id: Option<String>,
+    pub ingress: Vec<String>,
+    pub publicly_accessible: bool,
+    pub parameters: BTreeMap<String, String>,
+    pub master_user: String,
+    pub rds_managed_password: bool,
+    pub apply_immediately: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl InstanceSpec {
+    pub fn security_group_name(&self) -> String {
+        format!("rdsprov-{}", self.id)
+    }
+
+    pub fn parameter_group_name(&self) -> String {
+        format!("rdsprov-{}", self.id)
+    }
+
+    /// The parameter group family of the engine version: `postgres16`.
+    pub fn parameter_group_family(&self) -> String {
+        let major = self.engine_version.split('.').next().unwrap_or_default();
+        format!("{}{major}", self.engine)
+    }
+
+    /// Where a generated master password is kept (secrets-manager credentials).
+    pub fn secret_name(&self) -> String {
+        format!("rdsprov/{}/master", self.id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub region: String,
+    pub instances: Vec<InstanceSpec>,
+}
+
+/// Parses a spec (TOML, or JSON when it starts with `{`) and checks it before any AWS call.
+pub fn parse(text: &str, origin: &str) -> Result<Spec> {
+    let file: SpecFile = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| Error::BadInput(format!("spec {origin}: {e}")))?
+    } else {
+        toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|span| {
+                let line = text[..span.start].matches('\n').count() + 1;
+                format!("line {line}: ")
+            });
+            Error::BadInput(format!(
+                "spec {origin}: {}{}",
+                at.unwrap_or_default(),
+                e.message()
+            ))
+        })?
+    };
+    let region = file
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+        .or_else(|| {
+            std::env::var("AWS_DEFAULT_REGION")
+                .ok()
+                .filter(|r| !r.is_empty())
+        })
+        .ok_or_else(|| {
+            Error::BadInput(format!(
+                "spec {origin}: no region: set region in the spec or AWS_REGION"
+            ))
+        })?;
+    let mut instances: Vec<InstanceSpec> = Vec::new();
+    for (env, raw) in &file.env {
+        let at = |what: String| Error::BadInput(format!("spec {origin}: env {env}: {what}"));
+        names::check_env_name(env)?;
+        names::check_instance_id(&raw.id).map_err(|e| at(e.to_string()))?;
+        if let Some(other) = instances.iter().find(|i| i.id == raw.id) {
+            return Err(at(format!(
+                "instance id {} is also env {}'s: each env gets its own instance (tenants share one with `rdsprov tenant add`)",
+                raw.id, other.env
+            )));
+        }
+        if raw.engine != "postgres" {
+            return Err(at(format!(
+                "engine {:?}: this rdsprov provisions engine \"postgres\" (RDS for PostgreSQL)",
+                raw.engine
+            )));
+        }
+        pricing::check_class(&raw.class).map_err(at)?;
+        pricing::check_engine_version(&raw.engine_version).map_err(at)?;
+        names::check_sql_name(&raw.master_user, "master user").map_err(|e| at(e.to_string()))?;
+        if !(20..=65536).contains(&raw.storage_gb) {
+            return Err(at(format!(
+                "storage_gb {}: RDS gp3 storage is 20 to 65536 GB",
+                raw.storage_gb
+            )));
+        }
+        if let Some(max) = raw.max_storage_gb {
+            if max < raw.storage_gb {
+                return Err(at(format!(
+                    "max_storage_gb {max} is below storage_gb {}",
+                    raw.storage_gb
+                )));
+            }
+        }
+        for cidr in &raw.ingress {
+            check_cidr(cidr).map_err(at)?;
+            if (cidr == "0.0.0.0/0" || cidr == "::/0") && !raw.allow_public_ingress {
+                return Err(at(format!(
+                    "ingress {cidr} admits the whole internet: list your networks (home /32, app subnet), or set allow_public_ingress = true if you really mean it"
+                )));
+            }
+        }
+        let rds_managed_password = match raw.credentials.as_str() {
+            "secrets-manager" => false,
+            "rds-managed" => true,
+            other => {
+                return Err(at(format!(
+                    "credentials {other:?}: use \"secrets-manager\" or \"rds-managed\""
+                )))
+            }
+        };
+        let mut parameters = BTreeMap::from([("rds.force_ssl".to_string(), "1".to_string())]);
+        parameters.extend(raw.parameters.clone());
+        let mut tags = BTreeMap::from([
+            ("managed-by".to_string(), "rdsprov".to_string()),
+            ("env".to_string(), env.clone()),
+        ]);
+        tags.extend(file.tags.clone());
+        tags.extend(raw.tags.clone());
+        instances.push(InstanceSpec {
+            env: env.clone(),
+            id: raw.id.clone(),
+            engine: raw.engine.clone(),
+            engine_version: raw.engine_version.clone(),
+            class: raw.class.clone(),
+            storage_gb: raw.storage_gb,
+            max_storage_gb: raw.max_storage_gb,
+            multi_az: raw.multi_az,
+            encrypted: raw.encrypted,
+            backup_retention_days: raw.backup_retention_days,
+            backup_window: raw.backup_window.clone(),
+            maintenance_window: raw.maintenance_window.clone(),
+            deletion_protection: raw.deletion_protection.unwrap_or(env != "dev"),
+            final_snapshot: raw.final_snapshot,
+            performance_insights: raw.performance_insights,
+            ca_certificate: raw.ca_certificate.clone(),
+            iam_auth: raw.iam_auth,
+            vpc_id: raw.vpc_id.clone(),
+            ingress: raw.ingress.clone(),
+            publicly_accessible: raw.publicly_accessible,
+            parameters,
+            master_user: raw.master_user.clone(),
+            rds_managed_password,
+            apply_immediately: raw.apply_immediately.unwrap_or(env == "dev"),
+            tags,
+        });
+    }
+    if instances.is_empty() {
+        return Err(Error::BadInput(format!(
+            "spec {origin}: no [env.NAME] table: nothing to provision"
+        )));
+    }
+    Ok(Spec { region, instances })
+}
+
+/// `a.b.c.d/n` or an IPv6 prefix.
+fn check_cidr(cidr: &str) -> std::result::Result<(), String> {
+    let (address, bits) = cidr
+        .split_once('/')
+        .ok_or_else(|| format!("ingress {cidr:?} is not a CIDR (address/prefix-length)"))?;
+    let ip: std::net::IpAddr = address
+        .parse()
+        .map_err(|_| format!("ingress {cidr:?}: {address:?} is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match bits.parse::<u8>() {
+        Ok(n) if n <= max => Ok(()),
+        _ => Err(format!(
+            "ingress {cidr:?}: prefix length must be 0 to {max}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+region = "eu-west-1"
+tags = { app = "combine" }
+[env.dev]
+id = "combine-dev"
+class = "db.t4g.micro"
+ingress = ["203.0.113.7/32"]
+[env.test]
+id = "combine-test"
+class = "db.t4g.small"
+"#;
+
+    #[test]
+    fn defaults_are_the_secure_ones() {
+        let spec = parse(GOOD, "t").unwrap();
+        let dev = &spec.instances[0];
+        let test = &spec.instances[1];
+        assert!(!dev.deletion_protection && test.deletion_protection);
+        assert!(dev.encrypted && dev.final_snapshot && !dev.publicly_accessible);
+        assert_eq!(dev.parameters["rds.force_ssl"], "1");
+        assert_eq!(dev.tags["app"], "combine");
+        assert_eq!(dev.tags["managed-by"], "rdsprov");
+        assert_eq!(dev.parameter_group_family(), "postgres16");
+        assert!(dev.apply_immediately && !test.apply_immediately);
+    }
+
+    #[test]
+    fn bad_specs_are_named() {
+        let open = GOOD.replace("203.0.113.7/32", "0.0.0.0/0");
+        assert!(parse(&open, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("admits the whole internet"));
+        let shared = GOOD.replace("combine-test", "combine-dev");
+        assert!(parse(&shared, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("is also env dev's"));
+        let class = GOOD.replace("db.t4g.small", "db.t4g.huge");
+        let error = parse(&class, "t").unwrap_err().to_string();
+        assert!(
+            error.contains("unknown instance class \"db.t4g.huge\""),
+            "{error}"
+        );
+        let cidr = GOOD.replace("203.0.113.7/32", "203.0.113.7");
+        assert!(parse(&cidr, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("is not a CIDR"));
+    }
+}
