@@ -113,18 +113,7 @@ impl Config {
 
     /// Parses config text; `path` locates relative paths and names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|span| {
-                let line = text[..span.start].matches('\n').count() + 1;
-                format!("line {line}: ")
-            });
-            Error::BadInput(format!(
-                "config {}: {}{}",
-                path.display(),
-                at.unwrap_or_default(),
-                e.message()
-            ))
-        })?;
+        let file: ConfigFile = parse_toml(text, &format!("config {}", path.display()))?;
         let path = absolute(path);
         let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
         let state_root = match std::env::var_os(envvars::DBTOOLS_STATE_DIR) {
@@ -237,6 +226,17 @@ impl Config {
         let dir = self.path.parent().unwrap_or(Path::new("/"));
         dir.join(written)
     }
+}
+
+/// Parses a TOML file of ours; an error names `what` (e.g. `config /p/dbtools.toml`) and the line.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let at = e.span().map(|span| {
+            let line = text[..span.start].matches('\n').count() + 1;
+            format!("line {line}: ")
+        });
+        Error::BadInput(format!("{what}: {}{}", at.unwrap_or_default(), e.message()))
+    })
 }
 
 /// The protection an env has when the config says none: by name.

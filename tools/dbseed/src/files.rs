@@ -130,8 +130,7 @@ fn other_env_file(name: &str, env: &str) -> bool {
 fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST);
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text)
-            .map_err(|e| Error::BadInput(format!("{}: {}", path.display(), e.message()))),
+        Ok(text) => dbtools::config::parse_toml(&text, &path.display().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
         Err(e) => Err(Error::BadInput(format!(
             "cannot read {}: {e}",

@@ -162,17 +162,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec> {
     let file: SpecFile = if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| Error::BadInput(format!("spec {origin}: {e}")))?
     } else {
-        toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|span| {
-                let line = text[..span.start].matches('\n').count() + 1;
-                format!("line {line}: ")
-            });
-            Error::BadInput(format!(
-                "spec {origin}: {}{}",
-                at.unwrap_or_default(),
-                e.message()
-            ))
-        })?
+        dbtools::config::parse_toml(text, &format!("spec {origin}"))?
     };
     let region = file
         .region
