@@ -32,6 +32,7 @@ pub const MIGRATE_STATUS: &str = "dbtools.migrate.status/v1";
 pub const MIGRATE_RESULT: &str = "dbtools.migrate.result/v1";
 pub const MIGRATE_DIFF: &str = "dbtools.migrate.diff/v1";
 pub const PLAN: &str = "dbtools.plan/v1";
+pub const SNAPSHOT: &str = "dbtools.snapshot/v1";
 pub const VERDICT: &str = "dbtools.verdict/v1";
 pub const STAMP: &str = "dbtools.stamp/v1";
 pub const AUDIT: &str = "dbtools.audit/v1";
@@ -52,6 +53,7 @@ const KNOWN_KINDS: &[&str] = &[
     MIGRATE_RESULT,
     MIGRATE_DIFF,
     PLAN,
+    SNAPSHOT,
     VERDICT,
     STAMP,
     AUDIT,
@@ -416,6 +418,16 @@ pub struct CostLine {
     pub id: String,
     pub monthly_usd: f64,
     pub detail: String,
+}
+
+/// A manual snapshot `rdsprov snapshot` took (or `destroy`'s final one).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub kind: String,
+    pub env: String,
+    pub instance: String,
+    pub snapshot: String,
+    pub status: String,
 }
 
 /// What an action does to a database (DESIGN.md "Guardrails"), ordered from harmless to harmful.

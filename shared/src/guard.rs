@@ -73,9 +73,11 @@ pub struct Confirmation {
     pub break_glass: Option<String>,
 }
 
-/// Checks the protection level: `None` when the action may go ahead, else why not.
+/// Checks the protection level: `None` when the action may go ahead, else why not. `token` is
+/// what must be typed after `--confirm`: the env name, or for an AWS instance its id.
 pub fn protection_refusal(
     env: &str,
+    token: &str,
     protection: Protection,
     action: &str,
     class: ActionClass,
@@ -86,22 +88,23 @@ pub fn protection_refusal(
     }
     let level = protection.as_str();
     match confirmation.confirm.as_deref() {
-        Some(typed) if typed == env => {}
+        Some(typed) if typed == token => {}
         Some(typed) => {
+            let what = if token == env { "the env name" } else { "the instance id" };
             return Some(format!(
-                "{action} on env {env} ({level}) refused: the confirmation {typed:?} is not the env name; type --confirm {env} exactly"
-            ))
+                "{action} on env {env} ({level}) refused: the confirmation {typed:?} is not {what}; type --confirm {token} exactly"
+            ));
         }
         None => {
             return Some(format!(
-                "{action} on env {env} ({level}) refused: it is destructive; add --confirm {env} (or set DBGUARD_CONFIRM={env}) to proceed"
+                "{action} on env {env} ({level}) refused: it is destructive; add --confirm {token} (or set DBGUARD_CONFIRM={token}) to proceed"
             ))
         }
     }
     let reason = confirmation.break_glass.as_deref().map(str::trim);
     if protection == Protection::Locked && reason.is_none_or(str::is_empty) {
         return Some(format!(
-            "{action} on env {env} (locked) refused: add --break-glass \"<reason>\" with --confirm {env}; the reason goes to the audit"
+            "{action} on env {env} (locked) refused: add --break-glass \"<reason>\" with --confirm {token}; the reason goes to the audit"
         ));
     }
     None
@@ -363,6 +366,8 @@ pub struct Guard<'a> {
     pub protection: Protection,
     /// What the action is aimed at: `host:port/database`, or an instance.
     pub target: String,
+    /// What `--confirm` must say when it is not the env name (an AWS instance's id).
+    token: Option<String>,
     /// How to reach the database to record a refusal there (none for instance actions).
     conn: Option<crate::contract::Conn>,
     log: PathBuf,
@@ -384,6 +389,7 @@ impl<'a> Guard<'a> {
             env: profile.env.clone(),
             protection: profile.protection,
             target: target(profile),
+            token: None,
             conn: Some(profile.conn.clone()),
             log: audit_log_path(config),
         })
@@ -407,7 +413,7 @@ impl<'a> Guard<'a> {
         env: &str,
         protection: Protection,
         instance: &str,
-        config: &Config,
+        config: Option<&Config>,
     ) -> Result<Guard<'a>> {
         Ok(Guard {
             tool,
@@ -416,9 +422,16 @@ impl<'a> Guard<'a> {
             env: env.to_string(),
             protection,
             target: format!("instance {instance}"),
+            token: None,
             conn: None,
-            log: audit_log_path(Some(config)),
+            log: audit_log_path(config),
         })
+    }
+
+    /// Makes `--confirm` take `token` (an instance id) instead of the env name.
+    pub fn confirmed_by(mut self, token: &str) -> Self {
+        self.token = Some(token.to_string());
+        self
     }
 
     fn entry(&self, outcome: &str, reason: Option<String>) -> AuditEntry {
@@ -462,6 +475,7 @@ impl<'a> Guard<'a> {
     pub fn check_protection(&self, confirmation: &Confirmation) -> Result<()> {
         match protection_refusal(
             &self.env,
+            self.token.as_deref().unwrap_or(&self.env),
             self.protection,
             self.action,
             self.class,
@@ -532,6 +546,7 @@ mod tests {
         break_glass: Option<&str>,
     ) -> Option<String> {
         protection_refusal(
+            "test",
             "test",
             protection,
             "drop",

@@ -273,3 +273,136 @@ fn missing_credentials_fail_fast_with_what_to_set() {
     run.expect_error("rdsprov", 4, "no AWS credentials: set AWS_PROFILE");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn snapshot_and_a_guarded_destroy() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-destroy");
+    let state = TempDir::new("aws-audit");
+    let run = |args: &[&str]| {
+        let path = dir.path.join("rds.toml");
+        std::fs::write(&path, SPEC).unwrap();
+        Tool::new("rdsprov")
+            .args(args)
+            .arg_path_flag("--spec", &path)
+            .aws(&moto)
+            .env("RDSPROV_POLL_SECONDS", "0.2")
+            .env("XDG_STATE_HOME", &state.path)
+            .run()
+    };
+    run(&["apply"]).expect(0);
+
+    let taken = run(&[
+        "snapshot",
+        "--env",
+        "dev",
+        "--name",
+        "before-risky-migration",
+    ]);
+    let snapshot = taken.expect(0).json();
+    assert_eq!(snapshot["kind"], "dbtools.snapshot/v1");
+    assert_eq!(snapshot["status"], "available");
+    let listed = moto.call(
+        "rds",
+        "describe_db_snapshots",
+        json!({"DBInstanceIdentifier": "combine-dev", "SnapshotType": "manual"}),
+    );
+    assert_eq!(
+        listed["DBSnapshots"][0]["DBSnapshotIdentifier"],
+        "before-risky-migration"
+    );
+
+    // test: confirm-level, deletion-protected.
+    run(&["destroy", "--env", "test"]).expect_error("rdsprov", 3, "add --confirm combine-test");
+    run(&["destroy", "--env", "test", "--confirm", "test"]).expect_error(
+        "rdsprov",
+        3,
+        "is not the instance id; type --confirm combine-test exactly",
+    );
+    run(&["destroy", "--env", "test", "--confirm", "combine-test"]).expect_error(
+        "rdsprov",
+        3,
+        "has deletion protection on: add --disable-deletion-protection",
+    );
+    run(&[
+        "destroy",
+        "--env",
+        "test",
+        "--confirm",
+        "combine-test",
+        "--disable-deletion-protection",
+        "--skip-final-snapshot",
+    ])
+    .expect_error("rdsprov", 3, "only open envs may skip it");
+    let still = moto.call(
+        "rds",
+        "describe_db_instances",
+        json!({"DBInstanceIdentifier": "combine-test"}),
+    );
+    assert_eq!(
+        still["DBInstances"][0]["DeletionProtection"], true,
+        "refusals changed nothing"
+    );
+
+    let gone = run(&[
+        "destroy",
+        "--env",
+        "test",
+        "--confirm",
+        "combine-test",
+        "--disable-deletion-protection",
+    ]);
+    gone.expect(0);
+    assert!(
+        gone.stderr
+            .contains("deleted instance combine-test (final snapshot combine-test-final-"),
+        "{}",
+        gone.stderr
+    );
+    let finals = moto.call(
+        "rds",
+        "describe_db_snapshots",
+        json!({"DBInstanceIdentifier": "combine-test", "SnapshotType": "manual"}),
+    );
+    let finals: Vec<&str> = finals["DBSnapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["DBSnapshotIdentifier"].as_str().unwrap())
+        .collect();
+    assert!(
+        finals.len() == 1 && finals[0].starts_with("combine-test-final-"),
+        "{finals:?}"
+    );
+
+    // dev is open: the id is still typed, and it may skip the final snapshot.
+    run(&[
+        "destroy",
+        "--env",
+        "dev",
+        "--confirm",
+        "combine-dev",
+        "--skip-final-snapshot",
+    ])
+    .expect(0);
+    let left = moto.call("rds", "describe_db_instances", json!({}));
+    assert!(left["DBInstances"].as_array().unwrap().is_empty());
+
+    // Every refusal and both destroys are in the audit.
+    let log = std::fs::read_to_string(state.path.join("dbtools").join("audit.log")).unwrap();
+    let entries: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let outcomes: Vec<&str> = entries
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["refused", "refused", "refused", "refused", "allowed", "allowed"]
+    );
+    assert!(entries
+        .iter()
+        .all(|e| e["action"] == "destroy" && e["tool"] == "rdsprov"));
+}

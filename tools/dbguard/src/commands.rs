@@ -139,6 +139,7 @@ fn stamp(
             let confirmation = confirm.confirmation();
             if let Some(reason) = guard::protection_refusal(
                 &profile.env,
+                &profile.env,
                 profile.protection,
                 &format!(
                     "re-stamping {} from {old} to {}",

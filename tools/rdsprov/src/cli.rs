@@ -72,13 +72,34 @@ pub enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
-    /// Delete an env's instance with its data and secrets (destructive: see --confirm).
+    /// Take a manual snapshot of an env's AWS instance (e.g. before a risky migration).
+    Snapshot {
+        /// The AWS spec (TOML or JSON; `-` reads stdin).
+        #[arg(long, value_name = "FILE")]
+        spec: PathBuf,
+        #[arg(long, short = 'e', value_name = "ENV")]
+        env: String,
+        /// Snapshot id [default: <instance>-<UTC timestamp>].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Delete an env's instance (destructive: see --confirm). Local: with its data and secrets.
+    /// AWS (--spec): --confirm <instance-id>; a final snapshot unless skipped (open envs only).
     Destroy {
         /// The env whose instance goes.
         #[arg(long, short = 'e', value_name = "ENV")]
         env: String,
         #[command(flatten)]
         confirm: ConfirmArgs,
+        /// The AWS spec: destroy the env's AWS instance.
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        /// AWS: turn deletion protection off first (otherwise a protected instance is refused).
+        #[arg(long, requires = "spec")]
+        disable_deletion_protection: bool,
+        /// AWS: no final snapshot (open envs only).
+        #[arg(long, requires = "spec")]
+        skip_final_snapshot: bool,
     },
 }
 

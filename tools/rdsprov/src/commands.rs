@@ -32,7 +32,25 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Reset { env, confirm } => {
             provision(out, &cli.global, Local::Reset { env, confirm })
         }
-        Command::Destroy { env, confirm } => {
+        Command::Snapshot { spec, env, name } => {
+            crate::aws::run::snapshot(out, &spec, &env, name.as_deref())
+        }
+        Command::Destroy {
+            env,
+            confirm,
+            spec: Some(spec),
+            disable_deletion_protection,
+            skip_final_snapshot,
+        } => crate::aws::run::destroy(
+            out,
+            &cli.global,
+            &spec,
+            &env,
+            &confirm,
+            disable_deletion_protection,
+            skip_final_snapshot,
+        ),
+        Command::Destroy { env, confirm, .. } => {
             provision(out, &cli.global, Local::Destroy { env, confirm })
         }
     }
@@ -118,7 +136,7 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
                 &env,
                 config.protection(&env),
                 instance.as_deref().unwrap_or("-"),
-                &config,
+                Some(&config),
             )?;
             let confirmation = confirm.confirmation();
             guard.check_protection(&confirmation)?;
@@ -160,7 +178,7 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
                 &env,
                 protection,
                 &instances.join(", "),
-                &config,
+                Some(&config),
             )?;
             let confirmation = confirm.confirmation();
             guard.check_protection(&confirmation)?;

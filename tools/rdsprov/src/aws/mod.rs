@@ -9,6 +9,7 @@
 //! with what to set instead of after a long probe.
 
 pub mod apply;
+pub mod ops;
 pub mod plan;
 pub mod pricing;
 pub mod run;

@@ -2,7 +2,9 @@
 //! `apply` make the changes; print the plan or the resources (JSON when piped, a table on a
 //! terminal).
 
-use crate::aws::{apply, plan, pricing, spec, Aws};
+use crate::aws::{apply, ops, plan, pricing, spec, Aws};
+use dbtools::cli::{ConfirmArgs, GlobalArgs};
+use dbtools::config::{self, Config};
 use dbtools::contract::{self, Instance, Plan, PlannedChange, Resources};
 use dbtools::output::{self, Output};
 use dbtools::{cli, input, Error, ExitStatus, Result};
@@ -201,4 +203,75 @@ fn render_instances(instances: &[Instance]) -> String {
         ],
         &rows,
     )
+}
+
+fn instance_of<'a>(spec: &'a spec::Spec, env: &str) -> Result<&'a spec::InstanceSpec> {
+    spec.instances.iter().find(|i| i.env == env).ok_or_else(|| {
+        let known: Vec<&str> = spec.instances.iter().map(|i| i.env.as_str()).collect();
+        Error::BadInput(format!(
+            "the spec has no env {env:?} (it has {})",
+            known.join(", ")
+        ))
+    })
+}
+
+pub fn snapshot(out: Output, path: &Path, env: &str, name: Option<&str>) -> Result<ExitStatus> {
+    let spec = read_spec(path)?;
+    let instance = instance_of(&spec, env)?;
+    let aws = Aws::connect(&spec.region)?;
+    let taken = ops::snapshot(&aws, instance, name, poll_interval())?;
+    cli::note(
+        TOOL,
+        format!(
+            "snapshot {} of {} is {}",
+            taken.snapshot, taken.instance, taken.status
+        ),
+    );
+    out.emit(&taken, || {
+        output::key_values(&[
+            ("env", taken.env.clone()),
+            ("instance", taken.instance.clone()),
+            ("snapshot", taken.snapshot.clone()),
+            ("status", taken.status.clone()),
+        ])
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+pub fn destroy(
+    out: Output,
+    global: &GlobalArgs,
+    path: &Path,
+    env: &str,
+    confirm: &ConfirmArgs,
+    disable_deletion_protection: bool,
+    skip_final_snapshot: bool,
+) -> Result<ExitStatus> {
+    let spec = read_spec(path)?;
+    let instance = instance_of(&spec, env)?;
+    let config = Config::find(global.config.as_deref()).ok().flatten();
+    let protection = config
+        .as_ref()
+        .filter(|c| c.envs.contains_key(env))
+        .map(|c| c.protection(env))
+        .unwrap_or_else(|| config::default_protection(env));
+    let aws = Aws::connect(&spec.region)?;
+    let options = ops::DestroyOptions {
+        confirmation: confirm.confirmation(),
+        protection,
+        disable_deletion_protection,
+        skip_final_snapshot,
+    };
+    let changes = ops::destroy(&aws, instance, &options, config.as_ref())?;
+    for change in &changes {
+        cli::note(TOOL, change);
+    }
+    let resources = Resources {
+        kind: contract::RESOURCES.into(),
+        provider: "aws".into(),
+        changes,
+        instances: Vec::new(),
+    };
+    out.emit(&resources, || resources.changes.join("\n") + "\n")?;
+    Ok(ExitStatus::Success)
 }
