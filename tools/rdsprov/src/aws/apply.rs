@@ -8,10 +8,8 @@ use crate::aws::plan::{parameter_timing, Observed, PORT, SPEC_RULE};
 use crate::aws::spec::InstanceSpec;
 use crate::aws::{describe, Aws};
 use dbtools::contract::{self, Endpoint, Instance, PlannedChange, SecretRef};
-use dbtools::{cli, secrets, Error, Result};
-use std::time::{Duration, Instant};
-
-const TOOL: &str = "rdsprov";
+use dbtools::{secrets, Error, Result};
+use std::time::Duration;
 
 /// What one env's apply did, and the instance as it now is.
 pub struct Applied {
@@ -460,15 +458,13 @@ fn read_password(aws: &Aws, spec: &InstanceSpec) -> Result<String> {
     Ok(secrets::parse_secret_string(&secret, answer.secret_string().unwrap_or_default())?.password)
 }
 
-/// Polls until the instance is `available`, with a progress line (status, elapsed) on stderr
-/// once it takes longer than a poll.
+/// Waits until the instance is `available` (a progress line per poll on stderr).
 pub fn wait_available(
     aws: &Aws,
     spec: &InstanceSpec,
     poll: Duration,
 ) -> Result<aws_sdk_rds::types::DbInstance> {
-    let started = Instant::now();
-    loop {
+    crate::aws::wait_for(&spec.id, poll, || {
         let answer = aws
             .block_on(
                 aws.rds
@@ -484,9 +480,6 @@ pub fn wait_available(
             )));
         };
         let status = db.db_instance_status().unwrap_or("unknown").to_string();
-        if status == "available" {
-            return Ok(db);
-        }
         if matches!(
             status.as_str(),
             "failed" | "incompatible-parameters" | "incompatible-network" | "storage-full"
@@ -496,16 +489,6 @@ pub fn wait_available(
                 spec.id
             )));
         }
-        let elapsed = started.elapsed().as_secs();
-        cli::note(
-            TOOL,
-            format!(
-                "waiting for {}: {status} ({}m {:02}s)",
-                spec.id,
-                elapsed / 60,
-                elapsed % 60
-            ),
-        );
-        std::thread::sleep(poll);
-    }
+        Ok(((status == "available").then_some(db), status))
+    })
 }

@@ -77,6 +77,32 @@ fn no_credentials() -> Error {
     )
 }
 
+/// Polls `check` every `poll` until it yields a value; `check` also returns the current status,
+/// shown after each miss as a progress line with the elapsed time.
+pub fn wait_for<T>(
+    what: &str,
+    poll: Duration,
+    mut check: impl FnMut() -> Result<(Option<T>, String)>,
+) -> Result<T> {
+    let started = std::time::Instant::now();
+    loop {
+        let (done, status) = check()?;
+        if let Some(value) = done {
+            return Ok(value);
+        }
+        let elapsed = started.elapsed().as_secs();
+        dbtools::cli::note(
+            "rdsprov",
+            format!(
+                "waiting for {what}: {status} ({}m {:02}s)",
+                elapsed / 60,
+                elapsed % 60
+            ),
+        );
+        std::thread::sleep(poll);
+    }
+}
+
 /// The error code AWS answered with (`DBInstanceNotFound`, …), if it answered at all.
 pub fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
     match error {

@@ -8,8 +8,8 @@ use crate::aws::spec::InstanceSpec;
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::{self, Protection, Snapshot};
 use dbtools::guard::{Confirmation, Guard};
-use dbtools::{cli, Error, Result};
-use std::time::{Duration, Instant};
+use dbtools::{Error, Result};
+use std::time::Duration;
 
 const TOOL: &str = "rdsprov";
 
@@ -49,8 +49,7 @@ pub fn snapshot(
 }
 
 fn wait_snapshot(aws: &Aws, id: &str, poll: Duration) -> Result<String> {
-    let started = Instant::now();
-    loop {
+    crate::aws::wait_for(&format!("snapshot {id}"), poll, || {
         let answer = aws
             .block_on(
                 aws.rds
@@ -65,23 +64,11 @@ fn wait_snapshot(aws: &Aws, id: &str, poll: Duration) -> Result<String> {
             .and_then(|s| s.status())
             .unwrap_or("unknown")
             .to_string();
-        if status == "available" {
-            return Ok(status);
-        }
         if status == "failed" {
             return Err(Error::Failed(format!("snapshot {id} failed")));
         }
-        let elapsed = started.elapsed().as_secs();
-        cli::note(
-            TOOL,
-            format!(
-                "waiting for snapshot {id}: {status} ({}m {:02}s)",
-                elapsed / 60,
-                elapsed % 60
-            ),
-        );
-        std::thread::sleep(poll);
-    }
+        Ok(((status == "available").then(|| status.clone()), status))
+    })
 }
 
 pub struct DestroyOptions {
