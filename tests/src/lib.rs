@@ -394,6 +394,33 @@ impl PgCluster {
         }
     }
 
+    /// Runs SQL on database `db` as the superuser with psql; returns its trimmed output.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let run = Tool::program("psql")
+            .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", SUPERUSER)
+            .env("PGPASSWORD", SUPERUSER_PASSWORD)
+            .env("PGDATABASE", db)
+            .run();
+        run.expect(0);
+        run.stdout.trim().to_string()
+    }
+
+    /// A dbtools.toml whose envs (name, protection) are the databases `db_<env>` of this
+    /// cluster, as the superuser over plain loopback TCP, the password from `$PW`.
+    pub fn envs_config(&self, envs: &[(&str, &str)]) -> String {
+        envs.iter()
+            .map(|(env, protection)| {
+                format!(
+                    "[env.{env}]\nprotection = \"{protection}\"\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"db_{env}\"\nuser = \"{SUPERUSER}\"\nsecret = \"env:PW\"\nsslmode = \"disable\"\n",
+                    self.port
+                )
+            })
+            .collect()
+    }
+
     /// Stamps database `dbname` with `env` (`dbguard stamp`), as the guard wants before writes.
     pub fn stamp(&self, dbname: &str, env: &str) {
         let mut conn = self.conn(if self.ca_cert.is_some() {

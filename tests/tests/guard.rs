@@ -9,33 +9,13 @@ use harness::{PgCluster, Project, Tls, Tool};
 
 /// Four envs on one cluster, each its own database; `other` is the "wrong" stamp.
 fn project(pg: &PgCluster) -> Project {
-    let mut config = String::from("app = \"guarded\"\n");
-    for (env, protection) in [
+    let config = pg.envs_config(&[
         ("dev", "open"),
         ("test", "confirm"),
         ("prod", "locked"),
         ("other", "confirm"),
-    ] {
-        config.push_str(&format!(
-            "[env.{env}]\nprotection = \"{protection}\"\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"db_{env}\"\nuser = \"{}\"\nsecret = \"env:PW\"\nsslmode = \"disable\"\n",
-            pg.port,
-            harness::SUPERUSER
-        ));
-    }
-    Project::new(&config)
-}
-
-fn psql(pg: &PgCluster, db: &str, sql: &str) -> String {
-    let run = Tool::program("psql")
-        .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGHOST", "127.0.0.1")
-        .env("PGPORT", pg.port.to_string())
-        .env("PGUSER", harness::SUPERUSER)
-        .env("PGPASSWORD", harness::SUPERUSER_PASSWORD)
-        .env("PGDATABASE", db)
-        .run();
-    run.expect(0);
-    run.stdout.trim().to_string()
+    ]);
+    Project::new(&format!("app = \"guarded\"\n{config}"))
 }
 
 /// A profile for `env` pointing at database `db` (possibly another env's).
@@ -85,7 +65,7 @@ fn the_whole_verdict_matrix() {
     let pg = PgCluster::start(Tls::None);
     let project = project(&pg);
     for db in ["db_dev", "db_test", "db_prod", "db_other", "db_none"] {
-        psql(&pg, "postgres", &format!("create database {db}"));
+        pg.psql("postgres", &format!("create database {db}"));
     }
     for env in ["dev", "test", "prod", "other"] {
         pg.stamp(&format!("db_{env}"), env);
@@ -171,8 +151,7 @@ fn the_whole_verdict_matrix() {
     assert_eq!(sample["tool"], "dbguard");
     assert!(sample["target"].as_str().unwrap().starts_with("127.0.0.1:"));
     // …and in the database the action was aimed at, when it answered.
-    let in_db = psql(
-        &pg,
+    let in_db = pg.psql(
         "db_test",
         "select count(*) from dbtools.audit where env = 'test' and outcome = 'refused'",
     );
@@ -189,7 +168,7 @@ fn the_whole_verdict_matrix() {
 fn confirmation_from_the_environment_and_break_glass_reason_in_the_audit() {
     let pg = PgCluster::start(Tls::None);
     let project = project(&pg);
-    psql(&pg, "postgres", "create database db_prod");
+    pg.psql("postgres", "create database db_prod");
     pg.stamp("db_prod", "prod");
     project
         .tool("dbguard")
@@ -213,7 +192,7 @@ fn confirmation_from_the_environment_and_break_glass_reason_in_the_audit() {
 fn re_stamping_is_destructive_and_checked_against_both_envs() {
     let pg = PgCluster::start(Tls::None);
     let project = project(&pg);
-    psql(&pg, "postgres", "create database db_x");
+    pg.psql("postgres", "create database db_x");
     let stamp = |env: &str, extra: &[&str]| {
         project
             .tool("dbguard")
@@ -238,16 +217,10 @@ fn re_stamping_is_destructive_and_checked_against_both_envs() {
     // dev → prod: prod is locked, so the re-stamp needs the confirm and a reason.
     stamp("prod", &[]).expect_error("dbguard", 3, "add --confirm prod");
     stamp("prod", &["--confirm", "prod"]).expect_error("dbguard", 3, "add --break-glass");
-    assert_eq!(
-        psql(&pg, "db_x", "select env from dbtools.env_stamp"),
-        "dev"
-    );
+    assert_eq!(pg.psql("db_x", "select env from dbtools.env_stamp"), "dev");
     let moved = stamp("prod", &["--confirm", "prod", "--break-glass", "db moved"]);
     assert_eq!(moved.expect(0).json()["previous"], "dev");
-    assert_eq!(
-        psql(&pg, "db_x", "select env from dbtools.env_stamp"),
-        "prod"
-    );
+    assert_eq!(pg.psql("db_x", "select env from dbtools.env_stamp"), "prod");
     // prod → dev is as protected as prod.
     stamp("dev", &["--confirm", "dev"]).expect_error("dbguard", 3, "add --break-glass");
 }
@@ -326,8 +299,7 @@ fn an_unstamped_database_refuses_migrations_until_stamped() {
     };
     up().expect_error("dbmigrate", 3, "run `dbguard stamp dev`");
     assert_eq!(
-        psql(
-            &pg,
+        pg.psql(
             "postgres",
             "select to_regclass('schema_migrations') is null"
         ),
@@ -407,8 +379,8 @@ fn lint_reports_findings_with_lines_and_honours_opt_ins() {
 fn migrate_up_lints_pending_files_before_applying_them() {
     let pg = PgCluster::start(Tls::None);
     let project = project(&pg);
-    psql(&pg, "postgres", "create database db_test");
-    psql(&pg, "postgres", "create database db_dev");
+    pg.psql("postgres", "create database db_test");
+    pg.psql("postgres", "create database db_dev");
     pg.stamp("db_test", "test");
     pg.stamp("db_dev", "dev");
     let dir = harness::TempDir::new("m");
@@ -429,7 +401,7 @@ fn migrate_up_lints_pending_files_before_applying_them() {
     // On test (confirm): refused before anything runs, naming file, line and rule.
     up("test").expect_error("dbmigrate", 3, "2_risky.sql:2: drop-column");
     assert_eq!(
-        psql(&pg, "db_test", "select to_regclass('posts') is null"),
+        pg.psql("db_test", "select to_regclass('posts') is null"),
         "t",
         "nothing was applied, not even the harmless first migration"
     );

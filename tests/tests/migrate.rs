@@ -45,16 +45,7 @@ impl Db {
     }
 
     fn psql(&self, sql: &str) -> String {
-        let run = Tool::program("psql")
-            .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .env("PGHOST", "127.0.0.1")
-            .env("PGPORT", self.pg.port.to_string())
-            .env("PGUSER", harness::SUPERUSER)
-            .env("PGPASSWORD", harness::SUPERUSER_PASSWORD)
-            .env("PGDATABASE", "postgres")
-            .run();
-        run.expect(0);
-        run.stdout.trim().to_string()
+        self.pg.psql("postgres", sql)
     }
 
     fn applied(&self) -> Vec<String> {
@@ -744,29 +735,14 @@ fn verify_names_a_down_that_does_not_undo_its_up() {
 #[test]
 fn diff_against_another_env_reports_drift_and_exits_1() {
     let pg = PgCluster::start(Tls::None);
-    let mut config = String::new();
-    for env in ["dev", "test"] {
-        config.push_str(&format!(
-            "[env.{env}]\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"db_{env}\"\nuser = \"{}\"\nsecret = \"env:PW\"\nsslmode = \"disable\"\n",
-            pg.port,
-            harness::SUPERUSER
-        ));
-    }
+    let config = pg.envs_config(&[("dev", "open"), ("test", "confirm")]);
     let project = harness::Project::new(&config);
     let dir = TempDir::new("m");
     for n in 1..=2 {
         std::fs::write(dir.path.join(format!("{n}_t{n}.sql")), table_migration(n)).unwrap();
     }
     for env in ["dev", "test"] {
-        let run = Tool::program("psql")
-            .args(["-XAtq", "-c", &format!("create database db_{env}")])
-            .env("PGHOST", "127.0.0.1")
-            .env("PGPORT", pg.port.to_string())
-            .env("PGUSER", harness::SUPERUSER)
-            .env("PGPASSWORD", harness::SUPERUSER_PASSWORD)
-            .env("PGDATABASE", "postgres")
-            .run();
-        run.expect(0);
+        pg.psql("postgres", &format!("create database db_{env}"));
         pg.stamp(&format!("db_{env}"), env);
     }
     let migrate = |env: &str, args: &[&str]| {

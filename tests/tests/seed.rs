@@ -15,14 +15,7 @@ struct Seeds {
 impl Seeds {
     fn new() -> Seeds {
         let pg = PgCluster::start(Tls::None);
-        let mut config = String::new();
-        for (env, protection) in [("dev", "open"), ("test", "confirm"), ("prod", "locked")] {
-            config.push_str(&format!(
-                "[env.{env}]\nprotection = \"{protection}\"\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"db_{env}\"\nuser = \"{}\"\nsecret = \"env:PW\"\nsslmode = \"disable\"\n",
-                pg.port,
-                harness::SUPERUSER
-            ));
-        }
+        let config = pg.envs_config(&[("dev", "open"), ("test", "confirm"), ("prod", "locked")]);
         let seeds = Seeds {
             project: Project::new(&config),
             dir: TempDir::new("seeds"),
@@ -63,16 +56,7 @@ impl Seeds {
     }
 
     fn psql(&self, db: &str, sql: &str) -> String {
-        let run = Tool::program("psql")
-            .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .env("PGHOST", "127.0.0.1")
-            .env("PGPORT", self.pg.port.to_string())
-            .env("PGUSER", harness::SUPERUSER)
-            .env("PGPASSWORD", harness::SUPERUSER_PASSWORD)
-            .env("PGDATABASE", db)
-            .run();
-        run.expect(0);
-        run.stdout.trim().to_string()
+        self.pg.psql(db, sql)
     }
 }
 
