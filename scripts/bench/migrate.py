@@ -127,14 +127,16 @@ def main():
         argv, tool_env, stdin = command("dbmigrate", conn["port"])
         subprocess.run(argv, env=tool_env, input=stdin, capture_output=True, text=True, check=True)
         results = {}
-        # The server's fsync times vary from run to run: three interleaved rounds and the median,
-        # except dbmate and sqlx-cli through the proxy, whose ~4,000 and ~2,500 round trips
-        # decide their time (one run each).
+        # The server's fsync times vary from run to run (2x on this VM's disk): seven interleaved
+        # rounds of dbmigrate and the floor, each round's ratio of the two, and medians; three
+        # rounds of dbmate and sqlx-cli on loopback and one through the proxy, where their
+        # ~4,000 and ~2,500 round trips decide their time.
         slow = {"dbmate", "sqlx-cli"}
+        paired = {}
         for link in ["proxy", "loopback"]:
             samples = {tool: [] for tool in tools}
             turns_seen = {}
-            for round_index in range(5):
+            for round_index in range(7):
                 for tool in tools:
                     if tool in slow and (round_index > 2 or (link == "proxy" and round_index > 0)):
                         continue
@@ -151,6 +153,7 @@ def main():
                     print(f"bench: {link:8} {tool:28} {elapsed:8.2f} s  turns={turns_seen[tool]}", file=sys.stderr)
             for tool in tools:
                 results[(link, tool)] = (statistics.median(samples[tool]), turns_seen[tool])
+            paired[link] = statistics.median(ours / floor for ours, floor in zip(samples[tools[0]], samples[tools[3]]))
 
         # status with every migration applied (dbmate's table and ours are the same).
         reset()
@@ -181,7 +184,10 @@ def main():
         floor_l = results[("loopback", tools[3])][0]
         print(f"\nthrough the proxy: dbmigrate is {results[('proxy', 'dbmate')][0] / ours_p:.1f}x faster than dbmate, "
               f"{results[('proxy', 'sqlx-cli')][0] / ours_p:.1f}x faster than sqlx-cli")
-        print(f"on loopback: dbmigrate takes {ours_l / floor_l:.2f}x the floor; dbmate {results[('loopback', 'dbmate')][0] / floor_l:.2f}x, "
+        print(f"dbmigrate / floor, median of the {len(samples[tools[0]])} paired rounds: {paired['proxy']:.2f}x through the proxy, "
+              f"{paired['loopback']:.2f}x on loopback; the floor itself is {results[('proxy', 'dbmate')][0] / results[('proxy', tools[3])][0]:.1f}x "
+              f"faster than dbmate and {results[('proxy', 'sqlx-cli')][0] / results[('proxy', tools[3])][0]:.1f}x faster than sqlx-cli through the proxy")
+        print(f"on loopback (medians): dbmigrate takes {ours_l / floor_l:.2f}x the floor; dbmate {results[('loopback', 'dbmate')][0] / floor_l:.2f}x, "
               f"sqlx-cli {results[('loopback', 'sqlx-cli')][0] / floor_l:.2f}x")
         print(f"status with {a.count} applied (median of 5, loopback): dbmigrate {status['dbmigrate'] * 1000:.0f} ms, "
               f"dbmate {status['dbmate'] * 1000:.0f} ms ({status['dbmigrate'] / status['dbmate']:.2f}x)")

@@ -289,6 +289,11 @@ pub struct Instance {
     pub security_group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameter_group: Option<String>,
+    /// AWS: the CloudWatch alarms on the instance and the SNS topic they notify.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_topic: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

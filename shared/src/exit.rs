@@ -2,7 +2,8 @@
 //!
 //! Scripts branch on these numbers, so they are part of the public contract (README lists them):
 //! 0 ok · 1 a valid negative answer · 2 usage or bad input · 3 refused by a guard ·
-//! 4 cannot connect / AWS unreachable · 5 the operation failed in the database or AWS.
+//! 4 cannot connect / AWS unreachable · 5 the operation failed in the database or AWS ·
+//! 130 interrupted (Ctrl-C) during a wait, after saying where it stood.
 
 use std::fmt;
 
@@ -20,6 +21,8 @@ pub enum ExitStatus {
     Unreachable = 4,
     /// The operation failed inside the database or AWS (and was rolled back).
     Failed = 5,
+    /// Ctrl-C during a wait: what was done stays, a rerun continues (128 + SIGINT, as shells say).
+    Interrupted = 130,
 }
 
 impl ExitStatus {
@@ -35,6 +38,7 @@ impl ExitStatus {
             3 => ExitStatus::Refused,
             4 => ExitStatus::Unreachable,
             5 => ExitStatus::Failed,
+            130 => ExitStatus::Interrupted,
             _ => return None,
         })
     }
@@ -57,6 +61,8 @@ pub enum Error {
     Unreachable(String),
     /// The database, the server process or AWS failed the operation: exit 5.
     Failed(String),
+    /// Ctrl-C while waiting: exit 130, with where things stood.
+    Interrupted(String),
     /// An earlier tool in the pipeline failed and sent its error object down the pipe. It already
     /// spoke on stderr, so this tool passes the object on and exits with the same status, silently.
     Upstream {
@@ -73,13 +79,18 @@ impl Error {
             Error::Refused(_) => ExitStatus::Refused,
             Error::Unreachable(_) => ExitStatus::Unreachable,
             Error::Failed(_) => ExitStatus::Failed,
+            Error::Interrupted(_) => ExitStatus::Interrupted,
             Error::Upstream { status, .. } => *status,
         }
     }
 
     pub fn message(&self) -> &str {
         match self {
-            Error::BadInput(m) | Error::Refused(m) | Error::Unreachable(m) | Error::Failed(m) => m,
+            Error::BadInput(m)
+            | Error::Refused(m)
+            | Error::Unreachable(m)
+            | Error::Failed(m)
+            | Error::Interrupted(m) => m,
             Error::Upstream { message, .. } => message,
         }
     }
@@ -92,6 +103,7 @@ impl Error {
             Error::Refused(m) => Error::Refused(wrap(m)),
             Error::Unreachable(m) => Error::Unreachable(wrap(m)),
             Error::Failed(m) => Error::Failed(wrap(m)),
+            Error::Interrupted(m) => Error::Interrupted(wrap(m)),
             upstream @ Error::Upstream { .. } => upstream,
         }
     }

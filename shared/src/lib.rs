@@ -14,6 +14,7 @@ pub mod exit;
 pub mod guard;
 pub mod identity;
 pub mod input;
+pub mod interrupt;
 #[cfg(feature = "sql")]
 pub mod lint;
 #[cfg(feature = "sql")]

@@ -555,6 +555,68 @@ impl MotoServer {
     }
 }
 
+/// An HTTP proxy in front of a moto server that makes chosen AWS operations fail or stall
+/// (`tests/support/aws_fault_proxy.py`): throttling, 5xx, slow answers — what a real AWS
+/// endpoint does now and then, which moto itself never does. All else passes through.
+pub struct FaultyAws {
+    pub port: u16,
+    log: PathBuf,
+    child: std::process::Child,
+    _dir: TempDir,
+}
+
+impl FaultyAws {
+    /// `rules`: a JSON list, e.g. `[{"operation": "PutMetricAlarm", "status": 503}]`.
+    pub fn start(moto: &MotoServer, rules: Value) -> FaultyAws {
+        let dir = TempDir::new("aws-fault");
+        let log = dir.path.join("requests.log");
+        let port = server::free_port().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/aws_fault_proxy.py");
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(moto.endpoint())
+            .arg(rules.to_string())
+            .arg(&log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("this test needs python3 for {}: {e}", script.display()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the AWS fault proxy did not listen on {port} within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        FaultyAws {
+            port,
+            log,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// The (operation, HTTP status) of every request that reached the proxy, in order.
+    pub fn requests(&self) -> Vec<(String, u16)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let (op, status) = line.split_once(' ')?;
+                Some((op.to_string(), status.parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for FaultyAws {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Tool {
     /// Points the tool at a moto server.
     pub fn aws(mut self, moto: &MotoServer) -> Tool {
@@ -562,6 +624,14 @@ impl Tool {
             self = self.env(key, value);
         }
         self
+    }
+
+    /// Points the tool at a moto server through a fault proxy.
+    pub fn aws_through(self, moto: &MotoServer, faults: &FaultyAws) -> Tool {
+        self.aws(moto).env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", faults.port),
+        )
     }
 }
 

@@ -2,9 +2,11 @@
 //! plan again (nothing), a class change planned as a modify and applied, a second apply that
 //! changes nothing; security-group ingress exactly the listed CIDRs; the master password never
 //! on stdout, stderr or any command line; bad specs refused before any AWS call; missing
-//! credentials fail fast.
+//! credentials fail fast; CloudWatch alarms to an SNS topic; throttling and 5xx answers (from a
+//! fault proxy in front of moto) retried, then a partial failure named and completed by a
+//! rerun; Ctrl-C during the wait for `available`.
 
-use harness::{MotoServer, TempDir, Tool};
+use harness::{FaultyAws, MotoServer, TempDir, Tool};
 use serde_json::json;
 
 const SPEC: &str = r#"
@@ -56,8 +58,9 @@ fn plan_apply_plan_modify_and_a_second_apply_changes_nothing() {
         );
     }
     assert_eq!(plan["cost"]["label"], "estimate");
-    // db.t4g.micro 0.016 x 730 + 20 GB x 0.115 = 13.98; db.t4g.small 0.032 x 730 + 2.30 = 25.66
-    assert_eq!(plan["cost"]["monthly_usd"], 39.64);
+    // db.t4g.micro 0.016 x 730 + 20 GB x 0.115 + 4 alarms x 0.10 = 14.38;
+    // db.t4g.small 0.032 x 730 + 2.30 + 0.40 = 26.06
+    assert_eq!(plan["cost"]["monthly_usd"], 40.44);
 
     let (applied, cmdlines) = harness::sample_cmdlines(|| rdsprov(&moto, &dir, SPEC, &["apply"]));
     let resources = applied.expect(0).json();
@@ -405,4 +408,299 @@ fn snapshot_and_a_guarded_destroy() {
     assert!(entries
         .iter()
         .all(|e| e["action"] == "destroy" && e["tool"] == "rdsprov"));
+}
+
+const ONE_ENV: &str = r#"
+[env.dev]
+id = "combine-dev"
+class = "db.t4g.micro"
+ingress = ["203.0.113.7/32"]
+[env.dev.alarms]
+email = "ops@example.com"
+"#;
+
+fn alarms_of(moto: &MotoServer, prefix: &str) -> Vec<serde_json::Value> {
+    let answer = moto.call(
+        "cloudwatch",
+        "describe_alarms",
+        json!({"AlarmNamePrefix": prefix}),
+    );
+    answer["MetricAlarms"].as_array().unwrap().clone()
+}
+
+#[test]
+fn alarms_notify_a_topic_and_follow_the_spec() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-alarms");
+    let plan = rdsprov(&moto, &dir, ONE_ENV, &["plan"]).expect(0).json();
+    assert_eq!(change(&plan, "sns-topic", "dev")["action"], "create");
+    assert_eq!(
+        change(&plan, "sns-subscription", "dev")["name"],
+        "ops@example.com"
+    );
+    let alarm_plans: Vec<&serde_json::Value> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["resource"] == "alarm")
+        .collect();
+    assert_eq!(alarm_plans.len(), 4);
+    assert!(alarm_plans.iter().all(|c| c["action"] == "create"));
+
+    let applied = rdsprov(&moto, &dir, ONE_ENV, &["apply"]);
+    let resources = applied.expect(0).json();
+    let dev = &resources["instances"][0];
+    assert_eq!(
+        dev["alarms"],
+        json!([
+            "rdsprov-combine-dev-cpu",
+            "rdsprov-combine-dev-connections",
+            "rdsprov-combine-dev-free-storage",
+            "rdsprov-combine-dev-freeable-memory"
+        ])
+    );
+    let topic = dev["alarm_topic"].as_str().unwrap();
+    assert!(topic.ends_with(":rdsprov-combine-dev-alarms"), "{topic}");
+    assert!(
+        applied.stderr.contains("AWS sent it a confirmation link"),
+        "{}",
+        applied.stderr
+    );
+
+    // What CloudWatch and SNS now hold, read by an independent client.
+    let alarms = alarms_of(&moto, "rdsprov-combine-dev-");
+    assert_eq!(alarms.len(), 4);
+    for alarm in &alarms {
+        assert_eq!(alarm["Namespace"], "AWS/RDS");
+        assert_eq!(alarm["AlarmActions"], json!([topic]));
+        assert_eq!(
+            alarm["Dimensions"],
+            json!([{"Name": "DBInstanceIdentifier", "Value": "combine-dev"}])
+        );
+    }
+    let by_name = |name: &str| {
+        alarms
+            .iter()
+            .find(|a| a["AlarmName"] == name)
+            .unwrap_or_else(|| panic!("no alarm {name}"))
+    };
+    assert_eq!(by_name("rdsprov-combine-dev-cpu")["Threshold"], 80.0);
+    assert_eq!(
+        by_name("rdsprov-combine-dev-cpu")["ComparisonOperator"],
+        "GreaterThanThreshold"
+    );
+    // 20 GB of storage, alarm at 10% free.
+    assert_eq!(
+        by_name("rdsprov-combine-dev-free-storage")["Threshold"],
+        2147483648.0
+    );
+    assert_eq!(
+        by_name("rdsprov-combine-dev-free-storage")["ComparisonOperator"],
+        "LessThanThreshold"
+    );
+    let subscriptions = moto.call(
+        "sns",
+        "list_subscriptions_by_topic",
+        json!({"TopicArn": topic}),
+    );
+    assert_eq!(
+        subscriptions["Subscriptions"][0]["Endpoint"],
+        "ops@example.com"
+    );
+
+    assert_eq!(
+        rdsprov(&moto, &dir, ONE_ENV, &["plan"]).expect(0).json()["up_to_date"],
+        true
+    );
+    // A new threshold is one modify, one call.
+    let hotter = format!("{ONE_ENV}cpu_percent = 90\n");
+    let plan = rdsprov(&moto, &dir, &hotter, &["plan"]).expect(0).json();
+    let cpu = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rdsprov-combine-dev-cpu")
+        .unwrap();
+    assert_eq!(cpu["action"], "modify");
+    assert_eq!(
+        cpu["attributes"],
+        json!([{"name": "fires when", "from": "CPUUtilization above 80", "to": "CPUUtilization above 90", "when": "immediately"}])
+    );
+    let again = rdsprov(&moto, &dir, &hotter, &["apply"]).expect(0).json();
+    assert_eq!(again["changes"].as_array().unwrap().len(), 1, "{again}");
+    assert_eq!(by_threshold(&moto, "rdsprov-combine-dev-cpu"), 90.0);
+}
+
+fn by_threshold(moto: &MotoServer, name: &str) -> f64 {
+    alarms_of(moto, name)[0]["Threshold"].as_f64().unwrap()
+}
+
+fn rdsprov_through(
+    moto: &MotoServer,
+    faults: &FaultyAws,
+    dir: &TempDir,
+    spec: &str,
+    args: &[&str],
+) -> harness::Run {
+    let path = dir.path.join("rds.toml");
+    std::fs::write(&path, spec).unwrap();
+    Tool::new("rdsprov")
+        .args(args)
+        .arg_path_flag("--spec", &path)
+        .aws_through(moto, faults)
+        .env("RDSPROV_POLL_SECONDS", "0.2")
+        .run()
+}
+
+/// AWS failing one kind of call (5xx on every PutMetricAlarm): the SDK retries it, then apply
+/// says exactly what it had done (the instance exists) and exits 5; a rerun completes it.
+#[test]
+fn a_partial_failure_is_named_and_a_rerun_completes_it() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-partial");
+    let faults = FaultyAws::start(
+        &moto,
+        json!([{"operation": "PutMetricAlarm", "status": 503, "code": "ServiceUnavailable"}]),
+    );
+    let failed = rdsprov_through(&moto, &faults, &dir, ONE_ENV, &["apply"]);
+    failed.expect_error("rdsprov", 5, "setting alarm rdsprov-combine-dev-cpu");
+    assert!(
+        failed.stderr.contains("already done: ")
+            && failed.stderr.contains("created instance combine-dev")
+            && failed
+                .stderr
+                .contains("rerun `rdsprov apply` to complete the rest"),
+        "{}",
+        failed.stderr
+    );
+    let attempts = faults
+        .requests()
+        .iter()
+        .filter(|(op, _)| op == "PutMetricAlarm")
+        .count();
+    assert_eq!(attempts, 5, "the SDK's standard retry: 5 attempts");
+    assert!(alarms_of(&moto, "rdsprov-combine-dev-").is_empty());
+
+    let rerun = rdsprov(&moto, &dir, ONE_ENV, &["apply"]).expect(0).json();
+    let changes: Vec<&str> = rerun["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        changes.len(),
+        4,
+        "only the four alarms were left: {changes:?}"
+    );
+    assert!(changes.iter().all(|c| c.starts_with("set alarm ")));
+    assert_eq!(alarms_of(&moto, "rdsprov-combine-dev-").len(), 4);
+    assert_eq!(
+        rdsprov(&moto, &dir, ONE_ENV, &["plan"]).expect(0).json()["up_to_date"],
+        true
+    );
+}
+
+/// Throttling is retried with backoff and the run succeeds; throttling that does not stop is a
+/// clear error (exit 5) that says a rerun completes the work.
+#[test]
+fn throttling_is_retried_then_reported() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-throttle");
+    let brief = FaultyAws::start(
+        &moto,
+        json!([{"operation": "DescribeDBInstances", "status": 400, "code": "Throttling", "times": 2}]),
+    );
+    let plan = rdsprov_through(&moto, &brief, &dir, ONE_ENV, &["plan"])
+        .expect(0)
+        .json();
+    assert_eq!(change(&plan, "db-instance", "dev")["action"], "create");
+    let describes: Vec<u16> = brief
+        .requests()
+        .into_iter()
+        .filter(|(op, _)| op == "DescribeDBInstances")
+        .map(|(_, status)| status)
+        .collect();
+    assert_eq!(describes, [400, 400, 404]);
+
+    let endless = FaultyAws::start(
+        &moto,
+        json!([{"operation": "DescribeDBInstances", "status": 400, "code": "Throttling"}]),
+    );
+    rdsprov_through(&moto, &endless, &dir, ONE_ENV, &["plan"]).expect_error(
+        "rdsprov",
+        5,
+        "AWS kept throttling after 5 attempts with backoff (Throttling)",
+    );
+}
+
+/// Ctrl-C while apply waits for `available` (AWS slow to answer the status): exit 130 at once,
+/// saying what was done and where the wait stood; the rerun finds everything and finishes.
+#[test]
+fn ctrl_c_during_the_wait_reports_and_a_rerun_continues() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-sigint");
+    let faults = FaultyAws::start(
+        &moto,
+        json!([{"operation": "DescribeDBInstances", "delay": 60, "after": "CreateDBInstance"}]),
+    );
+    let path = dir.path.join("rds.toml");
+    std::fs::write(&path, ONE_ENV).unwrap();
+    let mut command = std::process::Command::new(harness::bin("rdsprov"));
+    command
+        .arg("apply")
+        .arg("--spec")
+        .arg(&path)
+        .current_dir(&dir.path)
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", faults.port),
+        )
+        .env("RDSPROV_POLL_SECONDS", "0.2")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in moto.env() {
+        if key != "AWS_ENDPOINT_URL" {
+            command.env(key, value);
+        }
+    }
+    let child = command.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !faults
+        .requests()
+        .iter()
+        .any(|(op, status)| op == "CreateDBInstance" && *status == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apply never created the instance"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The status request is now held by the proxy: apply is waiting.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let interrupted_at = std::time::Instant::now();
+    let pid = child.id().to_string();
+    Tool::program("kill").args(["-INT", &pid]).run().expect(0);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        interrupted_at.elapsed() < std::time::Duration::from_secs(10),
+        "Ctrl-C must not wait for the held request"
+    );
+    assert!(
+        stderr.contains("interrupted while waiting for combine-dev (last status: not read yet")
+            && stderr.contains("created instance combine-dev")
+            && stderr.contains("rerun `rdsprov apply` to complete the rest"),
+        "{stderr}"
+    );
+    let error: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(error["kind"], "dbtools.error/v1");
+
+    let rerun = rdsprov(&moto, &dir, ONE_ENV, &["apply"]);
+    let resources = rerun.expect(0).json();
+    assert_eq!(resources["changes"], json!([]), "{}", rerun.stderr);
+    assert_eq!(resources["instances"][0]["status"], "available");
 }

@@ -638,6 +638,48 @@ fn progress_lines_stream_while_the_batch_runs() {
     assert_eq!(db.applied(), ["1", "2"]);
 }
 
+/// A role without the TEMP privilege cannot define the throttled progress function: each
+/// migration then announces itself with a small notice of its own, and the run is the same.
+#[test]
+fn a_role_without_temp_privilege_still_gets_a_line_per_migration() {
+    let db = Db::new();
+    db.psql(
+        "create role app login password 'app-secret'; grant create on schema public to app; \
+         grant all on dbtools.env_stamp, dbtools.audit to app; grant usage on schema dbtools to app; \
+         revoke temporary on database postgres from public",
+    );
+    assert_eq!(
+        db.pg.psql(
+            "postgres",
+            "set role app; select has_database_privilege('postgres', 'TEMP')"
+        ),
+        "f"
+    );
+    for n in 1..=3 {
+        db.write(&format!("{n}_t{n}.sql"), &table_migration(n));
+    }
+    let mut conn = db.pg.conn(SslMode::VerifyFull);
+    conn.user = "app".into();
+    conn.password = Some("app-secret".into());
+    let run = Tool::new("dbmigrate")
+        .arg_path_flag("--dir", &db.dir.path)
+        .args(["up"])
+        .stdin(db.pg.profile("dev", &conn))
+        .run();
+    run.expect(0);
+    for n in 1..=3 {
+        assert_eq!(
+            run.stderr
+                .matches(&format!("dbmigrate: applied {n}_t{n}.sql"))
+                .count(),
+            1,
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(db.applied(), ["1", "2", "3"]);
+}
+
 /// A run larger than one message (a few MB) goes in several, each ending in a durable commit:
 /// a syntax error in the last message leaves the earlier messages' migrations applied.
 #[test]

@@ -329,10 +329,11 @@ fn up(
                 cli::note(TOOL, line);
             }
         })?;
-    let (applied, waited) = if dry_run {
+    let (applied, waited, announce) = if dry_run {
         (
             engine::read_applied(&mut client)?.unwrap_or_default(),
             Duration::ZERO,
+            engine::Announce::EachMigration,
         )
     } else {
         let locked = engine::lock(&mut client, lock_timeout, guard)?;
@@ -350,7 +351,7 @@ fn up(
                 ),
             );
         }
-        (locked.applied, locked.waited)
+        (locked.applied, locked.waited, locked.announce)
     };
     refuse_drift(migrations, &applied)?;
     let pending: Vec<&Migration> = migrations
@@ -374,17 +375,24 @@ fn up(
     }
     let applied_by = identity::user_at_host();
     let mut entries = Vec::new();
-    let result = engine::apply(&mut client, &pending, atomic, &applied_by, |ran| {
-        let migration = pending[ran.index];
-        if !ran.announced {
-            let took = ran
-                .duration_ms
-                .map(|d| format!(" ({d:.1} ms)"))
-                .unwrap_or_default();
-            cli::note(TOOL, format!("applied {}{took}", migration.file_name()));
-        }
-        entries.push(entry(migration, "applied", None, ran.duration_ms));
-    });
+    let result = engine::apply(
+        &mut client,
+        &pending,
+        atomic,
+        &applied_by,
+        announce,
+        |ran| {
+            let migration = pending[ran.index];
+            if !ran.announced {
+                let took = ran
+                    .duration_ms
+                    .map(|d| format!(" ({d:.1} ms)"))
+                    .unwrap_or_default();
+                cli::note(TOOL, format!("applied {}{took}", migration.file_name()));
+            }
+            entries.push(entry(migration, "applied", None, ran.duration_ms));
+        },
+    );
     result?;
     emit_result(out, "up", profile, entries, false, waited.as_secs_f64())
 }

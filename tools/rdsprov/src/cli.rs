@@ -72,6 +72,15 @@ pub enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+    /// Wait until an env's AWS instance is available (a progress line per poll; Ctrl-C stops
+    /// the wait with exit 130 and changes nothing).
+    Wait {
+        /// The AWS spec (TOML or JSON; `-` reads stdin).
+        #[arg(long, value_name = "FILE")]
+        spec: PathBuf,
+        #[arg(long, short = 'e', value_name = "ENV")]
+        env: String,
+    },
     /// Take a manual snapshot of an env's AWS instance (e.g. before a risky migration).
     Snapshot {
         /// The AWS spec (TOML or JSON; `-` reads stdin).

@@ -32,6 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Reset { env, confirm } => {
             provision(out, &cli.global, Local::Reset { env, confirm })
         }
+        Command::Wait { spec, env } => crate::aws::run::wait(out, &spec, &env),
         Command::Snapshot { spec, env, name } => {
             crate::aws::run::snapshot(out, &spec, &env, name.as_deref())
         }

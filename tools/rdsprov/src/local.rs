@@ -251,6 +251,8 @@ impl LocalProvider<'_> {
             class: None,
             security_group: None,
             parameter_group: None,
+            alarms: Vec::new(),
+            alarm_topic: None,
         };
         self.write_record(&record)?;
         Ok(record)

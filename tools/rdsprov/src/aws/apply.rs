@@ -4,6 +4,7 @@
 //! The generated master password travels in the API request body only: never on a command
 //! line, never printed, kept in Secrets Manager.
 
+use crate::aws::alarms;
 use crate::aws::plan::{parameter_timing, Observed, PORT, SPEC_RULE};
 use crate::aws::spec::InstanceSpec;
 use crate::aws::{describe, Aws};
@@ -52,6 +53,7 @@ fn partial_failure(spec: &InstanceSpec, done: &[String], error: Error) -> Error 
         match error {
             Error::Unreachable(_) => Error::Unreachable(message),
             Error::BadInput(_) => Error::BadInput(message),
+            Error::Interrupted(_) => Error::Interrupted(message),
             _ => Error::Failed(message),
         }
     }
@@ -403,6 +405,16 @@ fn apply_steps(
             }
         }
     }
+    // Alarms name the instance only, so they can follow its creation without waiting for it.
+    let alarms = alarms::apply(aws, spec, &observed.alarms, planned, done)?;
+    let alarm_topic = match (&spec.alarms, &observed.alarms.topic_arn) {
+        (None, _) => None,
+        (Some(_), Some(arn)) => Some(arn.clone()),
+        (Some(_), None) => done
+            .iter()
+            .find_map(|d| d.strip_prefix("created SNS topic "))
+            .map(str::to_string),
+    };
     let state = wait_available(aws, spec, poll)?;
     let master_secret = match (&secret_arn, &state.master_user_secret()) {
         (Some(arn), _) => arn.clone(),
@@ -439,6 +451,8 @@ fn apply_steps(
         class: state.db_instance_class().map(str::to_string),
         security_group: Some(group_id),
         parameter_group: Some(spec.parameter_group_name()),
+        alarms,
+        alarm_topic,
     })
 }
 
@@ -464,14 +478,13 @@ pub fn wait_available(
     spec: &InstanceSpec,
     poll: Duration,
 ) -> Result<aws_sdk_rds::types::DbInstance> {
-    crate::aws::wait_for(&spec.id, poll, || {
+    crate::aws::wait_for(aws, &spec.id, poll, || async {
         let answer = aws
-            .block_on(
-                aws.rds
-                    .describe_db_instances()
-                    .db_instance_identifier(&spec.id)
-                    .send(),
-            )
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(&spec.id)
+            .send()
+            .await
             .map_err(|e| describe("reading the instance status", e))?;
         let Some(db) = answer.db_instances().first().cloned() else {
             return Err(Error::Failed(format!(
@@ -487,6 +500,20 @@ pub fn wait_available(
             return Err(Error::Failed(format!(
                 "instance {} is {status}: see the RDS console's events for it",
                 spec.id
+            )));
+        }
+        if matches!(
+            status.as_str(),
+            "stopped" | "inaccessible-encryption-credentials"
+        ) {
+            return Err(Error::Failed(format!(
+                "instance {} is {status}: it will not become available by itself{}",
+                spec.id,
+                if status == "stopped" {
+                    " — start it (aws rds start-db-instance) and wait again"
+                } else {
+                    ""
+                }
             )));
         }
         Ok(((status == "available").then_some(db), status))

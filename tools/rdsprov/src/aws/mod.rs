@@ -1,5 +1,5 @@
-//! The AWS provider: RDS for PostgreSQL instances, their security groups, parameter groups and
-//! master secrets, from a spec (`spec`). `observe` reads what exists (describe calls only),
+//! The AWS provider: RDS for PostgreSQL instances, their security groups, parameter groups,
+//! master secrets and CloudWatch alarms (to an SNS topic), from a spec (`spec`). `observe` reads what exists (describe calls only),
 //! `plan` turns spec + observation into changes, `apply` makes exactly those changes — so a
 //! second `apply` makes no mutating call at all.
 //!
@@ -8,6 +8,7 @@
 //! Credentials are checked first, with a short timeout, so a machine without any fails at once
 //! with what to set instead of after a long probe.
 
+pub mod alarms;
 pub mod apply;
 pub mod ops;
 pub mod plan;
@@ -26,6 +27,8 @@ pub struct Aws {
     pub rds: aws_sdk_rds::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub sns: aws_sdk_sns::Client,
     pub region: String,
 }
 
@@ -61,6 +64,8 @@ impl Aws {
             rds: aws_sdk_rds::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+            sns: aws_sdk_sns::Client::new(&config),
             runtime,
             region: region.to_string(),
         })
@@ -78,29 +83,53 @@ fn no_credentials() -> Error {
 }
 
 /// Polls `check` every `poll` until it yields a value; `check` also returns the current status,
-/// shown after each miss as a progress line with the elapsed time.
-pub fn wait_for<T>(
-    what: &str,
-    poll: Duration,
-    mut check: impl FnMut() -> Result<(Option<T>, String)>,
-) -> Result<T> {
+/// shown after each miss as a progress line with the elapsed time. Ctrl-C (during a poll or
+/// between polls) stops the wait at once with exit 130 and the last status seen; nothing is
+/// undone, and the same command run again picks up where this one stood.
+pub fn wait_for<T, F, Fut>(aws: &Aws, what: &str, poll: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(Option<T>, String)>>,
+{
+    let sigint = dbtools::interrupt::Sigint::catch();
     let started = std::time::Instant::now();
-    loop {
-        let (done, status) = check()?;
-        if let Some(value) = done {
-            return Ok(value);
+    let elapsed = || {
+        let seconds = started.elapsed().as_secs();
+        format!("{}m {:02}s", seconds / 60, seconds % 60)
+    };
+    let mut last_status = String::from("not read yet");
+    let interrupted = |status: &str| {
+        Error::Interrupted(format!(
+            "interrupted while waiting for {what} (last status: {status}, after {}); nothing was undone: run the same command again to continue",
+            elapsed()
+        ))
+    };
+    let ctrl_c = || async {
+        while !sigint.caught() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let elapsed = started.elapsed().as_secs();
-        dbtools::cli::note(
-            "rdsprov",
-            format!(
-                "waiting for {what}: {status} ({}m {:02}s)",
-                elapsed / 60,
-                elapsed % 60
-            ),
-        );
-        std::thread::sleep(poll);
-    }
+    };
+    aws.block_on(async {
+        loop {
+            let polled = tokio::select! {
+                polled = check() => polled,
+                () = ctrl_c() => return Err(interrupted(&last_status)),
+            };
+            let (done, status) = polled?;
+            if let Some(value) = done {
+                return Ok(value);
+            }
+            dbtools::cli::note(
+                "rdsprov",
+                format!("waiting for {what}: {status} ({})", elapsed()),
+            );
+            last_status = status;
+            tokio::select! {
+                () = tokio::time::sleep(poll) => {}
+                () = ctrl_c() => return Err(interrupted(&last_status)),
+            }
+        }
+    })
 }
 
 /// The error code AWS answered with (`DBInstanceNotFound`, …), if it answered at all.

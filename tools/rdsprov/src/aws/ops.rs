@@ -49,14 +49,13 @@ pub fn snapshot(
 }
 
 fn wait_snapshot(aws: &Aws, id: &str, poll: Duration) -> Result<String> {
-    crate::aws::wait_for(&format!("snapshot {id}"), poll, || {
+    crate::aws::wait_for(aws, &format!("snapshot {id}"), poll, || async {
         let answer = aws
-            .block_on(
-                aws.rds
-                    .describe_db_snapshots()
-                    .db_snapshot_identifier(id)
-                    .send(),
-            )
+            .rds
+            .describe_db_snapshots()
+            .db_snapshot_identifier(id)
+            .send()
+            .await
             .map_err(|e| describe("reading the snapshot", e))?;
         let status = answer
             .db_snapshots()

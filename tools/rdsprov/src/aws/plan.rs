@@ -1,6 +1,7 @@
 //! Observe (describe calls only) and plan: what exists for each env of the spec, and the
 //! difference — create, modify (which attributes, and when AWS applies each), or nothing.
 
+use crate::aws::alarms::{self, ObservedAlarms};
 use crate::aws::spec::InstanceSpec;
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::{AttributeChange, PlannedChange};
@@ -21,6 +22,7 @@ pub struct Observed {
     pub parameters: Option<BTreeMap<String, String>>,
     pub secret_arn: Option<String>,
     pub instance: Option<InstanceState>,
+    pub alarms: ObservedAlarms,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -157,7 +159,12 @@ pub fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
             parameters,
             secret_arn,
             instance,
+            alarms: ObservedAlarms::default(),
         })
+    })
+    .and_then(|mut observed| {
+        observed.alarms = alarms::observe(aws, spec)?;
+        Ok(observed)
     })
 }
 
@@ -418,6 +425,7 @@ pub fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChange> {
             changes.push(change("db-instance", spec.id.clone(), action, attributes));
         }
     }
+    changes.extend(alarms::plan(spec, &observed.alarms));
     changes
 }
 

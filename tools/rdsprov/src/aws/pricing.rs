@@ -13,23 +13,35 @@ pub const PRICES_AS_OF: &str = "2024-06 (AWS public on-demand prices, us-east-1)
 const HOURS_PER_MONTH: f64 = 730.0;
 const GP3_GB_MONTH: f64 = 0.115;
 
-/// Instance classes with their on-demand price per hour (USD).
-const CLASSES: &[(&str, f64)] = &[
-    ("db.t3.micro", 0.018),
-    ("db.t3.small", 0.036),
-    ("db.t3.medium", 0.072),
-    ("db.t3.large", 0.145),
-    ("db.t4g.micro", 0.016),
-    ("db.t4g.small", 0.032),
-    ("db.t4g.medium", 0.065),
-    ("db.t4g.large", 0.129),
-    ("db.m6g.large", 0.159),
-    ("db.m6i.large", 0.178),
-    ("db.m7g.large", 0.168),
-    ("db.r6g.large", 0.225),
-    ("db.r6g.xlarge", 0.45),
-    ("db.r7g.large", 0.239),
+/// Instance classes with their on-demand price per hour (USD) and memory (GiB).
+const CLASSES: &[(&str, f64, f64)] = &[
+    ("db.t3.micro", 0.018, 1.0),
+    ("db.t3.small", 0.036, 2.0),
+    ("db.t3.medium", 0.072, 4.0),
+    ("db.t3.large", 0.145, 8.0),
+    ("db.t4g.micro", 0.016, 1.0),
+    ("db.t4g.small", 0.032, 2.0),
+    ("db.t4g.medium", 0.065, 4.0),
+    ("db.t4g.large", 0.129, 8.0),
+    ("db.m6g.large", 0.159, 8.0),
+    ("db.m6i.large", 0.178, 8.0),
+    ("db.m7g.large", 0.168, 8.0),
+    ("db.r6g.large", 0.225, 16.0),
+    ("db.r6g.xlarge", 0.45, 32.0),
+    ("db.r7g.large", 0.239, 16.0),
 ];
+
+/// CloudWatch standard-resolution alarm, per alarm-month.
+const ALARM_MONTH: f64 = 0.10;
+
+/// The memory of a class we accept (GiB).
+pub fn class_memory_gib(class: &str) -> f64 {
+    CLASSES
+        .iter()
+        .find(|(name, ..)| *name == class)
+        .map(|(.., memory)| *memory)
+        .unwrap_or(1.0)
+}
 
 /// Engine versions RDS offers for PostgreSQL 14–17 (a dated subset; majors and recent minors).
 const ENGINE_VERSIONS: &[&str] = &[
@@ -38,10 +50,10 @@ const ENGINE_VERSIONS: &[&str] = &[
 ];
 
 pub fn check_class(class: &str) -> Result<(), String> {
-    if CLASSES.iter().any(|(name, _)| *name == class) {
+    if CLASSES.iter().any(|(name, ..)| *name == class) {
         return Ok(());
     }
-    let known: Vec<&str> = CLASSES.iter().map(|(name, _)| *name).collect();
+    let known: Vec<&str> = CLASSES.iter().map(|(name, ..)| *name).collect();
     Err(format!(
         "unknown instance class {class:?}: use one of {} (table as of {PRICES_AS_OF})",
         known.join(", ")
@@ -69,30 +81,37 @@ pub fn check_engine_version(version: &str) -> Result<(), String> {
 }
 
 /// What the spec's instances cost a month at list price: instance hours (twice for Multi-AZ)
-/// and gp3 storage at its provisioned size. Backups within the free allowance, I/O and data
-/// transfer are not counted.
+/// gp3 storage at its provisioned size, and CloudWatch alarms. Backups within the free
+/// allowance, I/O, data transfer and SNS deliveries (free tier) are not counted.
 pub fn estimate(instances: &[InstanceSpec]) -> CostEstimate {
     let lines: Vec<CostLine> = instances
         .iter()
         .map(|spec| {
             let hourly = CLASSES
                 .iter()
-                .find(|(name, _)| *name == spec.class)
-                .map(|(_, price)| *price)
+                .find(|(name, ..)| *name == spec.class)
+                .map(|(_, price, _)| *price)
                 .unwrap_or(0.0);
             let copies = if spec.multi_az { 2.0 } else { 1.0 };
             let compute = hourly * HOURS_PER_MONTH * copies;
             let storage = f64::from(spec.storage_gb) * GP3_GB_MONTH * copies;
-            let monthly = ((compute + storage) * 100.0).round() / 100.0;
+            let alarms = spec.alarms.as_ref().map_or(0, |a| a.count());
+            let alarm_cost = alarms as f64 * ALARM_MONTH;
+            let monthly = ((compute + storage + alarm_cost) * 100.0).round() / 100.0;
             CostLine {
                 env: spec.env.clone(),
                 id: spec.id.clone(),
                 monthly_usd: monthly,
                 detail: format!(
-                    "{} ${hourly}/h x {HOURS_PER_MONTH} h{} + {} GB gp3 x ${GP3_GB_MONTH}",
+                    "{} ${hourly}/h x {HOURS_PER_MONTH} h{} + {} GB gp3 x ${GP3_GB_MONTH}{}",
                     spec.class,
                     if spec.multi_az { " x 2 (Multi-AZ)" } else { "" },
-                    spec.storage_gb
+                    spec.storage_gb,
+                    if alarms > 0 {
+                        format!(" + {alarms} alarms x ${ALARM_MONTH}")
+                    } else {
+                        String::new()
+                    }
                 ),
             }
         })

@@ -87,43 +87,8 @@ pub fn status(out: Output, path: &Path) -> Result<ExitStatus> {
     let aws = Aws::connect(&spec.region)?;
     let mut instances = Vec::new();
     for instance in &spec.instances {
-        let observed = plan::observe(&aws, instance)?;
-        match observed.instance {
-            Some(state) => instances.push(Instance {
-                kind: contract::INSTANCE.into(),
-                id: instance.id.clone(),
-                provider: "aws".into(),
-                engine: instance.engine.clone(),
-                engine_version: state
-                    .attributes
-                    .get("engine_version")
-                    .cloned()
-                    .unwrap_or_default(),
-                status: state.status.clone(),
-                endpoint: contract::Endpoint {
-                    host: state.endpoint.clone().map(|e| e.0).unwrap_or_default(),
-                    port: state
-                        .endpoint
-                        .as_ref()
-                        .and_then(|e| u16::try_from(e.1).ok())
-                        .unwrap_or(5432),
-                },
-                master_user: state.master_user.clone(),
-                master_secret: contract::SecretRef {
-                    source: "aws-sm".into(),
-                    reference: observed
-                        .secret_arn
-                        .clone()
-                        .or(state.managed_secret_arn.clone())
-                        .unwrap_or_default(),
-                },
-                ca_cert: None,
-                databases: Vec::new(),
-                env: Some(instance.env.clone()),
-                class: state.attributes.get("class").cloned(),
-                security_group: observed.security_group.map(|g| g.0),
-                parameter_group: state.attributes.get("parameter_group").cloned(),
-            }),
+        match observed_instance(&aws, instance)? {
+            Some(found) => instances.push(found),
             None => cli::note(
                 TOOL,
                 format!(
@@ -133,6 +98,22 @@ pub fn status(out: Output, path: &Path) -> Result<ExitStatus> {
             ),
         }
     }
+    emit_instances(out, instances)
+}
+
+/// `rdsprov wait`: until the env's instance is `available` (Ctrl-C stops it with exit 130).
+pub fn wait(out: Output, path: &Path, env: &str) -> Result<ExitStatus> {
+    let spec = read_spec(path)?;
+    let instance = instance_of(&spec, env)?;
+    let aws = Aws::connect(&spec.region)?;
+    apply::wait_available(&aws, instance, poll_interval())?;
+    let found = observed_instance(&aws, instance)?.ok_or_else(|| {
+        Error::Failed(format!("instance {} vanished after the wait", instance.id))
+    })?;
+    emit_instances(out, vec![found])
+}
+
+fn emit_instances(out: Output, instances: Vec<Instance>) -> Result<ExitStatus> {
     let resources = Resources {
         kind: contract::RESOURCES.into(),
         provider: "aws".into(),
@@ -141,6 +122,51 @@ pub fn status(out: Output, path: &Path) -> Result<ExitStatus> {
     };
     out.emit(&resources, || render_instances(&resources.instances))?;
     Ok(ExitStatus::Success)
+}
+
+/// The env's instance as AWS describes it, or None when it does not exist.
+fn observed_instance(aws: &Aws, instance: &spec::InstanceSpec) -> Result<Option<Instance>> {
+    let observed = plan::observe(aws, instance)?;
+    let Some(state) = observed.instance else {
+        return Ok(None);
+    };
+    Ok(Some(Instance {
+        kind: contract::INSTANCE.into(),
+        id: instance.id.clone(),
+        provider: "aws".into(),
+        engine: instance.engine.clone(),
+        engine_version: state
+            .attributes
+            .get("engine_version")
+            .cloned()
+            .unwrap_or_default(),
+        status: state.status.clone(),
+        endpoint: contract::Endpoint {
+            host: state.endpoint.clone().map(|e| e.0).unwrap_or_default(),
+            port: state
+                .endpoint
+                .as_ref()
+                .and_then(|e| u16::try_from(e.1).ok())
+                .unwrap_or(5432),
+        },
+        master_user: state.master_user.clone(),
+        master_secret: contract::SecretRef {
+            source: "aws-sm".into(),
+            reference: observed
+                .secret_arn
+                .clone()
+                .or(state.managed_secret_arn.clone())
+                .unwrap_or_default(),
+        },
+        ca_cert: None,
+        databases: Vec::new(),
+        env: Some(instance.env.clone()),
+        class: state.attributes.get("class").cloned(),
+        security_group: observed.security_group.map(|g| g.0),
+        parameter_group: state.attributes.get("parameter_group").cloned(),
+        alarms: observed.alarms.alarms.keys().cloned().collect(),
+        alarm_topic: observed.alarms.topic_arn.clone(),
+    }))
 }
 
 fn render_plan(plan: &Plan) -> String {

@@ -76,6 +76,140 @@ struct EnvSpecFile {
     apply_immediately: Option<bool>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    #[serde(default)]
+    alarms: AlarmsFile,
+}
+
+/// `[env.NAME.alarms]`: CloudWatch alarms to an SNS topic, on by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlarmsFile {
+    #[serde(default = "yes")]
+    enabled: bool,
+    /// SNS topic name (created when missing); `rdsprov-<id>-alarms` by default.
+    topic: Option<String>,
+    /// An email address subscribed to the topic (AWS asks it to confirm).
+    email: Option<String>,
+    #[serde(default = "default_cpu_percent")]
+    cpu_percent: f64,
+    connections: Option<f64>,
+    #[serde(default = "default_free_storage_percent")]
+    free_storage_percent: f64,
+    freeable_memory_mb: Option<f64>,
+}
+
+impl Default for AlarmsFile {
+    fn default() -> Self {
+        AlarmsFile {
+            enabled: true,
+            topic: None,
+            email: None,
+            cpu_percent: default_cpu_percent(),
+            connections: None,
+            free_storage_percent: default_free_storage_percent(),
+            freeable_memory_mb: None,
+        }
+    }
+}
+
+fn default_cpu_percent() -> f64 {
+    80.0
+}
+fn default_free_storage_percent() -> f64 {
+    10.0
+}
+
+/// The alarms of one instance, thresholds resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmsSpec {
+    pub topic: String,
+    pub email: Option<String>,
+    pub cpu_percent: f64,
+    pub connections: f64,
+    pub free_storage_bytes: f64,
+    pub freeable_memory_bytes: f64,
+}
+
+impl AlarmsSpec {
+    pub fn count(&self) -> usize {
+        4
+    }
+}
+
+/// RDS sets max_connections to DBInstanceClassMemory / 9531392, where DBInstanceClassMemory is
+/// the class's memory less what the OS keeps (about a quarter on small classes). The default
+/// connections alarm fires at 80% of that estimate.
+fn default_connections(class: &str) -> f64 {
+    let memory = pricing::class_memory_gib(class) * 1024.0 * 1024.0 * 1024.0;
+    ((memory * 0.75 / 9_531_392.0) * 0.8).floor()
+}
+
+fn resolve_alarms(
+    file: &AlarmsFile,
+    id: &str,
+    class: &str,
+    storage_gb: i32,
+) -> std::result::Result<Option<AlarmsSpec>, String> {
+    if !file.enabled {
+        return Ok(None);
+    }
+    let topic = file
+        .topic
+        .clone()
+        .unwrap_or_else(|| format!("rdsprov-{id}-alarms"));
+    let valid_topic = !topic.is_empty()
+        && topic.len() <= 256
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid_topic {
+        return Err(format!(
+            "alarms.topic {topic:?}: an SNS topic name is 1 to 256 letters, digits, '-' or '_'"
+        ));
+    }
+    if let Some(email) = &file.email {
+        let plausible = email
+            .split_once('@')
+            .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+            && !email.chars().any(char::is_whitespace);
+        if !plausible {
+            return Err(format!("alarms.email {email:?} is not an email address"));
+        }
+    }
+    for (name, value, max) in [
+        ("cpu_percent", file.cpu_percent, 100.0),
+        ("free_storage_percent", file.free_storage_percent, 100.0),
+    ] {
+        if !(value > 0.0 && value <= max) {
+            return Err(format!(
+                "alarms.{name} {value}: must be above 0 and at most {max}"
+            ));
+        }
+    }
+    let memory_bytes = pricing::class_memory_gib(class) * 1024.0 * 1024.0 * 1024.0;
+    let freeable_memory_bytes = match file.freeable_memory_mb {
+        Some(mb) if mb > 0.0 => mb * 1024.0 * 1024.0,
+        Some(mb) => return Err(format!("alarms.freeable_memory_mb {mb}: must be above 0")),
+        None => (memory_bytes * 0.1).max(64.0 * 1024.0 * 1024.0),
+    };
+    let connections = match file.connections {
+        Some(n) if n >= 1.0 => n,
+        Some(n) => return Err(format!("alarms.connections {n}: must be at least 1")),
+        None => default_connections(class),
+    };
+    Ok(Some(AlarmsSpec {
+        topic,
+        email: file.email.clone(),
+        cpu_percent: file.cpu_percent,
+        connections,
+        free_storage_bytes: f64::from(storage_gb)
+            * 1024.0
+            * 1024.0
+            * 1024.0
+            * file.free_storage_percent
+            / 100.0,
+        freeable_memory_bytes,
+    }))
 }
 
 fn default_engine() -> String {
@@ -128,6 +262,8 @@ pub struct InstanceSpec {
     pub rds_managed_password: bool,
     pub apply_immediately: bool,
     pub tags: BTreeMap<String, String>,
+    /// None when `[env.NAME.alarms] enabled = false`.
+    pub alarms: Option<AlarmsSpec>,
 }
 
 impl InstanceSpec {
@@ -229,6 +365,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec> {
                 )))
             }
         };
+        let alarms =
+            resolve_alarms(&raw.alarms, &raw.id, &raw.class, raw.storage_gb).map_err(at)?;
         let mut parameters = BTreeMap::from([("rds.force_ssl".to_string(), "1".to_string())]);
         parameters.extend(raw.parameters.clone());
         let mut tags = BTreeMap::from([
@@ -263,6 +401,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec> {
             rds_managed_password,
             apply_immediately: raw.apply_immediately.unwrap_or(env == "dev"),
             tags,
+            alarms,
         });
     }
     if instances.is_empty() {
@@ -318,6 +457,12 @@ class = "db.t4g.small"
         assert_eq!(dev.tags["managed-by"], "rdsprov");
         assert_eq!(dev.parameter_group_family(), "postgres16");
         assert!(dev.apply_immediately && !test.apply_immediately);
+        let alarms = test.alarms.as_ref().unwrap();
+        assert_eq!(alarms.topic, "rdsprov-combine-test-alarms");
+        assert_eq!(alarms.cpu_percent, 80.0);
+        // db.t4g.small, 2 GiB: RDS's max_connections ≈ 0.75 × 2 GiB / 9531392 = 168; 80% of it.
+        assert_eq!(alarms.connections, 135.0);
+        assert_eq!(alarms.free_storage_bytes, 2.0 * 1024.0 * 1024.0 * 1024.0);
     }
 
     #[test]
@@ -338,6 +483,13 @@ class = "db.t4g.small"
             error.contains("unknown instance class \"db.t4g.huge\""),
             "{error}"
         );
+        let email = format!("{GOOD}[env.test.alarms]\nemail = \"ops at example\"\n");
+        assert!(parse(&email, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("is not an email address"));
+        let off = format!("{GOOD}[env.test.alarms]\nenabled = false\n");
+        assert!(parse(&off, "t").unwrap().instances[1].alarms.is_none());
         let cidr = GOOD.replace("203.0.113.7/32", "203.0.113.7");
         assert!(parse(&cidr, "t")
             .unwrap_err()

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""An HTTP proxy in front of moto that makes chosen AWS operations fail or stall, the way a
+real AWS endpoint sometimes does (throttling, 5xx, a slow answer). Everything else passes
+through unchanged, so the tool under test talks to a real API emulator the whole time.
+
+    aws_fault_proxy.py PORT TARGET_URL RULES_JSON LOG_FILE
+
+RULES_JSON is a list of rules, tried in order; the first that matches a request applies:
+    {"operation": "PutMetricAlarm", "status": 503, "code": "ServiceUnavailable", "times": 3}
+    {"operation": "DescribeDBInstances", "delay": 30, "after": "CreateDBInstance"}
+`times` bounds how often the rule applies (absent: always); `after` makes it apply only once
+an operation of that name has passed through. LOG_FILE gets one line per request:
+"<operation> <status>", for tests that count retries.
+"""
+import http.client, http.server, json, sys, threading, time, urllib.parse
+
+PORT, TARGET, RULES, LOG = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+seen_ops, lock = set(), threading.Lock()
+HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+def operation(headers, body):
+    target = headers.get("X-Amz-Target")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+    return form.get("Action", ["?"])[0]
+
+
+def matching_rule(op):
+    with lock:
+        for rule in RULES:
+            if rule.get("operation") != op:
+                continue
+            if rule.get("after") and rule["after"] not in seen_ops:
+                continue
+            if "times" in rule:
+                if rule["times"] <= 0:
+                    continue
+                rule["times"] -= 1
+            return dict(rule)
+    return None
+
+
+def log(op, status):
+    with lock, open(LOG, "a") as f:
+        f.write(f"{op} {status}\n")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        op = operation(self.headers, body)
+        rule = matching_rule(op)
+        if rule and rule.get("delay"):
+            time.sleep(rule["delay"])
+        if rule and rule.get("status"):
+            code = rule.get("code", "ServiceUnavailable")
+            if self.headers.get("X-Amz-Target"):
+                payload = json.dumps({"__type": code, "message": "injected by aws_fault_proxy"}).encode()
+                ctype = "application/x-amz-json-1.1"
+            else:
+                payload = (f"<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code>"
+                           f"<Message>injected by aws_fault_proxy</Message></Error>"
+                           f"<RequestId>fault</RequestId></ErrorResponse>").encode()
+                ctype = "text/xml"
+            self.send_response(rule["status"])
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            log(op, rule["status"])
+            return
+        upstream = http.client.HTTPConnection(TARGET.hostname, TARGET.port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        upstream.request("POST", self.path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        payload = answer.read()
+        self.send_response(answer.status)
+        for key, value in answer.getheaders():
+            if key.lower() not in HOP and key.lower() != "content-length":
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        upstream.close()
+        with lock:
+            seen_ops.add(op)
+        log(op, answer.status)
+
+    do_GET = do_POST
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+server.daemon_threads = True
+server.serve_forever()
