@@ -75,9 +75,15 @@ pub fn main<C: clap::Parser>(tool: &str, run: impl FnOnce(C) -> Result<ExitStatu
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
             // clap's multi-line usage error becomes our one line, with where to look next.
+            // Its first paragraph can span lines (the missing arguments are listed below it).
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or_default();
-            let message = first.strip_prefix("error: ").unwrap_or(first);
+            let paragraph: Vec<&str> = rendered
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = paragraph.join(" ");
+            let message = first.strip_prefix("error: ").unwrap_or(&first);
             return report(
                 tool,
                 &Error::BadInput(format!("{message} (see `{tool} --help`)")),

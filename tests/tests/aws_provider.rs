@@ -704,3 +704,58 @@ fn ctrl_c_during_the_wait_reports_and_a_rerun_continues() {
     assert_eq!(resources["changes"], json!([]), "{}", rerun.stderr);
     assert_eq!(resources["instances"][0]["status"], "available");
 }
+
+/// `tenant add` on RDS needs the RDS CA bundle (verify-full) and an existing instance; both are
+/// checked before any SQL, with where to get the bundle. (The SQL itself is the local
+/// provider's, tested there: moto has no PostgreSQL behind its endpoints.)
+#[test]
+fn tenant_add_on_aws_names_what_it_needs() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-tenant");
+    rdsprov(&moto, &dir, ONE_ENV, &["tenant", "add", "billing", "--env", "dev"]).expect_error(
+        "rdsprov",
+        2,
+        "pass --sslrootcert with the RDS CA bundle (download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)",
+    );
+    let bundle = dir.path.join("global-bundle.pem");
+    std::fs::write(&bundle, "not needed before the instance exists").unwrap();
+    let bundle = bundle.display().to_string();
+    rdsprov(
+        &moto,
+        &dir,
+        ONE_ENV,
+        &[
+            "tenant",
+            "add",
+            "billing",
+            "--env",
+            "dev",
+            "--sslrootcert",
+            &bundle,
+        ],
+    )
+    .expect_error(
+        "rdsprov",
+        2,
+        "env dev: instance combine-dev does not exist: run `rdsprov apply --spec …` first",
+    );
+    rdsprov(
+        &moto,
+        &dir,
+        ONE_ENV,
+        &[
+            "tenant",
+            "add",
+            "postgres",
+            "--env",
+            "dev",
+            "--sslrootcert",
+            &bundle,
+        ],
+    )
+    .expect_error(
+        "rdsprov",
+        2,
+        "is taken by PostgreSQL, RDS or the master user",
+    );
+}

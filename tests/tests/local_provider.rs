@@ -320,3 +320,123 @@ fn apply_killed_mid_run_converges_on_rerun() {
     let again = project.tool("rdsprov").args(["apply"]).run();
     assert_eq!(again.expect(0).stderr.trim(), "rdsprov: nothing to change");
 }
+
+/// `tenant add`: a database and an owning role per application on an env's instance; a
+/// tenant cannot connect to another's database; the password is a 0600 secret; the database
+/// is stamped with the env; a rerun changes nothing; bad names are refused before any SQL.
+#[test]
+fn tenants_get_their_own_database_and_cannot_see_each_other() {
+    let project = Project::local_dev_test();
+    project.apply();
+    let added = project
+        .tool("rdsprov")
+        .args(["tenant", "add", "billing", "--env", "dev"])
+        .run();
+    let resources = added.expect(0).json();
+    for line in [
+        "created role billing (login only)",
+        "created database billing (env dev, owner billing)",
+        "restricted CONNECT on billing to its owner",
+        "stamped database billing as env dev",
+    ] {
+        assert!(added.stderr.contains(line), "{line}: {}", added.stderr);
+    }
+    let databases = resources["instances"][0]["databases"].as_array().unwrap();
+    let billing = databases.iter().find(|d| d["name"] == "billing").unwrap();
+    assert_eq!(billing["owner"], "billing");
+    assert_eq!(billing["env"], "dev");
+    assert_eq!(billing["secret"]["source"], "local");
+    assert_eq!(billing["secret"]["ref"], "combine-dev/billing");
+    project
+        .tool("rdsprov")
+        .args(["tenant", "add", "shop", "--env", "dev"])
+        .run()
+        .expect(0);
+
+    let again = project
+        .tool("rdsprov")
+        .args(["tenant", "add", "billing", "--env", "dev"])
+        .run();
+    assert_eq!(again.expect(0).json()["changes"], serde_json::json!([]));
+    assert!(
+        again.stderr.contains("nothing to change"),
+        "{}",
+        again.stderr
+    );
+    // An apply keeps the tenants in the instance record.
+    project.apply();
+    let status = project
+        .tool("rdsprov")
+        .args(["status"])
+        .run()
+        .expect(0)
+        .json();
+    let names: Vec<&str> = status["instances"][0]["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["combine_dev", "billing", "shop"]);
+
+    // The secret file is 0600 and holds the role's password.
+    let secret_file = project.state().join("secrets/combine-dev/shop.json");
+    assert_eq!(
+        std::fs::metadata(&secret_file)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let secret: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&secret_file).unwrap()).unwrap();
+    let mut profile: serde_json::Value = serde_json::from_str(&project.profile("dev")).unwrap();
+    profile["conn"]["user"] = "shop".into();
+    profile["conn"]["password"] = secret["password"].clone();
+    profile["conn"]["dbname"] = "shop".into();
+    let witness = Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(profile.to_string())
+        .run()
+        .expect(0)
+        .json();
+    assert_eq!(witness["database"], "shop");
+    // shop cannot even connect to billing's database (nor to the env's own).
+    for other in ["billing", "combine_dev"] {
+        profile["conn"]["dbname"] = other.into();
+        Tool::new("dbconnect")
+            .args(["check"])
+            .stdin(profile.to_string())
+            .run()
+            .expect_error("dbconnect", 4, "permission denied for database");
+    }
+    // The stamp says dev.
+    profile["conn"]["dbname"] = "shop".into();
+    let verdict = Tool::new("dbguard")
+        .args(["check", "--action", "write"])
+        .stdin(profile.to_string())
+        .run();
+    verdict.expect(0);
+
+    for (name, message) in [
+        ("Billing", "tenant name"),
+        ("postgres", "is taken by PostgreSQL, RDS or the master user"),
+        (
+            "combine_dev",
+            "is env dev's database on instance combine-dev",
+        ),
+        ("x; drop", "tenant name"),
+    ] {
+        project
+            .tool("rdsprov")
+            .args(["tenant", "add", name, "--env", "dev"])
+            .run()
+            .expect_error("rdsprov", 2, message);
+    }
+    project
+        .tool("rdsprov")
+        .args(["tenant", "add", "x", "--env", "dev", "--iam"])
+        .run()
+        .expect_error("rdsprov", 2, "--spec");
+}

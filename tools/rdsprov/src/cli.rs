@@ -81,6 +81,13 @@ pub enum Command {
         #[arg(long, short = 'e', value_name = "ENV")]
         env: String,
     },
+    /// Tenants: `tenant add NAME --env ENV` gives one more application its own database and
+    /// owning role on the env's instance (CONNECT revoked from PUBLIC), its password kept as a
+    /// secret, the database stamped with the env.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
     /// Take a manual snapshot of an env's AWS instance (e.g. before a risky migration).
     Snapshot {
         /// The AWS spec (TOML or JSON; `-` reads stdin).
@@ -124,5 +131,26 @@ pub enum SecretCommand {
         /// Show the password on a terminal.
         #[arg(long)]
         reveal: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create (or converge) a tenant's database and role; a second run changes nothing.
+    Add {
+        /// The tenant's name: its database and its role (lowercase letters, digits, _).
+        name: String,
+        /// The env whose instance holds the tenant (its stamp goes on the database).
+        #[arg(long, short = 'e', value_name = "ENV")]
+        env: String,
+        /// The AWS spec: add the tenant on the env's RDS instance (password in Secrets Manager).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        /// AWS: let the role log in with IAM auth tokens (GRANT rds_iam).
+        #[arg(long, requires = "spec")]
+        iam: bool,
+        /// AWS: the RDS CA bundle (global-bundle.pem from AWS) to verify the instance with.
+        #[arg(long, value_name = "FILE", requires = "spec")]
+        sslrootcert: Option<PathBuf>,
     },
 }

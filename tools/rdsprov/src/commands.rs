@@ -1,7 +1,7 @@
 //! rdsprov's commands over the local provider: apply, status, start, stop, destroy.
 
 use crate::aws_secrets;
-use crate::cli::{Cli, Command, SecretCommand, Selection};
+use crate::cli::{Cli, Command, SecretCommand, Selection, TenantCommand};
 use crate::local::{self, LocalProvider};
 use dbtools::cli::{ConfirmArgs, GlobalArgs};
 use dbtools::config::Config;
@@ -32,6 +32,19 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Reset { env, confirm } => {
             provision(out, &cli.global, Local::Reset { env, confirm })
         }
+        Command::Tenant {
+            command:
+                TenantCommand::Add {
+                    name,
+                    env,
+                    spec: Some(spec),
+                    iam,
+                    sslrootcert,
+                },
+        } => crate::aws::run::tenant_add(out, &spec, &env, &name, iam, sslrootcert.as_deref()),
+        Command::Tenant {
+            command: TenantCommand::Add { name, env, .. },
+        } => provision(out, &cli.global, Local::AddTenant { env, name }),
         Command::Wait { spec, env } => crate::aws::run::wait(out, &spec, &env),
         Command::Snapshot { spec, env, name } => {
             crate::aws::run::snapshot(out, &spec, &env, name.as_deref())
@@ -65,6 +78,7 @@ enum Local {
     Stop(Selection),
     Reset { env: String, confirm: ConfirmArgs },
     Destroy { env: String, confirm: ConfirmArgs },
+    AddTenant { env: String, name: String },
 }
 
 /// Prints an AWS secret. Needs no dbtools.toml: dbenv runs this for any profile with an aws-sm secret.
@@ -161,6 +175,20 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
             }
             changes.extend(done);
             instances = statuses(&config, &provider, &Selection { envs: vec![env] })?;
+        }
+        Local::AddTenant { env, name } => {
+            let specs = local::instance_specs(&config, std::slice::from_ref(&env))?;
+            let tenant = crate::tenant::checked_tenant(&env, &name, &specs[0].master_user)?;
+            let _lock = provider.lock()?;
+            let (instance, done) = provider.add_tenant(&specs[0], &tenant)?;
+            for change in &done {
+                cli::note(TOOL, change);
+            }
+            if done.is_empty() {
+                cli::note(TOOL, "nothing to change");
+            }
+            changes.extend(done);
+            instances.push(instance);
         }
         Local::Destroy { env, confirm } => {
             let specs = local::instance_specs(&config, std::slice::from_ref(&env))?;

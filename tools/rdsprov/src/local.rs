@@ -8,21 +8,14 @@
 //! cluster is complete, so a failure leaves nothing half-created. Secrets never reach argv or the
 //! server's files in plain text: initdb and CREATE ROLE get SCRAM verifiers, computed here.
 
+use crate::tenant::{self, exists, DatabaseSpec};
 use dbtools::config::Config;
 use dbtools::contract::{self, Conn, DatabaseRecord, Endpoint, Instance, SecretRef, SslMode};
-use dbtools::names::{quote_ident, quote_literal};
+use dbtools::names::quote_ident;
 use dbtools::server::{self, Cluster, PgBinaries, ServerSettings};
 use dbtools::{guard, pg, secrets, state, Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// One database to ensure on an instance, from an `[env.*]` table.
-#[derive(Debug, Clone)]
-pub struct DatabaseSpec {
-    pub env: String,
-    pub name: String,
-    pub owner: String,
-}
 
 /// One local instance as the spec wants it.
 #[derive(Debug, Clone)]
@@ -187,6 +180,16 @@ impl LocalProvider<'_> {
                 },
             })
             .collect();
+        // Tenants added with `tenant add` stay in the record beside the envs' databases.
+        let mut databases = databases;
+        databases.extend(
+            record
+                .databases
+                .iter()
+                .filter(|kept| !databases.iter().any(|d| d.name == kept.name))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         if record.databases != databases {
             record.databases = databases;
             self.write_record(&record)?;
@@ -330,85 +333,55 @@ impl LocalProvider<'_> {
         pg::connect_with_retry(&conn, "rdsprov", Duration::from_secs(30), |_, _| {})
     }
 
-    /// The role and database of one env: created when missing; a role whose secret is gone gets
-    /// a new password (and secret) rather than leaving the env unusable.
+    /// `tenant add NAME`: a database and an owning role for one more application on the env's
+    /// instance, stamped with the env and remembered in the instance record.
+    pub fn add_tenant(
+        &self,
+        spec: &InstanceSpec,
+        tenant: &DatabaseSpec,
+    ) -> Result<(Instance, Vec<String>)> {
+        let mut record = self.require_record(&spec.id)?;
+        if let Some(env_db) = spec.databases.iter().find(|d| d.name == tenant.name) {
+            return Err(Error::BadInput(format!(
+                "{} is env {}'s database on instance {}: a tenant needs a name of its own",
+                tenant.name, env_db.env, spec.id
+            )));
+        }
+        let mut client = self.connect_master(&record, "postgres")?;
+        let mut changes = self.ensure_database(&mut client, &record, tenant)?;
+        changes.extend(self.ensure_stamp(&record, tenant)?);
+        if !record.databases.iter().any(|d| d.name == tenant.name) {
+            record.databases.push(DatabaseRecord {
+                name: tenant.name.clone(),
+                owner: tenant.owner.clone(),
+                env: tenant.env.clone(),
+                secret: SecretRef {
+                    source: "local".into(),
+                    reference: format!("{}/{}", spec.id, tenant.owner),
+                },
+            });
+            self.write_record(&record)?;
+        }
+        record.status = "running".into();
+        Ok((record, changes))
+    }
+
+    /// The role and database of one env (or tenant), the password in the local store.
     fn ensure_database(
         &self,
         client: &mut pg::Client,
         record: &Instance,
         spec: &DatabaseSpec,
     ) -> Result<Vec<String>> {
-        let mut changes = Vec::new();
         let secret_name = format!("{}/{}", record.id, spec.owner);
         let secret_ref = SecretRef {
             source: "local".into(),
             reference: secret_name.clone(),
         };
-        let role_exists = exists(
-            client,
-            "SELECT 1 FROM pg_roles WHERE rolname = $1",
-            &spec.owner,
-        )?;
         let secret_exists = secrets::resolve(&secret_ref, self.state, None).is_ok();
-        if !role_exists || !secret_exists {
-            let password = secrets::generate_password()?;
-            let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
-            secrets::store_local(self.state, &secret_name, &spec.owner, &password)?;
-            let (verb, change) = if role_exists {
-                (
-                    "ALTER",
-                    format!(
-                        "reset the password of role {} (its secret was missing)",
-                        spec.owner
-                    ),
-                )
-            } else {
-                (
-                    "CREATE",
-                    format!("created role {} (login only)", spec.owner),
-                )
-            };
-            let sql = format!(
-                "{verb} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}",
-                quote_ident(&spec.owner),
-                quote_literal(&verifier)
-            );
-            client
-                .batch_execute(&sql)
-                .map_err(|e| pg::statement_error(&format!("{verb} ROLE {}", spec.owner), &e))?;
-            changes.push(change);
-        }
-        let db = quote_ident(&spec.name);
-        let owner = quote_ident(&spec.owner);
-        if !exists(
-            client,
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            &spec.name,
-        )? {
-            client
-                .batch_execute(&format!(
-                    "CREATE DATABASE {db} OWNER {owner} ENCODING 'UTF8' TEMPLATE template0"
-                ))
-                .map_err(|e| pg::statement_error(&format!("CREATE DATABASE {}", spec.name), &e))?;
-            changes.push(format!(
-                "created database {} (env {}, owner {})",
-                spec.name, spec.env, spec.owner
-            ));
-        }
-        // Checked apart from creation: a run killed between CREATE and REVOKE converges here.
-        if exists(
-            client,
-            "SELECT 1 WHERE has_database_privilege('public', $1, 'CONNECT')",
-            &spec.name,
-        )? {
-            client
-                .batch_execute(&format!(
-                    "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner}"
-                ))
-                .map_err(|e| pg::statement_error(&format!("GRANT on {}", spec.name), &e))?;
-            changes.push(format!("restricted CONNECT on {} to its owner", spec.name));
-        }
-        Ok(changes)
+        tenant::ensure_role_and_database(client, spec, secret_exists, &mut |password| {
+            secrets::store_local(self.state, &secret_name, &spec.owner, password).map(drop)
+        })
     }
 
     /// The stamp of an env's database as the instance's master user reads it (`None` when the
@@ -454,29 +427,9 @@ impl LocalProvider<'_> {
         })
     }
 
-    /// Stamps an env's database with its env (the guard refuses writes to unstamped ones), as
-    /// the database's owner so the `dbtools` schema belongs to the app role like the rest.
-    /// A database stamped for another env is never re-stamped here: that is `dbguard stamp`'s
-    /// destructive path, with its confirmation.
     fn ensure_stamp(&self, record: &Instance, spec: &DatabaseSpec) -> Result<Option<String>> {
         let mut client = self.connect_master(record, &spec.name)?;
-        client
-            .batch_execute(&format!("SET ROLE {}", quote_ident(&spec.owner)))
-            .map_err(|e| pg::statement_error("SET ROLE", &e))?;
-        match guard::read_stamp(&mut client)? {
-            Some(stamp) if stamp.env == spec.env => Ok(None),
-            Some(stamp) => Err(Error::Refused(format!(
-                "database {} on instance {} is stamped {} but dbtools.toml gives it to env {}: fix the config, or re-stamp it with `dbguard stamp {} --confirm {}`",
-                spec.name, record.id, stamp.env, spec.env, spec.env, spec.env
-            ))),
-            None => {
-                guard::write_stamp(&mut client, &spec.env, None, "rdsprov", None)?;
-                Ok(Some(format!(
-                    "stamped database {} as env {}",
-                    spec.name, spec.env
-                )))
-            }
-        }
+        tenant::ensure_stamp(&mut client, spec, &record.id)
     }
 
     /// The record with its live status.
@@ -554,11 +507,4 @@ fn database_of<'a>(spec: &'a InstanceSpec, env: &str) -> Result<&'a DatabaseSpec
     spec.databases.iter().find(|d| d.env == env).ok_or_else(|| {
         Error::BadInput(format!("env {env} has no database on instance {}", spec.id))
     })
-}
-
-fn exists(client: &mut pg::Client, sql: &str, name: &str) -> Result<bool> {
-    client
-        .query_opt(sql, &[&name])
-        .map(|row| row.is_some())
-        .map_err(|e| pg::statement_error("reading the catalog", &e))
 }

@@ -8,6 +8,7 @@ mod aws_secrets;
 mod cli;
 mod commands;
 mod local;
+mod tenant;
 
 fn main() -> std::process::ExitCode {
     dbtools::cli::main("rdsprov", commands::run)

@@ -457,17 +457,17 @@ fn apply_steps(
 }
 
 fn read_password(aws: &Aws, spec: &InstanceSpec) -> Result<String> {
+    read_secret_password(aws, &spec.secret_name())
+}
+
+/// The password in a Secrets Manager secret of RDS's JSON shape (ours, or one RDS manages).
+pub fn read_secret_password(aws: &Aws, secret_id: &str) -> Result<String> {
     let answer = aws
-        .block_on(
-            aws.secrets
-                .get_secret_value()
-                .secret_id(spec.secret_name())
-                .send(),
-        )
+        .block_on(aws.secrets.get_secret_value().secret_id(secret_id).send())
         .map_err(|e| describe("reading the master secret", e))?;
     let secret = SecretRef {
         source: "aws-sm".into(),
-        reference: spec.secret_name(),
+        reference: secret_id.to_string(),
     };
     Ok(secrets::parse_secret_string(&secret, answer.secret_string().unwrap_or_default())?.password)
 }

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod pricing;
 pub mod run;
 pub mod spec;
+pub mod tenant;
 
 use aws_sdk_rds::config::ProvideCredentials;
 use aws_sdk_rds::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

@@ -2,7 +2,7 @@
 //! `apply` make the changes; print the plan or the resources (JSON when piped, a table on a
 //! terminal).
 
-use crate::aws::{apply, ops, plan, pricing, spec, Aws};
+use crate::aws::{apply, ops, plan, pricing, spec, tenant, Aws};
 use dbtools::cli::{ConfirmArgs, GlobalArgs};
 use dbtools::config::{self, Config};
 use dbtools::contract::{self, Instance, Plan, PlannedChange, Resources};
@@ -99,6 +99,39 @@ pub fn status(out: Output, path: &Path) -> Result<ExitStatus> {
         }
     }
     emit_instances(out, instances)
+}
+
+/// `rdsprov tenant add NAME --env ENV --spec FILE`.
+pub fn tenant_add(
+    out: Output,
+    path: &Path,
+    env: &str,
+    name: &str,
+    iam: bool,
+    sslrootcert: Option<&Path>,
+) -> Result<ExitStatus> {
+    let spec = read_spec(path)?;
+    let instance = instance_of(&spec, env)?;
+    let tenant = crate::tenant::checked_tenant(env, name, &instance.master_user)?;
+    let aws = Aws::connect(&spec.region)?;
+    let (changes, record) = tenant::add(&aws, instance, &tenant, iam, sslrootcert)?;
+    for change in &changes {
+        cli::note(TOOL, change);
+    }
+    if changes.is_empty() {
+        cli::note(TOOL, "nothing to change");
+    }
+    let mut found = observed_instance(&aws, instance)?
+        .ok_or_else(|| Error::Failed(format!("instance {} vanished", instance.id)))?;
+    found.databases.push(record);
+    let resources = Resources {
+        kind: contract::RESOURCES.into(),
+        provider: "aws".into(),
+        changes,
+        instances: vec![found],
+    };
+    out.emit(&resources, || render_instances(&resources.instances))?;
+    Ok(ExitStatus::Success)
 }
 
 /// `rdsprov wait`: until the env's instance is `available` (Ctrl-C stops it with exit 130).

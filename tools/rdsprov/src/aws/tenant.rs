@@ -1,0 +1,151 @@
+//! `rdsprov tenant add NAME --env ENV --spec FILE`: the tenant SQL (`crate::tenant`) on an env's
+//! RDS instance, as its master user (password from Secrets Manager), over `verify-full` TLS with
+//! the RDS CA bundle the user downloaded. The tenant's password goes to Secrets Manager
+//! (`rdsprov/<id>/tenant/<name>`) before the role gets it; `--iam` grants `rds_iam`.
+
+use crate::aws::apply::read_secret_password;
+use crate::aws::spec::InstanceSpec;
+use crate::aws::{code, describe, plan, Aws};
+use crate::tenant::{self, DatabaseSpec};
+use dbtools::contract::{Conn, DatabaseRecord, SecretRef, SslMode};
+use dbtools::names::quote_ident;
+use dbtools::{pg, Error, Result};
+use std::path::Path;
+
+pub fn tenant_secret_name(spec: &InstanceSpec, tenant: &DatabaseSpec) -> String {
+    format!("rdsprov/{}/tenant/{}", spec.id, tenant.name)
+}
+
+/// Adds (or converges) the tenant; returns what changed and the tenant's database record.
+pub fn add(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    tenant: &DatabaseSpec,
+    iam: bool,
+    sslrootcert: Option<&Path>,
+) -> Result<(Vec<String>, DatabaseRecord)> {
+    let sslrootcert = sslrootcert.ok_or_else(|| {
+        Error::BadInput(
+            "tenant add on RDS connects with verify-full: pass --sslrootcert with the RDS CA bundle (download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)".into(),
+        )
+    })?;
+    if !sslrootcert.is_file() {
+        return Err(Error::BadInput(format!(
+            "--sslrootcert {}: no such file (the RDS CA bundle: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)",
+            sslrootcert.display()
+        )));
+    }
+    let observed = plan::observe(aws, spec)?;
+    let state = observed.instance.as_ref().ok_or_else(|| {
+        Error::BadInput(format!(
+            "env {}: instance {} does not exist: run `rdsprov apply --spec …` first",
+            spec.env, spec.id
+        ))
+    })?;
+    let (host, port) = state.endpoint.clone().ok_or_else(|| {
+        Error::Failed(format!(
+            "instance {} has no endpoint yet ({}): `rdsprov wait` for it",
+            spec.id, state.status
+        ))
+    })?;
+    let master_secret = observed
+        .secret_arn
+        .clone()
+        .or(state.managed_secret_arn.clone())
+        .ok_or_else(|| {
+            Error::Failed(format!(
+                "instance {}: no master secret found in Secrets Manager",
+                spec.id
+            ))
+        })?;
+    let master_password = read_secret_password(aws, &master_secret)?;
+    let conn = |dbname: &str| Conn {
+        host: host.clone(),
+        port: u16::try_from(port).unwrap_or(5432),
+        dbname: dbname.into(),
+        user: state.master_user.clone(),
+        password: Some(master_password.clone()),
+        sslmode: SslMode::VerifyFull,
+        sslrootcert: Some(sslrootcert.display().to_string()),
+    };
+    let mut client = pg::connect(&conn("postgres"), "rdsprov", pg::DEFAULT_CONNECT_TIMEOUT)?;
+
+    let secret_name = tenant_secret_name(spec, tenant);
+    let existing = match aws.block_on(aws.secrets.describe_secret().secret_id(&secret_name).send())
+    {
+        Ok(answer) => answer.arn().map(str::to_string),
+        Err(e) if code(&e) == Some("ResourceNotFoundException") => None,
+        Err(e) => return Err(describe("reading the tenant's secret", e)),
+    };
+    let mut secret_arn = existing.clone();
+    let mut changes = tenant::ensure_role_and_database(
+        &mut client,
+        tenant,
+        existing.is_some(),
+        &mut |password| {
+            let value = serde_json::json!({
+                "username": tenant.owner, "password": password, "engine": "postgres",
+                "host": host, "port": port, "dbname": tenant.name,
+            })
+            .to_string();
+            let arn = match &existing {
+                Some(arn) => {
+                    aws.block_on(
+                        aws.secrets
+                            .put_secret_value()
+                            .secret_id(arn)
+                            .secret_string(value)
+                            .send(),
+                    )
+                    .map_err(|e| describe("storing the tenant's password", e))?;
+                    arn.clone()
+                }
+                None => aws
+                    .block_on(
+                        aws.secrets
+                            .create_secret()
+                            .name(&secret_name)
+                            .description(format!("rdsprov: tenant {} on {}", tenant.name, spec.id))
+                            .secret_string(value)
+                            .send(),
+                    )
+                    .map_err(|e| describe("storing the tenant's password", e))?
+                    .arn()
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            secret_arn = Some(arn);
+            Ok(())
+        },
+    )?;
+    if iam {
+        let granted = tenant::exists(
+            &mut client,
+            "SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = 'rds_iam' AND r.rolname = $1",
+            &tenant.owner,
+        )?;
+        if !granted {
+            client
+                .batch_execute(&format!("GRANT rds_iam TO {}", quote_ident(&tenant.owner)))
+                .map_err(|e| pg::statement_error("GRANT rds_iam", &e))?;
+            changes.push(format!(
+                "granted rds_iam to {} (IAM auth tokens)",
+                tenant.owner
+            ));
+        }
+    }
+    let mut in_database = pg::connect(&conn(&tenant.name), "rdsprov", pg::DEFAULT_CONNECT_TIMEOUT)?;
+    changes.extend(tenant::ensure_stamp(&mut in_database, tenant, &spec.id)?);
+    Ok((
+        changes,
+        DatabaseRecord {
+            name: tenant.name.clone(),
+            owner: tenant.owner.clone(),
+            env: tenant.env.clone(),
+            secret: SecretRef {
+                source: "aws-sm".into(),
+                reference: secret_arn.unwrap_or(secret_name),
+            },
+        },
+    ))
+}

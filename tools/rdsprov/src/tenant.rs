@@ -1,0 +1,179 @@
+//! The SQL that gives an application its own place on an instance, the same on every provider:
+//! a role (LOGIN only, no other attribute) with a generated password, a database it owns,
+//! CONNECT revoked from PUBLIC so other roles — other tenants — cannot even connect, and the
+//! database stamped with its env. Used for each env's database by `apply` and for
+//! `rdsprov tenant add NAME`. Where passwords live (local store, Secrets Manager) is the
+//! caller's: it passes whether the role's secret exists and how to store a new password,
+//! which happens before the role gets it, so a crash never leaves a password nobody knows.
+
+use dbtools::names::{quote_ident, quote_literal};
+use dbtools::{guard, pg, secrets, Error, Result};
+
+/// One database and the role that owns it, for an env.
+#[derive(Debug, Clone)]
+pub struct DatabaseSpec {
+    pub env: String,
+    pub name: String,
+    pub owner: String,
+}
+
+/// A tenant's database and role (both named NAME) for an env, the name checked: an SQL name
+/// of our safe alphabet, not the master user, not a name PostgreSQL or RDS keeps for itself.
+pub fn checked_tenant(env: &str, name: &str, master_user: &str) -> Result<DatabaseSpec> {
+    dbtools::names::check_env_name(env)?;
+    dbtools::names::check_sql_name(name, "tenant name")?;
+    const RESERVED: &[&str] = &["postgres", "template0", "template1", "rdsadmin", "public"];
+    if name == master_user || RESERVED.contains(&name) || name.starts_with("rds") {
+        return Err(Error::BadInput(format!(
+            "tenant name {name:?} is taken by PostgreSQL, RDS or the master user: pick another"
+        )));
+    }
+    Ok(DatabaseSpec {
+        env: env.into(),
+        name: name.into(),
+        owner: name.into(),
+    })
+}
+
+pub fn exists(client: &mut pg::Client, sql: &str, name: &str) -> Result<bool> {
+    client
+        .query_opt(sql, &[&name])
+        .map(|row| row.is_some())
+        .map_err(|e| pg::statement_error("reading the catalog", &e))
+}
+
+/// The role and database: created when missing; a role whose secret is gone gets a new
+/// password (and secret) rather than leaving the env unusable. `client` is the master user's,
+/// on any database of the instance.
+pub fn ensure_role_and_database(
+    client: &mut pg::Client,
+    spec: &DatabaseSpec,
+    secret_exists: bool,
+    store_password: &mut dyn FnMut(&str) -> Result<()>,
+) -> Result<Vec<String>> {
+    let mut changes = Vec::new();
+    let role_exists = exists(
+        client,
+        "SELECT 1 FROM pg_roles WHERE rolname = $1",
+        &spec.owner,
+    )?;
+    if !role_exists || !secret_exists {
+        let password = secrets::generate_password()?;
+        // A SCRAM verifier, not the password: the server never sees it in plain text.
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        store_password(&password)?;
+        let (verb, change) = if role_exists {
+            (
+                "ALTER",
+                format!(
+                    "reset the password of role {} (its secret was missing)",
+                    spec.owner
+                ),
+            )
+        } else {
+            (
+                "CREATE",
+                format!("created role {} (login only)", spec.owner),
+            )
+        };
+        let sql = format!(
+            "{verb} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}",
+            quote_ident(&spec.owner),
+            quote_literal(&verifier)
+        );
+        client
+            .batch_execute(&sql)
+            .map_err(|e| pg::statement_error(&format!("{verb} ROLE {}", spec.owner), &e))?;
+        changes.push(change);
+    }
+    let db = quote_ident(&spec.name);
+    let owner = quote_ident(&spec.owner);
+    let current_owner = client
+        .query_opt(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1",
+            &[&spec.name],
+        )
+        .map_err(|e| pg::statement_error("reading the catalog", &e))?
+        .map(|row| row.get::<_, String>(0));
+    if let Some(other) = current_owner.filter(|o| o != &spec.owner) {
+        return Err(Error::Refused(format!(
+            "database {} exists and belongs to {other}, not {}: pick another name",
+            spec.name, spec.owner
+        )));
+    }
+    if !exists(
+        client,
+        "SELECT 1 FROM pg_database WHERE datname = $1",
+        &spec.name,
+    )? {
+        // On RDS the master user is no superuser: it must be a member of the role to give it
+        // a database. A superuser (the local provider) is a member of everything already.
+        client
+            .batch_execute(&format!(
+                "DO $rdsprov$ BEGIN IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+                 AND NOT pg_has_role(current_user, {}, 'USAGE') THEN EXECUTE format('GRANT %I TO %I', {}, current_user); \
+                 END IF; END $rdsprov$",
+                quote_literal(&spec.owner),
+                quote_literal(&spec.owner)
+            ))
+            .map_err(|e| pg::statement_error(&format!("GRANT {} to the master user", spec.owner), &e))?;
+        // Alone in its message: CREATE DATABASE refuses to run in a multi-statement one.
+        client
+            .batch_execute(&format!(
+                "CREATE DATABASE {db} OWNER {owner} ENCODING 'UTF8' TEMPLATE template0"
+            ))
+            .map_err(|e| pg::statement_error(&format!("CREATE DATABASE {}", spec.name), &e))?;
+        changes.push(format!(
+            "created database {} (env {}, owner {})",
+            spec.name, spec.env, spec.owner
+        ));
+    }
+    // Checked apart from creation: a run killed between CREATE and REVOKE converges here.
+    if exists(
+        client,
+        "SELECT 1 WHERE has_database_privilege('public', $1, 'CONNECT')",
+        &spec.name,
+    )? {
+        client
+            .batch_execute(&format!(
+                "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner}"
+            ))
+            .map_err(|e| pg::statement_error(&format!("GRANT on {}", spec.name), &e))?;
+        changes.push(format!("restricted CONNECT on {} to its owner", spec.name));
+    }
+    Ok(changes)
+}
+
+/// Stamps the database with its env (the guard refuses writes to unstamped ones), as the
+/// database's owner so the `dbtools` schema belongs to the app role like the rest. `client` is
+/// the master user's, connected to the database itself. A database stamped for another env is
+/// never re-stamped here: that is `dbguard stamp`'s destructive path, with its confirmation.
+pub fn ensure_stamp(
+    client: &mut pg::Client,
+    spec: &DatabaseSpec,
+    instance: &str,
+) -> Result<Option<String>> {
+    client
+        .batch_execute(&format!("SET ROLE {}", quote_ident(&spec.owner)))
+        .map_err(|e| pg::statement_error("SET ROLE", &e))?;
+    let outcome = match guard::read_stamp(client)? {
+        Some(stamp) if stamp.env == spec.env => None,
+        Some(stamp) => {
+            return Err(Error::Refused(format!(
+                "database {} on instance {instance} is stamped {} but is wanted for env {}: fix the config, or re-stamp it with `dbguard stamp {} --confirm {}`",
+                spec.name, stamp.env, spec.env, spec.env, spec.env
+            )))
+        }
+        None => {
+            guard::write_stamp(client, &spec.env, None, "rdsprov", None)?;
+            Some(format!(
+                "stamped database {} as env {}",
+                spec.name, spec.env
+            ))
+        }
+    };
+    client
+        .batch_execute("RESET ROLE")
+        .map_err(|e| pg::statement_error("RESET ROLE", &e))?;
+    Ok(outcome)
+}
