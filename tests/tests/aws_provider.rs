@@ -759,3 +759,120 @@ fn tenant_add_on_aws_names_what_it_needs() {
         "is taken by PostgreSQL, RDS or the master user",
     );
 }
+
+/// Restores go into a new instance, never over the live one, through the guard: from a
+/// snapshot, and to the latest restorable time; each refusal says why.
+#[test]
+fn restore_into_a_new_instance_only() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-restore");
+    let state = TempDir::new("aws-restore-audit");
+    let run = |args: &[&str]| {
+        let path = dir.path.join("rds.toml");
+        std::fs::write(&path, SPEC).unwrap();
+        Tool::new("rdsprov")
+            .args(args)
+            .arg_path_flag("--spec", &path)
+            .aws(&moto)
+            .env("RDSPROV_POLL_SECONDS", "0.2")
+            .env("XDG_STATE_HOME", &state.path)
+            .run()
+    };
+    run(&["apply"]).expect(0);
+    run(&["snapshot", "--env", "dev", "--name", "snap-1"]).expect(0);
+
+    let restored = run(&[
+        "restore",
+        "--env",
+        "dev",
+        "--from-snapshot",
+        "snap-1",
+        "--as",
+        "combine-dev-copy",
+    ]);
+    let resources = restored.expect(0).json();
+    let copy = &resources["instances"][0];
+    assert_eq!(copy["id"], "combine-dev-copy");
+    assert_eq!(copy["status"], "available");
+    assert!(
+        restored
+            .stderr
+            .contains("the live instance combine-dev was not touched"),
+        "{}",
+        restored.stderr
+    );
+    let described = moto.call(
+        "rds",
+        "describe_db_instances",
+        json!({"DBInstanceIdentifier": "combine-dev-copy"}),
+    );
+    let tags = described["DBInstances"][0]["TagList"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        tags.iter()
+            .any(|t| t["Key"] == "restored-from" && t["Value"] == "snapshot snap-1"),
+        "{tags:?}"
+    );
+    let live = moto.call(
+        "rds",
+        "describe_db_instances",
+        json!({"DBInstanceIdentifier": "combine-dev"}),
+    );
+    assert_eq!(live["DBInstances"][0]["DBInstanceStatus"], "available");
+
+    run(&["restore", "--env", "dev", "--latest", "--as", "combine-dev"]).expect_error(
+        "rdsprov",
+        2,
+        "never over the live one",
+    );
+    run(&[
+        "restore",
+        "--env",
+        "dev",
+        "--latest",
+        "--as",
+        "combine-dev-copy",
+    ])
+    .expect_error("rdsprov", 2, "instance combine-dev-copy already exists");
+    run(&[
+        "restore",
+        "--env",
+        "dev",
+        "--from-snapshot",
+        "nope",
+        "--as",
+        "combine-dev-2",
+    ])
+    .expect_error("rdsprov", 2, "snapshot nope does not exist");
+    run(&["restore", "--env", "dev", "--as", "combine-dev-2"]).expect_error(
+        "rdsprov",
+        2,
+        "say where from",
+    );
+    // test is confirm-level: a restore copies its data.
+    run(&[
+        "restore",
+        "--env",
+        "test",
+        "--latest",
+        "--as",
+        "combine-test-pitr",
+    ])
+    .expect_error("rdsprov", 3, "--confirm test");
+    let pitr = run(&[
+        "restore",
+        "--env",
+        "test",
+        "--latest",
+        "--as",
+        "combine-test-pitr",
+        "--confirm",
+        "test",
+    ]);
+    assert_eq!(
+        pitr.expect(0).json()["instances"][0]["id"],
+        "combine-test-pitr"
+    );
+}

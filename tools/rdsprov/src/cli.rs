@@ -88,6 +88,30 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Restore an env's AWS instance into a NEW instance (never over the live one): from a
+    /// snapshot, to a point in time, or to the latest restorable time. Destructive class (it
+    /// copies the env's data): the env's protection applies (--confirm).
+    Restore {
+        /// The AWS spec (TOML or JSON; `-` reads stdin).
+        #[arg(long, value_name = "FILE")]
+        spec: PathBuf,
+        #[arg(long, short = 'e', value_name = "ENV")]
+        env: String,
+        /// The new instance's id.
+        #[arg(long = "as", value_name = "ID")]
+        target: String,
+        /// A snapshot id (e.g. one `rdsprov snapshot` took).
+        #[arg(long, value_name = "SNAPSHOT", group = "source")]
+        from_snapshot: Option<String>,
+        /// A moment within the backup retention, RFC 3339 UTC (2026-11-23T08:00:00Z).
+        #[arg(long, value_name = "TIME", group = "source")]
+        to_time: Option<String>,
+        /// The latest restorable time (a few minutes ago).
+        #[arg(long, group = "source")]
+        latest: bool,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
     /// Take a manual snapshot of an env's AWS instance (e.g. before a risky migration).
     Snapshot {
         /// The AWS spec (TOML or JSON; `-` reads stdin).

@@ -45,6 +45,28 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Tenant {
             command: TenantCommand::Add { name, env, .. },
         } => provision(out, &cli.global, Local::AddTenant { env, name }),
+        Command::Restore {
+            spec,
+            env,
+            target,
+            from_snapshot,
+            to_time,
+            latest,
+            confirm,
+        } => {
+            let source = match (from_snapshot, to_time, latest) {
+                (Some(snapshot), None, false) => crate::aws::ops::RestoreSource::Snapshot(snapshot),
+                (None, Some(time), false) => crate::aws::ops::RestoreSource::Time(time),
+                (None, None, true) => crate::aws::ops::RestoreSource::Latest,
+                _ => {
+                    return Err(dbtools::Error::BadInput(
+                        "restore: say where from: --from-snapshot ID, --to-time TIME or --latest"
+                            .into(),
+                    ))
+                }
+            };
+            crate::aws::run::restore(out, &cli.global, &spec, &env, &target, &source, &confirm)
+        }
         Command::Wait { spec, env } => crate::aws::run::wait(out, &spec, &env),
         Command::Snapshot { spec, env, name } => {
             crate::aws::run::snapshot(out, &spec, &env, name.as_deref())

@@ -134,6 +134,63 @@ pub fn tenant_add(
     Ok(ExitStatus::Success)
 }
 
+/// `rdsprov restore`: through the guard (action `restore`, the env's protection), then into a
+/// new instance with the live one's security group.
+pub fn restore(
+    out: Output,
+    global: &GlobalArgs,
+    path: &Path,
+    env: &str,
+    target_id: &str,
+    source: &ops::RestoreSource,
+    confirm: &ConfirmArgs,
+) -> Result<ExitStatus> {
+    let spec = read_spec(path)?;
+    let instance = instance_of(&spec, env)?;
+    let config = Config::find(global.config.as_deref()).ok().flatten();
+    let protection = config
+        .as_ref()
+        .filter(|c| c.envs.contains_key(env))
+        .map(|c| c.protection(env))
+        .unwrap_or_else(|| config::default_protection(env));
+    let guard = dbtools::guard::Guard::for_instance(
+        TOOL,
+        "restore",
+        env,
+        protection,
+        &instance.id,
+        config.as_ref(),
+    )?;
+    let confirmation = confirm.confirmation();
+    guard.check_protection(&confirmation)?;
+    guard.record_allowed(None, &confirmation)?;
+    let aws = Aws::connect(&spec.region)?;
+    let live = plan::observe(&aws, instance)?;
+    let changes = ops::restore(
+        &aws,
+        instance,
+        source,
+        target_id,
+        live.security_group.map(|g| g.0),
+        poll_interval(),
+    )?;
+    for change in &changes {
+        cli::note(TOOL, change);
+    }
+    let mut target = instance.clone();
+    target.id = target_id.to_string();
+    let restored = observed_instance(&aws, &target)?
+        .ok_or_else(|| Error::Failed(format!("instance {target_id} vanished after the restore")))?;
+    let resources = Resources {
+        kind: contract::RESOURCES.into(),
+        provider: "aws".into(),
+        changes,
+        instances: vec![restored],
+    };
+    out.emit(&resources, || render_instances(&resources.instances))?;
+    Ok(ExitStatus::Success)
+}
+
 /// `rdsprov wait`: until the env's instance is `available` (Ctrl-C stops it with exit 130).
 pub fn wait(out: Output, path: &Path, env: &str) -> Result<ExitStatus> {
     let spec = read_spec(path)?;
