@@ -153,7 +153,8 @@ def main():
                     print(f"bench: {link:8} {tool:28} {elapsed:8.2f} s  turns={turns_seen[tool]}", file=sys.stderr)
             for tool in tools:
                 results[(link, tool)] = (statistics.median(samples[tool]), turns_seen[tool])
-            paired[link] = statistics.median(ours / floor for ours, floor in zip(samples[tools[0]], samples[tools[3]]))
+            ratios = [ours / floor for ours, floor in zip(samples[tools[0]], samples[tools[3]])]
+            paired[link] = (statistics.median(ratios), len(ratios))
 
         # status with every migration applied (dbmate's table and ours are the same).
         reset()
@@ -184,8 +185,8 @@ def main():
         floor_l = results[("loopback", tools[3])][0]
         print(f"\nthrough the proxy: dbmigrate is {results[('proxy', 'dbmate')][0] / ours_p:.1f}x faster than dbmate, "
               f"{results[('proxy', 'sqlx-cli')][0] / ours_p:.1f}x faster than sqlx-cli")
-        print(f"dbmigrate / floor, median of the {len(samples[tools[0]])} paired rounds: {paired['proxy']:.2f}x through the proxy, "
-              f"{paired['loopback']:.2f}x on loopback; the floor itself is {results[('proxy', 'dbmate')][0] / results[('proxy', tools[3])][0]:.1f}x "
+        print(f"dbmigrate / floor, median of the {paired['proxy'][1]} paired rounds: {paired['proxy'][0]:.2f}x through the proxy, "
+              f"{paired['loopback'][0]:.2f}x on loopback; the floor itself is {results[('proxy', 'dbmate')][0] / results[('proxy', tools[3])][0]:.1f}x "
               f"faster than dbmate and {results[('proxy', 'sqlx-cli')][0] / results[('proxy', tools[3])][0]:.1f}x faster than sqlx-cli through the proxy")
         print(f"on loopback (medians): dbmigrate takes {ours_l / floor_l:.2f}x the floor; dbmate {results[('loopback', 'dbmate')][0] / floor_l:.2f}x, "
               f"sqlx-cli {results[('loopback', 'sqlx-cli')][0] / floor_l:.2f}x")

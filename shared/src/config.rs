@@ -85,6 +85,18 @@ impl InstanceConfig {
     }
 }
 
+/// Where the config is (explicit path, `DBTOOLS_CONFIG`, then upward from here), without
+/// reading it; `dbtools.toml` here when there is none (a tool that writes it creates it).
+pub fn locate(explicit: Option<&Path>) -> PathBuf {
+    match explicit {
+        Some(path) => path.to_path_buf(),
+        None => match std::env::var_os(envvars::DBTOOLS_CONFIG) {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => find_upward().unwrap_or_else(|_| PathBuf::from(CONFIG_FILE)),
+        },
+    }
+}
+
 impl Config {
     /// Finds and loads the config (see the module doc for the search order).
     pub fn load(explicit: Option<&Path>) -> Result<Config> {

@@ -294,6 +294,9 @@ pub struct Instance {
     pub alarms: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm_topic: Option<String>,
+    /// AWS: the instance's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -722,7 +725,7 @@ pub fn parse_message(text: &str) -> Result<Message> {
 }
 
 /// Turns an upstream error object into the matching error (same exit code, already reported).
-fn upstream_error(value: &Value) -> Error {
+pub fn upstream_error(value: &Value) -> Error {
     let message: ErrorMessage = match serde_json::from_value(value.clone()) {
         Ok(m) => m,
         Err(e) => return Error::BadInput(format!("stdin: malformed {ERROR} object: {e}")),

@@ -876,3 +876,102 @@ fn restore_into_a_new_instance_only() {
         "combine-test-pitr"
     );
 }
+
+/// `rdsprov … | dbenv import`: the instance and the env's entries land in dbtools.toml (its
+/// comments kept), and `dbenv resolve` works at once, its password from Secrets Manager. The
+/// database record is the one `tenant add` on RDS adds to the resources (moto has no
+/// PostgreSQL to run that SQL against; the local provider's tests cover it).
+#[test]
+fn provisioned_resources_import_into_a_resolvable_env() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-import");
+    rdsprov(&moto, &dir, ONE_ENV, &["apply"]).expect(0);
+    let project = harness::Project::new(
+        "app = \"combine\"\n# written by hand: stays\n[env.dev]\nprotection = \"open\"\n",
+    );
+
+    // apply's resources alone: the instance, and a note that the env needs a tenant.
+    let status = rdsprov(&moto, &dir, ONE_ENV, &["status"])
+        .expect(0)
+        .stdout
+        .clone();
+    let first = project
+        .tool("dbenv")
+        .args(["import"])
+        .stdin(status.clone())
+        .run();
+    assert!(
+        first
+            .stderr
+            .contains("env dev has no database and role on combine-dev yet"),
+        "{}",
+        first.stderr
+    );
+
+    let arn = moto.create_secret(
+        "rdsprov/combine-dev/tenant/billing",
+        &json!({"engine": "postgres", "username": "billing", "password": "tenant-pw-1"})
+            .to_string(),
+    );
+    let mut resources: serde_json::Value = serde_json::from_str(&status).unwrap();
+    resources["instances"][0]["databases"] = json!([{
+        "name": "billing", "owner": "billing", "env": "dev",
+        "secret": {"source": "aws-sm", "ref": arn}
+    }]);
+    let imported = project
+        .tool("dbenv")
+        .args(["import", "--sslrootcert", "certs/rds-global-bundle.pem"])
+        .stdin(resources.to_string())
+        .run();
+    let listing = imported.expect(0).json();
+    assert_eq!(listing["kind"], "dbtools.env.list/v1");
+    assert_eq!(listing["envs"][0]["provider"], "aws");
+    let config = std::fs::read_to_string(project.path().join("dbtools.toml")).unwrap();
+    assert!(config.contains("# written by hand: stays"), "{config}");
+    assert!(config.contains("protection = \"open\""), "{config}");
+    assert!(
+        config.contains("[instance.combine-dev]\nprovider = \"aws\"\nregion = \"eu-west-1\""),
+        "{config}"
+    );
+
+    let profile = project
+        .tool("dbenv")
+        .args(["resolve", "dev"])
+        .aws(&moto)
+        .run()
+        .expect(0)
+        .json();
+    assert_eq!(
+        profile["conn"]["host"],
+        "combine-dev.aaaaaaaaaa.eu-west-1.rds.amazonaws.com"
+    );
+    assert_eq!(profile["conn"]["user"], "billing");
+    assert_eq!(profile["conn"]["dbname"], "billing");
+    assert_eq!(profile["conn"]["password"], "tenant-pw-1");
+    assert_eq!(profile["conn"]["sslmode"], "verify-full");
+    assert_eq!(profile["instance"]["provider"], "aws");
+
+    let again = project
+        .tool("dbenv")
+        .args(["import", "--sslrootcert", "certs/rds-global-bundle.pem"])
+        .stdin(resources.to_string())
+        .run();
+    again.expect(0);
+    assert!(
+        again.stderr.contains("nothing to change"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("dbtools.toml")).unwrap(),
+        config
+    );
+
+    // Anything but resources is refused with what to pipe in; nothing is written.
+    project
+        .tool("dbenv")
+        .args(["import"])
+        .stdin(serde_json::to_string(&profile).unwrap())
+        .run()
+        .expect_error("dbenv", 2, "dbenv import reads rdsprov's resources");
+}

@@ -38,6 +38,14 @@ pub enum Command {
         #[arg(long)]
         reveal: bool,
     },
+    /// Write what rdsprov made (its resources JSON on stdin) into dbtools.toml: per AWS env its
+    /// instance, host, port, database, user, secret ref, verify-full and sslrootcert. Comments
+    /// and other keys stay; a second import changes nothing. Prints the env list.
+    Import {
+        /// The RDS CA bundle for the imported envs' sslrootcert (verify-full).
+        #[arg(long, value_name = "FILE")]
+        sslrootcert: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -33,6 +33,18 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             out.emit(&shown, || profile_table(&shown))?;
             Ok(ExitStatus::Success)
         }
+        Command::Import { sslrootcert } => {
+            let resources = resources_from_stdin()?;
+            let path = config::locate(cli.global.config.as_deref());
+            let changes = crate::import::import_into(&path, &resources, sslrootcert.as_deref())?;
+            for change in &changes {
+                dbtools::cli::note("dbenv", change);
+            }
+            if changes.is_empty() {
+                dbtools::cli::note("dbenv", format!("{}: nothing to change", path.display()));
+            }
+            list(&Config::load(Some(&path))?, out)
+        }
         Command::Export {
             env,
             format,
@@ -48,6 +60,24 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
     }
+}
+
+/// rdsprov's resources from stdin (an upstream error passes on with its exit code).
+fn resources_from_stdin() -> Result<contract::Resources> {
+    let text = contract::decode_text(&dbtools::input::read_stdin()?)?;
+    let message = contract::parse_message(&text)?;
+    if message.kind == contract::ERROR {
+        return Err(contract::upstream_error(&message.value));
+    }
+    if message.kind != contract::RESOURCES {
+        return Err(Error::BadInput(format!(
+            "stdin: dbenv import reads rdsprov's resources ({}), not {}: pipe `rdsprov apply` or `rdsprov tenant add` into it",
+            contract::RESOURCES,
+            message.kind
+        )));
+    }
+    serde_json::from_value(message.value)
+        .map_err(|e| Error::BadInput(format!("stdin: malformed {}: {e}", contract::RESOURCES)))
 }
 
 fn list(config: &Config, out: Output) -> Result<ExitStatus> {

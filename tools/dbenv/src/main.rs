@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod import;
 
 fn main() -> std::process::ExitCode {
     dbtools::cli::main("dbenv", commands::run)

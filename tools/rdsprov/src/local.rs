@@ -256,6 +256,7 @@ impl LocalProvider<'_> {
             parameter_group: None,
             alarms: Vec::new(),
             alarm_topic: None,
+            region: None,
         };
         self.write_record(&record)?;
         Ok(record)

@@ -453,6 +453,7 @@ fn apply_steps(
         parameter_group: Some(spec.parameter_group_name()),
         alarms,
         alarm_topic,
+        region: Some(aws.region.clone()),
     })
 }
 

@@ -256,6 +256,7 @@ fn observed_instance(aws: &Aws, instance: &spec::InstanceSpec) -> Result<Option<
         parameter_group: state.attributes.get("parameter_group").cloned(),
         alarms: observed.alarms.alarms.keys().cloned().collect(),
         alarm_topic: observed.alarms.topic_arn.clone(),
+        region: Some(aws.region.clone()),
     }))
 }
 
