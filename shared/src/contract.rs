@@ -162,9 +162,9 @@ impl SecretRef {
                 "secret reference {text:?} has no source: write local:NAME, env:VAR or aws-sm:ID"
             ))
         })?;
-        if !matches!(source, "local" | "env" | "aws-sm") || reference.is_empty() {
+        if !matches!(source, "local" | "env" | "aws-sm" | "aws-iam") || reference.is_empty() {
             return Err(Error::BadInput(format!(
-                "secret reference {text:?}: the source must be local, env or aws-sm, followed by a name"
+                "secret reference {text:?}: the source must be local, env, aws-sm or aws-iam, followed by a name (aws-iam: the region)"
             )));
         }
         Ok(SecretRef {

@@ -36,6 +36,9 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
     };
     let secret = config.env_secret(env_name)?;
     let password = match &secret {
+        Some(reference) if reference.source == "aws-iam" => {
+            Some(secrets::iam_auth_token(reference, &host, port, &env.user)?.password)
+        }
         Some(reference) => {
             let region = instance.and_then(|(_, i)| i.region.as_deref());
             Some(secrets::resolve(reference, &config.state, region)?.password)

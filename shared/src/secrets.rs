@@ -6,6 +6,8 @@
 //! - `aws-sm:ID` — AWS Secrets Manager. The AWS SDK lives in `rdsprov` only, so the other tools
 //!   start in milliseconds; we run `rdsprov secret get ID` and read the value from its stdout
 //!   (never argv). Only a profile that references `aws-sm` pays for it.
+//! - `aws-iam:REGION` — no stored password: an RDS IAM auth token (15 minutes) made for the
+//!   profile's host, port and user by `rdsprov secret iam-token` when the profile is resolved.
 
 use crate::contract::{self, SecretRef, SecretValue};
 use crate::envvars;
@@ -75,6 +77,9 @@ pub fn resolve(secret: &SecretRef, state: &StateDir, region: Option<&str>) -> Re
             ))),
         },
         "aws-sm" => resolve_through_rdsprov(secret, region),
+        "aws-iam" => Err(Error::BadInput(format!(
+            "secret {secret}: an IAM token is made per host and user when an env is resolved (dbenv resolve), not read from a store"
+        ))),
         other => Err(Error::BadInput(format!(
             "secret {secret}: unknown source {other:?}"
         ))),
@@ -159,12 +164,45 @@ pub fn sibling_binary(name: &str) -> PathBuf {
 }
 
 fn resolve_through_rdsprov(secret: &SecretRef, region: Option<&str>) -> Result<SecretValue> {
+    let mut args = vec!["secret", "get", "--json", &secret.reference];
+    if let Some(region) = region {
+        args.extend(["--region", region]);
+    }
+    run_rdsprov(secret, &args)
+}
+
+/// An RDS IAM auth token for `user` at `host:port` (`aws-iam:REGION` secrets), made by rdsprov
+/// (which holds the AWS credentials chain); host, port and user are no secrets, the token comes
+/// back on a pipe.
+pub fn iam_auth_token(
+    secret: &SecretRef,
+    host: &str,
+    port: u16,
+    user: &str,
+) -> Result<SecretValue> {
+    let port = port.to_string();
+    run_rdsprov(
+        secret,
+        &[
+            "secret",
+            "iam-token",
+            "--json",
+            "--host",
+            host,
+            "--port",
+            &port,
+            "--user",
+            user,
+            "--region",
+            &secret.reference,
+        ],
+    )
+}
+
+fn run_rdsprov(secret: &SecretRef, args: &[&str]) -> Result<SecretValue> {
     let binary = sibling_binary("rdsprov");
     let mut command = Command::new(&binary);
-    command.args(["secret", "get", "--json", &secret.reference]);
-    if let Some(region) = region {
-        command.args(["--region", region]);
-    }
+    command.args(args);
     let output = command
         .stdin(Stdio::null())
         .stderr(Stdio::piped())

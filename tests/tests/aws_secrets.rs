@@ -114,3 +114,64 @@ fn an_unreachable_aws_endpoint_is_exit_4_and_fast() {
         started.elapsed()
     );
 }
+
+/// `aws-iam:REGION`: no password stored anywhere; resolving the env makes a 15-minute RDS IAM
+/// token for its host, port and user (SigV4 presigned by rdsprov with the usual credentials
+/// chain), which never reaches a command line or stderr. (The token's bytes are checked against
+/// botocore's in rdsprov's unit tests.)
+#[test]
+fn aws_iam_secrets_resolve_to_a_fresh_token() {
+    let moto = MotoServer::start();
+    let project = Project::new(
+        r#"app = "combine"
+[env.test]
+protection = "confirm"
+host = "combine-test.abc.eu-west-1.rds.amazonaws.com"
+database = "billing"
+user = "billing"
+secret = "aws-iam:eu-west-1"
+sslrootcert = "system"
+"#,
+    );
+    let (run, cmdlines) = harness::sample_cmdlines(|| {
+        project
+            .tool("dbenv")
+            .args(["resolve", "test"])
+            .aws(&moto)
+            .run()
+    });
+    let profile = run.expect(0).json();
+    let token = profile["conn"]["password"].as_str().unwrap().to_string();
+    assert!(
+        token.starts_with(
+            "combine-test.abc.eu-west-1.rds.amazonaws.com:5432/?Action=connect&DBUser=billing&"
+        ),
+        "{token}"
+    );
+    for part in [
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+        "X-Amz-Credential=testing%2F",
+        "%2Feu-west-1%2Frds-db%2Faws4_request",
+        "X-Amz-Expires=900",
+        "X-Amz-Signature=",
+    ] {
+        assert!(token.contains(part), "{part} missing in {token}");
+    }
+    assert_eq!(profile["secret"]["source"], "aws-iam");
+    assert!(!run.stderr.contains(&token));
+    assert!(cmdlines.iter().all(|c| !c.contains("X-Amz-Signature")));
+
+    // Without credentials: the clear, fast error of the AWS provider.
+    let started = Instant::now();
+    project
+        .tool("dbenv")
+        .args(["resolve", "test"])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_ACCESS_KEY_ID", "")
+        .env("AWS_SECRET_ACCESS_KEY", "")
+        .run()
+        .expect_error("dbenv", 4, "no AWS credentials");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

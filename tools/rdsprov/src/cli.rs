@@ -145,6 +145,21 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
+    /// Print an RDS IAM auth token (valid 15 minutes) for a user as dbtools.secret/v1 JSON:
+    /// what dbenv runs for `aws-iam:REGION` secrets. Redacted on a terminal unless --reveal.
+    IamToken {
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 5432)]
+        port: u16,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        region: String,
+        /// Show the token on a terminal.
+        #[arg(long)]
+        reveal: bool,
+    },
     /// Print a secret's value as dbtools.secret/v1 JSON.
     Get {
         /// Secret name or ARN.

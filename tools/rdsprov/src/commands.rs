@@ -18,6 +18,16 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Secret {
             command: SecretCommand::Get { id, region, reveal },
         } => secret_get(out, &id, region.as_deref(), reveal),
+        Command::Secret {
+            command:
+                SecretCommand::IamToken {
+                    host,
+                    port,
+                    user,
+                    region,
+                    reveal,
+                },
+        } => iam_token(out, &host, port, &user, &region, reveal),
         Command::Plan { spec } => crate::aws::run::plan(out, &spec),
         Command::Apply {
             spec: Some(spec), ..
@@ -101,6 +111,45 @@ enum Local {
     Reset { env: String, confirm: ConfirmArgs },
     Destroy { env: String, confirm: ConfirmArgs },
     AddTenant { env: String, name: String },
+}
+
+/// Prints an IAM auth token for `user` at `host:port`.
+fn iam_token(
+    out: Output,
+    host: &str,
+    port: u16,
+    user: &str,
+    region: &str,
+    reveal: bool,
+) -> Result<ExitStatus> {
+    dbtools::names::check_sql_name(user, "user")?;
+    let aws = crate::aws::Aws::connect(region)?;
+    let token = crate::aws::iam_token::auth_token(
+        host,
+        port,
+        user,
+        region,
+        &aws.credentials,
+        std::time::SystemTime::now(),
+    )?;
+    let mut value = contract::SecretValue {
+        kind: contract::SECRET.into(),
+        source: "aws-iam".into(),
+        reference: region.into(),
+        username: Some(user.into()),
+        password: token,
+    };
+    if !out.shows_secrets(reveal) {
+        value.password = contract::REDACTED.into();
+    }
+    out.emit(&value, || {
+        output::key_values(&[
+            ("secret", format!("aws-iam:{region}")),
+            ("username", user.to_string()),
+            ("token", value.password.clone()),
+        ])
+    })?;
+    Ok(ExitStatus::Success)
 }
 
 /// Prints an AWS secret. Needs no dbtools.toml: dbenv runs this for any profile with an aws-sm secret.

@@ -10,6 +10,7 @@
 
 pub mod alarms;
 pub mod apply;
+pub mod iam_token;
 pub mod ops;
 pub mod plan;
 pub mod pricing;
@@ -31,6 +32,7 @@ pub struct Aws {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sns: aws_sdk_sns::Client,
     pub region: String,
+    pub credentials: aws_sdk_rds::config::Credentials,
 }
 
 impl Aws {
@@ -53,11 +55,11 @@ impl Aws {
                 .await
         });
         let credentials = config.credentials_provider().ok_or_else(no_credentials)?;
-        runtime.block_on(async {
+        let credentials = runtime.block_on(async {
             match tokio::time::timeout(Duration::from_secs(5), credentials.provide_credentials())
                 .await
             {
-                Ok(Ok(_)) => Ok(()),
+                Ok(Ok(credentials)) => Ok(credentials),
                 _ => Err(no_credentials()),
             }
         })?;
@@ -69,6 +71,7 @@ impl Aws {
             sns: aws_sdk_sns::Client::new(&config),
             runtime,
             region: region.to_string(),
+            credentials,
         })
     }
 
