@@ -33,6 +33,24 @@ fn rdsprov(moto: &MotoServer, dir: &TempDir, spec: &str, args: &[&str]) -> harne
         .run()
 }
 
+/// rdsprov with SPEC, its audit log in `state` (guarded commands write one).
+fn rdsprov_audited(
+    moto: &MotoServer,
+    dir: &TempDir,
+    state: &TempDir,
+    args: &[&str],
+) -> harness::Run {
+    let path = dir.path.join("rds.toml");
+    std::fs::write(&path, SPEC).unwrap();
+    Tool::new("rdsprov")
+        .args(args)
+        .arg_path_flag("--spec", &path)
+        .aws(moto)
+        .env("RDSPROV_POLL_SECONDS", "0.2")
+        .env("XDG_STATE_HOME", &state.path)
+        .run()
+}
+
 fn change<'a>(plan: &'a serde_json::Value, resource: &str, env: &str) -> &'a serde_json::Value {
     plan["changes"]
         .as_array()
@@ -282,17 +300,7 @@ fn snapshot_and_a_guarded_destroy() {
     let moto = MotoServer::start();
     let dir = TempDir::new("aws-destroy");
     let state = TempDir::new("aws-audit");
-    let run = |args: &[&str]| {
-        let path = dir.path.join("rds.toml");
-        std::fs::write(&path, SPEC).unwrap();
-        Tool::new("rdsprov")
-            .args(args)
-            .arg_path_flag("--spec", &path)
-            .aws(&moto)
-            .env("RDSPROV_POLL_SECONDS", "0.2")
-            .env("XDG_STATE_HOME", &state.path)
-            .run()
-    };
+    let run = |args: &[&str]| rdsprov_audited(&moto, &dir, &state, args);
     run(&["apply"]).expect(0);
 
     let taken = run(&[
@@ -767,17 +775,7 @@ fn restore_into_a_new_instance_only() {
     let moto = MotoServer::start();
     let dir = TempDir::new("aws-restore");
     let state = TempDir::new("aws-restore-audit");
-    let run = |args: &[&str]| {
-        let path = dir.path.join("rds.toml");
-        std::fs::write(&path, SPEC).unwrap();
-        Tool::new("rdsprov")
-            .args(args)
-            .arg_path_flag("--spec", &path)
-            .aws(&moto)
-            .env("RDSPROV_POLL_SECONDS", "0.2")
-            .env("XDG_STATE_HOME", &state.path)
-            .run()
-    };
+    let run = |args: &[&str]| rdsprov_audited(&moto, &dir, &state, args);
     run(&["apply"]).expect(0);
     run(&["snapshot", "--env", "dev", "--name", "snap-1"]).expect(0);
 

@@ -134,6 +134,21 @@ pub fn tenant_add(
     Ok(ExitStatus::Success)
 }
 
+/// The project's config, when there is one, and the env's protection: the config's, or the
+/// default for its name (an AWS spec can be used without a dbtools.toml).
+fn env_protection(
+    global: &GlobalArgs,
+    env: &str,
+) -> (Option<Config>, dbtools::contract::Protection) {
+    let config = Config::find(global.config.as_deref()).ok().flatten();
+    let protection = config
+        .as_ref()
+        .filter(|c| c.envs.contains_key(env))
+        .map(|c| c.protection(env))
+        .unwrap_or_else(|| config::default_protection(env));
+    (config, protection)
+}
+
 /// `rdsprov restore`: through the guard (action `restore`, the env's protection), then into a
 /// new instance with the live one's security group.
 pub fn restore(
@@ -147,12 +162,7 @@ pub fn restore(
 ) -> Result<ExitStatus> {
     let spec = read_spec(path)?;
     let instance = instance_of(&spec, env)?;
-    let config = Config::find(global.config.as_deref()).ok().flatten();
-    let protection = config
-        .as_ref()
-        .filter(|c| c.envs.contains_key(env))
-        .map(|c| c.protection(env))
-        .unwrap_or_else(|| config::default_protection(env));
+    let (config, protection) = env_protection(global, env);
     let guard = dbtools::guard::Guard::for_instance(
         TOOL,
         "restore",
@@ -366,12 +376,7 @@ pub fn destroy(
 ) -> Result<ExitStatus> {
     let spec = read_spec(path)?;
     let instance = instance_of(&spec, env)?;
-    let config = Config::find(global.config.as_deref()).ok().flatten();
-    let protection = config
-        .as_ref()
-        .filter(|c| c.envs.contains_key(env))
-        .map(|c| c.protection(env))
-        .unwrap_or_else(|| config::default_protection(env));
+    let (config, protection) = env_protection(global, env);
     let aws = Aws::connect(&spec.region)?;
     let options = ops::DestroyOptions {
         confirmation: confirm.confirmation(),
