@@ -11,7 +11,7 @@ CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help setup build up down status psql migrate migrate-status seed reset plan apply test check bench
+.PHONY: help setup build up down status psql migrate migrate-status seed reset plan apply registry test check bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -53,6 +53,11 @@ plan: build ## What `make apply` would change on AWS, with a cost estimate (SPEC
 
 apply: build ## Create or converge the AWS instances of SPEC (honours AWS_PROFILE, AWS_REGION)
 	@$(BIN)/rdsprov apply --spec $(SPEC)
+
+registry: build ## Write DATABASE_REGISTRY.md from the real state (local; SPEC=ops/aws/rds.toml for AWS)
+	@$(BIN)/rdsprov registry $(if $(filter command line environment,$(origin SPEC)),--spec $(SPEC)) > DATABASE_REGISTRY.md.tmp \
+		&& mv DATABASE_REGISTRY.md.tmp DATABASE_REGISTRY.md && echo "wrote DATABASE_REGISTRY.md" \
+		|| { rm -f DATABASE_REGISTRY.md.tmp; exit 1; }
 
 psql: build ## Open psql on ENV (make psql ENV=test)
 	@$(BIN)/dbconnect psql --env $(ENV)

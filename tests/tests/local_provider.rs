@@ -378,6 +378,17 @@ fn tenants_get_their_own_database_and_cannot_see_each_other() {
         .map(|d| d["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["combine_dev", "billing", "shop"]);
+    // The registry lists them, from the instance records.
+    let registry = project.tool("rdsprov").args(["registry"]).run();
+    let text = registry.expect(0).stdout.clone();
+    for row in [
+        "(local) from the real state at ",
+        "| combine-dev | billing | billing | dev | local:combine-dev/billing |",
+        "| combine-dev | shop | shop | dev | local:combine-dev/shop |",
+        "| combine-test | combine_test | combine_app | test | local:combine-test/combine_app |",
+    ] {
+        assert!(text.contains(row), "missing {row:?} in\n{text}");
+    }
 
     // The secret file is 0600 and holds the role's password.
     let secret_file = project.state().join("secrets/combine-dev/shop.json");

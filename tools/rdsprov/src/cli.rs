@@ -112,6 +112,14 @@ pub enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+    /// Print DATABASE_REGISTRY.md (Markdown) from the real state: instances, databases and
+    /// tenants, envs, endpoints, classes, backups, alarms, cost estimate. `make registry`
+    /// writes the file. With --spec the AWS instances, otherwise the local ones.
+    Registry {
+        /// The AWS spec (TOML or JSON; `-` reads stdin).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+    },
     /// Take a manual snapshot of an env's AWS instance (e.g. before a risky migration).
     Snapshot {
         /// The AWS spec (TOML or JSON; `-` reads stdin).

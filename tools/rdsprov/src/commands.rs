@@ -77,6 +77,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             };
             crate::aws::run::restore(out, &cli.global, &spec, &env, &target, &source, &confirm)
         }
+        Command::Registry { spec: Some(spec) } => crate::aws::run::registry(&spec),
+        Command::Registry { spec: None } => local_registry(&cli.global),
         Command::Wait { spec, env } => crate::aws::run::wait(out, &spec, &env),
         Command::Snapshot { spec, env, name } => {
             crate::aws::run::snapshot(out, &spec, &env, name.as_deref())
@@ -296,6 +298,35 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
         instances,
     };
     out.emit(&resources, || render(&resources))?;
+    Ok(ExitStatus::Success)
+}
+
+/// DATABASE_REGISTRY.md for the local instances of dbtools.toml.
+fn local_registry(global: &GlobalArgs) -> Result<ExitStatus> {
+    cli::stdout_is_text();
+    let config = Config::load(global.config.as_deref())?;
+    let provider = LocalProvider {
+        state: &config.state,
+    };
+    let rows: Vec<(Instance, crate::registry::Details)> =
+        statuses(&config, &provider, &Selection::default())?
+            .into_iter()
+            .map(|mut instance| {
+                // A local instance serves the envs whose databases it holds.
+                let envs: std::collections::BTreeSet<&str> =
+                    instance.databases.iter().map(|d| d.env.as_str()).collect();
+                instance.env = Some(envs.into_iter().collect::<Vec<_>>().join(", "));
+                let details = crate::registry::Details {
+                    storage: "local disk".into(),
+                    multi_az: "no".into(),
+                    backups: "none (local provider)".into(),
+                    deletion_protection: "guard only".into(),
+                };
+                (instance, details)
+            })
+            .collect();
+    let text = crate::registry::render("local", &dbtools::time::rfc3339_now(), &rows, None);
+    output::write_stdout(&text)?;
     Ok(ExitStatus::Success)
 }
 

@@ -8,6 +8,7 @@ mod aws_secrets;
 mod cli;
 mod commands;
 mod local;
+mod registry;
 mod tenant;
 
 fn main() -> std::process::ExitCode {

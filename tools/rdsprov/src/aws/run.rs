@@ -224,13 +224,63 @@ fn emit_instances(out: Output, instances: Vec<Instance>) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
+/// `rdsprov registry --spec F`: DATABASE_REGISTRY.md on stdout, from describe calls.
+pub fn registry(path: &Path) -> Result<ExitStatus> {
+    cli::stdout_is_text();
+    let spec = read_spec(path)?;
+    let aws = Aws::connect(&spec.region)?;
+    let mut rows = Vec::new();
+    for instance in &spec.instances {
+        let observed = plan::observe(&aws, instance)?;
+        let attribute = |name: &str| {
+            observed
+                .instance
+                .as_ref()
+                .and_then(|s| s.attributes.get(name).cloned())
+                .unwrap_or_default()
+        };
+        let details = crate::registry::Details {
+            storage: format!("{} GB gp3", attribute("storage_gb")),
+            multi_az: attribute("multi_az"),
+            backups: format!(
+                "{} days, window {}",
+                attribute("backup_retention_days"),
+                attribute("backup_window")
+            ),
+            deletion_protection: attribute("deletion_protection"),
+        };
+        let Some(mut found) = instance_record(&aws, instance, observed) else {
+            cli::note(
+                TOOL,
+                format!(
+                    "env {}: instance {} does not exist",
+                    instance.env, instance.id
+                ),
+            );
+            continue;
+        };
+        found.databases = tenant::list(&aws, instance)?;
+        rows.push((found, details));
+    }
+    let cost = pricing::estimate(&spec.instances);
+    let text = crate::registry::render("aws", &dbtools::time::rfc3339_now(), &rows, Some(&cost));
+    output::write_stdout(&text)?;
+    Ok(ExitStatus::Success)
+}
+
 /// The env's instance as AWS describes it, or None when it does not exist.
 fn observed_instance(aws: &Aws, instance: &spec::InstanceSpec) -> Result<Option<Instance>> {
     let observed = plan::observe(aws, instance)?;
-    let Some(state) = observed.instance else {
-        return Ok(None);
-    };
-    Ok(Some(Instance {
+    Ok(instance_record(aws, instance, observed))
+}
+
+fn instance_record(
+    aws: &Aws,
+    instance: &spec::InstanceSpec,
+    observed: plan::Observed,
+) -> Option<Instance> {
+    let state = observed.instance?;
+    Some(Instance {
         kind: contract::INSTANCE.into(),
         id: instance.id.clone(),
         provider: "aws".into(),
@@ -267,7 +317,7 @@ fn observed_instance(aws: &Aws, instance: &spec::InstanceSpec) -> Result<Option<
         alarms: observed.alarms.alarms.keys().cloned().collect(),
         alarm_topic: observed.alarms.topic_arn.clone(),
         region: Some(aws.region.clone()),
-    }))
+    })
 }
 
 fn render_plan(plan: &Plan) -> String {

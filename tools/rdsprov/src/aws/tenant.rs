@@ -12,8 +12,62 @@ use dbtools::names::quote_ident;
 use dbtools::{pg, Error, Result};
 use std::path::Path;
 
+pub fn tenant_secret_prefix(spec: &InstanceSpec) -> String {
+    format!("rdsprov/{}/tenant/", spec.id)
+}
+
 pub fn tenant_secret_name(spec: &InstanceSpec, tenant: &DatabaseSpec) -> String {
-    format!("rdsprov/{}/tenant/{}", spec.id, tenant.name)
+    format!("{}{}", tenant_secret_prefix(spec), tenant.name)
+}
+
+/// The tenants of an instance, from their secrets (name, env tag, ARN): the registry's view
+/// without a connection to the database.
+pub fn list(aws: &Aws, spec: &InstanceSpec) -> Result<Vec<DatabaseRecord>> {
+    let prefix = tenant_secret_prefix(spec);
+    let mut tenants = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = aws
+            .block_on(
+                aws.secrets
+                    .list_secrets()
+                    .filters(
+                        aws_sdk_secretsmanager::types::Filter::builder()
+                            .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                            .values(&prefix)
+                            .build(),
+                    )
+                    .set_next_token(next.take())
+                    .send(),
+            )
+            .map_err(|e| describe("listing tenant secrets", e))?;
+        for entry in page.secret_list() {
+            let Some(name) = entry.name().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let env = entry
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some("env"))
+                .and_then(|t| t.value())
+                .unwrap_or(&spec.env);
+            tenants.push(DatabaseRecord {
+                name: name.to_string(),
+                owner: name.to_string(),
+                env: env.to_string(),
+                secret: SecretRef {
+                    source: "aws-sm".into(),
+                    reference: entry.arn().unwrap_or_default().to_string(),
+                },
+            });
+        }
+        next = page.next_token().map(str::to_string);
+        if next.is_none() {
+            break;
+        }
+    }
+    tenants.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tenants)
 }
 
 /// Adds (or converges) the tenant; returns what changed and the tenant's database record.
@@ -106,6 +160,12 @@ pub fn add(
                             .create_secret()
                             .name(&secret_name)
                             .description(format!("rdsprov: tenant {} on {}", tenant.name, spec.id))
+                            .tags(
+                                aws_sdk_secretsmanager::types::Tag::builder()
+                                    .key("env")
+                                    .value(&tenant.env)
+                                    .build(),
+                            )
                             .secret_string(value)
                             .send(),
                     )
