@@ -22,15 +22,18 @@ class = "db.t4g.small"
 ingress = ["10.0.1.0/24"]
 "#;
 
-fn rdsprov(moto: &MotoServer, dir: &TempDir, spec: &str, args: &[&str]) -> harness::Run {
+/// rdsprov with `spec` written to a file in `dir`, polling fast; the caller points it at AWS.
+fn rdsprov_tool(dir: &TempDir, spec: &str, args: &[&str]) -> Tool {
     let path = dir.path.join("rds.toml");
     std::fs::write(&path, spec).unwrap();
     Tool::new("rdsprov")
         .args(args)
         .arg_path_flag("--spec", &path)
-        .aws(moto)
         .env("RDSPROV_POLL_SECONDS", "0.2")
-        .run()
+}
+
+fn rdsprov(moto: &MotoServer, dir: &TempDir, spec: &str, args: &[&str]) -> harness::Run {
+    rdsprov_tool(dir, spec, args).aws(moto).run()
 }
 
 /// rdsprov with SPEC, its audit log in `state` (guarded commands write one).
@@ -40,13 +43,8 @@ fn rdsprov_audited(
     state: &TempDir,
     args: &[&str],
 ) -> harness::Run {
-    let path = dir.path.join("rds.toml");
-    std::fs::write(&path, SPEC).unwrap();
-    Tool::new("rdsprov")
-        .args(args)
-        .arg_path_flag("--spec", &path)
+    rdsprov_tool(dir, SPEC, args)
         .aws(moto)
-        .env("RDSPROV_POLL_SECONDS", "0.2")
         .env("XDG_STATE_HOME", &state.path)
         .run()
 }
@@ -550,13 +548,8 @@ fn rdsprov_through(
     spec: &str,
     args: &[&str],
 ) -> harness::Run {
-    let path = dir.path.join("rds.toml");
-    std::fs::write(&path, spec).unwrap();
-    Tool::new("rdsprov")
-        .args(args)
-        .arg_path_flag("--spec", &path)
+    rdsprov_tool(dir, spec, args)
         .aws_through(moto, faults)
-        .env("RDSPROV_POLL_SECONDS", "0.2")
         .run()
 }
 
