@@ -1037,3 +1037,332 @@ fn a_spec_on_stdin_plans_like_a_file() {
         .run()
         .expect_error("rdsprov", 2, "spec on stdin");
 }
+
+const AURORA_SPEC: &str = r#"
+[env.test]
+id = "intranet-test"
+engine = "aurora-postgresql"
+engine_version = "16.4"
+min_acu = 0.5
+max_acu = 2
+ingress = ["10.0.1.0/24"]
+parameters = { log_min_duration_statement = "1000" }
+"#;
+
+fn cluster(moto: &MotoServer, id: &str) -> serde_json::Value {
+    moto.call(
+        "rds",
+        "describe_db_clusters",
+        json!({"DBClusterIdentifier": id}),
+    )["DBClusters"][0]
+        .clone()
+}
+
+fn members(cluster: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = cluster["DBClusterMembers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["DBInstanceIdentifier"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Aurora Serverless v2 from plan to destroy: a cluster with a db.serverless writer, its
+/// capacity range, cluster parameter group and alarms on the writer (capacity instead of free
+/// storage); the cost in ACU-hours; a second apply changes nothing; max_acu and Multi-AZ (a
+/// reader) change in place; snapshot, restore into a new cluster, and a guarded destroy that
+/// removes the members before the cluster and keeps a final snapshot.
+#[test]
+fn aurora_serverless_v2_from_plan_to_destroy() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-aurora");
+    let state = TempDir::new("aws-aurora-audit");
+    let run = |spec: &str, args: &[&str]| {
+        rdsprov_tool(&dir, spec, args)
+            .aws(&moto)
+            .env("XDG_STATE_HOME", &state.path)
+            .run()
+    };
+
+    let plan = run(AURORA_SPEC, &["plan"]).expect(0).json();
+    let created = change(&plan, "db-cluster", "test");
+    assert_eq!(created["action"], "create");
+    let attributes = created["attributes"].as_array().unwrap();
+    let value = |name: &str| {
+        attributes
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {created}"))["to"]
+            .clone()
+    };
+    assert_eq!(value("min_acu"), "0.5");
+    assert_eq!(value("max_acu"), "2");
+    assert_eq!(value("deletion_protection"), "true");
+    let writer = change(&plan, "db-instance", "test");
+    assert_eq!(writer["name"], "intranet-test-1");
+    assert_eq!(writer["action"], "create");
+    // 0.5 ACU x 0.12 x 730 h = 43.80 + 20 GB x 0.10 = 2.00 + 4 alarms x 0.10 = 46.20
+    assert_eq!(plan["cost"]["monthly_usd"], 46.2);
+    let detail = plan["cost"]["lines"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("at its minimum 0.5 ACU")
+            && detail.contains("at its maximum 2 ACU: $175.20"),
+        "{detail}"
+    );
+
+    let applied = run(AURORA_SPEC, &["apply"]);
+    let resources = applied.expect(0).json();
+    let instance = &resources["instances"][0];
+    assert_eq!(instance["id"], "intranet-test");
+    assert_eq!(instance["engine"], "aurora-postgresql");
+    assert_eq!(instance["class"], "db.serverless");
+    assert_eq!(instance["status"], "available");
+    assert!(
+        instance["endpoint"]["host"]
+            .as_str()
+            .unwrap()
+            .starts_with("intranet-test.cluster-"),
+        "the writer endpoint of the cluster: {instance}"
+    );
+    assert_eq!(instance["parameter_group"], "rdsprov-intranet-test");
+    let described = cluster(&moto, "intranet-test");
+    assert_eq!(
+        described["ServerlessV2ScalingConfiguration"],
+        json!({"MinCapacity": 0.5, "MaxCapacity": 2.0})
+    );
+    assert_eq!(described["Engine"], "aurora-postgresql");
+    assert_eq!(described["StorageEncrypted"], true);
+    assert_eq!(described["DeletionProtection"], true);
+    assert_eq!(members(&described), ["intranet-test-1"]);
+    assert_eq!(
+        described["VpcSecurityGroups"][0]["VpcSecurityGroupId"],
+        instance["security_group"]
+    );
+    let writer = moto.call(
+        "rds",
+        "describe_db_instances",
+        json!({"DBInstanceIdentifier": "intranet-test-1"}),
+    );
+    assert_eq!(writer["DBInstances"][0]["DBInstanceClass"], "db.serverless");
+    assert_eq!(writer["DBInstances"][0]["PubliclyAccessible"], false);
+    let parameters = moto.call(
+        "rds",
+        "describe_db_cluster_parameters",
+        json!({"DBClusterParameterGroupName": "rdsprov-intranet-test"}),
+    );
+    let set: Vec<(String, String)> = parameters["Parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["ParameterName"].as_str().unwrap().to_string(),
+                p["ParameterValue"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        set.contains(&("rds.force_ssl".into(), "1".into())),
+        "{set:?}"
+    );
+    assert!(
+        set.contains(&("log_min_duration_statement".into(), "1000".into())),
+        "{set:?}"
+    );
+    let alarms = alarms_of(&moto, "rdsprov-intranet-test-");
+    let capacity = alarms
+        .iter()
+        .find(|a| a["AlarmName"] == "rdsprov-intranet-test-capacity")
+        .expect("a capacity alarm");
+    assert_eq!(capacity["MetricName"], "ACUUtilization");
+    assert_eq!(capacity["Threshold"], 90.0);
+    assert!(alarms
+        .iter()
+        .all(|a| a["Dimensions"][0]["Value"] == "intranet-test-1"
+            && a["MetricName"] != "FreeStorageSpace"));
+    assert_eq!(alarms.len(), 4);
+
+    assert_eq!(
+        run(AURORA_SPEC, &["plan"]).expect(0).json()["up_to_date"],
+        true
+    );
+    let again = run(AURORA_SPEC, &["apply"]);
+    assert_eq!(again.expect(0).json()["changes"], json!([]));
+    assert!(
+        again.stderr.contains("nothing to change"),
+        "{}",
+        again.stderr
+    );
+
+    // More capacity and a reader in another zone.
+    let bigger = AURORA_SPEC.replace("max_acu = 2", "max_acu = 4\nmulti_az = true");
+    let plan = run(&bigger, &["plan"]).expect(0).json();
+    let modify = change(&plan, "db-cluster", "test");
+    assert_eq!(modify["action"], "modify");
+    assert_eq!(
+        modify["attributes"],
+        json!([{"name": "max_acu", "from": "2", "to": "4", "when": "immediately"}])
+    );
+    let reader: Vec<&serde_json::Value> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["resource"] == "db-instance" && c["action"] == "create")
+        .collect();
+    assert_eq!(reader.len(), 1);
+    assert_eq!(reader[0]["name"], "intranet-test-2");
+    run(&bigger, &["apply"]).expect(0);
+    let described = cluster(&moto, "intranet-test");
+    assert_eq!(
+        described["ServerlessV2ScalingConfiguration"]["MaxCapacity"],
+        4.0
+    );
+    assert_eq!(members(&described), ["intranet-test-1", "intranet-test-2"]);
+    assert_eq!(run(&bigger, &["plan"]).expect(0).json()["up_to_date"], true);
+    let status = run(&bigger, &["status"]).expect(0).json();
+    assert_eq!(status["instances"][0]["class"], "db.serverless");
+    assert_eq!(status["instances"][0]["engine_version"], "16.4");
+    let registry = run(&bigger, &["registry"]);
+    assert!(
+        registry
+            .expect(0)
+            .stdout
+            .contains("Aurora storage (grows by itself); Serverless v2 0.5–4 ACU"),
+        "{}",
+        registry.stdout
+    );
+
+    // Snapshot, and a restore into a new cluster with its own members.
+    let snapshot = run(
+        &bigger,
+        &["snapshot", "--env", "test", "--name", "before-v2"],
+    )
+    .expect(0)
+    .json();
+    assert_eq!(snapshot["status"], "available");
+    let listed = moto.call(
+        "rds",
+        "describe_db_cluster_snapshots",
+        json!({"DBClusterSnapshotIdentifier": "before-v2"}),
+    );
+    assert_eq!(
+        listed["DBClusterSnapshots"][0]["DBClusterIdentifier"],
+        "intranet-test"
+    );
+    run(
+        &bigger,
+        &[
+            "restore",
+            "--env",
+            "test",
+            "--from-snapshot",
+            "no-such",
+            "--as",
+            "intranet-copy",
+            "--confirm",
+            "test",
+        ],
+    )
+    .expect_error("rdsprov", 2, "cluster snapshot no-such does not exist");
+    let restored = run(
+        &bigger,
+        &[
+            "restore",
+            "--env",
+            "test",
+            "--from-snapshot",
+            "before-v2",
+            "--as",
+            "intranet-copy",
+            "--confirm",
+            "test",
+        ],
+    );
+    let copy = restored.expect(0).json();
+    assert_eq!(copy["instances"][0]["id"], "intranet-copy");
+    assert_eq!(copy["instances"][0]["status"], "available");
+    assert!(
+        restored
+            .stderr
+            .contains("the live Aurora cluster intranet-test was not touched"),
+        "{}",
+        restored.stderr
+    );
+    assert_eq!(
+        members(&cluster(&moto, "intranet-copy")),
+        ["intranet-copy-1", "intranet-copy-2"]
+    );
+    assert_eq!(members(&cluster(&moto, "intranet-test")).len(), 2);
+
+    // Multi-AZ off: our reader goes.
+    let plan = run(
+        AURORA_SPEC.replace("max_acu = 2", "max_acu = 4").as_str(),
+        &["plan"],
+    )
+    .expect(0)
+    .json();
+    assert!(plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "intranet-test-2" && c["action"] == "delete"));
+
+    // Destroy: guarded, deletion protection first, members before the cluster, final snapshot.
+    run(&bigger, &["destroy", "--env", "test", "--confirm", "intranet-test"]).expect_error(
+        "rdsprov",
+        3,
+        "Aurora cluster intranet-test has deletion protection on: add --disable-deletion-protection",
+    );
+    assert_eq!(
+        members(&cluster(&moto, "intranet-test")).len(),
+        2,
+        "refusal changed nothing"
+    );
+    let gone = run(
+        &bigger,
+        &[
+            "destroy",
+            "--env",
+            "test",
+            "--confirm",
+            "intranet-test",
+            "--disable-deletion-protection",
+        ],
+    );
+    gone.expect(0);
+    assert!(
+        gone.stderr.contains("deleted instance intranet-test-1")
+            && gone.stderr.contains("deleted instance intranet-test-2")
+            && gone.stderr.contains(
+                "deleted Aurora cluster intranet-test (final snapshot intranet-test-final-"
+            ),
+        "{}",
+        gone.stderr
+    );
+    let clusters = moto.call("rds", "describe_db_clusters", json!({}));
+    let left: Vec<&str> = clusters["DBClusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["DBClusterIdentifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["intranet-copy"]);
+    let finals = moto.call(
+        "rds",
+        "describe_db_cluster_snapshots",
+        json!({"DBClusterIdentifier": "intranet-test", "SnapshotType": "manual"}),
+    );
+    assert!(
+        finals["DBClusterSnapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["DBClusterSnapshotIdentifier"]
+                .as_str()
+                .unwrap()
+                .starts_with("intranet-test-final-")),
+        "{finals}"
+    );
+}

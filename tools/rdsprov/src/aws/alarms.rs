@@ -1,5 +1,5 @@
-//! CloudWatch alarms on an instance's vital signs — CPU, connections, free storage, freeable
-//! memory — sent to an SNS topic that is created when missing (optionally with an email
+//! CloudWatch alarms on an instance's vital signs — CPU, connections, free storage (capacity
+//! on Aurora Serverless v2, whose writer they watch), freeable memory — sent to an SNS topic that is created when missing (optionally with an email
 //! subscription). Observed with describe/list calls only; `PutMetricAlarm` is an upsert, so a
 //! changed threshold is one call and an unchanged alarm none.
 
@@ -75,18 +75,34 @@ pub fn wanted(spec: &InstanceSpec, alarms: &AlarmsSpec) -> Vec<WantedAlarm> {
                 alarms.connections, spec.id
             ),
         },
-        WantedAlarm {
-            name: format!("{prefix}free-storage"),
-            metric: "FreeStorageSpace",
-            statistic: "Minimum",
-            above: false,
-            threshold: alarms.free_storage_bytes.round(),
-            evaluation_periods: 1,
-            description: format!(
-                "less than {:.1} GiB of storage free on {}",
-                alarms.free_storage_bytes / GIB,
-                spec.id
-            ),
+        // Aurora storage grows by itself; what runs out on Serverless v2 is capacity.
+        if spec.is_aurora() {
+            WantedAlarm {
+                name: format!("{prefix}capacity"),
+                metric: "ACUUtilization",
+                statistic: "Average",
+                above: true,
+                threshold: alarms.acu_percent,
+                evaluation_periods: 2,
+                description: format!(
+                    "{} above {}% of its max_acu for 10 minutes",
+                    spec.id, alarms.acu_percent
+                ),
+            }
+        } else {
+            WantedAlarm {
+                name: format!("{prefix}free-storage"),
+                metric: "FreeStorageSpace",
+                statistic: "Minimum",
+                above: false,
+                threshold: alarms.free_storage_bytes.round(),
+                evaluation_periods: 1,
+                description: format!(
+                    "less than {:.1} GiB of storage free on {}",
+                    alarms.free_storage_bytes / GIB,
+                    spec.id
+                ),
+            }
         },
         WantedAlarm {
             name: format!("{prefix}freeable-memory"),
@@ -366,7 +382,7 @@ fn put_alarm(aws: &Aws, spec: &InstanceSpec, alarm: &WantedAlarm, topic_arn: &st
     use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
     let dimension = Dimension::builder()
         .name("DBInstanceIdentifier")
-        .value(&spec.id)
+        .value(spec.monitored_instance())
         .build();
     let tags = spec
         .tags

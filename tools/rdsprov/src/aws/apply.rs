@@ -5,10 +5,10 @@
 //! line, never printed, kept in Secrets Manager.
 
 use crate::aws::alarms;
-use crate::aws::plan::{parameter_timing, Observed, PORT, SPEC_RULE};
+use crate::aws::plan::{self, parameter_timing, Observed, PORT, SPEC_RULE};
 use crate::aws::spec::InstanceSpec;
 use crate::aws::{describe, Aws};
-use dbtools::contract::{self, Endpoint, Instance, PlannedChange, SecretRef};
+use dbtools::contract::{Instance, PlannedChange, SecretRef};
 use dbtools::{secrets, Error, Result};
 use std::time::Duration;
 
@@ -181,7 +181,13 @@ fn apply_steps(
 
     // Parameter group.
     if let Some(change) = action_of(planned, "parameter-group") {
-        if change.action == "create" {
+        if change.action == "create" && spec.is_aurora() {
+            crate::aws::aurora::create_parameter_group(aws, spec)?;
+            done.push(format!(
+                "created cluster parameter group {}",
+                spec.parameter_group_name()
+            ));
+        } else if change.action == "create" {
             aws.block_on(
                 aws.rds
                     .create_db_parameter_group()
@@ -216,14 +222,18 @@ fn apply_steps(
             })
             .collect();
         if !parameters.is_empty() {
-            aws.block_on(
-                aws.rds
-                    .modify_db_parameter_group()
-                    .db_parameter_group_name(spec.parameter_group_name())
-                    .set_parameters(Some(parameters))
-                    .send(),
-            )
-            .map_err(|e| describe("setting parameters", e))?;
+            if spec.is_aurora() {
+                crate::aws::aurora::set_parameters(aws, spec, parameters)?;
+            } else {
+                aws.block_on(
+                    aws.rds
+                        .modify_db_parameter_group()
+                        .db_parameter_group_name(spec.parameter_group_name())
+                        .set_parameters(Some(parameters))
+                        .send(),
+                )
+                .map_err(|e| describe("setting parameters", e))?;
+            }
             done.push(format!(
                 "set {} in {}",
                 change
@@ -278,14 +288,73 @@ fn apply_steps(
         new_password = Some(password);
     }
 
-    // The instance.
-    match action_of(planned, "db-instance") {
+    // The instance, or the Aurora cluster and its members. The master password is needed
+    // only to create one, or to hand over a newly generated one.
+    let creating = planned
+        .iter()
+        .any(|c| c.name == spec.id && c.action == "create" && c.resource != "secret");
+    let password = match (new_password, spec.rds_managed_password) {
+        (_, true) => None,
+        (Some(password), false) => Some(password),
+        (None, false) if creating => Some(read_password(aws, spec)?),
+        (None, false) => None,
+    };
+    let new_password = action_of(planned, "secret").is_some();
+    if spec.is_aurora() {
+        crate::aws::aurora::apply(
+            aws,
+            spec,
+            planned,
+            &group_id,
+            password.as_deref(),
+            new_password,
+            done,
+        )?;
+    } else {
+        apply_instance(
+            aws,
+            spec,
+            action_of(planned, "db-instance"),
+            &group_id,
+            password.as_deref(),
+            new_password,
+            done,
+        )?;
+    }
+    // Alarms name the instance only, so they can follow its creation without waiting for it.
+    let alarms = alarms::apply(aws, spec, &observed.alarms, planned, done)?;
+    let alarm_topic = match (&spec.alarms, &observed.alarms.topic_arn) {
+        (None, _) => None,
+        (Some(_), Some(arn)) => Some(arn.clone()),
+        (Some(_), None) => done
+            .iter()
+            .find_map(|d| d.strip_prefix("created SNS topic "))
+            .map(str::to_string),
+    };
+    wait_available(aws, spec, poll)?;
+    // As it now is: the answer of describe calls, like `status`.
+    let mut instance = plan::record(&aws.region, spec, plan::observe(aws, spec)?)
+        .ok_or_else(|| Error::Failed(format!("{} vanished while it was being applied", spec.id)))?;
+    instance.alarms = alarms;
+    instance.alarm_topic = alarm_topic;
+    if let (Some(arn), true) = (secret_arn, instance.master_secret.reference.is_empty()) {
+        instance.master_secret.reference = arn;
+    }
+    Ok(instance)
+}
+
+/// Creates or modifies the RDS instance as planned.
+fn apply_instance(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    change: Option<&PlannedChange>,
+    group_id: &str,
+    password: Option<&str>,
+    new_password: bool,
+    done: &mut Vec<String>,
+) -> Result<()> {
+    match change {
         Some(change) if change.action == "create" => {
-            let password = match (&new_password, spec.rds_managed_password) {
-                (_, true) => None,
-                (Some(password), false) => Some(password.clone()),
-                (None, false) => Some(read_password(aws, spec)?),
-            };
             let mut request = aws
                 .rds
                 .create_db_instance()
@@ -298,7 +367,7 @@ fn apply_steps(
                 .storage_encrypted(spec.encrypted)
                 .multi_az(spec.multi_az)
                 .master_username(&spec.master_user)
-                .vpc_security_group_ids(&group_id)
+                .vpc_security_group_ids(group_id)
                 .db_parameter_group_name(spec.parameter_group_name())
                 .backup_retention_period(spec.backup_retention_days)
                 .deletion_protection(spec.deletion_protection)
@@ -323,20 +392,7 @@ fn apply_steps(
             ));
         }
         Some(change) => {
-            if let Some(fixed) = change
-                .attributes
-                .iter()
-                .find(|a| a.when == "cannot change in place")
-            {
-                return Err(Error::BadInput(format!(
-                    "env {}: {} of {} cannot change in place ({} → {}): restore a snapshot into a new instance with the new setting",
-                    spec.env,
-                    fixed.name,
-                    spec.id,
-                    fixed.from.clone().unwrap_or_default(),
-                    fixed.to
-                )));
-            }
+            refuse_fixed(spec, change)?;
             let mut request = aws
                 .rds
                 .modify_db_instance()
@@ -364,33 +420,19 @@ fn apply_steps(
                     "performance_insights" => request.enable_performance_insights(flag),
                     "ca_certificate" => request.ca_certificate_identifier(to),
                     "parameter_group" => request.db_parameter_group_name(to),
-                    "security_groups" => request.vpc_security_group_ids(&group_id),
+                    "security_groups" => request.vpc_security_group_ids(group_id),
                     _ => request,
                 };
             }
-            if let Some(password) = &new_password {
+            if let (Some(password), true) = (password, new_password) {
                 request = request.master_user_password(password);
             }
             aws.block_on(request.send())
                 .map_err(|e| describe("modifying the instance", e))?;
-            done.push(format!(
-                "modified instance {}: {} ({})",
-                spec.id,
-                change
-                    .attributes
-                    .iter()
-                    .map(|a| format!("{} → {}", a.name, a.to))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if spec.apply_immediately {
-                    "applied immediately"
-                } else {
-                    "AWS applies size changes in the maintenance window"
-                }
-            ));
+            done.push(modified(spec, "instance", &spec.id, change));
         }
         None => {
-            if let Some(password) = &new_password {
+            if let (Some(password), true) = (password, new_password) {
                 // The secret was lost while the instance lived: it gets the new password.
                 aws.block_on(
                     aws.rds
@@ -405,56 +447,45 @@ fn apply_steps(
             }
         }
     }
-    // Alarms name the instance only, so they can follow its creation without waiting for it.
-    let alarms = alarms::apply(aws, spec, &observed.alarms, planned, done)?;
-    let alarm_topic = match (&spec.alarms, &observed.alarms.topic_arn) {
-        (None, _) => None,
-        (Some(_), Some(arn)) => Some(arn.clone()),
-        (Some(_), None) => done
+    Ok(())
+}
+
+/// A planned change of something that cannot change in place (storage encryption) is refused
+/// before any call, with the way out.
+pub fn refuse_fixed(spec: &InstanceSpec, change: &PlannedChange) -> Result<()> {
+    match change
+        .attributes
+        .iter()
+        .find(|a| a.when == "cannot change in place")
+    {
+        Some(fixed) => Err(Error::BadInput(format!(
+            "env {}: {} of {} cannot change in place ({} → {}): restore a snapshot into a new instance with the new setting",
+            spec.env,
+            fixed.name,
+            spec.id,
+            fixed.from.clone().unwrap_or_default(),
+            fixed.to
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// What a modify did, for the list of changes: `modified instance X: class → …`.
+pub fn modified(spec: &InstanceSpec, what: &str, id: &str, change: &PlannedChange) -> String {
+    format!(
+        "modified {what} {id}: {} ({})",
+        change
+            .attributes
             .iter()
-            .find_map(|d| d.strip_prefix("created SNS topic "))
-            .map(str::to_string),
-    };
-    let state = wait_available(aws, spec, poll)?;
-    let master_secret = match (&secret_arn, &state.master_user_secret()) {
-        (Some(arn), _) => arn.clone(),
-        (None, Some(managed)) => managed.secret_arn().unwrap_or_default().to_string(),
-        (None, None) => String::new(),
-    };
-    Ok(Instance {
-        kind: contract::INSTANCE.into(),
-        id: spec.id.clone(),
-        provider: "aws".into(),
-        engine: spec.engine.clone(),
-        engine_version: state.engine_version().unwrap_or_default().to_string(),
-        status: state.db_instance_status().unwrap_or_default().to_string(),
-        endpoint: Endpoint {
-            host: state
-                .endpoint()
-                .and_then(|e| e.address())
-                .unwrap_or_default()
-                .to_string(),
-            port: state
-                .endpoint()
-                .and_then(|e| e.port())
-                .and_then(|p| u16::try_from(p).ok())
-                .unwrap_or(5432),
-        },
-        master_user: spec.master_user.clone(),
-        master_secret: SecretRef {
-            source: "aws-sm".into(),
-            reference: master_secret,
-        },
-        ca_cert: None,
-        databases: Vec::new(),
-        env: Some(spec.env.clone()),
-        class: state.db_instance_class().map(str::to_string),
-        security_group: Some(group_id),
-        parameter_group: Some(spec.parameter_group_name()),
-        alarms,
-        alarm_topic,
-        region: Some(aws.region.clone()),
-    })
+            .map(|a| format!("{} → {}", a.name, a.to))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if spec.apply_immediately {
+            "applied immediately"
+        } else {
+            "AWS applies size changes in the maintenance window"
+        }
+    )
 }
 
 fn read_password(aws: &Aws, spec: &InstanceSpec) -> Result<String> {
@@ -473,12 +504,16 @@ pub fn read_secret_password(aws: &Aws, secret_id: &str) -> Result<String> {
     Ok(secrets::parse_secret_string(&secret, answer.secret_string().unwrap_or_default())?.password)
 }
 
-/// Waits until the instance is `available` (a progress line per poll on stderr).
-pub fn wait_available(
-    aws: &Aws,
-    spec: &InstanceSpec,
-    poll: Duration,
-) -> Result<aws_sdk_rds::types::DbInstance> {
+/// Waits until the instance — or the Aurora cluster and its members — is `available` (a
+/// progress line per poll on stderr).
+pub fn wait_available(aws: &Aws, spec: &InstanceSpec, poll: Duration) -> Result<()> {
+    if spec.is_aurora() {
+        return crate::aws::aurora::wait_available(aws, spec, poll);
+    }
+    wait_instance(aws, spec, poll)
+}
+
+fn wait_instance(aws: &Aws, spec: &InstanceSpec, poll: Duration) -> Result<()> {
     crate::aws::wait_for(aws, &spec.id, poll, || async {
         let answer = aws
             .rds
@@ -487,7 +522,7 @@ pub fn wait_available(
             .send()
             .await
             .map_err(|e| describe("reading the instance status", e))?;
-        let Some(db) = answer.db_instances().first().cloned() else {
+        let Some(db) = answer.db_instances().first() else {
             return Err(Error::Failed(format!(
                 "instance {} vanished while waiting",
                 spec.id
@@ -517,6 +552,6 @@ pub fn wait_available(
                 }
             )));
         }
-        Ok(((status == "available").then_some(db), status))
+        Ok(((status == "available").then_some(()), status))
     })
 }

@@ -1,5 +1,6 @@
-//! The AWS provider: RDS for PostgreSQL instances, their security groups, parameter groups,
-//! master secrets and CloudWatch alarms (to an SNS topic), from a spec (`spec`). `observe` reads what exists (describe calls only),
+//! The AWS provider: RDS for PostgreSQL instances or Aurora Serverless v2 clusters (`aurora`),
+//! their security groups, parameter groups, master secrets and CloudWatch alarms (to an SNS
+//! topic), from a spec (`spec`). `observe` reads what exists (describe calls only),
 //! `plan` turns spec + observation into changes, `apply` makes exactly those changes — so a
 //! second `apply` makes no mutating call at all.
 //!
@@ -10,6 +11,7 @@
 
 pub mod alarms;
 pub mod apply;
+pub mod aurora;
 pub mod iam_token;
 pub mod ops;
 pub mod plan;

@@ -24,21 +24,26 @@ pub fn snapshot(
         .map(str::to_string)
         .unwrap_or_else(|| format!("{}-{}", spec.id, dbtools::time::compact_now()));
     dbtools::names::check_instance_id(&id)?;
-    aws.block_on(
-        aws.rds
-            .create_db_snapshot()
-            .db_instance_identifier(&spec.id)
-            .db_snapshot_identifier(&id)
-            .send(),
-    )
-    .map_err(|e| match code(&e) {
-        Some("DBInstanceNotFound") => Error::BadInput(format!(
-            "env {}: instance {} does not exist: nothing to snapshot",
-            spec.env, spec.id
-        )),
-        _ => describe("taking the snapshot", e),
-    })?;
-    let status = wait_snapshot(aws, &id, poll)?;
+    if spec.is_aurora() {
+        aws.block_on(
+            aws.rds
+                .create_db_cluster_snapshot()
+                .db_cluster_identifier(&spec.id)
+                .db_cluster_snapshot_identifier(&id)
+                .send(),
+        )
+        .map_err(|e| snapshot_error(spec, e))?;
+    } else {
+        aws.block_on(
+            aws.rds
+                .create_db_snapshot()
+                .db_instance_identifier(&spec.id)
+                .db_snapshot_identifier(&id)
+                .send(),
+        )
+        .map_err(|e| snapshot_error(spec, e))?;
+    }
+    let status = wait_snapshot(aws, spec, &id, poll)?;
     Ok(Snapshot {
         kind: contract::SNAPSHOT.into(),
         env: spec.env.clone(),
@@ -48,21 +53,57 @@ pub fn snapshot(
     })
 }
 
-fn wait_snapshot(aws: &Aws, id: &str, poll: Duration) -> Result<String> {
+fn snapshot_error<E, R>(spec: &InstanceSpec, error: aws_sdk_rds::error::SdkError<E, R>) -> Error
+where
+    E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match code(&error) {
+        Some("DBInstanceNotFound" | "DBClusterNotFoundFault") => not_found(spec, "snapshot"),
+        _ => describe("taking the snapshot", error),
+    }
+}
+
+/// "env dev: instance X does not exist: nothing to snapshot".
+fn not_found(spec: &InstanceSpec, what: &str) -> Error {
+    Error::BadInput(format!(
+        "env {}: {} {} does not exist: nothing to {what}",
+        spec.env,
+        if spec.is_aurora() {
+            "Aurora cluster"
+        } else {
+            "instance"
+        },
+        spec.id
+    ))
+}
+
+fn wait_snapshot(aws: &Aws, spec: &InstanceSpec, id: &str, poll: Duration) -> Result<String> {
     crate::aws::wait_for(aws, &format!("snapshot {id}"), poll, || async {
-        let answer = aws
-            .rds
-            .describe_db_snapshots()
-            .db_snapshot_identifier(id)
-            .send()
-            .await
-            .map_err(|e| describe("reading the snapshot", e))?;
-        let status = answer
-            .db_snapshots()
-            .first()
-            .and_then(|s| s.status())
-            .unwrap_or("unknown")
-            .to_string();
+        let status = if spec.is_aurora() {
+            aws.rds
+                .describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier(id)
+                .send()
+                .await
+                .map_err(|e| describe("reading the snapshot", e))?
+                .db_cluster_snapshots()
+                .first()
+                .and_then(|s| s.status())
+                .map(str::to_string)
+        } else {
+            aws.rds
+                .describe_db_snapshots()
+                .db_snapshot_identifier(id)
+                .send()
+                .await
+                .map_err(|e| describe("reading the snapshot", e))?
+                .db_snapshots()
+                .first()
+                .and_then(|s| s.status())
+                .map(str::to_string)
+        };
+        let status = status.unwrap_or_else(|| "unknown".into());
         if status == "failed" {
             return Err(Error::Failed(format!("snapshot {id} failed")));
         }
@@ -84,6 +125,7 @@ pub fn destroy(
     spec: &InstanceSpec,
     options: &DestroyOptions,
     config: Option<&dbtools::config::Config>,
+    poll: Duration,
 ) -> Result<Vec<String>> {
     // An AWS instance is gone for good: its id is typed on every env, open ones included.
     let guard = Guard::for_instance(
@@ -107,69 +149,95 @@ pub fn destroy(
             ),
         ));
     }
-    let answer = aws
-        .block_on(
-            aws.rds
-                .describe_db_instances()
-                .db_instance_identifier(&spec.id)
-                .send(),
-        )
-        .map_err(|e| match code(&e) {
-            Some("DBInstanceNotFound") => Error::BadInput(format!(
-                "env {}: instance {} does not exist: nothing to destroy",
-                spec.env, spec.id
-            )),
-            _ => describe("reading the instance", e),
-        })?;
-    let protected = answer
-        .db_instances()
-        .first()
-        .and_then(|db| db.deletion_protection())
-        .unwrap_or(false);
+    let observed = crate::aws::plan::observe(aws, spec)?;
+    let Some(state) = &observed.instance else {
+        return Err(not_found(spec, "destroy"));
+    };
+    let protected = state
+        .attributes
+        .get("deletion_protection")
+        .map(String::as_str)
+        == Some("true");
+    let what = if spec.is_aurora() {
+        "Aurora cluster"
+    } else {
+        "instance"
+    };
     let mut done = Vec::new();
     if protected {
         if !options.disable_deletion_protection {
             return Err(guard.refuse(
                 None,
                 format!(
-                    "instance {} has deletion protection on: add --disable-deletion-protection to turn it off and delete",
+                    "{what} {} has deletion protection on: add --disable-deletion-protection to turn it off and delete",
                     spec.id
                 ),
             ));
         }
-        aws.block_on(
-            aws.rds
-                .modify_db_instance()
-                .db_instance_identifier(&spec.id)
-                .deletion_protection(false)
-                .apply_immediately(true)
-                .send(),
-        )
-        .map_err(|e| describe("turning deletion protection off", e))?;
+        let turning_off = "turning deletion protection off";
+        if spec.is_aurora() {
+            aws.block_on(
+                aws.rds
+                    .modify_db_cluster()
+                    .db_cluster_identifier(&spec.id)
+                    .deletion_protection(false)
+                    .apply_immediately(true)
+                    .send(),
+            )
+            .map_err(|e| describe(turning_off, e))?;
+        } else {
+            aws.block_on(
+                aws.rds
+                    .modify_db_instance()
+                    .db_instance_identifier(&spec.id)
+                    .deletion_protection(false)
+                    .apply_immediately(true)
+                    .send(),
+            )
+            .map_err(|e| describe(turning_off, e))?;
+        }
         done.push(format!("turned deletion protection off on {}", spec.id));
     }
     guard.record_allowed(None, &options.confirmation)?;
-    let final_snapshot = format!("{}-final-{}", spec.id, dbtools::time::compact_now());
-    let mut request = aws
-        .rds
-        .delete_db_instance()
-        .db_instance_identifier(&spec.id);
-    request = if options.skip_final_snapshot {
-        request.skip_final_snapshot(true)
-    } else {
-        request
-            .skip_final_snapshot(false)
-            .final_db_snapshot_identifier(&final_snapshot)
-    };
-    aws.block_on(request.send())
-        .map_err(|e| describe("deleting the instance", e))?;
-    done.push(if options.skip_final_snapshot {
-        format!("deleted instance {} (no final snapshot)", spec.id)
-    } else {
-        format!(
-            "deleted instance {} (final snapshot {final_snapshot})",
-            spec.id
+    let final_snapshot = (!options.skip_final_snapshot)
+        .then(|| format!("{}-final-{}", spec.id, dbtools::time::compact_now()));
+    if spec.is_aurora() {
+        // A cluster goes after its instances; the final snapshot is the cluster's.
+        let members: Vec<String> = observed.members.iter().map(|m| m.id.clone()).collect();
+        for member in &members {
+            aws.block_on(
+                aws.rds
+                    .delete_db_instance()
+                    .db_instance_identifier(member)
+                    .send(),
+            )
+            .map_err(|e| describe(&format!("deleting instance {member}"), e))?;
+            done.push(format!("deleted instance {member}"));
+        }
+        crate::aws::aurora::wait_deleted(aws, &members, poll)?;
+        aws.block_on(
+            aws.rds
+                .delete_db_cluster()
+                .db_cluster_identifier(&spec.id)
+                .skip_final_snapshot(final_snapshot.is_none())
+                .set_final_db_snapshot_identifier(final_snapshot.clone())
+                .send(),
         )
+        .map_err(|e| describe("deleting the Aurora cluster", e))?;
+    } else {
+        aws.block_on(
+            aws.rds
+                .delete_db_instance()
+                .db_instance_identifier(&spec.id)
+                .skip_final_snapshot(final_snapshot.is_none())
+                .set_final_db_snapshot_identifier(final_snapshot.clone())
+                .send(),
+        )
+        .map_err(|e| describe("deleting the instance", e))?;
+    }
+    done.push(match final_snapshot {
+        None => format!("deleted {what} {} (no final snapshot)", spec.id),
+        Some(snapshot) => format!("deleted {what} {} (final snapshot {snapshot})", spec.id),
     });
     Ok(done)
 }
@@ -200,19 +268,17 @@ pub fn restore(
             spec.env
         )));
     }
-    match aws.block_on(
-        aws.rds
-            .describe_db_instances()
-            .db_instance_identifier(target_id)
-            .send(),
-    ) {
-        Ok(_) => {
-            return Err(Error::BadInput(format!(
-                "instance {target_id} already exists: pick another --as id"
-            )))
-        }
-        Err(e) if code(&e) == Some("DBInstanceNotFound") => {}
-        Err(e) => return Err(describe("reading the target instance", e)),
+    let mut target = spec.clone();
+    target.id = target_id.to_string();
+    if crate::aws::plan::observe(aws, &target)?.instance.is_some() {
+        return Err(Error::BadInput(format!(
+            "{} {target_id} already exists: pick another --as id",
+            if spec.is_aurora() {
+                "Aurora cluster"
+            } else {
+                "instance"
+            }
+        )));
     }
     let from = match source {
         RestoreSource::Snapshot(id) => format!("snapshot {id}"),
@@ -231,6 +297,57 @@ pub fn restore(
             .build(),
     );
     let groups = security_group.into_iter().collect::<Vec<_>>();
+    if spec.is_aurora() {
+        restore_cluster(aws, spec, source, target_id, groups, tags)?;
+    } else {
+        restore_instance(aws, spec, source, target_id, groups, tags)?;
+    }
+    let mut done = vec![format!(
+        "restoring {from} into new {} {target_id}",
+        kind(spec)
+    )];
+    for member in target.member_ids() {
+        crate::aws::aurora::create_member(aws, spec, target_id, &member)?;
+        done.push(format!("created instance {member} in cluster {target_id}"));
+    }
+    crate::aws::apply::wait_available(aws, &target, poll)?;
+    done.push(format!(
+        "{} {target_id} is available; the live {} {} was not touched",
+        kind(spec),
+        kind(spec),
+        spec.id
+    ));
+    Ok(done)
+}
+
+fn kind(spec: &InstanceSpec) -> &'static str {
+    if spec.is_aurora() {
+        "Aurora cluster"
+    } else {
+        "instance"
+    }
+}
+
+fn parse_time(time: &str) -> Result<aws_sdk_rds::primitives::DateTime> {
+    aws_sdk_rds::primitives::DateTime::from_str(
+        time,
+        aws_sdk_rds::primitives::DateTimeFormat::DateTime,
+    )
+    .map_err(|_| {
+        Error::BadInput(format!(
+            "--to-time {time:?}: use RFC 3339 UTC, e.g. 2026-11-23T08:00:00Z"
+        ))
+    })
+}
+
+fn restore_instance(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    source: &RestoreSource,
+    target_id: &str,
+    groups: Vec<String>,
+    tags: Vec<aws_sdk_rds::types::Tag>,
+) -> Result<()> {
     match source {
         RestoreSource::Snapshot(snapshot) => aws
             .block_on(
@@ -271,17 +388,7 @@ pub fn restore(
                 .copy_tags_to_snapshot(true)
                 .set_tags(Some(tags));
             request = match source {
-                RestoreSource::Time(time) => request.restore_time(
-                    aws_sdk_rds::primitives::DateTime::from_str(
-                        time,
-                        aws_sdk_rds::primitives::DateTimeFormat::DateTime,
-                    )
-                    .map_err(|_| {
-                        Error::BadInput(format!(
-                            "--to-time {time:?}: use RFC 3339 UTC, e.g. 2026-11-23T08:00:00Z"
-                        ))
-                    })?,
-                ),
+                RestoreSource::Time(time) => request.restore_time(parse_time(time)?),
                 _ => request.use_latest_restorable_time(true),
             };
             aws.block_on(request.send())
@@ -289,13 +396,72 @@ pub fn restore(
                 .map_err(|e| describe("restoring to a point in time", e))?
         }
     }
-    let mut done = vec![format!("restoring {from} into new instance {target_id}")];
-    let mut target = spec.clone();
-    target.id = target_id.to_string();
-    crate::aws::apply::wait_available(aws, &target, poll)?;
-    done.push(format!(
-        "instance {target_id} is available; the live instance {} was not touched",
-        spec.id
-    ));
-    Ok(done)
+    Ok(())
+}
+
+/// The Aurora side: a new cluster from a cluster snapshot or the live cluster's backups, with
+/// the spec's capacity, parameter group and protection; its members are added after.
+fn restore_cluster(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    source: &RestoreSource,
+    target_id: &str,
+    groups: Vec<String>,
+    tags: Vec<aws_sdk_rds::types::Tag>,
+) -> Result<()> {
+    let range = spec
+        .serverless
+        .expect("an Aurora spec has a capacity range");
+    let scaling = aws_sdk_rds::types::ServerlessV2ScalingConfiguration::builder()
+        .min_capacity(range.min_acu)
+        .max_capacity(range.max_acu)
+        .build();
+    match source {
+        RestoreSource::Snapshot(snapshot) => aws
+            .block_on(
+                aws.rds
+                    .restore_db_cluster_from_snapshot()
+                    .db_cluster_identifier(target_id)
+                    .snapshot_identifier(snapshot)
+                    .engine(crate::aws::spec::AURORA)
+                    .engine_version(&spec.engine_version)
+                    .serverless_v2_scaling_configuration(scaling)
+                    .db_cluster_parameter_group_name(spec.parameter_group_name())
+                    .set_vpc_security_group_ids(Some(groups))
+                    .deletion_protection(spec.deletion_protection)
+                    .enable_iam_database_authentication(spec.iam_auth)
+                    .copy_tags_to_snapshot(true)
+                    .set_tags(Some(tags))
+                    .send(),
+            )
+            .map(drop)
+            .map_err(|e| match code(&e) {
+                Some("DBClusterSnapshotNotFoundFault" | "DBSnapshotNotFound") => Error::BadInput(format!(
+                    "cluster snapshot {snapshot} does not exist (`aws rds describe-db-cluster-snapshots --db-cluster-identifier {}` lists them)",
+                    spec.id
+                )),
+                _ => describe("restoring from the cluster snapshot", e),
+            }),
+        RestoreSource::Time(_) | RestoreSource::Latest => {
+            let mut request = aws
+                .rds
+                .restore_db_cluster_to_point_in_time()
+                .source_db_cluster_identifier(&spec.id)
+                .db_cluster_identifier(target_id)
+                .serverless_v2_scaling_configuration(scaling)
+                .db_cluster_parameter_group_name(spec.parameter_group_name())
+                .set_vpc_security_group_ids(Some(groups))
+                .deletion_protection(spec.deletion_protection)
+                .enable_iam_database_authentication(spec.iam_auth)
+                .copy_tags_to_snapshot(true)
+                .set_tags(Some(tags));
+            request = match source {
+                RestoreSource::Time(time) => request.restore_to_time(parse_time(time)?),
+                _ => request.use_latest_restorable_time(true),
+            };
+            aws.block_on(request.send())
+                .map(drop)
+                .map_err(|e| describe("restoring the cluster to a point in time", e))
+        }
+    }
 }

@@ -2,9 +2,10 @@
 //! difference — create, modify (which attributes, and when AWS applies each), or nothing.
 
 use crate::aws::alarms::{self, ObservedAlarms};
+use crate::aws::aurora::{self, Member};
 use crate::aws::spec::InstanceSpec;
 use crate::aws::{code, describe, Aws};
-use dbtools::contract::{AttributeChange, PlannedChange};
+use dbtools::contract::{AttributeChange, Instance, PlannedChange};
 use dbtools::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -21,7 +22,10 @@ pub struct Observed {
     /// Parameters set by the user in the group, when it exists.
     pub parameters: Option<BTreeMap<String, String>>,
     pub secret_arn: Option<String>,
+    /// The instance, or on Aurora the cluster.
     pub instance: Option<InstanceState>,
+    /// Aurora only: the cluster's member instances.
+    pub members: Vec<Member>,
     pub alarms: ObservedAlarms,
 }
 
@@ -104,28 +108,32 @@ pub fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
                 .collect::<Vec<_>>();
             (group.group_id().unwrap_or_default().to_string(), cidrs)
         });
-        let parameters = match aws
-            .rds
-            .describe_db_parameters()
-            .db_parameter_group_name(spec.parameter_group_name())
-            .source("user")
-            .send()
-            .await
-        {
-            Ok(answer) => Some(
-                answer
-                    .parameters()
-                    .iter()
-                    .filter_map(|p| {
-                        Some((
-                            p.parameter_name()?.to_string(),
-                            p.parameter_value()?.to_string(),
-                        ))
-                    })
-                    .collect(),
-            ),
-            Err(e) if code(&e) == Some("DBParameterGroupNotFound") => None,
-            Err(e) => return Err(describe("reading the parameter group", e)),
+        let parameters = if spec.is_aurora() {
+            aurora::parameters(aws, spec).await?
+        } else {
+            match aws
+                .rds
+                .describe_db_parameters()
+                .db_parameter_group_name(spec.parameter_group_name())
+                .source("user")
+                .send()
+                .await
+            {
+                Ok(answer) => Some(
+                    answer
+                        .parameters()
+                        .iter()
+                        .filter_map(|p| {
+                            Some((
+                                p.parameter_name()?.to_string(),
+                                p.parameter_value()?.to_string(),
+                            ))
+                        })
+                        .collect(),
+                ),
+                Err(e) if code(&e) == Some("DBParameterGroupNotFound") => None,
+                Err(e) => return Err(describe("reading the parameter group", e)),
+            }
         };
         let secret_arn = if spec.rds_managed_password {
             None
@@ -142,16 +150,20 @@ pub fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
                 Err(e) => return Err(describe("reading the master secret", e)),
             }
         };
-        let instance = match aws
-            .rds
-            .describe_db_instances()
-            .db_instance_identifier(&spec.id)
-            .send()
-            .await
-        {
-            Ok(answer) => answer.db_instances().first().map(instance_state),
-            Err(e) if code(&e) == Some("DBInstanceNotFound") => None,
-            Err(e) => return Err(describe("reading the instance", e)),
+        let (instance, members) = if spec.is_aurora() {
+            aurora::observe(aws, spec).await?
+        } else {
+            match aws
+                .rds
+                .describe_db_instances()
+                .db_instance_identifier(&spec.id)
+                .send()
+                .await
+            {
+                Ok(answer) => (answer.db_instances().first().map(instance_state), Vec::new()),
+                Err(e) if code(&e) == Some("DBInstanceNotFound") => (None, Vec::new()),
+                Err(e) => return Err(describe("reading the instance", e)),
+            }
         };
         Ok(Observed {
             vpc_id,
@@ -159,6 +171,7 @@ pub fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
             parameters,
             secret_arn,
             instance,
+            members,
             alarms: ObservedAlarms::default(),
         })
     })
@@ -389,47 +402,119 @@ pub fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChange> {
         changes.push(change("secret", spec.secret_name(), action, Vec::new()));
     }
 
-    match &observed.instance {
-        None => changes.push(change(
-            "db-instance",
-            spec.id.clone(),
-            "create",
-            wanted_attributes(spec)
-                .into_iter()
-                .map(|(name, to, _)| attribute(name, None, to, "immediately"))
-                .collect(),
-        )),
-        Some(state) => {
-            let mut attributes: Vec<AttributeChange> = wanted_attributes(spec)
-                .into_iter()
-                .filter(|(name, to, _)| state.attributes.get(name) != Some(to))
-                .map(|(name, to, when)| {
-                    attribute(name, state.attributes.get(name).cloned(), to, when)
-                })
-                .collect();
-            if let Some((group, _)) = &observed.security_group {
-                if !state.security_groups.contains(group) {
-                    attributes.push(attribute(
-                        "security_groups",
-                        Some(state.security_groups.join(", ")),
-                        group.clone(),
-                        "immediately",
-                    ));
-                }
-            }
-            let action = if attributes.is_empty() {
-                "none"
-            } else {
-                "modify"
-            };
-            changes.push(change("db-instance", spec.id.clone(), action, attributes));
-        }
+    if spec.is_aurora() {
+        changes.extend(aurora::plan(spec, observed));
+    } else {
+        changes.push(plan_instance(spec, observed));
     }
     changes.extend(alarms::plan(spec, &observed.alarms));
     changes
 }
 
-fn attribute(name: &str, from: Option<String>, to: String, when: &str) -> AttributeChange {
+/// The RDS instance's change: create, modify (which attributes, and when), or none.
+fn plan_instance(spec: &InstanceSpec, observed: &Observed) -> PlannedChange {
+    let (action, attributes) = match &observed.instance {
+        None => ("create", differences(wanted_attributes(spec), None)),
+        Some(state) => {
+            let mut attributes = differences(wanted_attributes(spec), Some(&state.attributes));
+            attributes.extend(security_group_change(observed, state));
+            (modify_or_none(&attributes), attributes)
+        }
+    };
+    PlannedChange {
+        env: spec.env.clone(),
+        resource: "db-instance".into(),
+        name: spec.id.clone(),
+        action: action.into(),
+        attributes,
+    }
+}
+
+pub fn modify_or_none(attributes: &[AttributeChange]) -> &'static str {
+    if attributes.is_empty() {
+        "none"
+    } else {
+        "modify"
+    }
+}
+
+/// The wanted attributes that differ from what is (all of them, applied at creation, when
+/// nothing is there yet).
+pub fn differences(
+    wanted: Vec<(&'static str, String, &'static str)>,
+    have: Option<&BTreeMap<&'static str, String>>,
+) -> Vec<AttributeChange> {
+    wanted
+        .into_iter()
+        .filter(|(name, to, _)| have.and_then(|h| h.get(name)) != Some(to))
+        .map(|(name, to, when)| match have {
+            None => attribute(name, None, to, "immediately"),
+            Some(have) => attribute(name, have.get(name).cloned(), to, when),
+        })
+        .collect()
+}
+
+/// The spec's security group, when the instance (or cluster) is not in it.
+pub fn security_group_change(
+    observed: &Observed,
+    state: &InstanceState,
+) -> Option<AttributeChange> {
+    let (group, _) = observed.security_group.as_ref()?;
+    (!state.security_groups.contains(group)).then(|| {
+        attribute(
+            "security_groups",
+            Some(state.security_groups.join(", ")),
+            group.clone(),
+            "immediately",
+        )
+    })
+}
+
+/// The instance (or Aurora cluster) as the contract describes it, from an observation; None
+/// when it does not exist.
+pub fn record(region: &str, instance: &InstanceSpec, observed: Observed) -> Option<Instance> {
+    let state = observed.instance?;
+    Some(Instance {
+        kind: dbtools::contract::INSTANCE.into(),
+        id: instance.id.clone(),
+        provider: "aws".into(),
+        engine: instance.engine.clone(),
+        engine_version: state
+            .attributes
+            .get("engine_version")
+            .cloned()
+            .unwrap_or_default(),
+        status: state.status.clone(),
+        endpoint: dbtools::contract::Endpoint {
+            host: state.endpoint.clone().map(|e| e.0).unwrap_or_default(),
+            port: state
+                .endpoint
+                .as_ref()
+                .and_then(|e| u16::try_from(e.1).ok())
+                .unwrap_or(5432),
+        },
+        master_user: state.master_user.clone(),
+        master_secret: dbtools::contract::SecretRef {
+            source: "aws-sm".into(),
+            reference: observed
+                .secret_arn
+                .clone()
+                .or(state.managed_secret_arn.clone())
+                .unwrap_or_default(),
+        },
+        ca_cert: None,
+        databases: Vec::new(),
+        env: Some(instance.env.clone()),
+        class: state.attributes.get("class").cloned(),
+        security_group: observed.security_group.map(|g| g.0),
+        parameter_group: state.attributes.get("parameter_group").cloned(),
+        alarms: observed.alarms.alarms.keys().cloned().collect(),
+        alarm_topic: observed.alarms.topic_arn.clone(),
+        region: Some(region.to_string()),
+    })
+}
+
+pub fn attribute(name: &str, from: Option<String>, to: String, when: &str) -> AttributeChange {
     AttributeChange {
         name: name.into(),
         from,

@@ -240,7 +240,15 @@ pub fn registry(path: &Path) -> Result<ExitStatus> {
                 .unwrap_or_default()
         };
         let details = crate::registry::Details {
-            storage: format!("{} GB gp3", attribute("storage_gb")),
+            storage: if instance.is_aurora() {
+                format!(
+                    "Aurora storage (grows by itself); Serverless v2 {}–{} ACU",
+                    attribute("min_acu"),
+                    attribute("max_acu")
+                )
+            } else {
+                format!("{} GB gp3", attribute("storage_gb"))
+            },
             multi_az: attribute("multi_az"),
             backups: format!(
                 "{} days, window {}",
@@ -249,7 +257,7 @@ pub fn registry(path: &Path) -> Result<ExitStatus> {
             ),
             deletion_protection: attribute("deletion_protection"),
         };
-        let Some(mut found) = instance_record(&aws, instance, observed) else {
+        let Some(mut found) = plan::record(&aws.region, instance, observed) else {
             cli::note(
                 TOOL,
                 format!(
@@ -271,53 +279,7 @@ pub fn registry(path: &Path) -> Result<ExitStatus> {
 /// The env's instance as AWS describes it, or None when it does not exist.
 fn observed_instance(aws: &Aws, instance: &spec::InstanceSpec) -> Result<Option<Instance>> {
     let observed = plan::observe(aws, instance)?;
-    Ok(instance_record(aws, instance, observed))
-}
-
-fn instance_record(
-    aws: &Aws,
-    instance: &spec::InstanceSpec,
-    observed: plan::Observed,
-) -> Option<Instance> {
-    let state = observed.instance?;
-    Some(Instance {
-        kind: contract::INSTANCE.into(),
-        id: instance.id.clone(),
-        provider: "aws".into(),
-        engine: instance.engine.clone(),
-        engine_version: state
-            .attributes
-            .get("engine_version")
-            .cloned()
-            .unwrap_or_default(),
-        status: state.status.clone(),
-        endpoint: contract::Endpoint {
-            host: state.endpoint.clone().map(|e| e.0).unwrap_or_default(),
-            port: state
-                .endpoint
-                .as_ref()
-                .and_then(|e| u16::try_from(e.1).ok())
-                .unwrap_or(5432),
-        },
-        master_user: state.master_user.clone(),
-        master_secret: contract::SecretRef {
-            source: "aws-sm".into(),
-            reference: observed
-                .secret_arn
-                .clone()
-                .or(state.managed_secret_arn.clone())
-                .unwrap_or_default(),
-        },
-        ca_cert: None,
-        databases: Vec::new(),
-        env: Some(instance.env.clone()),
-        class: state.attributes.get("class").cloned(),
-        security_group: observed.security_group.map(|g| g.0),
-        parameter_group: state.attributes.get("parameter_group").cloned(),
-        alarms: observed.alarms.alarms.keys().cloned().collect(),
-        alarm_topic: observed.alarms.topic_arn.clone(),
-        region: Some(aws.region.clone()),
-    })
+    Ok(plan::record(&aws.region, instance, observed))
 }
 
 fn render_plan(plan: &Plan) -> String {
@@ -434,7 +396,7 @@ pub fn destroy(
         disable_deletion_protection,
         skip_final_snapshot,
     };
-    let changes = ops::destroy(&aws, instance, &options, config.as_ref())?;
+    let changes = ops::destroy(&aws, instance, &options, config.as_ref(), poll_interval())?;
     for change in &changes {
         cli::note(TOOL, change);
     }

@@ -14,6 +14,11 @@
 //! storage_gb = 20
 //! ingress = ["203.0.113.7/32"]          # home network, app subnet, … (port 5432)
 //! publicly_accessible = true
+//! [env.test]
+//! id = "combine-test"
+//! engine = "aurora-postgresql"          # Aurora Serverless v2: a cluster and a db.serverless writer
+//! min_acu = 0.5                         # capacity range in ACUs (1 ACU ≈ 2 GiB of memory)
+//! max_acu = 4
 //! ```
 
 use crate::aws::pricing;
@@ -38,7 +43,11 @@ struct EnvSpecFile {
     engine: String,
     #[serde(default = "default_engine_version")]
     engine_version: String,
-    class: String,
+    /// Required for `postgres`; Aurora Serverless v2 runs `db.serverless` (the default there).
+    class: Option<String>,
+    /// Aurora Serverless v2 capacity range, in ACUs (0.5 steps; a minimum of 0 pauses when idle).
+    min_acu: Option<f64>,
+    max_acu: Option<f64>,
     #[serde(default = "default_storage")]
     storage_gb: i32,
     max_storage_gb: Option<i32>,
@@ -96,6 +105,9 @@ struct AlarmsFile {
     #[serde(default = "default_free_storage_percent")]
     free_storage_percent: f64,
     freeable_memory_mb: Option<f64>,
+    /// Aurora Serverless v2: fires when the writer uses more than this share of max_acu.
+    #[serde(default = "default_acu_percent")]
+    acu_percent: f64,
 }
 
 impl Default for AlarmsFile {
@@ -108,6 +120,7 @@ impl Default for AlarmsFile {
             connections: None,
             free_storage_percent: default_free_storage_percent(),
             freeable_memory_mb: None,
+            acu_percent: default_acu_percent(),
         }
     }
 }
@@ -117,6 +130,9 @@ fn default_cpu_percent() -> f64 {
 }
 fn default_free_storage_percent() -> f64 {
     10.0
+}
+fn default_acu_percent() -> f64 {
+    90.0
 }
 
 /// The alarms of one instance, thresholds resolved.
@@ -128,6 +144,9 @@ pub struct AlarmsSpec {
     pub connections: f64,
     pub free_storage_bytes: f64,
     pub freeable_memory_bytes: f64,
+    /// Aurora Serverless v2 only: its fourth alarm watches capacity instead of free storage
+    /// (Aurora storage grows by itself).
+    pub acu_percent: f64,
 }
 
 impl AlarmsSpec {
@@ -137,17 +156,18 @@ impl AlarmsSpec {
 }
 
 /// RDS sets max_connections to DBInstanceClassMemory / 9531392, where DBInstanceClassMemory is
-/// the class's memory less what the OS keeps (about a quarter on small classes). The default
-/// connections alarm fires at 80% of that estimate.
-fn default_connections(class: &str) -> f64 {
-    let memory = pricing::class_memory_gib(class) * 1024.0 * 1024.0 * 1024.0;
+/// the class's memory less what the OS keeps (about a quarter on small classes); Aurora
+/// Serverless v2 takes the memory of its max_acu. The default connections alarm fires at 80%
+/// of that estimate.
+fn default_connections(memory_gib: f64) -> f64 {
+    let memory = memory_gib * 1024.0 * 1024.0 * 1024.0;
     ((memory * 0.75 / 9_531_392.0) * 0.8).floor()
 }
 
 fn resolve_alarms(
     file: &AlarmsFile,
     id: &str,
-    class: &str,
+    memory_gib: f64,
     storage_gb: i32,
 ) -> std::result::Result<Option<AlarmsSpec>, String> {
     if !file.enabled {
@@ -179,6 +199,7 @@ fn resolve_alarms(
     for (name, value, max) in [
         ("cpu_percent", file.cpu_percent, 100.0),
         ("free_storage_percent", file.free_storage_percent, 100.0),
+        ("acu_percent", file.acu_percent, 100.0),
     ] {
         if !(value > 0.0 && value <= max) {
             return Err(format!(
@@ -186,7 +207,7 @@ fn resolve_alarms(
             ));
         }
     }
-    let memory_bytes = pricing::class_memory_gib(class) * 1024.0 * 1024.0 * 1024.0;
+    let memory_bytes = memory_gib * 1024.0 * 1024.0 * 1024.0;
     let freeable_memory_bytes = match file.freeable_memory_mb {
         Some(mb) if mb > 0.0 => mb * 1024.0 * 1024.0,
         Some(mb) => return Err(format!("alarms.freeable_memory_mb {mb}: must be above 0")),
@@ -195,7 +216,7 @@ fn resolve_alarms(
     let connections = match file.connections {
         Some(n) if n >= 1.0 => n,
         Some(n) => return Err(format!("alarms.connections {n}: must be at least 1")),
-        None => default_connections(class),
+        None => default_connections(memory_gib),
     };
     Ok(Some(AlarmsSpec {
         topic,
@@ -209,6 +230,7 @@ fn resolve_alarms(
             * file.free_storage_percent
             / 100.0,
         freeable_memory_bytes,
+        acu_percent: file.acu_percent,
     }))
 }
 
@@ -264,9 +286,46 @@ pub struct InstanceSpec {
     pub tags: BTreeMap<String, String>,
     /// None when `[env.NAME.alarms] enabled = false`.
     pub alarms: Option<AlarmsSpec>,
+    /// Some for engine `aurora-postgresql`: `id` names the cluster, its instances are members.
+    pub serverless: Option<Serverless>,
 }
 
+/// Aurora Serverless v2's capacity range, in ACUs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Serverless {
+    pub min_acu: f64,
+    pub max_acu: f64,
+}
+
+pub const AURORA: &str = "aurora-postgresql";
+pub const SERVERLESS_CLASS: &str = "db.serverless";
+
 impl InstanceSpec {
+    pub fn is_aurora(&self) -> bool {
+        self.serverless.is_some()
+    }
+
+    /// The cluster's member instances, writer first: `<id>-1`, and `<id>-2` (a reader in
+    /// another zone, which Aurora fails over to) when the spec asks for Multi-AZ.
+    pub fn member_ids(&self) -> Vec<String> {
+        if !self.is_aurora() {
+            return Vec::new();
+        }
+        let mut ids = vec![format!("{}-1", self.id)];
+        if self.multi_az {
+            ids.push(format!("{}-2", self.id));
+        }
+        ids
+    }
+
+    /// The instance whose CloudWatch metrics the alarms watch: the writer on Aurora.
+    pub fn monitored_instance(&self) -> String {
+        self.member_ids()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.id.clone())
+    }
+
     pub fn security_group_name(&self) -> String {
         format!("rdsprov-{}", self.id)
     }
@@ -325,16 +384,35 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec> {
                 raw.id, other.env
             )));
         }
-        if raw.engine != "postgres" {
-            return Err(at(format!(
-                "engine {:?}: this rdsprov provisions engine \"postgres\" (RDS for PostgreSQL)",
-                raw.engine
-            )));
+        let serverless = match raw.engine.as_str() {
+            "postgres" if raw.min_acu.is_some() || raw.max_acu.is_some() => {
+                return Err(at(format!(
+                    "min_acu/max_acu size Aurora Serverless v2: set engine = \"{AURORA}\", or drop them for an RDS instance class"
+                )))
+            }
+            "postgres" => None,
+            AURORA => Some(check_serverless(raw).map_err(at)?),
+            other => {
+                return Err(at(format!(
+                    "engine {other:?}: use \"postgres\" (RDS for PostgreSQL) or \"{AURORA}\" (Aurora Serverless v2)"
+                )))
+            }
+        };
+        let class = match (&serverless, &raw.class) {
+            (Some(_), _) => SERVERLESS_CLASS.to_string(),
+            (None, Some(class)) => class.clone(),
+            (None, None) => {
+                return Err(at(
+                    "no class: name an instance class, e.g. class = \"db.t4g.micro\"".into(),
+                ))
+            }
+        };
+        if serverless.is_none() {
+            pricing::check_class(&class).map_err(at)?;
         }
-        pricing::check_class(&raw.class).map_err(at)?;
         pricing::check_engine_version(&raw.engine_version).map_err(at)?;
         names::check_sql_name(&raw.master_user, "master user").map_err(|e| at(e.to_string()))?;
-        if !(20..=65536).contains(&raw.storage_gb) {
+        if serverless.is_none() && !(20..=65536).contains(&raw.storage_gb) {
             return Err(at(format!(
                 "storage_gb {}: RDS gp3 storage is 20 to 65536 GB",
                 raw.storage_gb
@@ -365,8 +443,12 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec> {
                 )))
             }
         };
+        let memory_gib = match &serverless {
+            Some(range) => range.max_acu * pricing::GIB_PER_ACU,
+            None => pricing::class_memory_gib(&class),
+        };
         let alarms =
-            resolve_alarms(&raw.alarms, &raw.id, &raw.class, raw.storage_gb).map_err(at)?;
+            resolve_alarms(&raw.alarms, &raw.id, memory_gib, raw.storage_gb).map_err(at)?;
         let mut parameters = BTreeMap::from([("rds.force_ssl".to_string(), "1".to_string())]);
         parameters.extend(raw.parameters.clone());
         let mut tags = BTreeMap::from([
@@ -380,7 +462,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec> {
             id: raw.id.clone(),
             engine: raw.engine.clone(),
             engine_version: raw.engine_version.clone(),
-            class: raw.class.clone(),
+            class,
             storage_gb: raw.storage_gb,
             max_storage_gb: raw.max_storage_gb,
             multi_az: raw.multi_az,
@@ -402,6 +484,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec> {
             apply_immediately: raw.apply_immediately.unwrap_or(env == "dev"),
             tags,
             alarms,
+            serverless,
         });
     }
     if instances.is_empty() {
@@ -410,6 +493,38 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec> {
         )));
     }
     Ok(Spec { region, instances })
+}
+
+/// The capacity range of an Aurora Serverless v2 env (0.5 to 4 ACUs unless given), and what
+/// makes no sense there.
+fn check_serverless(raw: &EnvSpecFile) -> std::result::Result<Serverless, String> {
+    if let Some(class) = raw.class.as_deref().filter(|c| *c != SERVERLESS_CLASS) {
+        return Err(format!(
+            "class {class:?}: Aurora Serverless v2 runs class \"{SERVERLESS_CLASS}\" (leave class out); size it with min_acu and max_acu"
+        ));
+    }
+    if raw.max_storage_gb.is_some() {
+        return Err(
+            "max_storage_gb: Aurora storage grows by itself (storage_gb only sizes the cost estimate)".into(),
+        );
+    }
+    let min_acu = raw.min_acu.unwrap_or(0.5);
+    let max_acu = raw.max_acu.unwrap_or(4.0);
+    let half_steps = |acu: f64| (acu * 2.0).fract() == 0.0;
+    if !(min_acu == 0.0 || (0.5..=256.0).contains(&min_acu)) || !half_steps(min_acu) {
+        return Err(format!(
+            "min_acu {min_acu}: Aurora Serverless v2 capacity is 0 (pause when idle) or 0.5 to 256 ACUs in steps of 0.5"
+        ));
+    }
+    if !(1.0..=256.0).contains(&max_acu) || !half_steps(max_acu) {
+        return Err(format!(
+            "max_acu {max_acu}: Aurora Serverless v2 capacity is 1 to 256 ACUs in steps of 0.5"
+        ));
+    }
+    if max_acu < min_acu {
+        return Err(format!("max_acu {max_acu} is below min_acu {min_acu}"));
+    }
+    Ok(Serverless { min_acu, max_acu })
 }
 
 /// `a.b.c.d/n` or an IPv6 prefix.
@@ -495,5 +610,64 @@ class = "db.t4g.small"
             .unwrap_err()
             .to_string()
             .contains("is not a CIDR"));
+    }
+
+    const AURORA_ENV: &str = r#"
+region = "eu-west-1"
+[env.test]
+id = "intranet-test"
+engine = "aurora-postgresql"
+"#;
+
+    #[test]
+    fn aurora_serverless_v2_defaults_and_refusals() {
+        let spec = parse(AURORA_ENV, "t").unwrap();
+        let cluster = &spec.instances[0];
+        assert_eq!(
+            cluster.serverless,
+            Some(Serverless {
+                min_acu: 0.5,
+                max_acu: 4.0
+            })
+        );
+        assert_eq!(cluster.class, SERVERLESS_CLASS);
+        assert_eq!(cluster.member_ids(), ["intranet-test-1"]);
+        assert_eq!(cluster.monitored_instance(), "intranet-test-1");
+        assert_eq!(cluster.parameter_group_family(), "aurora-postgresql16");
+        // 4 ACU ≈ 8 GiB: 0.75 × 8 GiB / 9531392 = 676 connections; 80% of it.
+        assert_eq!(cluster.alarms.as_ref().unwrap().connections, 540.0);
+        let refused = |extra: &str, expected: &str| {
+            let error = parse(&format!("{AURORA_ENV}{extra}\n"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{extra}: {error}");
+        };
+        refused(
+            "class = \"db.t4g.micro\"",
+            "Aurora Serverless v2 runs class \"db.serverless\"",
+        );
+        refused(
+            "max_acu = 300",
+            "max_acu 300: Aurora Serverless v2 capacity is 1 to 256 ACUs",
+        );
+        refused("min_acu = 0.3", "min_acu 0.3");
+        refused("min_acu = 8\nmax_acu = 2", "max_acu 2 is below min_acu 8");
+        refused("max_storage_gb = 100", "Aurora storage grows by itself");
+        let postgres_with_acu = GOOD.replace(
+            "class = \"db.t4g.small\"",
+            "class = \"db.t4g.small\"\nmax_acu = 4",
+        );
+        assert!(parse(&postgres_with_acu, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("min_acu/max_acu size Aurora Serverless v2"));
+        let engine = GOOD.replace(
+            "class = \"db.t4g.small\"",
+            "class = \"db.t4g.small\"\nengine = \"mysql\"",
+        );
+        assert!(parse(&engine, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("use \"postgres\" (RDS for PostgreSQL) or \"aurora-postgresql\""));
     }
 }
