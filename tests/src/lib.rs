@@ -610,6 +610,22 @@ impl FaultyAws {
     }
 }
 
+impl FaultyAws {
+    /// The parameters of each form-encoded request of `operation` (RDS, EC2, CloudWatch, SNS
+    /// speak the Query protocol), in order: what the tool sent, whatever moto kept of it.
+    pub fn params(&self, operation: &str) -> Vec<Value> {
+        let mut path = self.log.clone().into_os_string();
+        path.push(".params");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|entry| entry["operation"] == operation)
+            .map(|entry| entry["params"].clone())
+            .collect()
+    }
+}
+
 impl Drop for FaultyAws {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -10,7 +10,9 @@ RULES_JSON is a list of rules, tried in order; the first that matches a request 
     {"operation": "DescribeDBInstances", "delay": 30, "after": "CreateDBInstance"}
 `times` bounds how often the rule applies (absent: always); `after` makes it apply only once
 an operation of that name has passed through. LOG_FILE gets one line per request:
-"<operation> <status>", for tests that count retries.
+"<operation> <status>", for tests that count retries; LOG_FILE.params one JSON line per
+form-encoded (Query protocol) request, {"operation": …, "params": {…}}, for tests that check
+what was sent where moto keeps no trace of it.
 """
 import http.client, http.server, json, sys, threading, time, urllib.parse
 
@@ -56,6 +58,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         op = operation(self.headers, body)
+        if not self.headers.get("X-Amz-Target"):
+            params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
+            with lock, open(LOG + ".params", "a") as f:
+                f.write(json.dumps({"operation": op, "params": params}) + "\n")
         rule = matching_rule(op)
         if rule and rule.get("delay"):
             time.sleep(rule["delay"])

@@ -1366,3 +1366,133 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
         "{finals}"
     );
 }
+
+/// A named VPC: its subnets become the DB subnet group `rdsprov-<id>` (created, then brought
+/// in line when the list changes), the security group is made in that VPC, and the instance is
+/// created in both; enhanced monitoring's interval and role reach CreateDBInstance (seen in the
+/// request: moto keeps no MonitoringInterval, so its plan keeps offering that one change).
+#[test]
+fn a_named_vpc_gets_a_subnet_group_and_enhanced_monitoring_is_requested() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-vpc");
+    let vpc = moto.call("ec2", "create_vpc", json!({"CidrBlock": "10.20.0.0/16"}))["Vpc"]["VpcId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subnet = |cidr: &str, zone: &str| {
+        moto.call(
+            "ec2",
+            "create_subnet",
+            json!({"VpcId": vpc, "CidrBlock": cidr, "AvailabilityZone": zone}),
+        )["Subnet"]["SubnetId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b, c) = (
+        subnet("10.20.1.0/24", "eu-west-1a"),
+        subnet("10.20.2.0/24", "eu-west-1b"),
+        subnet("10.20.3.0/24", "eu-west-1c"),
+    );
+    let role = "arn:aws:iam::123456789012:role/rds-monitoring-role";
+    let spec = format!(
+        r#"
+[env.test]
+id = "combine-test"
+class = "db.t4g.small"
+vpc_id = "{vpc}"
+subnet_ids = ["{a}", "{b}"]
+ingress = ["10.20.0.0/16"]
+monitoring_interval = 60
+monitoring_role_arn = "{role}"
+"#
+    );
+    let plan = rdsprov(&moto, &dir, &spec, &["plan"]).expect(0).json();
+    let group = change(&plan, "db-subnet-group", "test");
+    assert_eq!(group["action"], "create");
+    assert_eq!(group["name"], "rdsprov-combine-test");
+    let mut both = [a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(group["attributes"][0]["to"], both.join(", "));
+
+    let faults = FaultyAws::start(&moto, json!([]));
+    let applied = rdsprov_through(&moto, &faults, &dir, &spec, &["apply"]);
+    let resources = applied.expect(0).json();
+    let sent = faults.params("CreateDBInstance");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["DBSubnetGroupName"], "rdsprov-combine-test");
+    assert_eq!(sent[0]["MonitoringInterval"], "60");
+    assert_eq!(sent[0]["MonitoringRoleArn"], role);
+    let described = moto.call(
+        "rds",
+        "describe_db_instances",
+        json!({"DBInstanceIdentifier": "combine-test"}),
+    );
+    assert_eq!(
+        described["DBInstances"][0]["DBSubnetGroup"]["DBSubnetGroupName"],
+        "rdsprov-combine-test"
+    );
+    let group_id = resources["instances"][0]["security_group"]
+        .as_str()
+        .unwrap();
+    let groups = moto.call(
+        "ec2",
+        "describe_security_groups",
+        json!({"GroupIds": [group_id]}),
+    );
+    assert_eq!(groups["SecurityGroups"][0]["VpcId"], vpc.as_str());
+
+    let again = rdsprov(&moto, &dir, &spec, &["plan"]).expect(0).json();
+    assert_eq!(change(&again, "db-subnet-group", "test")["action"], "none");
+    assert_eq!(
+        change(&again, "db-instance", "test")["attributes"],
+        json!([{"name": "monitoring_interval", "from": "0", "to": "60", "when": "immediately"}]),
+        "moto does not keep MonitoringInterval; everything else is in line"
+    );
+
+    // A third subnet: the group is brought in line. (Checked in the request: moto's
+    // ModifyDBSubnetGroup drops the group from its state — moto 5.2.1 to 5.2.5.)
+    let wider = spec.replace(&format!("\"{b}\"]"), &format!("\"{b}\", \"{c}\"]"));
+    let plan = rdsprov(&moto, &dir, &wider, &["plan"]).expect(0).json();
+    let modify = change(&plan, "db-subnet-group", "test");
+    assert_eq!(modify["action"], "modify");
+    assert_eq!(modify["attributes"][0]["from"], both.join(", "));
+    let widened = rdsprov_through(&moto, &faults, &dir, &wider, &["apply"]);
+    widened.expect(0);
+    assert!(
+        widened
+            .stderr
+            .contains("set the subnets of rdsprov-combine-test to "),
+        "{}",
+        widened.stderr
+    );
+    let sent = faults.params("ModifyDBSubnetGroup");
+    assert_eq!(sent.len(), 1);
+    let mut subnets: Vec<&str> = (1..=3)
+        .map(|n| {
+            sent[0][format!("SubnetIds.SubnetIdentifier.{n}")]
+                .as_str()
+                .unwrap_or_default()
+        })
+        .collect();
+    subnets.sort();
+    let mut all = [a.as_str(), b.as_str(), c.as_str()];
+    all.sort();
+    assert_eq!(subnets, all, "{}", sent[0]);
+    // The instance is asked for nothing but the interval moto forgot.
+    let modified = faults.params("ModifyDBInstance");
+    assert_eq!(modified.len(), 1);
+    let mut keys: Vec<&String> = modified[0].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "Action",
+            "ApplyImmediately",
+            "DBInstanceIdentifier",
+            "MonitoringInterval",
+            "MonitoringRoleArn",
+            "Version"
+        ]
+    );
+}

@@ -247,6 +247,42 @@ fn apply_steps(
         }
     }
 
+    // The DB subnet group of a named VPC.
+    if let (Some(change), Some(name)) = (
+        action_of(planned, "db-subnet-group"),
+        spec.subnet_group_name(),
+    ) {
+        if change.action == "create" {
+            aws.block_on(
+                aws.rds
+                    .create_db_subnet_group()
+                    .db_subnet_group_name(&name)
+                    .db_subnet_group_description(format!(
+                        "rdsprov: subnets of {} (env {})",
+                        spec.id, spec.env
+                    ))
+                    .set_subnet_ids(Some(spec.subnet_ids.clone()))
+                    .set_tags(Some(tags_rds(spec)))
+                    .send(),
+            )
+            .map_err(|e| describe("creating the DB subnet group", e))?;
+            done.push(format!("created DB subnet group {name}"));
+        } else {
+            aws.block_on(
+                aws.rds
+                    .modify_db_subnet_group()
+                    .db_subnet_group_name(&name)
+                    .set_subnet_ids(Some(spec.subnet_ids.clone()))
+                    .send(),
+            )
+            .map_err(|e| describe("changing the DB subnet group", e))?;
+            done.push(format!(
+                "set the subnets of {name} to {}",
+                spec.subnet_ids.join(", ")
+            ));
+        }
+    }
+
     // The master secret: generated here, stored before the instance uses it.
     let mut secret_arn = observed.secret_arn.clone();
     let mut new_password = None;
@@ -379,7 +415,10 @@ fn apply_instance(
                 .set_max_allocated_storage(spec.max_storage_gb)
                 .set_preferred_backup_window(spec.backup_window.clone())
                 .set_preferred_maintenance_window(spec.maintenance_window.clone())
-                .set_ca_certificate_identifier(spec.ca_certificate.clone());
+                .set_ca_certificate_identifier(spec.ca_certificate.clone())
+                .set_db_subnet_group_name(spec.subnet_group_name())
+                .set_monitoring_interval(spec.monitoring.as_ref().map(|m| m.0))
+                .set_monitoring_role_arn(spec.monitoring.clone().map(|m| m.1));
             request = match password {
                 Some(password) => request.master_user_password(password),
                 None => request.manage_master_user_password(true),
@@ -419,6 +458,9 @@ fn apply_instance(
                     "iam_auth" => request.enable_iam_database_authentication(flag),
                     "performance_insights" => request.enable_performance_insights(flag),
                     "ca_certificate" => request.ca_certificate_identifier(to),
+                    "monitoring_interval" => request
+                        .monitoring_interval(to.parse().unwrap_or(0))
+                        .set_monitoring_role_arn(spec.monitoring.clone().map(|m| m.1)),
                     "parameter_group" => request.db_parameter_group_name(to),
                     "security_groups" => request.vpc_security_group_ids(group_id),
                     _ => request,

@@ -97,6 +97,10 @@ fn member_state(db: &aws_sdk_rds::types::DbInstance) -> Member {
         "ca_certificate",
         db.ca_certificate_identifier().map(str::to_string),
     );
+    put(
+        "monitoring_interval",
+        Some(db.monitoring_interval().unwrap_or(0).to_string()),
+    );
     Member {
         id: db.db_instance_identifier().unwrap_or_default().to_string(),
         status: db.db_instance_status().unwrap_or("unknown").to_string(),
@@ -147,6 +151,10 @@ fn cluster_state(cluster: &aws_sdk_rds::types::DbCluster, members: &[Member]) ->
     put(
         "parameter_group",
         cluster.db_cluster_parameter_group().map(str::to_string),
+    );
+    put(
+        "subnet_group",
+        cluster.db_subnet_group().map(str::to_string),
     );
     // What the registry and status show of a cluster: its writer's class, and whether a
     // second member stands by in another zone.
@@ -238,6 +246,9 @@ fn wanted_cluster(spec: &InstanceSpec) -> Vec<(&'static str, String, &'static st
         ("iam_auth", spec.iam_auth.to_string(), "immediately"),
         ("parameter_group", spec.parameter_group_name(), "on reboot"),
     ];
+    if let Some(group) = spec.subnet_group_name() {
+        wanted.push(("subnet_group", group, "cannot change in place"));
+    }
     if let Some(w) = &spec.backup_window {
         wanted.push(("backup_window", w.clone(), "immediately"));
     }
@@ -266,6 +277,7 @@ fn wanted_member(spec: &InstanceSpec) -> Vec<(&'static str, String, &'static str
             spec.performance_insights.to_string(),
             "immediately",
         ),
+        crate::aws::plan::monitoring_attribute(spec),
     ];
     if let Some(ca) = &spec.ca_certificate {
         wanted.push(("ca_certificate", ca.clone(), window));
@@ -407,6 +419,7 @@ pub fn apply(
                 .master_username(&spec.master_user)
                 .vpc_security_group_ids(group_id)
                 .db_cluster_parameter_group_name(spec.parameter_group_name())
+                .set_db_subnet_group_name(spec.subnet_group_name())
                 .storage_encrypted(spec.encrypted)
                 .backup_retention_period(spec.backup_retention_days)
                 .deletion_protection(spec.deletion_protection)
@@ -520,6 +533,9 @@ pub fn apply(
                         "publicly_accessible" => request.publicly_accessible(flag),
                         "performance_insights" => request.enable_performance_insights(flag),
                         "ca_certificate" => request.ca_certificate_identifier(to),
+                        "monitoring_interval" => request
+                            .monitoring_interval(to.parse().unwrap_or(0))
+                            .set_monitoring_role_arn(spec.monitoring.clone().map(|m| m.1)),
                         _ => request,
                     };
                 }
@@ -549,6 +565,8 @@ pub fn create_member(aws: &Aws, spec: &InstanceSpec, cluster_id: &str, id: &str)
             .publicly_accessible(spec.publicly_accessible)
             .enable_performance_insights(spec.performance_insights)
             .set_ca_certificate_identifier(spec.ca_certificate.clone())
+            .set_monitoring_interval(spec.monitoring.as_ref().map(|m| m.0))
+            .set_monitoring_role_arn(spec.monitoring.clone().map(|m| m.1))
             .copy_tags_to_snapshot(true)
             .set_tags(Some(tags(spec)))
             .send(),

@@ -19,6 +19,8 @@ pub struct Observed {
     pub vpc_id: String,
     /// Security group id and the CIDRs of the rules we manage.
     pub security_group: Option<(String, Vec<String>)>,
+    /// The subnets of our DB subnet group, when the spec lists subnets and the group exists.
+    pub subnet_group: Option<Vec<String>>,
     /// Parameters set by the user in the group, when it exists.
     pub parameters: Option<BTreeMap<String, String>>,
     pub secret_arn: Option<String>,
@@ -108,6 +110,28 @@ pub fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
                 .collect::<Vec<_>>();
             (group.group_id().unwrap_or_default().to_string(), cidrs)
         });
+        let subnet_group = match spec.subnet_group_name() {
+            None => None,
+            Some(name) => match aws
+                .rds
+                .describe_db_subnet_groups()
+                .db_subnet_group_name(&name)
+                .send()
+                .await
+            {
+                Ok(answer) => answer.db_subnet_groups().first().map(|group| {
+                    let mut ids: Vec<String> = group
+                        .subnets()
+                        .iter()
+                        .filter_map(|s| s.subnet_identifier().map(str::to_string))
+                        .collect();
+                    ids.sort();
+                    ids
+                }),
+                Err(e) if code(&e) == Some("DBSubnetGroupNotFoundFault") => None,
+                Err(e) => return Err(describe("reading the DB subnet group", e)),
+            },
+        };
         let parameters = if spec.is_aurora() {
             aurora::parameters(aws, spec).await?
         } else {
@@ -168,6 +192,7 @@ pub fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
         Ok(Observed {
             vpc_id,
             security_group,
+            subnet_group,
             parameters,
             secret_arn,
             instance,
@@ -235,6 +260,16 @@ fn instance_state(db: &aws_sdk_rds::types::DbInstance) -> InstanceState {
         db.ca_certificate_identifier().map(str::to_string),
     );
     put(
+        "monitoring_interval",
+        Some(db.monitoring_interval().unwrap_or(0).to_string()),
+    );
+    put(
+        "subnet_group",
+        db.db_subnet_group()
+            .and_then(|g| g.db_subnet_group_name())
+            .map(str::to_string),
+    );
+    put(
         "parameter_group",
         db.db_parameter_groups()
             .first()
@@ -299,7 +334,11 @@ pub fn wanted_attributes(spec: &InstanceSpec) -> Vec<(&'static str, String, &'st
             "immediately",
         ),
         ("parameter_group", spec.parameter_group_name(), "on reboot"),
+        monitoring_attribute(spec),
     ];
+    if let Some(group) = spec.subnet_group_name() {
+        wanted.push(("subnet_group", group, "cannot change in place"));
+    }
     if let Some(max) = spec.max_storage_gb {
         wanted.push(("max_storage_gb", max.to_string(), "immediately"));
     }
@@ -313,6 +352,15 @@ pub fn wanted_attributes(spec: &InstanceSpec) -> Vec<(&'static str, String, &'st
         wanted.push(("ca_certificate", ca.clone(), window));
     }
     wanted
+}
+
+/// Enhanced monitoring's interval (0 when off), changed at once.
+pub fn monitoring_attribute(spec: &InstanceSpec) -> (&'static str, String, &'static str) {
+    (
+        "monitoring_interval",
+        spec.monitoring.as_ref().map_or(0, |m| m.0).to_string(),
+        "immediately",
+    )
 }
 
 /// The changes for one env, in the order `apply` makes them.
@@ -360,6 +408,32 @@ pub fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChange> {
             };
             changes.push(change("security-group", id.clone(), action, attributes));
         }
+    }
+
+    if let Some(name) = spec.subnet_group_name() {
+        let wanted = spec.subnet_ids.join(", ");
+        changes.push(match &observed.subnet_group {
+            None => change(
+                "db-subnet-group",
+                name,
+                "create",
+                vec![attribute("subnets", None, wanted, "immediately")],
+            ),
+            Some(have) if *have == spec.subnet_ids => {
+                change("db-subnet-group", name, "none", Vec::new())
+            }
+            Some(have) => change(
+                "db-subnet-group",
+                name,
+                "modify",
+                vec![attribute(
+                    "subnets",
+                    Some(have.join(", ")),
+                    wanted,
+                    "immediately",
+                )],
+            ),
+        });
     }
 
     match &observed.parameters {

@@ -68,6 +68,15 @@ struct EnvSpecFile {
     #[serde(default)]
     iam_auth: bool,
     vpc_id: Option<String>,
+    /// Subnets (two zones or more) of `vpc_id` for the DB subnet group `rdsprov-<id>`; the
+    /// default VPC needs none.
+    #[serde(default)]
+    subnet_ids: Vec<String>,
+    /// Enhanced monitoring every N seconds (0 = off; 1, 5, 10, 15, 30, 60), published by RDS
+    /// with `monitoring_role_arn` (a role trusting monitoring.rds.amazonaws.com).
+    #[serde(default)]
+    monitoring_interval: i32,
+    monitoring_role_arn: Option<String>,
     #[serde(default)]
     ingress: Vec<String>,
     #[serde(default)]
@@ -277,6 +286,9 @@ pub struct InstanceSpec {
     pub ca_certificate: Option<String>,
     pub iam_auth: bool,
     pub vpc_id: Option<String>,
+    pub subnet_ids: Vec<String>,
+    /// Seconds between enhanced-monitoring samples, with the role RDS publishes them as.
+    pub monitoring: Option<(i32, String)>,
     pub ingress: Vec<String>,
     pub publicly_accessible: bool,
     pub parameters: BTreeMap<String, String>,
@@ -332,6 +344,11 @@ impl InstanceSpec {
 
     pub fn parameter_group_name(&self) -> String {
         format!("rdsprov-{}", self.id)
+    }
+
+    /// The DB subnet group we manage, when the spec lists subnets.
+    pub fn subnet_group_name(&self) -> Option<String> {
+        (!self.subnet_ids.is_empty()).then(|| format!("rdsprov-{}", self.id))
     }
 
     /// The parameter group family of the engine version: `postgres16`.
@@ -434,6 +451,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec> {
                 )));
             }
         }
+        check_network(raw).map_err(at)?;
+        let monitoring = check_monitoring(raw).map_err(at)?;
         let rds_managed_password = match raw.credentials.as_str() {
             "secrets-manager" => false,
             "rds-managed" => true,
@@ -476,6 +495,12 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec> {
             ca_certificate: raw.ca_certificate.clone(),
             iam_auth: raw.iam_auth,
             vpc_id: raw.vpc_id.clone(),
+            subnet_ids: {
+                let mut ids = raw.subnet_ids.clone();
+                ids.sort();
+                ids
+            },
+            monitoring,
             ingress: raw.ingress.clone(),
             publicly_accessible: raw.publicly_accessible,
             parameters,
@@ -525,6 +550,46 @@ fn check_serverless(raw: &EnvSpecFile) -> std::result::Result<Serverless, String
         return Err(format!("max_acu {max_acu} is below min_acu {min_acu}"));
     }
     Ok(Serverless { min_acu, max_acu })
+}
+
+/// A named VPC needs subnets for its DB subnet group, in two zones at least (RDS's rule);
+/// listed subnets need their VPC named (the security group is made there).
+fn check_network(raw: &EnvSpecFile) -> std::result::Result<(), String> {
+    if let Some(bad) = raw.subnet_ids.iter().find(|s| !s.starts_with("subnet-")) {
+        return Err(format!("subnet_ids: {bad:?} is not a subnet id (subnet-…)"));
+    }
+    match (&raw.vpc_id, raw.subnet_ids.len()) {
+        (Some(vpc), 0) => Err(format!(
+            "vpc_id {vpc}: list its subnet_ids (in two availability zones or more) for the DB subnet group"
+        )),
+        (None, n) if n > 0 => Err(
+            "subnet_ids: name their VPC with vpc_id (the security group is created there)".into(),
+        ),
+        (Some(_), 1) => Err(
+            "subnet_ids: RDS needs subnets in at least two availability zones; list two or more".into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn check_monitoring(raw: &EnvSpecFile) -> std::result::Result<Option<(i32, String)>, String> {
+    const INTERVALS: [i32; 7] = [0, 1, 5, 10, 15, 30, 60];
+    if !INTERVALS.contains(&raw.monitoring_interval) {
+        return Err(format!(
+            "monitoring_interval {}: use 0 (off), 1, 5, 10, 15, 30 or 60 seconds",
+            raw.monitoring_interval
+        ));
+    }
+    match (raw.monitoring_interval, &raw.monitoring_role_arn) {
+        (0, _) => Ok(None),
+        (_, None) => Err(
+            "monitoring_interval needs monitoring_role_arn: an IAM role that trusts monitoring.rds.amazonaws.com with the AmazonRDSEnhancedMonitoringRole policy".into(),
+        ),
+        (_, Some(arn)) if !(arn.starts_with("arn:aws") && arn.contains(":role/")) => Err(format!(
+            "monitoring_role_arn {arn:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        )),
+        (interval, Some(arn)) => Ok(Some((interval, arn.clone()))),
+    }
 }
 
 /// `a.b.c.d/n` or an IPv6 prefix.
@@ -605,6 +670,35 @@ class = "db.t4g.small"
             .contains("is not an email address"));
         let off = format!("{GOOD}[env.test.alarms]\nenabled = false\n");
         assert!(parse(&off, "t").unwrap().instances[1].alarms.is_none());
+        let vpc = GOOD.replace(
+            "class = \"db.t4g.small\"",
+            "class = \"db.t4g.small\"\nvpc_id = \"vpc-1\"",
+        );
+        assert!(parse(&vpc, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("vpc_id vpc-1: list its subnet_ids"));
+        let one_zone = vpc.replace(
+            "vpc_id = \"vpc-1\"",
+            "vpc_id = \"vpc-1\"\nsubnet_ids = [\"subnet-a\"]",
+        );
+        assert!(parse(&one_zone, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("at least two availability zones"));
+        let monitoring = GOOD.replace(
+            "class = \"db.t4g.small\"",
+            "class = \"db.t4g.small\"\nmonitoring_interval = 60",
+        );
+        assert!(parse(&monitoring, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("monitoring_interval needs monitoring_role_arn"));
+        let odd = monitoring.replace("= 60", "= 7");
+        assert!(parse(&odd, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("monitoring_interval 7: use 0 (off), 1, 5, 10, 15, 30 or 60"));
         let cidr = GOOD.replace("203.0.113.7/32", "203.0.113.7");
         assert!(parse(&cidr, "t")
             .unwrap_err()
