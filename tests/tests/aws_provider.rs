@@ -1368,7 +1368,8 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
 }
 
 /// A named VPC: its subnets become the DB subnet group `rdsprov-<id>` (created, then brought
-/// in line when the list changes), the security group is made in that VPC, and the instance is
+/// in line when the list changes), the security group is made in that VPC and admits a CIDR
+/// and the app's security group (by reference), and the instance is
 /// created in both; enhanced monitoring's interval and role reach CreateDBInstance (seen in the
 /// request: moto keeps no MonitoringInterval, so its plan keeps offering that one change).
 #[test]
@@ -1394,6 +1395,14 @@ fn a_named_vpc_gets_a_subnet_group_and_enhanced_monitoring_is_requested() {
         subnet("10.20.2.0/24", "eu-west-1b"),
         subnet("10.20.3.0/24", "eu-west-1c"),
     );
+    let app = moto.call(
+        "ec2",
+        "create_security_group",
+        json!({"GroupName": "app", "Description": "the app's instances", "VpcId": vpc}),
+    )["GroupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let role = "arn:aws:iam::123456789012:role/rds-monitoring-role";
     let spec = format!(
         r#"
@@ -1402,7 +1411,7 @@ id = "combine-test"
 class = "db.t4g.small"
 vpc_id = "{vpc}"
 subnet_ids = ["{a}", "{b}"]
-ingress = ["10.20.0.0/16"]
+ingress = ["10.20.0.0/16", "{app}"]
 monitoring_interval = 60
 monitoring_role_arn = "{role}"
 "#
@@ -1441,9 +1450,20 @@ monitoring_role_arn = "{role}"
         json!({"GroupIds": [group_id]}),
     );
     assert_eq!(groups["SecurityGroups"][0]["VpcId"], vpc.as_str());
+    // The app's security group is admitted by reference, next to the CIDR.
+    let permissions = groups["SecurityGroups"][0]["IpPermissions"]
+        .as_array()
+        .unwrap();
+    let pairs: Vec<&str> = permissions
+        .iter()
+        .flat_map(|p| p["UserIdGroupPairs"].as_array().unwrap())
+        .map(|g| g["GroupId"].as_str().unwrap())
+        .collect();
+    assert_eq!(pairs, [app.as_str()]);
 
     let again = rdsprov(&moto, &dir, &spec, &["plan"]).expect(0).json();
     assert_eq!(change(&again, "db-subnet-group", "test")["action"], "none");
+    assert_eq!(change(&again, "security-group", "test")["action"], "none");
     assert_eq!(
         change(&again, "db-instance", "test")["attributes"],
         json!([{"name": "monitoring_interval", "from": "0", "to": "60", "when": "immediately"}]),

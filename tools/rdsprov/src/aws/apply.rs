@@ -79,7 +79,14 @@ fn ingress(cidrs: &[String]) -> aws_sdk_ec2::types::IpPermission {
         .from_port(PORT)
         .to_port(PORT);
     for cidr in cidrs {
-        if cidr.contains(':') {
+        if crate::aws::spec::is_security_group(cidr) {
+            permission = permission.user_id_group_pairs(
+                aws_sdk_ec2::types::UserIdGroupPair::builder()
+                    .group_id(cidr)
+                    .description(SPEC_RULE)
+                    .build(),
+            );
+        } else if cidr.contains(':') {
             permission = permission.ipv6_ranges(
                 aws_sdk_ec2::types::Ipv6Range::builder()
                     .cidr_ipv6(cidr)

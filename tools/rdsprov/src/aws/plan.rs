@@ -105,7 +105,12 @@ pub fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
                         .iter()
                         .filter(|r| r.description() == Some(SPEC_RULE))
                         .filter_map(|r| r.cidr_ipv6().map(str::to_string));
-                    v4.chain(v6).collect::<Vec<_>>()
+                    let groups = p
+                        .user_id_group_pairs()
+                        .iter()
+                        .filter(|g| g.description() == Some(SPEC_RULE))
+                        .filter_map(|g| g.group_id().map(str::to_string));
+                    v4.chain(v6).chain(groups).collect::<Vec<_>>()
                 })
                 .collect::<Vec<_>>();
             (group.group_id().unwrap_or_default().to_string(), cidrs)

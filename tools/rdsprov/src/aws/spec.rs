@@ -12,7 +12,7 @@
 //! class = "db.t4g.micro"
 //! engine_version = "16.4"
 //! storage_gb = 20
-//! ingress = ["203.0.113.7/32"]          # home network, app subnet, … (port 5432)
+//! ingress = ["203.0.113.7/32"]          # home network, app subnet, an app's sg-…(port 5432)
 //! publicly_accessible = true
 //! [env.test]
 //! id = "combine-test"
@@ -443,7 +443,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec> {
                 )));
             }
         }
-        for cidr in &raw.ingress {
+        for cidr in raw.ingress.iter().filter(|i| !is_security_group(i)) {
             check_cidr(cidr).map_err(at)?;
             if (cidr == "0.0.0.0/0" || cidr == "::/0") && !raw.allow_public_ingress {
                 return Err(at(format!(
@@ -590,6 +590,14 @@ fn check_monitoring(raw: &EnvSpecFile) -> std::result::Result<Option<(i32, Strin
         )),
         (interval, Some(arn)) => Ok(Some((interval, arn.clone()))),
     }
+}
+
+/// An ingress entry naming a security group (`sg-…`): members of that group are admitted,
+/// e.g. the application's instances.
+pub fn is_security_group(entry: &str) -> bool {
+    entry
+        .strip_prefix("sg-")
+        .is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// `a.b.c.d/n` or an IPv6 prefix.
