@@ -40,6 +40,18 @@ struct ConfigFile {
     env: BTreeMap<String, EnvConfig>,
     #[serde(default)]
     instance: BTreeMap<String, InstanceConfig>,
+    #[serde(default)]
+    access: AccessConfig,
+}
+
+/// `[access]`: how `rdsprov access` finds this machine's public address and names its rule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// The check-IP endpoint (default https://checkip.amazonaws.com/; DBTOOLS_CHECKIP_URL wins).
+    pub checkip_url: Option<String>,
+    /// This machine's name in its ingress rule (default user@host; DBTOOLS_MACHINE_NAME wins).
+    pub machine: Option<String>,
 }
 
 /// One `[env.NAME]` table.
@@ -55,6 +67,9 @@ pub struct EnvConfig {
     pub secret: Option<String>,
     pub sslmode: Option<SslMode>,
     pub sslrootcert: Option<String>,
+    /// Take a manual RDS snapshot before migrating when migrations are pending (default: on
+    /// for AWS envs other than dev).
+    pub snapshot_before_migrate: Option<bool>,
 }
 
 /// One `[instance.ID]` table.
@@ -74,6 +89,7 @@ pub struct Config {
     pub state: StateDir,
     pub envs: BTreeMap<String, EnvConfig>,
     pub instances: BTreeMap<String, InstanceConfig>,
+    pub access: AccessConfig,
 }
 
 /// The instance's administrative role when the config names none (RDS's default too).
@@ -138,6 +154,7 @@ impl Config {
             state: StateDir::new(state_root),
             envs: file.env,
             instances: file.instance,
+            access: file.access,
         };
         config.validate()?;
         Ok(config)

@@ -33,6 +33,8 @@ pub const MIGRATE_RESULT: &str = "dbtools.migrate.result/v1";
 pub const MIGRATE_DIFF: &str = "dbtools.migrate.diff/v1";
 pub const PLAN: &str = "dbtools.plan/v1";
 pub const SNAPSHOT: &str = "dbtools.snapshot/v1";
+pub const ACCESS: &str = "dbtools.access/v1";
+pub const DOCTOR: &str = "dbtools.doctor/v1";
 pub const VERDICT: &str = "dbtools.verdict/v1";
 pub const STAMP: &str = "dbtools.stamp/v1";
 pub const AUDIT: &str = "dbtools.audit/v1";
@@ -436,6 +438,53 @@ pub struct Snapshot {
     pub instance: String,
     pub snapshot: String,
     pub status: String,
+}
+
+/// Who may reach an instance: `rdsprov access show|allow-current|revoke`. On AWS the ingress
+/// rules on 5432 of its security group, each marked as the spec's, a machine's (added by
+/// `allow-current`) or other, and whether this machine's public address is admitted; on the
+/// local provider loopback needs no rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Access {
+    pub kind: String,
+    pub provider: String,
+    #[serde(default)]
+    pub env: Option<String>,
+    pub instance: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The instance's (or Aurora cluster's) status.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub publicly_accessible: Option<bool>,
+    #[serde(default)]
+    pub security_group: Option<String>,
+    /// This machine's public address (from the check-IP endpoint), when it was asked.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// This machine's name in its rule (`dbtools:<machine>`).
+    pub machine: String,
+    pub admitted: bool,
+    #[serde(default)]
+    pub rules: Vec<AccessRule>,
+    #[serde(default)]
+    pub changes: Vec<String>,
+    /// Why no rule is needed or what is missing, in words.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessRule {
+    /// A CIDR, or a security group id admitted by reference.
+    pub source: String,
+    /// `spec`, `machine` or `other`.
+    pub origin: String,
+    #[serde(default)]
+    pub machine: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// What an action does to a database (DESIGN.md "Guardrails"), ordered from harmless to harmful.

@@ -10,6 +10,10 @@ pub const DBTOOLS_STATE_DIR: &str = "DBTOOLS_STATE_DIR";
 pub const DBTOOLS_PG_BIN: &str = "DBTOOLS_PG_BIN";
 /// Where tools look for a sibling binary (e.g. `rdsprov` for AWS secrets) before `PATH`.
 pub const DBTOOLS_BIN_DIR: &str = "DBTOOLS_BIN_DIR";
+/// The HTTPS endpoint that answers this machine's public address (`rdsprov access`).
+pub const DBTOOLS_CHECKIP_URL: &str = "DBTOOLS_CHECKIP_URL";
+/// This machine's name in the ingress rule `rdsprov access allow-current` adds.
+pub const DBTOOLS_MACHINE_NAME: &str = "DBTOOLS_MACHINE_NAME";
 /// An ad-hoc profile's connection URL (read by `dbenv resolve --from-env`).
 pub const DATABASE_URL: &str = "DATABASE_URL";
 /// Disables colour in human output.

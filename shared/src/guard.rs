@@ -48,6 +48,7 @@ pub const ACTIONS: &[(&str, ActionClass)] = &[
     ("delete", ActionClass::Destructive),
     ("restore", ActionClass::Destructive),
     ("destroy", ActionClass::Destructive),
+    ("access", ActionClass::Destructive),
     ("restamp", ActionClass::Destructive),
 ];
 

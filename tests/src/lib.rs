@@ -746,3 +746,56 @@ impl CutProxy {
         }
     }
 }
+
+/// A check-IP endpoint on loopback (plain HTTP, which `rdsprov` accepts from loopback only):
+/// answers every GET with what `set` last gave it, as checkip.amazonaws.com answers with the
+/// caller's public address. `set` a new address to play an ISP that changed it, or garbage.
+pub struct CheckIp {
+    pub port: u16,
+    answer: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CheckIp {
+    pub fn start(address: &str) -> CheckIp {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let answer = std::sync::Arc::new(std::sync::Mutex::new((200, format!("{address}\n"))));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (shared, stopping) = (answer.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stopping.load(Ordering::SeqCst) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let mut request = [0u8; 2048];
+                let _ = std::io::Read::read(&mut stream, &mut request);
+                let (status, body) = shared.lock().unwrap().clone();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        CheckIp { port, answer, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// What the next GETs get (200).
+    pub fn set(&self, body: &str) {
+        *self.answer.lock().unwrap() = (200, body.to_string());
+    }
+}
+
+impl Drop for CheckIp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}

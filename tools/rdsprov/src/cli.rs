@@ -131,6 +131,13 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Who may reach an env's instance: `show` (ingress rules, and whether this machine's
+    /// public address is admitted), `allow-current` (a rule for this machine's current address,
+    /// its stale one removed), `revoke` (a machine's rules). The local provider needs none.
+    Access {
+        #[command(subcommand)]
+        command: AccessCommand,
+    },
     /// Delete an env's instance (destructive: see --confirm). Local: with its data and secrets.
     /// AWS (--spec): --confirm <instance-id>; a final snapshot unless skipped (open envs only).
     Destroy {
@@ -199,5 +206,59 @@ pub enum TenantCommand {
         /// AWS: the RDS CA bundle (global-bundle.pem from AWS) to verify the instance with.
         #[arg(long, value_name = "FILE", requires = "spec")]
         sslrootcert: Option<PathBuf>,
+    },
+}
+
+/// Which instance `access` looks at: the env's in the spec, a named one, or (neither given)
+/// the env's in dbtools.toml.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AccessTarget {
+    /// The AWS spec: the env's instance there.
+    #[arg(long, value_name = "FILE", conflicts_with = "instance")]
+    pub spec: Option<PathBuf>,
+    /// An RDS instance or Aurora cluster id (what `dbconnect doctor` passes).
+    #[arg(long, value_name = "ID")]
+    pub instance: Option<String>,
+    /// The instance's region [default: the spec's or config's, then AWS_REGION].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// The ingress rules on 5432 (from the spec, per machine, other) and whether this
+    /// machine's current public address is admitted.
+    Show {
+        /// The env (not needed with --instance).
+        env: Option<String>,
+        #[command(flatten)]
+        target: AccessTarget,
+        /// Do not ask the check-IP endpoint (rules only).
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Admit this machine's current public address (a /32 or /128 named after the machine)
+    /// and remove its stale rule; never 0.0.0.0/0, never the spec's rules. Locked envs need
+    /// --confirm and --break-glass.
+    AllowCurrent {
+        env: String,
+        #[command(flatten)]
+        target: AccessTarget,
+        /// Take over a rule of this machine's name that this machine has no record of adding.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// Remove a machine's rules (this machine's by default).
+    Revoke {
+        env: String,
+        #[command(flatten)]
+        target: AccessTarget,
+        /// The machine whose rules go (as in its `dbtools:NAME` description).
+        #[arg(long, value_name = "NAME")]
+        machine: Option<String>,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
     },
 }

@@ -98,6 +98,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             disable_deletion_protection,
             skip_final_snapshot,
         ),
+        Command::Access { command } => crate::access::run(out, &cli.global, command),
         Command::Destroy { env, confirm, .. } => {
             provision(out, &cli.global, Local::Destroy { env, confirm })
         }

@@ -3,8 +3,10 @@
 //! provider makes from a spec: RDS for PostgreSQL with its security group, parameter group and
 //! master secret.
 
+mod access;
 mod aws;
 mod aws_secrets;
+mod checkip;
 mod cli;
 mod commands;
 mod local;

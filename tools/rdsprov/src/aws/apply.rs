@@ -5,7 +5,7 @@
 //! line, never printed, kept in Secrets Manager.
 
 use crate::aws::alarms;
-use crate::aws::plan::{self, parameter_timing, Observed, PORT, SPEC_RULE};
+use crate::aws::plan::{self, parameter_timing, Observed, SPEC_RULE};
 use crate::aws::spec::InstanceSpec;
 use crate::aws::{describe, Aws};
 use dbtools::contract::{Instance, PlannedChange, SecretRef};
@@ -73,36 +73,8 @@ fn tags_rds(spec: &InstanceSpec) -> Vec<aws_sdk_rds::types::Tag> {
         .collect()
 }
 
-fn ingress(cidrs: &[String]) -> aws_sdk_ec2::types::IpPermission {
-    let mut permission = aws_sdk_ec2::types::IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(PORT)
-        .to_port(PORT);
-    for cidr in cidrs {
-        if crate::aws::spec::is_security_group(cidr) {
-            permission = permission.user_id_group_pairs(
-                aws_sdk_ec2::types::UserIdGroupPair::builder()
-                    .group_id(cidr)
-                    .description(SPEC_RULE)
-                    .build(),
-            );
-        } else if cidr.contains(':') {
-            permission = permission.ipv6_ranges(
-                aws_sdk_ec2::types::Ipv6Range::builder()
-                    .cidr_ipv6(cidr)
-                    .description(SPEC_RULE)
-                    .build(),
-            );
-        } else {
-            permission = permission.ip_ranges(
-                aws_sdk_ec2::types::IpRange::builder()
-                    .cidr_ip(cidr)
-                    .description(SPEC_RULE)
-                    .build(),
-            );
-        }
-    }
-    permission.build()
+fn ingress(sources: &[String]) -> aws_sdk_ec2::types::IpPermission {
+    crate::aws::access::permission(sources, SPEC_RULE)
 }
 
 fn apply_steps(

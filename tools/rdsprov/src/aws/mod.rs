@@ -9,6 +9,7 @@
 //! Credentials are checked first, with a short timeout, so a machine without any fails at once
 //! with what to set instead of after a long probe.
 
+pub mod access;
 pub mod alarms;
 pub mod apply;
 pub mod aurora;

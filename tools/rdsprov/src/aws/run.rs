@@ -136,7 +136,7 @@ pub fn tenant_add(
 
 /// The project's config, when there is one, and the env's protection: the config's, or the
 /// default for its name (an AWS spec can be used without a dbtools.toml).
-fn env_protection(
+pub fn env_protection(
     global: &GlobalArgs,
     env: &str,
 ) -> (Option<Config>, dbtools::contract::Protection) {
@@ -344,7 +344,7 @@ fn render_instances(instances: &[Instance]) -> String {
     )
 }
 
-fn instance_of<'a>(spec: &'a spec::Spec, env: &str) -> Result<&'a spec::InstanceSpec> {
+pub fn instance_of<'a>(spec: &'a spec::Spec, env: &str) -> Result<&'a spec::InstanceSpec> {
     spec.instances.iter().find(|i| i.env == env).ok_or_else(|| {
         let known: Vec<&str> = spec.instances.iter().map(|i| i.env.as_str()).collect();
         Error::BadInput(format!(

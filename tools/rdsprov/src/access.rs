@@ -1,0 +1,300 @@
+//! `rdsprov access show|allow-current|revoke`: which instance (the env's in the spec, one
+//! named with --instance, or the env's in dbtools.toml as `dbenv import` wrote it), which
+//! machine (its name), the guard on locked envs, and the answer as `dbtools.access/v1`. The
+//! AWS calls are in `aws::access`; a local instance listens on loopback and needs no rule.
+
+use crate::aws::access as aws_access;
+use crate::aws::Aws;
+use crate::checkip;
+use crate::cli::{AccessCommand, AccessTarget};
+use dbtools::cli::{ConfirmArgs, GlobalArgs};
+use dbtools::config::Config;
+use dbtools::contract::{self, Access, Protection};
+use dbtools::guard::Guard;
+use dbtools::output::{self, Output};
+use dbtools::{cli, envvars, identity, Error, ExitStatus, Result};
+
+const TOOL: &str = "rdsprov";
+
+/// Where the instance is.
+enum Located {
+    Local { id: String },
+    Aws { id: String, region: String },
+}
+
+pub fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> Result<ExitStatus> {
+    let config = Config::find(global.config.as_deref()).ok().flatten();
+    let machine = machine_name(config.as_ref())?;
+    match command {
+        AccessCommand::Show {
+            env,
+            target,
+            offline,
+        } => {
+            let located = locate(config.as_ref(), env.as_deref(), &target)?;
+            let access = match located {
+                Located::Local { id } => local_answer(env.as_deref(), &id, &machine),
+                Located::Aws { id, region } => {
+                    let address = if offline {
+                        None
+                    } else {
+                        Some(checkip::public_address(&checkip::endpoint(
+                            config.as_ref(),
+                        ))?)
+                    };
+                    let aws = Aws::connect(&region)?;
+                    let target = aws_access::locate(&aws, &id)?;
+                    aws_access::show(&aws, &target, env.as_deref(), &machine, address)?
+                }
+            };
+            emit(out, access)
+        }
+        AccessCommand::AllowCurrent {
+            env,
+            target,
+            replace,
+            confirm,
+        } => {
+            let located = locate(config.as_ref(), Some(&env), &target)?;
+            let (id, region) = match located {
+                Located::Local { id } => return emit(out, local_answer(Some(&env), &id, &machine)),
+                Located::Aws { id, region } => (id, region),
+            };
+            guard_locked(global, &env, &id, &confirm, config.as_ref())?;
+            // The address first: an endpoint that cannot answer changes no rule.
+            let address = checkip::public_address(&checkip::endpoint(config.as_ref()))?;
+            let aws = Aws::connect(&region)?;
+            let instance = aws_access::locate(&aws, &id)?;
+            let changes = aws_access::allow_current(
+                &aws,
+                &instance,
+                &machine,
+                address,
+                &state_root(config.as_ref()),
+                replace,
+            )?;
+            report(&changes);
+            let mut access =
+                aws_access::show(&aws, &instance, Some(&env), &machine, Some(address))?;
+            access.changes = changes;
+            emit(out, access)
+        }
+        AccessCommand::Revoke {
+            env,
+            target,
+            machine: named,
+            confirm,
+        } => {
+            let located = locate(config.as_ref(), Some(&env), &target)?;
+            let (id, region) = match located {
+                Located::Local { id } => return emit(out, local_answer(Some(&env), &id, &machine)),
+                Located::Aws { id, region } => (id, region),
+            };
+            guard_locked(global, &env, &id, &confirm, config.as_ref())?;
+            let whose = match &named {
+                Some(name) => check_machine_name(name)?,
+                None => machine.clone(),
+            };
+            let aws = Aws::connect(&region)?;
+            let instance = aws_access::locate(&aws, &id)?;
+            let changes = aws_access::revoke_machine(
+                &aws,
+                &instance,
+                &whose,
+                &state_root(config.as_ref()),
+                whose == machine,
+            )?;
+            report(&changes);
+            let mut access = aws_access::show(&aws, &instance, Some(&env), &machine, None)?;
+            access.changes = changes;
+            emit(out, access)
+        }
+    }
+}
+
+fn report(changes: &[String]) {
+    for change in changes {
+        cli::note(TOOL, change);
+    }
+    if changes.is_empty() {
+        cli::note(TOOL, "nothing to change");
+    }
+}
+
+/// The instance: `--instance`, the spec's for the env, or the config's for the env.
+fn locate(config: Option<&Config>, env: Option<&str>, target: &AccessTarget) -> Result<Located> {
+    let region_or = |fallback: Option<String>| {
+        target
+            .region
+            .clone()
+            .or(fallback)
+            .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+            .ok_or_else(|| Error::BadInput("no region: pass --region or set AWS_REGION".into()))
+    };
+    if let Some(id) = &target.instance {
+        dbtools::names::check_instance_id(id)?;
+        return Ok(Located::Aws {
+            id: id.clone(),
+            region: region_or(None)?,
+        });
+    }
+    let env = env.ok_or_else(|| {
+        Error::BadInput("access: name the env (or the instance with --instance ID)".into())
+    })?;
+    if let Some(path) = &target.spec {
+        let spec = crate::aws::run::read_spec(path)?;
+        let instance = crate::aws::run::instance_of(&spec, env)?;
+        return Ok(Located::Aws {
+            id: instance.id.clone(),
+            region: region_or(Some(spec.region.clone()))?,
+        });
+    }
+    let config = config.ok_or_else(|| {
+        Error::BadInput(format!(
+            "access {env}: no dbtools.toml here: pass --spec FILE (the AWS spec) or --instance ID"
+        ))
+    })?;
+    let env_config = config.env(env)?;
+    let id = env_config.instance.clone().ok_or_else(|| {
+        Error::BadInput(format!(
+            "env {env} names no instance (a host only): pass --spec FILE or --instance ID"
+        ))
+    })?;
+    let instance = &config.instances[&id];
+    match instance.provider.as_str() {
+        "local" => Ok(Located::Local { id }),
+        _ => Ok(Located::Aws {
+            region: region_or(instance.region.clone())?,
+            id,
+        }),
+    }
+}
+
+fn local_answer(env: Option<&str>, id: &str, machine: &str) -> Access {
+    Access {
+        kind: contract::ACCESS.into(),
+        provider: "local".into(),
+        env: env.map(str::to_string),
+        instance: id.to_string(),
+        region: None,
+        status: None,
+        publicly_accessible: Some(false),
+        security_group: None,
+        address: None,
+        machine: machine.to_string(),
+        admitted: true,
+        rules: Vec::new(),
+        changes: Vec::new(),
+        note: Some(
+            "a local instance listens on loopback (127.0.0.1) and needs no rule: every program on this machine reaches it, nothing else does".into(),
+        ),
+    }
+}
+
+/// On a locked env, changing who may connect is destructive-class: --confirm and
+/// --break-glass, audited. Other envs need nothing typed.
+fn guard_locked(
+    global: &GlobalArgs,
+    env: &str,
+    id: &str,
+    confirm: &ConfirmArgs,
+    config: Option<&Config>,
+) -> Result<()> {
+    let (_, protection) = crate::aws::run::env_protection(global, env);
+    if protection != Protection::Locked {
+        return Ok(());
+    }
+    let guard = Guard::for_instance(TOOL, "access", env, protection, id, config)?;
+    let confirmation = confirm.confirmation();
+    guard.check_protection(&confirmation)?;
+    guard.record_allowed(None, &confirmation)
+}
+
+/// This machine's name in its rule: DBTOOLS_MACHINE_NAME, `[access] machine`, else
+/// user@host made safe for a rule description.
+fn machine_name(config: Option<&Config>) -> Result<String> {
+    if let Some(name) = std::env::var(envvars::DBTOOLS_MACHINE_NAME)
+        .ok()
+        .filter(|n| !n.is_empty())
+    {
+        return check_machine_name(&name);
+    }
+    if let Some(name) = config.and_then(|c| c.access.machine.clone()) {
+        return check_machine_name(&name);
+    }
+    Ok(identity::user_at_host()
+        .chars()
+        .map(|c| if allowed_in_name(c) { c } else { '-' })
+        .take(200)
+        .collect())
+}
+
+fn allowed_in_name(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+' | '=')
+}
+
+fn check_machine_name(name: &str) -> Result<String> {
+    if name.is_empty() || name.len() > 200 || !name.chars().all(allowed_in_name) {
+        return Err(Error::BadInput(format!(
+            "machine name {name:?}: use 1 to 200 letters, digits and . _ - @ + ="
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// Where this machine keeps what it added (next to its audit log).
+fn state_root(config: Option<&Config>) -> std::path::PathBuf {
+    dbtools::guard::audit_log_path(config)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+fn emit(out: Output, access: Access) -> Result<ExitStatus> {
+    out.emit(&access, || render(&access))?;
+    Ok(ExitStatus::Success)
+}
+
+fn render(access: &Access) -> String {
+    let mut text = output::key_values(&[
+        ("instance", access.instance.clone()),
+        ("provider", access.provider.clone()),
+        ("status", access.status.clone().unwrap_or_default()),
+        (
+            "public",
+            access
+                .publicly_accessible
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "security group",
+            access.security_group.clone().unwrap_or_default(),
+        ),
+        ("this machine", access.machine.clone()),
+        (
+            "its address",
+            access.address.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("admitted", access.admitted.to_string()),
+    ]);
+    if !access.rules.is_empty() {
+        let rows: Vec<Vec<String>> = access
+            .rules
+            .iter()
+            .map(|r| {
+                vec![
+                    r.source.clone(),
+                    r.origin.clone(),
+                    r.description.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        text.push('\n');
+        text.push_str(&output::table(&["SOURCE", "FROM", "DESCRIPTION"], &rows));
+    }
+    if let Some(note) = &access.note {
+        text.push_str(&format!("\n{note}\n"));
+    }
+    text
+}
