@@ -337,7 +337,7 @@ pub fn allow_current(
             aws.ec2
                 .authorize_security_group_ingress()
                 .group_id(&group.id)
-                .ip_permissions(permission(&[wanted.clone()], &description))
+                .ip_permissions(permission(std::slice::from_ref(&wanted), &description))
                 .send(),
         )
         .map_err(|e| match code(&e) {
