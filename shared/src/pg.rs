@@ -309,6 +309,12 @@ fn describe_connect_error(conn: &Conn, error: &postgres::Error) -> Error {
     Error::Unreachable(format!("cannot connect to {target}: {hint}{detail}"))
 }
 
+/// True when `error` is a connect refused for its password (SQLSTATE 28P01), as
+/// `describe_connect_error` words it.
+pub fn is_auth_failure(error: &Error) -> bool {
+    matches!(error, Error::Unreachable(message) if message.contains("(28P01)"))
+}
+
 /// Maps an error from a statement to exit 5, with SQLSTATE and position when the server gave them.
 pub fn statement_error(what: &str, error: &postgres::Error) -> Error {
     match error.as_db_error() {

@@ -173,3 +173,37 @@ pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Resu
         secret,
     })
 }
+
+/// Connects with `connect` as the profile says; when the server rejects the password and it
+/// came from AWS Secrets Manager, the secret is read again once — it may have been rotated
+/// since the profile was resolved (a pipeline's first tool, an exported PGPASSFILE) — and the
+/// connect is retried with the new value, saying so on stderr. A secret that still holds the
+/// rejected password is named in the error: the server's password changed without it.
+pub fn connect_fresh<T>(
+    profile: &Profile,
+    tool: &str,
+    mut connect: impl FnMut(&crate::contract::Conn) -> Result<T>,
+) -> Result<T> {
+    let error = match connect(&profile.conn) {
+        Err(error) if crate::pg::is_auth_failure(&error) => error,
+        other => return other,
+    };
+    let Some(secret) = profile.secret.as_ref().filter(|s| s.source == "aws-sm") else {
+        return Err(error);
+    };
+    let region = profile.instance.as_ref().and_then(|i| i.region.as_deref());
+    let fresh = crate::secrets::resolve_aws(secret, region)?;
+    if profile.conn.password.as_deref() == Some(fresh.password.as_str()) {
+        return Err(Error::Unreachable(format!(
+            "{}; the secret {secret} in AWS Secrets Manager still holds that password, read again just now: the server's password was changed without updating the secret",
+            error.message()
+        )));
+    }
+    crate::cli::note(
+        tool,
+        format!("the secret {secret} had changed since this profile was resolved (rotated?): connecting with its new value"),
+    );
+    let mut conn = profile.conn.clone();
+    conn.password = Some(fresh.password);
+    connect(&conn)
+}

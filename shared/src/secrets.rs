@@ -163,6 +163,11 @@ pub fn sibling_binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(file))
 }
 
+/// Reads an `aws-sm` secret now (through rdsprov), whatever a profile carried before.
+pub fn resolve_aws(secret: &SecretRef, region: Option<&str>) -> Result<SecretValue> {
+    resolve_through_rdsprov(secret, region)
+}
+
 fn resolve_through_rdsprov(secret: &SecretRef, region: Option<&str>) -> Result<SecretValue> {
     let mut args = vec!["secret", "get", "--json", &secret.reference];
     if let Some(region) = region {

@@ -6,13 +6,17 @@ use harness::{MotoServer, PgCluster, Project, Tls, Tool};
 use std::time::{Duration, Instant};
 
 fn project_for(pg: &PgCluster, secret: &str) -> Project {
+    project_as(pg, secret, "postgres")
+}
+
+fn project_as(pg: &PgCluster, secret: &str, user: &str) -> Project {
     Project::new(&format!(
         r#"app = "combine"
 [env.dev]
 host = "127.0.0.1"
 port = {}
 database = "postgres"
-user = "postgres"
+user = "{user}"
 secret = "{secret}"
 sslmode = "verify-full"
 sslrootcert = "{}"
@@ -174,4 +178,79 @@ sslrootcert = "system"
         .run()
         .expect_error("dbenv", 4, "no AWS credentials");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// The secret is rotated after the profile was resolved (a new value in Secrets Manager, the
+/// role's password changed on the server): the tool holding the stale profile reads the secret
+/// again once, connects, and says the secret had changed. A server password changed without
+/// the secret is named as such.
+#[test]
+fn a_rotated_secret_is_read_again_once() {
+    let moto = MotoServer::start();
+    let pg = PgCluster::start(Tls::Required);
+    let first = "rotation-test-first-password-0001";
+    let second = "rotation-test-second-password-0002";
+    pg.psql(
+        "postgres",
+        &format!("CREATE ROLE combine_app LOGIN PASSWORD '{first}'"),
+    );
+    let secret = |password: &str| {
+        serde_json::json!({"username": "combine_app", "password": password}).to_string()
+    };
+    moto.create_secret("combine/dev/app", &secret(first));
+    let project = project_as(&pg, "aws-sm:combine/dev/app", "combine_app");
+    let resolved = project
+        .tool("dbenv")
+        .args(["resolve", "dev"])
+        .aws(&moto)
+        .run();
+    resolved.expect(0);
+    assert_eq!(resolved.json()["conn"]["password"], first);
+
+    // Rotation: Secrets Manager gets a new value, the server the new password.
+    moto.call(
+        "secretsmanager",
+        "put_secret_value",
+        serde_json::json!({"SecretId": "combine/dev/app", "SecretString": secret(second)}),
+    );
+    pg.psql(
+        "postgres",
+        &format!("ALTER ROLE combine_app PASSWORD '{second}'"),
+    );
+    let checked = Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(resolved.stdout.clone())
+        .aws(&moto)
+        .run();
+    let witness = checked.expect(0).json();
+    assert_eq!(witness["user"], "combine_app");
+    assert!(
+        checked.stderr.contains(
+            "the secret aws-sm:combine/dev/app had changed since this profile was resolved (rotated?): connecting with its new value"
+        ),
+        "{}",
+        checked.stderr
+    );
+    assert!(!checked.stderr.contains(first) && !checked.stderr.contains(second));
+
+    // The server's password changed behind the secret's back: the secret is read, still wrong.
+    pg.psql(
+        "postgres",
+        "ALTER ROLE combine_app PASSWORD 'changed-by-hand-not-in-the-secret'",
+    );
+    let fresh = project
+        .tool("dbenv")
+        .args(["resolve", "dev"])
+        .aws(&moto)
+        .run();
+    Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(fresh.stdout.clone())
+        .aws(&moto)
+        .run()
+        .expect_error(
+            "dbconnect",
+            4,
+            "the secret aws-sm:combine/dev/app in AWS Secrets Manager still holds that password",
+        );
 }

@@ -15,7 +15,10 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Check { env, timeout } => {
             let profile = env.profile(&cli.global)?;
             let started = Instant::now();
-            let client = pg::connect(&profile.conn, TOOL, seconds(timeout)?)?;
+            let timeout = seconds(timeout)?;
+            let client = dbtools::resolve::connect_fresh(&profile, TOOL, |conn| {
+                pg::connect(conn, TOOL, timeout)
+            })?;
             emit_witness(out, witness(client, started, profile)?)
         }
         Command::Wait { env, timeout } => {
@@ -25,11 +28,9 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 profile.env, profile.conn.host, profile.conn.port
             );
             let started = Instant::now();
-            let client = pg::connect_with_retry(
-                &profile.conn,
-                TOOL,
-                seconds(timeout)?,
-                |elapsed, error| {
+            let timeout = seconds(timeout)?;
+            let client = dbtools::resolve::connect_fresh(&profile, TOOL, |conn| {
+                pg::connect_with_retry(conn, TOOL, timeout, |elapsed, error| {
                     cli::note(
                         TOOL,
                         format!(
@@ -38,8 +39,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                             error
                         ),
                     )
-                },
-            )?;
+                })
+            })?;
             if started.elapsed() > Duration::from_millis(500) {
                 cli::note(
                     TOOL,

@@ -55,7 +55,7 @@ fn check(
     let stamp = if guard.class == ActionClass::Read {
         None
     } else {
-        let mut client = pg::connect(&profile.conn, TOOL, seconds(timeout)?)?;
+        let mut client = connect(&profile, seconds(timeout)?)?;
         let stamp = guard::read_stamp(&mut client)?;
         match &stamp {
             Some(stamp) if stamp.env == profile.env => {}
@@ -121,7 +121,7 @@ fn stamp(
 ) -> Result<ExitStatus> {
     let mut profile = EnvArg { env }.profile(global)?;
     let config = Config::find(global.config.as_deref())?;
-    let mut client = pg::connect(&profile.conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)?;
+    let mut client = connect(&profile, pg::DEFAULT_CONNECT_TIMEOUT)?;
     let previous = guard::read_stamp(&mut client)?;
     let previous_env = previous.as_ref().map(|s| s.env.clone());
     let changed = previous_env.as_deref() != Some(profile.env.as_str());
@@ -217,7 +217,7 @@ fn audit(
 ) -> Result<ExitStatus> {
     let (source, mut entries) = if database {
         let profile = env.profile(global)?;
-        let mut client = pg::connect(&profile.conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)?;
+        let mut client = connect(&profile, pg::DEFAULT_CONNECT_TIMEOUT)?;
         ("database", guard::read_database(&mut client, limit)?)
     } else {
         let config = Config::find(global.config.as_deref())?;
@@ -320,4 +320,12 @@ fn lint_files(
         return Ok(ExitStatus::Negative);
     }
     Ok(ExitStatus::Success)
+}
+
+/// A connection for the profile (its AWS secret read again once if the password was refused).
+fn connect(
+    profile: &dbtools::contract::Profile,
+    timeout: std::time::Duration,
+) -> Result<pg::Client> {
+    dbtools::resolve::connect_fresh(profile, TOOL, |conn| pg::connect(conn, TOOL, timeout))
 }

@@ -208,7 +208,9 @@ fn migration_dirs(cli: &Cli) -> Vec<PathBuf> {
 }
 
 fn connect(profile: &Profile) -> Result<pg::Client> {
-    pg::connect(&profile.conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
+    dbtools::resolve::connect_fresh(profile, TOOL, |conn| {
+        pg::connect(conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
+    })
 }
 
 fn entry(
@@ -323,12 +325,13 @@ fn up(
             )));
         }
     }
-    let mut client =
-        pg::connect_with_notices(&profile.conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT, |notice| {
+    let mut client = dbtools::resolve::connect_fresh(&profile, TOOL, |conn| {
+        pg::connect_with_notices(conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT, |notice| {
             for line in engine::progress_lines(notice).into_iter().flatten() {
                 cli::note(TOOL, line);
             }
-        })?;
+        })
+    })?;
     let (applied, waited, announce) = if dry_run {
         (
             engine::read_applied(&mut client)?.unwrap_or_default(),

@@ -135,7 +135,9 @@ fn seeds_dir(cli: &Cli) -> PathBuf {
 }
 
 fn connect(profile: &Profile) -> Result<pg::Client> {
-    pg::connect(&profile.conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
+    dbtools::resolve::connect_fresh(profile, TOOL, |conn| {
+        pg::connect(conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
+    })
 }
 
 fn shown(out: Output, profile: Profile) -> Profile {
