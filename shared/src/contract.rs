@@ -487,6 +487,30 @@ pub struct AccessRule {
     pub description: Option<String>,
 }
 
+/// `dbconnect doctor`: the chain a person would walk, one step at a time, stopping at the
+/// first failure (DNS, TCP — with what AWS says when it is an RDS instance —, TLS,
+/// authentication, database, env stamp, migrations).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Doctor {
+    pub kind: String,
+    pub env: String,
+    pub ok: bool,
+    /// The exit code doctor ends with (0 when every step passed).
+    pub code: u8,
+    pub steps: Vec<DoctorStep>,
+    pub profile: Profile,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DoctorStep {
+    pub step: String,
+    /// `ok`, `failed`, or `skipped`.
+    pub outcome: String,
+    pub found: String,
+    #[serde(default)]
+    pub fix: Option<String>,
+}
+
 /// What an action does to a database (DESIGN.md "Guardrails"), ordered from harmless to harmful.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

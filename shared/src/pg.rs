@@ -107,6 +107,11 @@ pub fn effective_sslmode(conn: &Conn) -> SslMode {
 }
 
 fn tls_connector(conn: &Conn) -> Result<MakeTlsConnector> {
+    Ok(MakeTlsConnector::new(native_connector(conn)?))
+}
+
+/// The TLS connector for `conn`'s sslmode and sslrootcert (what verifies the server).
+fn native_connector(conn: &Conn) -> Result<TlsConnector> {
     let mut builder = TlsConnector::builder();
     match conn.sslmode {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => {
@@ -140,10 +145,88 @@ fn tls_connector(conn: &Conn) -> Result<MakeTlsConnector> {
     };
     let _defaults = only_file
         .map(|file| ScopedEnv::set(&[("SSL_CERT_FILE", file), ("SSL_CERT_DIR", "/nonexistent")]));
-    let connector = builder
+    builder
         .build()
-        .map_err(|e| Error::BadInput(format!("cannot set up TLS: {e}")))?;
-    Ok(MakeTlsConnector::new(connector))
+        .map_err(|e| Error::BadInput(format!("cannot set up TLS: {e}")))
+}
+
+/// What the TLS step of a connection found: the protocol in use, or that none was asked for.
+pub enum TlsProbe {
+    /// `verified`: the certificate was checked (verify-ca, verify-full).
+    Established { verified: bool },
+    /// sslmode=disable (or prefer on loopback with a server that offers none): plain TCP.
+    Plain,
+}
+
+/// The TLS step alone, on an open TCP connection to the server: PostgreSQL's SSLRequest, then
+/// the handshake with the same verification a connect would do — so `dbconnect doctor` can
+/// tell a TLS problem (no TLS offered, untrusted CA, wrong host name, missing CA file) from
+/// a password or database problem.
+pub fn probe_tls(
+    conn: &Conn,
+    mut stream: std::net::TcpStream,
+    timeout: Duration,
+) -> Result<TlsProbe> {
+    use std::io::{Read, Write};
+    let mode = effective_sslmode(conn);
+    if mode == SslMode::Disable {
+        return Ok(TlsProbe::Plain);
+    }
+    let connector = native_connector(conn)?;
+    let io = |e: std::io::Error| {
+        Error::Unreachable(format!(
+            "{}:{} closed the connection during the TLS request ({e}): is it PostgreSQL?",
+            conn.host, conn.port
+        ))
+    };
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(io)?;
+    // SSLRequest: length 8, code 1234.5679.
+    stream
+        .write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        .map_err(io)?;
+    let mut answer = [0u8; 1];
+    stream.read_exact(&mut answer).map_err(io)?;
+    match answer[0] {
+        b'S' => {}
+        b'N' if mode == SslMode::Prefer => return Ok(TlsProbe::Plain),
+        b'N' => {
+            return Err(Error::Unreachable(format!(
+                "{}:{} offers no TLS but sslmode={} requires it: enable ssl on the server (plain TCP only with an explicit sslmode=disable)",
+                conn.host,
+                conn.port,
+                conn.sslmode.as_str()
+            )))
+        }
+        other => {
+            return Err(Error::Unreachable(format!(
+                "{}:{} answered the TLS request with {other:#04x}: it is not PostgreSQL",
+                conn.host, conn.port
+            )))
+        }
+    }
+    connector.connect(&conn.host, stream).map_err(|e| {
+        let text = error_chain(&e);
+        let why = if text.contains("ostname mismatch") || text.contains("IP address mismatch") {
+            format!(
+                "the certificate does not name {} (verify-full checks the host name): connect with the name the certificate carries (for RDS: the instance endpoint, not an IP or alias)",
+                conn.host
+            )
+        } else if text.contains("certificate verify failed") {
+            format!(
+                "the server's certificate is not signed by a CA in {}: point sslrootcert at the CA that signed it (for RDS: the global bundle, https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)",
+                conn.sslrootcert.as_deref().unwrap_or("the system trust store")
+            )
+        } else {
+            text.clone()
+        };
+        Error::Unreachable(format!("TLS handshake with {}:{} failed: {why} [{text}]", conn.host, conn.port))
+    })?;
+    Ok(TlsProbe::Established {
+        verified: matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull),
+    })
 }
 
 /// Prepares the environment of a libpq program (psql, pg_dump) for `conn`. The password goes in

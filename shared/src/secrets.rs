@@ -205,41 +205,67 @@ pub fn iam_auth_token(
 }
 
 fn run_rdsprov(secret: &SecretRef, args: &[&str]) -> Result<SecretValue> {
-    let binary = sibling_binary("rdsprov");
-    let mut command = Command::new(&binary);
-    command.args(args);
-    let output = command
-        .stdin(Stdio::null())
+    let text = run_sibling("rdsprov", args, None).map_err(|error| {
+        let message = format!("secret {secret}: {}", error.message());
+        match error {
+            Error::Unreachable(_) => Error::Unreachable(message),
+            Error::BadInput(_) => Error::BadInput(message),
+            _ => Error::Failed(message),
+        }
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::Failed(format!(
+            "secret {secret}: rdsprov printed an unreadable answer: {e}"
+        ))
+    })
+}
+
+/// Runs a sibling dbtools binary with `input` on its stdin (a profile or secret travels
+/// there, never on argv) and returns its stdout; a failure comes back with the message it
+/// reported (its JSON error object, else its stderr) and its exit class.
+pub fn run_sibling(name: &str, args: &[&str], input: Option<&str>) -> Result<String> {
+    let binary = sibling_binary(name);
+    let mut child = Command::new(&binary)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| {
             Error::BadInput(format!(
-                "secret {secret}: cannot run {} ({e}); AWS secrets are read through rdsprov: install it beside this tool",
+                "cannot run {} ({e}): install it beside this tool",
                 binary.display()
             ))
         })?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    if output.status.success() {
-        let value: SecretValue = serde_json::from_str(&text).map_err(|e| {
-            Error::Failed(format!(
-                "secret {secret}: rdsprov printed an unreadable answer: {e}"
-            ))
-        })?;
-        return Ok(value);
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        std::io::Write::write_all(&mut stdin, text.as_bytes())
+            .map_err(|e| Error::Failed(format!("{name}: {e}")))?;
     }
-    let message = serde_json::from_str::<contract::ErrorMessage>(&text)
+    let output = child
+        .wait_with_output()
+        .map_err(|e| Error::Failed(format!("{name}: {e}")))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    if output.status.success() {
+        return Ok(stdout);
+    }
+    let message = serde_json::from_str::<contract::ErrorMessage>(&stdout)
         .map(|m| m.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(&output.stderr).trim().to_string());
-    let status = output
-        .status
-        .code()
-        .and_then(|c| ExitStatus::from_code(c.into()));
-    let message = format!("secret {secret}: {message}");
-    Err(match status {
-        Some(ExitStatus::Unreachable) => Error::Unreachable(message),
-        Some(ExitStatus::BadInput) => Error::BadInput(message),
-        _ => Error::Failed(message),
-    })
+    Err(
+        match output
+            .status
+            .code()
+            .and_then(|c| ExitStatus::from_code(c.into()))
+        {
+            Some(ExitStatus::Unreachable) => Error::Unreachable(message),
+            Some(ExitStatus::BadInput) => Error::BadInput(message),
+            _ => Error::Failed(message),
+        },
+    )
 }
 
 /// A fresh random password: 32 characters from an alphabet that needs no quoting anywhere

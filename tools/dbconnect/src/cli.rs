@@ -31,6 +31,17 @@ pub enum Command {
         #[arg(long, default_value_t = 30.0)]
         timeout: f64,
     },
+    /// Walk the connection chain step by step — DNS, TCP (and for an RDS instance what AWS
+    /// says: status, public access, whether its security group admits this machine), TLS,
+    /// authentication, database, env stamp, migrations — one line each with the fix, stopping
+    /// at the first failure (exit 4 cannot connect, 3 wrong env stamp, 1 migrations pending).
+    Doctor {
+        #[command(flatten)]
+        env: EnvArg,
+        /// Seconds to wait for a TCP connect and for each later step.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
     /// Print the connection URL (password redacted unless --reveal).
     Url {
         #[command(flatten)]

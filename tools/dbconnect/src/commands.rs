@@ -52,6 +52,9 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             }
             emit_witness(out, witness(client, Instant::now(), profile)?)
         }
+        Command::Doctor { env, timeout } => {
+            crate::doctor::run(out, env.profile(&cli.global)?, seconds(timeout)?)
+        }
         Command::Url { env, reveal } => {
             cli::stdout_is_text();
             let profile = env.profile(&cli.global)?;
