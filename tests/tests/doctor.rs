@@ -55,7 +55,7 @@ fn outcomes(report: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn failed<'a>(report: &'a serde_json::Value) -> &'a serde_json::Value {
+fn failed(report: &serde_json::Value) -> &serde_json::Value {
     report["steps"]
         .as_array()
         .unwrap()
