@@ -33,8 +33,8 @@ down: build ## Stop the local instances (data is kept)
 status: build ## Show the instances
 	@$(BIN)/rdsprov status
 
-migrate: build ## Apply pending migrations to ENV (make migrate ENV=test)
-	@set -o pipefail; $(BIN)/dbenv resolve $(ENV) | $(BIN)/dbmigrate up
+migrate: build ## Apply pending migrations to ENV (make migrate ENV=test); on AWS envs but dev a snapshot first
+	@set -o pipefail; $(BIN)/dbenv resolve $(ENV) | $(BIN)/dbmigrate status | $(BIN)/rdsprov snapshot --before-migrate | $(BIN)/dbmigrate up
 
 migrate-status: build ## Migration status of ENV
 	@set -o pipefail; $(BIN)/dbenv resolve $(ENV) | $(BIN)/dbmigrate status

@@ -195,6 +195,10 @@ pub struct Profile {
     pub instance: Option<InstanceRef>,
     #[serde(default)]
     pub secret: Option<SecretRef>,
+    /// A manual snapshot taken for this run (`rdsprov snapshot --before-migrate`): the tools
+    /// after it record the id in their results and the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 pub const REDACTED: &str = "********";
@@ -362,6 +366,9 @@ pub struct MigrateResult {
     pub migrations: Vec<MigrationEntry>,
     /// Seconds spent waiting for another migrator's lock.
     pub lock_wait_s: f64,
+    /// The manual snapshot taken before this run, when one was (`snapshot_before_migrate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
     pub profile: Profile,
 }
 

@@ -512,6 +512,28 @@ impl<'a> Guard<'a> {
         }
     }
 
+    /// Records a write that runs after a manual snapshot was taken for it (locally, which must
+    /// succeed, and in the database): where to restore from if it goes wrong.
+    pub fn record_with_snapshot(&self, client: &mut pg::Client, snapshot: &str) -> Result<()> {
+        let entry = self.entry(
+            "allowed",
+            Some(format!(
+                "after snapshot {snapshot} (restore from it if this goes wrong)"
+            )),
+        );
+        append_local(&self.log, &entry)?;
+        if let Err(e) = append_database(client, &entry) {
+            crate::cli::note(
+                self.tool,
+                format!(
+                    "the audit entry went to the local log only: {}",
+                    e.message()
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// Records a destructive action that is about to run (locally, which must succeed, and in
     /// the database when given). Reads and writes are not recorded.
     pub fn record_allowed(

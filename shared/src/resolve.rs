@@ -65,6 +65,7 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
             region: instance.region.clone(),
         }),
         secret,
+        snapshot: None,
     })
 }
 
@@ -171,6 +172,7 @@ pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Resu
         conn,
         instance: None,
         secret,
+        snapshot: None,
     })
 }
 

@@ -155,3 +155,125 @@ impl Drop for Cleanup {
         harness::stop_local_instances(&self.0);
     }
 }
+
+/// `make migrate ENV=test` on an AWS env: pending migrations → a manual RDS snapshot first
+/// (moto), its id in dbmigrate's result and in the audit log; nothing pending → no snapshot;
+/// dev (off by default) → no snapshot. The database is a real PostgreSQL on loopback (moto has
+/// none behind its endpoints); the profile names the AWS instance.
+#[test]
+fn make_migrate_snapshots_an_aws_env_before_pending_migrations() {
+    let moto = harness::MotoServer::start();
+    let pg = harness::PgCluster::start(harness::Tls::Required);
+    let state = TempDir::new("make-snapshot");
+    let project = TempDir::new("make-snapshot-project");
+    std::fs::write(
+        project.path.join("rds.toml"),
+        "[env.test]\nid = \"combine-test\"\nclass = \"db.t4g.small\"\ningress = [\"10.0.1.0/24\"]\n",
+    )
+    .unwrap();
+    Tool::new("rdsprov")
+        .args(["apply"])
+        .arg_path_flag("--spec", &project.path.join("rds.toml"))
+        .aws(&moto)
+        .env("RDSPROV_POLL_SECONDS", "0.2")
+        .run()
+        .expect(0);
+    for (env, db) in [("test", "app_test"), ("dev", "app_dev")] {
+        pg.psql("postgres", &format!("CREATE DATABASE {db}"));
+        pg.stamp(db, env);
+    }
+    let ca = pg.ca_cert.as_ref().unwrap().display().to_string();
+    let env_table = |env: &str, db: &str| {
+        format!(
+            "[env.{env}]\ninstance = \"combine-test\"\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"{db}\"\nuser = \"{}\"\nsecret = \"env:PW\"\nsslmode = \"verify-full\"\nsslrootcert = \"{ca}\"\n",
+            pg.port,
+            harness::SUPERUSER
+        )
+    };
+    let config = project.path.join("dbtools.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[instance.combine-test]\nprovider = \"aws\"\nregion = \"eu-west-1\"\nmaster_user = \"admin\"\n{}{}",
+            env_table("test", "app_test"),
+            env_table("dev", "app_dev")
+        ),
+    )
+    .unwrap();
+    let migrations = project.path.join("migrations");
+    std::fs::create_dir_all(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("20260101000000_people.sql"),
+        "-- migrate:up\nCREATE TABLE people (id int);\n-- migrate:down\nDROP TABLE people;\n",
+    )
+    .unwrap();
+    let migrate = |env: &str| {
+        Tool::program("make")
+            .args(["-s", "-C"])
+            .arg_path(&harness::repo_root())
+            .args([
+                "migrate",
+                &format!("ENV={env}"),
+                "CARGO=true",
+                &format!("BIN={}", harness::bin_dir().display()),
+            ])
+            .aws(&moto)
+            .env("DBTOOLS_STATE_DIR", &state.path)
+            .env("DBTOOLS_CONFIG", &config)
+            .env("PW", harness::SUPERUSER_PASSWORD)
+            .env("RDSPROV_POLL_SECONDS", "0.2")
+            .run()
+    };
+    let snapshots = || {
+        moto.call(
+            "rds",
+            "describe_db_snapshots",
+            serde_json::json!({"DBInstanceIdentifier": "combine-test", "SnapshotType": "manual"}),
+        )["DBSnapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["DBSnapshotIdentifier"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+
+    let run = migrate("test");
+    let result = run.expect(0).json();
+    assert_eq!(result["kind"], "dbtools.migrate.result/v1");
+    let taken = result["snapshot"].as_str().unwrap().to_string();
+    assert!(taken.starts_with("combine-test-"), "{result}");
+    assert_eq!(snapshots(), [taken.clone()]);
+    assert!(
+        run.stderr
+            .contains("env test: 1 pending migration(s): taking a snapshot of combine-test first"),
+        "{}",
+        run.stderr
+    );
+    let audit = std::fs::read_to_string(state.path.join("audit.log")).unwrap();
+    assert!(
+        audit.contains(&format!("after snapshot {taken}")),
+        "{audit}"
+    );
+
+    let again = migrate("test");
+    assert!(again.expect(0).json()["snapshot"].is_null());
+    assert!(
+        again
+            .stderr
+            .contains("env test: no pending migrations: no snapshot"),
+        "{}",
+        again.stderr
+    );
+    let dev = migrate("dev");
+    assert_eq!(
+        dev.expect(0).json()["migrations"].as_array().unwrap().len(),
+        1
+    );
+    assert!(
+        dev.stderr
+            .contains("env dev: snapshot_before_migrate is off: no snapshot"),
+        "{}",
+        dev.stderr
+    );
+    assert_eq!(snapshots().len(), 1, "one snapshot in all");
+}

@@ -376,6 +376,13 @@ fn up(
     if pending.is_empty() {
         cli::note(TOOL, format!("env {}: nothing to apply", profile.env));
     }
+    if let (Some(snapshot), false) = (&profile.snapshot, pending.is_empty()) {
+        guard.record_with_snapshot(&mut client, snapshot)?;
+        cli::note(
+            TOOL,
+            format!("snapshot {snapshot} was taken before this run (in the audit log)"),
+        );
+    }
     let applied_by = identity::user_at_host();
     let mut entries = Vec::new();
     let result = engine::apply(
@@ -516,6 +523,10 @@ fn emit_result(
         dry_run,
         migrations,
         lock_wait_s,
+        snapshot: profile
+            .snapshot
+            .clone()
+            .filter(|_| action == "up" && !dry_run),
         profile,
     };
     out.emit(&result, || {

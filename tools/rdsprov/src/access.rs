@@ -17,7 +17,7 @@ use dbtools::{cli, envvars, identity, Error, ExitStatus, Result};
 const TOOL: &str = "rdsprov";
 
 /// Where the instance is.
-enum Located {
+pub enum Located {
     Local { id: String },
     Aws { id: String, region: String },
 }
@@ -122,7 +122,11 @@ fn report(changes: &[String]) {
 }
 
 /// The instance: `--instance`, the spec's for the env, or the config's for the env.
-fn locate(config: Option<&Config>, env: Option<&str>, target: &AccessTarget) -> Result<Located> {
+pub fn locate(
+    config: Option<&Config>,
+    env: Option<&str>,
+    target: &AccessTarget,
+) -> Result<Located> {
     let region_or = |fallback: Option<String>| {
         target
             .region

@@ -120,16 +120,28 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         spec: Option<PathBuf>,
     },
-    /// Take a manual snapshot of an env's AWS instance (e.g. before a risky migration).
+    /// Take a manual snapshot of an env's AWS instance (a cluster snapshot on Aurora), e.g.
+    /// before a risky migration: `--spec F --env E`, or `--env E` for an env whose dbtools.toml
+    /// entry names its AWS instance. In the migrate pipeline (`dbenv resolve E | dbmigrate
+    /// status | rdsprov snapshot --before-migrate | dbmigrate up`) only when migrations are
+    /// pending and the env's snapshot_before_migrate is on, passing the profile on.
     Snapshot {
         /// The AWS spec (TOML or JSON; `-` reads stdin).
-        #[arg(long, value_name = "FILE")]
-        spec: PathBuf,
-        #[arg(long, short = 'e', value_name = "ENV")]
-        env: String,
+        #[arg(long, value_name = "FILE", conflicts_with = "before_migrate")]
+        spec: Option<PathBuf>,
+        #[arg(
+            long,
+            short = 'e',
+            value_name = "ENV",
+            conflicts_with = "before_migrate"
+        )]
+        env: Option<String>,
         /// Snapshot id [default: <instance>-<UTC timestamp>].
         #[arg(long)]
         name: Option<String>,
+        /// Read `dbmigrate status` on stdin; snapshot only when needed; pass the profile on.
+        #[arg(long)]
+        before_migrate: bool,
     },
     /// Who may reach an env's instance: `show` (ingress rules, and whether this machine's
     /// public address is admitted), `allow-current` (a rule for this machine's current address,

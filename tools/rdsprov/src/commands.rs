@@ -80,9 +80,19 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Registry { spec: Some(spec) } => crate::aws::run::registry(&spec),
         Command::Registry { spec: None } => local_registry(&cli.global),
         Command::Wait { spec, env } => crate::aws::run::wait(out, &spec, &env),
-        Command::Snapshot { spec, env, name } => {
-            crate::aws::run::snapshot(out, &spec, &env, name.as_deref())
-        }
+        Command::Snapshot {
+            spec,
+            env,
+            name,
+            before_migrate,
+        } => crate::snapshot::run(
+            out,
+            &cli.global,
+            spec.as_deref(),
+            env.as_deref(),
+            name.as_deref(),
+            before_migrate,
+        ),
         Command::Destroy {
             env,
             confirm,

@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod local;
 mod registry;
+mod snapshot;
 mod tenant;
 
 fn main() -> std::process::ExitCode {

@@ -23,6 +23,8 @@ pub const MACHINE_PREFIX: &str = "dbtools:";
 /// The RDS instance or Aurora cluster whose security group admits clients.
 pub struct Target {
     pub id: String,
+    /// An Aurora cluster rather than an RDS instance.
+    pub cluster: bool,
     pub status: String,
     pub publicly_accessible: Option<bool>,
     pub security_groups: Vec<String>,
@@ -43,6 +45,7 @@ pub fn locate(aws: &Aws, id: &str) -> Result<Target> {
                 if let Some(db) = answer.db_instances().first() {
                     return Ok(Target {
                         id: id.to_string(),
+                        cluster: false,
                         status: db.db_instance_status().unwrap_or("unknown").to_string(),
                         publicly_accessible: db.publicly_accessible(),
                         security_groups: db
@@ -97,6 +100,7 @@ pub fn locate(aws: &Aws, id: &str) -> Result<Target> {
         };
         Ok(Target {
             id: id.to_string(),
+            cluster: true,
             status: cluster.status().unwrap_or("unknown").to_string(),
             publicly_accessible,
             security_groups: cluster

@@ -13,74 +13,96 @@ use std::time::Duration;
 
 const TOOL: &str = "rdsprov";
 
-/// Takes a manual snapshot and waits until it is available.
+/// What an operation acts on: an env's RDS instance or Aurora cluster, by id.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub env: &'a str,
+    pub id: &'a str,
+    pub aurora: bool,
+}
+
+impl<'a> Subject<'a> {
+    pub fn of(spec: &'a InstanceSpec) -> Subject<'a> {
+        Subject {
+            env: &spec.env,
+            id: &spec.id,
+            aurora: spec.is_aurora(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.aurora {
+            "Aurora cluster"
+        } else {
+            "instance"
+        }
+    }
+}
+
+/// Takes a manual snapshot (a cluster snapshot on Aurora) and waits until it is available.
 pub fn snapshot(
     aws: &Aws,
-    spec: &InstanceSpec,
+    subject: Subject,
     name: Option<&str>,
     poll: Duration,
 ) -> Result<Snapshot> {
     let id = name
         .map(str::to_string)
-        .unwrap_or_else(|| format!("{}-{}", spec.id, dbtools::time::compact_now()));
+        .unwrap_or_else(|| format!("{}-{}", subject.id, dbtools::time::compact_now()));
     dbtools::names::check_instance_id(&id)?;
-    if spec.is_aurora() {
+    if subject.aurora {
         aws.block_on(
             aws.rds
                 .create_db_cluster_snapshot()
-                .db_cluster_identifier(&spec.id)
+                .db_cluster_identifier(subject.id)
                 .db_cluster_snapshot_identifier(&id)
                 .send(),
         )
-        .map_err(|e| snapshot_error(spec, e))?;
+        .map_err(|e| snapshot_error(subject, e))?;
     } else {
         aws.block_on(
             aws.rds
                 .create_db_snapshot()
-                .db_instance_identifier(&spec.id)
+                .db_instance_identifier(subject.id)
                 .db_snapshot_identifier(&id)
                 .send(),
         )
-        .map_err(|e| snapshot_error(spec, e))?;
+        .map_err(|e| snapshot_error(subject, e))?;
     }
-    let status = wait_snapshot(aws, spec, &id, poll)?;
+    let status = wait_snapshot(aws, subject, &id, poll)?;
     Ok(Snapshot {
         kind: contract::SNAPSHOT.into(),
-        env: spec.env.clone(),
-        instance: spec.id.clone(),
+        env: subject.env.to_string(),
+        instance: subject.id.to_string(),
         snapshot: id,
         status,
     })
 }
 
-fn snapshot_error<E, R>(spec: &InstanceSpec, error: aws_sdk_rds::error::SdkError<E, R>) -> Error
+fn snapshot_error<E, R>(subject: Subject, error: aws_sdk_rds::error::SdkError<E, R>) -> Error
 where
     E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     match code(&error) {
-        Some("DBInstanceNotFound" | "DBClusterNotFoundFault") => not_found(spec, "snapshot"),
+        Some("DBInstanceNotFound" | "DBClusterNotFoundFault") => not_found(subject, "snapshot"),
         _ => describe("taking the snapshot", error),
     }
 }
 
 /// "env dev: instance X does not exist: nothing to snapshot".
-fn not_found(spec: &InstanceSpec, what: &str) -> Error {
+fn not_found(subject: Subject, what: &str) -> Error {
     Error::BadInput(format!(
         "env {}: {} {} does not exist: nothing to {what}",
-        spec.env,
-        if spec.is_aurora() {
-            "Aurora cluster"
-        } else {
-            "instance"
-        },
-        spec.id
+        subject.env,
+        subject.kind(),
+        subject.id
     ))
 }
 
-fn wait_snapshot(aws: &Aws, spec: &InstanceSpec, id: &str, poll: Duration) -> Result<String> {
+fn wait_snapshot(aws: &Aws, subject: Subject, id: &str, poll: Duration) -> Result<String> {
     crate::aws::wait_for(aws, &format!("snapshot {id}"), poll, || async {
-        let status = if spec.is_aurora() {
+        let status = if subject.aurora {
             aws.rds
                 .describe_db_cluster_snapshots()
                 .db_cluster_snapshot_identifier(id)
@@ -151,7 +173,7 @@ pub fn destroy(
     }
     let observed = crate::aws::plan::observe(aws, spec)?;
     let Some(state) = &observed.instance else {
-        return Err(not_found(spec, "destroy"));
+        return Err(not_found(Subject::of(spec), "destroy"));
     };
     let protected = state
         .attributes

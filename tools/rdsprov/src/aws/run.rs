@@ -26,7 +26,7 @@ pub fn read_spec(path: &Path) -> Result<spec::Spec> {
 }
 
 /// Seconds between status polls while waiting (RDSPROV_POLL_SECONDS; 15 by default).
-fn poll_interval() -> Duration {
+pub fn poll_interval() -> Duration {
     std::env::var("RDSPROV_POLL_SECONDS")
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
@@ -358,7 +358,7 @@ pub fn snapshot(out: Output, path: &Path, env: &str, name: Option<&str>) -> Resu
     let spec = read_spec(path)?;
     let instance = instance_of(&spec, env)?;
     let aws = Aws::connect(&spec.region)?;
-    let taken = ops::snapshot(&aws, instance, name, poll_interval())?;
+    let taken = ops::snapshot(&aws, ops::Subject::of(instance), name, poll_interval())?;
     cli::note(
         TOOL,
         format!(
