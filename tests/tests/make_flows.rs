@@ -242,7 +242,7 @@ fn make_migrate_snapshots_an_aws_env_before_pending_migrations() {
     assert_eq!(result["kind"], "dbtools.migrate.result/v1");
     let taken = result["snapshot"].as_str().unwrap().to_string();
     assert!(taken.starts_with("combine-test-"), "{result}");
-    assert_eq!(snapshots(), [taken.clone()]);
+    assert_eq!(snapshots(), std::slice::from_ref(&taken));
     assert!(
         run.stderr
             .contains("env test: 1 pending migration(s): taking a snapshot of combine-test first"),
