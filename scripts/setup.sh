@@ -2,8 +2,8 @@
 # Installs what dbtools needs on a fresh Debian/Ubuntu machine, and nothing when it is already
 # there (so `make up`, `make test` and CI can call it every time): the PostgreSQL server (initdb,
 # pg_ctl, psql), openssl, the TLS headers native-tls builds against, libclang for pg_query's
-# build, strace for a test, moto's standalone server for the AWS tests and dbmate (npm) for the
-# compatibility tests and benchmarks. Prints one line per install; silent when all is present.
+# build, strace for a test, moto's standalone server for the AWS tests, tree-sitter's PowerShell
+# grammar for the .ps1 parse check, and dbmate (npm) for the compatibility tests and benchmarks. Prints one line per install; silent when all is present.
 set -euo pipefail
 
 need_apt=()
@@ -23,7 +23,7 @@ have runuser || need_apt+=(util-linux)
 have strace || need_apt+=(strace)
 # pg_query (PostgreSQL's own parser, used by dbmigrate) builds its C code with bindgen.
 compgen -G "/usr/lib/llvm-*/lib/libclang.so" >/dev/null || need_apt+=(libclang-dev)
-have moto_server || python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 [ -x "$(dirname "$0")/../node_modules/.bin/dbmate" ] || have npm || need_apt+=(nodejs npm)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -55,6 +55,14 @@ if ! have moto_server; then
   python3 -m pip install -q 'moto[server]' >/dev/null 2>&1 ||
     python3 -m pip install -q --break-system-packages 'moto[server]' >/dev/null
   hash -r
+fi
+
+# A real PowerShell grammar (tree-sitter) for the parse check of ops/aws/*.ps1: PowerShell
+# itself cannot be installed on every build machine.
+if ! python3 -c 'import tree_sitter, tree_sitter_powershell' >/dev/null 2>&1; then
+  echo "setup: installing tree-sitter and tree-sitter-powershell (pip)" >&2
+  python3 -m pip install -q tree-sitter tree-sitter-powershell >/dev/null 2>&1 ||
+    python3 -m pip install -q --break-system-packages tree-sitter tree-sitter-powershell >/dev/null
 fi
 
 # dbmate (npm), which the compatibility tests and benchmarks run against dbmigrate.
