@@ -298,6 +298,26 @@ fn against_aws_the_doctor_names_the_cause_and_the_command() {
         .contains("admits 203.0.113.7: the block is elsewhere"));
     assert_eq!(rdsprov(&["plan"]).expect(0).json()["up_to_date"], true);
 
+    // The ISP changes the home address: the doctor names it again, allow-current moves the
+    // rule (still one for this machine), and the plan stays clean.
+    home.set("198.51.100.23");
+    let report = doctor().expect(4).json();
+    assert!(report["steps"][2]["found"]
+        .as_str()
+        .unwrap()
+        .contains("does not admit this machine's address 198.51.100.23"));
+    let moved = rdsprov(&["access", "allow-current", "dev"]).expect(0).json();
+    let mine: Vec<&serde_json::Value> = moved["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["machine"] == "ada@laptop")
+        .collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["source"], "198.51.100.23/32");
+    assert_eq!(doctor().expect(4).json()["steps"][2]["outcome"], "ok");
+    assert_eq!(rdsprov(&["plan"]).expect(0).json()["up_to_date"], true);
+
     moto.call(
         "rds",
         "stop_db_instance",
