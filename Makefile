@@ -6,12 +6,14 @@ PROFILE ?= debug
 ENV     ?= dev
 ENVS    ?= dev test
 SPEC    ?= ops/aws/rds.toml
+PREFIX  ?= /usr/local
+TOOLS   := dbenv dbconnect dbmigrate dbseed dbguard rdsprov
 BIN     := target/$(PROFILE)
 CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help setup build up down status psql migrate migrate-status seed reset plan apply registry test check bench
+.PHONY: help setup build install up down status psql migrate migrate-status seed reset plan apply registry test check bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,6 +23,18 @@ setup: ## Install what is missing (PostgreSQL server, openssl, TLS headers, moto
 
 build: setup ## Build the tools
 	@$(CARGO) build --workspace --bins $(CARGO_PROFILE)
+
+install: build ## Install the tools, shell completions (bash, zsh, fish, PowerShell) and man pages under PREFIX (/usr/local)
+	@set -e; for tool in $(TOOLS); do \
+	  install -D -m 755 $(BIN)/$$tool $(DESTDIR)$(PREFIX)/bin/$$tool; \
+	  install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	    $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d $(DESTDIR)$(PREFIX)/share/powershell/Completions $(DESTDIR)$(PREFIX)/share/man/man1; \
+	  $(BIN)/$$tool --generate bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$tool; \
+	  $(BIN)/$$tool --generate zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_$$tool; \
+	  $(BIN)/$$tool --generate fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$tool.fish; \
+	  $(BIN)/$$tool --generate powershell > $(DESTDIR)$(PREFIX)/share/powershell/Completions/$$tool.ps1; \
+	  $(BIN)/$$tool --generate man > $(DESTDIR)$(PREFIX)/share/man/man1/$$tool.1; \
+	done; echo "installed $(TOOLS) with completions and man pages under $(DESTDIR)$(PREFIX)"
 
 up: build ## Provision local DEV and TEST (TLS, scram, stamped), migrate and seed them, print each witness
 	@$(BIN)/rdsprov apply >/dev/null

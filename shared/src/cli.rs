@@ -70,7 +70,17 @@ impl ConfirmArgs {
 }
 
 /// Parses flags, runs the tool, reports the outcome; the whole of a tool's `main`.
+/// `<tool> --generate bash|zsh|fish|powershell|man` prints a completion script or the man page,
+/// made from the same clap definition (what `make install` puts in place).
 pub fn main<C: clap::Parser>(tool: &str, run: impl FnOnce(C) -> Result<ExitStatus>) -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "--generate") {
+        let kind = args.get(2).and_then(|k| k.to_str()).unwrap_or_default();
+        return match generate(C::command(), tool, kind) {
+            Ok(()) => ExitStatus::Success.into(),
+            Err(error) => report(tool, &error).into(),
+        };
+    }
     let cli = match C::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
@@ -100,6 +110,32 @@ pub fn main<C: clap::Parser>(tool: &str, run: impl FnOnce(C) -> Result<ExitStatu
         Ok(status) => status.into(),
         Err(error) => report(tool, &error).into(),
     }
+}
+
+/// Writes a shell completion script or the man page (roff) for `command` to stdout.
+fn generate(mut command: clap::Command, tool: &str, kind: &str) -> Result<()> {
+    use clap_complete::Shell;
+    let shell = match kind {
+        "bash" => Shell::Bash,
+        "zsh" => Shell::Zsh,
+        "fish" => Shell::Fish,
+        "powershell" => Shell::PowerShell,
+        "man" => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .map_err(|e| Error::Failed(format!("cannot render the man page: {e}")))?;
+            return crate::output::write_stdout(&String::from_utf8_lossy(&page));
+        }
+        other => {
+            return Err(Error::BadInput(format!(
+                "--generate {other:?}: use bash, zsh, fish, powershell or man"
+            )))
+        }
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, tool, &mut script);
+    crate::output::write_stdout(&String::from_utf8_lossy(&script))
 }
 
 static STDOUT_IS_TEXT: AtomicBool = AtomicBool::new(false);

@@ -306,7 +306,9 @@ fn against_aws_the_doctor_names_the_cause_and_the_command() {
         .as_str()
         .unwrap()
         .contains("does not admit this machine's address 198.51.100.23"));
-    let moved = rdsprov(&["access", "allow-current", "dev"]).expect(0).json();
+    let moved = rdsprov(&["access", "allow-current", "dev"])
+        .expect(0)
+        .json();
     let mine: Vec<&serde_json::Value> = moved["rules"]
         .as_array()
         .unwrap()
