@@ -403,7 +403,7 @@ pub fn statement_error(what: &str, error: &postgres::Error) -> Error {
     match error.as_db_error() {
         Some(db) => Error::Failed(format!("{what}: {} ({})", db.message(), db.code().code())),
         None if error.is_closed() => {
-            Error::Unreachable(format!("{what}: the connection was closed"))
+            Error::Unreachable(format!("{what}: the connection was closed (the network or the server dropped it); its open transaction was rolled back: run the same command again"))
         }
         None => Error::Unreachable(format!("{what}: {}", error_chain(error))),
     }

@@ -121,6 +121,61 @@ fn make_up_prints_dev_and_test_witnesses_over_tls_and_is_harmless_to_repeat() {
         prod.stderr
     );
 
+    // The audit shows the dev reset, the refused test reset, the confirmed one, refused prod.
+    let audit = std::fs::read_to_string(state.path.join("audit.log")).unwrap();
+    let resets: Vec<(String, String)> = audit
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|entry| entry["action"] == "reset")
+        .map(|entry| {
+            (
+                entry["env"].as_str().unwrap().to_string(),
+                entry["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        resets,
+        [
+            ("dev".to_string(), "allowed".to_string()),
+            ("test".into(), "refused".into()),
+            ("test".into(), "allowed".into()),
+            ("prod".into(), "refused".into())
+        ]
+    );
+    // No file that holds a password is readable by anyone but its owner.
+    let passwords = harness::secret_passwords(&state.path);
+    let mut stack = vec![state.path.clone()];
+    let mut holding = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            if passwords.iter().any(|p| text.contains(p.as_str())) {
+                holding += 1;
+                use std::os::unix::fs::PermissionsExt;
+                assert_eq!(
+                    meta.permissions().mode() & 0o777,
+                    0o600,
+                    "{} holds a password",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(
+        holding >= passwords.len(),
+        "the secret files themselves were found"
+    );
+
     let down = make("down", &state);
     down.expect(0);
     assert!(

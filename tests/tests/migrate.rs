@@ -418,6 +418,49 @@ fn two_migrators_at_once_apply_each_migration_once() {
     );
 }
 
+/// Twenty rounds of two migrators started together, each round adding five migrations: every
+/// round both exit 0 and each migration is applied exactly once between them.
+#[test]
+fn two_migrators_race_twenty_rounds_without_a_double_apply() {
+    let db = Db::new();
+    let profile = db.profile("open");
+    for round in 1..=20 {
+        for n in 1..=5 {
+            db.write(
+                &format!("{round:02}{n:02}_r.sql"),
+                &format!("-- migrate:up\ncreate table r{round}_{n} (id int);\n-- migrate:down\ndrop table r{round}_{n};\n"),
+            );
+        }
+        let runs: Vec<harness::Run> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let profile = profile.clone();
+                    let dir = db.dir.path.clone();
+                    scope.spawn(move || {
+                        Tool::new("dbmigrate")
+                            .arg_path_flag("--dir", &dir)
+                            .args(["up"])
+                            .stdin(profile)
+                            .run()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let applied: usize = runs
+            .iter()
+            .map(|r| r.expect(0).json()["migrations"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(
+            applied, 5,
+            "round {round}: each new migration once between the two"
+        );
+        assert_eq!(db.applied().len(), 5 * round, "round {round}");
+    }
+    let tables = db.psql("select count(*) from pg_tables where tablename ~ '^r[0-9]+_[0-9]+$'");
+    assert_eq!(tables, "100");
+}
+
 #[test]
 fn dbmate_and_dbmigrate_read_each_others_databases() {
     let dbmate = harness::repo_root().join("node_modules/.bin/dbmate");

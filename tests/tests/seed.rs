@@ -389,3 +389,80 @@ fn reset_is_destructive_and_starts_the_seeded_tables_over() {
         [("seed-reset", "refused"), ("seed-reset", "allowed")]
     );
 }
+
+const SLOW_AGENTS: &str = "SELECT pg_sleep(2);\nINSERT INTO agents (handle, name) VALUES ('ada', 'Ada') ON CONFLICT (handle) DO NOTHING;\n";
+
+fn assert_seeded_once(seeds: &Seeds) {
+    assert_eq!(seeds.psql("db_dev", "select count(*) from channels"), "2");
+    assert_eq!(seeds.psql("db_dev", "select count(*) from agents"), "1");
+    seeds.seed("dev", &["status", "--exit-code"]).expect(0);
+}
+
+/// dbseed killed with SIGKILL while a seed runs: nothing half-applied stays, and the rerun
+/// applies everything exactly once.
+#[test]
+fn kill_9_mid_seed_then_rerun_converges() {
+    let seeds = Seeds::new();
+    seeds.write("common/010_channels.sql", CHANNELS);
+    seeds.write("common/020_agents.sql", SLOW_AGENTS);
+    let mut child = std::process::Command::new(harness::bin("dbseed"))
+        .arg("--dir")
+        .arg(&seeds.dir.path)
+        .arg("apply")
+        .current_dir(seeds.project.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        seeds.profile("dev").as_bytes(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    child.kill().unwrap(); // SIGKILL, inside the pg_sleep
+    child.wait().unwrap();
+    assert_eq!(seeds.psql("db_dev", "select count(*) from agents"), "0");
+    seeds.seed("dev", &["apply"]).expect(0);
+    assert_seeded_once(&seeds);
+}
+
+/// The connection drops while a seed runs: exit 4, nothing of that seed stays, the rerun
+/// converges.
+#[test]
+fn a_connection_cut_mid_seed_is_exit_4_and_a_rerun_converges() {
+    let seeds = Seeds::new();
+    seeds.write("common/010_channels.sql", CHANNELS);
+    seeds.write("common/020_agents.sql", SLOW_AGENTS);
+    let proxy = harness::CutProxy::start(seeds.pg.port);
+    let mut profile: serde_json::Value = serde_json::from_str(&seeds.profile("dev")).unwrap();
+    profile["conn"]["port"] = proxy.port.into();
+    let runner = {
+        let dir = seeds.dir.path.clone();
+        let project = seeds.project.path().to_path_buf();
+        std::thread::spawn(move || {
+            Tool::new("dbseed")
+                .arg_path_flag("--dir", &dir)
+                .args(["apply"])
+                .current_dir(&project)
+                .stdin(profile.to_string())
+                .run()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    proxy.cut();
+    let run = runner.join().unwrap();
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let last = run.stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("dbseed: common/020_agents.sql: the connection was closed")
+            && last.ends_with("run the same command again"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(seeds.psql("db_dev", "select count(*) from agents"), "0");
+    seeds.seed("dev", &["apply"]).expect(0);
+    assert_seeded_once(&seeds);
+}
