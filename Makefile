@@ -81,11 +81,12 @@ registry: build ## Write DATABASE_REGISTRY.md from the real state (local; SPEC=o
 psql: build ## Open psql on ENV (make psql ENV=test)
 	@$(BIN)/dbconnect psql --env $(ENV)
 
-test: setup ## Run the whole test suite (unit, integration, end-to-end), then the PostgreSQL suites on PostgreSQL 16
+test: setup ## Run the whole test suite (unit, integration, end-to-end), the PostgreSQL suites again on PostgreSQL 16, bounded fuzzing
 	@$(CARGO) build --workspace --bins
 	@$(CARGO) test --workspace
 	@echo "== the suites that run PostgreSQL, again on PostgreSQL 16 ($(PG16_BIN))"
 	@DBTOOLS_PG_BIN=$(abspath $(PG16_BIN)) $(CARGO) test -p dbtools-e2e $(PG_SUITES) -- --skip dump_is_deterministic
+	@bash scripts/fuzz.sh
 
 check: ## Formatting and lints, as CI runs them
 	@$(CARGO) fmt --all -- --check

@@ -3,7 +3,8 @@
 # there (so `make up`, `make test` and CI can call it every time): the PostgreSQL server (initdb,
 # pg_ctl, psql), openssl, the TLS headers native-tls builds against, libclang for pg_query's
 # build, strace for a test, moto's standalone server for the AWS tests, tree-sitter's PowerShell
-# grammar for the .ps1 parse check, and dbmate (npm) for the compatibility tests and benchmarks. Prints one line per install; silent when all is present.
+# grammar for the .ps1 parse check, cargo-fuzz (and nightly) for the bounded fuzzing, dbmate and
+# PostgreSQL 16 (npm) for the compatibility tests, the benchmarks and the suite's second pass. Prints one line per install; silent when all is present.
 set -euo pipefail
 
 need_apt=()
@@ -64,6 +65,18 @@ if ! python3 -c 'import tree_sitter, tree_sitter_powershell' >/dev/null 2>&1; th
   echo "setup: installing tree-sitter and tree-sitter-powershell (pip)" >&2
   python3 -m pip install -q tree-sitter tree-sitter-powershell >/dev/null 2>&1 ||
     python3 -m pip install -q --break-system-packages tree-sitter tree-sitter-powershell >/dev/null
+fi
+
+# cargo-fuzz for the bounded fuzzing in make test (fuzz/, scripts/fuzz.sh); libFuzzer needs
+# the nightly toolchain beside the stable one.
+if ! command -v cargo-fuzz >/dev/null 2>&1 && command -v cargo >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz (cargo install; a few minutes, once)" >&2
+  cargo install -q --locked cargo-fuzz >/dev/null 2>&1
+fi
+if command -v rustup >/dev/null 2>&1 && ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  echo "setup: installing the nightly toolchain for cargo-fuzz (rustup)" >&2
+  rustup toolchain install nightly --profile minimal >/dev/null 2>&1 ||
+    echo "setup: could not install the nightly toolchain: scripts/fuzz.sh will say so" >&2
 fi
 
 # dbmate (npm), which the compatibility tests and benchmarks run against dbmigrate, and the

@@ -1,0 +1,4 @@
+-- migrate:up transaction:false
+CREATE INDEX CONCURRENTLY i ON t (a);
+-- migrate:down
+DROP INDEX i;
