@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bounded fuzzing, part of `make test`: each cargo-fuzz target (fuzz/) runs from its seeds
-# (fuzz/seeds/<target>, the example migrations and profiles) for FUZZ_RUNS inputs or
+# (fuzz/seeds/<target>, plus the example app's migrations/) for FUZZ_RUNS inputs or
 # FUZZ_SECONDS, whichever ends first. A panic, or a rejection that is not a bad-input error
 # with a message, fails the run with the input that caused it (saved under fuzz/artifacts/).
 # Longer runs: FUZZ_SECONDS=3600 FUZZ_RUNS=0 scripts/fuzz.sh (FUZZ_RUNS=0: no input limit).
@@ -19,6 +19,8 @@ fi
 for target in migration_file profile_json; do
   work=$(mktemp -d)
   cp seeds/"$target"/* "$work"/
+  # The example app's migrations seed the parser too.
+  [ "$target" = migration_file ] && cp ../migrations/*.sql "$work"/
   log=$(mktemp)
   if ! cargo +nightly fuzz run "$target" "$work" -- -runs="$runs" -max_total_time="$seconds" >"$log" 2>&1; then
     tail -n 40 "$log" >&2

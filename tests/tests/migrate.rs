@@ -379,17 +379,12 @@ fn a_held_lock_times_out_with_who_holds_it() {
     db.migrate(&["up"]).expect(0);
 }
 
-#[test]
-fn two_migrators_at_once_apply_each_migration_once() {
-    let db = Db::new();
-    for n in 1..=20 {
-        db.write(&format!("{n:02}_t.sql"), &format!("-- migrate:up\ncreate table t{n} (id int);\nselect pg_sleep(0.05);\n-- migrate:down\ndrop table t{n};\n"));
-    }
-    let profile = db.profile("open");
-    let runs: Vec<harness::Run> = std::thread::scope(|scope| {
+/// Two `dbmigrate up` started together on the same database.
+fn two_migrators_at_once(db: &Db, profile: &str) -> Vec<harness::Run> {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = (0..2)
             .map(|_| {
-                let profile = profile.clone();
+                let profile = profile.to_string();
                 let dir = db.dir.path.clone();
                 scope.spawn(move || {
                     Tool::new("dbmigrate")
@@ -401,7 +396,16 @@ fn two_migrators_at_once_apply_each_migration_once() {
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    })
+}
+
+#[test]
+fn two_migrators_at_once_apply_each_migration_once() {
+    let db = Db::new();
+    for n in 1..=20 {
+        db.write(&format!("{n:02}_t.sql"), &format!("-- migrate:up\ncreate table t{n} (id int);\nselect pg_sleep(0.05);\n-- migrate:down\ndrop table t{n};\n"));
+    }
+    let runs = two_migrators_at_once(&db, &db.profile("open"));
     for run in &runs {
         run.expect(0);
     }
@@ -431,22 +435,7 @@ fn two_migrators_race_twenty_rounds_without_a_double_apply() {
                 &format!("-- migrate:up\ncreate table r{round}_{n} (id int);\n-- migrate:down\ndrop table r{round}_{n};\n"),
             );
         }
-        let runs: Vec<harness::Run> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..2)
-                .map(|_| {
-                    let profile = profile.clone();
-                    let dir = db.dir.path.clone();
-                    scope.spawn(move || {
-                        Tool::new("dbmigrate")
-                            .arg_path_flag("--dir", &dir)
-                            .args(["up"])
-                            .stdin(profile)
-                            .run()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let runs = two_migrators_at_once(&db, &profile);
         let applied: usize = runs
             .iter()
             .map(|r| r.expect(0).json()["migrations"].as_array().unwrap().len())

@@ -55,12 +55,13 @@ pub fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> Result<E
             replace,
             confirm,
         } => {
-            let located = locate(config.as_ref(), Some(&env), &target)?;
-            let (id, region) = match located {
+            let (id, region) = match locate(config.as_ref(), Some(&env), &target)? {
                 Located::Local { id } => return emit(out, local_answer(Some(&env), &id, &machine)),
-                Located::Aws { id, region } => (id, region),
+                Located::Aws { id, region } => {
+                    guard_locked(global, &env, &id, &confirm, config.as_ref())?;
+                    (id, region)
+                }
             };
-            guard_locked(global, &env, &id, &confirm, config.as_ref())?;
             // The address first: an endpoint that cannot answer changes no rule.
             let address = checkip::public_address(&checkip::endpoint(config.as_ref()))?;
             let aws = Aws::connect(&region)?;
@@ -85,12 +86,13 @@ pub fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> Result<E
             machine: named,
             confirm,
         } => {
-            let located = locate(config.as_ref(), Some(&env), &target)?;
-            let (id, region) = match located {
+            let (id, region) = match locate(config.as_ref(), Some(&env), &target)? {
                 Located::Local { id } => return emit(out, local_answer(Some(&env), &id, &machine)),
-                Located::Aws { id, region } => (id, region),
+                Located::Aws { id, region } => {
+                    guard_locked(global, &env, &id, &confirm, config.as_ref())?;
+                    (id, region)
+                }
             };
-            guard_locked(global, &env, &id, &confirm, config.as_ref())?;
             let whose = match &named {
                 Some(name) => check_machine_name(name)?,
                 None => machine.clone(),

@@ -56,15 +56,7 @@ pub fn run(
     };
     let aws = Aws::connect(&region)?;
     let taken = take(&aws, env, &id, name)?;
-    out.emit(&taken, || {
-        output::key_values(&[
-            ("env", taken.env.clone()),
-            ("instance", taken.instance.clone()),
-            ("snapshot", taken.snapshot.clone()),
-            ("status", taken.status.clone()),
-        ])
-    })?;
-    Ok(ExitStatus::Success)
+    run::emit_snapshot(out, &taken)
 }
 
 fn take(aws: &Aws, env: &str, id: &str, name: Option<&str>) -> Result<contract::Snapshot> {

@@ -366,7 +366,12 @@ pub fn snapshot(out: Output, path: &Path, env: &str, name: Option<&str>) -> Resu
             taken.snapshot, taken.instance, taken.status
         ),
     );
-    out.emit(&taken, || {
+    emit_snapshot(out, &taken)
+}
+
+/// A snapshot's JSON, or its fields on a terminal.
+pub fn emit_snapshot(out: Output, taken: &contract::Snapshot) -> Result<ExitStatus> {
+    out.emit(taken, || {
         output::key_values(&[
             ("env", taken.env.clone()),
             ("instance", taken.instance.clone()),
