@@ -7,7 +7,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
     match dbtools::contract::profile_from_bytes(bytes) {
-        Ok(profile) => assert!(profile.kind.starts_with("dbtools.profile/"), "{}", profile.kind),
+        Ok(profile) => assert!(
+            profile.kind.starts_with("dbtools.profile/"),
+            "{}",
+            profile.kind
+        ),
         Err(error) => assert!(!error.message().trim().is_empty()),
     }
 });

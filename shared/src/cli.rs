@@ -138,6 +138,39 @@ fn generate(mut command: clap::Command, tool: &str, kind: &str) -> Result<()> {
     crate::output::write_stdout(&String::from_utf8_lossy(&script))
 }
 
+/// A progress line printed only when the wait it covers lasts longer than `after` — a wait
+/// the user would otherwise sit through in silence (a lock held by another run); dropped
+/// before then, it prints nothing.
+pub struct NoteAfter {
+    done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl NoteAfter {
+    pub fn start(tool: &'static str, after: std::time::Duration, message: String) -> NoteAfter {
+        let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let watched = done.clone();
+        std::thread::spawn(move || {
+            let (finished, signal) = &*watched;
+            let guard = finished.lock().unwrap_or_else(|e| e.into_inner());
+            let (guard, _) = signal
+                .wait_timeout_while(guard, after, |finished| !*finished)
+                .unwrap_or_else(|e| e.into_inner());
+            if !*guard {
+                note(tool, &message);
+            }
+        });
+        NoteAfter { done }
+    }
+}
+
+impl Drop for NoteAfter {
+    fn drop(&mut self) {
+        let (finished, signal) = &*self.done;
+        *finished.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        signal.notify_all();
+    }
+}
+
 static STDOUT_IS_TEXT: AtomicBool = AtomicBool::new(false);
 
 /// Declares that this command prints text for a shell or a file (`export --format env`, a URL,

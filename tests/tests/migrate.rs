@@ -367,13 +367,21 @@ fn a_held_lock_times_out_with_who_holds_it() {
     holder
         .simple_query("select pg_advisory_lock(7233464250984980852)")
         .unwrap();
-    let run = db.migrate(&["up", "--lock-timeout", "0.5"]);
+    let run = db.migrate(&["up", "--lock-timeout", "1.5"]);
     run.expect_error(
         "dbmigrate",
         5,
         "another migration holds the migration lock (pid",
     );
     assert!(run.stderr.contains("other-migrator"), "{}", run.stderr);
+    // Past a second of waiting, a progress line said what it was waiting for.
+    assert!(
+        run.stderr.contains(
+            "dbmigrate: waiting for the migration lock: another migrator holds it (giving up after 1.5s, --lock-timeout)"
+        ),
+        "{}",
+        run.stderr
+    );
     assert!(db.applied().is_empty());
     drop(holder);
     db.migrate(&["up"]).expect(0);

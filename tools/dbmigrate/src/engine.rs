@@ -115,7 +115,17 @@ pub fn lock(client: &mut pg::Client, lock_timeout: Duration, guard: &Guard) -> R
         guard.stamp_assertion().unwrap_or_default(),
         lock_timeout.as_millis().max(1)
     );
-    let messages = match client.simple_query(&message) {
+    let waiting = dbtools::cli::NoteAfter::start(
+        "dbmigrate",
+        Duration::from_secs(1),
+        format!(
+            "waiting for the migration lock: another migrator holds it (giving up after {}s, --lock-timeout)",
+            lock_timeout.as_secs_f64()
+        ),
+    );
+    let answer = client.simple_query(&message);
+    drop(waiting);
+    let messages = match answer {
         Ok(messages) => messages,
         Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "55P03") => {
             return Err(lock_holder_error(client, lock_timeout));
