@@ -3,7 +3,7 @@
 # (fuzz/seeds/<target>, plus the example app's migrations/) for FUZZ_RUNS inputs or
 # FUZZ_SECONDS, whichever ends first. A panic, or a rejection that is not a bad-input error
 # with a message, fails the run with the input that caused it (saved under fuzz/artifacts/).
-# Longer runs: FUZZ_SECONDS=3600 FUZZ_RUNS=0 scripts/fuzz.sh (FUZZ_RUNS=0: no input limit).
+# Longer runs: FUZZ_SECONDS=3600 FUZZ_RUNS=-1 scripts/fuzz.sh (FUZZ_RUNS=-1: no input limit).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 runs="${FUZZ_RUNS:-20000}"

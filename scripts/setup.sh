@@ -71,7 +71,8 @@ fi
 # the nightly toolchain beside the stable one.
 if ! command -v cargo-fuzz >/dev/null 2>&1 && command -v cargo >/dev/null 2>&1; then
   echo "setup: installing cargo-fuzz (cargo install; a few minutes, once)" >&2
-  cargo install -q --locked cargo-fuzz >/dev/null 2>&1
+  cargo install -q --locked cargo-fuzz >/dev/null 2>&1 ||
+    echo "setup: could not install cargo-fuzz: scripts/fuzz.sh will say so" >&2
 fi
 if command -v rustup >/dev/null 2>&1 && ! rustup run nightly rustc --version >/dev/null 2>&1; then
   echo "setup: installing the nightly toolchain for cargo-fuzz (rustup)" >&2

@@ -26,7 +26,7 @@ if ($Psql) {
     return
 }
 if ($Doctor) {
-    Invoke-DbTool dbconnect @('doctor', '--env', $Env, '--json')
+    Invoke-DbTool dbconnect @('doctor', '--env', $Env, '--json') -Final
     return
 }
-Invoke-DbTool dbconnect @('check', '--env', $Env, '--json')
+Invoke-DbTool dbconnect @('check', '--env', $Env, '--json') -Final

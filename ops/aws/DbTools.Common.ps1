@@ -21,7 +21,9 @@ function Get-DbToolPath {
         [ValidateSet('dbenv', 'dbconnect', 'dbmigrate', 'dbseed', 'dbguard', 'rdsprov')]
         [string] $Name
     )
-    $file = if ($IsWindows -or $env:OS -eq 'Windows_NT') { "$Name.exe" } else { $Name }
+    # $IsWindows exists from PowerShell 6 on; under StrictMode 5.1 reading it would throw.
+    $onWindows = ($env:OS -eq 'Windows_NT') -or ((Test-Path Variable:IsWindows) -and $IsWindows)
+    $file = if ($onWindows) { "$Name.exe" } else { $Name }
     $candidates = @()
     if ($env:DBTOOLS_BIN_DIR) {
         $candidates += Join-Path $env:DBTOOLS_BIN_DIR $file
@@ -42,17 +44,26 @@ function Get-DbToolPath {
 }
 
 function Invoke-DbTool {
-    # Runs one tool; -InputJson goes to its stdin. Returns its stdout (JSON when not a
-    # terminal). A non-zero exit ends the calling script with the same code.
+    # Runs one tool; -InputJson goes to its stdin. Returns its stdout (JSON: the tool's stdout
+    # is a pipe here). -Final marks what goes back to the user: a pipe carries the password on
+    # to the next tool, so the final answer has it redacted, as a terminal would. A non-zero
+    # exit ends the calling script with the same code, after showing what the tool printed
+    # (doctor's report, a status) — its one-line message is already on stderr.
     [CmdletBinding()]
     param(
         [Parameter(Mandatory, Position = 0)]
         [string] $Name,
         [Parameter(Position = 1)]
         [string[]] $Arguments = @(),
-        [string] $InputJson
+        [string] $InputJson,
+        [switch] $Final
     )
     $exe = Get-DbToolPath -Name $Name
+    # Progress lines on stderr are not errors: under 'Stop' Windows PowerShell 5.1 (ISE,
+    # remoting, redirected stderr) would abort on the first one, and PowerShell 7.3+ with
+    # $PSNativeCommandUseErrorActionPreference would throw before the exit code is read.
+    $ErrorActionPreference = 'Continue'
+    $PSNativeCommandUseErrorActionPreference = $false
     if ($PSBoundParameters.ContainsKey('InputJson')) {
         $output = $InputJson | & $exe @Arguments
     }
@@ -60,9 +71,35 @@ function Invoke-DbTool {
         $output = & $exe @Arguments
     }
     $code = $LASTEXITCODE
+    $text = ($output -join "`n")
+    if ($Final -or $code -ne 0) {
+        $text = Hide-DbPassword -Json $text
+    }
     if ($code -ne 0) {
-        # The tool has said what happened and what to do, on stderr; keep its exit code.
+        if ($text) {
+            Write-Output $text
+        }
         exit $code
     }
-    return ($output -join "`n")
+    return $text
+}
+
+function Hide-DbPassword {
+    # The JSON with any profile's password replaced, as the tools show it on a terminal.
+    [CmdletBinding()]
+    param(
+        [string] $Json
+    )
+    if (-not $Json -or -not $Json.TrimStart().StartsWith('{')) {
+        return $Json
+    }
+    $answer = $Json | ConvertFrom-Json
+    foreach ($holder in @($answer, $answer.profile)) {
+        if ($holder -and ($holder.PSObject.Properties.Name -contains 'conn') -and
+            $holder.conn -and ($holder.conn.PSObject.Properties.Name -contains 'password') -and
+            $holder.conn.password) {
+            $holder.conn.password = '********'
+        }
+    }
+    return ($answer | ConvertTo-Json -Depth 20 -Compress)
 }

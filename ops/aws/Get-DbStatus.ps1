@@ -14,7 +14,7 @@ param(
 . (Join-Path $PSScriptRoot 'DbTools.Common.ps1')
 
 if ($Env) {
-    Invoke-DbTool dbmigrate @('status', '--env', $Env, '--json')
+    Invoke-DbTool dbmigrate @('status', '--env', $Env, '--json') -Final
     return
 }
 if ($Spec) {

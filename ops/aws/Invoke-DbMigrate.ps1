@@ -21,9 +21,9 @@ param(
 
 $dbProfile = Invoke-DbTool dbenv @('resolve', $Env, '--json')
 if (-not $PSCmdlet.ShouldProcess("env $Env", 'apply pending migrations (a snapshot first where configured)')) {
-    Invoke-DbTool dbmigrate @('up', '--dry-run', '--json') -InputJson $dbProfile
+    Invoke-DbTool dbmigrate @('up', '--dry-run', '--json') -InputJson $dbProfile -Final
     return
 }
 $status = Invoke-DbTool dbmigrate @('status', '--json') -InputJson $dbProfile
 $snapshotted = Invoke-DbTool rdsprov @('snapshot', '--before-migrate', '--json') -InputJson $status
-Invoke-DbTool dbmigrate @('up', '--json') -InputJson $snapshotted
+Invoke-DbTool dbmigrate @('up', '--json') -InputJson $snapshotted -Final

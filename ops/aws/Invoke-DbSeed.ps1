@@ -18,7 +18,7 @@ param(
 
 $dbProfile = Invoke-DbTool dbenv @('resolve', $Env, '--json')
 if (-not $PSCmdlet.ShouldProcess("env $Env", 'apply seeds')) {
-    Invoke-DbTool dbseed @('status', '--json') -InputJson $dbProfile
+    Invoke-DbTool dbseed @('status', '--json') -InputJson $dbProfile -Final
     return
 }
-Invoke-DbTool dbseed @('apply', '--json') -InputJson $dbProfile
+Invoke-DbTool dbseed @('apply', '--json') -InputJson $dbProfile -Final

@@ -31,4 +31,4 @@ Invoke-DbTool rdsprov $reset | Out-Null
 $dbProfile = Invoke-DbTool dbenv @('resolve', $Env, '--json')
 $migrated = Invoke-DbTool dbmigrate @('up', '--json') -InputJson $dbProfile
 $seeded = Invoke-DbTool dbseed @('apply', '--json') -InputJson $migrated
-Invoke-DbTool dbconnect @('check', '--json') -InputJson $seeded
+Invoke-DbTool dbconnect @('check', '--json') -InputJson $seeded -Final

@@ -194,7 +194,13 @@ pub fn connect_fresh<T>(
         return Err(error);
     };
     let region = profile.instance.as_ref().and_then(|i| i.region.as_deref());
-    let fresh = crate::secrets::resolve_aws(secret, region)?;
+    let fresh = crate::secrets::resolve_aws(secret, region).map_err(|reread| {
+        Error::Unreachable(format!(
+            "{}; reading the secret {secret} again to see whether it was rotated failed too: {}",
+            error.message(),
+            reread.message()
+        ))
+    })?;
     if profile.conn.password.as_deref() == Some(fresh.password.as_str()) {
         return Err(Error::Unreachable(format!(
             "{}; the secret {secret} in AWS Secrets Manager still holds that password, read again just now: the server's password was changed without updating the secret",

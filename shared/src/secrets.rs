@@ -242,8 +242,15 @@ pub fn run_sibling(name: &str, args: &[&str], input: Option<&str>) -> Result<Str
             ))
         })?;
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        std::io::Write::write_all(&mut stdin, text.as_bytes())
-            .map_err(|e| Error::Failed(format!("{name}: {e}")))?;
+        // A child that stops before reading all of stdin says why itself; its exit counts.
+        match std::io::Write::write_all(&mut stdin, text.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Failed(format!("{name}: {e}")));
+            }
+            _ => {}
+        }
     }
     let output = child
         .wait_with_output()

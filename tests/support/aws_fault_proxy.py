@@ -59,7 +59,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         op = operation(self.headers, body)
         if not self.headers.get("X-Amz-Target"):
-            params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
+            params = {k: ("********" if "Password" in k else v[0])
+                      for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
             with lock, open(LOG + ".params", "a") as f:
                 f.write(json.dumps({"operation": op, "params": params}) + "\n")
         rule = matching_rule(op)

@@ -169,6 +169,25 @@ fn allow_current_follows_the_home_address_one_rule_per_machine() {
     );
     assert_eq!(rules(&moto, &group).len(), 3);
 
+    // A machine behind the same NAT as ada: already admitted by ada's rule, nothing added.
+    let same_nat = Machine {
+        moto: &moto,
+        spec: spec.clone(),
+        name: "cy@tablet",
+        state: TempDir::new("access-cy"),
+        checkip: &home,
+    };
+    let shared = same_nat
+        .rdsprov(&["access", "allow-current", "dev"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        shared["changes"],
+        json!(["198.51.100.23/32 is already admitted by the rule dbtools:ada@laptop: no rule of its own needed"])
+    );
+    assert_eq!(shared["admitted"], true);
+    assert_eq!(rules(&moto, &group).len(), 3);
+
     // revoke another machine's rules by name.
     let revoked = ada
         .rdsprov(&["access", "revoke", "dev", "--machine", "bob@desktop"])
@@ -199,6 +218,28 @@ fn allow_current_follows_the_home_address_one_rule_per_machine() {
         "home office move",
     ])
     .expect(0);
+    // Naming an open env with --instance does not sidestep the locked env that instance is.
+    let config = ada.state.path.join("dbtools.toml");
+    std::fs::write(
+        &config,
+        "[instance.combine-prod]\nprovider = \"aws\"\nregion = \"eu-west-1\"\n[env.prod]\ninstance = \"combine-prod\"\nhost = \"db.example.com\"\ndatabase = \"app\"\nuser = \"app\"\n[env.dev]\nhost = \"127.0.0.1\"\ndatabase = \"app\"\nuser = \"app\"\n",
+    )
+    .unwrap();
+    Tool::new("rdsprov")
+        .args([
+            "access",
+            "allow-current",
+            "dev",
+            "--instance",
+            "combine-prod",
+        ])
+        .aws(&moto)
+        .env("DBTOOLS_CONFIG", &config)
+        .env("DBTOOLS_MACHINE_NAME", "ada@laptop")
+        .env("DBTOOLS_CHECKIP_URL", home.url())
+        .env("XDG_STATE_HOME", &ada.state.path)
+        .run()
+        .expect_error("rdsprov", 3, "access on env prod (locked) refused");
     let audit = std::fs::read_to_string(ada.state.path.join("dbtools").join("audit.log")).unwrap();
     assert!(
         audit.contains("\"action\":\"access\"") && audit.contains("home office move"),
@@ -264,7 +305,7 @@ fn a_broken_endpoint_or_a_full_group_changes_no_rule() {
         .expect_error(
             "rdsprov",
             2,
-            "already holds 60 inbound rules, AWS's default quota per security group",
+            "is at its quota of inbound rules (60 per group by default)",
         );
     assert_eq!(rules(&moto, &group).len(), 60);
 }

@@ -67,6 +67,11 @@ fn the_checker_rejects_what_would_fail_on_windows() {
     )
     .unwrap();
     std::fs::write(
+        dir.path.join("Leaky.ps1"),
+        script("Invoke-DbTool dbconnect @('check', '--json')"),
+    )
+    .unwrap();
+    std::fs::write(
         dir.path.join("Plain.ps1"),
         "param([string] $Env)\nInvoke-DbTool dbenv @('list')\n",
     )
@@ -78,7 +83,8 @@ fn the_checker_rejects_what_would_fail_on_windows() {
         "does not parse as PowerShell",
         "BadFlag.ps1:7: `dbmigrate up` has no flag --no-such-flag",
         "BadCommand.ps1:7: `rdsprov explode`: no such subcommand",
-        "Password.ps1:7: a password in a string that may reach a command line",
+        "Password.ps1:7: a password on a command line: '--password'",
+        "Leaky.ps1:7: returns a result carrying the profile's password to the user: add -Final",
         "Plain.ps1:1: not an advanced script with [CmdletBinding(SupportsShouldProcess)]",
         "Plain.ps1:1: -Env is not validated",
     ] {

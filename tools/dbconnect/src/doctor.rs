@@ -314,7 +314,18 @@ fn aws_step(walk: &mut Walk, profile: &Profile) {
     if let Some(region) = &region {
         args.extend(["--region", region]);
     }
-    let answer = match secrets::run_sibling("rdsprov", &args, None) {
+    // The check-IP endpoint may be unreachable for the same reason the database is: then
+    // AWS's answer about the instance still helps, without this machine's address.
+    let asked = secrets::run_sibling("rdsprov", &args, None).or_else(|error| {
+        if error.message().contains("check-IP endpoint") {
+            let mut offline = args.clone();
+            offline.push("--offline");
+            secrets::run_sibling("rdsprov", &offline, None)
+        } else {
+            Err(error)
+        }
+    });
+    let answer = match asked {
         Ok(text) => serde_json::from_str::<Access>(&text).map_err(|e| {
             Error::Failed(format!(
                 "rdsprov access show printed an unreadable answer: {e}"
@@ -341,7 +352,7 @@ fn aws_step(walk: &mut Walk, profile: &Profile) {
             "aws",
             format!("{id} is {status}"),
             Some(if status == "stopped" {
-                format!("start it (`aws rds start-db-instance --db-instance-identifier {id}`, or the console), then `rdsprov wait`")
+                format!("start it (`aws rds start-db-instance --db-instance-identifier {id}`; an Aurora cluster: `aws rds start-db-cluster --db-cluster-identifier {id}`; or the console), then `rdsprov wait`")
             } else {
                 "wait until it is available (`rdsprov wait`)".into()
             }),
@@ -354,6 +365,12 @@ fn aws_step(walk: &mut Walk, profile: &Profile) {
                 "set publicly_accessible = true for env {} in the spec and `rdsprov apply --spec …` (or connect from inside the VPC)",
                 profile.env
             )),
+        );
+    } else if access.address.is_none() {
+        walk.failed(
+            "aws",
+            format!("{id} is available and public; this machine's public address is unknown (the check-IP endpoint did not answer either): is the network itself down?"),
+            Some(format!("check this machine's internet connection, then `rdsprov access show {}`", profile.env)),
         );
     } else if !access.admitted {
         walk.failed(

@@ -23,7 +23,7 @@ pub enum Located {
 }
 
 pub fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> Result<ExitStatus> {
-    let config = Config::find(global.config.as_deref()).ok().flatten();
+    let config = Config::find(global.config.as_deref())?;
     let machine = machine_name(config.as_ref())?;
     match command {
         AccessCommand::Show {
@@ -198,7 +198,9 @@ fn local_answer(env: Option<&str>, id: &str, machine: &str) -> Access {
 }
 
 /// On a locked env, changing who may connect is destructive-class: --confirm and
-/// --break-glass, audited. Other envs need nothing typed.
+/// --break-glass, audited. Other envs need nothing typed. The protection is the strictest of
+/// the named env's and of every env whose instance this is, so `--instance` cannot sidestep
+/// a locked env by naming an open one.
 fn guard_locked(
     global: &GlobalArgs,
     env: &str,
@@ -206,11 +208,23 @@ fn guard_locked(
     confirm: &ConfirmArgs,
     config: Option<&Config>,
 ) -> Result<()> {
-    let (_, protection) = crate::aws::run::env_protection(global, env);
+    let (_, named) = crate::aws::run::env_protection(global, env);
+    let (guarded_env, protection) = config
+        .into_iter()
+        .flat_map(|c| c.envs.iter().map(move |(name, e)| (name, e, c)))
+        .filter(|(_, e, _)| e.instance.as_deref() == Some(id))
+        .map(|(name, _, c)| (name.clone(), c.protection(name)))
+        .fold((env.to_string(), named), |strictest, candidate| {
+            if candidate.1 > strictest.1 {
+                candidate
+            } else {
+                strictest
+            }
+        });
     if protection != Protection::Locked {
         return Ok(());
     }
-    let guard = Guard::for_instance(TOOL, "access", env, protection, id, config)?;
+    let guard = Guard::for_instance(TOOL, "access", &guarded_env, protection, id, config)?;
     let confirmation = confirm.confirmation();
     guard.check_protection(&confirmation)?;
     guard.record_allowed(None, &confirmation)

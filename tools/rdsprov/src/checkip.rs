@@ -49,13 +49,21 @@ fn parse_url(url: &str) -> Result<Url<'_>> {
         Some(at) => (&rest[..at], &rest[at..]),
         None => (rest, "/"),
     };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-            (host, port.parse().map_err(|_| bad())?)
+    // `host`, `host:port`, `[v6]`, `[v6]:port`.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+            match after.strip_prefix(':') {
+                Some(port) => (host, port.parse().map_err(|_| bad())?),
+                None if after.is_empty() => (host, if tls { 443 } else { 80 }),
+                None => return Err(bad()),
+            }
         }
-        _ => (authority, if tls { 443 } else { 80 }),
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse().map_err(|_| bad())?),
+            None => (authority, if tls { 443 } else { 80 }),
+        },
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(bad());
     }
@@ -90,9 +98,14 @@ pub fn public_address(url: &str) -> Result<IpAddr> {
         .set_read_timeout(Some(TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
         .map_err(|e| unreachable(e.to_string()))?;
+    let host_header = if parsed.host.contains(':') {
+        format!("[{}]", parsed.host)
+    } else {
+        parsed.host.to_string()
+    };
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: dbtools-rdsprov\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
-        parsed.path, parsed.host
+        "GET {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: dbtools-rdsprov\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
+        parsed.path
     );
     let mut answer = Vec::new();
     let exchange = |stream: &mut dyn ReadWrite, answer: &mut Vec<u8>| -> std::io::Result<()> {
@@ -123,12 +136,15 @@ fn garbage(url: &str, why: &str) -> Error {
     ))
 }
 
-/// The body of a 200 answer (plain or chunked).
+/// The body of a 200 answer (plain or chunked), decoded as UTF-8 at the end (lossily: a
+/// non-text answer is garbage either way).
 fn http_body(answer: &[u8]) -> std::result::Result<String, String> {
-    let text = String::from_utf8_lossy(answer);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| "something that is not HTTP".to_string())?;
+    let head = String::from_utf8_lossy(&answer[..split]);
+    let body = &answer[split + 4..];
     let status = head.lines().next().unwrap_or_default();
     if status.split_whitespace().nth(1) != Some("200") {
         return Err(format!("{:?}", shorten(status)));
@@ -138,23 +154,28 @@ fn http_body(answer: &[u8]) -> std::result::Result<String, String> {
         line.starts_with("transfer-encoding:") && line.contains("chunked")
     });
     if !chunked {
-        return Ok(body.to_string());
+        return Ok(String::from_utf8_lossy(body).into_owned());
     }
-    let mut decoded = String::new();
+    let broken = || "a broken chunked body".to_string();
+    let mut decoded = Vec::new();
     let mut rest = body;
     loop {
-        let (size, after) = rest
-            .split_once("\r\n")
-            .ok_or_else(|| "a broken chunked body".to_string())?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| "a broken chunked body".to_string())?;
-        if size == 0 || after.len() < size {
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(broken)?;
+        let size_text = String::from_utf8_lossy(&rest[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| broken())?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
             break;
         }
-        decoded.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
+        let chunk = rest.get(..size).ok_or_else(broken)?;
+        decoded.extend_from_slice(chunk);
+        rest = rest[size..].strip_prefix(b"\r\n").unwrap_or(&rest[size..]);
     }
-    Ok(decoded)
+    Ok(String::from_utf8_lossy(&decoded).into_owned())
 }
 
 fn shorten(text: &str) -> String {
@@ -172,9 +193,12 @@ fn shorten(text: &str) -> String {
 /// One public address, or why not.
 fn parse_address(url: &str, body: &str) -> Result<IpAddr> {
     let text = body.trim();
+    // An IPv4 address written as ::ffff:a.b.c.d is the IPv4 address (a /128 rule for it
+    // would never match).
     let ip: IpAddr = text
-        .parse()
-        .map_err(|_| garbage(url, &format!("{:?}", shorten(text))))?;
+        .parse::<IpAddr>()
+        .map_err(|_| garbage(url, &format!("{:?}", shorten(text))))?
+        .to_canonical();
     match not_public(&ip) {
         None => Ok(ip),
         Some(kind) => Err(Error::BadInput(format!(
@@ -273,5 +297,20 @@ mod tests {
         assert!(https.tls && https.port == 443 && https.path == "/");
         let local = parse_url("http://127.0.0.1:8080").unwrap();
         assert!(!local.tls && local.port == 8080 && local.path == "/");
+        let v6 = parse_url("http://[::1]/ip").unwrap();
+        assert!(v6.host == "::1" && v6.port == 80 && v6.path == "/ip");
+        assert_eq!(parse_url("https://[2001:db8::1]:8443/").unwrap().port, 8443);
+        // A chunk boundary inside a multi-byte character, and bytes that are not UTF-8.
+        let split = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n\xc3\r\n2\r\n\xa9\xff\r\n0\r\n\r\n";
+        assert_eq!(http_body(split).unwrap(), "\u{e9}\u{fffd}");
+        assert!(
+            http_body(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nabc").is_err()
+        );
+        assert_eq!(
+            parse_address(url, "::ffff:203.0.113.7")
+                .unwrap()
+                .to_string(),
+            "203.0.113.7"
+        );
     }
 }

@@ -115,6 +115,13 @@ fn before_migrate_step(out: Output, global: &GlobalArgs, name: Option<&str>) -> 
             TOOL,
             format!("env {env}: no pending migrations: no snapshot"),
         );
+    } else if status.changed + status.missing > 0 {
+        cli::note(
+            TOOL,
+            format!(
+                "env {env}: applied migrations were edited or are missing here, which `dbmigrate up` refuses: no snapshot"
+            ),
+        );
     } else {
         let instance = profile
             .instance

@@ -16,7 +16,8 @@ use dbtools::{Error, Result};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-/// AWS's default quota of inbound rules per security group.
+/// AWS's default quota of inbound rules per security group (named in the refusal; AWS's own
+/// answer decides, so a raised quota works).
 pub const RULES_PER_GROUP: usize = 60;
 pub const MACHINE_PREFIX: &str = "dbtools:";
 
@@ -112,11 +113,10 @@ pub fn locate(aws: &Aws, id: &str) -> Result<Target> {
     })
 }
 
-/// The group's rules that admit 5432, and how many inbound rules it holds in all.
+/// The group's rules that admit 5432.
 struct GroupRules {
     id: String,
     rules: Vec<AccessRule>,
-    inbound_count: usize,
 }
 
 /// The security group clients come through: ours (`rdsprov-<id>`) when the instance is in it,
@@ -144,17 +144,16 @@ fn group_rules(aws: &Aws, target: &Target) -> Result<GroupRules> {
         .or_else(|| groups.first())
         .ok_or_else(|| Error::Failed(format!("the security groups of {} are gone", target.id)))?;
     let mut rules = Vec::new();
-    let mut inbound_count = 0;
     for permission in group.ip_permissions() {
-        let entries = permission.ip_ranges().len()
-            + permission.ipv6_ranges().len()
-            + permission.user_id_group_pairs().len()
-            + permission.prefix_list_ids().len();
-        inbound_count += entries;
-        let all_traffic = permission.ip_protocol() == Some("-1");
-        let covers = all_traffic
-            || (permission.from_port().unwrap_or(0) <= PORT
-                && PORT <= permission.to_port().unwrap_or(0));
+        // PostgreSQL is TCP: a udp or icmp rule admits nobody to it.
+        let covers = match permission.ip_protocol() {
+            Some("-1") => true,
+            Some("tcp" | "6") => {
+                permission.from_port().unwrap_or(0) <= PORT
+                    && PORT <= permission.to_port().unwrap_or(0)
+            }
+            _ => false,
+        };
         if !covers {
             continue;
         }
@@ -191,7 +190,6 @@ fn group_rules(aws: &Aws, target: &Target) -> Result<GroupRules> {
     Ok(GroupRules {
         id: group.group_id().unwrap_or_default().to_string(),
         rules,
-        inbound_count,
     })
 }
 
@@ -321,14 +319,70 @@ pub fn allow_current(
         }
     }
     let mut done = Vec::new();
-    let present = mine.iter().any(|r| r.source == wanted);
-    // At the quota, the stale rule has to go first to make room.
-    let room = RULES_PER_GROUP.saturating_sub(group.inbound_count);
-    let stale_first = !present && room == 0;
-    if stale_first && stale.is_empty() {
-        return Err(full_group(&group.id));
+    // The address may already be admitted by another rule (two machines behind one NAT, or a
+    // spec CIDR): then there is nothing to add, and AWS would refuse a duplicate anyway.
+    let admitted_by = group.rules.iter().find(|r| r.source == wanted);
+    match admitted_by {
+        Some(rule) if rule.description.as_deref() != Some(description.as_str()) => {
+            done.push(format!(
+                "{wanted} is already admitted by the rule {}: no rule of its own needed",
+                rule.description
+                    .as_deref()
+                    .unwrap_or("without a description")
+            ));
+        }
+        Some(_) => {}
+        None => {
+            // AWS's code tells a full group from any other refusal.
+            let authorize = || {
+                aws.block_on(
+                    aws.ec2
+                        .authorize_security_group_ingress()
+                        .group_id(&group.id)
+                        .ip_permissions(permission(std::slice::from_ref(&wanted), &description))
+                        .send(),
+                )
+                .map(drop)
+                .map_err(|e| {
+                    let full = code(&e) == Some("RulesPerSecurityGroupLimitExceeded");
+                    (full, describe("adding this machine's rule", e))
+                })
+            };
+            match authorize() {
+                Ok(()) => {}
+                // At the quota, the stale rule makes room; without one there is none.
+                Err((true, _)) => {
+                    if stale.is_empty() {
+                        return Err(full_group(&group.id));
+                    }
+                    revoke(aws, &group.id, &stale, &description)?;
+                    done.push(format!(
+                        "removed {} ({description}) from {} to make room",
+                        stale.join(", "),
+                        group.id
+                    ));
+                    authorize().map_err(|(_, error)| {
+                        Error::Failed(format!(
+                            "{} (already done: {})",
+                            error.message(),
+                            done.join("; ")
+                        ))
+                    })?;
+                    done.push(format!(
+                        "allowed {wanted} ({description}) on 5432 in {}",
+                        group.id
+                    ));
+                    return finish(&record, &wanted, done);
+                }
+                Err((false, error)) => return Err(error),
+            }
+            done.push(format!(
+                "allowed {wanted} ({description}) on 5432 in {}",
+                group.id
+            ));
+        }
     }
-    if stale_first {
+    if !stale.is_empty() {
         revoke(aws, &group.id, &stale, &description)?;
         done.push(format!(
             "removed {} ({description}) from {}",
@@ -336,34 +390,14 @@ pub fn allow_current(
             group.id
         ));
     }
-    if !present {
-        aws.block_on(
-            aws.ec2
-                .authorize_security_group_ingress()
-                .group_id(&group.id)
-                .ip_permissions(permission(std::slice::from_ref(&wanted), &description))
-                .send(),
-        )
-        .map_err(|e| match code(&e) {
-            Some("RulesPerSecurityGroupLimitExceeded") => full_group(&group.id),
-            _ => describe("adding this machine's rule", e),
-        })?;
-        done.push(format!(
-            "allowed {wanted} ({description}) on 5432 in {}",
-            group.id
-        ));
-    }
-    if !stale_first && !stale.is_empty() {
-        revoke(aws, &group.id, &stale, &description)?;
-        done.push(format!(
-            "removed {} ({description}) from {}",
-            stale.join(", "),
-            group.id
-        ));
-    }
+    finish(&record, &wanted, done)
+}
+
+/// Records the address this machine now has a rule for, and returns what was done.
+fn finish(record: &std::path::Path, wanted: &str, done: Vec<String>) -> Result<Vec<String>> {
     if let Some(dir) = record.parent() {
         std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&record, format!("{wanted}\n")))
+            .and_then(|()| std::fs::write(record, format!("{wanted}\n")))
             .map_err(|e| Error::Failed(format!("cannot record {}: {e}", record.display())))?;
     }
     Ok(done)
@@ -371,7 +405,7 @@ pub fn allow_current(
 
 fn full_group(group: &str) -> Error {
     Error::BadInput(format!(
-        "security group {group} already holds {RULES_PER_GROUP} inbound rules, AWS's default quota per security group: remove stale machine rules (`rdsprov access show` lists them; `rdsprov access revoke ENV --machine NAME`), or ask AWS for a higher quota. No rule was changed"
+        "security group {group} is at its quota of inbound rules ({RULES_PER_GROUP} per group by default): remove stale machine rules (`rdsprov access show` lists them; `rdsprov access revoke ENV --machine NAME`), or ask AWS for a higher quota. No rule was changed"
     ))
 }
 
@@ -441,15 +475,23 @@ pub fn permission(sources: &[String], description: &str) -> aws_sdk_ec2::types::
 }
 
 fn revoke(aws: &Aws, group: &str, sources: &[String], description: &str) -> Result<()> {
-    aws.block_on(
-        aws.ec2
-            .revoke_security_group_ingress()
-            .group_id(group)
-            .ip_permissions(permission(sources, description))
-            .send(),
-    )
-    .map(drop)
-    .map_err(|e| describe("removing a machine rule", e))
+    let answer = aws
+        .block_on(
+            aws.ec2
+                .revoke_security_group_ingress()
+                .group_id(group)
+                .ip_permissions(permission(sources, description))
+                .send(),
+        )
+        .map_err(|e| describe("removing a machine rule", e))?;
+    // AWS answers success for rules it did not find, listing them apart.
+    if !answer.unknown_ip_permissions().is_empty() {
+        return Err(Error::Failed(format!(
+            "security group {group}: AWS found no tcp 5432 rule for {} to remove (a rule of another protocol or port range?): remove it by hand",
+            sources.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

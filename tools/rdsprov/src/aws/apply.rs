@@ -31,6 +31,13 @@ pub fn apply(
     planned: &[PlannedChange],
     poll: Duration,
 ) -> Result<Applied> {
+    // What cannot change in place is refused before any call, so nothing is half done.
+    for change in planned
+        .iter()
+        .filter(|c| c.resource == "db-instance" || c.resource == "db-cluster")
+    {
+        refuse_fixed(spec, change)?;
+    }
     let mut done: Vec<String> = Vec::new();
     match apply_steps(aws, spec, observed, planned, poll, &mut done) {
         Ok(instance) => Ok(Applied {
@@ -319,10 +326,13 @@ fn apply_steps(
         crate::aws::aurora::apply(
             aws,
             spec,
+            observed,
             planned,
             &group_id,
-            password.as_deref(),
-            new_password,
+            MasterPassword {
+                value: password.as_deref(),
+                fresh: new_password,
+            },
             done,
         )?;
     } else {
@@ -356,6 +366,15 @@ fn apply_steps(
         instance.master_secret.reference = arn;
     }
     Ok(instance)
+}
+
+/// The master password an apply hands to RDS: `value` to create an instance or cluster with
+/// (None when RDS manages it), `fresh` when it was generated just now and must be set on one
+/// that exists.
+#[derive(Clone, Copy)]
+pub struct MasterPassword<'a> {
+    pub value: Option<&'a str>,
+    pub fresh: bool,
 }
 
 /// Creates or modifies the RDS instance as planned.
@@ -410,7 +429,6 @@ fn apply_instance(
             ));
         }
         Some(change) => {
-            refuse_fixed(spec, change)?;
             let mut request = aws
                 .rds
                 .modify_db_instance()

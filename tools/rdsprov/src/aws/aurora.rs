@@ -21,6 +21,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default)]
 pub struct Member {
     pub id: String,
+    /// The cluster's writer (after a failover, not necessarily `<id>-1`).
+    pub writer: bool,
     pub status: String,
     pub attributes: BTreeMap<&'static str, String>,
 }
@@ -67,7 +69,9 @@ pub async fn observe(
             Err(e) => return Err(describe("reading the cluster's instances", e)),
         };
         if let Some(db) = answer.db_instances().first() {
-            members.push(member_state(db));
+            let mut state = member_state(db);
+            state.writer = member.is_cluster_writer() == Some(true);
+            members.push(state);
         }
     }
     Ok((Some(cluster_state(&cluster, &members)), members))
@@ -103,6 +107,7 @@ fn member_state(db: &aws_sdk_rds::types::DbInstance) -> Member {
     );
     Member {
         id: db.db_instance_identifier().unwrap_or_default().to_string(),
+        writer: false,
         status: db.db_instance_status().unwrap_or("unknown").to_string(),
         attributes,
     }
@@ -397,12 +402,13 @@ pub fn set_parameters(
 pub fn apply(
     aws: &Aws,
     spec: &InstanceSpec,
+    observed: &Observed,
     planned: &[PlannedChange],
     group_id: &str,
-    password: Option<&str>,
-    new_password: bool,
+    master: crate::aws::apply::MasterPassword,
     done: &mut Vec<String>,
 ) -> Result<()> {
+    let (password, new_password) = (master.value, master.fresh);
     let cluster = planned
         .iter()
         .find(|c| c.resource == "db-cluster")
@@ -443,7 +449,6 @@ pub fn apply(
             ));
         }
         Some(change) => {
-            crate::aws::apply::refuse_fixed(spec, change)?;
             let mut request = aws
                 .rds
                 .modify_db_cluster()
@@ -510,6 +515,18 @@ pub fn apply(
                 ));
             }
             "delete" => {
+                // After a failover the reader we added may be the writer: deleting it would
+                // fail over again, unplanned.
+                if observed
+                    .members
+                    .iter()
+                    .any(|m| m.id == change.name && m.writer)
+                {
+                    return Err(Error::BadInput(format!(
+                        "{} is the writer of {} now (after a failover): fail over to {}-1 first (aws rds failover-db-cluster --db-cluster-identifier {} --target-db-instance-identifier {}-1), then apply again",
+                        change.name, spec.id, spec.id, spec.id, spec.id
+                    )));
+                }
                 aws.block_on(
                     aws.rds
                         .delete_db_instance()

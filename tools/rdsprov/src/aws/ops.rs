@@ -49,7 +49,7 @@ pub fn snapshot(
     let id = name
         .map(str::to_string)
         .unwrap_or_else(|| format!("{}-{}", subject.id, dbtools::time::compact_now()));
-    dbtools::names::check_instance_id(&id)?;
+    check_snapshot_id(&id)?;
     if subject.aurora {
         aws.block_on(
             aws.rds
@@ -77,6 +77,23 @@ pub fn snapshot(
         snapshot: id,
         status,
     })
+}
+
+/// RDS's rule for snapshot ids: 1 to 255 letters, digits and hyphens, starting with a letter,
+/// no two hyphens in a row, not ending with one (instance ids have the same rule at 63).
+fn check_snapshot_id(id: &str) -> Result<()> {
+    let valid = (1..=255).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.contains("--")
+        && !id.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::BadInput(format!(
+            "snapshot id {id:?}: use 1 to 255 letters, digits and hyphens, starting with a letter, without -- or a trailing -"
+        )))
+    }
 }
 
 fn snapshot_error<E, R>(subject: Subject, error: aws_sdk_rds::error::SdkError<E, R>) -> Error
