@@ -1308,6 +1308,22 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
         .unwrap()
         .iter()
         .any(|c| c["name"] == "intranet-test-2" && c["action"] == "delete"));
+    // After a failover the reader is the writer: apply refuses to delete it.
+    moto.call(
+        "rds",
+        "failover_db_cluster",
+        json!({"DBClusterIdentifier": "intranet-test", "TargetDBInstanceIdentifier": "intranet-test-2"}),
+    );
+    run(
+        AURORA_SPEC.replace("max_acu = 2", "max_acu = 4").as_str(),
+        &["apply"],
+    )
+    .expect_error(
+        "rdsprov",
+        2,
+        "intranet-test-2 is the writer of intranet-test now (after a failover): fail over to intranet-test-1 first",
+    );
+    assert_eq!(members(&cluster(&moto, "intranet-test")).len(), 2);
 
     // Destroy: guarded, deletion protection first, members before the cluster, final snapshot.
     run(&bigger, &["destroy", "--env", "test", "--confirm", "intranet-test"]).expect_error(
@@ -1515,4 +1531,37 @@ monitoring_role_arn = "{role}"
             "Version"
         ]
     );
+}
+
+/// A change that cannot happen in place (storage encryption) is refused before any call, even
+/// when the same spec also changes things that could (an ingress rule): nothing half done.
+#[test]
+fn what_cannot_change_in_place_is_refused_before_any_change() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-fixed");
+    rdsprov(&moto, &dir, ONE_ENV, &["apply"]).expect(0);
+    let changed = ONE_ENV
+        .replace(
+            "ingress = [\"203.0.113.7/32\"]",
+            "ingress = [\"203.0.113.7/32\", \"198.51.100.0/24\"]",
+        )
+        .replace(
+            "class = \"db.t4g.micro\"",
+            "class = \"db.t4g.micro\"\nencrypted = false",
+        );
+    let faults = FaultyAws::start(&moto, json!([]));
+    rdsprov_through(&moto, &faults, &dir, &changed, &["apply"]).expect_error(
+        "rdsprov",
+        2,
+        "env dev: encrypted of combine-dev cannot change in place (true → false)",
+    );
+    let mutating: Vec<String> = faults
+        .requests()
+        .into_iter()
+        .map(|(op, _)| op)
+        .filter(|op| {
+            !op.starts_with("Describe") && !op.starts_with("List") && !op.starts_with("Get")
+        })
+        .collect();
+    assert!(mutating.is_empty(), "{mutating:?}");
 }

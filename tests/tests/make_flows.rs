@@ -331,6 +331,33 @@ fn make_migrate_snapshots_an_aws_env_before_pending_migrations() {
         dev.stderr
     );
     assert_eq!(snapshots().len(), 1, "one snapshot in all");
+
+    // By hand, from dbtools.toml alone (no spec), and a pipeline fed the wrong object.
+    let by_hand = Tool::new("rdsprov")
+        .args(["snapshot", "--env", "test", "--name", "before-release"])
+        .aws(&moto)
+        .env("DBTOOLS_CONFIG", &config)
+        .env("RDSPROV_POLL_SECONDS", "0.2")
+        .run();
+    assert_eq!(by_hand.expect(0).json()["snapshot"], "before-release");
+    assert_eq!(snapshots().len(), 2);
+    let profile = Tool::new("dbenv")
+        .args(["resolve", "test"])
+        .env("DBTOOLS_CONFIG", &config)
+        .env("PW", harness::SUPERUSER_PASSWORD)
+        .run();
+    Tool::new("rdsprov")
+        .args(["snapshot", "--before-migrate"])
+        .stdin(profile.expect(0).stdout.clone())
+        .aws(&moto)
+        .env("DBTOOLS_CONFIG", &config)
+        .run()
+        .expect_error(
+            "rdsprov",
+            2,
+            "--before-migrate reads what `dbmigrate status` prints, not dbtools.profile/v1",
+        );
+    assert_eq!(snapshots().len(), 2);
 }
 
 /// `make install PREFIX=…`: the six binaries, their completions for bash (which then completes

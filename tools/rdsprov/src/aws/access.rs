@@ -60,18 +60,7 @@ pub fn locate(aws: &Aws, id: &str) -> Result<Target> {
             Err(e) if code(&e) == Some("DBInstanceNotFound") => {}
             Err(e) => return Err(describe("reading the instance", e)),
         }
-        let cluster = match aws
-            .rds
-            .describe_db_clusters()
-            .db_cluster_identifier(id)
-            .send()
-            .await
-        {
-            Ok(answer) => answer.db_clusters().first().cloned(),
-            Err(e) if code(&e) == Some("DBClusterNotFoundFault") => None,
-            Err(e) => return Err(describe("reading the Aurora cluster", e)),
-        };
-        let Some(cluster) = cluster else {
+        let Some(cluster) = crate::aws::aurora::describe_cluster(aws, id).await? else {
             return Err(Error::BadInput(format!(
                 "no RDS instance or Aurora cluster {id} in region {}",
                 aws.region

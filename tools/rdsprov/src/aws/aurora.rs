@@ -32,23 +32,30 @@ fn acu(value: f64) -> String {
     value.to_string()
 }
 
+/// The Aurora cluster `id` as RDS describes it, or None when there is none.
+pub async fn describe_cluster(
+    aws: &Aws,
+    id: &str,
+) -> Result<Option<aws_sdk_rds::types::DbCluster>> {
+    match aws
+        .rds
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+    {
+        Ok(answer) => Ok(answer.db_clusters().first().cloned()),
+        Err(e) if code(&e) == Some("DBClusterNotFoundFault") => Ok(None),
+        Err(e) => Err(describe("reading the Aurora cluster", e)),
+    }
+}
+
 /// The cluster (as an instance state, attributes named like the spec's) and its members.
 pub async fn observe(
     aws: &Aws,
     spec: &InstanceSpec,
 ) -> Result<(Option<InstanceState>, Vec<Member>)> {
-    let cluster = match aws
-        .rds
-        .describe_db_clusters()
-        .db_cluster_identifier(&spec.id)
-        .send()
-        .await
-    {
-        Ok(answer) => answer.db_clusters().first().cloned(),
-        Err(e) if code(&e) == Some("DBClusterNotFoundFault") => None,
-        Err(e) => return Err(describe("reading the Aurora cluster", e)),
-    };
-    let Some(cluster) = cluster else {
+    let Some(cluster) = describe_cluster(aws, &spec.id).await? else {
         return Ok((None, Vec::new()));
     };
     let mut members = Vec::new();
