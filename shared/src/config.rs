@@ -6,7 +6,7 @@
 //!
 //! [env.dev]
 //! protection = "open"               # open | confirm | locked (default: open for dev, locked for
-//!                                   # prod/production, confirm otherwise)
+//!                                   # prod/production, confirm otherwise; it can raise, never lower)
 //! instance = "combine-dev"          # an [instance.*] below
 //! database = "combine_dev"
 //! user = "combine_app"
@@ -221,12 +221,14 @@ impl Config {
         })
     }
 
-    /// The protection level of an env: explicit, or by name.
+    /// The protection level of an env: the default for its name, raised (never lowered) by an
+    /// explicit `protection`. The database's stamp can raise it further.
     pub fn protection(&self, name: &str) -> Protection {
+        let by_name = default_protection(name);
         self.envs
             .get(name)
             .and_then(|e| e.protection)
-            .unwrap_or(default_protection(name))
+            .map_or(by_name, |explicit| explicit.max(by_name))
     }
 
     /// The instance an env lives on, with its id.

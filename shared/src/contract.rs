@@ -41,6 +41,7 @@ pub const AUDIT: &str = "dbtools.audit/v1";
 pub const LINT: &str = "dbtools.lint/v1";
 pub const SEED_STATUS: &str = "dbtools.seed.status/v1";
 pub const SEED_RESULT: &str = "dbtools.seed.result/v1";
+pub const RECORDED_STAMPS: &str = "dbtools.recorded-stamps/v1";
 
 /// Every kind this version reads, with the major version it understands.
 const KNOWN_KINDS: &[&str] = &[
@@ -62,6 +63,7 @@ const KNOWN_KINDS: &[&str] = &[
     LINT,
     SEED_STATUS,
     SEED_RESULT,
+    RECORDED_STAMPS,
 ];
 
 /// How hard an environment is to damage (DESIGN.md "Guardrails"); ordered from open to locked.
@@ -318,6 +320,37 @@ pub struct DatabaseRecord {
     pub owner: String,
     pub env: String,
     pub secret: SecretRef,
+    /// The stamp the instance's owner wrote in this database, as recorded outside it: what
+    /// decides an instance action when the database cannot be read, and what tells the
+    /// original from a physical copy (which carries the nonce, not this record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<RecordedStamp>,
+}
+
+/// What `rdsprov stamps` prints: the stamps an AWS instance's tags record, with the endpoint
+/// they belong to (a caller checks it is the one it is connected to).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordedStamps {
+    pub kind: String,
+    pub instance: String,
+    pub endpoint: Option<Endpoint>,
+    pub stamps: Vec<DatabaseStamp>,
+}
+
+/// One database's recorded stamp.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseStamp {
+    pub database: String,
+    #[serde(flatten)]
+    pub stamp: RecordedStamp,
+}
+
+/// A stamp as the instance's owner recorded it (see [`DatabaseRecord::stamp`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedStamp {
+    pub env: String,
+    pub protection: Protection,
+    pub nonce: String,
 }
 
 /// What `rdsprov apply|status|…` prints.
@@ -537,13 +570,70 @@ impl ActionClass {
     }
 }
 
-/// The env a database belongs to, as recorded inside it (`dbtools.env_stamp`).
+/// The env a database belongs to, as recorded inside it (`dbtools.env_stamp`): the env, how
+/// hard it is to damage, who stamped it when, and the database's identity at that moment.
+/// Stamps written before identities were recorded read with `protection` confirm (the guard
+/// then takes the stricter default by env name) and no identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
     pub env: String,
+    #[serde(default = "stamp_protection_unknown")]
+    pub protection: Protection,
     pub stamped_by: String,
     pub stamped_at: String,
     pub tool: String,
+    /// The database this stamp was written in; a copy (a dump loaded elsewhere, a template
+    /// clone) has another name or oid, a copy of another cluster another system identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<DatabaseIdentity>,
+    /// A random value written with the stamp and recorded by the instance's owner outside the
+    /// database (the local instance record, a tag on the AWS instance): a physical copy (a
+    /// restored snapshot, a copied data directory) carries the nonce but not that record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// When this stamp adopted a copy: the env (and identity) the copy came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted_from: Option<String>,
+}
+
+fn stamp_protection_unknown() -> Protection {
+    Protection::Confirm
+}
+
+/// What identifies one database: its cluster's system identifier (absent when the role may not
+/// read `pg_control_system()`), its oid and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseIdentity {
+    #[serde(default)]
+    pub system_identifier: Option<String>,
+    pub database_oid: String,
+    pub database_name: String,
+}
+
+impl DatabaseIdentity {
+    /// Whether `other` is the same database; an unknown system identifier on either side is
+    /// not a difference (oid and name still are).
+    pub fn same_as(&self, other: &DatabaseIdentity) -> bool {
+        let clusters_differ = matches!(
+            (&self.system_identifier, &other.system_identifier),
+            (Some(a), Some(b)) if a != b
+        );
+        !clusters_differ
+            && self.database_oid == other.database_oid
+            && self.database_name == other.database_name
+    }
+}
+
+impl std::fmt::Display for DatabaseIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "database {} (oid {}, cluster {})",
+            self.database_name,
+            self.database_oid,
+            self.system_identifier.as_deref().unwrap_or("unknown")
+        )
+    }
 }
 
 /// `dbguard check`'s answer when the action may go ahead (a refusal is an exit-3 error).

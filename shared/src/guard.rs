@@ -1,29 +1,30 @@
 //! The guard: what every tool asks before it writes, and what `dbguard` exposes to scripts.
+//! The database decides: what a database is comes from its stamp (`crate::stamp`), and what a
+//! config line or a piped profile says can only make a check stricter.
 //!
-//! Three checks, each refusing with exit 3 and a message that says how to proceed:
-//! 1. **Protection** (config, per env): destructive actions on `confirm` envs need the env name
-//!    typed exactly (`--confirm test` or `DBGUARD_CONFIRM=test`); on `locked` envs also
-//!    `--break-glass "<reason>"`. Never a prompt: stdin carries JSON.
-//! 2. **The env stamp** (inside the database, `dbtools.env_stamp`): writes and destructive actions
-//!    go only to a database stamped with the profile's env. A DEV profile whose host or database
-//!    really is TEST's is refused, naming both; an unstamped database refuses writes until
-//!    `dbguard stamp`. The check is one SQL statement a tool puts first in the message it sends
-//!    anyway, so it costs no round trip of its own.
+//! 1. **Protection** is the strictest of the stamp's, the config's for the env, the default by
+//!    env name and a piped profile's ([`floor`], then [`Guard::admit`]). Destructive actions on
+//!    `confirm` envs need the env name typed exactly (`--confirm test` or `DBGUARD_CONFIRM=test`);
+//!    on `locked` envs also `--break-glass "<reason>"`. Never a prompt: stdin carries JSON.
+//! 2. **The stamp assertion**: writes and destructive actions go only to a database stamped with
+//!    the profile's env, that is not a copy of another, and — destructive — whose own stamp's
+//!    protection what was typed satisfies. It is one SQL statement a tool puts first in the
+//!    message it sends anyway, so it costs no round trip of its own.
 //! 3. **Audit**: every destructive action and every refusal is appended to this machine's log
-//!    (`<state>/audit.log`, JSON lines) and, when the database answers, to `dbtools.audit`.
+//!    (`<state>/audit.log`, JSON lines) and, when the database answers, to `dbtools.audit`
+//!    through `dbtools.append_audit`.
 
 use crate::config::Config;
 use crate::contract::{ActionClass, AuditEntry, Profile, Protection, Stamp};
 use crate::exit::{Error, Result};
 use crate::names::quote_literal;
+use crate::stamp::{self, Destructive, Failed};
 use crate::{identity, pg};
+use std::cell::Cell;
 use postgres::SimpleQueryMessage;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// The SQLSTATE our stamp assertion raises (class "DB", not used by PostgreSQL).
-pub const STAMP_SQLSTATE: &str = "DBG01";
 
 /// Every action name the guard knows, with its class. Tools use these names in messages and
 /// the audit; `dbguard check --action` accepts them and the class names themselves.
@@ -50,6 +51,7 @@ pub const ACTIONS: &[(&str, ActionClass)] = &[
     ("destroy", ActionClass::Destructive),
     ("access", ActionClass::Destructive),
     ("restamp", ActionClass::Destructive),
+    ("adopt", ActionClass::Destructive),
 ];
 
 /// The class of an action name, or an error listing the known names.
@@ -74,6 +76,69 @@ pub struct Confirmation {
     pub break_glass: Option<String>,
 }
 
+impl Confirmation {
+    /// Whether `--confirm` names `token`: typed exactly, alone or in a comma-separated list (an
+    /// action on an instance that holds several protected envs confirms each).
+    pub fn names(&self, token: &str) -> bool {
+        self.confirm
+            .as_deref()
+            .is_some_and(|typed| typed.split(',').any(|t| t.trim() == token))
+    }
+}
+
+/// Why an action on a whole instance is refused, given every env whose data is on it with its
+/// level (the strictest known for each): each env of confirm or locked level must be named in
+/// `--confirm`, and any locked one needs `--break-glass` too. `None`: it may go ahead.
+pub fn instance_refusal(
+    action: &str,
+    instance: &str,
+    at_risk: &[(String, Protection)],
+    confirmation: &Confirmation,
+) -> Option<String> {
+    let mut envs: Vec<(String, Protection)> = Vec::new();
+    for (env, level) in at_risk {
+        match envs.iter_mut().find(|(known, _)| known == env) {
+            Some((_, known)) => *known = (*known).max(*level),
+            None => envs.push((env.clone(), *level)),
+        }
+    }
+    let protected: Vec<&(String, Protection)> = envs
+        .iter()
+        .filter(|(_, level)| *level != Protection::Open)
+        .collect();
+    let holds = protected
+        .iter()
+        .map(|(env, level)| format!("{env} ({})", level.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let all = protected
+        .iter()
+        .map(|(env, _)| env.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let missing: Vec<&str> = protected
+        .iter()
+        .filter(|(env, _)| !confirmation.names(env))
+        .map(|(env, _)| env.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "{action} of instance {instance} refused: it holds the data of env {holds}, whatever env name reached it; add --confirm {all} (not confirmed: {})",
+            missing.join(", ")
+        ));
+    }
+    let locked = protected
+        .iter()
+        .any(|(_, level)| *level == Protection::Locked);
+    let reason = confirmation.break_glass.as_deref().map(str::trim);
+    if locked && reason.is_none_or(str::is_empty) {
+        return Some(format!(
+            "{action} of instance {instance} refused: it holds a locked env ({holds}); add --break-glass \"<reason>\" with --confirm {all}; the reason goes to the audit"
+        ));
+    }
+    None
+}
+
 /// Checks the protection level: `None` when the action may go ahead, else why not. `token` is
 /// what must be typed after `--confirm`: the env name, or for an AWS instance its id.
 pub fn protection_refusal(
@@ -89,7 +154,7 @@ pub fn protection_refusal(
     }
     let level = protection.as_str();
     match confirmation.confirm.as_deref() {
-        Some(typed) if typed == token => {}
+        Some(_) if confirmation.names(token) => {}
         Some(typed) => {
             let what = if token == env { "the env name" } else { "the instance id" };
             return Some(format!(
@@ -111,144 +176,43 @@ pub fn protection_refusal(
     None
 }
 
-/// One SQL statement that fails with [`STAMP_SQLSTATE`] unless the database is stamped with
-/// `env`; the error's detail is the stamped env ('' when unstamped). Sent first in a message,
-/// it stops everything after it, so nothing is written to the wrong database.
-pub fn stamp_assertion(env: &str) -> String {
-    format!(
-        "DO $dbtools_guard$ DECLARE stamped text; BEGIN \
-         IF to_regclass('dbtools.env_stamp') IS NOT NULL THEN \
-         EXECUTE 'SELECT env FROM dbtools.env_stamp' INTO stamped; END IF; \
-         IF stamped IS DISTINCT FROM {env} THEN RAISE EXCEPTION USING ERRCODE = '{STAMP_SQLSTATE}', \
-         MESSAGE = 'dbtools: env stamp does not match', DETAIL = coalesce(stamped, ''); END IF; \
-         END $dbtools_guard$;\n",
-        env = quote_literal(env)
-    )
-}
-
 /// The database a profile points at, for messages and the audit.
 pub fn target(profile: &Profile) -> String {
     let conn = &profile.conn;
     format!("{}:{}/{}", conn.host, conn.port, conn.dbname)
 }
 
-/// Why a write to env `env`'s database `target` is refused, given the env it is stamped with.
-pub fn stamp_mismatch(env: &str, target: &str, stamped: Option<&str>) -> String {
+/// Why a write to env `env`'s database `target` is refused, given the stamp it carries.
+pub fn stamp_mismatch(env: &str, target: &str, stamped: Option<&Stamp>) -> String {
     match stamped {
-        None | Some("") => format!(
+        None => format!(
             "database {target} has no env stamp, so writes are refused: if it really is {env}'s database, run `dbguard stamp {env}` (or `rdsprov apply`, which stamps what it creates)"
         ),
-        Some(stamped) => format!(
-            "the profile says env {env}, but database {target} is stamped {stamped}: refusing to write to {stamped}'s database as {env}; check host, port and database of env {env} in dbtools.toml"
+        Some(stamp) => format!(
+            "the profile says env {env}, but database {target} is stamped {stamped}: refusing to write to {stamped}'s database as {env} (stamped {protection} by {by} at {at}); check host, port and database of env {env} in dbtools.toml (a copy of {stamped}'s database made for {env} — a restored snapshot, a loaded dump — is taken over with `dbguard adopt {env}`)",
+            stamped = stamp.env,
+            protection = stamp.protection.as_str(),
+            by = stamp.stamped_by,
+            at = stamp.stamped_at,
         ),
     }
 }
 
-/// The refusal a failed stamp assertion means, or `None` for any other error.
-pub fn stamp_refusal_message(env: &str, target: &str, error: &postgres::Error) -> Option<String> {
-    let db = error.as_db_error()?;
-    if db.code().code() != STAMP_SQLSTATE {
-        return None;
-    }
-    Some(stamp_mismatch(env, target, db.detail()))
+/// Why a write to a copy is refused: the stamp was written in another database.
+pub fn copy_refusal(env: &str, target: &str, stamp: &Stamp) -> String {
+    let origin = stamp
+        .identity
+        .as_ref()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "another database".into());
+    format!(
+        "database {target} is a copy: its {env} stamp was written in {origin}, not here (a dump loaded elsewhere, a template clone, a restored snapshot), so nothing is written to it until the env that owns it now adopts it: `dbguard adopt <env>` (with that env's --confirm)"
+    )
 }
-
-const READ_STAMP: &str = "SELECT CASE WHEN to_regclass('dbtools.env_stamp') IS NULL THEN NULL ELSE \
-    (xpath('/row/j/text()', query_to_xml('SELECT json_build_object(''env'', env, ''stamped_by'', stamped_by, \
-    ''stamped_at'', to_char(stamped_at AT TIME ZONE ''UTC'', ''YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"''), ''tool'', tool)::text AS j \
-    FROM dbtools.env_stamp', false, true, '')))[1]::text END";
 
 /// Reads the stamp in one round trip, also when the `dbtools` schema does not exist.
 pub fn read_stamp(client: &mut pg::Client) -> Result<Option<Stamp>> {
-    let messages = client
-        .simple_query(READ_STAMP)
-        .map_err(|e| pg::statement_error("reading the env stamp", &e))?;
-    let Some(xml_text) = first_value(&messages) else {
-        return Ok(None);
-    };
-    serde_json::from_str(&unescape_xml(&xml_text))
-        .map(Some)
-        .map_err(|e| Error::Failed(format!("the env stamp cannot be read: {e}")))
-}
-
-fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {
-    messages.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-        _ => None,
-    })
-}
-
-fn unescape_xml(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
-/// The `dbtools` schema: the stamp (one row), the audit and `dbseed`'s record, readable (and the
-/// audit appendable, the seed record writable) by every role of the database, whose CONNECT is
-/// what limits who that is.
-const SCHEMA_SQL: &str = "CREATE SCHEMA IF NOT EXISTS dbtools;
-CREATE TABLE IF NOT EXISTS dbtools.env_stamp (
-  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-  env text NOT NULL, app text, stamped_by text NOT NULL,
-  stamped_at timestamptz NOT NULL DEFAULT now(), tool text NOT NULL);
-CREATE TABLE IF NOT EXISTS dbtools.audit (
-  id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), by text NOT NULL,
-  tool text NOT NULL, action text NOT NULL, class text NOT NULL, env text NOT NULL,
-  outcome text NOT NULL, reason text, target text NOT NULL);
-CREATE TABLE IF NOT EXISTS dbtools.seeds (
-  file text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
-  applied_by text, rows bigint, tables text[] NOT NULL DEFAULT '{}');
-GRANT USAGE ON SCHEMA dbtools TO PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON dbtools.seeds TO PUBLIC;
-GRANT SELECT ON dbtools.env_stamp TO PUBLIC;
-GRANT SELECT, INSERT ON dbtools.audit TO PUBLIC;
-GRANT USAGE ON SEQUENCE dbtools.audit_id_seq TO PUBLIC;
-";
-
-/// Stamps the database with `env` in one transaction. `expected` is the stamp read before
-/// (None: unstamped); if another machine changed it meanwhile nothing is written.
-pub fn write_stamp(
-    client: &mut pg::Client,
-    env: &str,
-    app: Option<&str>,
-    tool: &str,
-    expected: Option<&str>,
-) -> Result<()> {
-    let by = identity::user_at_host();
-    let condition = match expected {
-        Some(previous) => format!("s.env = {}", quote_literal(previous)),
-        None => "false".to_string(),
-    };
-    let sql = format!(
-        "BEGIN;\n{SCHEMA_SQL}INSERT INTO dbtools.env_stamp AS s (env, app, stamped_by, tool) VALUES ({}, {}, {}, {}) \
-         ON CONFLICT (singleton) DO UPDATE SET env = excluded.env, app = excluded.app, stamped_by = excluded.stamped_by, \
-         stamped_at = now(), tool = excluded.tool WHERE {condition};\n\
-         SELECT count(*) FROM dbtools.env_stamp WHERE env = {};\nCOMMIT;",
-        quote_literal(env),
-        app.map(quote_literal).unwrap_or_else(|| "NULL".into()),
-        quote_literal(&by),
-        quote_literal(tool),
-        quote_literal(env),
-    );
-    let messages = client.simple_query(&sql).map_err(|e| {
-        let _ = client.simple_query("ROLLBACK");
-        match e.as_db_error().map(|d| d.code().code()) {
-            Some("42501") => Error::Failed(format!(
-                "cannot stamp: this role may not create the dbtools schema ({}); stamp as the database owner",
-                e.as_db_error().map(|d| d.message()).unwrap_or_default()
-            )),
-            _ => pg::statement_error("stamping the database", &e),
-        }
-    })?;
-    if first_value(&messages).as_deref() != Some("1") {
-        return Err(Error::Refused(
-            "the stamp changed while this ran (another machine stamped the database): read it again with `dbguard check`".into(),
-        ));
-    }
-    Ok(())
+    Ok(stamp::read(client)?.stamp)
 }
 
 /// Where this machine's audit log lives: the project's state dir, else the user's.
@@ -317,11 +281,12 @@ pub fn read_local(log: &Path) -> Result<Vec<AuditEntry>> {
         .collect()
 }
 
-/// Appends an entry to `dbtools.audit` when the table exists; best effort by design (the local
-/// log is the record that always exists), so a failure is returned for a note, not raised.
+/// Appends an entry to `dbtools.audit` through `dbtools.append_audit` (the one way an app role
+/// may write there), or straight into an older schema that has no such function; best effort by
+/// design (the local log is the record that always exists), so a failure is returned for a
+/// note, not raised.
 pub fn append_database(client: &mut pg::Client, entry: &AuditEntry) -> Result<()> {
-    let insert = format!(
-        "INSERT INTO dbtools.audit (at, by, tool, action, class, env, outcome, reason, target) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
+    let values = [
         quote_literal(&entry.at),
         quote_literal(&entry.by),
         quote_literal(&entry.tool),
@@ -331,9 +296,17 @@ pub fn append_database(client: &mut pg::Client, entry: &AuditEntry) -> Result<()
         quote_literal(&entry.outcome),
         entry.reason.as_deref().map(quote_literal).unwrap_or_else(|| "NULL".into()),
         quote_literal(&entry.target),
+    ]
+    .join(", ");
+    let call = format!("SELECT dbtools.append_audit({values})");
+    let insert = format!(
+        "INSERT INTO dbtools.audit (at, by, tool, action, class, env, outcome, reason, target) VALUES ({values})"
     );
     let sql = format!(
-        "DO $dbtools_audit$ BEGIN IF to_regclass('dbtools.audit') IS NOT NULL THEN EXECUTE {}; END IF; END $dbtools_audit$",
+        "DO $dbtools_audit$ BEGIN \
+         IF to_regprocedure('dbtools.append_audit(timestamptz, text, text, text, text, text, text, text, text)') IS NOT NULL THEN EXECUTE {}; \
+         ELSIF to_regclass('dbtools.audit') IS NOT NULL THEN EXECUTE {}; END IF; END $dbtools_audit$",
+        quote_literal(&call),
         quote_literal(&insert)
     );
     client
@@ -341,6 +314,14 @@ pub fn append_database(client: &mut pg::Client, entry: &AuditEntry) -> Result<()
         .map(|_| ())
         .map_err(|e| pg::statement_error("recording in dbtools.audit", &e))
 }
+
+fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {
+    messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    })
+}
+
 
 /// Reads `dbtools.audit`, newest last.
 pub fn read_database(client: &mut pg::Client, limit: usize) -> Result<Vec<AuditEntry>> {
@@ -354,7 +335,7 @@ pub fn read_database(client: &mut pg::Client, limit: usize) -> Result<Vec<AuditE
         .simple_query(&sql)
         .map_err(|e| pg::statement_error("reading dbtools.audit", &e))?;
     let text = first_value(&messages).unwrap_or_else(|| "[]".into());
-    serde_json::from_str(&unescape_xml(&text))
+    serde_json::from_str(&stamp::unescape_xml(&text))
         .map_err(|e| Error::Failed(format!("dbtools.audit cannot be read: {e}")))
 }
 
@@ -364,6 +345,8 @@ pub struct Guard<'a> {
     pub action: &'a str,
     pub class: ActionClass,
     pub env: String,
+    /// The strictest of what is known before the database answers: the profile's, the
+    /// config's for the env, the default by env name. The stamp can raise it ([`Guard::admit`]).
     pub protection: Protection,
     /// What the action is aimed at: `host:port/database`, or an instance.
     pub target: String,
@@ -371,27 +354,50 @@ pub struct Guard<'a> {
     token: Option<String>,
     /// How to reach the database to record a refusal there (none for instance actions).
     conn: Option<crate::contract::Conn>,
+    /// Where the database is, for the line before a write to a protected env.
+    place: Option<String>,
+    /// What was typed, as the stamp assertion needs it (set by [`Guard::check_protection`]).
+    typed: Cell<Option<Destructive>>,
     log: PathBuf,
+}
+
+/// The protection an env has before its database is asked: the strictest of a piped profile's
+/// claim, the config's level for the env, and the default by env name. None of them can lower
+/// another; the stamp in the database can only raise the result.
+pub fn floor(env: &str, claimed: Protection, config: Option<&Config>) -> Protection {
+    let configured = config
+        .filter(|c| c.envs.contains_key(env))
+        .map(|c| c.protection(env))
+        .unwrap_or(Protection::Open);
+    claimed
+        .max(configured)
+        .max(crate::config::default_protection(env))
 }
 
 impl<'a> Guard<'a> {
     /// The guard for an action on a profile's database. `config` locates the audit log (the
-    /// project's state dir, else the user's).
+    /// project's state dir, else the user's) and gives the env's configured protection.
     pub fn new(
         tool: &'a str,
         action: &'a str,
         profile: &Profile,
         config: Option<&Config>,
     ) -> Result<Guard<'a>> {
+        let place = profile.instance.as_ref().map(|i| match &i.region {
+            Some(region) => format!("{} instance {} in {region}", i.provider, i.id),
+            None => format!("{} instance {}", i.provider, i.id),
+        });
         Ok(Guard {
             tool,
             action,
             class: classify(action)?,
             env: profile.env.clone(),
-            protection: profile.protection,
+            protection: floor(&profile.env, profile.protection, config),
             target: target(profile),
             token: None,
             conn: Some(profile.conn.clone()),
+            place,
+            typed: Cell::new(None),
             log: audit_log_path(config),
         })
     }
@@ -407,7 +413,8 @@ impl<'a> Guard<'a> {
         Guard::new(tool, action, profile, config.as_ref())
     }
 
-    /// The guard for an action on a whole instance (destroy, reset), judged for `env`.
+    /// The guard for an action on a whole instance (destroy, reset), judged for `env` at
+    /// `protection` (the strictest of every env whose data is on it).
     pub fn for_instance(
         tool: &'a str,
         action: &'a str,
@@ -425,6 +432,8 @@ impl<'a> Guard<'a> {
             target: format!("instance {instance}"),
             token: None,
             conn: None,
+            place: None,
+            typed: Cell::new(None),
             log: audit_log_path(config),
         })
     }
@@ -472,11 +481,21 @@ impl<'a> Guard<'a> {
         Error::Refused(reason)
     }
 
-    /// The protection check; a refusal is recorded and returned.
+    /// The protection check against what is known before the database answers; a refusal is
+    /// recorded and returned. What was typed is kept for the stamp assertion, which checks it
+    /// again against the stamp's own level.
     pub fn check_protection(&self, confirmation: &Confirmation) -> Result<()> {
+        let token = self.token.as_deref().unwrap_or(&self.env);
+        self.typed.set(Some(Destructive {
+            confirmed: confirmation.names(&self.env),
+            break_glass: confirmation
+                .break_glass
+                .as_deref()
+                .is_some_and(|r| !r.trim().is_empty()),
+        }));
         match protection_refusal(
             &self.env,
-            self.token.as_deref().unwrap_or(&self.env),
+            token,
             self.protection,
             self.action,
             self.class,
@@ -487,29 +506,102 @@ impl<'a> Guard<'a> {
         }
     }
 
-    /// The statement to send first (writes and destructive actions), see [`stamp_assertion`].
+    /// The statement to send first (writes and destructive actions), see
+    /// [`stamp::assertion`]; it ends with a `SELECT` of the stamp ([`stamp::asserted`]).
     pub fn stamp_assertion(&self) -> Option<String> {
-        (self.class != ActionClass::Read).then(|| stamp_assertion(&self.env))
+        let destructive = (self.class == ActionClass::Destructive).then(|| {
+            self.typed.get().unwrap_or(Destructive {
+                confirmed: false,
+                break_glass: false,
+            })
+        });
+        (self.class != ActionClass::Read).then(|| stamp::assertion(&self.env, destructive))
     }
 
     /// Turns an error of a message that began with the stamp assertion into a recorded
     /// refusal; any other error passes through unchanged as `None`.
     pub fn refusal_for(&self, client: &mut pg::Client, error: &postgres::Error) -> Option<Error> {
-        let reason = stamp_refusal_message(&self.env, &self.target, error)?;
+        let reason = match stamp::failed(error)? {
+            Failed::Mismatch(stamp) => stamp_mismatch(&self.env, &self.target, stamp.as_ref()),
+            Failed::Copy(stamp) => copy_refusal(&self.env, &self.target, &stamp),
+            Failed::Protection(stamp) => {
+                let level = self.protection.max(stamp.protection);
+                let confirmation = self.typed.get().unwrap_or(Destructive {
+                    confirmed: false,
+                    break_glass: false,
+                });
+                let typed = Confirmation {
+                    confirm: confirmation.confirmed.then(|| self.env.clone()),
+                    break_glass: confirmation.break_glass.then(|| "given".to_string()),
+                };
+                let why = protection_refusal(
+                    &self.env,
+                    &self.env,
+                    level,
+                    self.action,
+                    self.class,
+                    &typed,
+                )
+                .unwrap_or_else(|| format!("{} on env {} refused", self.action, self.env));
+                format!(
+                    "{why} (the database's own stamp says {}: {} by {} at {})",
+                    stamp.protection.as_str(),
+                    stamp.env,
+                    stamp.stamped_by,
+                    stamp.stamped_at
+                )
+            }
+        };
         Some(self.refuse(Some(client), reason))
     }
 
-    /// The stamp check on its own (one round trip), for tools whose first message cannot hold it.
-    pub fn check_stamp(&self, client: &mut pg::Client) -> Result<()> {
+    /// The stamp check on its own (one round trip), for tools whose first message cannot hold
+    /// it; the stamp it read is admitted ([`Guard::admit`]).
+    pub fn check_stamp(&mut self, client: &mut pg::Client) -> Result<Option<Stamp>> {
         let Some(sql) = self.stamp_assertion() else {
-            return Ok(());
+            return Ok(None);
         };
         match client.simple_query(&sql) {
-            Ok(_) => Ok(()),
+            Ok(messages) => {
+                let stamp = stamp::asserted(&messages);
+                self.admit(stamp.as_ref());
+                Ok(stamp)
+            }
             Err(e) => Err(self
                 .refusal_for(client, &e)
                 .unwrap_or_else(|| pg::statement_error("checking the env stamp", &e))),
         }
+    }
+
+    /// Takes what the database said of itself: the stamp's protection raises this guard's
+    /// (so the lint judges by it), and before a write to a protected env one stderr line names
+    /// the target as the database reports it.
+    pub fn admit(&mut self, stamp: Option<&Stamp>) {
+        let Some(stamp) = stamp else {
+            return;
+        };
+        self.protection = self.protection.max(stamp.protection);
+        if self.class == ActionClass::Read || self.protection == Protection::Open {
+            return;
+        }
+        let place = self
+            .place
+            .as_deref()
+            .map(|p| format!(", {p}"))
+            .unwrap_or_default();
+        crate::cli::note(
+            self.tool,
+            format!(
+                "{} on env {} ({}): {}{place}, stamped {} by {} at {}",
+                self.action,
+                stamp.env,
+                self.protection.as_str(),
+                self.target,
+                stamp.env,
+                stamp.stamped_by,
+                stamp.stamped_at
+            ),
+        );
     }
 
     /// Records a write that runs after a manual snapshot was taken for it (locally, which must
@@ -625,6 +717,30 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_action_confirms_every_protected_env_on_it() {
+        let typed = |confirm: Option<&str>, glass: Option<&str>| Confirmation {
+            confirm: confirm.map(str::to_string),
+            break_glass: glass.map(str::to_string),
+        };
+        let stakes = vec![
+            ("dev".to_string(), Protection::Open),
+            ("test".to_string(), Protection::Confirm),
+        ];
+        let refused = instance_refusal("destroy", "i", &stakes, &typed(Some("dev"), None)).unwrap();
+        assert!(refused.contains("add --confirm test") && refused.contains("not confirmed: test"), "{refused}");
+        assert!(instance_refusal("destroy", "i", &stakes, &typed(Some("test"), None)).is_none());
+        assert!(instance_refusal("destroy", "i", &stakes, &typed(Some("dev, test"), None)).is_none());
+        let mut both = stakes.clone();
+        both.push(("prod".to_string(), Protection::Locked));
+        both.push(("test".to_string(), Protection::Locked));
+        let refused = instance_refusal("destroy", "i", &both, &typed(Some("test"), None)).unwrap();
+        assert!(refused.contains("--confirm test,prod") && refused.contains("test (locked)"), "{refused}");
+        let refused = instance_refusal("destroy", "i", &both, &typed(Some("test,prod"), None)).unwrap();
+        assert!(refused.contains("--break-glass"), "{refused}");
+        assert!(instance_refusal("destroy", "i", &both, &typed(Some("test,prod"), Some("rebuild"))).is_none());
+    }
+
+    #[test]
     fn actions_have_classes_and_unknown_ones_are_named() {
         assert_eq!(classify("migrate-down").unwrap(), ActionClass::Destructive);
         assert_eq!(classify("seed").unwrap(), ActionClass::Write);
@@ -632,10 +748,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("use one of read,"));
-    }
-
-    #[test]
-    fn xml_text_is_unescaped_once() {
-        assert_eq!(unescape_xml("a&lt;b&amp;amp;"), "a<b&amp;");
     }
 }

@@ -2,7 +2,7 @@
 //! contract between the tools (`contract`), exit codes and the error type (`exit`), config
 //! (`config`), secrets (`secrets`), profile resolution (`resolve`), PostgreSQL connect + TLS
 //! (`pg`), local PostgreSQL servers (`server`), output (`output`), stdin (`input`), the common
-//! flags and `main` runner (`cli`), and the guard (`guard`: stamp, protection, audit). With the
+//! flags and `main` runner (`cli`), and the guard (`guard`: protection, audit; `stamp`: the env stamp in each database and who may write it; `owner`: what an instance's owner records outside it). With the
 //! `sql` feature, what reads SQL with PostgreSQL's own parser: statement splitting (`sql`), the
 //! dbmate migration format (`migration_files`) and the lint (`lint`).
 
@@ -21,10 +21,12 @@ pub mod lint;
 pub mod migration_files;
 pub mod names;
 pub mod output;
+pub mod owner;
 pub mod pg;
 pub mod resolve;
 pub mod secrets;
 pub mod server;
+pub mod stamp;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod state;

@@ -74,11 +74,15 @@ pub const ADHOC_ENV: &str = "adhoc";
 
 /// Checks a profile that arrived on stdin against the project's config, so a hand-edited, stale
 /// or foreign profile cannot lower a guard: its env must be one the config defines (or the
-/// ad-hoc env), and its protection becomes the stricter of what it says and what the config
-/// says. Without a config (outside any project) the profile stands as it is.
+/// ad-hoc env), and its protection becomes the strictest of what it says, what the config
+/// says and the default for its name. Without a config (outside any project) the default by
+/// name still applies.
 pub fn admit_piped_profile(mut profile: Profile, config: Option<&Config>) -> Result<Profile> {
     names::check_env_name(&profile.env)?;
     let Some(config) = config else {
+        // Outside a project the default by env name still holds: a TEST profile edited to
+        // "open" stays confirm.
+        profile.protection = crate::guard::floor(&profile.env, profile.protection, None);
         return Ok(profile);
     };
     let floor = if profile.env == ADHOC_ENV && !config.envs.contains_key(ADHOC_ENV) {

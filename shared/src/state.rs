@@ -49,6 +49,22 @@ impl StateDir {
         set_mode(dir, 0o755)
     }
 
+    /// Serializes whatever changes the local instances and their records on this state dir
+    /// (`rdsprov` runs, `dbguard stamp` recording a stamp): two at once must not race.
+    pub fn lock_local(&self) -> Result<fs::File> {
+        self.ensure_public_dir(&self.local_dir())?;
+        let path = self.local_dir().join(".lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::BadInput(format!("cannot open {}: {e}", path.display())))?;
+        file.lock()
+            .map_err(|e| Error::Failed(format!("cannot lock {}: {e}", path.display())))?;
+        Ok(file)
+    }
+
     /// Creates a 0700 directory (and the state root, 0755, above it).
     pub fn ensure_private_dir(&self, dir: &Path) -> Result<()> {
         self.ensure_public_dir(&self.root)?;

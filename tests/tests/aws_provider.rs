@@ -321,7 +321,72 @@ fn snapshot_and_a_guarded_destroy() {
         "before-risky-migration"
     );
 
-    // test: confirm-level, deletion-protected.
+    // moto has no database behind its endpoints, so what is at risk on an instance comes from
+    // the stamps recorded as its tags (what `dbguard stamp` writes through `rdsprov
+    // stamp-record`). An instance with no record at all counts as locked.
+    run(&[
+        "destroy",
+        "--env",
+        "dev",
+        "--confirm",
+        "combine-dev",
+        "--skip-final-snapshot",
+    ])
+    .expect_error("rdsprov", 3, "no database stamp is recorded on it");
+    let record = |instance: &str, database: &str, stamp: serde_json::Value| {
+        Tool::new("rdsprov")
+            .args([
+                "stamp-record",
+                "--instance",
+                instance,
+                "--database",
+                database,
+            ])
+            .aws(&moto)
+            .stdin(stamp.to_string())
+            .run()
+            .expect(0);
+    };
+    record(
+        "combine-test",
+        "combine_test",
+        json!({"env": "test", "protection": "confirm", "nonce": "00aa"}),
+    );
+    record(
+        "combine-dev",
+        "combine_dev",
+        json!({"env": "dev", "protection": "open", "nonce": "00bb"}),
+    );
+    Tool::new("rdsprov")
+        .args(["stamp-record", "--instance", "combine-dev", "--database", "x"])
+        .aws(&moto)
+        .stdin(r#"{"env":"dev","protection":"sometimes","nonce":"1"}"#)
+        .run()
+        .expect_error("rdsprov", 2, "stdin is no stamp");
+    let tags = moto.call(
+        "rds",
+        "describe_db_instances",
+        json!({"DBInstanceIdentifier": "combine-test"}),
+    );
+    assert!(
+        tags["DBInstances"][0]["TagList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["Key"] == "dbtools:stamp:combine_test" && t["Value"] == "test:confirm:00aa"),
+        "{tags}"
+    );
+    let listed = Tool::new("rdsprov")
+        .args(["stamps", "--json", "--instance", "combine-test"])
+        .aws(&moto)
+        .run()
+        .expect(0)
+        .json();
+    assert_eq!(listed["stamps"][0]["database"], "combine_test");
+    assert_eq!(listed["stamps"][0]["env"], "test");
+    assert!(listed["endpoint"]["host"].as_str().unwrap().starts_with("combine-test."));
+
+    // test: confirm-level, deletion-protected; the id and the env at risk are both typed.
     run(&["destroy", "--env", "test"]).expect_error("rdsprov", 3, "add --confirm combine-test");
     run(&["destroy", "--env", "test", "--confirm", "test"]).expect_error(
         "rdsprov",
@@ -331,6 +396,11 @@ fn snapshot_and_a_guarded_destroy() {
     run(&["destroy", "--env", "test", "--confirm", "combine-test"]).expect_error(
         "rdsprov",
         3,
+        "it holds the data of env test (confirm), whatever env name reached it; add --confirm test",
+    );
+    run(&["destroy", "--env", "test", "--confirm", "combine-test,test"]).expect_error(
+        "rdsprov",
+        3,
         "has deletion protection on: add --disable-deletion-protection",
     );
     run(&[
@@ -338,7 +408,7 @@ fn snapshot_and_a_guarded_destroy() {
         "--env",
         "test",
         "--confirm",
-        "combine-test",
+        "combine-test,test",
         "--disable-deletion-protection",
         "--skip-final-snapshot",
     ])
@@ -358,7 +428,7 @@ fn snapshot_and_a_guarded_destroy() {
         "--env",
         "test",
         "--confirm",
-        "combine-test",
+        "combine-test,test",
         "--disable-deletion-protection",
     ]);
     gone.expect(0);
@@ -409,7 +479,7 @@ fn snapshot_and_a_guarded_destroy() {
         .collect();
     assert_eq!(
         outcomes,
-        ["refused", "refused", "refused", "refused", "allowed", "allowed"]
+        ["refused", "refused", "refused", "refused", "refused", "refused", "allowed", "allowed"]
     );
     assert!(entries
         .iter()
@@ -1325,8 +1395,31 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
     );
     assert_eq!(members(&cluster(&moto, "intranet-test")).len(), 2);
 
-    // Destroy: guarded, deletion protection first, members before the cluster, final snapshot.
+    // Destroy: guarded by the stamps recorded on the cluster (a tag on its ARN), deletion
+    // protection first, members before the cluster, final snapshot.
     run(&bigger, &["destroy", "--env", "test", "--confirm", "intranet-test"]).expect_error(
+        "rdsprov",
+        3,
+        "no database stamp is recorded on it",
+    );
+    Tool::new("rdsprov")
+        .args([
+            "stamp-record",
+            "--instance",
+            "intranet-test",
+            "--database",
+            "intranet",
+        ])
+        .aws(&moto)
+        .stdin(r#"{"env":"test","protection":"confirm","nonce":"0c"}"#)
+        .run()
+        .expect(0);
+    run(&bigger, &["destroy", "--env", "test", "--confirm", "intranet-test"]).expect_error(
+        "rdsprov",
+        3,
+        "add --confirm test",
+    );
+    run(&bigger, &["destroy", "--env", "test", "--confirm", "intranet-test,test"]).expect_error(
         "rdsprov",
         3,
         "Aurora cluster intranet-test has deletion protection on: add --disable-deletion-protection",
@@ -1343,7 +1436,7 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
             "--env",
             "test",
             "--confirm",
-            "intranet-test",
+            "intranet-test,test",
             "--disable-deletion-protection",
         ],
     );

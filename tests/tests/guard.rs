@@ -214,15 +214,17 @@ fn re_stamping_is_destructive_and_checked_against_both_envs() {
     );
     let again = stamp("dev", &[]);
     assert_eq!(again.expect(0).json()["changed"], false);
-    // dev → prod: prod is locked, so the re-stamp needs the confirm and a reason.
-    stamp("prod", &[]).expect_error("dbguard", 3, "add --confirm prod");
-    stamp("prod", &["--confirm", "prod"]).expect_error("dbguard", 3, "add --break-glass");
-    assert_eq!(pg.psql("db_x", "select env from dbtools.env_stamp"), "dev");
-    let moved = stamp("prod", &["--confirm", "prod", "--break-glass", "db moved"]);
+    // dev → prod: the env that loses the database is dev (open): nothing to type, audited.
+    let moved = stamp("prod", &[]);
     assert_eq!(moved.expect(0).json()["previous"], "dev");
     assert_eq!(pg.psql("db_x", "select env from dbtools.env_stamp"), "prod");
-    // prod → dev is as protected as prod.
-    stamp("dev", &["--confirm", "dev"]).expect_error("dbguard", 3, "add --break-glass");
+    assert_eq!(pg.psql("db_x", "select protection from dbtools.env_stamp"), "locked");
+    // prod → dev: prod loses it, so prod is confirmed (not dev) and glass is broken.
+    stamp("dev", &["--confirm", "dev"]).expect_error("dbguard", 3, "type --confirm prod exactly");
+    stamp("dev", &["--confirm", "prod"]).expect_error("dbguard", 3, "add --break-glass");
+    assert_eq!(pg.psql("db_x", "select env from dbtools.env_stamp"), "prod");
+    let back = stamp("dev", &["--confirm", "prod", "--break-glass", "db moved"]);
+    assert_eq!(back.expect(0).json()["previous"], "prod");
 }
 
 /// The accident the stamp exists for: a DEV profile whose database really is TEST's.

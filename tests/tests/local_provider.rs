@@ -203,7 +203,7 @@ fn stop_start_status_and_guarded_destroy() {
         .tool("rdsprov")
         .args(["destroy", "--env", "test", "--confirm", "TEST"])
         .run()
-        .expect_error("rdsprov", 3, "is not the env name");
+        .expect_error("rdsprov", 3, "not confirmed: test");
     assert!(project
         .state()
         .join("local/combine-test/instance.json")

@@ -14,7 +14,7 @@
 
 use dbtools::contract::{self, Access, Doctor, DoctorStep, MigrateStatus, Profile};
 use dbtools::output::Output;
-use dbtools::{guard, pg, resolve, secrets, Error, ExitStatus, Result};
+use dbtools::{pg, resolve, secrets, Error, ExitStatus, Result};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -247,16 +247,41 @@ fn diagnose(walk: &mut Walk, profile: &Profile, timeout: Duration) -> ExitStatus
         format!("{} on PostgreSQL {version}", conn.dbname),
     );
 
-    // The env stamp: is this database the env's?
-    match guard::read_stamp(&mut client) {
-        Ok(Some(stamp)) if stamp.env == profile.env => walk.ok(
+    // The env stamp: is this database the env's, and not a copy of another?
+    let reading = match dbtools::stamp::read(&mut client) {
+        Ok(reading) => reading,
+        Err(error) => {
+            walk.failed("stamp", error.message(), None);
+            return error.status();
+        }
+    };
+    match &reading.stamp {
+        Some(stamp) if stamp.env == profile.env && reading.is_logical_copy() => {
+            walk.failed(
+                "stamp",
+                format!(
+                    "this database is a copy: its {} stamp was written in {}, so tools that write refuse it",
+                    stamp.env,
+                    stamp.identity.as_ref().map(|i| i.to_string()).unwrap_or_default()
+                ),
+                Some(format!(
+                    "if env {} is to own this copy, adopt it: `dbguard adopt {}` (with --confirm {} on a protected env); that is recorded in the audit",
+                    profile.env, profile.env, profile.env
+                )),
+            );
+            return ExitStatus::Refused;
+        }
+        Some(stamp) if stamp.env == profile.env => walk.ok(
             "stamp",
             format!(
-                "stamped {} (by {} at {})",
-                stamp.env, stamp.stamped_by, stamp.stamped_at
+                "stamped {} ({}, by {} at {})",
+                stamp.env,
+                stamp.protection.as_str(),
+                stamp.stamped_by,
+                stamp.stamped_at
             ),
         ),
-        Ok(Some(stamp)) => {
+        Some(stamp) => {
             walk.failed(
                 "stamp",
                 format!(
@@ -264,13 +289,14 @@ fn diagnose(walk: &mut Walk, profile: &Profile, timeout: Duration) -> ExitStatus
                     stamp.env, profile.env
                 ),
                 Some(format!(
-                    "the profile points at env {}'s database: fix host, port and database of env {} in dbtools.toml (never re-stamp to make this pass)",
-                    stamp.env, profile.env
+                    "either the profile points at env {stamped}'s database by mistake: fix host, port and database of env {env} in dbtools.toml; or this is a copy of {stamped}'s database made for {env} (a restored snapshot, a loaded dump): adopt it with `dbguard adopt {env}`, which refuses the real {stamped} database. Re-stamping {stamped}'s own database needs `--confirm {stamped}`",
+                    stamped = stamp.env,
+                    env = profile.env
                 )),
             );
             return ExitStatus::Refused;
         }
-        Ok(None) => {
+        None => {
             walk.failed(
                 "stamp",
                 "this database carries no env stamp: tools that write refuse it",
@@ -280,10 +306,6 @@ fn diagnose(walk: &mut Walk, profile: &Profile, timeout: Duration) -> ExitStatus
                 )),
             );
             return ExitStatus::Refused;
-        }
-        Err(error) => {
-            walk.failed("stamp", error.message(), None);
-            return error.status();
         }
     }
     drop(client);

@@ -212,6 +212,7 @@ mod tests {
                         source: "aws-sm".into(),
                         reference: "arn:aws:secretsmanager:eu-west-1:1:secret:x".into(),
                     },
+                    stamp: None,
                 }],
                 env: Some("test".into()),
                 class: None,

@@ -16,9 +16,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Record inside the database which env it belongs to (re-stamping to another env is destructive).
+    /// Record inside the database which env it belongs to, as the instance's master (re-stamping another env's database needs that env's --confirm).
     Stamp {
         /// The env to stamp (its database from dbtools.toml) [default: the profile on stdin].
+        env: Option<String>,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// Make a copy of another env's database (a loaded dump, a template clone, a restored snapshot) this env's; never the original.
+    Adopt {
+        /// The env that now owns the copy (its database from dbtools.toml) [default: the profile on stdin].
         env: Option<String>,
         #[command(flatten)]
         confirm: ConfirmArgs,

@@ -1,13 +1,15 @@
-//! dbguard's commands: stamp, check, audit, lint. The guard itself lives in `dbtools::guard`,
+//! dbguard's commands: stamp, adopt, check, audit, lint. The guard itself lives in `dbtools::guard`,
 //! shared with every tool that writes; these commands only put it on the command line.
 
 use crate::cli::{Cli, Command};
 use dbtools::cli::{ConfirmArgs, EnvArg, GlobalArgs};
 use dbtools::config::{self, Config};
 use dbtools::contract::{
-    self, ActionClass, AuditEntry, AuditList, LintReport, Stamp, StampResult, Verdict,
+    self, ActionClass, AuditEntry, AuditList, LintReport, Profile, Stamp, StampResult, Verdict,
 };
 use dbtools::guard::{self, Guard};
+use dbtools::owner;
+use dbtools::stamp::{self, NewStamp};
 use dbtools::output::{self, Output};
 use dbtools::{cli, lint, pg, Error, ExitStatus, Result};
 use std::path::PathBuf;
@@ -19,6 +21,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     match cli.command {
         Command::Stamp { env, confirm } => stamp(out, &cli.global, env, &confirm),
+        Command::Adopt { env, confirm } => adopt(out, &cli.global, env, &confirm),
         Command::Check {
             action,
             env,
@@ -49,25 +52,16 @@ fn check(
 ) -> Result<ExitStatus> {
     guard::classify(action)?;
     let profile = env.profile(global)?;
-    let guard = Guard::for_project(TOOL, action, &profile, global.config.as_deref())?;
+    let mut guard = Guard::for_project(TOOL, action, &profile, global.config.as_deref())?;
     let confirmation = confirm.confirmation();
     guard.check_protection(&confirmation)?;
     let stamp = if guard.class == ActionClass::Read {
         None
     } else {
+        // The database decides: its stamp must be this env's, not a copy's, and its own
+        // protection is checked against what was typed, in one statement.
         let mut client = connect(&profile, seconds(timeout)?)?;
-        let stamp = guard::read_stamp(&mut client)?;
-        match &stamp {
-            Some(stamp) if stamp.env == profile.env => {}
-            other => {
-                let reason = guard::stamp_mismatch(
-                    &guard.env,
-                    &guard.target,
-                    other.as_ref().map(|s| s.env.as_str()),
-                );
-                return Err(guard.refuse(Some(&mut client), reason));
-            }
-        }
+        let stamp = guard.check_stamp(&mut client)?;
         guard.record_allowed(Some(&mut client), &confirmation)?;
         stamp
     };
@@ -77,7 +71,7 @@ fn check(
         action: action.to_string(),
         class: guard.class,
         env: profile.env.clone(),
-        protection: profile.protection,
+        protection: guard.protection,
         stamp,
         profile: if out.shows_secrets(false) {
             profile.clone()
@@ -105,11 +99,76 @@ fn check(
 
 fn describe_stamp(stamp: Option<&Stamp>) -> String {
     match stamp {
-        Some(s) => format!(
-            "{} (by {} at {}, {})",
-            s.env, s.stamped_by, s.stamped_at, s.tool
-        ),
+        Some(s) => {
+            let adopted = s
+                .adopted_from
+                .as_deref()
+                .map(|from| format!(", adopted from {from}"))
+                .unwrap_or_default();
+            format!(
+                "{} ({}, by {} at {}, {}{adopted})",
+                s.env,
+                s.protection.as_str(),
+                s.stamped_by,
+                s.stamped_at,
+                s.tool
+            )
+        }
         None => "not read (reads need none)".into(),
+    }
+}
+
+/// A connection as the instance's master when the config names the env's instance (the role
+/// that owns the `dbtools` schema), else as the profile's role, said on stderr.
+fn connect_as_owner(
+    profile: &Profile,
+    config: Option<&Config>,
+) -> Result<(pg::Client, Option<String>)> {
+    let master = match config {
+        Some(config) => owner::master_conn(config, profile)?,
+        None => None,
+    };
+    match master {
+        Some((id, conn)) => Ok((pg::connect(&conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)?, Some(id))),
+        None => {
+            cli::note(
+                TOOL,
+                format!(
+                    "env {} names no instance in dbtools.toml, so its master is unknown: writing the stamp as {}, which then owns the dbtools schema (give the env its instance so the master owns it and app roles cannot rewrite the stamp)",
+                    profile.env, profile.conn.user
+                ),
+            );
+            Ok((connect(profile, pg::DEFAULT_CONNECT_TIMEOUT)?, None))
+        }
+    }
+}
+
+/// Records a stamp just written with the instance's owner: the local instance record (AWS
+/// instances are tagged by `rdsprov stamp-record`).
+fn record_with_owner(
+    config: Option<&Config>,
+    instance: Option<&str>,
+    profile: &Profile,
+    written: &Stamp,
+) -> Result<()> {
+    let (Some(config), Some(id), Some(recorded)) = (config, instance, owner::recorded(written))
+    else {
+        return Ok(());
+    };
+    match config.instances.get(id).map(|i| i.provider.as_str()) {
+        Some("local") => owner::record_local_stamp(
+            config,
+            id,
+            &profile.conn.dbname,
+            &profile.conn.user,
+            &written.env,
+            recorded,
+        ),
+        Some("aws") => {
+            let region = config.instances[id].region.clone();
+            owner::record_aws_stamp(id, region.as_deref(), &profile.conn.dbname, &recorded)
+        }
+        _ => Ok(()),
     }
 }
 
@@ -119,74 +178,116 @@ fn stamp(
     env: Option<String>,
     confirm: &ConfirmArgs,
 ) -> Result<ExitStatus> {
-    let mut profile = EnvArg { env }.profile(global)?;
+    let profile = EnvArg { env }.profile(global)?;
     let config = Config::find(global.config.as_deref())?;
-    let mut client = connect(&profile, pg::DEFAULT_CONNECT_TIMEOUT)?;
-    let previous = guard::read_stamp(&mut client)?;
-    let previous_env = previous.as_ref().map(|s| s.env.clone());
-    let changed = previous_env.as_deref() != Some(profile.env.as_str());
-    if changed {
-        if let Some(old) = &previous_env {
-            // Re-stamping takes the database away from the env it belonged to: destructive,
-            // and as well protected as the stricter of the two envs.
-            let old_protection = config
-                .as_ref()
-                .filter(|c| c.envs.contains_key(old))
-                .map(|c| c.protection(old))
-                .unwrap_or_else(|| config::default_protection(old));
-            profile.protection = profile.protection.max(old_protection);
-            let guard = Guard::new(TOOL, "restamp", &profile, config.as_ref())?;
+    let level = guard::floor(&profile.env, profile.protection, config.as_ref());
+    let target = guard::target(&profile);
+    let (mut client, instance) = connect_as_owner(&profile, config.as_ref())?;
+    let reading = stamp::read(&mut client)?;
+    let previous = reading.stamp.clone();
+    let new = NewStamp {
+        env: &profile.env,
+        protection: level,
+        app: profile.app.as_deref(),
+        tool: TOOL,
+        adopted_from: None,
+    };
+    let written = match &previous {
+        None => {
+            let written = stamp::write(&mut client, &new, None)?;
+            cli::note(
+                TOOL,
+                format!("stamped {target} as {} ({})", profile.env, level.as_str()),
+            );
+            Some(written)
+        }
+        Some(old) if old.env == profile.env => {
+            if reading.is_logical_copy() {
+                return Err(Error::Refused(guard::copy_refusal(&profile.env, &target, old)));
+            }
+            // Same env: refresh what an older stamp lacks (identity, nonce, a raised level, a
+            // schema its app role owned). A level is never lowered here.
+            let wanted = level.max(old.protection);
+            let owned_elsewhere = reading.schema_owner.as_deref() != Some(reading.current_user.as_str());
+            if old.nonce.is_none() || wanted != old.protection || (owned_elsewhere && instance.is_some()) {
+                let written = stamp::write(
+                    &mut client,
+                    &NewStamp {
+                        protection: wanted,
+                        ..new.clone()
+                    },
+                    Some(old),
+                )?;
+                cli::note(
+                    TOOL,
+                    format!(
+                        "{target} was stamped {} already: brought the stamp up to date ({}, identity recorded, schema owned by {})",
+                        profile.env,
+                        wanted.as_str(),
+                        reading.current_user
+                    ),
+                );
+                Some(written)
+            } else {
+                cli::note(
+                    TOOL,
+                    format!("{target} is already stamped {}: nothing to change", profile.env),
+                );
+                None
+            }
+        }
+        Some(old) => {
+            // Re-stamping takes the database from the env it belongs to: that env's data is at
+            // risk, so that env's confirmation (and break-glass when it is locked) is needed.
+            let at_risk = guard::floor(&old.env, old.protection, config.as_ref());
+            let mut guard = Guard::new(TOOL, "restamp", &profile, config.as_ref())?;
+            guard.env = old.env.clone();
+            guard.protection = at_risk;
             let confirmation = confirm.confirmation();
             if let Some(reason) = guard::protection_refusal(
-                &profile.env,
-                &profile.env,
-                profile.protection,
-                &format!(
-                    "re-stamping {} from {old} to {}",
-                    guard::target(&profile),
-                    profile.env
-                ),
+                &old.env,
+                &old.env,
+                at_risk,
+                &format!("re-stamping {target} from {} to {}", old.env, profile.env),
                 guard.class,
                 &confirmation,
             ) {
-                return Err(guard.refuse(Some(&mut client), reason));
+                let hint = if reading.is_logical_copy() {
+                    format!(" (it is a copy of {}'s database: `dbguard adopt {}` needs only {}'s confirmation)", old.env, profile.env, profile.env)
+                } else {
+                    String::new()
+                };
+                return Err(guard.refuse(Some(&mut client), format!("{reason}{hint}")));
             }
             guard.record_allowed(Some(&mut client), &confirmation)?;
+            let written = stamp::write(&mut client, &new, Some(old))?;
+            cli::note(
+                TOOL,
+                format!("re-stamped {target} from {} to {}", old.env, profile.env),
+            );
+            Some(written)
         }
-        guard::write_stamp(
-            &mut client,
-            &profile.env,
-            profile.app.as_deref(),
-            TOOL,
-            previous_env.as_deref(),
-        )?;
-        cli::note(
-            TOOL,
-            match &previous_env {
-                Some(old) => format!(
-                    "re-stamped {} from {old} to {}",
-                    guard::target(&profile),
-                    profile.env
-                ),
-                None => format!("stamped {} as {}", guard::target(&profile), profile.env),
-            },
-        );
-    } else {
-        cli::note(
-            TOOL,
-            format!(
-                "{} is already stamped {}: nothing to change",
-                guard::target(&profile),
-                profile.env
-            ),
-        );
+    };
+    if let Some(written) = &written {
+        record_with_owner(config.as_ref(), instance.as_deref(), &profile, written)?;
     }
-    let stamp = guard::read_stamp(&mut client)?
+    let current = stamp::read(&mut client)?
+        .stamp
         .ok_or_else(|| Error::Failed("the stamp just written cannot be read back".into()))?;
+    emit_stamp(out, &profile, previous.map(|s| s.env), written.is_some(), current)
+}
+
+fn emit_stamp(
+    out: Output,
+    profile: &Profile,
+    previous: Option<String>,
+    changed: bool,
+    stamp: Stamp,
+) -> Result<ExitStatus> {
     let result = StampResult {
         kind: contract::STAMP.into(),
         env: profile.env.clone(),
-        previous: previous_env,
+        previous,
         changed,
         stamp,
         profile: if out.shows_secrets(false) {
@@ -206,6 +307,87 @@ fn stamp(
         ])
     })?;
     Ok(ExitStatus::Success)
+}
+
+/// `dbguard adopt ENV`: a copy of another env's database (a dump loaded here, a template
+/// clone, a restored snapshot) becomes ENV's, with ENV's own confirmation only. The original
+/// is never adopted: what tells them apart is the database's identity (a logical copy) and the
+/// instance owner's record of the stamp (a physical copy carries the stamp, not the record).
+fn adopt(
+    out: Output,
+    global: &GlobalArgs,
+    env: Option<String>,
+    confirm: &ConfirmArgs,
+) -> Result<ExitStatus> {
+    let profile = EnvArg { env }.profile(global)?;
+    let config = Config::find(global.config.as_deref())?;
+    let target = guard::target(&profile);
+    let guard = Guard::new(TOOL, "adopt", &profile, config.as_ref())?;
+    let confirmation = confirm.confirmation();
+    guard.check_protection(&confirmation)?;
+    let (mut client, instance) = connect_as_owner(&profile, config.as_ref())?;
+    let reading = stamp::read(&mut client)?;
+    let Some(old) = reading.stamp.clone() else {
+        return Err(Error::BadInput(format!(
+            "database {target} has no env stamp, so it is no copy of a stamped database: stamp it with `dbguard stamp {}`",
+            profile.env
+        )));
+    };
+    let how = if reading.is_logical_copy() {
+        let origin = old
+            .identity
+            .as_ref()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        format!("a copy of {origin}")
+    } else {
+        let origin = owner::origin(config.as_ref(), &profile.env, &profile.conn, &old)?;
+        match origin {
+            owner::Origin::Copy => format!(
+                "a physical copy: the instance at {}:{} does not record its stamp",
+                profile.conn.host, profile.conn.port
+            ),
+            owner::Origin::Original | owner::Origin::Unknown => {
+                let reason = format!(
+                    "database {target} is not a copy: it is the database its {} stamp was written in{}, so adopting it would take it from env {}; if it really must change env, re-stamp it with `dbguard stamp {} --confirm {}`",
+                    old.env,
+                    if origin == owner::Origin::Original {
+                        " and its instance records that stamp"
+                    } else {
+                        " and nothing shows it was copied"
+                    },
+                    old.env,
+                    profile.env,
+                    old.env
+                );
+                return Err(guard.refuse(Some(&mut client), reason));
+            }
+        }
+    };
+    guard.record_allowed(Some(&mut client), &confirmation)?;
+    let level = guard.protection;
+    let written = stamp::write(
+        &mut client,
+        &NewStamp {
+            env: &profile.env,
+            protection: level,
+            app: profile.app.as_deref(),
+            tool: TOOL,
+            adopted_from: Some(format!("{} ({how})", old.env)),
+        },
+        Some(&old),
+    )?;
+    record_with_owner(config.as_ref(), instance.as_deref(), &profile, &written)?;
+    cli::note(
+        TOOL,
+        format!(
+            "adopted {target} for env {} ({}): it was {how}, stamped {}",
+            profile.env,
+            level.as_str(),
+            old.env
+        ),
+    );
+    emit_stamp(out, &profile, Some(old.env), true, written)
 }
 
 fn audit(

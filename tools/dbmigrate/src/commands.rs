@@ -53,7 +53,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         } => {
             let profile = env.profile(&cli.global)?;
             let migrations = source::load(&dirs)?;
-            let guard = Guard::for_project(
+            let mut guard = Guard::for_project(
                 TOOL,
                 if dry_run { "read" } else { "migrate" },
                 &profile,
@@ -65,7 +65,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 dry_run,
                 lock_timeout: seconds(lock_timeout)?,
             };
-            up(out, &guard, profile.clone(), &migrations, options)
+            up(out, &mut guard, profile.clone(), &migrations, options)
         }
         Command::Down {
             env,
@@ -75,7 +75,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             lock_timeout,
         } => {
             let profile = env.profile(&cli.global)?;
-            let guard =
+            let mut guard =
                 Guard::for_project(TOOL, "migrate-down", &profile, cli.global.config.as_deref())?;
             let confirmation = confirm.confirmation();
             guard.check_protection(&confirmation)?;
@@ -86,7 +86,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 lock_timeout: seconds(lock_timeout)?,
                 confirmation,
             };
-            down(out, &guard, profile.clone(), &migrations, options)
+            down(out, &mut guard, profile.clone(), &migrations, options)
         }
         Command::Dump { env, file } => {
             let profile = env.profile(&cli.global)?;
@@ -117,7 +117,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Verify { env } => {
             let profile = env.profile(&cli.global)?;
             let migrations = source::load(&dirs)?;
-            let guard = Guard::for_project(
+            let mut guard = Guard::for_project(
                 TOOL,
                 "migrate-verify",
                 &profile,
@@ -307,7 +307,7 @@ struct UpOptions<'a> {
 
 fn up(
     out: Output,
-    guard: &Guard,
+    guard: &mut Guard,
     profile: Profile,
     migrations: &[Migration],
     options: UpOptions,
@@ -340,6 +340,7 @@ fn up(
         )
     } else {
         let locked = engine::lock(&mut client, lock_timeout, guard)?;
+        guard.admit(locked.stamp.as_ref());
         if locked.waited > Duration::from_millis(200) {
             let what = if locked.applied_while_waiting.is_empty() {
                 "nothing new".to_string()
@@ -416,7 +417,7 @@ struct DownOptions<'a> {
 
 fn down(
     out: Output,
-    guard: &Guard,
+    guard: &mut Guard,
     profile: Profile,
     migrations: &[Migration],
     options: DownOptions,
@@ -429,6 +430,7 @@ fn down(
     } = options;
     let mut client = connect(&profile)?;
     let locked = engine::lock(&mut client, lock_timeout, guard)?;
+    guard.admit(locked.stamp.as_ref());
     // Newest first: by applied_at when we recorded it, else by version.
     let mut applied = locked.applied.clone();
     applied.sort_by(|a, b| {

@@ -14,7 +14,9 @@
 //! one by one outside a transaction, and the version is recorded after all of them succeeded.
 //! Inside one message `now()` is a single instant, so times come from `clock_timestamp()`.
 
-use dbtools::guard::{self, Guard};
+use dbtools::contract::Stamp;
+use dbtools::guard::Guard;
+use dbtools::stamp;
 use dbtools::migration_files::{compare_versions, Block, Migration};
 use dbtools::names::quote_literal;
 use dbtools::sql as statements;
@@ -87,6 +89,8 @@ pub struct Locked {
     /// How the batches announce their migrations: the throttled function needs the TEMP
     /// privilege (PUBLIC has it unless someone revoked it).
     pub announce: Announce,
+    /// The stamp the guard's assertion read (what the database says it is).
+    pub stamp: Option<Stamp>,
 }
 
 /// Takes the session advisory lock, makes sure the table has our columns, and re-reads the
@@ -130,7 +134,7 @@ pub fn lock(client: &mut pg::Client, lock_timeout: Duration, guard: &Guard) -> R
         Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "55P03") => {
             return Err(lock_holder_error(client, lock_timeout));
         }
-        Err(e) if guard::stamp_refusal_message(&guard.env, &guard.target, &e).is_some() => {
+        Err(e) if stamp::failed(&e).is_some() => {
             return Err(guard
                 .refusal_for(client, &e)
                 .unwrap_or_else(|| pg::statement_error("checking the env stamp", &e)));
@@ -188,6 +192,7 @@ pub fn lock(client: &mut pg::Client, lock_timeout: Duration, guard: &Guard) -> R
         waited: Duration::from_secs_f64(waited.max(0.0)),
         applied_while_waiting,
         announce,
+        stamp: stamp::asserted(&messages),
     })
 }
 

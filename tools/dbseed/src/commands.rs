@@ -56,13 +56,18 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             let profile = env.profile(&cli.global)?;
             let seeds = files::load(&dir, &profile.env)?;
             let action = if reset { "seed-reset" } else { "seed" };
-            let guard = Guard::for_project(TOOL, action, &profile, cli.global.config.as_deref())?;
+            let mut guard =
+                Guard::for_project(TOOL, action, &profile, cli.global.config.as_deref())?;
             let confirmation = confirm.confirmation();
             guard.check_protection(&confirmation)?;
-            check_lint(&guard, &files::lint(&seeds)?)?;
+            let findings = files::lint(&seeds)?;
+            check_lint(&guard, &findings)?;
             let mut client = connect(&profile)?;
-            let tracked = engine::open(&mut client, &guard)?;
-            let runnable = runnable(&seeds, profile.protection);
+            let (tracked, stamp) = engine::open(&mut client, &guard)?;
+            // The database's stamp may say the env is stricter than anyone told us.
+            guard.admit(stamp.as_ref());
+            check_lint(&guard, &findings)?;
+            let runnable = runnable(&seeds, guard.protection);
             let by = identity::user_at_host();
             let (applied, truncated, unsettled) = if reset {
                 guard.record_allowed(Some(&mut client), &confirmation)?;
@@ -96,11 +101,12 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Verify { env } => {
             let profile = env.profile(&cli.global)?;
             let seeds = files::load(&dir, &profile.env)?;
-            let guard =
+            let mut guard =
                 Guard::for_project(TOOL, "seed-verify", &profile, cli.global.config.as_deref())?;
             let mut client = connect(&profile)?;
-            engine::open(&mut client, &guard)?;
-            let runnable = runnable(&seeds, profile.protection);
+            let (_, stamp) = engine::open(&mut client, &guard)?;
+            guard.admit(stamp.as_ref());
+            let runnable = runnable(&seeds, guard.protection);
             let checked = verify(&mut client, &runnable)?;
             let idempotent = checked.iter().all(|e| e.state == "idempotent");
             let result = SeedResult {

@@ -7,6 +7,7 @@
 //! `INSERT … ON CONFLICT`, so loading the same rows twice changes nothing.
 
 use crate::files::{Body, CsvLoad, SeedFile};
+use dbtools::contract::Stamp;
 use dbtools::guard::Guard;
 use dbtools::names::quote_literal;
 use dbtools::{pg, Error, Result};
@@ -44,8 +45,17 @@ fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
+/// Rows of the last result set only (a message may begin with the guard's own).
+fn last_rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    let start = messages
+        .iter()
+        .rposition(|m| matches!(m, SimpleQueryMessage::RowDescription(_)))
+        .unwrap_or(0);
+    rows(&messages[start..])
+}
+
 fn tracked(messages: &[SimpleQueryMessage]) -> Vec<Tracked> {
-    rows(messages)
+    last_rows(messages)
         .into_iter()
         .map(|r| Tracked {
             file: r[0].clone().unwrap_or_default(),
@@ -57,14 +67,14 @@ fn tracked(messages: &[SimpleQueryMessage]) -> Vec<Tracked> {
 }
 
 /// The first message of a writing run: the guard's stamp assertion (a refusal names both envs
-/// and is recorded), the record table, and what it holds.
-pub fn open(client: &mut pg::Client, guard: &Guard) -> Result<Vec<Tracked>> {
+/// and is recorded), the record table, and what it holds; with the stamp the assertion read.
+pub fn open(client: &mut pg::Client, guard: &Guard) -> Result<(Vec<Tracked>, Option<Stamp>)> {
     let message = format!(
         "{}{ENSURE_TABLE}{SELECT_TRACKED}",
         guard.stamp_assertion().unwrap_or_default()
     );
     match client.simple_query(&message) {
-        Ok(messages) => Ok(tracked(&messages)),
+        Ok(messages) => Ok((tracked(&messages), dbtools::stamp::asserted(&messages))),
         Err(e) => Err(guard
             .refusal_for(client, &e)
             .unwrap_or_else(|| pg::statement_error("reading dbtools.seeds", &e))),

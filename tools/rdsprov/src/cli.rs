@@ -150,8 +150,36 @@ pub enum Command {
         #[command(subcommand)]
         command: AccessCommand,
     },
-    /// Delete an env's instance (destructive: see --confirm). Local: with its data and secrets.
-    /// AWS (--spec): --confirm <instance-id>; a final snapshot unless skipped (open envs only).
+    /// Record a database's env stamp as a tag on its AWS instance or Aurora cluster
+    /// (`dbtools:stamp:<database>`): what `dbguard stamp` and `dbguard adopt` run. The stamp
+    /// (`{"env","protection","nonce"}`) comes on stdin.
+    StampRecord {
+        /// The RDS instance or Aurora cluster id.
+        #[arg(long, value_name = "ID")]
+        instance: String,
+        /// The database whose stamp this is.
+        #[arg(long, value_name = "NAME")]
+        database: String,
+        /// The instance's region [default: AWS_REGION].
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+    },
+    /// Print the database stamps an AWS instance's tags record, with its endpoint (what
+    /// `dbguard adopt` asks to tell a restored copy from the original).
+    Stamps {
+        /// The RDS instance or Aurora cluster id.
+        #[arg(long, value_name = "ID")]
+        instance: String,
+        /// The instance's region [default: AWS_REGION].
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+    },
+    /// Delete an env's instance (destructive). Every env whose data is on it must be confirmed,
+    /// whatever env name reached it: the stamps in its databases decide (the instance's record
+    /// or tags when they cannot be read; no record at all counts as locked), --confirm names
+    /// each protected one (comma-separated). Local: with its data and secrets. AWS (--spec):
+    /// the instance id too (`--confirm <instance-id>,test`); a final snapshot unless skipped
+    /// (open envs only).
     Destroy {
         /// The env whose instance goes.
         #[arg(long, short = 'e', value_name = "ENV")]

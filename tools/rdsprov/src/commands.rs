@@ -5,7 +5,7 @@ use crate::cli::{Cli, Command, SecretCommand, Selection, TenantCommand};
 use crate::local::{self, LocalProvider};
 use dbtools::cli::{ConfirmArgs, GlobalArgs};
 use dbtools::config::Config;
-use dbtools::contract::{self, Instance, Resources};
+use dbtools::contract::{self, Instance, Protection, Resources};
 use dbtools::guard::Guard;
 use dbtools::output::{self, Output};
 use dbtools::{cli, ExitStatus, Result};
@@ -109,6 +109,14 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             skip_final_snapshot,
         ),
         Command::Access { command } => crate::access::run(out, &cli.global, command),
+        Command::StampRecord {
+            instance,
+            database,
+            region,
+        } => crate::aws::run::stamp_record(&instance, &database, region.as_deref()),
+        Command::Stamps { instance, region } => {
+            crate::aws::run::stamps(out, &instance, region.as_deref())
+        }
         Command::Destroy { env, confirm, .. } => {
             provision(out, &cli.global, Local::Destroy { env, confirm })
         }
@@ -242,14 +250,45 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
             let specs = local::instance_specs(&config, std::slice::from_ref(&env))?;
             let spec = &specs[0];
             let profile = dbtools::resolve::resolve_profile(&config, &env)?;
-            let guard = Guard::new(TOOL, "reset", &profile, Some(&config))?;
+            let mut guard = Guard::new(TOOL, "reset", &profile, Some(&config))?;
             let _lock = provider.lock()?;
-            // Never drop a database that says it belongs to another env.
-            if let Some(stamped) = provider.read_stamp(spec, &env)? {
-                if stamped != env {
-                    let reason =
-                        dbtools::guard::stamp_mismatch(&guard.env, &guard.target, Some(&stamped));
+            // The database decides: never drop one that says it belongs to another env, and
+            // its own stamp's level is what the confirmation must meet. When it cannot be read,
+            // the instance record says what is there.
+            let stamped = match provider.read_stamp(spec, &env) {
+                Ok(stamp) => stamp.map(|s| (s.env, Some(s.protection))),
+                Err(_) => provider.stakes(&spec.id)?.and_then(|stakes| {
+                    stakes
+                        .stamps
+                        .into_iter()
+                        .find(|s| spec.databases.iter().any(|d| d.env == env && d.name == s.database))
+                        .map(|s| (s.env, s.protection))
+                }),
+            };
+            if let Some((stamped_env, level)) = stamped {
+                if stamped_env != env {
+                    let reason = format!(
+                        "reset of env {env} refused: its database {} on instance {} is stamped {stamped_env}; fix database and instance of env {env} in dbtools.toml",
+                        database_name(spec, &env),
+                        spec.id
+                    );
                     return Err(guard.refuse(None, reason));
+                }
+                guard.protection = guard
+                    .protection
+                    .max(level.unwrap_or(Protection::Locked));
+                if let Some(reason) = dbtools::guard::protection_refusal(
+                    &env,
+                    &env,
+                    guard.protection,
+                    "reset",
+                    guard.class,
+                    &confirmation,
+                ) {
+                    return Err(guard.refuse(
+                        None,
+                        format!("{reason} (the database's stamp says {})", guard.protection.as_str()),
+                    ));
                 }
             }
             guard.record_allowed(None, &confirmation)?;
@@ -276,27 +315,60 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
         }
         Local::Destroy { env, confirm } => {
             let specs = local::instance_specs(&config, std::slice::from_ref(&env))?;
-            // Every env on the instance loses its database: the strictest of them decides.
-            let protection = specs
-                .iter()
-                .flat_map(|s| &s.databases)
-                .map(|d| config.protection(&d.env))
-                .chain([config.protection(&env)])
-                .max()
-                .unwrap_or(config.protection(&env));
-            let instances: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-            let guard = Guard::for_instance(
-                TOOL,
-                "destroy",
-                &env,
-                protection,
-                &instances.join(", "),
-                Some(&config),
-            )?;
             let confirmation = confirm.confirmation();
-            guard.check_protection(&confirmation)?;
-            guard.record_allowed(None, &confirmation)?;
             let _lock = provider.lock()?;
+            for spec in &specs {
+                // Every env whose data is on the instance is at risk, whatever env name
+                // reached it: the stamps in its databases (the record when they cannot be
+                // read; no record at all counts as locked), and the config's envs on it.
+                let mut at_risk: Vec<(String, Protection)> = spec
+                    .databases
+                    .iter()
+                    .map(|d| (d.env.clone(), config.protection(&d.env)))
+                    .chain([(env.clone(), config.protection(&env))])
+                    .collect();
+                let source = match provider.stakes(&spec.id)? {
+                    Some(stakes) => {
+                        at_risk.extend(stakes.stamps.into_iter().map(|s| {
+                            let level = s.protection.unwrap_or(Protection::Open);
+                            let level = dbtools::guard::floor(&s.env, level, Some(&config));
+                            (s.env, level)
+                        }));
+                        if stakes.read_live {
+                            " (the stamps read from its databases)"
+                        } else {
+                            " (its instance record: its databases cannot be read now)"
+                        }
+                    }
+                    None if provider.exists(&spec.id) => {
+                        at_risk.push((env.clone(), Protection::Locked));
+                        " (it has no instance record, so it counts as locked)"
+                    }
+                    None => "",
+                };
+                let strictest = at_risk
+                    .iter()
+                    .map(|(_, level)| *level)
+                    .max()
+                    .unwrap_or(Protection::Locked);
+                let guard = Guard::for_instance(
+                    TOOL,
+                    "destroy",
+                    &env,
+                    strictest,
+                    &spec.id,
+                    Some(&config),
+                )?;
+                if let Some(reason) = dbtools::guard::instance_refusal(
+                    "destroy",
+                    &spec.id,
+                    &at_risk,
+                    &confirmation,
+                ) {
+                    return Err(guard.refuse(None, format!("{reason}{source}")));
+                }
+                guard.record_allowed(None, &confirmation)?;
+            }
             for spec in &specs {
                 changes.extend(provider.destroy(spec)?);
             }
@@ -397,4 +469,12 @@ fn render(resources: &Resources) -> String {
         ));
     }
     text
+}
+
+/// The database of `env` on a local instance, for messages.
+fn database_name<'a>(spec: &'a local::InstanceSpec, env: &str) -> &'a str {
+    spec.databases
+        .iter()
+        .find(|d| d.env == env)
+        .map_or("-", |d| d.name.as_str())
 }

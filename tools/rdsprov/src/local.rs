@@ -10,10 +10,12 @@
 
 use crate::tenant::{self, exists, DatabaseSpec};
 use dbtools::config::Config;
-use dbtools::contract::{self, Conn, DatabaseRecord, Endpoint, Instance, SecretRef, SslMode};
+use dbtools::contract::{
+    self, Conn, DatabaseRecord, Endpoint, Instance, Protection, SecretRef, SslMode, Stamp,
+};
 use dbtools::names::quote_ident;
 use dbtools::server::{self, Cluster, PgBinaries, ServerSettings};
-use dbtools::{guard, pg, secrets, state, Error, Result};
+use dbtools::{guard, owner, pg, secrets, state, Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -66,6 +68,7 @@ pub fn instance_specs(config: &Config, envs: &[String]) -> Result<Vec<InstanceSp
                     env: name.clone(),
                     name: env.database.clone(),
                     owner: env.user.clone(),
+                    protection: config.protection(name),
                 })
                 .collect();
             let master_user = config.instances[&id].master_user().to_string();
@@ -76,6 +79,22 @@ pub fn instance_specs(config: &Config, envs: &[String]) -> Result<Vec<InstanceSp
             }
         })
         .collect())
+}
+
+/// One database an instance action puts at risk: its env and level as its stamp (or, when the
+/// stamp cannot be read, the instance record) says; `None` level: only the env name is known.
+#[derive(Debug, Clone)]
+pub struct AtStake {
+    pub database: String,
+    pub env: String,
+    pub protection: Option<Protection>,
+}
+
+/// What is at stake on an instance, and whether it was read from the databases themselves.
+#[derive(Debug, Clone)]
+pub struct Stakes {
+    pub read_live: bool,
+    pub stamps: Vec<AtStake>,
 }
 
 pub struct LocalProvider<'a> {
@@ -97,17 +116,12 @@ impl LocalProvider<'_> {
 
     /// Serializes provider runs on this state dir (two `make up`s at once must not race).
     pub fn lock(&self) -> Result<std::fs::File> {
-        self.state.ensure_public_dir(&self.state.local_dir())?;
-        let path = self.state.local_dir().join(".lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::BadInput(format!("cannot open {}: {e}", path.display())))?;
-        file.lock()
-            .map_err(|e| Error::Failed(format!("cannot lock {}: {e}", path.display())))?;
-        Ok(file)
+        self.state.lock_local()
+    }
+
+    /// Whether anything of instance `id` is on disk (a record, or a directory without one).
+    pub fn exists(&self, id: &str) -> bool {
+        self.state.instance_dir(id).exists()
     }
 
     pub fn read_record(&self, id: &str) -> Result<Option<Instance>> {
@@ -163,14 +177,18 @@ impl LocalProvider<'_> {
             changes.push(format!("started instance {}", spec.id));
         }
         let mut client = self.connect_master(&record, "postgres")?;
+        let mut stamps = Vec::new();
         for database in &spec.databases {
             changes.extend(self.ensure_database(&mut client, &record, database)?);
-            changes.extend(self.ensure_stamp(&record, database)?);
+            let (change, stamp) = self.ensure_stamp(&record, database)?;
+            changes.extend(change);
+            stamps.push(owner::recorded(&stamp));
         }
         let databases: Vec<DatabaseRecord> = spec
             .databases
             .iter()
-            .map(|d| DatabaseRecord {
+            .zip(stamps)
+            .map(|(d, stamp)| DatabaseRecord {
                 name: d.name.clone(),
                 owner: d.owner.clone(),
                 env: d.env.clone(),
@@ -178,6 +196,7 @@ impl LocalProvider<'_> {
                     source: "local".into(),
                     reference: format!("{}/{}", spec.id, d.owner),
                 },
+                stamp,
             })
             .collect();
         // Tenants added with `tenant add` stay in the record beside the envs' databases.
@@ -350,18 +369,28 @@ impl LocalProvider<'_> {
         }
         let mut client = self.connect_master(&record, "postgres")?;
         let mut changes = self.ensure_database(&mut client, &record, tenant)?;
-        changes.extend(self.ensure_stamp(&record, tenant)?);
-        if !record.databases.iter().any(|d| d.name == tenant.name) {
-            record.databases.push(DatabaseRecord {
-                name: tenant.name.clone(),
-                owner: tenant.owner.clone(),
-                env: tenant.env.clone(),
-                secret: SecretRef {
-                    source: "local".into(),
-                    reference: format!("{}/{}", spec.id, tenant.owner),
-                },
-            });
-            self.write_record(&record)?;
+        let (change, stamp) = self.ensure_stamp(&record, tenant)?;
+        changes.extend(change);
+        let entry = DatabaseRecord {
+            name: tenant.name.clone(),
+            owner: tenant.owner.clone(),
+            env: tenant.env.clone(),
+            secret: SecretRef {
+                source: "local".into(),
+                reference: format!("{}/{}", spec.id, tenant.owner),
+            },
+            stamp: owner::recorded(&stamp),
+        };
+        match record.databases.iter_mut().find(|d| d.name == tenant.name) {
+            Some(known) if *known == entry => {}
+            Some(known) => {
+                *known = entry;
+                self.write_record(&record)?;
+            }
+            None => {
+                record.databases.push(entry);
+                self.write_record(&record)?;
+            }
         }
         record.status = "running".into();
         Ok((record, changes))
@@ -385,9 +414,67 @@ impl LocalProvider<'_> {
         })
     }
 
+    /// What an instance holds that a destroy or reset puts at risk: the stamp of every
+    /// database on it, read as its master while it runs; else (stopped, unreachable) what its
+    /// record says. `None` when neither can tell (no record at all).
+    pub fn stakes(&self, id: &str) -> Result<Option<Stakes>> {
+        let Some(record) = self.read_record(id)? else {
+            return Ok(None);
+        };
+        let running = self
+            .cluster(PgBinaries::locate()?, &self.state.instance_dir(id))
+            .is_running();
+        if running {
+            if let Ok(stakes) = self.read_stakes(&record) {
+                return Ok(Some(stakes));
+            }
+        }
+        let stamps: Vec<AtStake> = record
+            .databases
+            .iter()
+            .map(|d| AtStake {
+                database: d.name.clone(),
+                env: d.stamp.as_ref().map_or(d.env.clone(), |s| s.env.clone()),
+                protection: d.stamp.as_ref().map(|s| s.protection),
+            })
+            .collect();
+        Ok((!stamps.is_empty()).then_some(Stakes {
+            read_live: false,
+            stamps,
+        }))
+    }
+
+    fn read_stakes(&self, record: &Instance) -> Result<Stakes> {
+        let mut client = self.connect_master(record, "postgres")?;
+        let names: Vec<String> = client
+            .query(
+                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1",
+                &[],
+            )
+            .map_err(|e| pg::statement_error("listing the databases", &e))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let mut stamps = Vec::new();
+        for name in names {
+            let mut client = self.connect_master(record, &name)?;
+            if let Some(stamp) = guard::read_stamp(&mut client)? {
+                stamps.push(AtStake {
+                    database: name,
+                    env: stamp.env,
+                    protection: Some(stamp.protection),
+                });
+            }
+        }
+        Ok(Stakes {
+            read_live: true,
+            stamps,
+        })
+    }
+
     /// The stamp of an env's database as the instance's master user reads it (`None` when the
     /// database or the stamp does not exist).
-    pub fn read_stamp(&self, spec: &InstanceSpec, env: &str) -> Result<Option<String>> {
+    pub fn read_stamp(&self, spec: &InstanceSpec, env: &str) -> Result<Option<Stamp>> {
         let record = self.require_record(&spec.id)?;
         let database = database_of(spec, env)?;
         let mut client = self.connect_master(&record, "postgres")?;
@@ -399,7 +486,7 @@ impl LocalProvider<'_> {
             return Ok(None);
         }
         let mut client = self.connect_master(&record, &database.name)?;
-        Ok(guard::read_stamp(&mut client)?.map(|s| s.env))
+        guard::read_stamp(&mut client)
     }
 
     /// Drops an env's database and creates it again, empty and stamped (`make reset`). The
@@ -416,7 +503,15 @@ impl LocalProvider<'_> {
             .map_err(|e| pg::statement_error(&format!("DROP DATABASE {}", database.name), &e))?;
         let mut changes = vec![format!("dropped database {} (env {env})", database.name)];
         changes.extend(self.ensure_database(&mut client, &record, database)?);
-        changes.extend(self.ensure_stamp(&record, database)?);
+        let (change, stamp) = self.ensure_stamp(&record, database)?;
+        changes.extend(change);
+        // The new database's stamp has a new nonce: the record follows, or it would call the
+        // database a copy.
+        let mut record = record;
+        if let Some(entry) = record.databases.iter_mut().find(|d| d.name == database.name) {
+            entry.stamp = owner::recorded(&stamp);
+            self.write_record(&record)?;
+        }
         Ok(changes)
     }
 
@@ -428,7 +523,11 @@ impl LocalProvider<'_> {
         })
     }
 
-    fn ensure_stamp(&self, record: &Instance, spec: &DatabaseSpec) -> Result<Option<String>> {
+    fn ensure_stamp(
+        &self,
+        record: &Instance,
+        spec: &DatabaseSpec,
+    ) -> Result<(Option<String>, Stamp)> {
         let mut client = self.connect_master(record, &spec.name)?;
         tenant::ensure_stamp(&mut client, spec, &record.id)
     }

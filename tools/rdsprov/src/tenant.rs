@@ -7,7 +7,9 @@
 //! which happens before the role gets it, so a crash never leaves a password nobody knows.
 
 use dbtools::names::{quote_ident, quote_literal};
-use dbtools::{guard, pg, secrets, Error, Result};
+use dbtools::contract::{Protection, Stamp};
+use dbtools::stamp::{self, NewStamp};
+use dbtools::{pg, secrets, Error, Result};
 
 /// One database and the role that owns it, for an env.
 #[derive(Debug, Clone)]
@@ -15,6 +17,8 @@ pub struct DatabaseSpec {
     pub env: String,
     pub name: String,
     pub owner: String,
+    /// The env's level, written into the stamp (a stricter stamp already there stays).
+    pub protection: Protection,
 }
 
 /// A tenant's database and role (both named NAME) for an env, the name checked: an SQL name
@@ -32,6 +36,7 @@ pub fn checked_tenant(env: &str, name: &str, master_user: &str) -> Result<Databa
         env: env.into(),
         name: name.into(),
         owner: name.into(),
+        protection: dbtools::config::default_protection(env),
     })
 }
 
@@ -144,36 +149,72 @@ pub fn ensure_role_and_database(
     Ok(changes)
 }
 
-/// Stamps the database with its env (the guard refuses writes to unstamped ones), as the
-/// database's owner so the `dbtools` schema belongs to the app role like the rest. `client` is
-/// the master user's, connected to the database itself. A database stamped for another env is
-/// never re-stamped here: that is `dbguard stamp`'s destructive path, with its confirmation.
+/// Stamps the database with its env (the guard refuses writes to unstamped ones) as the
+/// instance's master, so the `dbtools` schema belongs to the master and app roles only read the
+/// stamp and append to the audit; an older stamp of the same env is brought up to date (its
+/// schema moved to the master, identity and nonce recorded, a raised level written). `client`
+/// is the master user's, connected to the database itself. A database stamped for another env
+/// is never re-stamped here: that is `dbguard stamp`'s destructive path, with that env's
+/// confirmation. Returns what changed and the stamp as it stands.
 pub fn ensure_stamp(
     client: &mut pg::Client,
     spec: &DatabaseSpec,
     instance: &str,
-) -> Result<Option<String>> {
-    client
-        .batch_execute(&format!("SET ROLE {}", quote_ident(&spec.owner)))
-        .map_err(|e| pg::statement_error("SET ROLE", &e))?;
-    let outcome = match guard::read_stamp(client)? {
-        Some(stamp) if stamp.env == spec.env => None,
-        Some(stamp) => {
-            return Err(Error::Refused(format!(
-                "database {} on instance {instance} is stamped {} but is wanted for env {}: fix the config, or re-stamp it with `dbguard stamp {} --confirm {}`",
-                spec.name, stamp.env, spec.env, spec.env, spec.env
-            )))
+) -> Result<(Option<String>, Stamp)> {
+    let reading = stamp::read(client)?;
+    let new = NewStamp {
+        env: &spec.env,
+        protection: spec.protection,
+        app: None,
+        tool: "rdsprov",
+        adopted_from: None,
+    };
+    match &reading.stamp {
+        Some(old) if old.env == spec.env => {
+            let upgraded = stamp::upgrade_schema(client)?;
+            let wanted = spec.protection.max(old.protection);
+            if old.nonce.is_none() || wanted != old.protection {
+                let written = stamp::write(
+                    client,
+                    &NewStamp {
+                        protection: wanted,
+                        ..new
+                    },
+                    Some(old),
+                )?;
+                return Ok((
+                    Some(format!(
+                        "brought the stamp of database {} up to date (env {}, {}; the dbtools schema belongs to the master)",
+                        spec.name,
+                        spec.env,
+                        wanted.as_str()
+                    )),
+                    written,
+                ));
+            }
+            let change = upgraded.then(|| {
+                format!(
+                    "the dbtools schema of database {} now belongs to the master (app roles read the stamp and append to the audit)",
+                    spec.name
+                )
+            });
+            Ok((change, old.clone()))
         }
+        Some(old) => Err(Error::Refused(format!(
+            "database {} on instance {instance} is stamped {} but is wanted for env {}: fix the config, or — if it really changes hands — re-stamp it with `dbguard stamp {} --confirm {}`",
+            spec.name, old.env, spec.env, spec.env, old.env
+        ))),
         None => {
-            guard::write_stamp(client, &spec.env, None, "rdsprov", None)?;
-            Some(format!(
-                "stamped database {} as env {}",
-                spec.name, spec.env
+            let written = stamp::write(client, &new, None)?;
+            Ok((
+                Some(format!(
+                    "stamped database {} as env {} ({})",
+                    spec.name,
+                    spec.env,
+                    spec.protection.as_str()
+                )),
+                written,
             ))
         }
-    };
-    client
-        .batch_execute("RESET ROLE")
-        .map_err(|e| pg::statement_error("RESET ROLE", &e))?;
-    Ok(outcome)
+    }
 }

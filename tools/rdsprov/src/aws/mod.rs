@@ -19,6 +19,7 @@ pub mod plan;
 pub mod pricing;
 pub mod run;
 pub mod spec;
+pub mod stamps;
 pub mod tenant;
 
 use aws_sdk_rds::config::ProvideCredentials;

@@ -192,6 +192,35 @@ pub fn destroy(
     let Some(state) = &observed.instance else {
         return Err(not_found(Subject::of(spec), "destroy"));
     };
+    // Every env whose data is on the instance is at risk, whatever env the spec calls it: the
+    // stamps recorded on it decide (its databases are not read from here), and with no record
+    // at all it counts as locked. Each protected env is confirmed beside the instance id.
+    let recorded = crate::aws::stamps::recorded(aws, &spec.id)?.unwrap_or_default();
+    let mut at_risk: Vec<(String, Protection)> = recorded
+        .into_iter()
+        .map(|(_, stamp)| {
+            let level = dbtools::guard::floor(&stamp.env, stamp.protection, config);
+            (stamp.env, level)
+        })
+        .collect();
+    if at_risk.is_empty() {
+        at_risk.push((spec.env.clone(), Protection::Locked));
+    } else {
+        at_risk.push((spec.env.clone(), options.protection));
+    }
+    if let Some(reason) = dbtools::guard::instance_refusal(
+        "destroy",
+        &spec.id,
+        &at_risk,
+        &options.confirmation,
+    ) {
+        let unrecorded = if at_risk.len() == 1 {
+            " (no database stamp is recorded on it — `dbguard stamp` records one as a tag — so it counts as locked)"
+        } else {
+            ""
+        };
+        return Err(guard.refuse(None, format!("{reason}{unrecorded}; the instance id {} is typed in the same list", spec.id)));
+    }
     let protected = state
         .attributes
         .get("deletion_protection")
@@ -350,6 +379,13 @@ pub fn restore(
         done.push(format!("created instance {member} in cluster {target_id}"));
     }
     crate::aws::apply::wait_available(aws, &target, poll)?;
+    // The restored databases carry their source's stamps, not the source's record of them:
+    // they are copies, adopted by whichever env takes them (`dbguard adopt ENV`).
+    if crate::aws::stamps::forget(aws, target_id)? > 0 {
+        done.push(format!(
+            "removed the stamp records {target_id} copied from its source: its databases are copies until an env adopts them (`dbguard adopt ENV`)"
+        ));
+    }
     done.push(format!(
         "{} {target_id} is available; the live {} {} was not touched",
         kind(spec),

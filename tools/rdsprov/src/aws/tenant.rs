@@ -59,6 +59,7 @@ pub fn list(aws: &Aws, spec: &InstanceSpec) -> Result<Vec<DatabaseRecord>> {
                     source: "aws-sm".into(),
                     reference: entry.arn().unwrap_or_default().to_string(),
                 },
+                stamp: None,
             });
         }
         next = page.next_token().map(str::to_string);
@@ -195,7 +196,13 @@ pub fn add(
         }
     }
     let mut in_database = pg::connect(&conn(&tenant.name), "rdsprov", pg::DEFAULT_CONNECT_TIMEOUT)?;
-    changes.extend(tenant::ensure_stamp(&mut in_database, tenant, &spec.id)?);
+    let (change, stamp) = tenant::ensure_stamp(&mut in_database, tenant, &spec.id)?;
+    changes.extend(change);
+    // The instance's owner records the stamp outside the database, where a restored copy of
+    // it does not follow.
+    if let Some(recorded) = dbtools::owner::recorded(&stamp) {
+        crate::aws::stamps::record(aws, &spec.id, &tenant.name, &recorded)?;
+    }
     Ok((
         changes,
         DatabaseRecord {
@@ -206,6 +213,7 @@ pub fn add(
                 source: "aws-sm".into(),
                 reference: secret_arn.unwrap_or(secret_name),
             },
+            stamp: None,
         },
     ))
 }

@@ -1,0 +1,282 @@
+//! What an instance's owner knows outside its databases: how its master user connects (the
+//! role that owns each database's `dbtools` schema and writes its stamp), and the stamps it
+//! recorded for the instance's databases. Physical copies (a restored snapshot, a copied data
+//! directory) carry a stamp and its nonce but not this record, which is how they are told from
+//! the original.
+//!
+//! Local instances keep the record in their instance record (`<state>/local/<id>/instance.json`);
+//! AWS instances in a tag per database, `dbtools:stamp:<database>` = `<env>:<protection>:<nonce>`,
+//! which `rdsprov` writes (it alone links the AWS SDK: `rdsprov stamp-record`).
+
+use crate::config::Config;
+use crate::contract::{Conn, Instance, Profile, Protection, RecordedStamp, SecretRef, Stamp};
+use crate::exit::{Error, Result};
+use crate::{resolve, secrets, state};
+
+/// The tag key an AWS instance records a database's stamp under.
+pub fn stamp_tag_key(database: &str) -> String {
+    format!("dbtools:stamp:{database}")
+}
+
+/// The tag value for a recorded stamp.
+pub fn stamp_tag_value(recorded: &RecordedStamp) -> String {
+    format!(
+        "{}:{}:{}",
+        recorded.env,
+        recorded.protection.as_str(),
+        recorded.nonce
+    )
+}
+
+/// Reads a tag written by [`stamp_tag_value`]; `None` for anything else.
+pub fn parse_stamp_tag(value: &str) -> Option<RecordedStamp> {
+    let mut parts = value.splitn(3, ':');
+    let env = parts.next()?.to_string();
+    let protection = match parts.next()? {
+        "open" => Protection::Open,
+        "confirm" => Protection::Confirm,
+        "locked" => Protection::Locked,
+        _ => return None,
+    };
+    let nonce = parts.next()?.to_string();
+    (!env.is_empty() && !nonce.is_empty()).then_some(RecordedStamp {
+        env,
+        protection,
+        nonce,
+    })
+}
+
+/// The recorded form of a stamp just written (`None` for a stamp without a nonce).
+pub fn recorded(stamp: &Stamp) -> Option<RecordedStamp> {
+    Some(RecordedStamp {
+        env: stamp.env.clone(),
+        protection: stamp.protection,
+        nonce: stamp.nonce.clone()?,
+    })
+}
+
+/// How the instance's master reaches the profile's database, when the config names the env's
+/// instance: its master user and secret (the local store; `rdsprov/<id>/master` in Secrets
+/// Manager), at the profile's host and port — which must be the instance's own, so a master
+/// password never goes to another server. `None` when the env has no instance in the config.
+pub fn master_conn(config: &Config, profile: &Profile) -> Result<Option<(String, Conn)>> {
+    if !config.envs.contains_key(&profile.env) {
+        return Ok(None);
+    }
+    let Some((id, instance)) = config.env_instance(&profile.env)? else {
+        return Ok(None);
+    };
+    let mut conn = profile.conn.clone();
+    match instance.provider.as_str() {
+        "local" => {
+            let record = resolve::read_local_instance(config, id, &profile.env)?;
+            if (record.endpoint.host.as_str(), record.endpoint.port)
+                != (conn.host.as_str(), conn.port)
+            {
+                return Err(Error::Refused(format!(
+                    "the profile for env {} points at {}:{}, but its instance {id} listens on {}:{}: refusing to send the instance's master password elsewhere; check host and port of env {}",
+                    profile.env, conn.host, conn.port, record.endpoint.host, record.endpoint.port, profile.env
+                )));
+            }
+            conn.user = record.master_user.clone();
+            conn.password =
+                Some(secrets::resolve(&record.master_secret, &config.state, None)?.password);
+        }
+        "aws" => {
+            let env = config.env(&profile.env)?;
+            if env.host.as_deref().is_some_and(|host| host != conn.host) {
+                return Err(Error::Refused(format!(
+                    "the profile for env {} points at {}, not the host dbtools.toml gives it: refusing to send the instance's master password elsewhere",
+                    profile.env, conn.host
+                )));
+            }
+            let secret = SecretRef {
+                source: "aws-sm".into(),
+                reference: format!("rdsprov/{id}/master"),
+            };
+            conn.user = instance.master_user().to_string();
+            conn.password = Some(
+                secrets::resolve(&secret, &config.state, instance.region.as_deref())?.password,
+            );
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some((id.to_string(), conn)))
+}
+
+/// The local instance (by its record) that listens where `conn` points, if any.
+pub fn local_instance_at(config: &Config, conn: &Conn) -> Result<Option<Instance>> {
+    for (id, instance) in &config.instances {
+        if instance.provider != "local" {
+            continue;
+        }
+        let path = config.state.instance_record(id);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let record: Instance = serde_json::from_str(&text).map_err(|e| {
+            Error::BadInput(format!(
+                "instance record {} is damaged: {e}",
+                path.display()
+            ))
+        })?;
+        if record.endpoint.host == conn.host && record.endpoint.port == conn.port {
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether a database whose identity matches its stamp is that stamp's original or a
+/// physical copy, by what the instance's owner recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The instance's record lists this stamp's nonce for this database.
+    Original,
+    /// The instance's record does not: the stamp came with the data (a restore, a copy).
+    Copy,
+    /// No record to judge by (no local instance listens there; an AWS instance, whose tags
+    /// only `rdsprov` reads): treated as the original.
+    Unknown,
+}
+
+/// Judges where a stamped database came from by what the owner of the instance at `conn`
+/// recorded: a local instance record listening there, or the tags of the AWS instance the
+/// profile's env names, when AWS says that instance's endpoint is `conn`'s host and port.
+pub fn origin(
+    config: Option<&Config>,
+    env: &str,
+    conn: &Conn,
+    stamp: &Stamp,
+) -> Result<Origin> {
+    let Some(config) = config else {
+        return Ok(Origin::Unknown);
+    };
+    let listed = |recorded: &mut dyn Iterator<Item = (String, RecordedStamp)>| {
+        let mut recorded = recorded.filter(|(database, _)| *database == conn.dbname);
+        if recorded.any(|(_, r)| Some(&r.nonce) == stamp.nonce.as_ref()) {
+            Origin::Original
+        } else {
+            Origin::Copy
+        }
+    };
+    if let Some(record) = local_instance_at(config, conn)? {
+        let mut stamps = record
+            .databases
+            .into_iter()
+            .filter_map(|d| Some((d.name, d.stamp?)));
+        return Ok(listed(&mut stamps));
+    }
+    let Some((id, instance)) = config
+        .envs
+        .contains_key(env)
+        .then(|| config.env_instance(env))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(Origin::Unknown);
+    };
+    if instance.provider != "aws" {
+        return Ok(Origin::Unknown);
+    }
+    let recorded = aws_recorded(id, instance.region.as_deref())?;
+    let at_conn = recorded
+        .endpoint
+        .as_ref()
+        .is_some_and(|e| e.host == conn.host && e.port == conn.port);
+    if !at_conn {
+        return Ok(Origin::Unknown);
+    }
+    let mut stamps = recorded
+        .stamps
+        .into_iter()
+        .map(|s| (s.database, s.stamp));
+    Ok(listed(&mut stamps))
+}
+
+/// The stamps AWS instance `id` records in its tags, and its endpoint (`rdsprov stamps`).
+pub fn aws_recorded(id: &str, region: Option<&str>) -> Result<crate::contract::RecordedStamps> {
+    let mut args = vec!["stamps", "--json", "--instance", id];
+    if let Some(region) = region {
+        args.extend(["--region", region]);
+    }
+    let text = secrets::run_sibling("rdsprov", &args, None)?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Failed(format!("rdsprov stamps printed an unreadable answer: {e}")))
+}
+
+/// Records a stamp in the local instance record `id` (under the state dir's lock), adding the
+/// database to the record when it is not listed yet.
+pub fn record_local_stamp(
+    config: &Config,
+    id: &str,
+    database: &str,
+    owner: &str,
+    env: &str,
+    recorded: RecordedStamp,
+) -> Result<()> {
+    let _lock = config.state.lock_local()?;
+    let path = config.state.instance_record(id);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", path.display())))?;
+    let mut record: Instance = serde_json::from_str(&text).map_err(|e| {
+        Error::BadInput(format!(
+            "instance record {} is damaged: {e}",
+            path.display()
+        ))
+    })?;
+    match record.databases.iter_mut().find(|d| d.name == database) {
+        Some(entry) => {
+            entry.env = env.to_string();
+            entry.stamp = Some(recorded);
+        }
+        None => record.databases.push(crate::contract::DatabaseRecord {
+            name: database.to_string(),
+            owner: owner.to_string(),
+            env: env.to_string(),
+            secret: SecretRef {
+                source: "local".into(),
+                reference: format!("{id}/{owner}"),
+            },
+            stamp: Some(recorded),
+        }),
+    }
+    let json = serde_json::to_string_pretty(&record).map_err(|e| Error::Failed(e.to_string()))?;
+    state::write_public(&path, (json + "\n").as_bytes())
+}
+
+/// Records a stamp as a tag on AWS instance `id`, through `rdsprov stamp-record` (which holds
+/// the AWS credentials chain); the nonce is no secret, but it goes on stdin like everything a
+/// sibling tool is handed.
+pub fn record_aws_stamp(
+    id: &str,
+    region: Option<&str>,
+    database: &str,
+    recorded: &RecordedStamp,
+) -> Result<()> {
+    let mut args = vec!["stamp-record", "--instance", id, "--database", database];
+    if let Some(region) = region {
+        args.extend(["--region", region]);
+    }
+    let input = serde_json::to_string(recorded).map_err(|e| Error::Failed(e.to_string()))?;
+    secrets::run_sibling("rdsprov", &args, Some(&input)).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_tags_round_trip_and_refuse_anything_else() {
+        let recorded = RecordedStamp {
+            env: "test".into(),
+            protection: Protection::Confirm,
+            nonce: "00ff".into(),
+        };
+        assert_eq!(stamp_tag_value(&recorded), "test:confirm:00ff");
+        assert_eq!(parse_stamp_tag("test:confirm:00ff"), Some(recorded));
+        assert_eq!(parse_stamp_tag("test:sometimes:00ff"), None);
+        assert_eq!(parse_stamp_tag("test:open"), None);
+        assert_eq!(parse_stamp_tag(":open:1"), None);
+    }
+}
