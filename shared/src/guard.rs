@@ -20,8 +20,8 @@ use crate::exit::{Error, Result};
 use crate::names::quote_literal;
 use crate::stamp::{self, Destructive, Failed};
 use crate::{identity, pg};
-use std::cell::Cell;
 use postgres::SimpleQueryMessage;
+use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -294,7 +294,11 @@ pub fn append_database(client: &mut pg::Client, entry: &AuditEntry) -> Result<()
         quote_literal(entry.class.as_str()),
         quote_literal(&entry.env),
         quote_literal(&entry.outcome),
-        entry.reason.as_deref().map(quote_literal).unwrap_or_else(|| "NULL".into()),
+        entry
+            .reason
+            .as_deref()
+            .map(quote_literal)
+            .unwrap_or_else(|| "NULL".into()),
         quote_literal(&entry.target),
     ]
     .join(", ");
@@ -321,7 +325,6 @@ fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {
         _ => None,
     })
 }
-
 
 /// Reads `dbtools.audit`, newest last.
 pub fn read_database(client: &mut pg::Client, limit: usize) -> Result<Vec<AuditEntry>> {
@@ -727,17 +730,32 @@ mod tests {
             ("test".to_string(), Protection::Confirm),
         ];
         let refused = instance_refusal("destroy", "i", &stakes, &typed(Some("dev"), None)).unwrap();
-        assert!(refused.contains("add --confirm test") && refused.contains("not confirmed: test"), "{refused}");
+        assert!(
+            refused.contains("add --confirm test") && refused.contains("not confirmed: test"),
+            "{refused}"
+        );
         assert!(instance_refusal("destroy", "i", &stakes, &typed(Some("test"), None)).is_none());
-        assert!(instance_refusal("destroy", "i", &stakes, &typed(Some("dev, test"), None)).is_none());
+        assert!(
+            instance_refusal("destroy", "i", &stakes, &typed(Some("dev, test"), None)).is_none()
+        );
         let mut both = stakes.clone();
         both.push(("prod".to_string(), Protection::Locked));
         both.push(("test".to_string(), Protection::Locked));
         let refused = instance_refusal("destroy", "i", &both, &typed(Some("test"), None)).unwrap();
-        assert!(refused.contains("--confirm test,prod") && refused.contains("test (locked)"), "{refused}");
-        let refused = instance_refusal("destroy", "i", &both, &typed(Some("test,prod"), None)).unwrap();
+        assert!(
+            refused.contains("--confirm test,prod") && refused.contains("test (locked)"),
+            "{refused}"
+        );
+        let refused =
+            instance_refusal("destroy", "i", &both, &typed(Some("test,prod"), None)).unwrap();
         assert!(refused.contains("--break-glass"), "{refused}");
-        assert!(instance_refusal("destroy", "i", &both, &typed(Some("test,prod"), Some("rebuild"))).is_none());
+        assert!(instance_refusal(
+            "destroy",
+            "i",
+            &both,
+            &typed(Some("test,prod"), Some("rebuild"))
+        )
+        .is_none());
     }
 
     #[test]

@@ -26,9 +26,9 @@ pub mod pg;
 pub mod resolve;
 pub mod secrets;
 pub mod server;
-pub mod stamp;
 #[cfg(feature = "sql")]
 pub mod sql;
+pub mod stamp;
 pub mod state;
 pub mod time;
 pub mod url;

@@ -143,12 +143,7 @@ pub enum Origin {
 /// Judges where a stamped database came from by what the owner of the instance at `conn`
 /// recorded: a local instance record listening there, or the tags of the AWS instance the
 /// profile's env names, when AWS says that instance's endpoint is `conn`'s host and port.
-pub fn origin(
-    config: Option<&Config>,
-    env: &str,
-    conn: &Conn,
-    stamp: &Stamp,
-) -> Result<Origin> {
+pub fn origin(config: Option<&Config>, env: &str, conn: &Conn, stamp: &Stamp) -> Result<Origin> {
     let Some(config) = config else {
         return Ok(Origin::Unknown);
     };
@@ -187,10 +182,7 @@ pub fn origin(
     if !at_conn {
         return Ok(Origin::Unknown);
     }
-    let mut stamps = recorded
-        .stamps
-        .into_iter()
-        .map(|s| (s.database, s.stamp));
+    let mut stamps = recorded.stamps.into_iter().map(|s| (s.database, s.stamp));
     Ok(listed(&mut stamps))
 }
 

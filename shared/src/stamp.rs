@@ -106,7 +106,10 @@ pub enum Failed {
 /// What an error of a message that began with [`assertion`] means, or `None` for any other.
 pub fn failed(error: &postgres::Error) -> Option<Failed> {
     let db = error.as_db_error()?;
-    let stamp = || db.detail().and_then(|d| serde_json::from_str::<Stamp>(d).ok());
+    let stamp = || {
+        db.detail()
+            .and_then(|d| serde_json::from_str::<Stamp>(d).ok())
+    };
     match db.code().code() {
         MISMATCH_SQLSTATE => Some(Failed::Mismatch(stamp())),
         COPY_SQLSTATE => stamp().map(Failed::Copy),
@@ -152,9 +155,11 @@ pub fn read(client: &mut pg::Client) -> Result<Reading> {
     let row: Vec<Option<String>> = messages
         .iter()
         .find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => {
-                Some((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect())
-            }
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
             _ => None,
         })
         .ok_or_else(|| Error::Failed("reading the env stamp returned no row".into()))?;
@@ -244,11 +249,7 @@ fn nonce() -> Result<String> {
 /// Writes the stamp (and the schema, owned by the role connected, which must be the instance's
 /// master) in one transaction. `expected` is the stamp read before (`None`: unstamped); if
 /// another machine changed it meanwhile nothing is written. Returns the stamp written.
-pub fn write(
-    client: &mut pg::Client,
-    new: &NewStamp,
-    expected: Option<&Stamp>,
-) -> Result<Stamp> {
+pub fn write(client: &mut pg::Client, new: &NewStamp, expected: Option<&Stamp>) -> Result<Stamp> {
     let by = crate::identity::user_at_host();
     let nonce = nonce()?;
     let condition = match expected {

@@ -358,7 +358,13 @@ fn snapshot_and_a_guarded_destroy() {
         json!({"env": "dev", "protection": "open", "nonce": "00bb"}),
     );
     Tool::new("rdsprov")
-        .args(["stamp-record", "--instance", "combine-dev", "--database", "x"])
+        .args([
+            "stamp-record",
+            "--instance",
+            "combine-dev",
+            "--database",
+            "x",
+        ])
         .aws(&moto)
         .stdin(r#"{"env":"dev","protection":"sometimes","nonce":"1"}"#)
         .run()
@@ -384,7 +390,10 @@ fn snapshot_and_a_guarded_destroy() {
         .json();
     assert_eq!(listed["stamps"][0]["database"], "combine_test");
     assert_eq!(listed["stamps"][0]["env"], "test");
-    assert!(listed["endpoint"]["host"].as_str().unwrap().starts_with("combine-test."));
+    assert!(listed["endpoint"]["host"]
+        .as_str()
+        .unwrap()
+        .starts_with("combine-test."));
 
     // test: confirm-level, deletion-protected; the id and the env at risk are both typed.
     run(&["destroy", "--env", "test"]).expect_error("rdsprov", 3, "add --confirm combine-test");
@@ -1397,11 +1406,11 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
 
     // Destroy: guarded by the stamps recorded on the cluster (a tag on its ARN), deletion
     // protection first, members before the cluster, final snapshot.
-    run(&bigger, &["destroy", "--env", "test", "--confirm", "intranet-test"]).expect_error(
-        "rdsprov",
-        3,
-        "no database stamp is recorded on it",
-    );
+    run(
+        &bigger,
+        &["destroy", "--env", "test", "--confirm", "intranet-test"],
+    )
+    .expect_error("rdsprov", 3, "no database stamp is recorded on it");
     Tool::new("rdsprov")
         .args([
             "stamp-record",
@@ -1414,11 +1423,11 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
         .stdin(r#"{"env":"test","protection":"confirm","nonce":"0c"}"#)
         .run()
         .expect(0);
-    run(&bigger, &["destroy", "--env", "test", "--confirm", "intranet-test"]).expect_error(
-        "rdsprov",
-        3,
-        "add --confirm test",
-    );
+    run(
+        &bigger,
+        &["destroy", "--env", "test", "--confirm", "intranet-test"],
+    )
+    .expect_error("rdsprov", 3, "add --confirm test");
     run(&bigger, &["destroy", "--env", "test", "--confirm", "intranet-test,test"]).expect_error(
         "rdsprov",
         3,

@@ -127,7 +127,8 @@ fn a_healthy_env_passes_every_step_and_each_later_step_fails_on_its_own() {
         .unwrap()
         .contains("authentication failed for user"));
 
-    // Stamped for another env: exit 3, and the fix says not to re-stamp.
+    // Stamped for another env: exit 3, and the fix is the config — or, for a copy made for
+    // this env, the adopt path (never a re-stamp of the other env's own database).
     pg.psql("postgres", "CREATE DATABASE app_test");
     pg.stamp("app_test", "test");
     let elsewhere = project_at(&pg, "app_test", &verify_full(&pg));
@@ -136,10 +137,31 @@ fn a_healthy_env_passes_every_step_and_each_later_step_fails_on_its_own() {
         failed(&report)["found"],
         "this database is stamped test, but the profile is env dev"
     );
+    let fix = failed(&report)["fix"].as_str().unwrap().to_string();
+    assert!(
+        fix.contains("fix host, port and database of env dev")
+            && fix.contains("`dbguard adopt dev`, which refuses the real test database"),
+        "{fix}"
+    );
+    // A copy of a database stamped dev (a template clone): the adopt path, not "stamped".
+    pg.psql("postgres", "CREATE DATABASE app_dev_src");
+    pg.stamp("app_dev_src", "dev");
+    pg.psql(
+        "postgres",
+        "CREATE DATABASE app_dev_copy TEMPLATE app_dev_src",
+    );
+    let copy = project_at(&pg, "app_dev_copy", &verify_full(&pg));
+    let report = doctor(&copy, SUPERUSER_PASSWORD).expect(3).json();
+    assert!(
+        failed(&report)["found"].as_str().unwrap().starts_with(
+            "this database is a copy: its dev stamp was written in database app_dev_src"
+        ),
+        "{report}"
+    );
     assert!(failed(&report)["fix"]
         .as_str()
         .unwrap()
-        .contains("never re-stamp to make this pass"));
+        .contains("`dbguard adopt dev`"));
 
     // A database that does not exist: auth passes, the database step fails.
     let missing = project_at(&pg, "no_such_db", &verify_full(&pg));

@@ -218,7 +218,10 @@ fn re_stamping_is_destructive_and_checked_against_both_envs() {
     let moved = stamp("prod", &[]);
     assert_eq!(moved.expect(0).json()["previous"], "dev");
     assert_eq!(pg.psql("db_x", "select env from dbtools.env_stamp"), "prod");
-    assert_eq!(pg.psql("db_x", "select protection from dbtools.env_stamp"), "locked");
+    assert_eq!(
+        pg.psql("db_x", "select protection from dbtools.env_stamp"),
+        "locked"
+    );
     // prod → dev: prod loses it, so prod is confirmed (not dev) and glass is broken.
     stamp("dev", &["--confirm", "dev"]).expect_error("dbguard", 3, "type --confirm prod exactly");
     stamp("dev", &["--confirm", "prod"]).expect_error("dbguard", 3, "add --break-glass");

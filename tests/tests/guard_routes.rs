@@ -115,7 +115,10 @@ fn destroy_through_a_mis_aimed_env_confirms_the_env_whose_data_is_there() {
             .run()
             .expect_error("rdsprov", 3, "it holds the data of env test (confirm)")
             .expect_error("rdsprov", 3, "add --confirm test");
-        assert!(test_dir.join("instance.json").exists(), "TEST's instance survived");
+        assert!(
+            test_dir.join("instance.json").exists(),
+            "TEST's instance survived"
+        );
     }
     // Stopped: its databases cannot be read, the instance record says what is on it.
     project
@@ -240,11 +243,8 @@ fn a_piped_profile_cannot_claim_less_than_the_name_or_the_stamp() {
 #[test]
 fn restamping_confirms_the_env_that_loses_the_database() {
     let pg = PgCluster::start(Tls::None);
-    let project = Project::new(&pg.envs_config(&[
-        ("dev", "open"),
-        ("test", "confirm"),
-        ("prod", "locked"),
-    ]));
+    let project =
+        Project::new(&pg.envs_config(&[("dev", "open"), ("test", "confirm"), ("prod", "locked")]));
     for env in ["test", "prod"] {
         pg.psql("postgres", &format!("create database db_{env}"));
         pg.stamp(&format!("db_{env}"), env);
@@ -270,8 +270,14 @@ fn restamping_confirms_the_env_that_loses_the_database() {
         "type --confirm prod exactly",
     );
     stamp("db_prod", &["--confirm", "prod"]).expect_error("dbguard", 3, "add --break-glass");
-    assert_eq!(pg.psql("db_test", "select env from dbtools.env_stamp"), "test");
-    assert_eq!(pg.psql("db_prod", "select env from dbtools.env_stamp"), "prod");
+    assert_eq!(
+        pg.psql("db_test", "select env from dbtools.env_stamp"),
+        "test"
+    );
+    assert_eq!(
+        pg.psql("db_prod", "select env from dbtools.env_stamp"),
+        "prod"
+    );
     // The audit names the env that was at risk.
     let audit = project
         .tool("dbguard")
@@ -288,7 +294,10 @@ fn restamping_confirms_the_env_that_loses_the_database() {
     assert_eq!(envs, ["test", "prod", "prod"]);
     // The owning env's own confirmation is the deliberate path, and it works.
     stamp("db_test", &["--confirm", "test"]).expect(0);
-    assert_eq!(pg.psql("db_test", "select env from dbtools.env_stamp"), "dev");
+    assert_eq!(
+        pg.psql("db_test", "select env from dbtools.env_stamp"),
+        "dev"
+    );
 }
 
 /// Route 5: the app role owned the guard's tables, so a seed rewrote the stamp and emptied the
@@ -299,7 +308,8 @@ fn restamping_confirms_the_env_that_loses_the_database() {
 fn app_roles_cannot_rewrite_the_stamp_or_the_audit() {
     let project = Project::local_dev_test();
     project.apply();
-    let as_app = |sql: &str| psql_local(&project, "combine-test", "combine_test", "combine_app", sql);
+    let as_app =
+        |sql: &str| psql_local(&project, "combine-test", "combine_test", "combine_app", sql);
     for sql in [
         "update dbtools.env_stamp set env = 'dev'",
         "delete from dbtools.env_stamp",
@@ -319,11 +329,20 @@ fn app_roles_cannot_rewrite_the_stamp_or_the_audit() {
             run.stderr
         );
     }
-    assert_eq!(as_app("select env, protection from dbtools.env_stamp").expect(0).stdout.trim(), "test|confirm");
+    assert_eq!(
+        as_app("select env, protection from dbtools.env_stamp")
+            .expect(0)
+            .stdout
+            .trim(),
+        "test|confirm"
+    );
     as_app("select dbtools.append_audit(now(), 'me', 'psql', 'note', 'read', 'test', 'allowed', null, 'here')")
         .expect(0);
     assert_eq!(
-        as_app("select count(*) from dbtools.audit where by = 'me'").expect(0).stdout.trim(),
+        as_app("select count(*) from dbtools.audit where by = 'me'")
+            .expect(0)
+            .stdout
+            .trim(),
         "1"
     );
 
@@ -341,7 +360,10 @@ fn app_roles_cannot_rewrite_the_stamp_or_the_audit() {
     .expect(0);
     let applied = project.apply();
     let changes = applied["changes"].to_string();
-    assert!(changes.contains("brought the stamp of database combine_dev up to date"), "{changes}");
+    assert!(
+        changes.contains("brought the stamp of database combine_dev up to date"),
+        "{changes}"
+    );
     assert_eq!(
         as_master("select pg_get_userbyid(nspowner) from pg_namespace where nspname = 'dbtools'")
             .expect(0)
@@ -356,7 +378,10 @@ fn app_roles_cannot_rewrite_the_stamp_or_the_audit() {
         "combine_app",
         "update dbtools.env_stamp set env = 'test'",
     );
-    assert!(run.code == 1 && run.stderr.contains("permission denied"), "{run:?}");
+    assert!(
+        run.code == 1 && run.stderr.contains("permission denied"),
+        "{run:?}"
+    );
     // A second apply changes nothing.
     let again = project.apply();
     assert_eq!(again["changes"], json!([]), "{again}");
@@ -375,21 +400,31 @@ fn logical_copies_are_adopted_and_the_original_never_is() {
     ]));
     pg.psql("postgres", "create database db_test");
     pg.stamp("db_test", "test");
-    pg.psql("db_test", "create table t (id int primary key); insert into t values (1)");
+    pg.psql(
+        "db_test",
+        "create table t (id int primary key); insert into t values (1)",
+    );
     pg.psql("postgres", "create database db_dev template db_test");
     let tool = |name: &str| project.tool(name).env("PW", harness::SUPERUSER_PASSWORD);
 
     // A copy stamped for the same env is still a copy.
     pg.psql("postgres", "create database db_test_copy template db_test");
-    guard_check(claim(&pg, "test", "db_test_copy", "confirm"), "write", &[])
-        .expect_error("dbguard", 3, "is a copy: its test stamp was written in database db_test");
+    guard_check(claim(&pg, "test", "db_test_copy", "confirm"), "write", &[]).expect_error(
+        "dbguard",
+        3,
+        "is a copy: its test stamp was written in database db_test",
+    );
 
     // The template clone for dev: refused (stamped test), adopted by dev, then writable.
     tool("dbguard")
         .args(["check", "--env", "dev", "--action", "write"])
         .run()
         .expect_error("dbguard", 3, "`dbguard adopt dev`");
-    let adopted = tool("dbguard").args(["adopt", "dev"]).run().expect(0).json();
+    let adopted = tool("dbguard")
+        .args(["adopt", "dev"])
+        .run()
+        .expect(0)
+        .json();
     assert_eq!(adopted["stamp"]["env"], "dev");
     assert!(adopted["stamp"]["adopted_from"]
         .as_str()
@@ -401,14 +436,20 @@ fn logical_copies_are_adopted_and_the_original_never_is() {
         .expect(0);
 
     // The original: adopting it for dev is refused, however it is reached.
-    guard_check(claim(&pg, "dev", "db_test", "open"), "write", &[])
-        .expect_error("dbguard", 3, "is stamped test");
+    guard_check(claim(&pg, "dev", "db_test", "open"), "write", &[]).expect_error(
+        "dbguard",
+        3,
+        "is stamped test",
+    );
     tool("dbguard")
         .args(["adopt"])
         .stdin(claim(&pg, "dev", "db_test", "open"))
         .run()
         .expect_error("dbguard", 3, "is not a copy");
-    assert_eq!(pg.psql("db_test", "select env from dbtools.env_stamp"), "test");
+    assert_eq!(
+        pg.psql("db_test", "select env from dbtools.env_stamp"),
+        "test"
+    );
 
     // A dump loaded elsewhere: adopted by `other`, which is confirm-level: its own confirm.
     pg.psql("postgres", "create database db_other");
@@ -423,15 +464,19 @@ fn logical_copies_are_adopted_and_the_original_never_is() {
         .env("PGPASSWORD", harness::SUPERUSER_PASSWORD)
         .run();
     assert_eq!(dump.code, 0, "pg_dump | psql: {}", dump.stderr);
-    tool("dbguard")
-        .args(["adopt", "other"])
-        .run()
-        .expect_error("dbguard", 3, "add --confirm other");
+    tool("dbguard").args(["adopt", "other"]).run().expect_error(
+        "dbguard",
+        3,
+        "add --confirm other",
+    );
     tool("dbguard")
         .args(["adopt", "other", "--confirm", "other"])
         .run()
         .expect(0);
-    assert_eq!(pg.psql("db_other", "select env from dbtools.env_stamp"), "other");
+    assert_eq!(
+        pg.psql("db_other", "select env from dbtools.env_stamp"),
+        "other"
+    );
     assert_eq!(pg.psql("db_other", "select count(*) from t"), "1");
 }
 
@@ -588,7 +633,11 @@ fn the_strictest_of_stamp_config_and_profile_decides() {
                         .env("PW", harness::SUPERUSER_PASSWORD)
                         .stdin(claim(&pg, "dev", "db_dev", profile_level))
                         .run();
-                    let expected = if rank(strictest) <= allowed_from { 0 } else { 3 };
+                    let expected = if rank(strictest) <= allowed_from {
+                        0
+                    } else {
+                        3
+                    };
                     assert_eq!(
                         run.code, expected,
                         "config {config_level}, stamp {stamp_level}, profile {profile_level}, typed {typed:?}: {}",

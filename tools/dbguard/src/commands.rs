@@ -8,9 +8,9 @@ use dbtools::contract::{
     self, ActionClass, AuditEntry, AuditList, LintReport, Profile, Stamp, StampResult, Verdict,
 };
 use dbtools::guard::{self, Guard};
+use dbtools::output::{self, Output};
 use dbtools::owner;
 use dbtools::stamp::{self, NewStamp};
-use dbtools::output::{self, Output};
 use dbtools::{cli, lint, pg, Error, ExitStatus, Result};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -129,7 +129,10 @@ fn connect_as_owner(
         None => None,
     };
     match master {
-        Some((id, conn)) => Ok((pg::connect(&conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)?, Some(id))),
+        Some((id, conn)) => Ok((
+            pg::connect(&conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)?,
+            Some(id),
+        )),
         None => {
             cli::note(
                 TOOL,
@@ -203,13 +206,21 @@ fn stamp(
         }
         Some(old) if old.env == profile.env => {
             if reading.is_logical_copy() {
-                return Err(Error::Refused(guard::copy_refusal(&profile.env, &target, old)));
+                return Err(Error::Refused(guard::copy_refusal(
+                    &profile.env,
+                    &target,
+                    old,
+                )));
             }
             // Same env: refresh what an older stamp lacks (identity, nonce, a raised level, a
             // schema its app role owned). A level is never lowered here.
             let wanted = level.max(old.protection);
-            let owned_elsewhere = reading.schema_owner.as_deref() != Some(reading.current_user.as_str());
-            if old.nonce.is_none() || wanted != old.protection || (owned_elsewhere && instance.is_some()) {
+            let owned_elsewhere =
+                reading.schema_owner.as_deref() != Some(reading.current_user.as_str());
+            if old.nonce.is_none()
+                || wanted != old.protection
+                || (owned_elsewhere && instance.is_some())
+            {
                 let written = stamp::write(
                     &mut client,
                     &NewStamp {
@@ -231,7 +242,10 @@ fn stamp(
             } else {
                 cli::note(
                     TOOL,
-                    format!("{target} is already stamped {}: nothing to change", profile.env),
+                    format!(
+                        "{target} is already stamped {}: nothing to change",
+                        profile.env
+                    ),
                 );
                 None
             }
@@ -274,7 +288,13 @@ fn stamp(
     let current = stamp::read(&mut client)?
         .stamp
         .ok_or_else(|| Error::Failed("the stamp just written cannot be read back".into()))?;
-    emit_stamp(out, &profile, previous.map(|s| s.env), written.is_some(), current)
+    emit_stamp(
+        out,
+        &profile,
+        previous.map(|s| s.env),
+        written.is_some(),
+        current,
+    )
 }
 
 fn emit_stamp(

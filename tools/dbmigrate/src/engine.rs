@@ -16,10 +16,10 @@
 
 use dbtools::contract::Stamp;
 use dbtools::guard::Guard;
-use dbtools::stamp;
 use dbtools::migration_files::{compare_versions, Block, Migration};
 use dbtools::names::quote_literal;
 use dbtools::sql as statements;
+use dbtools::stamp;
 use dbtools::{pg, Error, Result};
 use postgres::SimpleQueryMessage;
 use std::time::Duration;

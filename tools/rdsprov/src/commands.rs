@@ -261,7 +261,11 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
                     stakes
                         .stamps
                         .into_iter()
-                        .find(|s| spec.databases.iter().any(|d| d.env == env && d.name == s.database))
+                        .find(|s| {
+                            spec.databases
+                                .iter()
+                                .any(|d| d.env == env && d.name == s.database)
+                        })
                         .map(|s| (s.env, s.protection))
                 }),
             };
@@ -274,9 +278,7 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
                     );
                     return Err(guard.refuse(None, reason));
                 }
-                guard.protection = guard
-                    .protection
-                    .max(level.unwrap_or(Protection::Locked));
+                guard.protection = guard.protection.max(level.unwrap_or(Protection::Locked));
                 if let Some(reason) = dbtools::guard::protection_refusal(
                     &env,
                     &env,
@@ -287,7 +289,10 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
                 ) {
                     return Err(guard.refuse(
                         None,
-                        format!("{reason} (the database's stamp says {})", guard.protection.as_str()),
+                        format!(
+                            "{reason} (the database's stamp says {})",
+                            guard.protection.as_str()
+                        ),
                     ));
                 }
             }
@@ -351,20 +356,11 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
                     .map(|(_, level)| *level)
                     .max()
                     .unwrap_or(Protection::Locked);
-                let guard = Guard::for_instance(
-                    TOOL,
-                    "destroy",
-                    &env,
-                    strictest,
-                    &spec.id,
-                    Some(&config),
-                )?;
-                if let Some(reason) = dbtools::guard::instance_refusal(
-                    "destroy",
-                    &spec.id,
-                    &at_risk,
-                    &confirmation,
-                ) {
+                let guard =
+                    Guard::for_instance(TOOL, "destroy", &env, strictest, &spec.id, Some(&config))?;
+                if let Some(reason) =
+                    dbtools::guard::instance_refusal("destroy", &spec.id, &at_risk, &confirmation)
+                {
                     return Err(guard.refuse(None, format!("{reason}{source}")));
                 }
                 guard.record_allowed(None, &confirmation)?;

@@ -508,7 +508,11 @@ impl LocalProvider<'_> {
         // The new database's stamp has a new nonce: the record follows, or it would call the
         // database a copy.
         let mut record = record;
-        if let Some(entry) = record.databases.iter_mut().find(|d| d.name == database.name) {
+        if let Some(entry) = record
+            .databases
+            .iter_mut()
+            .find(|d| d.name == database.name)
+        {
             entry.stamp = owner::recorded(&stamp);
             self.write_record(&record)?;
         }

@@ -6,8 +6,8 @@
 //! caller's: it passes whether the role's secret exists and how to store a new password,
 //! which happens before the role gets it, so a crash never leaves a password nobody knows.
 
-use dbtools::names::{quote_ident, quote_literal};
 use dbtools::contract::{Protection, Stamp};
+use dbtools::names::{quote_ident, quote_literal};
 use dbtools::stamp::{self, NewStamp};
 use dbtools::{pg, secrets, Error, Result};
 

@@ -208,18 +208,21 @@ pub fn destroy(
     } else {
         at_risk.push((spec.env.clone(), options.protection));
     }
-    if let Some(reason) = dbtools::guard::instance_refusal(
-        "destroy",
-        &spec.id,
-        &at_risk,
-        &options.confirmation,
-    ) {
+    if let Some(reason) =
+        dbtools::guard::instance_refusal("destroy", &spec.id, &at_risk, &options.confirmation)
+    {
         let unrecorded = if at_risk.len() == 1 {
             " (no database stamp is recorded on it — `dbguard stamp` records one as a tag — so it counts as locked)"
         } else {
             ""
         };
-        return Err(guard.refuse(None, format!("{reason}{unrecorded}; the instance id {} is typed in the same list", spec.id)));
+        return Err(guard.refuse(
+            None,
+            format!(
+                "{reason}{unrecorded}; the instance id {} is typed in the same list",
+                spec.id
+            ),
+        ));
     }
     let protected = state
         .attributes

@@ -419,7 +419,11 @@ fn region_or_environment(region: Option<&str>, verb: &str) -> Result<String> {
     region
         .map(str::to_string)
         .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
-        .ok_or_else(|| Error::BadInput(format!("{verb}: no region: pass --region or set AWS_REGION")))
+        .ok_or_else(|| {
+            Error::BadInput(format!(
+                "{verb}: no region: pass --region or set AWS_REGION"
+            ))
+        })
 }
 
 /// `rdsprov stamps`: what the instance's tags record (see `aws::stamps`).
@@ -467,8 +471,12 @@ pub fn stamp_record(instance: &str, database: &str, region: Option<&str>) -> Res
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
         .map_err(|e| Error::BadInput(format!("cannot read the stamp on stdin: {e}")))?;
-    let recorded: dbtools::contract::RecordedStamp = serde_json::from_str(text.trim())
-        .map_err(|e| Error::BadInput(format!("stamp-record: stdin is no stamp ({{\"env\",\"protection\",\"nonce\"}}): {e}")))?;
+    let recorded: dbtools::contract::RecordedStamp =
+        serde_json::from_str(text.trim()).map_err(|e| {
+            Error::BadInput(format!(
+                "stamp-record: stdin is no stamp ({{\"env\",\"protection\",\"nonce\"}}): {e}"
+            ))
+        })?;
     dbtools::names::check_env_name(&recorded.env)?;
     if recorded.nonce.is_empty() || !recorded.nonce.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(Error::BadInput(

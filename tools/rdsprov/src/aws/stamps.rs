@@ -91,22 +91,22 @@ pub fn record(aws: &Aws, id: &str, database: &str, recorded: &RecordedStamp) -> 
 
 /// The stamps recorded on instance (or cluster) `id`, by database; `None` when it does not
 /// exist. Tags of our prefix that do not parse are ignored (a hand-edited tag records nothing).
-pub fn recorded(aws: &Aws, id: &str) -> Result<Option<Vec<(String, RecordedStamp)>>> {
+pub fn recorded(aws: &Aws, id: &str) -> Result<Option<Recorded>> {
     Ok(recorded_with_endpoint(aws, id)?.map(|(_, stamps)| stamps))
 }
 
+/// Recorded stamps by database name.
+pub type Recorded = Vec<(String, RecordedStamp)>;
+
 /// [`recorded`], with the endpoint the instance answers on.
-pub fn recorded_with_endpoint(
-    aws: &Aws,
-    id: &str,
-) -> Result<Option<(Option<Endpoint>, Vec<(String, RecordedStamp)>)>> {
+pub fn recorded_with_endpoint(aws: &Aws, id: &str) -> Result<Option<(Option<Endpoint>, Recorded)>> {
     let Some(found) = arn_of(aws, id)? else {
         return Ok(None);
     };
     Ok(Some((found.endpoint, stamp_tags(&found.tags))))
 }
 
-fn stamp_tags(tags: &[aws_sdk_rds::types::Tag]) -> Vec<(String, RecordedStamp)> {
+fn stamp_tags(tags: &[aws_sdk_rds::types::Tag]) -> Recorded {
     let prefix = owner::stamp_tag_key("");
     tags.iter()
         .filter_map(|tag| {
