@@ -945,6 +945,88 @@ fn restore_into_a_new_instance_only() {
         pitr.expect(0).json()["instances"][0]["id"],
         "combine-test-pitr"
     );
+
+    // A restore for another env: the restored instance must not carry its source's stamp
+    // records (RDS may copy a snapshot's tags onto it), so its databases count as copies, and
+    // `--for dev` adopts them. moto has no database behind its endpoints: the adoption's
+    // connection fails there, after the restore, and says how to finish (`dbguard adopt`).
+    Tool::new("rdsprov")
+        .args([
+            "stamp-record",
+            "--instance",
+            "combine-test",
+            "--database",
+            "combine_test",
+        ])
+        .aws(&moto)
+        .stdin(r#"{"env":"test","protection":"confirm","nonce":"0a"}"#)
+        .run()
+        .expect(0);
+    moto.call(
+        "rds",
+        "add_tags_to_resource",
+        json!({"ResourceName": "arn:aws:rds:eu-west-1:123456789012:snapshot:snap-1",
+               "Tags": [{"Key": "dbtools:stamp:combine_dev", "Value": "dev:open:0b"}]}),
+    );
+    // A CA of our own stands in for the RDS bundle: moto has no TLS to verify anyway.
+    let (bundle, _) = dbtools::server::tls::ensure_ca(&dir.path.join("ca")).unwrap();
+    run(&[
+        "restore",
+        "--env",
+        "test",
+        "--latest",
+        "--as",
+        "combine-dev-from-test",
+        "--confirm",
+        "test",
+        "--for",
+        "dev",
+    ])
+    .expect(2);
+    let bundle_arg = bundle.display().to_string();
+    let adopted = run(&[
+        "restore",
+        "--env",
+        "test",
+        "--latest",
+        "--as",
+        "combine-dev-from-test",
+        "--confirm",
+        "test",
+        "--for",
+        "dev",
+        "--sslrootcert",
+        &bundle_arg,
+    ]);
+    adopted.expect_error(
+        "rdsprov",
+        4,
+        "combine-dev-from-test is restored, but adopting its databases for env dev failed",
+    );
+    assert!(
+        adopted.stderr.contains("`dbguard adopt dev`"),
+        "{}",
+        adopted.stderr
+    );
+    for id in ["combine-dev-from-test", "combine-dev-copy"] {
+        let described = moto.call(
+            "rds",
+            "describe_db_instances",
+            json!({"DBInstanceIdentifier": id}),
+        );
+        let stamps: Vec<&serde_json::Value> = described["DBInstances"][0]["TagList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["Key"].as_str().unwrap().starts_with("dbtools:stamp:"))
+            .collect();
+        assert!(
+            stamps.is_empty(),
+            "{id} carries its source's stamp records: {stamps:?}"
+        );
+    }
+    // apply --sslrootcert upgrades the databases in place; moto's endpoints lead nowhere.
+    run(&["apply", "--sslrootcert", &bundle_arg]).expect(4);
 }
 
 /// `rdsprov … | dbenv import`: the instance and the env's entries land in dbtools.toml (its

@@ -38,6 +38,10 @@ pub enum Command {
         /// The AWS spec (TOML or JSON; `-` reads stdin).
         #[arg(long, value_name = "FILE")]
         spec: Option<PathBuf>,
+        /// AWS: the RDS CA bundle; also upgrade each instance's stamped databases in place (the
+        /// dbtools schema to the master, identity and nonce recorded, the stamp tagged).
+        #[arg(long, value_name = "FILE", requires = "spec")]
+        sslrootcert: Option<PathBuf>,
     },
     /// Show each instance: endpoint, status, databases.
     Status {
@@ -109,6 +113,13 @@ pub enum Command {
         /// The latest restorable time (a few minutes ago).
         #[arg(long, group = "source")]
         latest: bool,
+        /// The env the restored databases are for: each is adopted (stamped for it, the copy's
+        /// origin kept in `adopted_from`), so it is not mistaken for the source env's.
+        #[arg(long = "for", value_name = "ENV", requires = "sslrootcert")]
+        for_env: Option<String>,
+        /// The RDS CA bundle, to reach the restored databases (with --for).
+        #[arg(long, value_name = "FILE")]
+        sslrootcert: Option<PathBuf>,
         #[command(flatten)]
         confirm: ConfirmArgs,
     },

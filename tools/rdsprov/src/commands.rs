@@ -30,8 +30,10 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         } => iam_token(out, &host, port, &user, &region, reveal),
         Command::Plan { spec } => crate::aws::run::plan(out, &spec),
         Command::Apply {
-            spec: Some(spec), ..
-        } => crate::aws::run::apply(out, &spec),
+            spec: Some(spec),
+            sslrootcert,
+            ..
+        } => crate::aws::run::apply(out, &spec, sslrootcert.as_deref()),
         Command::Status {
             spec: Some(spec), ..
         } => crate::aws::run::status(out, &spec),
@@ -62,6 +64,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             from_snapshot,
             to_time,
             latest,
+            for_env,
+            sslrootcert,
             confirm,
         } => {
             let source = match (from_snapshot, to_time, latest) {
@@ -75,7 +79,22 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                     ))
                 }
             };
-            crate::aws::run::restore(out, &cli.global, &spec, &env, &target, &source, &confirm)
+            let adoption = for_env.as_deref().map(|env| crate::aws::run::Adoption {
+                env,
+                sslrootcert: sslrootcert.as_deref(),
+            });
+            crate::aws::run::restore(
+                out,
+                &cli.global,
+                &spec,
+                crate::aws::run::RestoreArgs {
+                    env: &env,
+                    target_id: &target,
+                    source,
+                    confirm: &confirm,
+                    adoption,
+                },
+            )
         }
         Command::Registry { spec: Some(spec) } => crate::aws::run::registry(&spec),
         Command::Registry { spec: None } => local_registry(&cli.global),

@@ -13,6 +13,7 @@ pub mod access;
 pub mod alarms;
 pub mod apply;
 pub mod aurora;
+pub mod databases;
 pub mod iam_token;
 pub mod ops;
 pub mod plan;

@@ -2,7 +2,7 @@
 //! `apply` make the changes; print the plan or the resources (JSON when piped, a table on a
 //! terminal).
 
-use crate::aws::{apply, ops, plan, pricing, spec, tenant, Aws};
+use crate::aws::{apply, databases, ops, plan, pricing, spec, tenant, Aws};
 use dbtools::cli::{ConfirmArgs, GlobalArgs};
 use dbtools::config::{self, Config};
 use dbtools::contract::{self, Instance, Plan, PlannedChange, Resources};
@@ -54,7 +54,9 @@ pub fn plan(out: Output, path: &Path) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-pub fn apply(out: Output, path: &Path) -> Result<ExitStatus> {
+/// `rdsprov apply --spec`: converge every instance; with `--sslrootcert` (the RDS CA bundle)
+/// also upgrade each instance's stamped databases in place (`aws::databases::upgrade`).
+pub fn apply(out: Output, path: &Path, sslrootcert: Option<&Path>) -> Result<ExitStatus> {
     let spec = read_spec(path)?;
     let aws = Aws::connect(&spec.region)?;
     let mut changes = Vec::new();
@@ -68,6 +70,20 @@ pub fn apply(out: Output, path: &Path) -> Result<ExitStatus> {
         }
         changes.extend(applied.changes);
         instances.push(applied.instance);
+        if sslrootcert.is_some() {
+            let access = databases::MasterAccess::of(
+                &aws,
+                instance,
+                instance,
+                sslrootcert,
+                "apply --sslrootcert",
+            )?;
+            let upgraded = databases::upgrade(&aws, instance, &access)?;
+            for change in &upgraded {
+                cli::note(TOOL, change);
+            }
+            changes.extend(upgraded);
+        }
     }
     if changes.is_empty() {
         cli::note(TOOL, "nothing to change");
@@ -151,15 +167,36 @@ pub fn env_protection(
 
 /// `rdsprov restore`: through the guard (action `restore`, the env's protection), then into a
 /// new instance with the live one's security group.
+/// Where a restore goes beyond the new instance itself: the env that adopts its databases
+/// (`--for ENV`), reached with the RDS CA bundle.
+pub struct Adoption<'a> {
+    pub env: &'a str,
+    pub sslrootcert: Option<&'a Path>,
+}
+
+/// What `rdsprov restore` is asked for.
+pub struct RestoreArgs<'a> {
+    pub env: &'a str,
+    pub target_id: &'a str,
+    pub source: ops::RestoreSource,
+    pub confirm: &'a ConfirmArgs,
+    pub adoption: Option<Adoption<'a>>,
+}
+
 pub fn restore(
     out: Output,
     global: &GlobalArgs,
     path: &Path,
-    env: &str,
-    target_id: &str,
-    source: &ops::RestoreSource,
-    confirm: &ConfirmArgs,
+    args: RestoreArgs,
 ) -> Result<ExitStatus> {
+    let RestoreArgs {
+        env,
+        target_id,
+        source,
+        confirm,
+        adoption,
+    } = args;
+    let source = &source;
     let spec = read_spec(path)?;
     let instance = instance_of(&spec, env)?;
     let (config, protection) = env_protection(global, env);
@@ -173,10 +210,20 @@ pub fn restore(
     )?;
     let confirmation = confirm.confirmation();
     guard.check_protection(&confirmation)?;
+    if let Some(adoption) = &adoption {
+        dbtools::names::check_env_name(adoption.env)?;
+        // The CA bundle is checked before AWS is asked for anything.
+        if adoption.sslrootcert.is_none_or(|p| !p.is_file()) {
+            return Err(Error::BadInput(format!(
+                "restore --for {} adopts the restored databases over verify-full TLS: pass --sslrootcert with the RDS CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)",
+                adoption.env
+            )));
+        }
+    }
     guard.record_allowed(None, &confirmation)?;
     let aws = Aws::connect(&spec.region)?;
     let live = plan::observe(&aws, instance)?;
-    let changes = ops::restore(
+    let mut changes = ops::restore(
         &aws,
         instance,
         source,
@@ -186,6 +233,38 @@ pub fn restore(
     )?;
     for change in &changes {
         cli::note(TOOL, change);
+    }
+    if let Some(adoption) = &adoption {
+        let mut restored = instance.clone();
+        restored.id = target_id.to_string();
+        let level = env_protection(global, adoption.env).1;
+        let adopted = databases::MasterAccess::of(
+            &aws,
+            &restored,
+            instance,
+            adoption.sslrootcert,
+            "restore --for",
+        )
+        .and_then(|access| {
+            databases::adopt_restored(&aws, target_id, &access, adoption.env, level, &instance.id)
+        })
+        .map_err(|e| {
+            let message = format!(
+                "{target_id} is restored, but adopting its databases for env {} failed: {}; once it is reachable, point env {} at it and run `dbguard adopt {}`",
+                adoption.env,
+                e.message(),
+                adoption.env,
+                adoption.env
+            );
+            match e {
+                Error::Unreachable(_) => Error::Unreachable(message),
+                _ => Error::Failed(message),
+            }
+        })?;
+        for change in &adopted {
+            cli::note(TOOL, change);
+        }
+        changes.extend(adopted);
     }
     let mut target = instance.clone();
     target.id = target_id.to_string();

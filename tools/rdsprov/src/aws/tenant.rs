@@ -3,13 +3,13 @@
 //! the RDS CA bundle the user downloaded. The tenant's password goes to Secrets Manager
 //! (`rdsprov/<id>/tenant/<name>`) before the role gets it; `--iam` grants `rds_iam`.
 
-use crate::aws::apply::read_secret_password;
+use crate::aws::databases::MasterAccess;
 use crate::aws::spec::InstanceSpec;
-use crate::aws::{code, describe, plan, Aws};
+use crate::aws::{code, describe, Aws};
 use crate::tenant::{self, DatabaseSpec};
-use dbtools::contract::{Conn, DatabaseRecord, SecretRef, SslMode};
+use dbtools::contract::{DatabaseRecord, SecretRef};
 use dbtools::names::quote_ident;
-use dbtools::{pg, Error, Result};
+use dbtools::{pg, Result};
 use std::path::Path;
 
 pub fn tenant_secret_prefix(spec: &InstanceSpec) -> String {
@@ -79,51 +79,9 @@ pub fn add(
     iam: bool,
     sslrootcert: Option<&Path>,
 ) -> Result<(Vec<String>, DatabaseRecord)> {
-    let sslrootcert = sslrootcert.ok_or_else(|| {
-        Error::BadInput(
-            "tenant add on RDS connects with verify-full: pass --sslrootcert with the RDS CA bundle (download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)".into(),
-        )
-    })?;
-    if !sslrootcert.is_file() {
-        return Err(Error::BadInput(format!(
-            "--sslrootcert {}: no such file (the RDS CA bundle: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)",
-            sslrootcert.display()
-        )));
-    }
-    let observed = plan::observe(aws, spec)?;
-    let state = observed.instance.as_ref().ok_or_else(|| {
-        Error::BadInput(format!(
-            "env {}: instance {} does not exist: run `rdsprov apply --spec …` first",
-            spec.env, spec.id
-        ))
-    })?;
-    let (host, port) = state.endpoint.clone().ok_or_else(|| {
-        Error::Failed(format!(
-            "instance {} has no endpoint yet ({}): `rdsprov wait` for it",
-            spec.id, state.status
-        ))
-    })?;
-    let master_secret = observed
-        .secret_arn
-        .clone()
-        .or(state.managed_secret_arn.clone())
-        .ok_or_else(|| {
-            Error::Failed(format!(
-                "instance {}: no master secret found in Secrets Manager",
-                spec.id
-            ))
-        })?;
-    let master_password = read_secret_password(aws, &master_secret)?;
-    let conn = |dbname: &str| Conn {
-        host: host.clone(),
-        port: u16::try_from(port).unwrap_or(5432),
-        dbname: dbname.into(),
-        user: state.master_user.clone(),
-        password: Some(master_password.clone()),
-        sslmode: SslMode::VerifyFull,
-        sslrootcert: Some(sslrootcert.display().to_string()),
-    };
-    let mut client = pg::connect(&conn("postgres"), "rdsprov", pg::DEFAULT_CONNECT_TIMEOUT)?;
+    let access = MasterAccess::of(aws, spec, spec, sslrootcert, "tenant add on RDS")?;
+    let (host, port) = (access.conn("postgres").host, access.conn("postgres").port);
+    let mut client = access.connect("postgres")?;
 
     let secret_name = tenant_secret_name(spec, tenant);
     let existing = match aws.block_on(aws.secrets.describe_secret().secret_id(&secret_name).send())
@@ -195,7 +153,7 @@ pub fn add(
             ));
         }
     }
-    let mut in_database = pg::connect(&conn(&tenant.name), "rdsprov", pg::DEFAULT_CONNECT_TIMEOUT)?;
+    let mut in_database = access.connect(&tenant.name)?;
     let (change, stamp) = tenant::ensure_stamp(&mut in_database, tenant, &spec.id)?;
     changes.extend(change);
     // The instance's owner records the stamp outside the database, where a restored copy of
