@@ -27,7 +27,7 @@ mod known;
 use crate::contract::{Enforcement, LintFinding, Protection};
 use crate::exit::{Error, Result};
 use crate::sql;
-use pg_query::protobuf::{RawStmt, ScanToken, Token};
+use pg_query::protobuf::{ScanToken, Token};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -239,9 +239,14 @@ pub fn refusal(
 /// The rules a file opts in to with `-- dbguard:allow …` (or `/* dbguard:allow … */`)
 /// comments: real comments only, found by PostgreSQL's scanner.
 pub fn allowed_rules(file: &str, text: &str) -> Result<BTreeSet<Rule>> {
-    const MARK: &str = "dbguard:allow";
     let tokens = pg_query::scan_tokens(text)
         .map_err(|e| Error::BadInput(format!("{file}: cannot read the SQL: {e}")))?;
+    opt_ins(file, text, &tokens)
+}
+
+/// [`allowed_rules`] from the text's scanner tokens.
+fn opt_ins(file: &str, text: &str, tokens: &[ScanToken]) -> Result<BTreeSet<Rule>> {
+    const MARK: &str = "dbguard:allow";
     let lines = LineIndex::new(text, 1);
     let mut allowed = BTreeSet::new();
     for token in tokens {
@@ -303,28 +308,19 @@ impl LineIndex {
     }
 }
 
-/// One block of SQL, parsed and scanned.
-struct Block {
-    text: String,
-    first_line: usize,
-    stmts: Vec<RawStmt>,
-    tokens: Vec<ScanToken>,
-}
-
-/// One file of the run: its name, its opt-ins and its blocks.
-struct Unit {
-    file: String,
-    allowed: BTreeSet<Rule>,
-    blocks: Vec<Block>,
-}
-
-/// Lints the files of one run together, in the order they will run: functions defined
-/// anywhere in them are known (and judged where they are defined); objects created by earlier
-/// statements may be dropped or indexed without a finding.
+/// Lints the files of one run together, in the order they will run: objects created by
+/// earlier statements may be dropped or indexed without a finding; functions defined anywhere
+/// in the run are known (and judged where they are defined): SQL that runs as the migration
+/// runs may call those defined before it, function bodies (which run later) any of them.
+///
+/// Each statement is judged as it is added and its tree dropped, so memory stays flat however
+/// big a seed is; only a function body's calls to functions not yet defined wait for
+/// [`Linter::findings`].
 #[derive(Default)]
 pub struct Linter {
-    units: Vec<Unit>,
-    functions: judge::Functions,
+    judge: judge::Judge,
+    /// Findings so far, each with the function whose later definition would settle it.
+    findings: Vec<(LintFinding, Option<(String, String)>)>,
 }
 
 impl Linter {
@@ -363,87 +359,161 @@ impl Linter {
 
     /// Adds blocks of SQL from one file, each with the line it starts on; `whole` is the file's
     /// text, where the opt-in comments are.
-    pub fn add_blocks(&mut self, file: &str, whole: &str, blocks: &[(&str, usize)]) -> Result<()> {
-        let allowed = allowed_rules(file, whole)?;
-        let mut parsed_blocks = Vec::new();
+    pub(crate) fn add_blocks(
+        &mut self,
+        file: &str,
+        whole: &str,
+        blocks: &[(&str, usize)],
+    ) -> Result<()> {
+        // A seed is one block, the whole file: its tokens serve both.
+        let whole_is_block = matches!(blocks, [(text, 1)] if std::ptr::eq(*text, whole));
+        let mut allowed = match whole_is_block {
+            true => BTreeSet::new(),
+            false => allowed_rules(file, whole)?,
+        };
         for (text, first_line) in blocks {
-            let parsed = sql::parse(text, *first_line)
-                .map_err(|(line, message)| Error::BadInput(format!("{file}:{line}: {message}")))?;
             let tokens = pg_query::scan_tokens(text)
                 .map_err(|e| Error::BadInput(format!("{file}:{first_line}: {e}")))?;
-            let stmts = parsed.protobuf.stmts;
-            judge::definitions(&stmts, &mut self.functions);
-            parsed_blocks.push(Block {
-                text: text.to_string(),
-                first_line: *first_line,
-                stmts,
-                tokens,
-            });
+            if whole_is_block {
+                allowed = opt_ins(file, whole, &tokens)?;
+            }
+            let block = Block {
+                file,
+                text,
+                tokens: &tokens,
+                lines: LineIndex::new(text, *first_line),
+                allowed: &allowed,
+            };
+            // Parsed a chunk at a time (see `chunk_ends`), each tree judged and dropped.
+            let mut start = 0;
+            for end in chunk_ends(&tokens, text.len()) {
+                if start >= end {
+                    continue;
+                }
+                match pg_query::parse(&text[start..end], 0) {
+                    Ok(tree) => self.judge_tree(&block, start, &tree),
+                    // A cut inside a `BEGIN ATOMIC` body: the rest of the block, whole.
+                    Err(_) => {
+                        let tree =
+                            pg_query::parse(&text[start..], 0).map_err(|_| {
+                                match sql::parse(text, *first_line) {
+                                    Err((line, message)) => {
+                                        Error::BadInput(format!("{file}:{line}: {message}"))
+                                    }
+                                    Ok(_) => Error::BadInput(format!(
+                                        "{file}:{first_line}: the SQL does not parse"
+                                    )),
+                                }
+                            })?;
+                        self.judge_tree(&block, start, &tree);
+                        break;
+                    }
+                }
+                start = end;
+            }
         }
-        self.units.push(Unit {
-            file: file.to_string(),
-            allowed,
-            blocks: parsed_blocks,
-        });
         Ok(())
     }
 
-    /// Judges every statement added, in order.
-    pub fn findings(self) -> Vec<LintFinding> {
-        let mut judge = judge::Judge::new(&self.functions);
-        let mut findings = Vec::new();
-        for unit in &self.units {
-            for block in &unit.blocks {
-                let text = block.text.as_str();
-                let lines = LineIndex::new(text, block.first_line);
-                for raw in &block.stmts {
-                    let Some(node) = raw.stmt.as_ref().and_then(|s| s.node.as_ref()) else {
-                        continue;
-                    };
-                    let location = (raw.stmt_location.max(0) as usize).min(text.len());
-                    let start = sql::statement_start(text, location);
-                    let end = match raw.stmt_len {
-                        0 => text.len(),
-                        len => (location + len as usize).min(text.len()),
-                    }
-                    .max(start);
-                    let first = block.tokens.partition_point(|t| (t.start as usize) < start);
-                    let last = block.tokens.partition_point(|t| (t.start as usize) < end);
-                    let source = judge::Source {
-                        sql: text,
-                        statement: &text[start..end],
-                        tokens: &block.tokens[first..last],
-                    };
-                    let found = judge.statement(node, &source);
-                    if found.is_empty() {
-                        continue;
-                    }
-                    let line = lines.line(start);
-                    let statement: String = text[start..]
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(100)
-                        .collect();
-                    for f in found {
-                        let enforcement = f.rule.enforcement();
-                        findings.push(LintFinding {
-                            file: unit.file.clone(),
-                            line,
-                            rule: f.rule.name().to_string(),
-                            message: format!("{}{}", f.rule.why(), f.detail),
-                            statement: statement.clone(),
-                            allowed: enforcement != Enforcement::Forbidden
-                                && unit.allowed.contains(&f.rule),
-                            enforcement,
-                        });
-                    }
-                }
+    /// Judges the statements of a tree parsed from `block.text[chunk_start..]`.
+    fn judge_tree(&mut self, block: &Block, chunk_start: usize, tree: &pg_query::ParseResult) {
+        let text = block.text;
+        let chunk = &text[chunk_start..];
+        for raw in &tree.protobuf.stmts {
+            let Some(node) = raw.stmt.as_ref().and_then(|s| s.node.as_ref()) else {
+                continue;
+            };
+            let location = (raw.stmt_location.max(0) as usize).min(chunk.len());
+            let end = match raw.stmt_len {
+                0 => chunk.len(),
+                len => (location + len as usize).min(chunk.len()),
+            };
+            let start = chunk_start + sql::statement_start(chunk, location).min(end);
+            let end = chunk_start + end;
+            let first = block.tokens.partition_point(|t| (t.start as usize) < start);
+            let last = block.tokens.partition_point(|t| (t.start as usize) < end);
+            let source = judge::Source {
+                sql: text,
+                statement: &text[start..end],
+                tokens: &block.tokens[first..last],
+            };
+            let found = self.judge.statement(node, &source);
+            if found.is_empty() {
+                continue;
+            }
+            let line = block.lines.line(start);
+            let statement: String = text[start..]
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(100)
+                .collect();
+            for f in found {
+                let enforcement = f.rule.enforcement();
+                let finding = LintFinding {
+                    file: block.file.to_string(),
+                    line,
+                    rule: f.rule.name().to_string(),
+                    message: format!("{}{}", f.rule.why(), f.detail),
+                    statement: statement.clone(),
+                    allowed: enforcement != Enforcement::Forbidden
+                        && block.allowed.contains(&f.rule),
+                    enforcement,
+                };
+                self.findings.push((finding, f.unless_defined));
             }
         }
-        findings
     }
+
+    /// The findings of every statement added, in order.
+    pub fn findings(self) -> Vec<LintFinding> {
+        let judge = self.judge;
+        self.findings
+            .into_iter()
+            .filter(|(_, unless)| {
+                !unless
+                    .as_ref()
+                    .is_some_and(|(schema, name)| judge.defines(schema, name))
+            })
+            .map(|(finding, _)| finding)
+            .collect()
+    }
+}
+
+/// One block being judged: where it is from and what its statements need.
+struct Block<'a> {
+    file: &'a str,
+    text: &'a str,
+    tokens: &'a [ScanToken],
+    lines: LineIndex,
+    allowed: &'a BTreeSet<Rule>,
+}
+
+/// Where to cut a block for parsing: after a `;` outside parentheses, every 64 KiB or so, so
+/// one parse covers each statement without holding the tree of a 40,000-statement seed at
+/// once. The parser may disagree with a cut (inside a `BEGIN ATOMIC` body); the chunk then does
+/// not parse and the caller parses the rest whole.
+fn chunk_ends(tokens: &[ScanToken], len: usize) -> Vec<usize> {
+    const CHUNK: usize = 64 * 1024;
+    let mut ends = Vec::new();
+    let (mut depth, mut from) = (0i32, 0usize);
+    for token in tokens {
+        match token.token {
+            t if t == Token::Ascii40 as i32 => depth += 1,
+            t if t == Token::Ascii41 as i32 => depth -= 1,
+            t if t == Token::Ascii59 as i32 && depth == 0 => {
+                let end = token.end.max(0) as usize;
+                if end - from >= CHUNK {
+                    ends.push(end);
+                    from = end;
+                }
+            }
+            _ => {}
+        }
+    }
+    ends.push(len);
+    ends
 }
 
 /// Lints the files of one run together (see [`Linter`]).
@@ -672,6 +742,28 @@ mod tests {
     }
 
     #[test]
+    fn messages_name_what_is_unknown() {
+        let messages: Vec<String> = lint(
+            "create cast (text as int) with inout;\nalter table t set unlogged;\n\
+             set session_replication_role = replica;\ncreate function f() returns int language plperl as 'return 1';\n",
+        )
+        .into_iter()
+        .map(|f| format!("{}: {}", f.rule, f.message))
+        .collect();
+        let expected = [
+            "(CreateCastStmt is not a statement the lint knows to be safe)",
+            "(ALTER TABLE t: AT_SetUnLogged is not an action the lint knows to be safe)",
+            "(setting session_replication_role is not one the lint knows to be harmless)",
+            "(a body in language plperl, which the lint cannot read) (in function f())",
+        ];
+        assert_eq!(messages.len(), expected.len(), "{messages:#?}");
+        for (message, end) in messages.iter().zip(expected) {
+            assert!(message.starts_with("unclassified: "), "{message}");
+            assert!(message.ends_with(end), "{message}");
+        }
+    }
+
+    #[test]
     fn drop_owned_in_a_transaction_false_section_blocks_everywhere() {
         let dir = std::env::temp_dir().join(format!("dbguard-lint-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -849,28 +941,50 @@ mod tests {
         assert_eq!(rules(&sql), ["2003:delete-without-where"]);
     }
 
+    #[test]
+    fn big_blocks_are_parsed_in_chunks_whatever_the_cut() {
+        // 6553 ten-byte statements end at 65530: the next `;` outside parentheses, inside the
+        // BEGIN ATOMIC body, is past 64 KiB, where the chunk is cut and the parser disagrees.
+        let mut sql = "select 1;\n".repeat(6553);
+        sql.push_str("create procedure p() language sql begin atomic delete from t; end;\n");
+        sql.push_str(&"select 2;\n".repeat(7000));
+        sql.push_str("truncate t;\n");
+        assert_eq!(rules(&sql), ["6554:delete-without-where", "13555:truncate"]);
+        let mut broken = "select 1;\n".repeat(20_000);
+        broken.push_str("selec 2;\n");
+        let mut linter = Linter::new();
+        let error = linter.add_sql("big.sql", &broken).unwrap_err();
+        assert!(
+            error.to_string().starts_with("big.sql:20001: syntax error"),
+            "{error}"
+        );
+    }
+
     /// The example app's migrations and seeds are ordinary schema work: nothing in them may
     /// block on a confirm env without an opt-in.
     #[test]
     fn the_example_app_lints_clean() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut files = Vec::new();
-        let mut dirs = vec![root.join("migrations"), root.join("seeds")];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if path.extension().is_some_and(|e| e == "sql") {
-                    files.push(path);
+        // Two runs, as the tools make them: the migrations, then the seeds.
+        for top in ["migrations", "seeds"] {
+            let mut files = Vec::new();
+            let mut dirs = vec![root.join(top)];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        dirs.push(path);
+                    } else if path.extension().is_some_and(|e| e == "sql") {
+                        files.push(path);
+                    }
                 }
             }
+            files.sort();
+            assert!(files.len() >= 2, "{files:?}");
+            let findings = lint_files(&files).unwrap();
+            let stop = blocking(&findings, Some(Protection::Confirm));
+            assert!(stop.is_empty(), "{stop:#?}");
+            assert!(findings.is_empty(), "{findings:#?}");
         }
-        files.sort();
-        assert!(files.len() >= 6, "{files:?}");
-        let findings = lint_files(&files).unwrap();
-        let stop = blocking(&findings, Some(Protection::Confirm));
-        assert!(stop.is_empty(), "{stop:#?}");
-        assert!(findings.is_empty(), "{findings:#?}");
     }
 }

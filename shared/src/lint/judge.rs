@@ -30,16 +30,20 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(super) struct Found {
     pub(super) rule: Rule,
     pub(super) detail: String,
+    /// For a call inside a function body to a function not (yet) defined: `(schema, name)`.
+    /// The body runs later, so a definition anywhere in the run settles it
+    /// ([`Judge::defines`] once every file is judged).
+    pub(super) unless_defined: Option<(String, String)>,
 }
 
 /// Function names, each with the schemas it was defined under ("" when unqualified).
 #[derive(Debug, Default)]
-pub(super) struct Functions {
+struct Functions {
     names: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Functions {
-    pub(super) fn define(&mut self, funcname: &[Node]) {
+    fn define(&mut self, funcname: &[Node]) {
         let (schema, name) = split_name(&strings(funcname));
         self.names.entry(name).or_default().insert(schema);
     }
@@ -55,25 +59,14 @@ impl Functions {
     }
 }
 
-/// The top-level CREATE FUNCTION/PROCEDURE statements of a parsed block.
-pub(super) fn definitions(stmts: &[pg_query::protobuf::RawStmt], into: &mut Functions) {
-    for raw in stmts {
-        if let Some(NodeEnum::CreateFunctionStmt(f)) =
-            raw.stmt.as_ref().and_then(|s| s.node.as_ref())
-        {
-            into.define(&f.funcname);
-        }
-    }
-}
-
 /// What a statement is judged within: at top level, or inside a body (named for messages).
 #[derive(Debug, Clone)]
 struct Scope {
     /// "" at top level; e.g. "function f()" or "function g() in a DO block" inside a body.
     within: String,
-    /// True when the SQL runs as the migration runs (top level, a top-level DO block), false in
-    /// a function body, which runs whenever it is called, by then with every function of the
-    /// run defined.
+    /// True when the SQL runs as the migration runs (top level, a top-level DO block): it may
+    /// call the functions defined before it. False in a function body, which runs whenever it
+    /// is called, by then with every function of the run defined.
     runs_now: bool,
 }
 
@@ -88,10 +81,9 @@ pub(super) struct Source<'a> {
 
 /// Judges the statements of one lint run in order, remembering what they created, defined
 /// and prepared.
-pub(super) struct Judge<'r> {
-    /// Every function the run's files define (bodies may call any of them).
-    in_run: &'r Functions,
-    /// The functions defined by the statements judged so far (SQL that runs now may call them).
+#[derive(Default)]
+pub(super) struct Judge {
+    /// The functions defined by the statements judged so far.
     defined: Functions,
     prepared: BTreeSet<String>,
     /// Objects created (not `IF NOT EXISTS`, not `OR REPLACE`) by the statements so far, as
@@ -102,16 +94,10 @@ pub(super) struct Judge<'r> {
     json: Vec<u8>,
 }
 
-impl<'r> Judge<'r> {
-    pub(super) fn new(in_run: &'r Functions) -> Self {
-        Judge {
-            in_run,
-            defined: Functions::default(),
-            prepared: BTreeSet::new(),
-            created: BTreeSet::new(),
-            found: Vec::new(),
-            json: Vec::new(),
-        }
+impl Judge {
+    /// Whether the statements judged so far define `schema.name`.
+    pub(super) fn defines(&self, schema: &str, name: &str) -> bool {
+        self.defined.contains(schema, name)
     }
 
     /// Every rule one top-level statement breaks (each once).
@@ -141,14 +127,24 @@ impl<'r> Judge<'r> {
         if !scope.within.is_empty() {
             detail.push_str(&format!(" (in {})", scope.within));
         }
-        self.found.push(Found { rule, detail });
+        self.found.push(Found {
+            rule,
+            detail,
+            unless_defined: None,
+        });
     }
 
-    fn function_known(&self, schema: &str, name: &str, scope: &Scope) -> bool {
-        if scope.runs_now {
-            self.defined.contains(schema, name)
-        } else {
-            self.in_run.contains(schema, name)
+    /// A call of `schema.name` that is not a known built-in: fine once defined; SQL that runs
+    /// now needs the definition before it, a body only somewhere in the run.
+    fn called(&mut self, schema: &str, name: &str, detail: String, scope: &Scope) {
+        if self.defined.contains(schema, name) {
+            return;
+        }
+        self.push(Rule::UnknownFunction, detail, scope);
+        if !scope.runs_now {
+            if let Some(last) = self.found.last_mut() {
+                last.unless_defined = Some((schema.to_string(), name.to_string()));
+            }
         }
     }
 
@@ -319,18 +315,13 @@ impl<'r> Judge<'r> {
             NodeEnum::CreateFunctionStmt(function) => self.function(function, source, scope),
             NodeEnum::CreateTrigStmt(trigger) => {
                 let (schema, name) = split_name(&strings(&trigger.funcname));
-                if !known::builtin_trigger_function(&schema, &name)
-                    && !self.function_known(&schema, &name, scope)
-                {
-                    self.push(
-                        Rule::UnknownFunction,
-                        format!(
-                            " (trigger {} calls {})",
-                            trigger.trigname,
-                            qualified(&schema, &name)
-                        ),
-                        scope,
+                if !known::builtin_trigger_function(&schema, &name) {
+                    let detail = format!(
+                        " (trigger {} calls {})",
+                        trigger.trigname,
+                        qualified(&schema, &name)
                     );
+                    self.called(&schema, &name, detail, scope);
                 }
                 if !trigger.replace {
                     let table = relation_name(trigger.relation.as_ref());
@@ -513,14 +504,9 @@ impl<'r> Judge<'r> {
                     scope,
                 ),
             }
-        } else if !known::harmless_function(&schema, &name)
-            && !self.function_known(&schema, &name, scope)
-        {
-            self.push(
-                Rule::UnknownFunction,
-                format!(" ({}())", qualified(&schema, &name)),
-                scope,
-            );
+        } else if !known::harmless_function(&schema, &name) {
+            let detail = format!(" ({}())", qualified(&schema, &name));
+            self.called(&schema, &name, detail, scope);
         }
     }
 
@@ -824,16 +810,21 @@ impl<'r> Judge<'r> {
         if serde_json::to_writer(&mut self.json, node).is_err() {
             return;
         }
-        // Inside a JSON string every `"` is escaped, so these only match the tree's own keys.
+        // Inside a JSON string every `"` is escaped, so `{"Kind":` only matches the tree's own
+        // objects; one pass over the objects' openings.
         const MARKS: &[&[u8]] = &[
-            b"{\"FuncCall\":",
-            b"{\"DeleteStmt\":",
-            b"{\"UpdateStmt\":",
-            b"{\"MergeStmt\":",
-            b"{\"ExecuteStmt\":",
+            b"\"FuncCall\":",
+            b"\"DeleteStmt\":",
+            b"\"UpdateStmt\":",
+            b"\"MergeStmt\":",
+            b"\"ExecuteStmt\":",
         ];
-        let has = |mark: &[u8]| self.json.windows(mark.len()).any(|w| w == mark);
-        if !MARKS.iter().any(|m| has(m)) {
+        let judged = self
+            .json
+            .split(|&b| b == b'{')
+            .skip(1)
+            .any(|object| MARKS.iter().any(|mark| object.starts_with(mark)));
+        if !judged {
             return;
         }
         let Ok(value) = serde_json::from_slice::<Value>(&self.json) else {
