@@ -15,6 +15,8 @@
 //!   every EXECUTE of a prepared statement. Most INSERTs hold none of those; the walk is skipped
 //!   for them after one look at the serialized tree, which keeps big seeds linear and fast.
 
+mod stream;
+
 use super::known::{self, Setting};
 use super::Rule;
 use pg_query::protobuf::{
@@ -827,13 +829,20 @@ impl Judge {
         if !judged {
             return;
         }
-        let Ok(value) = serde_json::from_slice::<Value>(&self.json) else {
-            return;
-        };
-        self.walk(&value, scope);
+        let json = std::mem::take(&mut self.json);
+        stream::walk(self, &json, scope);
+        self.json = json;
     }
 
-    fn walk(&mut self, value: &Value, scope: &Scope) {
+    /// An EXECUTE of prepared statement `name`.
+    fn executed(&mut self, name: &str, scope: &Scope) {
+        if !self.prepared.contains(name) {
+            self.push(Rule::UnknownPrepared, format!(" ({name})"), scope);
+        }
+    }
+
+    /// Pass 3 over a tree already read into a `Value` (a MERGE, a call's first argument).
+    fn walk_value(&mut self, value: &Value, scope: &Scope) {
         match value {
             Value::Object(map) => {
                 for (key, child) in map {
@@ -856,19 +865,16 @@ impl Judge {
                         }
                         "MergeStmt" => self.merge(child, scope),
                         "ExecuteStmt" => {
-                            let name = child["name"].as_str().unwrap_or_default();
-                            if !self.prepared.contains(name) {
-                                self.push(Rule::UnknownPrepared, format!(" ({name})"), scope);
-                            }
+                            self.executed(child["name"].as_str().unwrap_or_default(), scope)
                         }
                         // Judged with the function's own scope by `function`.
                         "sql_body" => continue,
                         _ => {}
                     }
-                    self.walk(child, scope);
+                    self.walk_value(child, scope);
                 }
             }
-            Value::Array(items) => items.iter().for_each(|item| self.walk(item, scope)),
+            Value::Array(items) => items.iter().for_each(|item| self.walk_value(item, scope)),
             _ => {}
         }
     }
@@ -951,16 +957,18 @@ fn within(what: &str, scope: &Scope) -> String {
 /// A WHERE (or join condition) that names no column — `WHERE true`, `WHERE 1 = 1` — bounds
 /// nothing; absent, neither.
 fn json_filters(condition: &Value) -> bool {
-    fn has_column(value: &Value) -> bool {
-        match value {
-            Value::Object(map) => map
-                .iter()
-                .any(|(key, child)| key == "ColumnRef" || has_column(child)),
-            Value::Array(items) => items.iter().any(has_column),
-            _ => false,
-        }
+    !condition.is_null() && json_has_column(condition)
+}
+
+/// Whether a column reference is inside.
+fn json_has_column(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, child)| key == "ColumnRef" || json_has_column(child)),
+        Value::Array(items) => items.iter().any(json_has_column),
+        _ => false,
     }
-    !condition.is_null() && has_column(condition)
 }
 
 fn json_relation(relation: &Value) -> String {
