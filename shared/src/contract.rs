@@ -688,7 +688,44 @@ pub struct AuditList {
     pub entries: Vec<AuditEntry>,
 }
 
+/// How hard a lint finding stops a run (`"enforcement"` in a finding: `"protected"`,
+/// `"everywhere"` or `"forbidden"`); ordered from mildest to hardest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforcement {
+    /// Blocks on confirm/locked envs (and when no env is given) unless the file opts in; a
+    /// warning on open envs.
+    #[default]
+    Protected,
+    /// Blocks on every env, open ones included, unless the file opts in: statements whose
+    /// reach is the whole server (other databases, roles), which no env of this app owns alone.
+    Everywhere,
+    /// Refused outright, whatever the env and whatever the file says: SQL touching the guard's
+    /// own `dbtools` schema.
+    Forbidden,
+}
+
+impl Enforcement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Protected => "protected",
+            Enforcement::Everywhere => "everywhere",
+            Enforcement::Forbidden => "forbidden",
+        }
+    }
+}
+
 /// One risky statement found by the lint.
+///
+/// Wire format (inside `dbtools.lint/v1`'s `findings`):
+/// ```json
+/// {"file":"migrations/2026_x.sql","line":3,"rule":"drop-table",
+///  "message":"DROP TABLE deletes the table and every row in it (posts)",
+///  "statement":"drop table posts;","allowed":false,"enforcement":"protected"}
+/// ```
+/// A finding inside a function body or DO block carries the line of the statement that holds
+/// the body, and its message says where (`… (in function f())`). `enforcement` was added
+/// within v1; a reader of an older message takes `"protected"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LintFinding {
     pub file: String,
@@ -697,8 +734,11 @@ pub struct LintFinding {
     pub message: String,
     /// The statement's first line, for recognising it.
     pub statement: String,
-    /// True when the file opts in with `-- dbguard:allow <rule>`.
+    /// True when the file opts in with `-- dbguard:allow <rule>` (never for `forbidden`).
     pub allowed: bool,
+    /// Where the finding blocks: see [`Enforcement`].
+    #[serde(default)]
+    pub enforcement: Enforcement,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -706,7 +746,8 @@ pub struct LintReport {
     pub kind: String,
     /// The env the lint was judged for (its protection decides what blocks), if one was given.
     pub env: Option<String>,
-    /// Whether findings without an opt-in block (confirm/locked envs, or no env given).
+    /// Whether `protected` findings without an opt-in block (confirm/locked envs, or no env
+    /// given); `everywhere` findings without an opt-in and `forbidden` ones block regardless.
     pub enforced: bool,
     pub files: usize,
     pub findings: Vec<LintFinding>,

@@ -54,12 +54,12 @@ pub enum Command {
         #[arg(long, default_value_t = 50, value_name = "N")]
         limit: usize,
     },
-    /// Find destructive or risky statements (migrations: up sections; other files: all of it).
+    /// Judge every statement against the lint's allowlist (migrations: up sections; other files: all of it).
     Lint {
         /// SQL files: migrations or seeds.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Judge for this env: on open envs findings warn (exit 0), elsewhere they need an opt-in.
+        /// Judge for this env: on open envs most findings warn (exit 0), elsewhere they need an opt-in; cross-database and role statements need one everywhere, the dbtools schema is refused always.
         #[arg(long, short = 'e', value_name = "ENV")]
         env: Option<String>,
     },

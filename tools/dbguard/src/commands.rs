@@ -5,7 +5,8 @@ use crate::cli::{Cli, Command};
 use dbtools::cli::{ConfirmArgs, EnvArg, GlobalArgs};
 use dbtools::config::{self, Config};
 use dbtools::contract::{
-    self, ActionClass, AuditEntry, AuditList, LintReport, Profile, Stamp, StampResult, Verdict,
+    self, ActionClass, AuditEntry, AuditList, Enforcement, LintReport, Profile, Stamp,
+    StampResult, Verdict,
 };
 use dbtools::guard::{self, Guard};
 use dbtools::output::{self, Output};
@@ -478,10 +479,8 @@ fn lint_files(
         }),
         None => None,
     };
-    let mut findings = Vec::new();
-    for file in files {
-        findings.extend(lint::lint_file(file)?);
-    }
+    // One run: functions defined in one file are known to the others, as in `dbmigrate up`.
+    let findings = lint::lint_files(files)?;
     let report = LintReport {
         kind: contract::LINT.into(),
         env: env.map(str::to_string),
@@ -489,35 +488,39 @@ fn lint_files(
         files: files.len(),
         findings,
     };
-    let blocking = report.findings.iter().filter(|f| !f.allowed).count();
+    let without_opt_in = report.findings.iter().filter(|f| !f.allowed).count();
+    let blocking = lint::blocking(&report.findings, protection).len();
     out.emit(&report, || {
         let mut text: String = report
             .findings
             .iter()
             .map(|f| {
+                let tag = match (f.enforcement, f.allowed) {
+                    (Enforcement::Forbidden, _) => " (forbidden)",
+                    (_, true) => " (allowed)",
+                    (Enforcement::Everywhere, false) => " (blocks on every env)",
+                    (Enforcement::Protected, false) => "",
+                };
                 format!(
-                    "{}:{}: {}{}: {}\n    {}\n",
-                    f.file,
-                    f.line,
-                    f.rule,
-                    if f.allowed { " (allowed)" } else { "" },
-                    f.message,
-                    f.statement
+                    "{}:{}: {}{tag}: {}\n    {}\n",
+                    f.file, f.line, f.rule, f.message, f.statement
                 )
             })
             .collect();
         text.push_str(&format!(
-            "{} file(s), {} finding(s), {} without an opt-in\n",
+            "{} file(s), {} finding(s), {} without an opt-in, {} blocking\n",
             report.files,
             report.findings.len(),
+            without_opt_in,
             blocking
         ));
         text
     })?;
-    if blocking > 0 && report.enforced {
+    if blocking > 0 {
+        let on = env.map_or_else(|| "a protected env".to_string(), |e| format!("env {e}"));
         cli::note(
             TOOL,
-            format!("{blocking} finding(s) need an opt-in comment (-- dbguard:allow <rule>: <reason>) before they may run on a protected env"),
+            format!("{blocking} finding(s) need an opt-in comment (-- dbguard:allow <rule>: <reason>) before they may run on {on}; SQL touching the dbtools schema cannot be opted in"),
         );
         return Ok(ExitStatus::Negative);
     }

@@ -3,7 +3,6 @@
 use crate::cli::{Cli, Command};
 use crate::engine::{self, AppliedRow};
 use dbtools::config::Config;
-use dbtools::contract::LintFinding;
 use dbtools::contract::{self, MigrateResult, MigrateStatus, MigrationEntry, Profile};
 use dbtools::guard::{Confirmation, Guard};
 use dbtools::migration_files::{self as source, compare_versions, Migration};
@@ -474,38 +473,30 @@ fn down(
     )
 }
 
-/// Lints the pending migrations' up sections: on open envs findings are warnings; on protected
-/// envs a finding without its opt-in comment refuses the whole run before anything is applied.
+/// Lints the pending migrations' up sections together (a function one defines, another may
+/// call): findings that block on this env refuse the whole run before anything is applied
+/// (`lint::blocking`: protected rules on confirm/locked envs, cross-database and role
+/// statements on every env, the dbtools schema always); the rest are warnings.
 fn lint_pending(client: &mut pg::Client, guard: &Guard, pending: &[&Migration]) -> Result<()> {
-    let mut findings = Vec::new();
-    for migration in pending {
-        findings.extend(lint::lint_file(&migration.path).map_err(|e| {
-            Error::BadInput(format!("{}; nothing in this run was applied", e.message()))
-        })?);
+    let paths: Vec<&std::path::Path> = pending.iter().map(|m| m.path.as_path()).collect();
+    let findings = lint::lint_files(&paths).map_err(|e| {
+        Error::BadInput(format!("{}; nothing in this run was applied", e.message()))
+    })?;
+    let protection = Some(guard.protection);
+    for finding in lint::warnings(&findings, protection) {
+        cli::note(TOOL, format!("warning: {}", lint::describe(finding)));
     }
-    let blocking: Vec<_> = findings.iter().filter(|f| !f.allowed).collect();
+    let blocking = lint::blocking(&findings, protection);
     if blocking.is_empty() {
         return Ok(());
     }
-    let describe = |f: &&LintFinding| format!("{}:{}: {}: {}", f.file, f.line, f.rule, f.message);
-    if !lint::enforced(Some(guard.protection)) {
-        for finding in &blocking {
-            cli::note(TOOL, format!("warning: {}", describe(finding)));
-        }
-        return Ok(());
-    }
-    let first = describe(&blocking[0]);
-    let more = match blocking.len() {
-        1 => String::new(),
-        n => format!(" (and {} more: `dbguard lint` lists them)", n - 1),
-    };
     Err(guard.refuse(
         Some(client),
-        format!(
-            "env {} is {}: {first}{more}; nothing was applied. If it is intended, add `-- dbguard:allow {}: <reason>` to the file",
-            guard.env,
-            guard.protection.as_str(),
-            blocking[0].rule
+        lint::refusal(
+            &guard.env,
+            guard.protection,
+            &blocking,
+            "nothing was applied",
         ),
     ))
 }

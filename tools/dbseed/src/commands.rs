@@ -61,10 +61,10 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             let confirmation = confirm.confirmation();
             guard.check_protection(&confirmation)?;
             let findings = files::lint(&seeds)?;
-            check_lint(&guard, &findings)?;
             let mut client = connect(&profile)?;
             let (tracked, stamp) = engine::open(&mut client, &guard)?;
-            // The database's stamp may say the env is stricter than anyone told us.
+            // Judged by the level the database's stamp gives: it may be stricter than anyone
+            // told us. Nothing is seeded before this.
             guard.admit(stamp.as_ref());
             check_lint(&guard, &findings)?;
             let runnable = runnable(&seeds, guard.protection);
@@ -181,28 +181,24 @@ fn report_skipped(seeds: &[SeedFile], runnable: &[SeedFile], profile: &Profile) 
     }
 }
 
-/// Lint findings in seeds: warnings on open envs; on protected envs a finding without its
-/// opt-in refuses the run before anything is sent.
+/// Lint findings in seeds: those that block on this env (`lint::blocking`) refuse the run
+/// before anything is sent; the rest are warnings.
 fn check_lint(guard: &Guard, findings: &[LintFinding]) -> Result<()> {
-    let blocking: Vec<&LintFinding> = findings.iter().filter(|f| !f.allowed).collect();
-    let Some(first) = blocking.first() else {
-        return Ok(());
-    };
-    let describe = |f: &LintFinding| format!("{}:{}: {}: {}", f.file, f.line, f.rule, f.message);
-    if !lint::enforced(Some(guard.protection)) {
-        for finding in &blocking {
-            cli::note(TOOL, format!("warning: {}", describe(finding)));
-        }
+    let protection = Some(guard.protection);
+    for finding in lint::warnings(findings, protection) {
+        cli::note(TOOL, format!("warning: {}", lint::describe(finding)));
+    }
+    let blocking = lint::blocking(findings, protection);
+    if blocking.is_empty() {
         return Ok(());
     }
     Err(guard.refuse(
         None,
-        format!(
-            "env {} is {}: {}; nothing was seeded. If it is intended, add `-- dbguard:allow {}: <reason>` to the file",
-            guard.env,
-            guard.protection.as_str(),
-            describe(first),
-            first.rule
+        lint::refusal(
+            &guard.env,
+            guard.protection,
+            &blocking,
+            "nothing was seeded",
         ),
     ))
 }

@@ -269,16 +269,16 @@ fn split_csv_header(line: &str) -> std::result::Result<Vec<String>, String> {
     Ok(fields)
 }
 
-/// Lint findings of the SQL seed files (CSV files only insert).
+/// Lint findings of the SQL seed files (CSV files only insert), linted together as one run:
+/// a function one seed defines, a later one may call.
 pub fn lint(seeds: &[SeedFile]) -> Result<Vec<dbtools::contract::LintFinding>> {
-    let mut findings = Vec::new();
+    let mut linter = lint::Linter::new();
     for seed in seeds {
         if let Body::Sql(text) = &seed.body {
-            let allowed = lint::allowed_rules(&seed.name, text)?;
-            findings.extend(lint::lint_blocks(&seed.name, &[(text, 1)], &allowed)?);
+            linter.add_sql(&seed.name, text)?;
         }
     }
-    Ok(findings)
+    Ok(linter.findings())
 }
 
 #[cfg(test)]
