@@ -527,6 +527,10 @@ impl<'a> Guard<'a> {
         let reason = match stamp::failed(error)? {
             Failed::Mismatch(stamp) => stamp_mismatch(&self.env, &self.target, stamp.as_ref()),
             Failed::Copy(stamp) => copy_refusal(&self.env, &self.target, &stamp),
+            Failed::Outdated => format!(
+                "database {} carries a stamp written by an older dbtools (its dbtools schema has no dbtools.assert_stamp), so writes are refused until it is brought up to date as the instance's master: `rdsprov apply` (local; AWS: `rdsprov apply --spec F --sslrootcert BUNDLE`) or `dbguard stamp {}`",
+                self.target, self.env
+            ),
             Failed::Protection(stamp) => {
                 let level = self.protection.max(stamp.protection);
                 let confirmation = self.typed.get().unwrap_or(Destructive {

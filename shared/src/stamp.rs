@@ -33,7 +33,7 @@ const CURRENT_IDENTITY: &str = "jsonb_build_object('system_identifier', CASE WHE
     'database_oid', (SELECT oid::text FROM pg_catalog.pg_database WHERE datname = current_database()), \
     'database_name', current_database())";
 
-/// The SQLSTATEs the stamp assertion raises (class "DB", not used by PostgreSQL): the stamp is
+/// The SQLSTATEs `dbtools.assert_stamp` raises (class "DB", not used by PostgreSQL): the stamp is
 /// missing or names another env; the database is a copy; the stamp's protection wants a
 /// confirmation that was not given. Each DETAIL is the stamp as JSON ('' when unstamped).
 pub const MISMATCH_SQLSTATE: &str = "DBG01";
@@ -51,38 +51,53 @@ pub struct Destructive {
 
 /// One statement that fails unless the database is stamped `env`, is not a copy of the
 /// database the stamp was written in, and — for a destructive action — the stamp's own
-/// protection is satisfied by what was typed. On success it leaves the stamp in the session
-/// setting `dbtools.stamp`, which the `SELECT` it ends with returns: a tool sends this first in
-/// a message it sends anyway, so the database decides at no round trip of its own.
+/// protection is satisfied by what was typed; it returns the stamp. A tool sends it first in a
+/// message it sends anyway, so the database decides at no round trip of its own. The logic is
+/// `dbtools.assert_stamp`, owned by the master with its `search_path` pinned, so nothing an app
+/// role creates (a function or operator of the same name earlier in its search path) can
+/// answer in its place.
 pub fn assertion(env: &str, destructive: Option<Destructive>) -> String {
-    let protection_check = match destructive {
-        None => String::new(),
-        Some(d) => format!(
-            "rank := CASE coalesce(s->>'protection', 'confirm') WHEN 'open' THEN 0 WHEN 'confirm' THEN 1 ELSE 2 END; \
-             IF (rank >= 1 AND NOT {}) OR (rank >= 2 AND NOT {}) THEN RAISE EXCEPTION USING ERRCODE = '{PROTECTION_SQLSTATE}', \
-             MESSAGE = 'dbtools: the stamp''s protection is not satisfied', DETAIL = s::text; END IF; ",
-            d.confirmed, d.break_glass
-        ),
-    };
+    let d = destructive.unwrap_or(Destructive {
+        confirmed: true,
+        break_glass: true,
+    });
     format!(
-        "DO $dbtools_guard$ DECLARE s jsonb; cur jsonb; rank int; BEGIN \
-         IF to_regclass('dbtools.env_stamp') IS NOT NULL THEN EXECUTE {stamp_json} INTO s; END IF; \
-         IF s IS NULL OR s->>'env' IS DISTINCT FROM {env} THEN RAISE EXCEPTION USING ERRCODE = '{MISMATCH_SQLSTATE}', \
-         MESSAGE = 'dbtools: env stamp does not match', DETAIL = coalesce(s::text, ''); END IF; \
-         cur := {CURRENT_IDENTITY}; \
-         IF jsonb_typeof(s->'identity') = 'object' AND (s->'identity'->>'database_oid' IS DISTINCT FROM cur->>'database_oid' \
-         OR s->'identity'->>'database_name' IS DISTINCT FROM cur->>'database_name' \
-         OR s->'identity'->>'system_identifier' <> cur->>'system_identifier') THEN RAISE EXCEPTION USING ERRCODE = '{COPY_SQLSTATE}', \
-         MESSAGE = 'dbtools: this database is a copy', DETAIL = s::text; END IF; \
-         {protection_check}\
-         PERFORM set_config('dbtools.stamp', s::text, false); \
-         END $dbtools_guard$;\nSELECT current_setting('dbtools.stamp', true);\n",
-        stamp_json = quote_literal(STAMP_JSON),
-        env = quote_literal(env),
+        "SELECT dbtools.assert_stamp({}, {}, {}, {});\n",
+        quote_literal(env),
+        destructive.is_some(),
+        d.confirmed,
+        d.break_glass
     )
 }
 
-/// The stamp the assertion left, from the answer of the message that began with it (its first
+/// The function behind [`assertion`] (created with the schema): `STAMP_JSON` and
+/// `CURRENT_IDENTITY` are filled in by [`schema_script`].
+const ASSERT_FUNCTION: &str = "CREATE OR REPLACE FUNCTION dbtools.assert_stamp(wanted text, destructive boolean,
+  confirmed boolean, break_glass boolean) RETURNS text
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $dbtools$
+DECLARE got jsonb; now_identity jsonb; level_rank int;
+BEGIN
+  got := (STAMP_JSON);
+  IF got IS NULL OR got->>'env' IS DISTINCT FROM wanted THEN
+    RAISE EXCEPTION USING ERRCODE = 'DBG01', MESSAGE = 'dbtools: env stamp does not match', DETAIL = coalesce(got::text, '');
+  END IF;
+  now_identity := CURRENT_IDENTITY;
+  IF jsonb_typeof(got->'identity') = 'object' AND (got->'identity'->>'database_oid' IS DISTINCT FROM now_identity->>'database_oid'
+      OR got->'identity'->>'database_name' IS DISTINCT FROM now_identity->>'database_name'
+      OR got->'identity'->>'system_identifier' <> now_identity->>'system_identifier') THEN
+    RAISE EXCEPTION USING ERRCODE = 'DBG02', MESSAGE = 'dbtools: this database is a copy', DETAIL = got::text;
+  END IF;
+  IF destructive THEN
+    level_rank := CASE coalesce(got->>'protection', 'confirm') WHEN 'open' THEN 0 WHEN 'confirm' THEN 1 ELSE 2 END;
+    IF (level_rank >= 1 AND NOT confirmed) OR (level_rank >= 2 AND NOT break_glass) THEN
+      RAISE EXCEPTION USING ERRCODE = 'DBG03', MESSAGE = 'dbtools: the stamp''s protection is not satisfied', DETAIL = got::text;
+    END IF;
+  END IF;
+  RETURN got::text;
+END $dbtools$;
+";
+
+/// The stamp the assertion returned, from the answer of the message that began with it (its first
 /// result set).
 pub fn asserted(messages: &[SimpleQueryMessage]) -> Option<Stamp> {
     let text = messages.iter().find_map(|m| match m {
@@ -101,6 +116,9 @@ pub enum Failed {
     Copy(Stamp),
     /// The stamp's own protection wants more than was typed.
     Protection(Stamp),
+    /// The `dbtools` schema predates `dbtools.assert_stamp`: it must be brought up to date
+    /// (as the master) before anything is written.
+    Outdated,
 }
 
 /// What an error of a message that began with [`assertion`] means, or `None` for any other.
@@ -114,6 +132,10 @@ pub fn failed(error: &postgres::Error) -> Option<Failed> {
         MISMATCH_SQLSTATE => Some(Failed::Mismatch(stamp())),
         COPY_SQLSTATE => stamp().map(Failed::Copy),
         PROTECTION_SQLSTATE => stamp().map(Failed::Protection),
+        // No dbtools schema at all: unstamped.
+        "3F000" if db.message().contains("\"dbtools\"") => Some(Failed::Mismatch(None)),
+        // A schema without the function: a stamp from before this version.
+        "42883" if db.message().contains("dbtools.assert_stamp") => Some(Failed::Outdated),
         _ => None,
     }
 }
@@ -227,6 +249,20 @@ REVOKE ALL ON FUNCTION dbtools.append_audit(timestamptz, text, text, text, text,
 GRANT EXECUTE ON FUNCTION dbtools.append_audit(timestamptz, text, text, text, text, text, text, text, text) TO PUBLIC;
 ";
 
+/// The `dbtools` schema with the stamp assertion's function, as one script (see
+/// [`SCHEMA_SQL`]).
+fn schema_script() -> String {
+    let function = ASSERT_FUNCTION
+        .replace("STAMP_JSON", STAMP_JSON)
+        .replace("CURRENT_IDENTITY", CURRENT_IDENTITY);
+    format!(
+        "{SCHEMA_SQL}{function}ALTER FUNCTION dbtools.assert_stamp(text, boolean, boolean, boolean) OWNER TO CURRENT_USER;
+REVOKE ALL ON FUNCTION dbtools.assert_stamp(text, boolean, boolean, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dbtools.assert_stamp(text, boolean, boolean, boolean) TO PUBLIC;
+"
+    )
+}
+
 /// What a new stamp says.
 #[derive(Debug, Clone)]
 pub struct NewStamp<'a> {
@@ -266,7 +302,7 @@ pub fn write(client: &mut pg::Client, new: &NewStamp, expected: Option<&Stamp>) 
     };
     let optional = |v: Option<&str>| v.map(quote_literal).unwrap_or_else(|| "NULL".into());
     let sql = format!(
-        "BEGIN;\n{SCHEMA_SQL}\
+        "BEGIN;\n{schema}\
          WITH cur AS (SELECT {CURRENT_IDENTITY} AS j) \
          INSERT INTO dbtools.env_stamp AS s (singleton, env, protection, app, stamped_by, stamped_at, tool, system_identifier, database_oid, database_name, nonce, adopted_from) \
          SELECT true, {env}, {protection}, {app}, {by}, now(), {tool}, j->>'system_identifier', j->>'database_oid', j->>'database_name', {nonce}, {adopted} FROM cur \
@@ -282,6 +318,7 @@ pub fn write(client: &mut pg::Client, new: &NewStamp, expected: Option<&Stamp>) 
         tool = quote_literal(new.tool),
         nonce = quote_literal(&nonce),
         adopted = optional(new.adopted_from.as_deref()),
+        schema = schema_script(),
     );
     let messages = client.simple_query(&sql).map_err(|e| {
         let _ = client.simple_query("ROLLBACK");
@@ -316,7 +353,8 @@ pub fn upgrade_schema(client: &mut pg::Client) -> Result<bool> {
         return Ok(false);
     };
     let function_missing = client
-        .simple_query("SELECT to_regprocedure('dbtools.append_audit(timestamptz, text, text, text, text, text, text, text, text)') IS NULL")
+        .simple_query("SELECT to_regprocedure('dbtools.append_audit(timestamptz, text, text, text, text, text, text, text, text)') IS NULL \
+            OR to_regprocedure('dbtools.assert_stamp(text, boolean, boolean, boolean)') IS NULL")
         .map_err(|e| pg::statement_error("reading the dbtools schema", &e))?
         .iter()
         .any(|m| matches!(m, SimpleQueryMessage::Row(row) if row.get(0) == Some("t")));
@@ -324,7 +362,7 @@ pub fn upgrade_schema(client: &mut pg::Client) -> Result<bool> {
         return Ok(false);
     }
     client
-        .batch_execute(&format!("BEGIN;\n{SCHEMA_SQL}COMMIT;"))
+        .batch_execute(&format!("BEGIN;\n{}COMMIT;", schema_script()))
         .map_err(|e| {
             let _ = client.simple_query("ROLLBACK");
             pg::statement_error("upgrading the dbtools schema", &e)
@@ -364,7 +402,10 @@ mod tests {
 
     #[test]
     fn the_assertion_checks_protection_only_for_destructive_actions() {
-        assert!(!assertion("test", None).contains(PROTECTION_SQLSTATE));
+        assert_eq!(
+            assertion("test", None),
+            "SELECT dbtools.assert_stamp('test', false, true, true);\n"
+        );
         let sql = assertion(
             "te'st",
             Some(Destructive {
@@ -372,7 +413,12 @@ mod tests {
                 break_glass: false,
             }),
         );
-        assert!(sql.contains(PROTECTION_SQLSTATE) && sql.contains("'te''st'"));
-        assert!(sql.contains("NOT true") && sql.contains("NOT false"));
+        assert_eq!(
+            sql,
+            "SELECT dbtools.assert_stamp('te''st', true, true, false);\n"
+        );
+        let script = schema_script();
+        assert!(!script.contains("STAMP_JSON") && !script.contains("CURRENT_IDENTITY"));
+        assert!(script.contains("SET search_path = pg_catalog, pg_temp"));
     }
 }
