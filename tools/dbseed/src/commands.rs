@@ -1,5 +1,8 @@
 //! dbseed's commands: apply (with `--reset`), status, verify.
 //!
+//! Apply and verify hold the seed lock (see `engine`) for the whole run: a second run waits,
+//! then sees what the first recorded and loads nothing twice.
+//!
 //! Every file runs in its own transaction together with its record, so a failure leaves
 //! nothing half-seeded. An edited file is applied again only when it proves idempotent (applied
 //! twice in that transaction, the second pass changes nothing); otherwise it is reported and
@@ -61,7 +64,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             guard.check_protection(&confirmation)?;
             check_lint(&guard, &files::lint(&seeds)?)?;
             let mut client = connect(&profile)?;
-            let tracked = engine::open(&mut client, &guard)?;
+            let tracked = open(&mut client, &guard)?;
             let runnable = runnable(&seeds, profile.protection);
             let by = identity::user_at_host();
             let (applied, truncated, unsettled) = if reset {
@@ -99,7 +102,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             let guard =
                 Guard::for_project(TOOL, "seed-verify", &profile, cli.global.config.as_deref())?;
             let mut client = connect(&profile)?;
-            engine::open(&mut client, &guard)?;
+            // Verify writes too (rolled back): another run's load would change its snapshots.
+            open(&mut client, &guard)?;
             let runnable = runnable(&seeds, profile.protection);
             let checked = verify(&mut client, &runnable)?;
             let idempotent = checked.iter().all(|e| e.state == "idempotent");
@@ -132,6 +136,31 @@ fn seeds_dir(cli: &Cli) -> PathBuf {
         Ok(Some(config)) => config.resolve_path("seeds"),
         _ => PathBuf::from("seeds"),
     }
+}
+
+/// Opens a writing run (the seed lock, the record); after a wait, says what the other run
+/// applied meanwhile, which this one then finds applied and leaves alone.
+fn open(client: &mut pg::Client, guard: &Guard) -> Result<Vec<Tracked>> {
+    let opened = engine::open(client, guard)?;
+    if !opened.waited.is_zero() {
+        let what = if opened.applied_while_waiting.is_empty() {
+            "which applied nothing new".to_string()
+        } else {
+            format!(
+                "which applied {}: already applied, so not loaded again",
+                opened.applied_while_waiting.join(", ")
+            )
+        };
+        cli::note(
+            TOOL,
+            format!(
+                "waited {:.1}s for another dbseed on {}, {what}",
+                opened.waited.as_secs_f64(),
+                guard.target
+            ),
+        );
+    }
+    Ok(opened.tracked)
 }
 
 fn connect(profile: &Profile) -> Result<pg::Client> {
