@@ -114,6 +114,7 @@ fn try_lock() -> String {
         "DO $dbseed_lock$ BEGIN IF NOT pg_try_advisory_lock({LOCK_KEY}) THEN \
          RAISE EXCEPTION USING ERRCODE = '55P03', MESSAGE = {held}, \
          DETAIL = coalesce((SELECT min(pid)::text FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
          AND classid = {high} AND objid = {low} AND objsubid = 1), '') || '|' || clock_timestamp()::text; \
          END IF; END $dbseed_lock$;\n",
         held = quote_literal(LOCK_HELD)
