@@ -18,14 +18,32 @@ pub struct DatabaseSpec {
 }
 
 /// A tenant's database and role (both named NAME) for an env, the name checked: an SQL name
-/// of our safe alphabet, not the master user, not a name PostgreSQL or RDS keeps for itself.
-pub fn checked_tenant(env: &str, name: &str, master_user: &str) -> Result<DatabaseSpec> {
+/// of our safe alphabet, not the master user, not a name PostgreSQL or RDS keeps for itself,
+/// and not the app role (`user`) of any env in `config`: a tenant sharing an env's role would
+/// get that env's privileges, and a missing tenant secret would re-password the env's role.
+pub fn checked_tenant(
+    env: &str,
+    name: &str,
+    master_user: &str,
+    config: Option<&dbtools::config::Config>,
+) -> Result<DatabaseSpec> {
     dbtools::names::check_env_name(env)?;
     dbtools::names::check_sql_name(name, "tenant name")?;
     const RESERVED: &[&str] = &["postgres", "template0", "template1", "rdsadmin", "public"];
     if name == master_user || RESERVED.contains(&name) || name.starts_with("rds") {
         return Err(Error::BadInput(format!(
             "tenant name {name:?} is taken by PostgreSQL, RDS or the master user: pick another"
+        )));
+    }
+    // The env the tenant is for is named first when several envs use the role.
+    let role_of = config
+        .into_iter()
+        .flat_map(|c| &c.envs)
+        .filter(|(_, e)| e.user == name)
+        .min_by_key(|(owner, _)| owner.as_str() != env);
+    if let Some((owner, _)) = role_of {
+        return Err(Error::BadInput(format!(
+            "tenant name {name:?} is env {owner}'s app role: a tenant gets its own role; pick another"
         )));
     }
     Ok(DatabaseSpec {
@@ -176,4 +194,69 @@ pub fn ensure_stamp(
         .batch_execute("RESET ROLE")
         .map_err(|e| pg::statement_error("RESET ROLE", &e))?;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbtools::config::Config;
+
+    const CONFIG: &str = r#"
+[env.dev]
+host = "127.0.0.1"
+database = "app_dev"
+user = "app_dev"
+[env.test]
+host = "db.example.com"
+database = "app_test"
+user = "app_test"
+"#;
+
+    #[test]
+    fn a_tenant_named_like_an_env_app_role_is_refused() {
+        let config = Config::parse(CONFIG, std::path::Path::new("/p/dbtools.toml")).unwrap();
+        let err = checked_tenant("dev", "app_test", "postgres", Some(&config))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "tenant name \"app_test\" is env test's app role: a tenant gets its own role; pick another"
+        );
+        assert!(checked_tenant("test", "app_dev", "postgres", Some(&config))
+            .unwrap_err()
+            .to_string()
+            .contains("env dev's app role"));
+        // What it checked before stays.
+        assert!(checked_tenant("dev", "postgres", "postgres", Some(&config))
+            .unwrap_err()
+            .to_string()
+            .contains("taken by PostgreSQL"));
+        assert!(checked_tenant("dev", "rds_x", "admin", None).is_err());
+        assert!(checked_tenant("dev", "Billing", "admin", None).is_err());
+        // Any other name, with or without a config.
+        let tenant = checked_tenant("dev", "billing", "postgres", Some(&config)).unwrap();
+        assert_eq!(
+            (
+                tenant.env.as_str(),
+                tenant.name.as_str(),
+                tenant.owner.as_str()
+            ),
+            ("dev", "billing", "billing")
+        );
+        assert!(checked_tenant("dev", "app_test", "postgres", None).is_ok());
+        // A role several envs use: the env the tenant is for is the one named.
+        let shared = Config::parse(
+            &CONFIG
+                .replace("\"app_dev\"\n[env.test]", "\"app\"\n[env.test]")
+                .replace("user = \"app_test\"", "user = \"app\""),
+            std::path::Path::new("/p/dbtools.toml"),
+        )
+        .unwrap();
+        for env in ["dev", "test"] {
+            assert!(checked_tenant(env, "app", "postgres", Some(&shared))
+                .unwrap_err()
+                .to_string()
+                .contains(&format!("is env {env}'s app role")));
+        }
+    }
 }
