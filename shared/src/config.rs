@@ -18,6 +18,10 @@
 //! ```
 //! The file is found through `--config`, then `DBTOOLS_CONFIG`, then by walking up from the
 //! current directory. Env selection: `--env`, then `DBTOOLS_ENV`, then `dev` — never anything else.
+//!
+//! Envs of different protection on one instance (or, without an instance, one host and port)
+//! must not share a `user`: what a role may do in the database no client check can take back,
+//! so DEV's app role could drop TEST's database.
 
 use crate::contract::{Protection, SecretRef, SslMode};
 use crate::envvars;
@@ -156,11 +160,12 @@ impl Config {
             instances: file.instance,
             access: file.access,
         };
-        config.validate()?;
+        config.validate(text)?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<()> {
+    /// `text` is the file's, to name the lines of an error.
+    fn validate(&self, text: &str) -> Result<()> {
         let at = |what: String| Error::BadInput(format!("config {}: {what}", self.path.display()));
         for id in self.instances.keys() {
             names::check_instance_id(id).map_err(|e| at(e.to_string()))?;
@@ -200,6 +205,40 @@ impl Config {
                     return Err(at(format!("env {name}: give either an instance or a host")))
                 }
                 _ => {}
+            }
+        }
+        self.check_shared_roles(text).map_err(at)
+    }
+
+    /// Refuses two envs of different protection that connect as one role on one server: the
+    /// role's privileges reach the stricter env's database (a migration on DEV with
+    /// `DROP DATABASE` of TEST's database succeeds), and the guard checks the client, not the
+    /// server. Envs of the same protection may share a role.
+    fn check_shared_roles(&self, text: &str) -> std::result::Result<(), String> {
+        let envs: Vec<(&String, &EnvConfig)> = self.envs.iter().collect();
+        for (i, (first, a)) in envs.iter().enumerate() {
+            for (second, b) in &envs[i + 1..] {
+                let (pa, pb) = (self.protection(first), self.protection(second));
+                if a.user != b.user || server_of(a) != server_of(b) || pa == pb {
+                    continue;
+                }
+                // The env with less protection is the one whose runs reach the other's data.
+                let (loose, strict) = if pa < pb {
+                    (first, second)
+                } else {
+                    (second, first)
+                };
+                let lines = match (user_line(text, first), user_line(text, second)) {
+                    (Some(la), Some(lb)) => format!(" (lines {la} and {lb})"),
+                    _ => String::new(),
+                };
+                return Err(format!(
+                    "envs {first} ({}) and {second} ({}) share role {:?} on {}{lines}: the role's privileges reach both databases, so {loose} could drop {strict}'s; give each a user of its own",
+                    pa.as_str(),
+                    pb.as_str(),
+                    a.user,
+                    server_of(a)
+                ));
             }
         }
         Ok(())
@@ -257,6 +296,34 @@ impl Config {
         let dir = self.path.parent().unwrap_or(Path::new("/"));
         dir.join(written)
     }
+}
+
+/// The server an env's role lives on: its instance, else its host and port.
+fn server_of(env: &EnvConfig) -> String {
+    match &env.instance {
+        Some(id) => format!("instance {id}"),
+        None => format!(
+            "{}:{}",
+            env.host.as_deref().unwrap_or_default(),
+            env.port.unwrap_or(5432)
+        ),
+    }
+}
+
+/// The line of `user` in `[env.NAME]` (read again with spans, only for an error message).
+fn user_line(text: &str, env: &str) -> Option<usize> {
+    #[derive(Deserialize)]
+    struct Lines {
+        #[serde(default)]
+        env: BTreeMap<String, UserAt>,
+    }
+    #[derive(Deserialize)]
+    struct UserAt {
+        user: toml::Spanned<String>,
+    }
+    let lines: Lines = toml::from_str(text).ok()?;
+    let start = lines.env.get(env)?.user.span().start;
+    Some(text[..start].matches('\n').count() + 1)
 }
 
 /// Parses a TOML file of ours; an error names `what` (e.g. `config /p/dbtools.toml`) and the line.
@@ -329,7 +396,7 @@ user = "combine_app"
 [env.test]
 instance = "combine-dev"
 database = "combine_test"
-user = "combine_app"
+user = "combine_test_app"
 [env.prod]
 host = "db.example.com"
 database = "combine"
@@ -383,5 +450,42 @@ provider = "local"
             .unwrap_err()
             .to_string()
             .contains("usr"));
+    }
+
+    #[test]
+    fn envs_of_different_protection_cannot_share_a_role_on_one_server() {
+        let shared = SAMPLE.replace("combine_test_app", "combine_app");
+        let err = Config::parse(&shared, Path::new("/p/dbtools.toml")).unwrap_err();
+        assert_eq!(err.status(), crate::ExitStatus::BadInput);
+        assert_eq!(
+            err.to_string(),
+            "config /p/dbtools.toml: envs dev (open) and test (confirm) share role \"combine_app\" on instance combine-dev (lines 6 and 10): the role's privileges reach both databases, so dev could drop test's; give each a user of its own"
+        );
+        // The same protection may share a role; so may envs on different servers.
+        let same = shared.replace("[env.test]", "[env.test]\nprotection = \"open\"");
+        Config::parse(&same, Path::new("/p/x.toml")).unwrap();
+        // Without an instance: the same host and (default) port is one server.
+        let hosts = "[env.dev]\nhost = \"db\"\ndatabase = \"a\"\nuser = \"app\"\n\
+                     [env.prod]\nhost = \"db\"\nport = 5432\ndatabase = \"b\"\nuser = \"app\"\n";
+        let err = Config::parse(hosts, Path::new("/p/x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "envs dev (open) and prod (locked) share role \"app\" on db:5432 (lines 4 and 9)"
+            ) && err.contains("so dev could drop prod's"),
+            "{err}"
+        );
+        // Listed the other way round, the looser env is still the one that could drop.
+        let reversed = hosts.replace("[env.dev]", "[env.zed]\nprotection = \"open\"");
+        let err = Config::parse(&reversed, Path::new("/p/x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("so zed could drop prod's"), "{err}");
+        Config::parse(
+            &hosts.replace("port = 5432", "port = 5433"),
+            Path::new("/p/x.toml"),
+        )
+        .unwrap();
     }
 }

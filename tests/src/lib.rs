@@ -409,16 +409,31 @@ impl PgCluster {
     }
 
     /// A dbtools.toml whose envs (name, protection) are the databases `db_<env>` of this
-    /// cluster, as the superuser over plain loopback TCP, the password from `$PW`.
+    /// cluster, each env as its own superuser `<env>_admin` (see [`PgCluster::login_role`]) over
+    /// plain loopback TCP, the password from `$PW`.
     pub fn envs_config(&self, envs: &[(&str, &str)]) -> String {
         envs.iter()
             .map(|(env, protection)| {
+                let user = self.login_role(&format!("{env}_admin"));
                 format!(
-                    "[env.{env}]\nprotection = \"{protection}\"\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"db_{env}\"\nuser = \"{SUPERUSER}\"\nsecret = \"env:PW\"\nsslmode = \"disable\"\n",
+                    "[env.{env}]\nprotection = \"{protection}\"\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"db_{env}\"\nuser = \"{user}\"\nsecret = \"env:PW\"\nsslmode = \"disable\"\n",
                     self.port
                 )
             })
             .collect()
+    }
+
+    /// A superuser login `name` with the harness password (created once): envs of different
+    /// protection on one cluster need roles of their own, or the config is refused.
+    pub fn login_role(&self, name: &str) -> String {
+        self.psql(
+            "postgres",
+            &format!(
+                "DO $harness$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN \
+                 CREATE ROLE {name} LOGIN SUPERUSER PASSWORD '{SUPERUSER_PASSWORD}'; END IF; END $harness$"
+            ),
+        );
+        name.to_string()
     }
 
     /// Stamps database `dbname` with `env` (`dbguard stamp`), as the guard wants before writes.

@@ -113,6 +113,25 @@ fn malformed_config_names_the_file_and_the_key() {
         .expect_error("dbenv", 2, "dbtools.toml");
 }
 
+/// DEV and TEST on one instance as one app role: a DEV migration could drop TEST's database,
+/// whatever the guard says, so the config itself is refused (naming both envs, the role, the
+/// instance and the lines); envs of one protection may share a role.
+#[test]
+fn envs_of_different_protection_sharing_a_role_on_one_instance_are_refused() {
+    let config = "app = \"combine\"\n\
+        [instance.shared]\nprovider = \"local\"\n\
+        [env.dev]\ninstance = \"shared\"\ndatabase = \"combine_dev\"\nuser = \"combine_app\"\n\
+        [env.test]\ninstance = \"shared\"\ndatabase = \"combine_test\"\nuser = \"combine_app\"\n";
+    let project = Project::new(config);
+    project.tool("dbenv").args(["list"]).run().expect_error(
+        "dbenv",
+        2,
+        "envs dev (open) and test (confirm) share role \"combine_app\" on instance shared (lines 7 and 11)",
+    );
+    let same = Project::new(&config.replace("[env.test]\n", "[env.test]\nprotection = \"open\"\n"));
+    same.tool("dbenv").args(["list"]).run().expect(0);
+}
+
 #[test]
 fn list_shows_envs_with_protection() {
     let project = Project::new(REMOTE);

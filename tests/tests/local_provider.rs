@@ -437,6 +437,10 @@ fn tenants_get_their_own_database_and_cannot_see_each_other() {
             "combine_dev",
             "is env dev's database on instance combine-dev",
         ),
+        (
+            "combine_app",
+            "is env dev's app role: a tenant gets its own role",
+        ),
         ("x; drop", "tenant name"),
     ] {
         project

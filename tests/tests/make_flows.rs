@@ -238,11 +238,12 @@ fn make_migrate_snapshots_an_aws_env_before_pending_migrations() {
         pg.stamp(db, env);
     }
     let ca = pg.ca_cert.as_ref().unwrap().display().to_string();
+    // Each env its own role: test (confirm) and dev (open) share the instance.
     let env_table = |env: &str, db: &str| {
         format!(
             "[env.{env}]\ninstance = \"combine-test\"\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"{db}\"\nuser = \"{}\"\nsecret = \"env:PW\"\nsslmode = \"verify-full\"\nsslrootcert = \"{ca}\"\n",
             pg.port,
-            harness::SUPERUSER
+            pg.login_role(&format!("{env}_admin"))
         )
     };
     let config = project.path.join("dbtools.toml");

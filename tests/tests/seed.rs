@@ -1,7 +1,7 @@
 //! dbseed end to end on a throwaway cluster: SQL and CSV seeds applied once each (the second
 //! run changes nothing), bad CSV rows named by line with nothing loaded, a seed on a missing
 //! table, SQL that does not parse, idempotence proven by `verify`, edited files, locked envs,
-//! lint findings, and `--reset` through the guard.
+//! lint findings, `--reset` through the guard, and two runs at once loading a CSV only once.
 
 use dbtools::contract::SslMode;
 use harness::{PgCluster, Project, TempDir, Tls, Tool};
@@ -465,4 +465,82 @@ fn a_connection_cut_mid_seed_is_exit_4_and_a_rerun_converges() {
     assert_eq!(seeds.psql("db_dev", "select count(*) from agents"), "0");
     seeds.seed("dev", &["apply"]).expect(0);
     assert_seeded_once(&seeds);
+}
+
+/// Two `dbseed apply` at once on a 200 000-row CSV into a table without a key (nothing but the
+/// record stops a second load): the seed lock makes one wait, say who it waits for, and then
+/// find the file applied. Without the lock both load it (400 000 rows).
+#[test]
+fn two_applies_at_once_load_a_csv_once() {
+    let s = Seeds::new();
+    s.psql(
+        "db_dev",
+        "create table readings (n int not null, label text not null)",
+    );
+    // The first file keeps whichever run takes the lock busy for two seconds, so the other
+    // waits longer than the one second after which it says so.
+    s.write("common/010_pause.sql", "SELECT pg_sleep(2);\n");
+    let mut csv = String::from("n,label\n");
+    for n in 0..200_000 {
+        csv.push_str(&format!("{n},reading {n}\n"));
+    }
+    s.write("common/020_readings.csv", &csv);
+    let runs: Vec<harness::Run> = [0, 1]
+        .map(|_| {
+            let tool = s
+                .project
+                .tool("dbseed")
+                .arg_path_flag("--dir", &s.dir.path)
+                .args(["apply"])
+                .stdin(s.profile("dev"));
+            std::thread::spawn(move || tool.run())
+        })
+        .into_iter()
+        .map(|run| run.join().unwrap())
+        .collect();
+    for run in &runs {
+        run.expect(0);
+    }
+    assert_eq!(s.psql("db_dev", "select count(*) from readings"), "200000");
+    let loaded: Vec<&harness::Run> = runs
+        .iter()
+        .filter(|run| {
+            run.json()["seeds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["file"] == "common/020_readings.csv" && e["rows"] == 200_000)
+        })
+        .collect();
+    assert_eq!(loaded.len(), 1, "{runs:#?}");
+    let waited = runs
+        .iter()
+        .find(|run| !std::ptr::eq(*run, loaded[0]))
+        .unwrap();
+    assert_eq!(
+        waited.json()["seeds"].as_array().unwrap().len(),
+        0,
+        "{}",
+        waited.stdout
+    );
+    let target = format!("127.0.0.1:{}/db_dev", s.pg.port);
+    assert!(
+        waited.stderr.contains(&format!(
+            "dbseed: waiting for another dbseed on {target} (pid "
+        )),
+        "{}",
+        waited.stderr
+    );
+    assert!(
+        waited.stderr.contains(
+            "which applied common/010_pause.sql, common/020_readings.csv: already applied, so not loaded again"
+        ),
+        "{}",
+        waited.stderr
+    );
+    assert!(
+        !loaded[0].stderr.contains("waiting for another dbseed"),
+        "{}",
+        loaded[0].stderr
+    );
 }

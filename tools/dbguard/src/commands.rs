@@ -5,8 +5,8 @@ use crate::cli::{Cli, Command};
 use dbtools::cli::{ConfirmArgs, EnvArg, GlobalArgs};
 use dbtools::config::{self, Config};
 use dbtools::contract::{
-    self, ActionClass, AuditEntry, AuditList, Enforcement, LintReport, Profile, Stamp,
-    StampResult, Verdict,
+    self, ActionClass, AuditEntry, AuditList, Enforcement, LintReport, Profile, Stamp, StampResult,
+    Verdict,
 };
 use dbtools::guard::{self, Guard};
 use dbtools::output::{self, Output};

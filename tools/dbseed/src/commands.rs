@@ -1,5 +1,8 @@
 //! dbseed's commands: apply (with `--reset`), status, verify.
 //!
+//! Apply and verify hold the seed lock (see `engine`) for the whole run: a second run waits,
+//! then sees what the first recorded and loads nothing twice.
+//!
 //! Every file runs in its own transaction together with its record, so a failure leaves
 //! nothing half-seeded. An edited file is applied again only when it proves idempotent (applied
 //! twice in that transaction, the second pass changes nothing); otherwise it is reported and
@@ -10,7 +13,7 @@ use crate::engine::{self, Tracked};
 use crate::files::{self, SeedFile};
 use dbtools::config::Config;
 use dbtools::contract::{
-    self, LintFinding, Profile, Protection, SeedEntry, SeedResult, SeedStatus,
+    self, LintFinding, Profile, Protection, SeedEntry, SeedResult, SeedStatus, Stamp,
 };
 use dbtools::guard::Guard;
 use dbtools::output::{self, Output};
@@ -62,7 +65,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             guard.check_protection(&confirmation)?;
             let findings = files::lint(&seeds)?;
             let mut client = connect(&profile)?;
-            let (tracked, stamp) = engine::open(&mut client, &guard)?;
+            let (tracked, stamp) = open(&mut client, &guard)?;
             // Judged by the level the database's stamp gives: it may be stricter than anyone
             // told us. Nothing is seeded before this.
             guard.admit(stamp.as_ref());
@@ -104,7 +107,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             let mut guard =
                 Guard::for_project(TOOL, "seed-verify", &profile, cli.global.config.as_deref())?;
             let mut client = connect(&profile)?;
-            let (_, stamp) = engine::open(&mut client, &guard)?;
+            // Verify writes too (rolled back): another run's load would change its snapshots.
+            let (_, stamp) = open(&mut client, &guard)?;
             guard.admit(stamp.as_ref());
             let runnable = runnable(&seeds, guard.protection);
             let checked = verify(&mut client, &runnable)?;
@@ -138,6 +142,31 @@ fn seeds_dir(cli: &Cli) -> PathBuf {
         Ok(Some(config)) => config.resolve_path("seeds"),
         _ => PathBuf::from("seeds"),
     }
+}
+
+/// Opens a writing run (the seed lock, the record); after a wait, says what the other run
+/// applied meanwhile, which this one then finds applied and leaves alone.
+fn open(client: &mut pg::Client, guard: &Guard) -> Result<(Vec<Tracked>, Option<Stamp>)> {
+    let opened = engine::open(client, guard)?;
+    if !opened.waited.is_zero() {
+        let what = if opened.applied_while_waiting.is_empty() {
+            "which applied nothing new".to_string()
+        } else {
+            format!(
+                "which applied {}: already applied, so not loaded again",
+                opened.applied_while_waiting.join(", ")
+            )
+        };
+        cli::note(
+            TOOL,
+            format!(
+                "waited {:.1}s for another dbseed on {}, {what}",
+                opened.waited.as_secs_f64(),
+                guard.target
+            ),
+        );
+    }
+    Ok((opened.tracked, opened.stamp))
 }
 
 fn connect(profile: &Profile) -> Result<pg::Client> {

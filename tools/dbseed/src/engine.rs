@@ -1,6 +1,12 @@
-//! Seeds against the database: the record (`dbtools.seeds`, one row per file with its checksum),
-//! applying one file inside a transaction the caller owns, and the snapshots (row count and a
-//! content checksum per table) that prove a file idempotent.
+//! Seeds against the database: the seed lock, the record (`dbtools.seeds`, one row per file with
+//! its checksum), applying one file inside a transaction the caller owns, and the snapshots (row
+//! count and a content checksum per table) that prove a file idempotent.
+//!
+//! Writing runs hold a session advisory lock (its own key, not dbmigrate's) from their first
+//! message to their end: two runs at once would both see a file pending and load it twice. The
+//! first message only *tries* the lock, so an uncontended run costs no extra round trip; a
+//! contended one learns who holds it, says so after a second of waiting, and reads the record
+//! only once it has the lock.
 //!
 //! CSV files load with COPY, streamed from the file. Into an empty table that is a plain COPY,
 //! as fast as psql's `\copy`; into a table that has rows, through a temporary table and
@@ -13,6 +19,14 @@ use dbtools::names::quote_literal;
 use dbtools::{pg, Error, Result};
 use postgres::SimpleQueryMessage;
 use std::io::Read;
+use std::time::{Duration, Instant};
+
+/// The seed lock's key: "dbseedlk" in ASCII (dbmigrate's is "dbmigrat"). Advisory locks are
+/// per database, so envs on one instance do not wait for each other.
+pub const LOCK_KEY: i64 = 0x6462_7365_6564_6c6b;
+
+/// The message of the error the first message raises when another run holds the seed lock.
+const LOCK_HELD: &str = "dbseed: the seed lock is held";
 
 /// One row of `dbtools.seeds`.
 #[derive(Debug, Clone)]
@@ -45,18 +59,36 @@ fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
-/// Rows of the last result set only (a message may begin with the guard's own).
-fn last_rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
-    let start = messages
-        .iter()
-        .rposition(|m| matches!(m, SimpleQueryMessage::RowDescription(_)))
-        .unwrap_or(0);
-    rows(&messages[start..])
+type Row = Vec<Option<String>>;
+
+/// The rows of each result set in a simple-query answer, in order.
+fn result_sets(messages: &[SimpleQueryMessage]) -> Vec<Vec<Row>> {
+    let mut sets: Vec<Vec<Row>> = Vec::new();
+    for message in messages {
+        match message {
+            SimpleQueryMessage::RowDescription(_) => sets.push(Vec::new()),
+            SimpleQueryMessage::Row(row) => {
+                if let Some(set) = sets.last_mut() {
+                    set.push(
+                        (0..row.len())
+                            .map(|i| row.get(i).map(str::to_string))
+                            .collect(),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    sets
 }
 
-fn tracked(messages: &[SimpleQueryMessage]) -> Vec<Tracked> {
-    last_rows(messages)
-        .into_iter()
+/// The rows of the last result set.
+fn last_set(messages: &[SimpleQueryMessage]) -> Vec<Row> {
+    result_sets(messages).pop().unwrap_or_default()
+}
+
+fn tracked(rows: &[Row]) -> Vec<Tracked> {
+    rows.iter()
         .map(|r| Tracked {
             file: r[0].clone().unwrap_or_default(),
             checksum: r[1].clone().unwrap_or_default(),
@@ -66,19 +98,114 @@ fn tracked(messages: &[SimpleQueryMessage]) -> Vec<Tracked> {
         .collect()
 }
 
-/// The first message of a writing run: the guard's stamp assertion (a refusal names both envs
-/// and is recorded), the record table, and what it holds; with the stamp the assertion read.
-pub fn open(client: &mut pg::Client, guard: &Guard) -> Result<(Vec<Tracked>, Option<Stamp>)> {
+/// What opening a writing run found: the record, and what another run applied while this one
+/// waited for the seed lock (with how long it waited; zero when the lock was free).
+pub struct Opened {
+    pub tracked: Vec<Tracked>,
+    pub waited: Duration,
+    pub applied_while_waiting: Vec<String>,
+    /// The stamp the guard's assertion returned (what the database says it is).
+    pub stamp: Option<Stamp>,
+}
+
+/// Tries the seed lock without waiting; a holder makes the message fail with [`LOCK_HELD`], its
+/// detail `pid|time` (the holder's backend pid, '' if it let go meanwhile, and the server's
+/// clock at the try, from which "applied while waiting" is counted).
+fn try_lock() -> String {
+    let (high, low) = ((LOCK_KEY >> 32) as u32, LOCK_KEY as u32);
+    format!(
+        "DO $dbseed_lock$ BEGIN IF NOT pg_try_advisory_lock({LOCK_KEY}) THEN \
+         RAISE EXCEPTION USING ERRCODE = '55P03', MESSAGE = {held}, \
+         DETAIL = coalesce((SELECT min(pid)::text FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND classid = {high} AND objid = {low} AND objsubid = 1), '') || '|' || clock_timestamp()::text; \
+         END IF; END $dbseed_lock$;\n",
+        held = quote_literal(LOCK_HELD)
+    )
+}
+
+/// Opens a writing run: the guard's stamp assertion (a refusal names both envs and is
+/// recorded), the seed lock, the record table, and what it holds — one message when no other
+/// run holds the lock. Otherwise a second message waits for it (a progress line on stderr
+/// after one second names the holder) and then reads the record the other run left.
+pub fn open(client: &mut pg::Client, guard: &Guard) -> Result<Opened> {
     let message = format!(
-        "{}{ENSURE_TABLE}{SELECT_TRACKED}",
-        guard.stamp_assertion().unwrap_or_default()
+        "{}{}{ENSURE_TABLE}{SELECT_TRACKED}",
+        guard.stamp_assertion().unwrap_or_default(),
+        try_lock()
     );
-    match client.simple_query(&message) {
-        Ok(messages) => Ok((tracked(&messages), dbtools::stamp::asserted(&messages))),
-        Err(e) => Err(guard
+    let started = Instant::now();
+    let error = match client.simple_query(&message) {
+        Ok(messages) => {
+            return Ok(Opened {
+                tracked: tracked(&last_set(&messages)),
+                waited: Duration::ZERO,
+                applied_while_waiting: Vec::new(),
+                stamp: dbtools::stamp::asserted(&messages),
+            })
+        }
+        Err(e) => e,
+    };
+    let Some((holder, tried_at)) = lock_holder(&error) else {
+        return Err(guard
+            .refusal_for(client, &error)
+            .unwrap_or_else(|| pg::statement_error("reading dbtools.seeds", &error)));
+    };
+    let holder = if holder.is_empty() {
+        String::new()
+    } else {
+        format!(" (pid {holder})")
+    };
+    let waiting = dbtools::cli::NoteAfter::start(
+        "dbseed",
+        Duration::from_secs(1),
+        format!(
+            "waiting for another dbseed on {}{holder} to finish: it holds the seed lock",
+            guard.target
+        ),
+    );
+    // The wait has no bound: the other run is loading the same files, and waiting for it is
+    // what keeps them from loading twice.
+    // The stamp is asserted again: it may have changed while this run waited.
+    let answer = client.simple_query(&format!(
+        "{}SELECT pg_advisory_lock({LOCK_KEY});\n{ENSURE_TABLE}\
+         SELECT coalesce(string_agg(file, E'\\n' ORDER BY file) FILTER (WHERE applied_at >= {}::timestamptz), '') FROM dbtools.seeds;\n\
+         {SELECT_TRACKED}",
+        guard.stamp_assertion().unwrap_or_default(),
+        quote_literal(&tried_at)
+    ));
+    drop(waiting);
+    let messages = answer.map_err(|e| {
+        guard
             .refusal_for(client, &e)
-            .unwrap_or_else(|| pg::statement_error("reading dbtools.seeds", &e))),
+            .unwrap_or_else(|| pg::statement_error("waiting for the seed lock", &e))
+    })?;
+    let sets = result_sets(&messages);
+    let applied_while_waiting = sets
+        .iter()
+        .rev()
+        .nth(1)
+        .and_then(|set| set.first())
+        .and_then(|row| row.first().cloned().flatten())
+        .map(|list| list.lines().map(str::to_string).collect())
+        .unwrap_or_default();
+    Ok(Opened {
+        tracked: tracked(sets.last().map(Vec::as_slice).unwrap_or_default()),
+        waited: started.elapsed(),
+        applied_while_waiting,
+        stamp: dbtools::stamp::asserted(&messages),
+    })
+}
+
+/// The holder's pid ('' when unknown) and the time of the try, when `error` says another run
+/// holds the seed lock.
+fn lock_holder(error: &postgres::Error) -> Option<(String, String)> {
+    let db = error.as_db_error()?;
+    if db.code().code() != "55P03" || db.message() != LOCK_HELD {
+        return None;
     }
+    let (pid, at) = db.detail()?.split_once('|')?;
+    Some((pid.to_string(), at.to_string()))
 }
 
 /// What the record holds, for `status` (reads only; no record table yet means nothing applied).
@@ -91,7 +218,7 @@ pub fn read_tracked(client: &mut pg::Client) -> Result<Vec<Tracked>> {
     }
     client
         .simple_query(SELECT_TRACKED)
-        .map(|m| tracked(&m))
+        .map(|m| tracked(&last_set(&m)))
         .map_err(|e| pg::statement_error("reading dbtools.seeds", &e))
 }
 
@@ -279,7 +406,9 @@ fn csv_error(name: &str, error: &postgres::Error) -> Error {
     ))
 }
 
-/// Records a file as applied (inside the caller's transaction).
+/// Records a file as applied (inside the caller's transaction). The time is the clock's, not
+/// the transaction's start: a run that waited for the seed lock counts what the other run
+/// recorded after its try as applied while it waited, and a long load starts before that.
 pub fn record(client: &mut pg::Client, seed: &SeedFile, rows: i64, by: &str) -> Result<()> {
     let tables = format!(
         "ARRAY[{}]::text[]",
@@ -293,8 +422,8 @@ pub fn record(client: &mut pg::Client, seed: &SeedFile, rows: i64, by: &str) -> 
         client,
         &format!(
             "INSERT INTO dbtools.seeds (file, checksum, applied_at, applied_by, rows, tables) \
-             VALUES ({}, {}, now(), {}, {rows}, {tables}) ON CONFLICT (file) DO UPDATE SET \
-             checksum = excluded.checksum, applied_at = now(), applied_by = excluded.applied_by, \
+             VALUES ({}, {}, clock_timestamp(), {}, {rows}, {tables}) ON CONFLICT (file) DO UPDATE SET \
+             checksum = excluded.checksum, applied_at = excluded.applied_at, applied_by = excluded.applied_by, \
              rows = excluded.rows, tables = excluded.tables",
             quote_literal(&seed.name),
             quote_literal(&seed.checksum),

@@ -53,7 +53,15 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                     iam,
                     sslrootcert,
                 },
-        } => crate::aws::run::tenant_add(out, &spec, &env, &name, iam, sslrootcert.as_deref()),
+        } => crate::aws::run::tenant_add(
+            out,
+            &cli.global,
+            &spec,
+            &env,
+            &name,
+            iam,
+            sslrootcert.as_deref(),
+        ),
         Command::Tenant {
             command: TenantCommand::Add { name, env, .. },
         } => provision(out, &cli.global, Local::AddTenant { env, name }),
@@ -325,7 +333,8 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
         }
         Local::AddTenant { env, name } => {
             let specs = local::instance_specs(&config, std::slice::from_ref(&env))?;
-            let tenant = crate::tenant::checked_tenant(&env, &name, &specs[0].master_user)?;
+            let tenant =
+                crate::tenant::checked_tenant(&env, &name, &specs[0].master_user, Some(&config))?;
             let _lock = provider.lock()?;
             let (instance, done) = provider.add_tenant(&specs[0], &tenant)?;
             for change in &done {

@@ -22,8 +22,15 @@ pub struct DatabaseSpec {
 }
 
 /// A tenant's database and role (both named NAME) for an env, the name checked: an SQL name
-/// of our safe alphabet, not the master user, not a name PostgreSQL or RDS keeps for itself.
-pub fn checked_tenant(env: &str, name: &str, master_user: &str) -> Result<DatabaseSpec> {
+/// of our safe alphabet, not the master user, not a name PostgreSQL or RDS keeps for itself,
+/// and not the app role (`user`) of any env in `config`: a tenant sharing an env's role would
+/// get that env's privileges, and a missing tenant secret would re-password the env's role.
+pub fn checked_tenant(
+    env: &str,
+    name: &str,
+    master_user: &str,
+    config: Option<&dbtools::config::Config>,
+) -> Result<DatabaseSpec> {
     dbtools::names::check_env_name(env)?;
     dbtools::names::check_sql_name(name, "tenant name")?;
     const RESERVED: &[&str] = &["postgres", "template0", "template1", "rdsadmin", "public"];
@@ -32,11 +39,26 @@ pub fn checked_tenant(env: &str, name: &str, master_user: &str) -> Result<Databa
             "tenant name {name:?} is taken by PostgreSQL, RDS or the master user: pick another"
         )));
     }
+    // Another env's app role would give the tenant that env's privileges (its database
+    // included). The env's own role is the documented AWS flow (`tenant add NAME --env E |
+    // dbenv import` writes `user = NAME` into env E), so a rerun of it stays allowed.
+    let role_of = config
+        .into_iter()
+        .flat_map(|c| &c.envs)
+        .find(|(owner, e)| e.user == name && owner.as_str() != env);
+    if let Some((owner, _)) = role_of {
+        return Err(Error::BadInput(format!(
+            "tenant name {name:?} is env {owner}'s app role: a tenant gets its own role; pick another"
+        )));
+    }
     Ok(DatabaseSpec {
         env: env.into(),
         name: name.into(),
         owner: name.into(),
-        protection: dbtools::config::default_protection(env),
+        protection: config.map_or_else(
+            || dbtools::config::default_protection(env),
+            |c| c.protection(env),
+        ),
     })
 }
 
@@ -216,5 +238,60 @@ pub fn ensure_stamp(
                 written,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbtools::config::Config;
+
+    const CONFIG: &str = r#"
+[env.dev]
+host = "127.0.0.1"
+database = "app_dev"
+user = "app_dev"
+[env.test]
+host = "db.example.com"
+database = "app_test"
+user = "app_test"
+"#;
+
+    #[test]
+    fn a_tenant_named_like_an_env_app_role_is_refused() {
+        let config = Config::parse(CONFIG, std::path::Path::new("/p/dbtools.toml")).unwrap();
+        let err = checked_tenant("dev", "app_test", "postgres", Some(&config))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "tenant name \"app_test\" is env test's app role: a tenant gets its own role; pick another"
+        );
+        assert!(checked_tenant("test", "app_dev", "postgres", Some(&config))
+            .unwrap_err()
+            .to_string()
+            .contains("env dev's app role"));
+        // What it checked before stays.
+        assert!(checked_tenant("dev", "postgres", "postgres", Some(&config))
+            .unwrap_err()
+            .to_string()
+            .contains("taken by PostgreSQL"));
+        assert!(checked_tenant("dev", "rds_x", "admin", None).is_err());
+        assert!(checked_tenant("dev", "Billing", "admin", None).is_err());
+        // Any other name, with or without a config.
+        let tenant = checked_tenant("dev", "billing", "postgres", Some(&config)).unwrap();
+        assert_eq!(
+            (
+                tenant.env.as_str(),
+                tenant.name.as_str(),
+                tenant.owner.as_str()
+            ),
+            ("dev", "billing", "billing")
+        );
+        assert!(checked_tenant("dev", "app_test", "postgres", None).is_ok());
+        // The env's own role is the AWS flow (`tenant add NAME --env E | dbenv import`), so a
+        // rerun of it is allowed, at the env's own level.
+        let own = checked_tenant("test", "app_test", "postgres", Some(&config)).unwrap();
+        assert_eq!(own.protection, dbtools::contract::Protection::Confirm);
     }
 }

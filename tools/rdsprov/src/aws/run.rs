@@ -117,9 +117,11 @@ pub fn status(out: Output, path: &Path) -> Result<ExitStatus> {
     emit_instances(out, instances)
 }
 
-/// `rdsprov tenant add NAME --env ENV --spec FILE`.
+/// `rdsprov tenant add NAME --env ENV --spec FILE`; the project's config, when there is one,
+/// names the env app roles a tenant must not take.
 pub fn tenant_add(
     out: Output,
+    global: &GlobalArgs,
     path: &Path,
     env: &str,
     name: &str,
@@ -128,7 +130,8 @@ pub fn tenant_add(
 ) -> Result<ExitStatus> {
     let spec = read_spec(path)?;
     let instance = instance_of(&spec, env)?;
-    let tenant = crate::tenant::checked_tenant(env, name, &instance.master_user)?;
+    let config = Config::find(global.config.as_deref())?;
+    let tenant = crate::tenant::checked_tenant(env, name, &instance.master_user, config.as_ref())?;
     let aws = Aws::connect(&spec.region)?;
     let (changes, record) = tenant::add(&aws, instance, &tenant, iam, sslrootcert)?;
     for change in &changes {
