@@ -308,8 +308,8 @@ pub fn append_database(client: &mut pg::Client, entry: &AuditEntry) -> Result<()
     );
     let sql = format!(
         "DO $dbtools_audit$ BEGIN \
-         IF to_regprocedure('dbtools.append_audit(timestamptz, text, text, text, text, text, text, text, text)') IS NOT NULL THEN EXECUTE {}; \
-         ELSIF to_regclass('dbtools.audit') IS NOT NULL THEN EXECUTE {}; END IF; END $dbtools_audit$",
+         IF pg_catalog.to_regprocedure('dbtools.append_audit(timestamptz, text, text, text, text, text, text, text, text)') IS NOT NULL THEN EXECUTE {}; \
+         ELSIF pg_catalog.to_regclass('dbtools.audit') IS NOT NULL THEN EXECUTE {}; END IF; END $dbtools_audit$",
         quote_literal(&call),
         quote_literal(&insert)
     );

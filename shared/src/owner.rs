@@ -69,7 +69,7 @@ pub fn master_conn(config: &Config, profile: &Profile) -> Result<Option<(String,
     let mut conn = profile.conn.clone();
     match instance.provider.as_str() {
         "local" => {
-            let record = resolve::read_local_instance(config, id, &profile.env)?;
+            let record = owned_record(config, id, &profile.env)?;
             if (record.endpoint.host.as_str(), record.endpoint.port)
                 != (conn.host.as_str(), conn.port)
             {
@@ -104,27 +104,43 @@ pub fn master_conn(config: &Config, profile: &Profile) -> Result<Option<(String,
     Ok(Some((id.to_string(), conn)))
 }
 
-/// The local instance (by its record) that listens where `conn` points, if any.
-pub fn local_instance_at(config: &Config, conn: &Conn) -> Result<Option<Instance>> {
-    for (id, instance) in &config.instances {
-        if instance.provider != "local" {
-            continue;
-        }
-        let path = config.state.instance_record(id);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let record: Instance = serde_json::from_str(&text).map_err(|e| {
-            Error::BadInput(format!(
-                "instance record {} is damaged: {e}",
-                path.display()
-            ))
-        })?;
-        if record.endpoint.host == conn.host && record.endpoint.port == conn.port {
-            return Ok(Some(record));
-        }
+/// The local instance record of `id`, refused unless it is that instance's own: its id and
+/// its master secret (`<id>/master`) name `id` (a record copied from another instance's would
+/// carry that instance's secret, and speak for it).
+fn owned_record(config: &Config, id: &str, env: &str) -> Result<Instance> {
+    let record = resolve::read_local_instance(config, id, env)?;
+    let own_secret = format!("{id}/master");
+    if record.id != id
+        || record.master_secret.source != "local"
+        || record.master_secret.reference != own_secret
+    {
+        return Err(Error::Refused(format!(
+            "the instance record of {id} ({}) names instance {} and master secret {}: it is not {id}'s own, so nothing it says is believed",
+            config.state.instance_record(id).display(),
+            record.id,
+            record.master_secret
+        )));
     }
-    Ok(None)
+    Ok(record)
+}
+
+/// The env's own local instance record, when it listens where `conn` points: the record that
+/// speaks for the database `conn` reaches. Another instance's record never does.
+fn local_record_for(config: &Config, env: &str, conn: &Conn) -> Result<Option<Instance>> {
+    let Some((id, instance)) = config
+        .envs
+        .contains_key(env)
+        .then(|| config.env_instance(env))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    if instance.provider != "local" {
+        return Ok(None);
+    }
+    let record = owned_record(config, id, env)?;
+    Ok((record.endpoint.host == conn.host && record.endpoint.port == conn.port).then_some(record))
 }
 
 /// Whether a database whose identity matches its stamp is that stamp's original or a
@@ -140,9 +156,9 @@ pub enum Origin {
     Unknown,
 }
 
-/// Judges where a stamped database came from by what the owner of the instance at `conn`
-/// recorded: a local instance record listening there, or the tags of the AWS instance the
-/// profile's env names, when AWS says that instance's endpoint is `conn`'s host and port.
+/// Judges where a stamped database came from by what the owner of the env's own instance
+/// recorded — its local instance record, or its AWS tags — and only when that instance is the
+/// one at `conn`'s host and port.
 pub fn origin(config: Option<&Config>, env: &str, conn: &Conn, stamp: &Stamp) -> Result<Origin> {
     let Some(config) = config else {
         return Ok(Origin::Unknown);
@@ -155,7 +171,16 @@ pub fn origin(config: Option<&Config>, env: &str, conn: &Conn, stamp: &Stamp) ->
             Origin::Copy
         }
     };
-    if let Some(record) = local_instance_at(config, conn)? {
+    if let Some(record) = local_record_for(config, env, conn)? {
+        // A database the record lists without a stamp (a record older than stamps, or one
+        // edited by hand) proves nothing either way.
+        if record
+            .databases
+            .iter()
+            .any(|d| d.name == conn.dbname && d.stamp.is_none())
+        {
+            return Ok(Origin::Unknown);
+        }
         let mut stamps = record
             .databases
             .into_iter()

@@ -33,6 +33,10 @@ const CURRENT_IDENTITY: &str = "jsonb_build_object('system_identifier', CASE WHE
     'database_oid', (SELECT oid::text FROM pg_catalog.pg_database WHERE datname = current_database()), \
     'database_name', current_database())";
 
+/// Pins name resolution to the built-ins for the rest of a transaction: whatever the master
+/// runs in a database an app role owns resolves no function or operator that role created.
+pub const PINNED_SEARCH_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp;\n";
+
 /// The SQLSTATEs `dbtools.assert_stamp` raises (class "DB", not used by PostgreSQL): the stamp is
 /// missing or names another env; the database is a copy; the stamp's protection wants a
 /// confirmation that was not given. Each DETAIL is the stamp as JSON ('' when unstamped).
@@ -165,15 +169,20 @@ impl Reading {
 /// Reads the stamp and the database's identity in one round trip, also when the `dbtools`
 /// schema does not exist.
 pub fn read(client: &mut pg::Client) -> Result<Reading> {
+    // The master reads stamps in databases that app roles own: with the search path pinned, a
+    // function an app role created (say `public.to_jsonb(dbtools.env_stamp)`, an exact match
+    // that would win over the built-in) never runs with the master's rights.
     let sql = format!(
-        "SELECT CASE WHEN to_regclass('dbtools.env_stamp') IS NULL THEN NULL ELSE \
+        "BEGIN;\n{PINNED_SEARCH_PATH}\
+         SELECT CASE WHEN to_regclass('dbtools.env_stamp') IS NULL THEN NULL ELSE \
          (xpath('/row/j/text()', query_to_xml({}, false, true, '')))[1]::text END, {CURRENT_IDENTITY}::text, \
-         current_user::text, (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'dbtools')",
+         current_user::text, (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'dbtools');\nCOMMIT;",
         quote_literal(&format!("SELECT ({STAMP_JSON})::text AS j"))
     );
-    let messages = client
-        .simple_query(&sql)
-        .map_err(|e| pg::statement_error("reading the env stamp", &e))?;
+    let messages = client.simple_query(&sql).map_err(|e| {
+        let _ = client.simple_query("ROLLBACK");
+        pg::statement_error("reading the env stamp", &e)
+    })?;
     let row: Vec<Option<String>> = messages
         .iter()
         .find_map(|m| match m {
@@ -302,7 +311,7 @@ pub fn write(client: &mut pg::Client, new: &NewStamp, expected: Option<&Stamp>) 
     };
     let optional = |v: Option<&str>| v.map(quote_literal).unwrap_or_else(|| "NULL".into());
     let sql = format!(
-        "BEGIN;\n{schema}\
+        "BEGIN;\n{PINNED_SEARCH_PATH}{schema}\
          WITH cur AS (SELECT {CURRENT_IDENTITY} AS j) \
          INSERT INTO dbtools.env_stamp AS s (singleton, env, protection, app, stamped_by, stamped_at, tool, system_identifier, database_oid, database_name, nonce, adopted_from) \
          SELECT true, {env}, {protection}, {app}, {by}, now(), {tool}, j->>'system_identifier', j->>'database_oid', j->>'database_name', {nonce}, {adopted} FROM cur \
@@ -353,8 +362,8 @@ pub fn upgrade_schema(client: &mut pg::Client) -> Result<bool> {
         return Ok(false);
     };
     let function_missing = client
-        .simple_query("SELECT to_regprocedure('dbtools.append_audit(timestamptz, text, text, text, text, text, text, text, text)') IS NULL \
-            OR to_regprocedure('dbtools.assert_stamp(text, boolean, boolean, boolean)') IS NULL")
+        .simple_query("SELECT pg_catalog.to_regprocedure('dbtools.append_audit(timestamptz, text, text, text, text, text, text, text, text)') IS NULL \
+            OR pg_catalog.to_regprocedure('dbtools.assert_stamp(text, boolean, boolean, boolean)') IS NULL")
         .map_err(|e| pg::statement_error("reading the dbtools schema", &e))?
         .iter()
         .any(|m| matches!(m, SimpleQueryMessage::Row(row) if row.get(0) == Some("t")));
@@ -362,7 +371,10 @@ pub fn upgrade_schema(client: &mut pg::Client) -> Result<bool> {
         return Ok(false);
     }
     client
-        .batch_execute(&format!("BEGIN;\n{}COMMIT;", schema_script()))
+        .batch_execute(&format!(
+            "BEGIN;\n{PINNED_SEARCH_PATH}{}COMMIT;",
+            schema_script()
+        ))
         .map_err(|e| {
             let _ = client.simple_query("ROLLBACK");
             pg::statement_error("upgrading the dbtools schema", &e)

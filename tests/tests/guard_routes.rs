@@ -346,6 +346,39 @@ fn app_roles_cannot_rewrite_the_stamp_or_the_audit() {
         "1"
     );
 
+    // A function the app role plants to answer for a built-in (an exact-type overload wins
+    // over pg_catalog's polymorphic one whatever the search path): it must neither fool the
+    // assertion nor ever run with the master's rights when the master reads the stamp.
+    as_app(
+        "create function public.to_jsonb(s dbtools.env_stamp) returns jsonb language plpgsql as $$ \
+         begin if (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then \
+         execute 'create table if not exists public.ran_as_superuser (x int)'; end if; \
+         return pg_catalog.to_jsonb(s) || '{\"env\":\"dev\",\"protection\":\"open\"}'::jsonb; end $$",
+    )
+    .expect(0);
+    let mut aimed: Value = serde_json::from_str(&project.profile("test")).unwrap();
+    aimed["env"] = "dev".into();
+    aimed["protection"] = "open".into();
+    Tool::new("dbguard")
+        .args(["check", "--action", "destructive"])
+        .stdin(aimed.to_string())
+        .run()
+        .expect_error("dbguard", 3, "is stamped test");
+    project.apply();
+    project
+        .tool("dbguard")
+        .args(["stamp", "test"])
+        .run()
+        .expect(0);
+    assert_eq!(
+        as_app("select pg_catalog.to_regclass('public.ran_as_superuser') is null")
+            .expect(0)
+            .stdout
+            .trim(),
+        "t",
+        "the app role's function ran as the master"
+    );
+
     // An older database whose dbtools schema the app role created: apply moves it to the
     // master and the same UPDATE is refused afterwards.
     let as_master = |sql: &str| psql_local(&project, "combine-dev", "combine_dev", "master", sql);
@@ -589,6 +622,39 @@ fn physical_copies_are_told_from_the_original_by_the_instance_record() {
         .args(["adopt", "dev"])
         .run()
         .expect_error("dbguard", 3, "its instance records that stamp");
+    // A record that lists the database without its stamp (edited by hand) proves nothing.
+    let test_record = local.join("combine-test/instance.json");
+    let original = std::fs::read_to_string(&test_record).unwrap();
+    let mut edited: Value = serde_json::from_str(&original).unwrap();
+    for database in edited["databases"].as_array_mut().unwrap() {
+        database.as_object_mut().unwrap().remove("stamp");
+    }
+    std::fs::write(&test_record, edited.to_string()).unwrap();
+    project
+        .tool("dbguard")
+        .args(["adopt", "dev"])
+        .run()
+        .expect_error("dbguard", 3, "nothing shows it was copied");
+    std::fs::write(&test_record, &original).unwrap();
+    // A fake instance whose record is a copy of TEST's (TEST's endpoint and master secret)
+    // speaks for nothing.
+    let fake = mis_aimed().replacen(
+        "instance = \"combine-test\"\ndatabase = \"combine_test\"\nuser = \"combine_app\"",
+        "instance = \"a-fake\"\ndatabase = \"combine_test\"\nuser = \"combine_app\"\nsecret = \"local:combine-test/combine_app\"",
+        1,
+    ) + "[instance.a-fake]\nprovider = \"local\"\n";
+    rewrite_config(&project, &fake);
+    std::fs::create_dir_all(local.join("a-fake")).unwrap();
+    let mut forged: Value = serde_json::from_str(&original).unwrap();
+    forged["id"] = "a-fake".into();
+    forged["databases"] = json!([]);
+    std::fs::write(local.join("a-fake/instance.json"), forged.to_string()).unwrap();
+    project
+        .tool("dbguard")
+        .args(["adopt", "dev"])
+        .run()
+        .expect_error("dbguard", 3, "it is not a-fake's own");
+    std::fs::remove_dir_all(local.join("a-fake")).unwrap();
     // TEST is untouched and still TEST's.
     rewrite_config(&project, LOCAL_DEV_TEST);
     project

@@ -95,6 +95,8 @@ pub struct AtStake {
 pub struct Stakes {
     pub read_live: bool,
     pub stamps: Vec<AtStake>,
+    /// Databases the live read could not connect to.
+    pub unreadable: Vec<String>,
 }
 
 pub struct LocalProvider<'a> {
@@ -424,12 +426,7 @@ impl LocalProvider<'_> {
         let running = self
             .cluster(PgBinaries::locate()?, &self.state.instance_dir(id))
             .is_running();
-        if running {
-            if let Ok(stakes) = self.read_stakes(&record) {
-                return Ok(Some(stakes));
-            }
-        }
-        let stamps: Vec<AtStake> = record
+        let recorded: Vec<AtStake> = record
             .databases
             .iter()
             .map(|d| AtStake {
@@ -438,9 +435,35 @@ impl LocalProvider<'_> {
                 protection: d.stamp.as_ref().map(|s| s.protection),
             })
             .collect();
-        Ok((!stamps.is_empty()).then_some(Stakes {
+        if running {
+            if let Ok(mut stakes) = self.read_stakes(&record) {
+                // What the record knows and the live read did not see (a database that takes
+                // no connections, say) is at stake too.
+                let unseen: Vec<AtStake> = recorded
+                    .into_iter()
+                    .filter(|r| !stakes.stamps.iter().any(|s| s.database == r.database))
+                    .collect();
+                // A database that could not be read and that the record does not know counts
+                // as locked, confirmed by its own name.
+                let unknown: Vec<AtStake> = stakes
+                    .unreadable
+                    .iter()
+                    .filter(|name| !unseen.iter().any(|r| &r.database == *name))
+                    .map(|name| AtStake {
+                        database: name.clone(),
+                        env: name.clone(),
+                        protection: Some(Protection::Locked),
+                    })
+                    .collect();
+                stakes.stamps.extend(unseen);
+                stakes.stamps.extend(unknown);
+                return Ok(Some(stakes));
+            }
+        }
+        Ok((!recorded.is_empty()).then_some(Stakes {
             read_live: false,
-            stamps,
+            stamps: recorded,
+            unreadable: Vec::new(),
         }))
     }
 
@@ -448,7 +471,7 @@ impl LocalProvider<'_> {
         let mut client = self.connect_master(record, "postgres")?;
         let names: Vec<String> = client
             .query(
-                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1",
+                "SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1",
                 &[],
             )
             .map_err(|e| pg::statement_error("listing the databases", &e))?
@@ -456,8 +479,14 @@ impl LocalProvider<'_> {
             .map(|row| row.get(0))
             .collect();
         let mut stamps = Vec::new();
+        let mut unreadable = Vec::new();
         for name in names {
-            let mut client = self.connect_master(record, &name)?;
+            // A database that takes no connections (ALLOW_CONNECTIONS false) cannot be read:
+            // it counts as locked under its own name.
+            let Ok(mut client) = self.connect_master(record, &name) else {
+                unreadable.push(name);
+                continue;
+            };
             if let Some(stamp) = guard::read_stamp(&mut client)? {
                 stamps.push(AtStake {
                     database: name,
@@ -469,6 +498,7 @@ impl LocalProvider<'_> {
         Ok(Stakes {
             read_live: true,
             stamps,
+            unreadable,
         })
     }
 
