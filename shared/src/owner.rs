@@ -124,16 +124,21 @@ fn owned_record(config: &Config, id: &str, env: &str) -> Result<Instance> {
     Ok(record)
 }
 
+/// The instance dbtools.toml gives env `env` (none for an env it does not define).
+fn configured_instance<'a>(
+    config: &'a Config,
+    env: &str,
+) -> Result<Option<(&'a str, &'a crate::config::InstanceConfig)>> {
+    if !config.envs.contains_key(env) {
+        return Ok(None);
+    }
+    config.env_instance(env)
+}
+
 /// The env's own local instance record, when it listens where `conn` points: the record that
 /// speaks for the database `conn` reaches. Another instance's record never does.
 fn local_record_for(config: &Config, env: &str, conn: &Conn) -> Result<Option<Instance>> {
-    let Some((id, instance)) = config
-        .envs
-        .contains_key(env)
-        .then(|| config.env_instance(env))
-        .transpose()?
-        .flatten()
-    else {
+    let Some((id, instance)) = configured_instance(config, env)? else {
         return Ok(None);
     };
     if instance.provider != "local" {
@@ -187,13 +192,7 @@ pub fn origin(config: Option<&Config>, env: &str, conn: &Conn, stamp: &Stamp) ->
             .filter_map(|d| Some((d.name, d.stamp?)));
         return Ok(listed(&mut stamps));
     }
-    let Some((id, instance)) = config
-        .envs
-        .contains_key(env)
-        .then(|| config.env_instance(env))
-        .transpose()?
-        .flatten()
-    else {
+    let Some((id, instance)) = configured_instance(config, env)? else {
         return Ok(Origin::Unknown);
     };
     if instance.provider != "aws" {

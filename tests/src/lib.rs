@@ -227,6 +227,24 @@ impl Tool {
     }
 }
 
+/// The example config: local dev (open) and test (confirm) instances, one app role each.
+pub const LOCAL_DEV_TEST: &str = r#"app = "combine"
+[env.dev]
+protection = "open"
+instance = "combine-dev"
+database = "combine_dev"
+user = "combine_app"
+[env.test]
+protection = "confirm"
+instance = "combine-test"
+database = "combine_test"
+user = "combine_app"
+[instance.combine-dev]
+provider = "local"
+[instance.combine-test]
+provider = "local"
+"#;
+
 /// A temporary project: a directory with `dbtools.toml` and its `.dbtools` state dir. Local
 /// instances it provisions are stopped when it is dropped.
 pub struct Project {
@@ -242,24 +260,7 @@ impl Project {
 
     /// The example config: local dev (open) and test (confirm) instances.
     pub fn local_dev_test() -> Project {
-        Project::new(
-            r#"app = "combine"
-[env.dev]
-protection = "open"
-instance = "combine-dev"
-database = "combine_dev"
-user = "combine_app"
-[env.test]
-protection = "confirm"
-instance = "combine-test"
-database = "combine_test"
-user = "combine_app"
-[instance.combine-dev]
-provider = "local"
-[instance.combine-test]
-provider = "local"
-"#,
-        )
+        Project::new(LOCAL_DEV_TEST)
     }
 
     pub fn path(&self) -> &Path {

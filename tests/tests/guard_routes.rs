@@ -6,7 +6,7 @@
 //! profile dimension, and the line naming a protected target before a write.
 
 use dbtools::contract::SslMode;
-use harness::{PgCluster, Project, Run, Tls, Tool};
+use harness::{PgCluster, Project, Run, Tls, Tool, LOCAL_DEV_TEST};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -26,27 +26,23 @@ fn guard_check(stdin: String, action: &str, extra: &[&str]) -> Run {
         .run()
 }
 
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// Runs SQL on a local instance's database as its master (superuser) or an env's app role,
 /// with psql over verify-full TLS; the password from the local secret store.
 fn psql_local(project: &Project, instance: &str, db: &str, secret: &str, sql: &str) -> Run {
-    let record: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            project
-                .state()
-                .join(format!("local/{instance}/instance.json")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let stored: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            project
-                .state()
-                .join(format!("secrets/{instance}/{secret}.json")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let record = read_json(
+        &project
+            .state()
+            .join(format!("local/{instance}/instance.json")),
+    );
+    let stored = read_json(
+        &project
+            .state()
+            .join(format!("secrets/{instance}/{secret}.json")),
+    );
     Tool::program("psql")
         .args(["-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .env("PGHOST", record["endpoint"]["host"].as_str().unwrap())
@@ -62,23 +58,6 @@ fn psql_local(project: &Project, instance: &str, db: &str, secret: &str, sql: &s
 fn rewrite_config(project: &Project, text: &str) {
     std::fs::write(project.path().join("dbtools.toml"), text).unwrap();
 }
-
-const LOCAL_DEV_TEST: &str = r#"app = "combine"
-[env.dev]
-protection = "open"
-instance = "combine-dev"
-database = "combine_dev"
-user = "combine_app"
-[env.test]
-protection = "confirm"
-instance = "combine-test"
-database = "combine_test"
-user = "combine_app"
-[instance.combine-dev]
-provider = "local"
-[instance.combine-test]
-provider = "local"
-"#;
 
 /// `[env.dev]` aimed at TEST's instance and database; TEST moved to another instance name.
 fn mis_aimed() -> String {
@@ -551,10 +530,7 @@ fn physical_copies_are_told_from_the_original_by_the_instance_record() {
             .expect(0);
     }
     let local = project.state().join("local");
-    let record: Value = serde_json::from_str(
-        &std::fs::read_to_string(local.join("combine-dev/instance.json")).unwrap(),
-    )
-    .unwrap();
+    let record = read_json(&local.join("combine-dev/instance.json"));
     let dev_port = record["endpoint"]["port"].as_u64().unwrap() as u16;
     let copy = Tool::program("bash")
         .args([
@@ -603,10 +579,7 @@ fn physical_copies_are_told_from_the_original_by_the_instance_record() {
         .run()
         .expect(0);
     // The record now lists the adopted stamp, so the copy is DEV's original from here on.
-    let record: Value = serde_json::from_str(
-        &std::fs::read_to_string(local.join("combine-dev/instance.json")).unwrap(),
-    )
-    .unwrap();
+    let record = read_json(&local.join("combine-dev/instance.json"));
     let listed = record["databases"]
         .as_array()
         .unwrap()

@@ -143,22 +143,7 @@ pub fn lock(client: &mut pg::Client, lock_timeout: Duration, guard: &Guard) -> R
     };
     let applied = applied_rows(&messages);
     // The second-to-last result set: wait time and what was applied meanwhile.
-    let mut sets: Vec<Vec<Vec<Option<String>>>> = Vec::new();
-    for message in &messages {
-        match message {
-            SimpleQueryMessage::RowDescription(_) => sets.push(Vec::new()),
-            SimpleQueryMessage::Row(row) => {
-                if let Some(set) = sets.last_mut() {
-                    set.push(
-                        (0..row.len())
-                            .map(|i| row.get(i).map(str::to_string))
-                            .collect(),
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
+    let sets = pg::result_sets(&messages);
     let info = sets
         .iter()
         .rev()

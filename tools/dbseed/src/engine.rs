@@ -59,28 +59,9 @@ fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
-type Row = Vec<Option<String>>;
+type Row = pg::TextRow;
 
-/// The rows of each result set in a simple-query answer, in order.
-fn result_sets(messages: &[SimpleQueryMessage]) -> Vec<Vec<Row>> {
-    let mut sets: Vec<Vec<Row>> = Vec::new();
-    for message in messages {
-        match message {
-            SimpleQueryMessage::RowDescription(_) => sets.push(Vec::new()),
-            SimpleQueryMessage::Row(row) => {
-                if let Some(set) = sets.last_mut() {
-                    set.push(
-                        (0..row.len())
-                            .map(|i| row.get(i).map(str::to_string))
-                            .collect(),
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-    sets
-}
+use pg::result_sets;
 
 /// The rows of the last result set.
 fn last_set(messages: &[SimpleQueryMessage]) -> Vec<Row> {
