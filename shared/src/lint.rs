@@ -652,6 +652,7 @@ mod tests {
                    update t set n = u.n from u where u.id = t.u_id;\n\
                    delete from t where id = 1 or false;\nupdate t set n = 0 where id = 1 and true;\n\
                    delete from t where deleted_at is null and id = 3;\n\
+                   delete from t where not (id = 3);\ndelete from t where deleted_at is null;\n\
                    update t set n = n + 1 where id = n;\n\
                    insert into t (id, n) values (1, 2) on conflict (id) do update set n = excluded.n;\n\
                    insert into t (id) values (1) on conflict do nothing;\n\
@@ -683,6 +684,7 @@ mod tests {
             ("delete from t where lower(s) <= lower(s);", "delete-without-where"),
             ("delete from t where a is not distinct from a;", "delete-without-where"),
             ("delete from t where id is not null;", "delete-without-where"),
+            ("delete from t where not (id is null);", "delete-without-where"),
             ("update t set n = 1 where id = 5 or n is not null;", "update-without-where"),
             ("delete from t where true;", "delete-without-where"),
             ("delete from t where 1 = 1;", "delete-without-where"),

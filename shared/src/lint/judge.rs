@@ -539,15 +539,17 @@ impl Judge {
                     .on_conflict_clause
                     .as_ref()
                     .is_some_and(|c| c.action == OnConflictAction::OnconflictUpdate as i32);
-                let from_table = insert
-                    .select_stmt
-                    .as_deref()
-                    .and_then(|s| s.node.as_ref())
-                    .is_some_and(|s| match s {
-                        NodeEnum::SelectStmt(select) => select_reads_table(select),
-                        _ => false,
-                    });
-                if updates && from_table {
+                let from_table = || {
+                    insert
+                        .select_stmt
+                        .as_deref()
+                        .and_then(|s| s.node.as_ref())
+                        .is_some_and(|s| match s {
+                            NodeEnum::SelectStmt(select) => select_reads_table(select),
+                            _ => false,
+                        })
+                };
+                if updates && from_table() {
                     let table = relation_name(insert.relation.as_ref());
                     self.push(
                         Rule::UpsertFromQuery,
@@ -1137,7 +1139,7 @@ fn unbounded(table: &str, condition: &Value) -> String {
 /// table:
 /// - a comparison of an expression with itself: `id = id`, `a >= a`, `a <= a`,
 ///   `a IS NOT DISTINCT FROM a`;
-/// - `col IS NOT NULL` (every row, for a NOT NULL or key column);
+/// - `col IS NOT NULL`, or `NOT (col IS NULL)` (every row, for a NOT NULL or key column);
 /// - an OR with any branch that is one of these, or that names no column (`true`, `1 = 1`,
 ///   `1 < 2`, `$1 IS NULL`), unless that constant branch is plainly false (`false`, `1 = 2`);
 /// - an AND whose every branch is such a tautology.
@@ -1160,7 +1162,11 @@ fn json_bounds_nothing(condition: &Value) -> bool {
             } else if is("boolop", BoolExprType::AndExpr as i32) {
                 !args.is_empty() && args.iter().all(json_always_true)
             } else {
-                false
+                // NOT (col IS NULL).
+                matches!(args, [arg] if json_node(arg).is_some_and(|(kind, test)| {
+                    kind == "NullTest"
+                        && test["nulltesttype"].as_i64() == Some(NullTestType::IsNull as i64)
+                }))
             }
         }
         "AExpr" => {
