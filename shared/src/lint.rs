@@ -57,6 +57,13 @@ pub enum Rule {
     Unclassified,
     CrossDatabase,
     Role,
+    UpsertFromQuery,
+    SequenceReset,
+    DropConstraint,
+    RowSecurity,
+    Privileges,
+    SearchPath,
+    ShadowsBuiltin,
     DbtoolsSchema,
 }
 
@@ -85,6 +92,13 @@ impl Rule {
         Rule::Unclassified,
         Rule::CrossDatabase,
         Rule::Role,
+        Rule::UpsertFromQuery,
+        Rule::SequenceReset,
+        Rule::DropConstraint,
+        Rule::RowSecurity,
+        Rule::Privileges,
+        Rule::SearchPath,
+        Rule::ShadowsBuiltin,
         Rule::DbtoolsSchema,
     ];
 
@@ -113,6 +127,13 @@ impl Rule {
             Rule::Unclassified => "unclassified",
             Rule::CrossDatabase => "cross-database",
             Rule::Role => "role",
+            Rule::UpsertFromQuery => "upsert-from-query",
+            Rule::SequenceReset => "sequence-reset",
+            Rule::DropConstraint => "drop-constraint",
+            Rule::RowSecurity => "row-security",
+            Rule::Privileges => "privileges",
+            Rule::SearchPath => "search-path",
+            Rule::ShadowsBuiltin => "shadows-builtin",
             Rule::DbtoolsSchema => "dbtools-schema",
         }
     }
@@ -143,6 +164,13 @@ impl Rule {
             Rule::Unclassified => "the statement is not on the lint's list of known-safe statements, and unknown means refused",
             Rule::CrossDatabase => "the statement reaches beyond this database (other databases, tablespaces, server settings), which no env of this app owns alone",
             Rule::Role => "roles and ownership are shared by every database on the server: changing them changes who may do what everywhere",
+            Rule::UpsertFromQuery => "INSERT … SELECT from a table … ON CONFLICT DO UPDATE rewrites every existing row the query matches, as many as the query returns",
+            Rule::SequenceReset => "setval or ALTER SEQUENCE … RESTART moves a sequence: moved back, every later insert collides with existing keys (or reuses ids other systems still hold)",
+            Rule::DropConstraint => "DROP CONSTRAINT removes a check, key or foreign key the data relies on: duplicates and orphans can be written from then on",
+            Rule::RowSecurity => "row level security and its policies decide which rows each role sees: enabled without the right policy, the app sees (and updates) no row at all",
+            Rule::Privileges => "REVOKE and ALTER DEFAULT PRIVILEGES take access away, possibly from the app's own role, and break it at run time",
+            Rule::SearchPath => "setting search_path changes which table, function or operator every later unqualified name finds",
+            Rule::ShadowsBuiltin => "a function, operator or aggregate named like a commonly called built-in can take over calls code means for pg_catalog's, wherever its schema comes first in a search path",
             Rule::DbtoolsSchema => "the dbtools schema holds the guard's own records (env stamp, applied migrations and seeds, audit); migrations and seeds may not touch it",
         }
     }
@@ -606,13 +634,130 @@ mod tests {
                    alter table u add constraint fk foreign key (c) references t (id) not valid;\n\
                    create index concurrently on u (c);\nselect f();\ndrop table t;\n\
                    insert into t (id, n) values (1, 2) on conflict (id) do update set n = excluded.n;\n\
-                   set lock_timeout = '5s';\nselect set_config('search_path', 'public', true);\n\
-                   select pg_catalog.set_config('search_path', '', false);\n\
+                   set lock_timeout = '5s';\nreset search_path;\n\
                    create table c (p int references u (c) on delete cascade on update cascade);\n\
                    comment on table c is 'children';\ngrant select on c to reader;\n\
-                   create view v as select count(*) from c;\ndrop view v;\n\
-                   select setval('u_c_seq', (select max(c) from u));\n";
+                   create view v as select count(*) from c;\ndrop view v;\n";
         assert_eq!(rules(sql), Vec::<String>::new());
+    }
+
+    /// WHERE clauses that bound something, upserts of literal rows, GRANT, and constraints of
+    /// a table the run itself created stay quiet under the hardened rules.
+    #[test]
+    fn bounded_writes_and_seed_upserts_are_not_findings() {
+        let sql = "delete from t where id = 1;\nupdate t set n = 2 where slug = 'x';\n\
+                   delete from t where created_at < now() - interval '30 days';\n\
+                   delete from t where id in (1, 2, 3);\nupdate t set n = 1 where id = 1 or id = 2;\n\
+                   delete from t using u where t.u_id = u.id and u.gone;\n\
+                   update t set n = u.n from u where u.id = t.u_id;\n\
+                   delete from t where id = 1 or false;\nupdate t set n = 0 where id = 1 and true;\n\
+                   delete from t where deleted_at is null and id = 3;\n\
+                   delete from t where not (id = 3);\ndelete from t where deleted_at is null;\n\
+                   update t set n = n + 1 where id = n;\n\
+                   insert into t (id, n) values (1, 2) on conflict (id) do update set n = excluded.n;\n\
+                   insert into t (id) values (1) on conflict do nothing;\n\
+                   insert into t (id, n) select 1, 2 on conflict (id) do update set n = excluded.n;\n\
+                   insert into t (id) select id from u on conflict do nothing;\n\
+                   insert into t (id) select id from u;\n\
+                   grant select on t to reader;\n";
+        assert_eq!(rules(sql), Vec::<String>::new());
+        let sql = "create table n (id int, constraint n_pk primary key (id));\n\
+                   alter table n drop constraint n_pk;\nreset search_path;\nselect nextval('s');\n\
+                   create function app_lower(t text) returns text language sql as 'select lower(t)';\n\
+                   create procedure now() language sql as 'select 1';\n";
+        assert_eq!(rules(sql), Vec::<String>::new());
+        // Function and DO bodies are judged by the same code.
+        let sql = "create function bump(target int) returns void language plpgsql as $$\n\
+                   begin update t set n = n + 1 where id = target; end $$;\n\
+                   do $$ begin delete from t where id = 1; end $$;\n";
+        assert_eq!(rules(sql), Vec::<String>::new());
+    }
+
+    /// Statements that once passed as safe on a confirm env yet destroy or corrupt data.
+    #[test]
+    fn hardened_rules_fire() {
+        // WHERE clauses that bound nothing.
+        for (sql, rule) in [
+            ("delete from t where id = id;", "delete-without-where"),
+            ("update t set n = 1 where t.id = t.id;", "update-without-where"),
+            ("delete from t where n >= n;", "delete-without-where"),
+            ("delete from t where lower(s) <= lower(s);", "delete-without-where"),
+            ("delete from t where a is not distinct from a;", "delete-without-where"),
+            ("delete from t where id is not null;", "delete-without-where"),
+            ("delete from t where not (id is null);", "delete-without-where"),
+            ("update t set n = 1 where id = 5 or n is not null;", "update-without-where"),
+            ("delete from t where true;", "delete-without-where"),
+            ("delete from t where 1 = 1;", "delete-without-where"),
+            ("delete from t where 1 < 2;", "delete-without-where"),
+            ("delete from t where id = 5 or true;", "delete-without-where"),
+            ("delete from t where id = 5 or 1 = 1;", "delete-without-where"),
+            ("update t set n = 1 where id = 5 or 'a' = 'a';", "update-without-where"),
+            ("delete from t where (id = 5 or id = id) and 1 = 1;", "delete-without-where"),
+            ("delete from t where id is not null and n = n;", "delete-without-where"),
+            ("with d as (delete from t where id = id returning *) select 1;", "delete-without-where"),
+            ("do $$ begin delete from t where id = id; end $$;", "delete-without-where"),
+            ("create function f() returns void language sql as 'update t set n = 1 where n is not null';", "update-without-where"),
+            ("create function f() returns void language plpgsql as $$ begin update t set n = 1 where 2 > 1 or id = 3; end $$;", "update-without-where"),
+            ("merge into t using u on t.id = t.id when matched then update set n = 1;", "update-without-where"),
+        ] {
+            blocks_on_confirm(sql, rule);
+        }
+        let findings = lint("delete from t where id = id;");
+        assert!(
+            findings[0]
+                .message
+                .ends_with("(t: its WHERE bounds nothing)"),
+            "{findings:?}"
+        );
+        // Upserts whose rows come from a query.
+        for sql in [
+            "insert into t (id, n) select id, n from u on conflict (id) do update set n = excluded.n;",
+            "insert into t (id) select id from u join v using (id) on conflict (id) do update set n = 0;",
+            "insert into t (id) (select id from u union select 1) on conflict (id) do update set n = 0;",
+            "with s as (select id from u) insert into t (id) select id from s on conflict (id) do update set n = 0;",
+            "with x as (insert into t (id) select id from u on conflict (id) do update set n = 0 returning 1) select 1;",
+            "explain analyze insert into t (id) select id from u on conflict (id) do update set n = 0;",
+            "do $$ begin insert into t (id) select id from u on conflict (id) do update set n = 0; end $$;",
+        ] {
+            blocks_on_confirm(sql, "upsert-from-query");
+        }
+        for (sql, rule) in [
+            ("select setval('t_id_seq', 1);", "sequence-reset"),
+            ("select pg_catalog.setval('t_id_seq', (select max(id) from t));", "sequence-reset"),
+            ("alter sequence t_id_seq restart;", "sequence-reset"),
+            ("alter sequence t_id_seq restart with 1;", "sequence-reset"),
+            ("alter table t alter column id restart with 1;", "sequence-reset"),
+            ("do $$ begin perform setval('s', 1); end $$;", "sequence-reset"),
+            ("alter table t drop constraint t_pkey;", "drop-constraint"),
+            ("alter table t drop constraint if exists t_n_check;", "drop-constraint"),
+            ("alter table t enable row level security;", "row-security"),
+            ("alter table t force row level security;", "row-security"),
+            ("create policy p on t using (false);", "row-security"),
+            ("alter policy p on t using (false);", "row-security"),
+            ("alter default privileges revoke all on tables from app;", "privileges"),
+            ("alter default privileges grant select on tables to reader;", "privileges"),
+            ("revoke all on t from app;", "privileges"),
+            ("revoke usage on schema public from public;", "privileges"),
+            ("set search_path = evil, public;", "search-path"),
+            ("set local search_path to evil;", "search-path"),
+            ("select set_config('search_path', 'evil, public', false);", "search-path"),
+            ("select pg_catalog.set_config('search_path', '', true);", "search-path"),
+            ("do $$ begin set search_path = evil; end $$;", "search-path"),
+            ("create function to_jsonb(anyelement) returns jsonb language sql as 'select null::jsonb';", "shadows-builtin"),
+            ("create or replace function public.now() returns timestamptz language sql as 'select null::timestamptz';", "shadows-builtin"),
+            ("create function evil.set_config(text, text, boolean) returns text language sql as 'select 1::text';", "shadows-builtin"),
+            ("create function \"lower\"(text) returns text language sql as 'select 1::text';", "shadows-builtin"),
+            ("create function pg_try_advisory_lock(bigint) returns boolean language sql as 'select true';", "shadows-builtin"),
+            ("create aggregate count(int) (sfunc = int4pl, stype = int);", "shadows-builtin"),
+            ("create operator = (leftarg = text, rightarg = text, function = texteq);", "shadows-builtin"),
+            ("create operator public.|| (leftarg = text, rightarg = text, function = textcat);", "shadows-builtin"),
+        ] {
+            blocks_on_confirm(sql, rule);
+        }
+        // Each is opted in like any protected rule.
+        let sql = "-- dbguard:allow sequence-reset, search-path: sync ids after the import\n\
+                   select setval('t_id_seq', (select max(id) from t));\nset search_path = app;\n";
+        assert_eq!(rules(sql), ["2:sequence-reset+", "3:search-path+"]);
     }
 
     #[test]

@@ -20,8 +20,8 @@ mod stream;
 use super::known::{self, Setting};
 use super::Rule;
 use pg_query::protobuf::{
-    AlterTableType, CmdType, ConstrType, MergeMatchKind, ObjectType, RangeVar, ScanToken, Token,
-    VariableSetKind,
+    AExprKind, AlterTableType, BoolExprType, CmdType, ConstrType, MergeMatchKind, NullTestType,
+    ObjectType, OnConflictAction, RangeVar, ScanToken, Token, VariableSetKind,
 };
 use pg_query::{Node, NodeEnum};
 use serde_json::Value;
@@ -201,6 +201,7 @@ impl Judge {
 
     /// Pass 2: the statement's kind, from the typed tree.
     fn kind(&mut self, node: &NodeEnum, source: &Source, scope: &Scope) {
+        self.upserts(node, scope);
         match node {
             // Reads, writes with their own rules in pass 3, and harmless utility statements.
             NodeEnum::SelectStmt(_)
@@ -227,13 +228,66 @@ impl Judge {
             | NodeEnum::ListenStmt(_)
             | NodeEnum::UnlistenStmt(_)
             | NodeEnum::CommentStmt(_)
-            | NodeEnum::GrantStmt(_)
-            | NodeEnum::AlterDefaultPrivilegesStmt(_)
-            | NodeEnum::CreatePolicyStmt(_)
-            | NodeEnum::AlterPolicyStmt(_)
             | NodeEnum::CreateStatsStmt(_)
-            | NodeEnum::AlterSeqStmt(_)
             | NodeEnum::AlterDomainStmt(_) => {}
+            NodeEnum::GrantStmt(grant) if grant.is_grant => {}
+            NodeEnum::GrantStmt(_) => self.push(Rule::Privileges, " (REVOKE)", scope),
+            NodeEnum::AlterDefaultPrivilegesStmt(_) => {
+                self.push(Rule::Privileges, " (ALTER DEFAULT PRIVILEGES)", scope)
+            }
+            NodeEnum::CreatePolicyStmt(policy) => self.push(
+                Rule::RowSecurity,
+                format!(
+                    " (CREATE POLICY {} on {})",
+                    policy.policy_name,
+                    relation_name(policy.table.as_ref())
+                ),
+                scope,
+            ),
+            NodeEnum::AlterPolicyStmt(policy) => self.push(
+                Rule::RowSecurity,
+                format!(
+                    " (ALTER POLICY {} on {})",
+                    policy.policy_name,
+                    relation_name(policy.table.as_ref())
+                ),
+                scope,
+            ),
+            NodeEnum::AlterSeqStmt(seq) => {
+                if has_option(&seq.options, "restart") {
+                    self.push(
+                        Rule::SequenceReset,
+                        format!(
+                            " (ALTER SEQUENCE {} RESTART)",
+                            relation_name(seq.sequence.as_ref())
+                        ),
+                        scope,
+                    );
+                }
+            }
+            NodeEnum::DefineStmt(define) => {
+                let kind = ObjectType::try_from(define.kind).unwrap_or(ObjectType::Undefined);
+                let (schema, name) = split_name(&strings(&define.defnames));
+                if matches!(
+                    kind,
+                    ObjectType::ObjectAggregate | ObjectType::ObjectOperator
+                ) && known::shadows_builtin(&name)
+                {
+                    self.push(
+                        Rule::ShadowsBuiltin,
+                        format!(" ({} {})", object_kind(kind), qualified(&schema, &name)),
+                        scope,
+                    );
+                }
+                self.push(
+                    Rule::Unclassified,
+                    format!(
+                        " ({} is not a statement the lint knows to be safe)",
+                        kind_name(node)
+                    ),
+                    scope,
+                );
+            }
             NodeEnum::CreateStmt(create) if !create.if_not_exists => {
                 self.created(
                     ObjectType::ObjectTable,
@@ -456,10 +510,11 @@ impl Judge {
                     kind,
                     VariableSetKind::VarReset | VariableSetKind::VarResetAll
                 );
-                // RESET ROLE only goes back to the migration's own role.
-                if !(resets && known::setting(&set.name) == Setting::Role)
-                    && kind != VariableSetKind::VarResetAll
-                {
+                // RESET ROLE only goes back to the migration's own role, RESET search_path to
+                // the session's own path.
+                let back = known::setting(&set.name) == Setting::Role
+                    || set.name.eq_ignore_ascii_case("search_path");
+                if !(resets && back) && kind != VariableSetKind::VarResetAll {
                     self.setting(&set.name, scope);
                 }
             }
@@ -474,6 +529,78 @@ impl Judge {
         }
     }
 
+    /// `INSERT … SELECT … FROM <table> … ON CONFLICT … DO UPDATE`, wherever an INSERT hides in
+    /// the statement (a CTE, EXPLAIN, PREPARE): the query, not a list of values, decides which
+    /// existing rows are rewritten. `INSERT … VALUES … ON CONFLICT`, what seeds do, is fine.
+    fn upserts(&mut self, node: &NodeEnum, scope: &Scope) {
+        let with = match node {
+            NodeEnum::InsertStmt(insert) => {
+                let updates = insert
+                    .on_conflict_clause
+                    .as_ref()
+                    .is_some_and(|c| c.action == OnConflictAction::OnconflictUpdate as i32);
+                let from_table = || {
+                    insert
+                        .select_stmt
+                        .as_deref()
+                        .and_then(|s| s.node.as_ref())
+                        .is_some_and(|s| match s {
+                            NodeEnum::SelectStmt(select) => select_reads_table(select),
+                            _ => false,
+                        })
+                };
+                if updates && from_table() {
+                    let table = relation_name(insert.relation.as_ref());
+                    self.push(
+                        Rule::UpsertFromQuery,
+                        format!(" ({table}: INSERT … SELECT … ON CONFLICT DO UPDATE)"),
+                        scope,
+                    );
+                }
+                if let Some(NodeEnum::SelectStmt(select)) =
+                    insert.select_stmt.as_deref().and_then(|s| s.node.as_ref())
+                {
+                    self.upserts_in(select.with_clause.as_ref(), scope);
+                }
+                insert.with_clause.as_ref()
+            }
+            NodeEnum::SelectStmt(select) => select.with_clause.as_ref(),
+            NodeEnum::UpdateStmt(update) => update.with_clause.as_ref(),
+            NodeEnum::DeleteStmt(delete) => delete.with_clause.as_ref(),
+            NodeEnum::MergeStmt(merge) => merge.with_clause.as_ref(),
+            NodeEnum::ExplainStmt(explain) => {
+                if let Some(query) = explain.query.as_deref().and_then(|q| q.node.as_ref()) {
+                    self.upserts(query, scope);
+                }
+                None
+            }
+            NodeEnum::PrepareStmt(prepare) => {
+                if let Some(query) = prepare.query.as_deref().and_then(|q| q.node.as_ref()) {
+                    self.upserts(query, scope);
+                }
+                None
+            }
+            NodeEnum::RuleStmt(rule) => {
+                for action in rule.actions.iter().filter_map(|a| a.node.as_ref()) {
+                    self.upserts(action, scope);
+                }
+                None
+            }
+            _ => None,
+        };
+        self.upserts_in(with, scope);
+    }
+
+    fn upserts_in(&mut self, with: Option<&pg_query::protobuf::WithClause>, scope: &Scope) {
+        for cte in with.into_iter().flat_map(|w| &w.ctes) {
+            if let Some(NodeEnum::CommonTableExpr(cte)) = cte.node.as_ref() {
+                if let Some(query) = cte.ctequery.as_deref().and_then(|q| q.node.as_ref()) {
+                    self.upserts(query, scope);
+                }
+            }
+        }
+    }
+
     fn created(&mut self, kind: ObjectType, name: String) {
         self.created.insert(format!("{}:{name}", kind as i32));
     }
@@ -483,6 +610,10 @@ impl Judge {
     }
 
     fn setting(&mut self, name: &str, scope: &Scope) {
+        if name.eq_ignore_ascii_case("search_path") {
+            self.push(Rule::SearchPath, format!(" (SET {name})"), scope);
+            return;
+        }
         match known::setting(name) {
             Setting::Harmless => {}
             Setting::Role => self.push(Rule::Role, format!(" (SET {name})"), scope),
@@ -497,7 +628,10 @@ impl Judge {
     /// A call of `funcname` (its first argument when that is a string constant).
     fn call(&mut self, funcname: &[String], first_arg: Option<&str>, scope: &Scope) {
         let (schema, name) = split_name(funcname);
-        if name == "set_config" && known::harmless_function(&schema, &name) {
+        if name == "setval" && (schema.is_empty() || schema == "pg_catalog") {
+            let sequence = first_arg.map(|s| format!(" of {s}")).unwrap_or_default();
+            self.push(Rule::SequenceReset, format!(" (setval{sequence})"), scope);
+        } else if name == "set_config" && known::harmless_function(&schema, &name) {
             match first_arg {
                 Some(setting) => self.setting(setting, scope),
                 None => self.push(
@@ -524,6 +658,33 @@ impl Judge {
                 AlterTableType::try_from(cmd.subtype).unwrap_or(AlterTableType::Undefined);
             match subtype {
                 AlterTableType::AtDropColumn => self.push(Rule::DropColumn, column, scope),
+                // A constraint of a table this run created protects no existing row yet.
+                AlterTableType::AtDropConstraint if !new_table => {
+                    self.push(Rule::DropConstraint, column, scope)
+                }
+                AlterTableType::AtEnableRowSecurity | AlterTableType::AtForceRowSecurity => {
+                    let how = match subtype {
+                        AlterTableType::AtForceRowSecurity => "FORCE",
+                        _ => "ENABLE",
+                    };
+                    self.push(
+                        Rule::RowSecurity,
+                        format!(" ({table}: {how} ROW LEVEL SECURITY)"),
+                        scope,
+                    )
+                }
+                AlterTableType::AtSetIdentity
+                    if cmd.def.as_ref().is_some_and(|d| match d.node.as_ref() {
+                        Some(NodeEnum::List(list)) => has_option(&list.items, "restart"),
+                        _ => false,
+                    }) =>
+                {
+                    self.push(
+                        Rule::SequenceReset,
+                        format!(" ({table}.{}: identity RESTART)", cmd.name),
+                        scope,
+                    )
+                }
                 AlterTableType::AtAlterColumnType if !new_table => {
                     self.push(Rule::AlterColumnType, column, scope)
                 }
@@ -588,8 +749,6 @@ impl Judge {
                 | AlterTableType::AtEnableTrigAll
                 | AlterTableType::AtEnableTrigUser
                 | AlterTableType::AtReplicaIdentity
-                | AlterTableType::AtEnableRowSecurity
-                | AlterTableType::AtForceRowSecurity
                 | AlterTableType::AtAttachPartition
                 | AlterTableType::AtAddIdentity
                 | AlterTableType::AtSetIdentity
@@ -616,6 +775,9 @@ impl Judge {
     ) {
         let names = strings(&function.funcname);
         let name = names.join(".");
+        if !function.is_procedure && known::shadows_builtin(names.last().map_or("", |n| n)) {
+            self.push(Rule::ShadowsBuiltin, format!(" (function {name}())"), scope);
+        }
         if scope.within.is_empty() {
             self.defined.define(&function.funcname);
         }
@@ -857,11 +1019,13 @@ impl Judge {
                         }
                         "DeleteStmt" if !json_filters(&child["where_clause"]) => {
                             let table = json_relation(&child["relation"]);
-                            self.push(Rule::DeleteWithoutWhere, format!(" ({table})"), scope);
+                            let detail = unbounded(&table, &child["where_clause"]);
+                            self.push(Rule::DeleteWithoutWhere, detail, scope);
                         }
                         "UpdateStmt" if !json_filters(&child["where_clause"]) => {
                             let table = json_relation(&child["relation"]);
-                            self.push(Rule::UpdateWithoutWhere, format!(" ({table})"), scope);
+                            let detail = unbounded(&table, &child["where_clause"]);
+                            self.push(Rule::UpdateWithoutWhere, detail, scope);
                         }
                         "MergeStmt" => self.merge(child, scope),
                         "ExecuteStmt" => {
@@ -955,9 +1119,176 @@ fn within(what: &str, scope: &Scope) -> String {
 }
 
 /// A WHERE (or join condition) that names no column — `WHERE true`, `WHERE 1 = 1` — bounds
-/// nothing; absent, neither.
+/// nothing; absent, neither; nor one that names a column yet matches every row
+/// ([`json_bounds_nothing`]).
 fn json_filters(condition: &Value) -> bool {
-    !condition.is_null() && json_has_column(condition)
+    !condition.is_null() && json_has_column(condition) && !json_bounds_nothing(condition)
+}
+
+/// The detail of an UPDATE/DELETE whose WHERE ([`json_filters`]) does not filter.
+fn unbounded(table: &str, condition: &Value) -> String {
+    match condition.is_null() {
+        true => format!(" ({table})"),
+        false => format!(" ({table}: its WHERE bounds nothing)"),
+    }
+}
+
+/// Whether a condition that names a column still matches every row. Undecidable in general
+/// (`WHERE id IN (SELECT id FROM t)` is as unbounded as no WHERE); this heuristic catches the
+/// forms that read like a filter yet are always true, or true for every row of a typical
+/// table:
+/// - a comparison of an expression with itself: `id = id`, `a >= a`, `a <= a`,
+///   `a IS NOT DISTINCT FROM a`;
+/// - `col IS NOT NULL`, or `NOT (col IS NULL)` (every row, for a NOT NULL or key column);
+/// - an OR with any branch that is one of these, or that names no column (`true`, `1 = 1`,
+///   `1 < 2`, `$1 IS NULL`), unless that constant branch is plainly false (`false`, `1 = 2`);
+/// - an AND whose every branch is such a tautology.
+///
+/// Anything else that names a column counts as a bound: `id = 1`, `slug = 'x'`,
+/// `created_at < now() - interval '30 days'`, `id IN (…)`, a join condition.
+fn json_bounds_nothing(condition: &Value) -> bool {
+    let Some((kind, node)) = json_node(condition) else {
+        return false;
+    };
+    let is = |field: &str, value: i32| node[field].as_i64() == Some(value as i64);
+    match kind {
+        "BoolExpr" => {
+            let args = node["args"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if is("boolop", BoolExprType::OrExpr as i32) {
+                args.iter().any(json_always_true)
+            } else if is("boolop", BoolExprType::AndExpr as i32) {
+                !args.is_empty() && args.iter().all(json_always_true)
+            } else {
+                // NOT (col IS NULL).
+                matches!(args, [arg] if json_node(arg).is_some_and(|(kind, test)| {
+                    kind == "NullTest"
+                        && test["nulltesttype"].as_i64() == Some(NullTestType::IsNull as i64)
+                }))
+            }
+        }
+        "AExpr" => {
+            let operator = json_strings(&node["name"]);
+            let reflexive = (is("kind", AExprKind::AexprOp as i32)
+                && matches!(operator.as_slice(), [op] if ["=", ">=", "<="].contains(&op.as_str())))
+                || is("kind", AExprKind::AexprNotDistinct as i32);
+            reflexive
+                && !node["lexpr"].is_null()
+                && without_locations(&node["lexpr"]) == without_locations(&node["rexpr"])
+        }
+        "NullTest" => is("nulltesttype", NullTestType::IsNotNull as i32),
+        _ => false,
+    }
+}
+
+/// A branch of a condition that is always true: a tautology naming a column, or a constant
+/// that is not plainly false.
+fn json_always_true(branch: &Value) -> bool {
+    json_bounds_nothing(branch) || (!json_has_column(branch) && !json_plainly_false(branch))
+}
+
+/// `false`, or a comparison of two literals of one kind that does not hold (`1 = 2`).
+fn json_plainly_false(condition: &Value) -> bool {
+    let Some((kind, node)) = json_node(condition) else {
+        return false;
+    };
+    match kind {
+        "AConst" => {
+            node["val"]["Boolval"]["boolval"].as_bool() == Some(false)
+                || node["val"]["Boolval"]
+                    .as_object()
+                    .is_some_and(|b| b.is_empty())
+        }
+        "AExpr" if node["kind"].as_i64() == Some(AExprKind::AexprOp as i64) => {
+            let literal = |side: &Value| match json_node(side) {
+                Some(("AConst", c)) => {
+                    if let Some(i) = c["val"]["Ival"].as_object() {
+                        Some(Value::from(
+                            i.get("ival").and_then(Value::as_i64).unwrap_or(0),
+                        ))
+                    } else {
+                        c["val"]["Sval"]["sval"].as_str().map(Value::from)
+                    }
+                }
+                _ => None,
+            };
+            let (Some(left), Some(right)) = (literal(&node["lexpr"]), literal(&node["rexpr"]))
+            else {
+                return false;
+            };
+            let order = match (&left, &right) {
+                (Value::Number(a), Value::Number(b)) => a.as_i64().cmp(&b.as_i64()),
+                (Value::String(a), Value::String(b)) => a.cmp(b),
+                _ => return false,
+            };
+            let holds = match json_strings(&node["name"]).as_slice() {
+                [op] => match op.as_str() {
+                    "=" => order.is_eq(),
+                    "<>" | "!=" => order.is_ne(),
+                    "<" => order.is_lt(),
+                    "<=" => order.is_le(),
+                    ">" => order.is_gt(),
+                    ">=" => order.is_ge(),
+                    _ => return false,
+                },
+                _ => return false,
+            };
+            !holds
+        }
+        _ => false,
+    }
+}
+
+/// A `Node` in serde form (`{"node": {"Kind": {…}}}`, or the bare `{"Kind": {…}}`): its kind
+/// and fields.
+fn json_node(value: &Value) -> Option<(&str, &Value)> {
+    let inner = value.get("node").unwrap_or(value);
+    let map = inner.as_object()?;
+    match map.len() {
+        1 => map.iter().next().map(|(k, v)| (k.as_str(), v)),
+        _ => None,
+    }
+}
+
+/// A tree in serde form without its `location`s, to compare two expressions' text.
+fn without_locations(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(key, _)| key.as_str() != "location")
+                .map(|(key, child)| (key.clone(), without_locations(child)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_locations).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Whether a SELECT reads rows from a table (its FROM, or either side of a UNION …), rather
+/// than from a VALUES list.
+fn select_reads_table(select: &pg_query::protobuf::SelectStmt) -> bool {
+    if !select.values_lists.is_empty() {
+        return false;
+    }
+    let side = |s: &Option<Box<pg_query::protobuf::SelectStmt>>| {
+        s.as_deref().is_some_and(select_reads_table)
+    };
+    if side(&select.larg) || side(&select.rarg) {
+        return true;
+    }
+    select
+        .from_clause
+        .iter()
+        .any(|from| serde_json::to_string(from).is_ok_and(|json| json.contains("\"RangeVar\":")))
+}
+
+/// Whether a list of `DefElem` options holds `name`.
+fn has_option(options: &[Node], name: &str) -> bool {
+    options
+        .iter()
+        .any(|o| matches!(o.node.as_ref(), Some(NodeEnum::DefElem(d)) if d.defname == name))
 }
 
 /// Whether a column reference is inside.

@@ -1,6 +1,8 @@
 //! What the lint knows to be harmless without reading it: built-in functions that only compute
 //! a value (or take a transaction-scoped lock, or step a sequence), trigger functions shipped
-//! with PostgreSQL, and session settings that change how SQL is read or how long it may wait.
+//! with PostgreSQL, and session settings that change how SQL is read or how long it may wait;
+//! and the other way round, the built-ins code calls so often that a function of the same
+//! name (which can take over those calls) is a finding.
 //!
 //! Deliberately short: anything missing is a finding (`unknown-function`, `unclassified`) a
 //! file opts in to, never a silent pass. Left out on purpose: functions that leave the
@@ -173,8 +175,6 @@ const FUNCTIONS: &[&str] = &[
     "rtrim",
     // Judged by its arguments: the setting it names must be one of SETTINGS.
     "set_config",
-    // Moves a sequence: at worst later inserts fail on a duplicate key, loudly; no row is lost.
-    "setval",
     "setweight",
     "sha224",
     "sha256",
@@ -212,6 +212,118 @@ const FUNCTIONS: &[&str] = &[
     "uuid_generate_v4",
     "websearch_to_tsquery",
 ];
+
+/// `pg_catalog` functions and operators that application code commonly calls unqualified: a
+/// function, aggregate or operator of the same name in any schema can take the calls over
+/// (a better argument-type match, or a schema before `pg_catalog` in a search path), so
+/// creating one is the `shadows-builtin` finding. Keywords with their own grammar
+/// (`coalesce`, `greatest`, `nullif`, …) cannot be shadowed and are not listed. Sorted.
+const SHADOWED: &[&str] = &[
+    "!=",
+    "#>",
+    "#>>",
+    "&&",
+    "*",
+    "+",
+    "-",
+    "->",
+    "->>",
+    "/",
+    "<",
+    "<=",
+    "<>",
+    "<@",
+    "=",
+    ">",
+    ">=",
+    "?",
+    "@>",
+    "abs",
+    "array_agg",
+    "array_append",
+    "array_length",
+    "array_position",
+    "array_to_json",
+    "array_to_string",
+    "avg",
+    "btrim",
+    "char_length",
+    "concat",
+    "concat_ws",
+    "count",
+    "current_database",
+    "current_schema",
+    "current_setting",
+    "date_part",
+    "date_trunc",
+    "decode",
+    "encode",
+    "format",
+    "gen_random_uuid",
+    "generate_series",
+    "has_database_privilege",
+    "has_function_privilege",
+    "has_schema_privilege",
+    "has_table_privilege",
+    "json_agg",
+    "json_build_array",
+    "json_build_object",
+    "json_typeof",
+    "jsonb_agg",
+    "jsonb_build_array",
+    "jsonb_build_object",
+    "jsonb_set",
+    "jsonb_typeof",
+    "left",
+    "length",
+    "lower",
+    "ltrim",
+    "max",
+    "md5",
+    "min",
+    "nextval",
+    "now",
+    "pg_advisory_lock",
+    "pg_advisory_unlock",
+    "pg_advisory_xact_lock",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_xact_lock",
+    "pg_typeof",
+    "quote_ident",
+    "quote_literal",
+    "random",
+    "regexp_replace",
+    "replace",
+    "right",
+    "round",
+    "row_to_json",
+    "rtrim",
+    "set_config",
+    "split_part",
+    "string_agg",
+    "substr",
+    "sum",
+    "to_char",
+    "to_json",
+    "to_jsonb",
+    "to_regclass",
+    "to_regprocedure",
+    "to_regtype",
+    "to_timestamp",
+    "unnest",
+    "upper",
+    "||",
+    "~",
+    "~~",
+];
+
+/// Whether a function, aggregate or operator named `name` (in any schema) shadows a commonly
+/// called built-in.
+pub(super) fn shadows_builtin(name: &str) -> bool {
+    SHADOWED
+        .binary_search(&name.to_ascii_lowercase().as_str())
+        .is_ok()
+}
 
 /// Trigger functions PostgreSQL ships, which a `CREATE TRIGGER` may name.
 const TRIGGER_FUNCTIONS: &[&str] = &[
@@ -293,6 +405,12 @@ mod tests {
     fn lists_are_sorted_for_binary_search() {
         assert!(FUNCTIONS.windows(2).all(|w| w[0] < w[1]));
         assert!(SETTINGS.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            SHADOWED.windows(2).all(|w| w[0] < w[1]),
+            "SHADOWED is not sorted"
+        );
+        assert!(shadows_builtin("to_jsonb") && shadows_builtin("||"));
+        assert!(!harmless_function("", "setval"));
         assert!(harmless_function("pg_catalog", "now"));
         assert!(!harmless_function("public", "now"));
         assert_eq!(setting("session_replication_role"), Setting::Unknown);

@@ -3,7 +3,10 @@
 //! table and whether its WHERE names a column). Building a `serde_json::Value` of every tree
 //! instead cost more than parsing the SQL. MERGE, rare, is read into a `Value` and judged there.
 
-use super::{json_has_column, json_relation, json_string_constant, json_strings, Judge, Scope};
+use super::{
+    json_filters, json_has_column, json_relation, json_string_constant, json_strings, unbounded,
+    Judge, Scope,
+};
 use crate::lint::Rule;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -203,7 +206,8 @@ impl<'de> Visitor<'de> for Args<'_> {
     }
 }
 
-/// DELETE or UPDATE: a finding unless its WHERE names a column.
+/// DELETE or UPDATE: a finding unless its WHERE names a column and bounds something (its WHERE,
+/// small, is read whole to tell).
 struct Dml<'a> {
     judge: &'a mut Judge,
     scope: &'a Scope,
@@ -220,7 +224,7 @@ impl<'de> Visitor<'de> for Dml<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         let (judge, scope) = (self.judge, self.scope);
-        let (mut table, mut filtered, mut column) = (String::new(), false, false);
+        let (mut table, mut condition, mut column) = (String::new(), Value::Null, false);
         while let Some(key) = map.next_key::<&'de str>()? {
             let seed = Walk {
                 judge: &mut *judge,
@@ -228,14 +232,18 @@ impl<'de> Visitor<'de> for Dml<'_> {
             };
             match key {
                 "relation" => table = json_relation(&map.next_value::<Value>()?),
-                "where_clause" => filtered = map.next_value_seed(seed)?,
+                "where_clause" => {
+                    condition = map.next_value()?;
+                    judge.walk_value(&condition, scope);
+                    column |= json_has_column(&condition);
+                }
                 _ => column |= map.next_value_seed(seed)?,
             }
         }
-        if !filtered {
-            judge.push(self.rule, format!(" ({table})"), scope);
+        if !json_filters(&condition) {
+            judge.push(self.rule, unbounded(&table, &condition), scope);
         }
-        Ok(column || filtered)
+        Ok(column)
     }
 }
 
