@@ -461,8 +461,9 @@ provider = "local"
             err.to_string(),
             "config /p/dbtools.toml: envs dev (open) and test (confirm) share role \"combine_app\" on instance combine-dev (lines 6 and 10): the role's privileges reach both databases, so dev could drop test's; give each a user of its own"
         );
-        // The same protection may share a role; so may envs on different servers.
-        let same = shared.replace("[env.test]", "[env.test]\nprotection = \"open\"");
+        // The same protection may share a role; so may envs on different servers. (A config
+        // can raise an env's level, never lower it below its name's: dev raised to confirm.)
+        let same = shared.replace("[env.dev]", "[env.dev]\nprotection = \"confirm\"");
         Config::parse(&same, Path::new("/p/x.toml")).unwrap();
         // Without an instance: the same host and (default) port is one server.
         let hosts = "[env.dev]\nhost = \"db\"\ndatabase = \"a\"\nuser = \"app\"\n\

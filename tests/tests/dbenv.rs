@@ -128,7 +128,9 @@ fn envs_of_different_protection_sharing_a_role_on_one_instance_are_refused() {
         2,
         "envs dev (open) and test (confirm) share role \"combine_app\" on instance shared (lines 7 and 11)",
     );
-    let same = Project::new(&config.replace("[env.test]\n", "[env.test]\nprotection = \"open\"\n"));
+    // Both confirm (dev raised; test cannot be lowered below its name's level): allowed.
+    let same =
+        Project::new(&config.replace("[env.dev]\n", "[env.dev]\nprotection = \"confirm\"\n"));
     same.tool("dbenv").args(["list"]).run().expect(0);
 }
 

@@ -438,8 +438,9 @@ fn tenants_get_their_own_database_and_cannot_see_each_other() {
             "is env dev's database on instance combine-dev",
         ),
         (
+            // Also dev's own role, but test's too: the tenant would reach test's database.
             "combine_app",
-            "is env dev's app role: a tenant gets its own role",
+            "is env test's app role: a tenant gets its own role",
         ),
         ("x; drop", "tenant name"),
     ] {
