@@ -465,6 +465,31 @@ pub fn connect_with_retry(
     }
 }
 
+/// One row of a simple-query answer, as text.
+pub type TextRow = Vec<Option<String>>;
+
+/// The rows of each result set in a simple-query answer, in order (a message often carries
+/// several: the guard's assertion first, then the tool's own statements).
+pub fn result_sets(messages: &[postgres::SimpleQueryMessage]) -> Vec<Vec<TextRow>> {
+    let mut sets: Vec<Vec<TextRow>> = Vec::new();
+    for message in messages {
+        match message {
+            postgres::SimpleQueryMessage::RowDescription(_) => sets.push(Vec::new()),
+            postgres::SimpleQueryMessage::Row(row) => {
+                if let Some(set) = sets.last_mut() {
+                    set.push(
+                        (0..row.len())
+                            .map(|i| row.get(i).map(str::to_string))
+                            .collect(),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    sets
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,29 +516,4 @@ mod tests {
             "explicit disable is honoured"
         );
     }
-}
-
-/// One row of a simple-query answer, as text.
-pub type TextRow = Vec<Option<String>>;
-
-/// The rows of each result set in a simple-query answer, in order (a message often carries
-/// several: the guard's assertion first, then the tool's own statements).
-pub fn result_sets(messages: &[postgres::SimpleQueryMessage]) -> Vec<Vec<TextRow>> {
-    let mut sets: Vec<Vec<TextRow>> = Vec::new();
-    for message in messages {
-        match message {
-            postgres::SimpleQueryMessage::RowDescription(_) => sets.push(Vec::new()),
-            postgres::SimpleQueryMessage::Row(row) => {
-                if let Some(set) = sets.last_mut() {
-                    set.push(
-                        (0..row.len())
-                            .map(|i| row.get(i).map(str::to_string))
-                            .collect(),
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-    sets
 }
