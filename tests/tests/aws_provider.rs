@@ -463,16 +463,30 @@ fn snapshot_and_a_guarded_destroy() {
         "{finals:?}"
     );
 
-    // dev is open: the id is still typed, and it may skip the final snapshot.
-    run(&[
+    // dev is open: the id is still typed, and it may skip the final snapshot. With the CA
+    // bundle the databases are read too; moto has none behind its endpoints, so the stamps
+    // recorded on the instance decide, which it says.
+    let (bundle, _) = dbtools::server::tls::ensure_ca(&dir.path.join("ca")).unwrap();
+    let bundle = bundle.display().to_string();
+    let gone_dev = run(&[
         "destroy",
         "--env",
         "dev",
         "--confirm",
         "combine-dev",
         "--skip-final-snapshot",
-    ])
-    .expect(0);
+        "--sslrootcert",
+        &bundle,
+    ]);
+    gone_dev.expect(0);
+    assert!(
+        gone_dev.stderr.contains("cannot be read from here")
+            && gone_dev
+                .stderr
+                .contains("the stamps recorded on the instance decide"),
+        "{}",
+        gone_dev.stderr
+    );
     let left = moto.call("rds", "describe_db_instances", json!({}));
     assert!(left["DBInstances"].as_array().unwrap().is_empty());
 

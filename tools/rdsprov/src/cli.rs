@@ -206,6 +206,10 @@ pub enum Command {
         /// AWS: no final snapshot (open envs only).
         #[arg(long, requires = "spec")]
         skip_final_snapshot: bool,
+        /// AWS: the RDS CA bundle, to read the stamps in the instance's databases as well as
+        /// those its tags record (unreachable databases leave the tags to decide).
+        #[arg(long, value_name = "FILE", requires = "spec")]
+        sslrootcert: Option<PathBuf>,
     },
 }
 

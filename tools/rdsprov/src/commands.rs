@@ -126,14 +126,18 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             spec: Some(spec),
             disable_deletion_protection,
             skip_final_snapshot,
+            sslrootcert,
         } => crate::aws::run::destroy(
             out,
             &cli.global,
             &spec,
             &env,
             &confirm,
-            disable_deletion_protection,
-            skip_final_snapshot,
+            crate::aws::run::DestroyFlags {
+                disable_deletion_protection,
+                skip_final_snapshot,
+                sslrootcert,
+            },
         ),
         Command::Access { command } => crate::access::run(out, &cli.global, command),
         Command::StampRecord {

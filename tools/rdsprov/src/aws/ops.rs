@@ -155,6 +155,9 @@ pub struct DestroyOptions {
     pub protection: Protection,
     pub disable_deletion_protection: bool,
     pub skip_final_snapshot: bool,
+    /// The RDS CA bundle: read the stamps in the instance's databases too (as its master),
+    /// beside those its tags record.
+    pub sslrootcert: Option<std::path::PathBuf>,
 }
 
 /// Deletes the env's instance after the guard, deletion protection and the final snapshot
@@ -203,6 +206,32 @@ pub fn destroy(
             (stamp.env, level)
         })
         .collect();
+    if options.sslrootcert.is_some() {
+        // With a route and the CA bundle, the databases speak for themselves too; when they
+        // cannot be reached, the recorded stamps decide alone.
+        let live = crate::aws::databases::MasterAccess::of(
+            aws,
+            spec,
+            spec,
+            options.sslrootcert.as_deref(),
+            "destroy --sslrootcert",
+        )
+        .and_then(|access| access.stamped());
+        match live {
+            Ok(stamped) => at_risk.extend(stamped.into_iter().map(|(_, stamp, _)| {
+                let level = dbtools::guard::floor(&stamp.env, stamp.protection, config);
+                (stamp.env, level)
+            })),
+            Err(e) => dbtools::cli::note(
+                TOOL,
+                format!(
+                    "the databases of {} cannot be read from here ({}): the stamps recorded on the instance decide",
+                    spec.id,
+                    e.message()
+                ),
+            ),
+        }
+    }
     if at_risk.is_empty() {
         at_risk.push((spec.env.clone(), Protection::Locked));
     } else {

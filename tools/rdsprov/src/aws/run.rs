@@ -464,14 +464,20 @@ pub fn emit_snapshot(out: Output, taken: &contract::Snapshot) -> Result<ExitStat
     Ok(ExitStatus::Success)
 }
 
+/// `rdsprov destroy --spec`'s own flags.
+pub struct DestroyFlags {
+    pub disable_deletion_protection: bool,
+    pub skip_final_snapshot: bool,
+    pub sslrootcert: Option<std::path::PathBuf>,
+}
+
 pub fn destroy(
     out: Output,
     global: &GlobalArgs,
     path: &Path,
     env: &str,
     confirm: &ConfirmArgs,
-    disable_deletion_protection: bool,
-    skip_final_snapshot: bool,
+    flags: DestroyFlags,
 ) -> Result<ExitStatus> {
     let spec = read_spec(path)?;
     let instance = instance_of(&spec, env)?;
@@ -480,8 +486,9 @@ pub fn destroy(
     let options = ops::DestroyOptions {
         confirmation: confirm.confirmation(),
         protection,
-        disable_deletion_protection,
-        skip_final_snapshot,
+        disable_deletion_protection: flags.disable_deletion_protection,
+        skip_final_snapshot: flags.skip_final_snapshot,
+        sslrootcert: flags.sslrootcert,
     };
     let changes = ops::destroy(&aws, instance, &options, config.as_ref(), poll_interval())?;
     for change in &changes {
