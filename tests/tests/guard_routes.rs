@@ -99,6 +99,19 @@ fn destroy_through_a_mis_aimed_env_confirms_the_env_whose_data_is_there() {
             "TEST's instance survived"
         );
     }
+    // TEST's app role owns its database, so it can switch its connections off (from
+    // template1) and hide its stamp from the live read: then it counts as locked.
+    let as_test_app = |sql: &str| {
+        psql_local(&project, "combine-test", "template1", "combine_app", sql).expect(0);
+    };
+    as_test_app("alter database combine_test allow_connections false");
+    project
+        .tool("rdsprov")
+        .args(["destroy", "--env", "dev", "--confirm", "test"])
+        .run()
+        .expect_error("rdsprov", 3, "add --break-glass");
+    assert!(test_dir.join("instance.json").exists());
+    as_test_app("alter database combine_test allow_connections true");
     // Stopped: its databases cannot be read, the instance record says what is on it.
     project
         .tool("rdsprov")
@@ -124,7 +137,7 @@ fn destroy_through_a_mis_aimed_env_confirms_the_env_whose_data_is_there() {
         .iter()
         .filter(|e| e["action"] == "destroy" && e["outcome"] == "refused")
         .count();
-    assert_eq!(refused, 3, "{audit}");
+    assert_eq!(refused, 4, "{audit}");
     // Naming the env at risk is what lets it go.
     project
         .tool("rdsprov")

@@ -439,12 +439,19 @@ impl LocalProvider<'_> {
             if let Ok(mut stakes) = self.read_stakes(&record) {
                 // What the record knows and the live read did not see (a database that takes
                 // no connections, say) is at stake too.
+                // A database the live read could not open says nothing for itself (its owner
+                // can switch its connections off): it counts as locked, under the env the
+                // record gives it, else under its own name.
                 let unseen: Vec<AtStake> = recorded
                     .into_iter()
                     .filter(|r| !stakes.stamps.iter().any(|s| s.database == r.database))
+                    .map(|mut r| {
+                        if stakes.unreadable.contains(&r.database) {
+                            r.protection = Some(Protection::Locked);
+                        }
+                        r
+                    })
                     .collect();
-                // A database that could not be read and that the record does not know counts
-                // as locked, confirmed by its own name.
                 let unknown: Vec<AtStake> = stakes
                     .unreadable
                     .iter()
