@@ -70,6 +70,10 @@ struct Scope {
     /// call the functions defined before it. False in a function body, which runs whenever it
     /// is called, by then with every function of the run defined.
     runs_now: bool,
+    /// Inside a function or DO body: the names that read as column references yet are values
+    /// there (PL/pgSQL variables and parameters, `new`, `old`, an SQL function's parameters),
+    /// lower case. Empty at top level.
+    values: BTreeSet<String>,
 }
 
 /// The text one statement came from and its scanner tokens.
@@ -107,6 +111,7 @@ impl Judge {
         let top = Scope {
             within: String::new(),
             runs_now: true,
+            values: BTreeSet::new(),
         };
         self.judge(node, source, &top);
         let mut found = std::mem::take(&mut self.found);
@@ -789,9 +794,19 @@ impl Judge {
             };
             self.created(kind, name.clone());
         }
+        let mut values = scope.values.clone();
+        values.extend(["new".to_string(), "old".to_string()]);
+        for parameter in &function.parameters {
+            if let Some(NodeEnum::FunctionParameter(p)) = parameter.node.as_ref() {
+                if !p.name.is_empty() {
+                    values.insert(p.name.to_ascii_lowercase());
+                }
+            }
+        }
         let inner = Scope {
             within: within(&format!("function {name}()"), scope),
             runs_now: false,
+            values,
         };
         let option = |wanted: &str| {
             function.options.iter().find_map(|o| match o.node.as_ref() {
@@ -870,6 +885,7 @@ impl Judge {
         let inner = Scope {
             within: within("a DO block", scope),
             runs_now: scope.runs_now,
+            values: scope.values.clone(),
         };
         let language = arg("language")
             .unwrap_or_else(|| "plpgsql".into())
@@ -889,7 +905,14 @@ impl Judge {
     /// A `CREATE FUNCTION … LANGUAGE plpgsql` statement's body, judged.
     fn plpgsql_text(&mut self, create_function: &str, scope: &Scope) {
         match pg_query::parse_plpgsql(create_function) {
-            Ok(tree) => self.plpgsql(&tree, scope),
+            Ok(tree) => {
+                // Its datums (variables, parameters, records such as a loop's `r`) are values
+                // in the SQL it runs.
+                let mut inner = scope.clone();
+                refnames(&tree, &mut inner.values);
+                inner.values.extend(["new".to_string(), "old".to_string()]);
+                self.plpgsql(&tree, &inner)
+            }
             Err(e) => self.push(
                 Rule::Unclassified,
                 format!(" (a body the lint cannot read: {e})"),
@@ -1017,16 +1040,18 @@ impl Judge {
                                 .and_then(json_string_constant);
                             self.call(&json_strings(&child["funcname"]), first.as_deref(), scope);
                         }
-                        "DeleteStmt" if !json_filters(&child["where_clause"]) => {
-                            let table = json_relation(&child["relation"]);
-                            let detail = unbounded(&table, &child["where_clause"]);
-                            self.push(Rule::DeleteWithoutWhere, detail, scope);
-                        }
-                        "UpdateStmt" if !json_filters(&child["where_clause"]) => {
-                            let table = json_relation(&child["relation"]);
-                            let detail = unbounded(&table, &child["where_clause"]);
-                            self.push(Rule::UpdateWithoutWhere, detail, scope);
-                        }
+                        "DeleteStmt" => self.dml(
+                            Rule::DeleteWithoutWhere,
+                            &child["relation"],
+                            &child["where_clause"],
+                            scope,
+                        ),
+                        "UpdateStmt" => self.dml(
+                            Rule::UpdateWithoutWhere,
+                            &child["relation"],
+                            &child["where_clause"],
+                            scope,
+                        ),
                         "MergeStmt" => self.merge(child, scope),
                         "ExecuteStmt" => {
                             self.executed(child["name"].as_str().unwrap_or_default(), scope)
@@ -1040,6 +1065,25 @@ impl Judge {
             }
             Value::Array(items) => items.iter().for_each(|item| self.walk_value(item, scope)),
             _ => {}
+        }
+    }
+
+    /// An UPDATE or DELETE of `relation` (serde form) under `condition`, its WHERE: a finding
+    /// unless the WHERE is bounded by a value ([`json_value_bound`]).
+    fn dml(&mut self, rule: Rule, relation: &Value, condition: &Value, scope: &Scope) {
+        let table = json_relation(relation);
+        // WHERE CURRENT OF a cursor: the one row it is on.
+        if json_node(condition).is_some_and(|(kind, _)| kind == "CurrentOfExpr") {
+            return;
+        }
+        if !json_filters(condition) {
+            self.push(rule, unbounded(&table, condition), scope);
+        } else if !json_value_bound(condition, &targets(relation), &scope.values) {
+            self.push(
+                rule,
+                format!(" ({table}: its WHERE is not bounded by a value)"),
+                scope,
+            );
         }
     }
 
@@ -1130,6 +1174,147 @@ fn unbounded(table: &str, condition: &Value) -> String {
     match condition.is_null() {
         true => format!(" ({table})"),
         false => format!(" ({table}: its WHERE bounds nothing)"),
+    }
+}
+
+/// The names a column of the target of an UPDATE/DELETE is qualified with: its alias, or its
+/// table name (lower case).
+fn targets(relation: &Value) -> BTreeSet<String> {
+    let alias = relation["alias"]["aliasname"].as_str().unwrap_or_default();
+    let name = match alias.is_empty() {
+        true => relation["relname"].as_str().unwrap_or_default(),
+        false => alias,
+    };
+    BTreeSet::from([name.to_ascii_lowercase()])
+}
+
+/// Whether an UPDATE/DELETE's WHERE is bounded by a value. Unknown means refused: naming a
+/// column is not enough (`id = id + 0`, `id IN (SELECT id FROM t)`, `a.x = b.x` between the
+/// target and its USING/FROM tables all reach every row). The WHERE needs at least one
+/// top-level AND-conjunct that compares a column of the target (unqualified, or qualified with
+/// its alias or name) to a *value*:
+/// - a side holding only target columns, and another holding no column reference to any table
+///   and no subquery: constants, parameters (`$1`), casts, functions and operators over those
+///   (`now() - interval '30 days'`, `lower('X')`); inside a function or DO body also its
+///   variables, parameters, loop records and `NEW`/`OLD` (column references whose first name
+///   is one of [`Scope::values`]);
+/// - any operator counts, and `col IN (1, 2)`, `col = ANY($1)`, `col BETWEEN v1 AND v2`,
+///   `NOT (col = v)`; `col IS NULL` too (and `WHERE CURRENT OF` a cursor: one row);
+/// - an OR conjunct counts when every branch is bounded by a value (or plainly false).
+///
+/// Anything else — `(id = id) IS TRUE`, a bare boolean column, `EXISTS (…)`, a join condition
+/// alone — is reported under delete-/update-without-where.
+fn json_value_bound(
+    condition: &Value,
+    targets: &BTreeSet<String>,
+    values: &BTreeSet<String>,
+) -> bool {
+    let Some((kind, node)) = json_node(condition) else {
+        return false;
+    };
+    let is = |field: &str, value: i32| node[field].as_i64() == Some(value as i64);
+    let bound = |arg: &Value| json_value_bound(arg, targets, values);
+    match kind {
+        "BoolExpr" => {
+            let args = node["args"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if is("boolop", BoolExprType::AndExpr as i32) {
+                args.iter().any(bound)
+            } else if is("boolop", BoolExprType::OrExpr as i32) {
+                !args.is_empty() && args.iter().all(|a| bound(a) || json_plainly_false(a))
+            } else {
+                matches!(args, [arg] if json_node(arg).is_some_and(|(k, _)| k == "AExpr") && bound(arg))
+            }
+        }
+        "AExpr" => {
+            let (left, right) = (&node["lexpr"], &node["rexpr"]);
+            let side = |v: &Value| json_side(v, targets, values);
+            matches!(
+                (side(left), side(right)),
+                (Side::Target, Side::Value) | (Side::Value, Side::Target)
+            )
+        }
+        "NullTest" => {
+            is("nulltesttype", NullTestType::IsNull as i32)
+                && json_side(&node["arg"], targets, values) == Side::Target
+        }
+        _ => false,
+    }
+}
+
+/// What one side of a comparison is, for [`json_value_bound`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Columns of the target only (and values), no subquery.
+    Target,
+    /// No column of any table, no subquery.
+    Value,
+    /// Anything else: a subquery, another table's column, nothing at all.
+    Other,
+}
+
+fn json_side(side: &Value, targets: &BTreeSet<String>, values: &BTreeSet<String>) -> Side {
+    if side.is_null() {
+        return Side::Other;
+    }
+    let mut columns = Vec::new();
+    if !json_columns(side, &mut columns) {
+        return Side::Other;
+    }
+    let (mut target, mut other) = (false, false);
+    for fields in &columns {
+        let first = fields.first().map(|f| f.to_ascii_lowercase());
+        let is_target = match fields.as_slice() {
+            [] => false,
+            [_] => !first.as_ref().is_some_and(|f| values.contains(f)),
+            [.., qualifier, _] => targets.contains(&qualifier.to_ascii_lowercase()),
+        };
+        if is_target {
+            target = true;
+        } else if !first.is_some_and(|f| values.contains(&f)) {
+            other = true;
+        }
+    }
+    match (target, other) {
+        (_, true) => Side::Other,
+        (true, false) => Side::Target,
+        (false, false) => Side::Value,
+    }
+}
+
+/// Collects every column reference's names; false when a subquery is inside.
+fn json_columns(value: &Value, columns: &mut Vec<Vec<String>>) -> bool {
+    match value {
+        Value::Object(map) => map.iter().all(|(key, child)| match key.as_str() {
+            "SubLink" => false,
+            "ColumnRef" => {
+                columns.push(json_strings(&child["fields"]));
+                true
+            }
+            _ => json_columns(child, columns),
+        }),
+        Value::Array(items) => items.iter().all(|item| json_columns(item, columns)),
+        _ => true,
+    }
+}
+
+/// Every `refname` in a PL/pgSQL tree (its datums: variables, parameters, records), lower case.
+fn refnames(value: &Value, names: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                match (key.as_str(), child.as_str()) {
+                    ("refname", Some(name)) => {
+                        names.insert(name.to_ascii_lowercase());
+                    }
+                    _ => refnames(child, names),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| refnames(item, names)),
+        _ => {}
     }
 }
 
