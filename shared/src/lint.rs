@@ -754,6 +754,20 @@ mod tests {
                 .ends_with("(t: its WHERE is not bounded by a value)"),
             "{findings:?}"
         );
+        // MERGE updates from a table or query; VALUES and a SELECT without FROM pass.
+        for sql in [
+            "merge into t using u on t.id = u.id when matched then update set n = u.n;",
+            "merge into t using (select id, n from u) s on t.id = s.id when matched then update set n = s.n;",
+            "merge into t using generate_series(1, 10) g(id) on t.id = g.id when matched then update set n = 0;",
+            "merge into t using (select 1 as id union select 2) s on t.id = s.id when matched then update set n = 0;",
+            "do $$ begin merge into t using u on t.id = u.id when matched then update set n = 1; end $$;",
+        ] {
+            blocks_on_confirm(sql, "merge-update");
+        }
+        let sql = "merge into t using (values (1, 2)) s (id, n) on t.id = s.id when matched then update set n = s.n;\n\
+                   merge into t using (select 1 as id, 2 as n) s on t.id = s.id when matched then update set n = s.n \
+                   when not matched then insert (id, n) values (s.id, s.n);\n";
+        assert_eq!(rules(sql), Vec::<String>::new());
         // Upserts whose rows come from a query.
         for sql in [
             "insert into t (id, n) select id, n from u on conflict (id) do update set n = excluded.n;",

@@ -1088,7 +1088,9 @@ impl Judge {
     }
 
     /// MERGE: any DELETE action is a finding (a join, even of the table with itself, can
-    /// match every row); an UPDATE action needs a bound: a join condition naming a column
+    /// match every row); so is WHEN MATCHED THEN UPDATE from a table or query (merge-update:
+    /// only a VALUES list or a SELECT without FROM bounds the rows it rewrites); an UPDATE
+    /// action needs a bound: a join condition naming a column
     /// (WHEN MATCHED) or its own AND condition (WHEN NOT MATCHED BY SOURCE reaches every target
     /// row the source lacks).
     fn merge(&mut self, merge: &Value, scope: &Scope) {
@@ -1111,6 +1113,13 @@ impl Judge {
                     scope,
                 );
             } else if command == CmdType::CmdUpdate as i64 {
+                if !by_source && json_source_reads_rows(&merge["source_relation"]) {
+                    self.push(
+                        Rule::MergeUpdate,
+                        format!(" (MERGE INTO {table} USING a table or query … WHEN MATCHED THEN UPDATE)"),
+                        scope,
+                    );
+                }
                 let bounded = json_filters(&clause["condition"]) || (joined && !by_source);
                 if !bounded {
                     self.push(
@@ -1174,6 +1183,24 @@ fn unbounded(table: &str, condition: &Value) -> String {
     match condition.is_null() {
         true => format!(" ({table})"),
         false => format!(" ({table}: its WHERE bounds nothing)"),
+    }
+}
+
+/// Whether a MERGE's source (serde form) reads rows from a table or query: anything but a
+/// `VALUES` list or a SELECT without FROM (unknown means refused).
+fn json_source_reads_rows(source: &Value) -> bool {
+    let Some(("RangeSubselect", subselect)) = json_node(source) else {
+        return true;
+    };
+    match json_node(&subselect["subquery"]) {
+        Some(("SelectStmt", select)) => {
+            let empty = |field: &str| select[field].as_array().is_none_or(Vec::is_empty);
+            !(select["larg"].is_null()
+                && select["rarg"].is_null()
+                && empty("from_clause")
+                && select["with_clause"].is_null())
+        }
+        _ => true,
     }
 }
 
