@@ -176,7 +176,7 @@ impl Rule {
             Rule::Unclassified => "the statement is not on the lint's list of known-safe statements, and unknown means refused",
             Rule::CrossDatabase => "the statement reaches beyond this database (other databases, tablespaces, server settings), which no env of this app owns alone",
             Rule::Role => "roles and ownership are shared by every database on the server: changing them changes who may do what everywhere",
-            Rule::UpsertFromQuery => "INSERT … SELECT from a table … ON CONFLICT DO UPDATE rewrites every existing row the query matches, as many as the query returns",
+            Rule::UpsertFromQuery => "INSERT … SELECT … FROM (a table, a function such as generate_series, a subquery) … ON CONFLICT DO UPDATE rewrites every existing row the query matches, as many as the query returns; only VALUES or a SELECT without FROM bound it",
             Rule::SequenceReset => "setval or ALTER SEQUENCE … RESTART moves a sequence: moved back, every later insert collides with existing keys (or reuses ids other systems still hold)",
             Rule::DropConstraint => "DROP CONSTRAINT removes a check, key or foreign key the data relies on: duplicates and orphans can be written from then on",
             Rule::RowSecurity => "row level security and its policies decide which rows each role sees: enabled without the right policy, the app sees (and updates) no row at all",
@@ -777,6 +777,10 @@ mod tests {
             "with x as (insert into t (id) select id from u on conflict (id) do update set n = 0 returning 1) select 1;",
             "explain analyze insert into t (id) select id from u on conflict (id) do update set n = 0;",
             "do $$ begin insert into t (id) select id from u on conflict (id) do update set n = 0; end $$;",
+            "insert into t (id) select g from generate_series(1, 100) g on conflict (id) do update set n = 0;",
+            "insert into t (id) select id from (select 1 as id) s on conflict (id) do update set n = 0;",
+            "insert into t (id) select x from unnest(array[1, 2]) x on conflict (id) do update set n = 0;",
+            "insert into t (id) select * from (values (1)) v (id) on conflict (id) do update set n = 0;",
         ] {
             blocks_on_confirm(sql, "upsert-from-query");
         }

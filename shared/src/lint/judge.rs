@@ -534,7 +534,7 @@ impl Judge {
         }
     }
 
-    /// `INSERT … SELECT … FROM <table> … ON CONFLICT … DO UPDATE`, wherever an INSERT hides in
+    /// `INSERT … SELECT … FROM <anything> … ON CONFLICT … DO UPDATE`, wherever an INSERT hides in
     /// the statement (a CTE, EXPLAIN, PREPARE): the query, not a list of values, decides which
     /// existing rows are rewritten. `INSERT … VALUES … ON CONFLICT`, what seeds do, is fine.
     fn upserts(&mut self, node: &NodeEnum, scope: &Scope) {
@@ -1478,8 +1478,9 @@ fn without_locations(value: &Value) -> Value {
     }
 }
 
-/// Whether a SELECT reads rows from a table (its FROM, or either side of a UNION …), rather
-/// than from a VALUES list.
+/// Whether a SELECT reads rows from anything in a FROM clause (a table, a function such as
+/// generate_series, a subquery, a join; or either side of a UNION …), rather than from a VALUES
+/// list or a SELECT without FROM.
 fn select_reads_table(select: &pg_query::protobuf::SelectStmt) -> bool {
     if !select.values_lists.is_empty() {
         return false;
@@ -1490,10 +1491,7 @@ fn select_reads_table(select: &pg_query::protobuf::SelectStmt) -> bool {
     if side(&select.larg) || side(&select.rarg) {
         return true;
     }
-    select
-        .from_clause
-        .iter()
-        .any(|from| serde_json::to_string(from).is_ok_and(|json| json.contains("\"RangeVar\":")))
+    !select.from_clause.is_empty()
 }
 
 /// Whether a list of `DefElem` options holds `name`.
