@@ -768,6 +768,32 @@ mod tests {
                    merge into t using (select 1 as id, 2 as n) s on t.id = s.id when matched then update set n = s.n \
                    when not matched then insert (id, n) values (s.id, s.n);\n";
         assert_eq!(rules(sql), Vec::<String>::new());
+        // CREATE OR REPLACE of what the run did not create; triggers on existing tables;
+        // CREATE SCHEMA.
+        for (sql, rule) in [
+            ("create or replace function f() returns int language sql as 'select 1';", "replace"),
+            ("create or replace procedure p() language sql as 'select 1';", "replace"),
+            ("create or replace view v as select 1;", "replace"),
+            ("create or replace trigger tr after insert on t for each row execute function suppress_redundant_updates_trigger();", "replace"),
+            ("create or replace rule r as on insert to t do instead nothing;", "replace"),
+            ("create function f() returns int language sql as 'select 1';\ncreate or replace function g() returns int language sql as 'select 1';", "replace"),
+            ("create trigger tr before insert on t for each row execute function suppress_redundant_updates_trigger();", "trigger-on-existing-table"),
+            ("create constraint trigger tr after insert on t for each row execute function suppress_redundant_updates_trigger();", "trigger-on-existing-table"),
+            ("create schema app;", "search-path"),
+            ("create schema if not exists reporting;", "search-path"),
+            ("create schema authorization app;", "search-path"),
+        ] {
+            blocks_on_confirm(sql, rule);
+        }
+        let sql = "create function f() returns int language sql as 'select 1';\n\
+                   create or replace function f() returns int language sql as 'select 2';\n\
+                   create or replace function public.f() returns int language sql as 'select 3';\n\
+                   create view v as select 1 as x;\ncreate or replace view v as select 2 as x;\n\
+                   create table t2 (id int);\n\
+                   create function touch() returns trigger language plpgsql as $$ begin return new; end $$;\n\
+                   create trigger tr before update on t2 for each row execute function touch();\n\
+                   create or replace trigger tr before update on t2 for each row execute function touch();\n";
+        assert_eq!(rules(sql), Vec::<String>::new());
         // Upserts whose rows come from a query.
         for sql in [
             "insert into t (id, n) select id, n from u on conflict (id) do update set n = excluded.n;",

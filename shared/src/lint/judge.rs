@@ -328,7 +328,10 @@ impl Judge {
             NodeEnum::ViewStmt(view) if !view.replace => {
                 self.created(ObjectType::ObjectView, relation_name(view.view.as_ref()));
             }
-            NodeEnum::ViewStmt(_) => {}
+            NodeEnum::ViewStmt(view) => {
+                let name = relation_name(view.view.as_ref());
+                self.replaced(ObjectType::ObjectView, "VIEW", &name, scope);
+            }
             NodeEnum::CreateSeqStmt(seq) if !seq.if_not_exists => {
                 self.created(
                     ObjectType::ObjectSequence,
@@ -364,6 +367,14 @@ impl Judge {
             ),
             NodeEnum::AlterEnumStmt(_) => {}
             NodeEnum::CreateSchemaStmt(schema) => {
+                self.push(
+                    Rule::SearchPath,
+                    format!(
+                        " (CREATE SCHEMA {}: a schema named like a role comes first in the default search path \"$user\", public and hides the app's tables)",
+                        schema.schemaname
+                    ),
+                    scope,
+                );
                 if !schema.if_not_exists {
                     self.created(ObjectType::ObjectSchema, schema.schemaname.clone());
                 }
@@ -384,12 +395,21 @@ impl Judge {
                     );
                     self.called(&schema, &name, detail, scope);
                 }
-                if !trigger.replace {
-                    let table = relation_name(trigger.relation.as_ref());
-                    self.created(
-                        ObjectType::ObjectTrigger,
-                        format!("{table}.{}", trigger.trigname),
+                let table = relation_name(trigger.relation.as_ref());
+                let name = format!("{table}.{}", trigger.trigname);
+                if !self.was_created(ObjectType::ObjectTable, &table)
+                    && !self.was_created(ObjectType::ObjectView, &table)
+                {
+                    self.push(
+                        Rule::TriggerOnExistingTable,
+                        format!(" (trigger {} on {table})", trigger.trigname),
+                        scope,
                     );
+                }
+                if trigger.replace {
+                    self.replaced(ObjectType::ObjectTrigger, "TRIGGER", &name, scope);
+                } else {
+                    self.created(ObjectType::ObjectTrigger, name);
                 }
             }
             NodeEnum::DoStmt(block) => self.do_block(block, scope),
@@ -412,15 +432,20 @@ impl Judge {
                 scope,
             ),
             NodeEnum::CopyStmt(_) => {}
-            NodeEnum::RuleStmt(rule) => self.push(
-                Rule::CreateRule,
-                format!(
-                    " ({} on {})",
-                    rule.rulename,
-                    relation_name(rule.relation.as_ref())
-                ),
-                scope,
-            ),
+            NodeEnum::RuleStmt(rule) => {
+                let table = relation_name(rule.relation.as_ref());
+                self.push(
+                    Rule::CreateRule,
+                    format!(" ({} on {table})", rule.rulename),
+                    scope,
+                );
+                let name = format!("{table}.{}", rule.rulename);
+                if rule.replace {
+                    self.replaced(ObjectType::ObjectRule, "RULE", &name, scope);
+                } else {
+                    self.created(ObjectType::ObjectRule, name);
+                }
+            }
             NodeEnum::AlterTableStmt(alter) => self.alter_table(alter, scope),
             NodeEnum::RenameStmt(rename) => {
                 let what = rename_target(rename);
@@ -614,6 +639,26 @@ impl Judge {
         self.created.contains(&format!("{}:{name}", kind as i32))
     }
 
+    /// [`Self::is_created`], reading an unqualified name and one in `public` as the same.
+    fn was_created(&self, kind: ObjectType, name: &str) -> bool {
+        let bare = name.strip_prefix("public.").unwrap_or(name);
+        self.is_created(kind, bare) || self.is_created(kind, &format!("public.{bare}"))
+    }
+
+    /// CREATE OR REPLACE of `name`: a finding unless this run created it first (then it only
+    /// replaces the run's own code).
+    fn replaced(&mut self, kind: ObjectType, what: &str, name: &str, scope: &Scope) {
+        if !self.was_created(kind, name) {
+            self.push(
+                Rule::Replace,
+                format!(
+                    " (CREATE OR REPLACE {what} {name}, which the pending files did not create)"
+                ),
+                scope,
+            );
+        }
+    }
+
     fn setting(&mut self, name: &str, scope: &Scope) {
         if name.eq_ignore_ascii_case("search_path") {
             self.push(Rule::SearchPath, format!(" (SET {name})"), scope);
@@ -786,12 +831,14 @@ impl Judge {
         if scope.within.is_empty() {
             self.defined.define(&function.funcname);
         }
-        if !function.replace {
-            let kind = if function.is_procedure {
-                ObjectType::ObjectProcedure
-            } else {
-                ObjectType::ObjectFunction
-            };
+        let (kind, what) = if function.is_procedure {
+            (ObjectType::ObjectProcedure, "PROCEDURE")
+        } else {
+            (ObjectType::ObjectFunction, "FUNCTION")
+        };
+        if function.replace {
+            self.replaced(kind, what, &name, scope);
+        } else {
             self.created(kind, name.clone());
         }
         let mut values = scope.values.clone();
