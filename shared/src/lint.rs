@@ -42,6 +42,9 @@ pub enum Rule {
     DeleteWithoutWhere,
     UpdateWithoutWhere,
     MergeDelete,
+    MergeUpdate,
+    Replace,
+    TriggerOnExistingTable,
     AlterColumnType,
     AddNotNull,
     CreateIndexBlocking,
@@ -77,6 +80,9 @@ impl Rule {
         Rule::DeleteWithoutWhere,
         Rule::UpdateWithoutWhere,
         Rule::MergeDelete,
+        Rule::MergeUpdate,
+        Rule::Replace,
+        Rule::TriggerOnExistingTable,
         Rule::AlterColumnType,
         Rule::AddNotNull,
         Rule::CreateIndexBlocking,
@@ -112,6 +118,9 @@ impl Rule {
             Rule::DeleteWithoutWhere => "delete-without-where",
             Rule::UpdateWithoutWhere => "update-without-where",
             Rule::MergeDelete => "merge-delete",
+            Rule::MergeUpdate => "merge-update",
+            Rule::Replace => "replace",
+            Rule::TriggerOnExistingTable => "trigger-on-existing-table",
             Rule::AlterColumnType => "alter-column-type",
             Rule::AddNotNull => "add-not-null",
             Rule::CreateIndexBlocking => "create-index-blocking",
@@ -146,9 +155,12 @@ impl Rule {
             Rule::DropDatabase => "DROP DATABASE deletes a whole database",
             Rule::DropColumn => "DROP COLUMN deletes the column's data, and code still reading it breaks",
             Rule::Truncate => "TRUNCATE deletes every row",
-            Rule::DeleteWithoutWhere => "DELETE without a WHERE that names a column deletes every row",
-            Rule::UpdateWithoutWhere => "UPDATE without a WHERE that names a column rewrites every row",
+            Rule::DeleteWithoutWhere => "DELETE without a WHERE that compares a column of its table to a value (a constant, parameter or variable) can delete every row",
+            Rule::UpdateWithoutWhere => "UPDATE without a WHERE that compares a column of its table to a value (a constant, parameter or variable) can rewrite every row",
             Rule::MergeDelete => "MERGE … THEN DELETE deletes every target row its join finds, and a join (even of the table with itself) bounds far less visibly than a WHERE",
+            Rule::MergeUpdate => "MERGE … WHEN MATCHED THEN UPDATE from a table or query rewrites every target row its join finds, as many as the source returns; only a VALUES list or a SELECT without FROM bounds it",
+            Rule::Replace => "CREATE OR REPLACE of a function, procedure, view, trigger or rule the pending files did not create first changes what existing code and triggers run",
+            Rule::TriggerOnExistingTable => "a trigger on a table the pending files did not create runs on every write to it and can swallow, rewrite or redirect each one",
             Rule::AlterColumnType => "ALTER COLUMN TYPE rewrites the table under an exclusive lock and can lose data",
             Rule::AddNotNull => "NOT NULL on an existing table scans it under an exclusive lock, and a new NOT NULL column without DEFAULT fails once the table has rows",
             Rule::CreateIndexBlocking => "CREATE INDEX without CONCURRENTLY blocks writes to an existing table while it builds",
@@ -164,12 +176,12 @@ impl Rule {
             Rule::Unclassified => "the statement is not on the lint's list of known-safe statements, and unknown means refused",
             Rule::CrossDatabase => "the statement reaches beyond this database (other databases, tablespaces, server settings), which no env of this app owns alone",
             Rule::Role => "roles and ownership are shared by every database on the server: changing them changes who may do what everywhere",
-            Rule::UpsertFromQuery => "INSERT … SELECT from a table … ON CONFLICT DO UPDATE rewrites every existing row the query matches, as many as the query returns",
+            Rule::UpsertFromQuery => "INSERT … SELECT … FROM (a table, a function such as generate_series, a subquery) … ON CONFLICT DO UPDATE rewrites every existing row the query matches, as many as the query returns; only VALUES or a SELECT without FROM bound it",
             Rule::SequenceReset => "setval or ALTER SEQUENCE … RESTART moves a sequence: moved back, every later insert collides with existing keys (or reuses ids other systems still hold)",
             Rule::DropConstraint => "DROP CONSTRAINT removes a check, key or foreign key the data relies on: duplicates and orphans can be written from then on",
             Rule::RowSecurity => "row level security and its policies decide which rows each role sees: enabled without the right policy, the app sees (and updates) no row at all",
             Rule::Privileges => "REVOKE and ALTER DEFAULT PRIVILEGES take access away, possibly from the app's own role, and break it at run time",
-            Rule::SearchPath => "setting search_path changes which table, function or operator every later unqualified name finds",
+            Rule::SearchPath => "setting search_path, or creating a schema (one named like a role comes first in the default search path \"$user\", public and hides the app's tables), changes which table, function or operator every later unqualified name finds",
             Rule::ShadowsBuiltin => "a function, operator or aggregate named like a commonly called built-in can take over calls code means for pg_catalog's, wherever its schema comes first in a search path",
             Rule::DbtoolsSchema => "the dbtools schema holds the guard's own records (env stamp, applied migrations and seeds, audit); migrations and seeds may not touch it",
         }
@@ -648,12 +660,14 @@ mod tests {
         let sql = "delete from t where id = 1;\nupdate t set n = 2 where slug = 'x';\n\
                    delete from t where created_at < now() - interval '30 days';\n\
                    delete from t where id in (1, 2, 3);\nupdate t set n = 1 where id = 1 or id = 2;\n\
-                   delete from t using u where t.u_id = u.id and u.gone;\n\
-                   update t set n = u.n from u where u.id = t.u_id;\n\
+                   delete from t using u where t.u_id = u.id and t.id = 4;\n\
+                   update t set n = u.n from u where u.id = t.u_id and t.kind in ('a', 'b');\n\
+                   delete from t where id = any($1);\ndelete from t where n between 1 and 9;\n\
+                   delete from t x where x.id = 1::bigint;\nupdate t set n = 1 where lower(s) = lower('X');\n\
+                   delete from public.t where public.t.id = 2;\n\
                    delete from t where id = 1 or false;\nupdate t set n = 0 where id = 1 and true;\n\
                    delete from t where deleted_at is null and id = 3;\n\
                    delete from t where not (id = 3);\ndelete from t where deleted_at is null;\n\
-                   update t set n = n + 1 where id = n;\n\
                    insert into t (id, n) values (1, 2) on conflict (id) do update set n = excluded.n;\n\
                    insert into t (id) values (1) on conflict do nothing;\n\
                    insert into t (id, n) select 1, 2 on conflict (id) do update set n = excluded.n;\n\
@@ -669,7 +683,13 @@ mod tests {
         // Function and DO bodies are judged by the same code.
         let sql = "create function bump(target int) returns void language plpgsql as $$\n\
                    begin update t set n = n + 1 where id = target; end $$;\n\
-                   do $$ begin delete from t where id = 1; end $$;\n";
+                   do $$ begin delete from t where id = 1; end $$;\n\
+                   create function f(k int) returns void language sql as 'delete from t where id = k';\n\
+                   create function g() returns trigger language plpgsql as $$\n\
+                   begin update t set n = new.n where id = old.id; return new; end $$;\n\
+                   do $$ declare r record; begin\n\
+                   for r in select id from t loop delete from t where id = r.id; end loop;\n\
+                   update t set n = 0 where current of c; end $$;\n";
         assert_eq!(rules(sql), Vec::<String>::new());
     }
 
@@ -699,6 +719,24 @@ mod tests {
             ("create function f() returns void language sql as 'update t set n = 1 where n is not null';", "update-without-where"),
             ("create function f() returns void language plpgsql as $$ begin update t set n = 1 where 2 > 1 or id = 3; end $$;", "update-without-where"),
             ("merge into t using u on t.id = t.id when matched then update set n = 1;", "update-without-where"),
+            // Naming a column is not enough: the WHERE must compare a target column to a value.
+            ("delete from t where id = id + 0;", "delete-without-where"),
+            ("delete from t where id in (select id from t);", "delete-without-where"),
+            ("delete from t where id = any(select id from t);", "delete-without-where"),
+            ("delete from t where exists (select 1 from u where u.id = t.id);", "delete-without-where"),
+            ("delete from t using u where t.u_id = u.id and u.gone;", "delete-without-where"),
+            ("delete from t using u where t.u_id = u.id and u.id = 3;", "delete-without-where"),
+            ("delete from t a using t b where a.x = b.x;", "delete-without-where"),
+            ("update t set n = u.n from u where u.id = t.u_id;", "update-without-where"),
+            ("update t set n = n + 1 where id = n;", "update-without-where"),
+            ("delete from t where (id = id) is true;", "delete-without-where"),
+            ("delete from t where gone;", "delete-without-where"),
+            ("delete from t where id = 1 or id = n;", "delete-without-where"),
+            ("delete from t where id = (select max(id) from t);", "delete-without-where"),
+            ("with d as (delete from t where id = id + 0 returning *) select 1;", "delete-without-where"),
+            ("do $$ begin update t set n = 1 where id = n; end $$;", "update-without-where"),
+            ("create function f(k int) returns void language sql as 'delete from t where id = id + k';", "delete-without-where"),
+            ("create function f() returns void language plpgsql as $$ begin delete from t where id in (select id from u); end $$;", "delete-without-where"),
         ] {
             blocks_on_confirm(sql, rule);
         }
@@ -709,6 +747,53 @@ mod tests {
                 .ends_with("(t: its WHERE bounds nothing)"),
             "{findings:?}"
         );
+        let findings = lint("delete from t where id = id + 0;");
+        assert!(
+            findings[0]
+                .message
+                .ends_with("(t: its WHERE is not bounded by a value)"),
+            "{findings:?}"
+        );
+        // MERGE updates from a table or query; VALUES and a SELECT without FROM pass.
+        for sql in [
+            "merge into t using u on t.id = u.id when matched then update set n = u.n;",
+            "merge into t using (select id, n from u) s on t.id = s.id when matched then update set n = s.n;",
+            "merge into t using generate_series(1, 10) g(id) on t.id = g.id when matched then update set n = 0;",
+            "merge into t using (select 1 as id union select 2) s on t.id = s.id when matched then update set n = 0;",
+            "do $$ begin merge into t using u on t.id = u.id when matched then update set n = 1; end $$;",
+        ] {
+            blocks_on_confirm(sql, "merge-update");
+        }
+        let sql = "merge into t using (values (1, 2)) s (id, n) on t.id = s.id when matched then update set n = s.n;\n\
+                   merge into t using (select 1 as id, 2 as n) s on t.id = s.id when matched then update set n = s.n \
+                   when not matched then insert (id, n) values (s.id, s.n);\n";
+        assert_eq!(rules(sql), Vec::<String>::new());
+        // CREATE OR REPLACE of what the run did not create; triggers on existing tables;
+        // CREATE SCHEMA.
+        for (sql, rule) in [
+            ("create or replace function f() returns int language sql as 'select 1';", "replace"),
+            ("create or replace procedure p() language sql as 'select 1';", "replace"),
+            ("create or replace view v as select 1;", "replace"),
+            ("create or replace trigger tr after insert on t for each row execute function suppress_redundant_updates_trigger();", "replace"),
+            ("create or replace rule r as on insert to t do instead nothing;", "replace"),
+            ("create function f() returns int language sql as 'select 1';\ncreate or replace function g() returns int language sql as 'select 1';", "replace"),
+            ("create trigger tr before insert on t for each row execute function suppress_redundant_updates_trigger();", "trigger-on-existing-table"),
+            ("create constraint trigger tr after insert on t for each row execute function suppress_redundant_updates_trigger();", "trigger-on-existing-table"),
+            ("create schema app;", "search-path"),
+            ("create schema if not exists reporting;", "search-path"),
+            ("create schema authorization app;", "search-path"),
+        ] {
+            blocks_on_confirm(sql, rule);
+        }
+        let sql = "create function f() returns int language sql as 'select 1';\n\
+                   create or replace function f() returns int language sql as 'select 2';\n\
+                   create or replace function public.f() returns int language sql as 'select 3';\n\
+                   create view v as select 1 as x;\ncreate or replace view v as select 2 as x;\n\
+                   create table t2 (id int);\n\
+                   create function touch() returns trigger language plpgsql as $$ begin return new; end $$;\n\
+                   create trigger tr before update on t2 for each row execute function touch();\n\
+                   create or replace trigger tr before update on t2 for each row execute function touch();\n";
+        assert_eq!(rules(sql), Vec::<String>::new());
         // Upserts whose rows come from a query.
         for sql in [
             "insert into t (id, n) select id, n from u on conflict (id) do update set n = excluded.n;",
@@ -718,6 +803,10 @@ mod tests {
             "with x as (insert into t (id) select id from u on conflict (id) do update set n = 0 returning 1) select 1;",
             "explain analyze insert into t (id) select id from u on conflict (id) do update set n = 0;",
             "do $$ begin insert into t (id) select id from u on conflict (id) do update set n = 0; end $$;",
+            "insert into t (id) select g from generate_series(1, 100) g on conflict (id) do update set n = 0;",
+            "insert into t (id) select id from (select 1 as id) s on conflict (id) do update set n = 0;",
+            "insert into t (id) select x from unnest(array[1, 2]) x on conflict (id) do update set n = 0;",
+            "insert into t (id) select * from (values (1)) v (id) on conflict (id) do update set n = 0;",
         ] {
             blocks_on_confirm(sql, "upsert-from-query");
         }

@@ -70,6 +70,10 @@ struct Scope {
     /// call the functions defined before it. False in a function body, which runs whenever it
     /// is called, by then with every function of the run defined.
     runs_now: bool,
+    /// Inside a function or DO body: the names that read as column references yet are values
+    /// there (PL/pgSQL variables and parameters, `new`, `old`, an SQL function's parameters),
+    /// lower case. Empty at top level.
+    values: BTreeSet<String>,
 }
 
 /// The text one statement came from and its scanner tokens.
@@ -107,6 +111,7 @@ impl Judge {
         let top = Scope {
             within: String::new(),
             runs_now: true,
+            values: BTreeSet::new(),
         };
         self.judge(node, source, &top);
         let mut found = std::mem::take(&mut self.found);
@@ -323,7 +328,10 @@ impl Judge {
             NodeEnum::ViewStmt(view) if !view.replace => {
                 self.created(ObjectType::ObjectView, relation_name(view.view.as_ref()));
             }
-            NodeEnum::ViewStmt(_) => {}
+            NodeEnum::ViewStmt(view) => {
+                let name = relation_name(view.view.as_ref());
+                self.replaced(ObjectType::ObjectView, "VIEW", &name, scope);
+            }
             NodeEnum::CreateSeqStmt(seq) if !seq.if_not_exists => {
                 self.created(
                     ObjectType::ObjectSequence,
@@ -359,6 +367,14 @@ impl Judge {
             ),
             NodeEnum::AlterEnumStmt(_) => {}
             NodeEnum::CreateSchemaStmt(schema) => {
+                self.push(
+                    Rule::SearchPath,
+                    format!(
+                        " (CREATE SCHEMA {}: a schema named like a role comes first in the default search path \"$user\", public and hides the app's tables)",
+                        schema.schemaname
+                    ),
+                    scope,
+                );
                 if !schema.if_not_exists {
                     self.created(ObjectType::ObjectSchema, schema.schemaname.clone());
                 }
@@ -379,12 +395,21 @@ impl Judge {
                     );
                     self.called(&schema, &name, detail, scope);
                 }
-                if !trigger.replace {
-                    let table = relation_name(trigger.relation.as_ref());
-                    self.created(
-                        ObjectType::ObjectTrigger,
-                        format!("{table}.{}", trigger.trigname),
+                let table = relation_name(trigger.relation.as_ref());
+                let name = format!("{table}.{}", trigger.trigname);
+                if !self.was_created(ObjectType::ObjectTable, &table)
+                    && !self.was_created(ObjectType::ObjectView, &table)
+                {
+                    self.push(
+                        Rule::TriggerOnExistingTable,
+                        format!(" (trigger {} on {table})", trigger.trigname),
+                        scope,
                     );
+                }
+                if trigger.replace {
+                    self.replaced(ObjectType::ObjectTrigger, "TRIGGER", &name, scope);
+                } else {
+                    self.created(ObjectType::ObjectTrigger, name);
                 }
             }
             NodeEnum::DoStmt(block) => self.do_block(block, scope),
@@ -407,15 +432,20 @@ impl Judge {
                 scope,
             ),
             NodeEnum::CopyStmt(_) => {}
-            NodeEnum::RuleStmt(rule) => self.push(
-                Rule::CreateRule,
-                format!(
-                    " ({} on {})",
-                    rule.rulename,
-                    relation_name(rule.relation.as_ref())
-                ),
-                scope,
-            ),
+            NodeEnum::RuleStmt(rule) => {
+                let table = relation_name(rule.relation.as_ref());
+                self.push(
+                    Rule::CreateRule,
+                    format!(" ({} on {table})", rule.rulename),
+                    scope,
+                );
+                let name = format!("{table}.{}", rule.rulename);
+                if rule.replace {
+                    self.replaced(ObjectType::ObjectRule, "RULE", &name, scope);
+                } else {
+                    self.created(ObjectType::ObjectRule, name);
+                }
+            }
             NodeEnum::AlterTableStmt(alter) => self.alter_table(alter, scope),
             NodeEnum::RenameStmt(rename) => {
                 let what = rename_target(rename);
@@ -529,7 +559,7 @@ impl Judge {
         }
     }
 
-    /// `INSERT … SELECT … FROM <table> … ON CONFLICT … DO UPDATE`, wherever an INSERT hides in
+    /// `INSERT … SELECT … FROM <anything> … ON CONFLICT … DO UPDATE`, wherever an INSERT hides in
     /// the statement (a CTE, EXPLAIN, PREPARE): the query, not a list of values, decides which
     /// existing rows are rewritten. `INSERT … VALUES … ON CONFLICT`, what seeds do, is fine.
     fn upserts(&mut self, node: &NodeEnum, scope: &Scope) {
@@ -607,6 +637,26 @@ impl Judge {
 
     fn is_created(&self, kind: ObjectType, name: &str) -> bool {
         self.created.contains(&format!("{}:{name}", kind as i32))
+    }
+
+    /// [`Self::is_created`], reading an unqualified name and one in `public` as the same.
+    fn was_created(&self, kind: ObjectType, name: &str) -> bool {
+        let bare = name.strip_prefix("public.").unwrap_or(name);
+        self.is_created(kind, bare) || self.is_created(kind, &format!("public.{bare}"))
+    }
+
+    /// CREATE OR REPLACE of `name`: a finding unless this run created it first (then it only
+    /// replaces the run's own code).
+    fn replaced(&mut self, kind: ObjectType, what: &str, name: &str, scope: &Scope) {
+        if !self.was_created(kind, name) {
+            self.push(
+                Rule::Replace,
+                format!(
+                    " (CREATE OR REPLACE {what} {name}, which the pending files did not create)"
+                ),
+                scope,
+            );
+        }
     }
 
     fn setting(&mut self, name: &str, scope: &Scope) {
@@ -781,17 +831,29 @@ impl Judge {
         if scope.within.is_empty() {
             self.defined.define(&function.funcname);
         }
-        if !function.replace {
-            let kind = if function.is_procedure {
-                ObjectType::ObjectProcedure
-            } else {
-                ObjectType::ObjectFunction
-            };
+        let (kind, what) = if function.is_procedure {
+            (ObjectType::ObjectProcedure, "PROCEDURE")
+        } else {
+            (ObjectType::ObjectFunction, "FUNCTION")
+        };
+        if function.replace {
+            self.replaced(kind, what, &name, scope);
+        } else {
             self.created(kind, name.clone());
+        }
+        let mut values = scope.values.clone();
+        values.extend(["new".to_string(), "old".to_string()]);
+        for parameter in &function.parameters {
+            if let Some(NodeEnum::FunctionParameter(p)) = parameter.node.as_ref() {
+                if !p.name.is_empty() {
+                    values.insert(p.name.to_ascii_lowercase());
+                }
+            }
         }
         let inner = Scope {
             within: within(&format!("function {name}()"), scope),
             runs_now: false,
+            values,
         };
         let option = |wanted: &str| {
             function.options.iter().find_map(|o| match o.node.as_ref() {
@@ -870,6 +932,7 @@ impl Judge {
         let inner = Scope {
             within: within("a DO block", scope),
             runs_now: scope.runs_now,
+            values: scope.values.clone(),
         };
         let language = arg("language")
             .unwrap_or_else(|| "plpgsql".into())
@@ -889,7 +952,14 @@ impl Judge {
     /// A `CREATE FUNCTION … LANGUAGE plpgsql` statement's body, judged.
     fn plpgsql_text(&mut self, create_function: &str, scope: &Scope) {
         match pg_query::parse_plpgsql(create_function) {
-            Ok(tree) => self.plpgsql(&tree, scope),
+            Ok(tree) => {
+                // Its datums (variables, parameters, records such as a loop's `r`) are values
+                // in the SQL it runs.
+                let mut inner = scope.clone();
+                refnames(&tree, &mut inner.values);
+                inner.values.extend(["new".to_string(), "old".to_string()]);
+                self.plpgsql(&tree, &inner)
+            }
             Err(e) => self.push(
                 Rule::Unclassified,
                 format!(" (a body the lint cannot read: {e})"),
@@ -1017,16 +1087,18 @@ impl Judge {
                                 .and_then(json_string_constant);
                             self.call(&json_strings(&child["funcname"]), first.as_deref(), scope);
                         }
-                        "DeleteStmt" if !json_filters(&child["where_clause"]) => {
-                            let table = json_relation(&child["relation"]);
-                            let detail = unbounded(&table, &child["where_clause"]);
-                            self.push(Rule::DeleteWithoutWhere, detail, scope);
-                        }
-                        "UpdateStmt" if !json_filters(&child["where_clause"]) => {
-                            let table = json_relation(&child["relation"]);
-                            let detail = unbounded(&table, &child["where_clause"]);
-                            self.push(Rule::UpdateWithoutWhere, detail, scope);
-                        }
+                        "DeleteStmt" => self.dml(
+                            Rule::DeleteWithoutWhere,
+                            &child["relation"],
+                            &child["where_clause"],
+                            scope,
+                        ),
+                        "UpdateStmt" => self.dml(
+                            Rule::UpdateWithoutWhere,
+                            &child["relation"],
+                            &child["where_clause"],
+                            scope,
+                        ),
                         "MergeStmt" => self.merge(child, scope),
                         "ExecuteStmt" => {
                             self.executed(child["name"].as_str().unwrap_or_default(), scope)
@@ -1043,8 +1115,29 @@ impl Judge {
         }
     }
 
+    /// An UPDATE or DELETE of `relation` (serde form) under `condition`, its WHERE: a finding
+    /// unless the WHERE is bounded by a value ([`json_value_bound`]).
+    fn dml(&mut self, rule: Rule, relation: &Value, condition: &Value, scope: &Scope) {
+        let table = json_relation(relation);
+        // WHERE CURRENT OF a cursor: the one row it is on.
+        if json_node(condition).is_some_and(|(kind, _)| kind == "CurrentOfExpr") {
+            return;
+        }
+        if !json_filters(condition) {
+            self.push(rule, unbounded(&table, condition), scope);
+        } else if !json_value_bound(condition, &targets(relation), &scope.values) {
+            self.push(
+                rule,
+                format!(" ({table}: its WHERE is not bounded by a value)"),
+                scope,
+            );
+        }
+    }
+
     /// MERGE: any DELETE action is a finding (a join, even of the table with itself, can
-    /// match every row); an UPDATE action needs a bound: a join condition naming a column
+    /// match every row); so is WHEN MATCHED THEN UPDATE from a table or query (merge-update:
+    /// only a VALUES list or a SELECT without FROM bounds the rows it rewrites); an UPDATE
+    /// action needs a bound: a join condition naming a column
     /// (WHEN MATCHED) or its own AND condition (WHEN NOT MATCHED BY SOURCE reaches every target
     /// row the source lacks).
     fn merge(&mut self, merge: &Value, scope: &Scope) {
@@ -1067,6 +1160,13 @@ impl Judge {
                     scope,
                 );
             } else if command == CmdType::CmdUpdate as i64 {
+                if !by_source && json_source_reads_rows(&merge["source_relation"]) {
+                    self.push(
+                        Rule::MergeUpdate,
+                        format!(" (MERGE INTO {table} USING a table or query … WHEN MATCHED THEN UPDATE)"),
+                        scope,
+                    );
+                }
                 let bounded = json_filters(&clause["condition"]) || (joined && !by_source);
                 if !bounded {
                     self.push(
@@ -1130,6 +1230,165 @@ fn unbounded(table: &str, condition: &Value) -> String {
     match condition.is_null() {
         true => format!(" ({table})"),
         false => format!(" ({table}: its WHERE bounds nothing)"),
+    }
+}
+
+/// Whether a MERGE's source (serde form) reads rows from a table or query: anything but a
+/// `VALUES` list or a SELECT without FROM (unknown means refused).
+fn json_source_reads_rows(source: &Value) -> bool {
+    let Some(("RangeSubselect", subselect)) = json_node(source) else {
+        return true;
+    };
+    match json_node(&subselect["subquery"]) {
+        Some(("SelectStmt", select)) => {
+            let empty = |field: &str| select[field].as_array().is_none_or(Vec::is_empty);
+            !(select["larg"].is_null()
+                && select["rarg"].is_null()
+                && empty("from_clause")
+                && select["with_clause"].is_null())
+        }
+        _ => true,
+    }
+}
+
+/// The names a column of the target of an UPDATE/DELETE is qualified with: its alias, or its
+/// table name (lower case).
+fn targets(relation: &Value) -> BTreeSet<String> {
+    let alias = relation["alias"]["aliasname"].as_str().unwrap_or_default();
+    let name = match alias.is_empty() {
+        true => relation["relname"].as_str().unwrap_or_default(),
+        false => alias,
+    };
+    BTreeSet::from([name.to_ascii_lowercase()])
+}
+
+/// Whether an UPDATE/DELETE's WHERE is bounded by a value. Unknown means refused: naming a
+/// column is not enough (`id = id + 0`, `id IN (SELECT id FROM t)`, `a.x = b.x` between the
+/// target and its USING/FROM tables all reach every row). The WHERE needs at least one
+/// top-level AND-conjunct that compares a column of the target (unqualified, or qualified with
+/// its alias or name) to a *value*:
+/// - a side holding only target columns, and another holding no column reference to any table
+///   and no subquery: constants, parameters (`$1`), casts, functions and operators over those
+///   (`now() - interval '30 days'`, `lower('X')`); inside a function or DO body also its
+///   variables, parameters, loop records and `NEW`/`OLD` (column references whose first name
+///   is one of [`Scope::values`]);
+/// - any operator counts, and `col IN (1, 2)`, `col = ANY($1)`, `col BETWEEN v1 AND v2`,
+///   `NOT (col = v)`; `col IS NULL` too (and `WHERE CURRENT OF` a cursor: one row);
+/// - an OR conjunct counts when every branch is bounded by a value (or plainly false).
+///
+/// Anything else — `(id = id) IS TRUE`, a bare boolean column, `EXISTS (…)`, a join condition
+/// alone — is reported under delete-/update-without-where.
+fn json_value_bound(
+    condition: &Value,
+    targets: &BTreeSet<String>,
+    values: &BTreeSet<String>,
+) -> bool {
+    let Some((kind, node)) = json_node(condition) else {
+        return false;
+    };
+    let is = |field: &str, value: i32| node[field].as_i64() == Some(value as i64);
+    let bound = |arg: &Value| json_value_bound(arg, targets, values);
+    match kind {
+        "BoolExpr" => {
+            let args = node["args"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if is("boolop", BoolExprType::AndExpr as i32) {
+                args.iter().any(bound)
+            } else if is("boolop", BoolExprType::OrExpr as i32) {
+                !args.is_empty() && args.iter().all(|a| bound(a) || json_plainly_false(a))
+            } else {
+                matches!(args, [arg] if json_node(arg).is_some_and(|(k, _)| k == "AExpr") && bound(arg))
+            }
+        }
+        "AExpr" => {
+            let (left, right) = (&node["lexpr"], &node["rexpr"]);
+            let side = |v: &Value| json_side(v, targets, values);
+            matches!(
+                (side(left), side(right)),
+                (Side::Target, Side::Value) | (Side::Value, Side::Target)
+            )
+        }
+        "NullTest" => {
+            is("nulltesttype", NullTestType::IsNull as i32)
+                && json_side(&node["arg"], targets, values) == Side::Target
+        }
+        _ => false,
+    }
+}
+
+/// What one side of a comparison is, for [`json_value_bound`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Columns of the target only (and values), no subquery.
+    Target,
+    /// No column of any table, no subquery.
+    Value,
+    /// Anything else: a subquery, another table's column, nothing at all.
+    Other,
+}
+
+fn json_side(side: &Value, targets: &BTreeSet<String>, values: &BTreeSet<String>) -> Side {
+    if side.is_null() {
+        return Side::Other;
+    }
+    let mut columns = Vec::new();
+    if !json_columns(side, &mut columns) {
+        return Side::Other;
+    }
+    let (mut target, mut other) = (false, false);
+    for fields in &columns {
+        let first = fields.first().map(|f| f.to_ascii_lowercase());
+        let is_target = match fields.as_slice() {
+            [] => false,
+            [_] => !first.as_ref().is_some_and(|f| values.contains(f)),
+            [.., qualifier, _] => targets.contains(&qualifier.to_ascii_lowercase()),
+        };
+        if is_target {
+            target = true;
+        } else if !first.is_some_and(|f| values.contains(&f)) {
+            other = true;
+        }
+    }
+    match (target, other) {
+        (_, true) => Side::Other,
+        (true, false) => Side::Target,
+        (false, false) => Side::Value,
+    }
+}
+
+/// Collects every column reference's names; false when a subquery is inside.
+fn json_columns(value: &Value, columns: &mut Vec<Vec<String>>) -> bool {
+    match value {
+        Value::Object(map) => map.iter().all(|(key, child)| match key.as_str() {
+            "SubLink" => false,
+            "ColumnRef" => {
+                columns.push(json_strings(&child["fields"]));
+                true
+            }
+            _ => json_columns(child, columns),
+        }),
+        Value::Array(items) => items.iter().all(|item| json_columns(item, columns)),
+        _ => true,
+    }
+}
+
+/// Every `refname` in a PL/pgSQL tree (its datums: variables, parameters, records), lower case.
+fn refnames(value: &Value, names: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                match (key.as_str(), child.as_str()) {
+                    ("refname", Some(name)) => {
+                        names.insert(name.to_ascii_lowercase());
+                    }
+                    _ => refnames(child, names),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| refnames(item, names)),
+        _ => {}
     }
 }
 
@@ -1266,8 +1525,9 @@ fn without_locations(value: &Value) -> Value {
     }
 }
 
-/// Whether a SELECT reads rows from a table (its FROM, or either side of a UNION …), rather
-/// than from a VALUES list.
+/// Whether a SELECT reads rows from anything in a FROM clause (a table, a function such as
+/// generate_series, a subquery, a join; or either side of a UNION …), rather than from a VALUES
+/// list or a SELECT without FROM.
 fn select_reads_table(select: &pg_query::protobuf::SelectStmt) -> bool {
     if !select.values_lists.is_empty() {
         return false;
@@ -1278,10 +1538,7 @@ fn select_reads_table(select: &pg_query::protobuf::SelectStmt) -> bool {
     if side(&select.larg) || side(&select.rarg) {
         return true;
     }
-    select
-        .from_clause
-        .iter()
-        .any(|from| serde_json::to_string(from).is_ok_and(|json| json.contains("\"RangeVar\":")))
+    !select.from_clause.is_empty()
 }
 
 /// Whether a list of `DefElem` options holds `name`.

@@ -3,10 +3,7 @@
 //! table and whether its WHERE names a column). Building a `serde_json::Value` of every tree
 //! instead cost more than parsing the SQL. MERGE, rare, is read into a `Value` and judged there.
 
-use super::{
-    json_filters, json_has_column, json_relation, json_string_constant, json_strings, unbounded,
-    Judge, Scope,
-};
+use super::{json_has_column, json_string_constant, json_strings, Judge, Scope};
 use crate::lint::Rule;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -224,14 +221,14 @@ impl<'de> Visitor<'de> for Dml<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         let (judge, scope) = (self.judge, self.scope);
-        let (mut table, mut condition, mut column) = (String::new(), Value::Null, false);
+        let (mut relation, mut condition, mut column) = (Value::Null, Value::Null, false);
         while let Some(key) = map.next_key::<&'de str>()? {
             let seed = Walk {
                 judge: &mut *judge,
                 scope,
             };
             match key {
-                "relation" => table = json_relation(&map.next_value::<Value>()?),
+                "relation" => relation = map.next_value()?,
                 "where_clause" => {
                     condition = map.next_value()?;
                     judge.walk_value(&condition, scope);
@@ -240,9 +237,7 @@ impl<'de> Visitor<'de> for Dml<'_> {
                 _ => column |= map.next_value_seed(seed)?,
             }
         }
-        if !json_filters(&condition) {
-            judge.push(self.rule, unbounded(&table, &condition), scope);
-        }
+        judge.dml(self.rule, &relation, &condition, scope);
         Ok(column)
     }
 }
