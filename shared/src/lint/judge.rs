@@ -397,7 +397,15 @@ impl Judge {
                 }
                 let table = relation_name(trigger.relation.as_ref());
                 let name = format!("{table}.{}", trigger.trigname);
-                if !self.was_created(ObjectType::ObjectTable, &table)
+                // PostgreSQL's trigger timing bits (catalog/pg_trigger.h): BEFORE and INSTEAD OF
+                // triggers can swallow, rewrite or redirect each write; an AFTER trigger sees
+                // the write done, and its function is judged where it is defined (or is an
+                // unknown function), so a counter trigger on an existing table passes.
+                const TRIGGER_TYPE_BEFORE: i32 = 1 << 1;
+                const TRIGGER_TYPE_INSTEAD: i32 = 1 << 6;
+                let intercepts = trigger.timing & (TRIGGER_TYPE_BEFORE | TRIGGER_TYPE_INSTEAD) != 0;
+                if intercepts
+                    && !self.was_created(ObjectType::ObjectTable, &table)
                     && !self.was_created(ObjectType::ObjectView, &table)
                 {
                     self.push(
