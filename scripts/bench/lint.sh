@@ -41,8 +41,8 @@ measure() {
         hyperfine --warmup 1 --runs 5 -i "$bin lint $file" 2>&1 | grep -E 'Time|Range'
     else
         "$bin" lint "$file" >/dev/null 2>&1 || true   # warm the page cache
-        /usr/bin/time -f %e -o "$work/time" "$bin" lint "$file" >/dev/null 2>&1 || true
-        echo "$(tail -n 1 "$work/time") s"
+        /usr/bin/time -f "%e s elapsed, %U s user CPU" -o "$work/time" "$bin" lint "$file" >/dev/null 2>&1 || true
+        tail -n 1 "$work/time"
     fi
 }
 printf '%-40s %s\n' "40,000 INSERTs ($(wc -c <"$work/inserts.sql") bytes):" "$(measure "$work/inserts.sql")"
