@@ -12,8 +12,8 @@
 //!   again by these same three passes;
 //! - its **whole tree**, walked generically through the tree's serde form: DML wherever it
 //!   hides (data-modifying CTEs, EXPLAIN ANALYZE, PREPARE, rule actions), every function call,
-//!   every EXECUTE of a prepared statement. Most INSERTs hold none of those; the walk is skipped
-//!   for them after one look at the serialized tree, which keeps big seeds linear and fast.
+//!   every EXECUTE of a prepared statement. The walk goes through the tree's `Serialize` impl
+//!   with a serializer that writes nothing (see `stream`), which keeps big seeds linear and fast.
 
 mod stream;
 
@@ -96,8 +96,6 @@ pub(super) struct Judge {
     /// `<object type>:<name>`: indexes, constraints and drops on them endanger nothing.
     created: BTreeSet<String>,
     found: Vec<Found>,
-    /// Reused buffer for a statement's serialized tree.
-    json: Vec<u8>,
 }
 
 impl Judge {
@@ -1045,33 +1043,9 @@ impl Judge {
         }
     }
 
-    /// Pass 3: the whole tree, through its serde form. Looked at only when the serialized tree
-    /// holds one of the nodes this pass judges.
+    /// Pass 3: the whole tree, walked through its serde form without writing it out.
     fn tree(&mut self, node: &NodeEnum, scope: &Scope) {
-        self.json.clear();
-        if serde_json::to_writer(&mut self.json, node).is_err() {
-            return;
-        }
-        // Inside a JSON string every `"` is escaped, so `{"Kind":` only matches the tree's own
-        // objects; one pass over the objects' openings.
-        const MARKS: &[&[u8]] = &[
-            b"\"FuncCall\":",
-            b"\"DeleteStmt\":",
-            b"\"UpdateStmt\":",
-            b"\"MergeStmt\":",
-            b"\"ExecuteStmt\":",
-        ];
-        let judged = self
-            .json
-            .split(|&b| b == b'{')
-            .skip(1)
-            .any(|object| MARKS.iter().any(|mark| object.starts_with(mark)));
-        if !judged {
-            return;
-        }
-        let json = std::mem::take(&mut self.json);
-        stream::walk(self, &json, scope);
-        self.json = json;
+        stream::walk(self, node, scope);
     }
 
     /// An EXECUTE of prepared statement `name`.

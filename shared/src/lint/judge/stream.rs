@@ -1,276 +1,416 @@
-//! Pass 3 of the judge, streamed: a statement's serialized tree read with serde visitors that
-//! keep nothing but what the rules need (a call's name and first argument, a DML statement's
-//! table and whether its WHERE names a column). Building a `serde_json::Value` of every tree
-//! instead cost more than parsing the SQL. MERGE, rare, is read into a `Value` and judged there.
+//! Pass 3 of the judge: a statement's typed tree walked through its `Serialize` impl, in the
+//! order its serde form would be written, with a serializer that writes nothing and keeps only
+//! what the rules need (a call's name and first argument, a DML statement's table and WHERE).
+//! Writing each tree out as JSON and reading it back cost more than parsing the SQL; the small
+//! parts the rules read whole (a name, a WHERE, a MERGE) become a `serde_json::Value` directly.
 
-use super::{json_has_column, json_string_constant, json_strings, Judge, Scope};
+use super::{json_string_constant, json_strings, Judge, Scope};
 use crate::lint::Rule;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::{self, Serialize};
 use serde_json::Value;
 use std::fmt;
 
-/// Walks a serialized tree, judging the nodes pass 3 knows.
-pub(super) fn walk(judge: &mut Judge, json: &[u8], scope: &Scope) {
-    let mut reader = serde_json::Deserializer::from_slice(json);
-    // The JSON was just written by serde_json from the same tree: it always reads back.
-    let _ = Walk { judge, scope }.deserialize(&mut reader);
+/// Walks a typed tree, judging the nodes pass 3 knows.
+pub(super) fn walk<T: Serialize + ?Sized>(judge: &mut Judge, node: &T, scope: &Scope) {
+    // Nothing here fails; an error would only stop the walk early.
+    let _ = node.serialize(Walker {
+        judge,
+        scope,
+        mode: Mode::Walk,
+        first: None,
+    });
 }
 
-/// Any value: its nodes judged; the answer is whether a column reference is inside.
-struct Walk<'a> {
+/// What the value being serialized is, for the walk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Any value: its nodes judged.
+    Walk,
+    /// A FuncCall: its name and first argument (a string constant names `set_config`'s setting).
+    Call,
+    /// A call's arguments: the first read whole (for its string constant), every one walked.
+    Args,
+    /// DELETE or UPDATE: a finding unless its WHERE names a column and bounds something.
+    Dml(Rule),
+    /// EXECUTE of a prepared statement: known when the run PREPAREd it.
+    Execute,
+}
+
+#[derive(Debug)]
+pub(super) struct Stop;
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("walk stopped")
+    }
+}
+
+impl std::error::Error for Stop {}
+
+impl ser::Error for Stop {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Stop
+    }
+}
+
+struct Walker<'a> {
     judge: &'a mut Judge,
     scope: &'a Scope,
+    mode: Mode,
+    /// In `Mode::Args`: where the first argument's string constant goes.
+    first: Option<&'a mut Option<String>>,
 }
 
-impl<'de> DeserializeSeed<'de> for Walk<'_> {
-    type Value = bool;
+/// A value read whole, as its serde form.
+fn value<T: Serialize + ?Sized>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-        deserializer.deserialize_any(self)
+/// The value under `key` (a field or node name), judged by what the key says it is.
+fn dispatch<T: Serialize + ?Sized>(
+    judge: &mut Judge,
+    scope: &Scope,
+    key: &str,
+    node: &T,
+) -> Result<(), Stop> {
+    let mode = match key {
+        // Nothing to judge in a column reference; a function's `sql_body` is judged with the
+        // function's own scope by `Judge::function`.
+        "ColumnRef" | "sql_body" => return Ok(()),
+        "FuncCall" => Mode::Call,
+        "DeleteStmt" => Mode::Dml(Rule::DeleteWithoutWhere),
+        "UpdateStmt" => Mode::Dml(Rule::UpdateWithoutWhere),
+        "ExecuteStmt" => Mode::Execute,
+        "MergeStmt" => {
+            let merge = value(node);
+            judge.merge(&merge, scope);
+            judge.walk_value(&merge, scope);
+            return Ok(());
+        }
+        _ => Mode::Walk,
+    };
+    node.serialize(Walker {
+        judge,
+        scope,
+        mode,
+        first: None,
+    })
+}
+
+/// A struct, map or sequence being walked, with what its mode gathers.
+struct Compound<'a> {
+    judge: &'a mut Judge,
+    scope: &'a Scope,
+    mode: Mode,
+    index: usize,
+    key: Option<String>,
+    name: Vec<String>,
+    first: Option<String>,
+    /// In `Mode::Args`: where the first argument's string constant goes.
+    slot: Option<&'a mut Option<String>>,
+    relation: Value,
+    condition: Value,
+}
+
+impl<'a> Walker<'a> {
+    fn compound(self) -> Compound<'a> {
+        Compound {
+            judge: self.judge,
+            scope: self.scope,
+            mode: self.mode,
+            index: 0,
+            key: None,
+            name: Vec::new(),
+            first: None,
+            slot: self.first,
+            relation: Value::Null,
+            condition: Value::Null,
+        }
     }
 }
 
-impl<'de> Visitor<'de> for Walk<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a serialized pg_query tree")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let mut column = false;
-        while let Some(inside) = seq.next_element_seed(Walk {
+impl Compound<'_> {
+    fn element<T: Serialize + ?Sized>(&mut self, item: &T) -> Result<(), Stop> {
+        let index = self.index;
+        self.index += 1;
+        if self.mode == Mode::Args && index == 0 {
+            let first = value(item);
+            if let Some(slot) = self.slot.as_mut() {
+                **slot = json_string_constant(&first);
+            }
+            self.judge.walk_value(&first, self.scope);
+            return Ok(());
+        }
+        item.serialize(Walker {
             judge: &mut *self.judge,
             scope: self.scope,
-        })? {
-            column |= inside;
-        }
-        Ok(column)
+            mode: Mode::Walk,
+            first: None,
+        })
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let (judge, scope) = (self.judge, self.scope);
-        let mut column = false;
-        // Keys are field and node names: never escaped, so they borrow from the JSON.
-        while let Some(key) = map.next_key::<&'de str>()? {
-            column |= match key {
-                "ColumnRef" => {
-                    map.next_value::<IgnoredAny>()?;
-                    true
-                }
-                // Judged with the function's own scope by `Judge::function`.
-                "sql_body" => {
-                    map.next_value::<IgnoredAny>()?;
-                    false
-                }
-                "FuncCall" => map.next_value_seed(Call { judge, scope })?,
-                "DeleteStmt" => map.next_value_seed(Dml {
-                    judge,
-                    scope,
-                    rule: Rule::DeleteWithoutWhere,
-                })?,
-                "UpdateStmt" => map.next_value_seed(Dml {
-                    judge,
-                    scope,
-                    rule: Rule::UpdateWithoutWhere,
-                })?,
-                "ExecuteStmt" => map.next_value_seed(Execute { judge, scope })?,
-                "MergeStmt" => {
-                    let merge: Value = map.next_value()?;
-                    judge.merge(&merge, scope);
-                    judge.walk_value(&merge, scope);
-                    json_has_column(&merge)
-                }
-                _ => map.next_value_seed(Walk {
-                    judge: &mut *judge,
-                    scope,
-                })?,
-            };
-        }
-        Ok(column)
-    }
-}
-
-/// Declares `deserialize` for a map-only seed that visits itself.
-macro_rules! map_seed {
-    ($name:ident) => {
-        impl<'de> DeserializeSeed<'de> for $name<'_> {
-            type Value = bool;
-
-            fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-                deserializer.deserialize_map(self)
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, item: &T) -> Result<(), Stop> {
+        match (self.mode, key) {
+            (Mode::Call, "funcname") => self.name = json_strings(&value(item)),
+            (Mode::Call, "args") => {
+                let mut first = None;
+                item.serialize(Walker {
+                    judge: &mut *self.judge,
+                    scope: self.scope,
+                    mode: Mode::Args,
+                    first: Some(&mut first),
+                })?;
+                self.first = first;
             }
-        }
-    };
-}
-
-/// A FuncCall: its name and first argument (a string constant names `set_config`'s setting).
-struct Call<'a> {
-    judge: &'a mut Judge,
-    scope: &'a Scope,
-}
-map_seed!(Call);
-
-impl<'de> Visitor<'de> for Call<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a FuncCall")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let (judge, scope) = (self.judge, self.scope);
-        let (mut name, mut first, mut column) = (Vec::new(), None, false);
-        while let Some(key) = map.next_key::<&'de str>()? {
-            match key {
-                "funcname" => name = json_strings(&map.next_value::<Value>()?),
-                "args" => {
-                    column |= map.next_value_seed(Args {
-                        judge: &mut *judge,
-                        scope,
-                        first: &mut first,
-                    })?
-                }
-                _ => {
-                    column |= map.next_value_seed(Walk {
-                        judge: &mut *judge,
-                        scope,
-                    })?
-                }
+            (Mode::Dml(_), "relation") => self.relation = value(item),
+            (Mode::Dml(_), "where_clause") => {
+                self.condition = value(item);
+                self.judge.walk_value(&self.condition, self.scope);
             }
-        }
-        judge.call(&name, first.as_deref(), scope);
-        Ok(column)
-    }
-}
-
-/// A call's arguments: the first read whole (for its string constant), every one walked.
-struct Args<'a> {
-    judge: &'a mut Judge,
-    scope: &'a Scope,
-    first: &'a mut Option<String>,
-}
-
-impl<'de> DeserializeSeed<'de> for Args<'_> {
-    type Value = bool;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Args<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a FuncCall's arguments")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let (judge, scope) = (self.judge, self.scope);
-        let mut column = false;
-        if let Some(first) = seq.next_element::<Value>()? {
-            *self.first = json_string_constant(&first);
-            judge.walk_value(&first, scope);
-            column |= json_has_column(&first);
-        }
-        while let Some(inside) = seq.next_element_seed(Walk {
-            judge: &mut *judge,
-            scope,
-        })? {
-            column |= inside;
-        }
-        Ok(column)
-    }
-}
-
-/// DELETE or UPDATE: a finding unless its WHERE names a column and bounds something (its WHERE,
-/// small, is read whole to tell).
-struct Dml<'a> {
-    judge: &'a mut Judge,
-    scope: &'a Scope,
-    rule: Rule,
-}
-map_seed!(Dml);
-
-impl<'de> Visitor<'de> for Dml<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a DeleteStmt or UpdateStmt")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let (judge, scope) = (self.judge, self.scope);
-        let (mut relation, mut condition, mut column) = (Value::Null, Value::Null, false);
-        while let Some(key) = map.next_key::<&'de str>()? {
-            let seed = Walk {
-                judge: &mut *judge,
-                scope,
-            };
-            match key {
-                "relation" => relation = map.next_value()?,
-                "where_clause" => {
-                    condition = map.next_value()?;
-                    judge.walk_value(&condition, scope);
-                    column |= json_has_column(&condition);
-                }
-                _ => column |= map.next_value_seed(seed)?,
+            (Mode::Execute, "name") => {
+                self.relation = value(item);
             }
+            _ => dispatch(&mut *self.judge, self.scope, key, item)?,
         }
-        judge.dml(self.rule, &relation, &condition, scope);
-        Ok(column)
+        Ok(())
+    }
+
+    fn end(self) -> Result<(), Stop> {
+        match self.mode {
+            Mode::Call => self
+                .judge
+                .call(&self.name, self.first.as_deref(), self.scope),
+            Mode::Dml(rule) => self
+                .judge
+                .dml(rule, &self.relation, &self.condition, self.scope),
+            Mode::Execute => self
+                .judge
+                .executed(self.relation.as_str().unwrap_or_default(), self.scope),
+            Mode::Walk | Mode::Args => {}
+        }
+        Ok(())
     }
 }
 
-/// EXECUTE of a prepared statement: known when the run PREPAREd it.
-struct Execute<'a> {
-    judge: &'a mut Judge,
-    scope: &'a Scope,
-}
-map_seed!(Execute);
+impl<'a> ser::Serializer for Walker<'a> {
+    type Ok = ();
+    type Error = Stop;
+    type SerializeSeq = Compound<'a>;
+    type SerializeTuple = Compound<'a>;
+    type SerializeTupleStruct = Compound<'a>;
+    type SerializeTupleVariant = Compound<'a>;
+    type SerializeMap = Compound<'a>;
+    type SerializeStruct = Compound<'a>;
+    type SerializeStructVariant = Compound<'a>;
 
-impl<'de> Visitor<'de> for Execute<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an ExecuteStmt")
+    fn serialize_bool(self, _: bool) -> Result<(), Stop> {
+        Ok(())
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let (judge, scope) = (self.judge, self.scope);
-        let (mut name, mut column) = (String::new(), false);
-        while let Some(key) = map.next_key::<&'de str>()? {
-            match key {
-                "name" => name = map.next_value()?,
-                _ => {
-                    column |= map.next_value_seed(Walk {
-                        judge: &mut *judge,
-                        scope,
-                    })?
-                }
-            }
+    fn serialize_i8(self, _: i8) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_i16(self, _: i16) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_i32(self, _: i32) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_i64(self, _: i64) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_u8(self, _: u8) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_u16(self, _: u16) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_u32(self, _: u32) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_u64(self, _: u64) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_char(self, _: char) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_str(self, _: &str) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Stop> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        value.serialize(self)
+    }
+    /// `{"Variant": value}`: the variant name is the key (a node kind, for `NodeEnum`).
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        dispatch(self.judge, self.scope, variant, value)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'a>, Stop> {
+        Ok(self.compound())
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Compound<'a>, Stop> {
+        Ok(self.compound())
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Compound<'a>, Stop> {
+        Ok(self.compound())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Compound<'a>, Stop> {
+        Ok(Walker {
+            mode: Mode::Walk,
+            first: None,
+            ..self
         }
-        judge.executed(&name, scope);
-        Ok(column)
+        .compound())
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Compound<'a>, Stop> {
+        Ok(self.compound())
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Compound<'a>, Stop> {
+        Ok(self.compound())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Compound<'a>, Stop> {
+        Ok(Walker {
+            mode: Mode::Walk,
+            first: None,
+            ..self
+        }
+        .compound())
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_> {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_> {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_> {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTupleVariant for Compound<'_> {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeMap for Compound<'_> {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Stop> {
+        self.key = Some(match value(key) {
+            Value::String(key) => key,
+            other => other.to_string(),
+        });
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        let key = self.key.take().unwrap_or_default();
+        self.field(&key, value)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_> {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        self.field(key, value)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_> {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        self.field(key, value)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Compound::end(self)
     }
 }
