@@ -383,6 +383,13 @@ fn app_roles_cannot_rewrite_the_stamp_or_the_audit() {
         "create schema dbtools; create table dbtools.env_stamp (singleton boolean primary key default true check (singleton), env text not null, app text, stamped_by text not null, stamped_at timestamptz not null default now(), tool text not null); insert into dbtools.env_stamp (env, stamped_by, tool) values ('dev', 'old', 'dbguard')",
     )
     .expect(0);
+    // Until it is upgraded, writes to it are refused with the command that upgrades it.
+    project
+        .tool("dbguard")
+        .args(["check", "--env", "dev", "--action", "write"])
+        .run()
+        .expect_error("dbguard", 3, "carries a stamp written by an older dbtools")
+        .expect_error("dbguard", 3, "`rdsprov apply`");
     let applied = project.apply();
     let changes = applied["changes"].to_string();
     assert!(
