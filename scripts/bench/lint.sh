@@ -2,12 +2,16 @@
 # How long `dbguard lint FILE` takes on big files, release build: 40,000 INSERTs (a large seed),
 # and 40,000 mixed statements (DDL, UPDATE/DELETE with and without WHERE, function calls, a
 # CTE, PL/pgSQL functions and DO blocks every few hundred statements, a finding in every
-# tenth). The lint is linear; both should take well under a second. A benchmark, not a test:
+# tenth). The lint is linear; both should take well under a second. The floor is the same file
+# through pg_query's parser alone (one parse, one thread, nothing judged: shared/examples/
+# parse_floor.rs). Seven runs each, interleaved; min and median elapsed. A benchmark, not a test:
 #   bash scripts/bench/lint.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q -p dbguard
+cargo build --release -q -p dbtools-shared --features sql --example parse_floor
 bin="${CARGO_TARGET_DIR:-target}/release/dbguard"
+floor="${CARGO_TARGET_DIR:-target}/release/examples/parse_floor"
 work=$(mktemp -d /var/tmp/dbtools-lint-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 n=40000
@@ -35,15 +39,23 @@ awk -v n="$n" 'BEGIN {
     }
 }' > "$work/mixed.sql"
 
+# Seven interleaved runs of `dbguard lint FILE` and of the floor; min and median elapsed,
+# and their ratio.
 measure() {
-    local file=$1 seconds
-    if command -v hyperfine >/dev/null; then
-        hyperfine --warmup 1 --runs 5 -i "$bin lint $file" 2>&1 | grep -E 'Time|Range'
-    else
-        "$bin" lint "$file" >/dev/null 2>&1 || true   # warm the page cache
-        /usr/bin/time -f "%e s elapsed, %U s user CPU" -o "$work/time" "$bin" lint "$file" >/dev/null 2>&1 || true
-        tail -n 1 "$work/time"
-    fi
+    local file=$1 i
+    "$bin" lint "$file" >/dev/null 2>&1 || true   # warm the page cache
+    for i in 1 2 3 4 5 6 7; do
+        /usr/bin/time -f "%e" -a -o "$work/lint.times" "$bin" lint "$file" >/dev/null 2>&1 || true
+        /usr/bin/time -f "%e" -a -o "$work/floor.times" "$floor" "$file" >/dev/null 2>&1
+    done
+    python3 - "$work/lint.times" "$work/floor.times" <<'PY'
+import statistics, sys
+lint, floor = ([float(l) for l in open(p) if l[:1].isdigit()] for p in sys.argv[1:3])
+print(f"lint min {min(lint):.2f} s, median {statistics.median(lint):.2f} s; "
+      f"floor (parse only) min {min(floor):.2f} s, median {statistics.median(floor):.2f} s; "
+      f"ratio of medians {statistics.median(lint) / statistics.median(floor):.2f}")
+PY
+    rm -f "$work/lint.times" "$work/floor.times"
 }
 printf '%-40s %s\n' "40,000 INSERTs ($(wc -c <"$work/inserts.sql") bytes):" "$(measure "$work/inserts.sql")"
 printf '%-40s %s\n' "40,000 mixed statements ($(wc -l <"$work/mixed.sql") lines):" "$(measure "$work/mixed.sql")"

@@ -21,6 +21,7 @@
 //! Functions the run's files define are judged where they are defined, so calling them is
 //! fine; that is why a run is linted as a whole ([`Linter`], [`lint_files`]).
 
+mod chunks;
 mod judge;
 mod known;
 
@@ -29,6 +30,7 @@ use crate::exit::{Error, Result};
 use crate::sql;
 use pg_query::protobuf::{ScanToken, Token};
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 /// Every rule. The names are what files write in `-- dbguard:allow <rule>` comments.
@@ -424,33 +426,36 @@ impl Linter {
                 lines: LineIndex::new(text, *first_line),
                 allowed: &allowed,
             };
-            // Parsed a chunk at a time (see `chunk_ends`), each tree judged and dropped.
-            let mut start = 0;
-            for end in chunk_ends(&tokens, text.len()) {
-                if start >= end {
-                    continue;
-                }
-                match pg_query::parse(&text[start..end], 0) {
-                    Ok(tree) => self.judge_tree(&block, start, &tree),
+            // Parsed a chunk at a time, on worker threads; each tree judged here, in order,
+            // and dropped (see `chunks`).
+            let ends = chunks::chunk_ends(&tokens, text.len());
+            let mut outcome = Ok(());
+            chunks::parse_in_order(text, &ends, |start, parsed| {
+                let tree = match parsed {
+                    Ok(tree) => tree,
                     // A cut inside a `BEGIN ATOMIC` body: the rest of the block, whole.
-                    Err(_) => {
-                        let tree =
-                            pg_query::parse(&text[start..], 0).map_err(|_| {
-                                match sql::parse(text, *first_line) {
-                                    Err((line, message)) => {
-                                        Error::BadInput(format!("{file}:{line}: {message}"))
-                                    }
-                                    Ok(_) => Error::BadInput(format!(
-                                        "{file}:{first_line}: the SQL does not parse"
-                                    )),
+                    Err(_) => match pg_query::parse(&text[start..], 0) {
+                        Ok(tree) => {
+                            self.judge_tree(&block, start, &tree);
+                            return ControlFlow::Break(());
+                        }
+                        Err(_) => {
+                            outcome = Err(match sql::parse(text, *first_line) {
+                                Err((line, message)) => {
+                                    Error::BadInput(format!("{file}:{line}: {message}"))
                                 }
-                            })?;
-                        self.judge_tree(&block, start, &tree);
-                        break;
-                    }
-                }
-                start = end;
-            }
+                                Ok(_) => Error::BadInput(format!(
+                                    "{file}:{first_line}: the SQL does not parse"
+                                )),
+                            });
+                            return ControlFlow::Break(());
+                        }
+                    },
+                };
+                self.judge_tree(&block, start, tree);
+                ControlFlow::Continue(())
+            });
+            outcome?;
         }
         Ok(())
     }
@@ -528,32 +533,6 @@ struct Block<'a> {
     tokens: &'a [ScanToken],
     lines: LineIndex,
     allowed: &'a BTreeSet<Rule>,
-}
-
-/// Where to cut a block for parsing: after a `;` outside parentheses, every 64 KiB or so, so
-/// one parse covers each statement without holding the tree of a 40,000-statement seed at
-/// once. The parser may disagree with a cut (inside a `BEGIN ATOMIC` body); the chunk then does
-/// not parse and the caller parses the rest whole.
-fn chunk_ends(tokens: &[ScanToken], len: usize) -> Vec<usize> {
-    const CHUNK: usize = 64 * 1024;
-    let mut ends = Vec::new();
-    let (mut depth, mut from) = (0i32, 0usize);
-    for token in tokens {
-        match token.token {
-            t if t == Token::Ascii40 as i32 => depth += 1,
-            t if t == Token::Ascii41 as i32 => depth -= 1,
-            t if t == Token::Ascii59 as i32 && depth == 0 => {
-                let end = token.end.max(0) as usize;
-                if end - from >= CHUNK {
-                    ends.push(end);
-                    from = end;
-                }
-            }
-            _ => {}
-        }
-    }
-    ends.push(len);
-    ends
 }
 
 /// Lints the files of one run together (see [`Linter`]).

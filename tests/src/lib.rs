@@ -206,12 +206,38 @@ impl Tool {
         self
     }
 
-    pub fn run(mut self) -> Run {
+    /// [`Tool::run`], killed (and the test failed, saying so) if it runs past `limit`: for a
+    /// tool that once never finished, so the test fails rather than hangs the suite. A hang
+    /// guard many times the expected run, not a timing.
+    pub fn run_within(self, limit: std::time::Duration, what: &str) -> Run {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let pid = std::sync::Arc::new(std::sync::Mutex::new(None::<u32>));
+        let (reported, started) = (pid.clone(), std::time::Instant::now());
+        std::thread::spawn(move || {
+            let _ = sender.send(self.run_reporting(&reported));
+        });
+        match receiver.recv_timeout(limit) {
+            Ok(run) => run,
+            Err(_) => {
+                if let Some(pid) = *pid.lock().unwrap() {
+                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                }
+                panic!("{what} did not finish in {:?} (killed)", started.elapsed());
+            }
+        }
+    }
+
+    pub fn run(self) -> Run {
+        self.run_reporting(&std::sync::Mutex::new(None))
+    }
+
+    fn run_reporting(mut self, pid: &std::sync::Mutex<Option<u32>>) -> Run {
         self.command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = self.command.spawn().expect("spawn tool");
+        *pid.lock().unwrap() = Some(child.id());
         let mut pipe = child.stdin.take().unwrap();
         let input = self.stdin.unwrap_or_default();
         let writer = std::thread::spawn(move || {

@@ -293,6 +293,45 @@ fn destructive_seeds_are_lint_findings_on_protected_envs() {
     s.seed("test", &["apply"]).expect(0);
 }
 
+/// A 300,000-statement seed on TEST (a confirm env, where the lint blocks): judged whole, with
+/// the finding on its last line named by that line, and loaded once it is bounded. Before the
+/// lint's line lookup was made linear this file never finished linting; the hang guard turns
+/// that into a failure instead of a stuck suite.
+#[test]
+fn a_300_000_statement_seed_is_judged_whole_and_loads_on_test() {
+    let s = Seeds::new();
+    let mut sql = String::with_capacity(300_000 * 100);
+    for n in 1..=300_000 {
+        sql.push_str(&format!(
+            "INSERT INTO agents (handle, name) VALUES ('agent_{n}', 'Agent; -- {n}') ON CONFLICT (handle) DO NOTHING;\n"
+        ));
+    }
+    let guard = std::time::Duration::from_secs(600);
+    let apply = |last: &str| {
+        s.write("common/030_agents.sql", &format!("{sql}{last}\n"));
+        s.project
+            .tool("dbseed")
+            .arg_path_flag("--dir", &s.dir.path)
+            .args(["apply"])
+            .stdin(s.profile("test"))
+            .run_within(guard, "dbseed apply of 300,000 statements")
+    };
+    apply("DELETE FROM posts;").expect_error(
+        "dbseed",
+        3,
+        "common/030_agents.sql:300001: delete-without-where",
+    );
+    assert_eq!(s.psql("db_test", "select count(*) from agents"), "0");
+    apply("DELETE FROM posts WHERE id = 1;").expect(0);
+    assert_eq!(
+        s.psql(
+            "db_test",
+            "select count(*), min(handle), max(name) from agents"
+        ),
+        "300000|agent_1|Agent; -- 99999"
+    );
+}
+
 #[test]
 fn csv_upserts_into_a_table_with_rows_and_updates_by_key_when_asked() {
     let s = Seeds::new();

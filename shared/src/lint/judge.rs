@@ -1417,7 +1417,7 @@ fn json_bounds_nothing(condition: &Value) -> bool {
                 || is("kind", AExprKind::AexprNotDistinct as i32);
             reflexive
                 && !node["lexpr"].is_null()
-                && without_locations(&node["lexpr"]) == without_locations(&node["rexpr"])
+                && same_but_locations(&node["lexpr"], &node["rexpr"])
         }
         "NullTest" => is("nulltesttype", NullTestType::IsNotNull as i32),
         _ => false,
@@ -1493,17 +1493,28 @@ fn json_node(value: &Value) -> Option<(&str, &Value)> {
     }
 }
 
-/// A tree in serde form without its `location`s, to compare two expressions' text.
-fn without_locations(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(key, _)| key.as_str() != "location")
-                .map(|(key, child)| (key.clone(), without_locations(child)))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(without_locations).collect()),
-        other => other.clone(),
+/// Whether two trees in serde form are the same expression, wherever each was written: equal
+/// but for their `location`s.
+fn same_but_locations(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            let fields = |map: &serde_json::Map<String, Value>| {
+                map.iter()
+                    .filter(|(key, _)| key.as_str() != "location")
+                    .count()
+            };
+            fields(a) == fields(b)
+                && a.iter()
+                    .filter(|(key, _)| key.as_str() != "location")
+                    .all(|(key, child)| {
+                        b.get(key)
+                            .is_some_and(|other| same_but_locations(child, other))
+                    })
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_but_locations(a, b))
+        }
+        (a, b) => a == b,
     }
 }
 

@@ -4,7 +4,7 @@
 //! Writing each tree out as JSON and reading it back cost more than parsing the SQL; the small
 //! parts the rules read whole (a name, a WHERE, a MERGE) become a `serde_json::Value` directly.
 
-use super::{json_string_constant, json_strings, Judge, Scope};
+use super::{Judge, Scope};
 use crate::lint::Rule;
 use serde::ser::{self, Serialize};
 use serde_json::Value;
@@ -134,12 +134,9 @@ impl Compound<'_> {
         let index = self.index;
         self.index += 1;
         if self.mode == Mode::Args && index == 0 {
-            let first = value(item);
             if let Some(slot) = self.slot.as_mut() {
-                **slot = json_string_constant(&first);
+                **slot = string_constant(item);
             }
-            self.judge.walk_value(&first, self.scope);
-            return Ok(());
         }
         item.serialize(Walker {
             judge: &mut *self.judge,
@@ -151,7 +148,7 @@ impl Compound<'_> {
 
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, item: &T) -> Result<(), Stop> {
         match (self.mode, key) {
-            (Mode::Call, "funcname") => self.name = json_strings(&value(item)),
+            (Mode::Call, "funcname") => self.name = Texts::all(item).texts,
             (Mode::Call, "args") => {
                 let mut first = None;
                 item.serialize(Walker {
@@ -412,5 +409,254 @@ impl ser::SerializeStructVariant for Compound<'_> {
     }
     fn end(self) -> Result<(), Stop> {
         Compound::end(self)
+    }
+}
+
+/// A string constant (`'app.batch'`) in serde form: an `AConst` whose value is an `Sval`.
+fn string_constant<T: Serialize + ?Sized>(node: &T) -> Option<String> {
+    let mut found = Texts {
+        texts: Vec::new(),
+        variants: Vec::new(),
+        most_variants: 2,
+    };
+    node.serialize(&mut found).ok()?;
+    match (found.variants.as_slice(), found.texts.as_mut_slice()) {
+        (["AConst", "Sval"], [text]) => Some(std::mem::take(text)),
+        _ => None,
+    }
+}
+
+/// The strings of a small tree (a qualified name's `sval`s) and the variants (node kinds) it
+/// goes through, read without building its serde form; it gives up past `most_variants`.
+struct Texts {
+    texts: Vec<String>,
+    variants: Vec<&'static str>,
+    most_variants: usize,
+}
+
+impl Texts {
+    /// Every string in `node`.
+    fn all<T: Serialize + ?Sized>(node: &T) -> Texts {
+        let mut found = Texts {
+            texts: Vec::new(),
+            variants: Vec::new(),
+            most_variants: usize::MAX,
+        };
+        // Nothing here fails.
+        let _ = node.serialize(&mut found);
+        found
+    }
+}
+
+impl ser::Serializer for &mut Texts {
+    type Ok = ();
+    type Error = Stop;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    fn serialize_bool(self, _: bool) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_i8(self, _: i8) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_i16(self, _: i16) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_i32(self, _: i32) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_i64(self, _: i64) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_u8(self, _: u8) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_u16(self, _: u16) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_u32(self, _: u32) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_u64(self, _: u64) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_char(self, _: char) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_str(self, text: &str) -> Result<(), Stop> {
+        self.texts.push(text.to_string());
+        Ok(())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Stop> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        if self.variants.len() == self.most_variants {
+            return Err(Stop);
+        }
+        self.variants.push(variant);
+        value.serialize(self)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self, Stop> {
+        Ok(self)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self, Stop> {
+        Ok(self)
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, Stop> {
+        Ok(self)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self, Stop> {
+        Ok(self)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self, Stop> {
+        Ok(self)
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Stop> {
+        Ok(self)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self, Stop> {
+        Ok(self)
+    }
+}
+
+impl ser::SerializeSeq for &mut Texts {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeTuple for &mut Texts {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleStruct for &mut Texts {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleVariant for &mut Texts {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeMap for &mut Texts {
+    type Ok = ();
+    type Error = Stop;
+    // Keys are names, not strings of the tree.
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, _: &T) -> Result<(), Stop> {
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for &mut Texts {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for &mut Texts {
+    type Ok = ();
+    type Error = Stop;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
     }
 }
