@@ -1173,6 +1173,31 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_tree_too_deep_to_read_is_an_error_with_its_line_wherever_it_is() {
+        // Past the first chunk, so a worker parses it; the error is found again on this thread,
+        // which gets a main thread's stack.
+        let mut sql = "select 1;\n".repeat(20_000);
+        sql.push_str(&format!(
+            "select {}1{};\n",
+            "abs(".repeat(200),
+            ")".repeat(200)
+        ));
+        sql.push_str(&"select 2;\n".repeat(1000));
+        let error = std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || Linter::new().add_sql("deep.sql", &sql).unwrap_err())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(
+            error
+                .to_string()
+                .starts_with("deep.sql:20001: nested too deeply to read"),
+            "{error}"
+        );
+    }
+
     /// The example app's migrations and seeds are ordinary schema work: nothing in them may
     /// block on a confirm env without an opt-in.
     #[test]

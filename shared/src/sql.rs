@@ -176,6 +176,11 @@ pub fn parse(
 fn parse_message(error: &pg_query::Error) -> String {
     match error {
         pg_query::Error::Parse(message) => message.clone(),
+        // PostgreSQL parsed it, but the tree is deeper than pg_query's decoder reads (about
+        // 50 nested calls or subqueries): nothing judged means nothing runs.
+        pg_query::Error::Decode(_) => "nested too deeply to read (pg_query decodes at most 100 \
+            levels of parse tree); split the expression or move it into a function"
+            .to_string(),
         other => other.to_string(),
     }
 }
@@ -188,6 +193,27 @@ pub fn line_at(sql: &str, offset: usize, first_line: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_deep_to_read_is_said_plainly_with_its_line() {
+        let deep = format!(
+            "select 1;\nselect {}1{};\n",
+            "abs(".repeat(200),
+            ")".repeat(200)
+        );
+        // A main thread's stack: a test thread's 2 MiB is too small to decode that deep.
+        let (line, message) = std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(move || parse(&deep, 1).unwrap_err())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(line, 2);
+        assert!(
+            message.starts_with("nested too deeply to read"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn finds_transaction_control_and_concurrent_statements() {

@@ -17,6 +17,9 @@ use std::sync::{mpsc, Mutex};
 /// About how much text one parse covers.
 const CHUNK: usize = 64 * 1024;
 
+/// A worker's stack: a main thread's 8 MiB, twice.
+const WORKER_STACK: usize = 16 << 20;
+
 /// Where to cut a block for parsing: after a `;` outside parentheses, every [`CHUNK`] bytes or
 /// so. The parser may disagree with a cut (inside a `BEGIN ATOMIC` body); that chunk then does
 /// not parse, and the caller parses the rest whole.
@@ -88,7 +91,7 @@ pub(super) fn parse_in_order(
         for _ in 0..workers {
             let (sender, next, take, parse) = (sender.clone(), &next, &take, &parse);
             let judged = &judged;
-            scope.spawn(move || {
+            let work = move || {
                 while let Some(index) = take(next) {
                     if let Ok(judged) = judged.try_lock() {
                         judged.try_iter().for_each(drop);
@@ -98,7 +101,13 @@ pub(super) fn parse_in_order(
                         return;
                     }
                 }
-            });
+            };
+            // Decoding a deep tree recurses with big frames (pg_query allows 100 levels):
+            // a worker gets a main thread's stack and more. One that cannot start leaves its
+            // share to this thread, which parses whatever no worker took.
+            let _ = std::thread::Builder::new()
+                .stack_size(WORKER_STACK)
+                .spawn_scoped(scope, work);
         }
         drop(sender);
         let mut waiting: BTreeMap<usize, Parsed> = BTreeMap::new();
@@ -111,13 +120,13 @@ pub(super) fn parse_in_order(
                     Ok(done) => done,
                     // Nothing ready: parse the next chunk here rather than wait, when one is
                     // left (the judge is the faster half when statements are simple).
-                    Err(mpsc::TryRecvError::Empty) => match take(&next) {
+                    Err(nothing) => match take(&next) {
                         Some(mine) => (mine, parse(mine)),
-                        None => receiver.recv().expect("every chunk was handed out"),
+                        None if nothing == mpsc::TryRecvError::Empty => {
+                            receiver.recv().expect("a worker holds the chunk")
+                        }
+                        None => unreachable!("chunk {index} was taken by no one"),
                     },
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        unreachable!("chunk {index} was parsed by no worker")
-                    }
                 };
                 if got == index {
                     break parsed;
