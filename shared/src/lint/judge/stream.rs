@@ -10,6 +10,101 @@ use serde::ser::{self, Serialize};
 use serde_json::Value;
 use std::fmt;
 
+/// The methods of a serializer that keeps no scalar (numbers, flags: a node's location, a
+/// kind) and looks through options, units and newtype structs, for both walkers here.
+macro_rules! ignore_scalars {
+    () => {
+        ignore_scalars!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16,
+            serialize_i32: i32, serialize_i64: i64, serialize_u8: u8, serialize_u16: u16,
+            serialize_u32: u32, serialize_u64: u64, serialize_f32: f32, serialize_f64: f64,
+            serialize_char: char, serialize_bytes: &[u8]);
+    };
+    ($($method:ident: $type:ty),*) => {
+        $(fn $method(self, _: $type) -> Result<(), Stop> {
+            Ok(())
+        })*
+        fn serialize_none(self) -> Result<(), Stop> {
+            Ok(())
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Stop> {
+            value.serialize(self)
+        }
+        fn serialize_unit(self) -> Result<(), Stop> {
+            Ok(())
+        }
+        fn serialize_unit_struct(self, _: &'static str) -> Result<(), Stop> {
+            Ok(())
+        }
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+        ) -> Result<(), Stop> {
+            Ok(())
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            value: &T,
+        ) -> Result<(), Stop> {
+            value.serialize(self)
+        }
+    };
+}
+
+/// The seven compound traits of a serializer, over its inherent `element`, `field`, `map_key`
+/// and `map_value`, ending with `$end`.
+macro_rules! compound_impls {
+    ($type:ty, $end:expr) => {
+        compound_impls!(@elements $type, $end, SerializeSeq: serialize_element,
+            SerializeTuple: serialize_element, SerializeTupleStruct: serialize_field,
+            SerializeTupleVariant: serialize_field);
+        compound_impls!(@fields $type, $end, SerializeStruct, SerializeStructVariant);
+        impl ser::SerializeMap for $type {
+            type Ok = ();
+            type Error = Stop;
+            fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Stop> {
+                self.map_key(key)
+            }
+            fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+                self.map_value(value)
+            }
+            fn end(self) -> Result<(), Stop> {
+                ($end)(self)
+            }
+        }
+    };
+    (@elements $type:ty, $end:expr, $($trait:ident: $method:ident),*) => {$(
+        impl ser::$trait for $type {
+            type Ok = ();
+            type Error = Stop;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), Stop> {
+                ($end)(self)
+            }
+        }
+    )*};
+    (@fields $type:ty, $end:expr, $($trait:ident),*) => {$(
+        impl ser::$trait for $type {
+            type Ok = ();
+            type Error = Stop;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Stop> {
+                self.field(key, value)
+            }
+            fn end(self) -> Result<(), Stop> {
+                ($end)(self)
+            }
+        }
+    )*};
+}
+
 /// Walks a typed tree, judging the nodes pass 3 knows.
 pub(super) fn walk<T: Serialize + ?Sized>(judge: &mut Judge, node: &T, scope: &Scope) {
     // Nothing here fails; an error would only stop the walk early.
@@ -172,6 +267,19 @@ impl Compound<'_> {
         Ok(())
     }
 
+    fn map_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Stop> {
+        self.key = Some(match value(key) {
+            Value::String(key) => key,
+            other => other.to_string(),
+        });
+        Ok(())
+    }
+
+    fn map_value<T: Serialize + ?Sized>(&mut self, item: &T) -> Result<(), Stop> {
+        let key = self.key.take().unwrap_or_default();
+        self.field(&key, item)
+    }
+
     fn end(self) -> Result<(), Stop> {
         match self.mode {
             Mode::Call => self
@@ -200,69 +308,9 @@ impl<'a> ser::Serializer for Walker<'a> {
     type SerializeStruct = Compound<'a>;
     type SerializeStructVariant = Compound<'a>;
 
-    fn serialize_bool(self, _: bool) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_char(self, _: char) -> Result<(), Stop> {
-        Ok(())
-    }
+    ignore_scalars!();
     fn serialize_str(self, _: &str) -> Result<(), Stop> {
         Ok(())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_none(self) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Stop> {
-        value.serialize(self)
-    }
-    fn serialize_unit(self) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
-        value.serialize(self)
     }
     /// `{"Variant": value}`: the variant name is the key (a node kind, for `NodeEnum`).
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -319,98 +367,7 @@ impl<'a> ser::Serializer for Walker<'a> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTuple for Compound<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeMap for Compound<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Stop> {
-        self.key = Some(match value(key) {
-            Value::String(key) => key,
-            other => other.to_string(),
-        });
-        Ok(())
-    }
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        let key = self.key.take().unwrap_or_default();
-        self.field(&key, value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeStruct for Compound<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeStructVariant for Compound<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Compound::end(self)
-    }
-}
+compound_impls!(Compound<'_>, Compound::end);
 
 /// A string constant (`'app.batch'`) in serde form: an `AConst` whose value is an `Sval`.
 fn string_constant<T: Serialize + ?Sized>(node: &T) -> Option<String> {
@@ -435,6 +392,23 @@ struct Texts {
 }
 
 impl Texts {
+    fn element<T: Serialize + ?Sized>(&mut self, item: &T) -> Result<(), Stop> {
+        item.serialize(self)
+    }
+
+    fn field<T: Serialize + ?Sized>(&mut self, _: &str, item: &T) -> Result<(), Stop> {
+        item.serialize(self)
+    }
+
+    /// Keys are names, not strings of the tree.
+    fn map_key<T: Serialize + ?Sized>(&mut self, _: &T) -> Result<(), Stop> {
+        Ok(())
+    }
+
+    fn map_value<T: Serialize + ?Sized>(&mut self, item: &T) -> Result<(), Stop> {
+        item.serialize(self)
+    }
+
     /// Every string in `node`.
     fn all<T: Serialize + ?Sized>(node: &T) -> Texts {
         let mut found = Texts {
@@ -459,70 +433,10 @@ impl ser::Serializer for &mut Texts {
     type SerializeStruct = Self;
     type SerializeStructVariant = Self;
 
-    fn serialize_bool(self, _: bool) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_char(self, _: char) -> Result<(), Stop> {
-        Ok(())
-    }
+    ignore_scalars!();
     fn serialize_str(self, text: &str) -> Result<(), Stop> {
         self.texts.push(text.to_string());
         Ok(())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_none(self) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Stop> {
-        value.serialize(self)
-    }
-    fn serialize_unit(self) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
-        value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -572,91 +486,4 @@ impl ser::Serializer for &mut Texts {
     }
 }
 
-impl ser::SerializeSeq for &mut Texts {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTuple for &mut Texts {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for &mut Texts {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for &mut Texts {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeMap for &mut Texts {
-    type Ok = ();
-    type Error = Stop;
-    // Keys are names, not strings of the tree.
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, _: &T) -> Result<(), Stop> {
-        Ok(())
-    }
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for &mut Texts {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for &mut Texts {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
+compound_impls!(&mut Texts, |_| Ok(()));
