@@ -31,19 +31,21 @@ pub struct EnvArg {
 }
 
 impl EnvArg {
-    /// The profile this invocation works on: `--env`, else stdin when it is piped, else the
-    /// default env (`DBTOOLS_ENV`, then dev).
+    /// The profile this invocation works on, by the one rule in [`input`]: `--env`, else a
+    /// profile piped in, else `DBTOOLS_ENV`, else dev.
     pub fn profile(&self, global: &GlobalArgs) -> Result<Profile> {
-        let load = |name: &str| {
-            let config = config::Config::load(global.config.as_deref())?;
-            crate::resolve::resolve_profile(&config, name)
+        let piped = match &self.env {
+            Some(_) => None,
+            None => input::piped_profile()?,
         };
-        match &self.env {
-            Some(name) => load(name),
-            None if std::io::stdin().is_terminal() => load(&config::select_env(None)),
-            None => crate::resolve::admit_piped_profile(
-                input::profile_from_stdin()?,
+        match piped {
+            Some(profile) => crate::resolve::admit_piped_profile(
+                profile,
                 config::Config::find(global.config.as_deref())?.as_ref(),
+            ),
+            None => crate::resolve::resolve_selected(
+                &config::Config::load(global.config.as_deref())?,
+                self.env.as_deref(),
             ),
         }
     }

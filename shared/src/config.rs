@@ -246,10 +246,17 @@ impl Config {
 
     /// The env's table, or an error listing the known envs.
     pub fn env(&self, name: &str) -> Result<&EnvConfig> {
+        self.env_from(name, None)
+    }
+
+    /// [`Config::env`], its error saying where the name came from (`origin`: "named by
+    /// DBTOOLS_ENV", …).
+    pub fn env_from(&self, name: &str, origin: Option<&str>) -> Result<&EnvConfig> {
         self.envs.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.envs.keys().map(String::as_str).collect();
+            let origin = origin.map(|o| format!(" ({o})")).unwrap_or_default();
             Error::BadInput(format!(
-                "unknown env {name:?}: {} knows {} (add [env.{name}] there to create it)",
+                "unknown env {name:?}{origin}: {} knows {} (add [env.{name}] there to create it)",
                 self.path.display(),
                 if known.is_empty() {
                     "no envs".to_string()
@@ -343,17 +350,6 @@ pub fn default_protection(name: &str) -> Protection {
         "dev" => Protection::Open,
         "prod" | "production" => Protection::Locked,
         _ => Protection::Confirm,
-    }
-}
-
-/// `--env`, then `DBTOOLS_ENV`, then `dev`.
-pub fn select_env(flag: Option<&str>) -> String {
-    if let Some(env) = flag {
-        return env.to_string();
-    }
-    match std::env::var(envvars::DBTOOLS_ENV) {
-        Ok(env) if !env.is_empty() => env,
-        _ => DEFAULT_ENV.to_string(),
     }
 }
 

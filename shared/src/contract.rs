@@ -6,11 +6,13 @@
 //! what flows down a pipeline: a tool accepts a bare profile, or any result carrying one under
 //! `"profile"`, and its own result carries the profile on.
 //!
-//! Wire format of a profile (`dbtools.profile/v1`):
+//! Wire format of a profile (`dbtools.profile/v2`): no password, only where it lives (`secret`),
+//! read by each tool that connects, so a profile is safe in a log. v1 carried the password; a v1
+//! profile is refused with what to do.
 //! ```json
-//! {"kind":"dbtools.profile/v1","env":"dev","protection":"open","app":"combine",
+//! {"kind":"dbtools.profile/v2","env":"dev","protection":"open","app":"combine",
 //!  "conn":{"host":"127.0.0.1","port":5432,"dbname":"combine_dev","user":"combine_app",
-//!          "password":"…","sslmode":"verify-full","sslrootcert":"/…/ca.crt"},
+//!          "sslmode":"verify-full","sslrootcert":"/…/ca.crt"},
 //!  "instance":{"provider":"local","id":"combine-dev","region":null},
 //!  "secret":{"source":"local","ref":"combine-dev/combine_app"}}
 //! ```
@@ -21,7 +23,7 @@ use crate::exit::{Error, ExitStatus, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub const PROFILE: &str = "dbtools.profile/v1";
+pub const PROFILE: &str = "dbtools.profile/v2";
 pub const ERROR: &str = "dbtools.error/v1";
 pub const ENV_LIST: &str = "dbtools.env.list/v1";
 pub const WITNESS: &str = "dbtools.witness/v1";
@@ -133,7 +135,9 @@ pub struct Conn {
     pub port: u16,
     pub dbname: String,
     pub user: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Filled in memory by the tool that connects (from the profile's `secret`), never read
+    /// from or written to JSON: a profile is safe to log.
+    #[serde(skip)]
     pub password: Option<String>,
     pub sslmode: SslMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,20 +205,13 @@ pub struct Profile {
     /// after it record the id in their results and the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// Where this run finds the env's local secrets and its cache of AWS secrets: the
+    /// project's state dir, set when the profile is resolved or admitted here; never in JSON.
+    #[serde(skip)]
+    pub state: Option<crate::state::StateDir>,
 }
 
 pub const REDACTED: &str = "********";
-
-impl Profile {
-    /// A copy safe to show on a terminal or in a log.
-    pub fn redacted(&self) -> Profile {
-        let mut copy = self.clone();
-        if copy.conn.password.is_some() {
-            copy.conn.password = Some(REDACTED.to_string());
-        }
-        copy
-    }
-}
 
 /// The error object a failing tool writes on stdout when stdout is a pipe.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -875,6 +872,16 @@ pub fn check_kind(kind: &str) -> Result<()> {
                         "stdin: {kind:?} is a newer version than this tool reads (v{known_major}): upgrade dbtools"
                     )));
                 }
+                if known_name == name && major < known_major && *known == PROFILE {
+                    return Err(Error::BadInput(format!(
+                        "stdin: {kind:?} comes from an older dbtools, whose profiles carried the password; this one reads {PROFILE}, which says only where the secret lives: make the profile again with `dbenv resolve ENV` (or pass --env ENV)"
+                    )));
+                }
+                if known_name == name && major < known_major {
+                    return Err(Error::BadInput(format!(
+                        "stdin: {kind:?} is an older version than this tool reads (v{known_major}): run the tool before it from this dbtools"
+                    )));
+                }
             }
         }
     }
@@ -990,7 +997,7 @@ mod tests {
     use super::*;
 
     fn profile_json() -> String {
-        r#"{"kind":"dbtools.profile/v1","env":"dev","protection":"open","app":"a",
+        r#"{"kind":"dbtools.profile/v2","env":"dev","protection":"open","app":"a",
             "conn":{"host":"127.0.0.1","port":5432,"dbname":"d","user":"u","password":"p","sslmode":"verify-full"}}"#
             .to_string()
     }
@@ -1000,7 +1007,7 @@ mod tests {
         let p = profile_from_bytes(profile_json().as_bytes()).unwrap();
         assert_eq!(p.env, "dev");
         assert_eq!(p.conn.sslmode, SslMode::VerifyFull);
-        assert_eq!(p.conn.password.as_deref(), Some("p"));
+        assert_eq!(p.conn.password, None);
     }
 
     #[test]
@@ -1036,12 +1043,16 @@ mod tests {
             ("", "stdin is empty"),
             ("  \n", "stdin is empty"),
             (
-                "{\"kind\":\"dbtools.profile/v1\"} {}",
+                "{\"kind\":\"dbtools.profile/v2\"} {}",
                 "more than one JSON object",
             ),
             ("{nope", "not valid JSON"),
             ("{\"kind\":\"something.else/v1\"}", "unknown message kind"),
-            ("{\"kind\":\"dbtools.profile/v2\"}", "newer version"),
+            ("{\"kind\":\"dbtools.profile/v3\"}", "newer version"),
+            (
+                "{\"kind\":\"dbtools.profile/v1\"}",
+                "comes from an older dbtools, whose profiles carried the password",
+            ),
             ("[1,2]", "expected a JSON object"),
             ("{\"env\":\"dev\"}", "no \"kind\""),
         ];
@@ -1069,11 +1080,15 @@ mod tests {
     }
 
     #[test]
-    fn redaction_hides_the_password() {
-        let p = profile_from_bytes(profile_json().as_bytes()).unwrap();
-        let shown = serde_json::to_string(&p.redacted()).unwrap();
-        assert!(!shown.contains("\"p\""));
-        assert!(shown.contains(REDACTED));
+    fn a_profile_never_carries_a_password() {
+        let mut p = profile_from_bytes(profile_json().as_bytes()).unwrap();
+        assert_eq!(p.conn.password, None, "a password in JSON is not read");
+        p.conn.password = Some("s3cret".into());
+        let shown = serde_json::to_string(&p).unwrap();
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("password"),
+            "{shown}"
+        );
     }
 
     #[test]

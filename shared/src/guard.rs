@@ -356,7 +356,8 @@ pub struct Guard<'a> {
     /// What `--confirm` must say when it is not the env name (an AWS instance's id).
     token: Option<String>,
     /// How to reach the database to record a refusal there (none for instance actions).
-    conn: Option<crate::contract::Conn>,
+    /// For recording a refusal in the database when no connection is open yet.
+    profile: Option<Profile>,
     /// Where the database is, for the line before a write to a protected env.
     place: Option<String>,
     /// What was typed, as the stamp assertion needs it (set by [`Guard::check_protection`]).
@@ -398,7 +399,7 @@ impl<'a> Guard<'a> {
             protection: floor(&profile.env, profile.protection, config),
             target: target(profile),
             token: None,
-            conn: Some(profile.conn.clone()),
+            profile: Some(profile.clone()),
             place,
             typed: Cell::new(None),
             log: audit_log_path(config),
@@ -434,7 +435,7 @@ impl<'a> Guard<'a> {
             protection,
             target: format!("instance {instance}"),
             token: None,
-            conn: None,
+            profile: None,
             place: None,
             typed: Cell::new(None),
             log: audit_log_path(config),
@@ -474,8 +475,12 @@ impl<'a> Guard<'a> {
             None => {
                 // The refusal happened before any connection; one short attempt records it in
                 // the database too, and an unreachable database changes nothing.
-                if let Some(conn) = &self.conn {
-                    if let Ok(mut client) = pg::connect(conn, self.tool, Duration::from_secs(3)) {
+                if let Some(profile) = &self.profile {
+                    let mut conn = profile.conn.clone();
+                    conn.password = crate::secrets::profile_password(profile, false)
+                        .ok()
+                        .flatten();
+                    if let Ok(mut client) = pg::connect(&conn, self.tool, Duration::from_secs(3)) {
                         let _ = append_database(&mut client, &entry);
                     }
                 }

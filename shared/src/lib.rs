@@ -23,7 +23,9 @@ pub mod names;
 pub mod output;
 pub mod owner;
 pub mod pg;
+pub mod pgpass;
 pub mod resolve;
+pub mod secret_cache;
 pub mod secrets;
 pub mod server;
 #[cfg(feature = "sql")]

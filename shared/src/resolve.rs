@@ -1,5 +1,9 @@
-//! Turns an env name into a profile: config + instance state + secret. This is what `dbenv resolve`
-//! prints and what every tool's `--env` does by itself.
+//! Turns an env name into a profile: config + instance state + where the secret lives. This is
+//! what `dbenv resolve` prints and what every tool's `--env` does by itself. A profile never
+//! carries a password: the tool that connects resolves its `secret` ([`connect_fresh`]), and a
+//! profile piped in is believed only as far as the project's config agrees with it
+//! ([`admit_piped_profile`]): its secret is the one the config names for that env (and its
+//! target the env's), or one of libpq's own sources.
 
 use crate::config::Config;
 use crate::contract::{self, Conn, Instance, InstanceRef, Profile, Protection, SslMode};
@@ -7,8 +11,9 @@ use crate::envvars;
 use crate::exit::{Error, Result};
 use crate::{names, secrets, url};
 
-/// Resolves `env` from the config, the local instance record (for host, port and CA) and the
-/// secret store (for the password).
+/// Resolves `env` from the config and the local instance record (for host, port and CA). The
+/// secret is referenced, not read: a local or variable secret that is missing is an error now,
+/// an AWS one is read by the tool that connects.
 pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
     names::check_env_name(env_name)?;
     let env = config.env(env_name)?;
@@ -35,16 +40,9 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
         (None, None) => None,
     };
     let secret = config.env_secret(env_name)?;
-    let password = match &secret {
-        Some(reference) if reference.source == "aws-iam" => {
-            Some(secrets::iam_auth_token(reference, &host, port, &env.user)?.password)
-        }
-        Some(reference) => {
-            let region = instance.and_then(|(_, i)| i.region.as_deref());
-            Some(secrets::resolve(reference, &config.state, region)?.password)
-        }
-        None => None,
-    };
+    if let Some(reference) = &secret {
+        secrets::check(reference, &config.state)?;
+    }
     Ok(Profile {
         kind: contract::PROFILE.into(),
         env: env_name.to_string(),
@@ -55,7 +53,7 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
             port,
             dbname: env.database.clone(),
             user: env.user.clone(),
-            password,
+            password: None,
             sslmode: env.sslmode.unwrap_or(SslMode::VerifyFull),
             sslrootcert,
         },
@@ -66,7 +64,16 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
         }),
         secret,
         snapshot: None,
+        state: Some(config.state.clone()),
     })
+}
+
+/// Resolves the env `flag` names, else `DBTOOLS_ENV`'s, else dev's (the rule in
+/// [`crate::input`]); an unknown name says where it came from.
+pub fn resolve_selected(config: &Config, flag: Option<&str>) -> Result<Profile> {
+    let (name, source) = crate::input::select_env(flag);
+    config.env_from(&name, Some(source.describe()))?;
+    resolve_profile(config, &name)
 }
 
 /// The env name of ad-hoc profiles (`dbenv resolve --from-env` without a configured env name).
@@ -83,9 +90,12 @@ pub fn admit_piped_profile(mut profile: Profile, config: Option<&Config>) -> Res
         // Outside a project the default by env name still holds: a TEST profile edited to
         // "open" stays confirm.
         profile.protection = crate::guard::floor(&profile.env, profile.protection, None);
+        check_libpq_secret(&profile, "outside a project (no dbtools.toml here)")?;
+        profile.state = state_from_environment();
         return Ok(profile);
     };
     let floor = if profile.env == ADHOC_ENV && !config.envs.contains_key(ADHOC_ENV) {
+        check_libpq_secret(&profile, "for an ad-hoc database")?;
         Protection::Confirm
     } else {
         config.env(&profile.env).map_err(|e| {
@@ -95,10 +105,67 @@ pub fn admit_piped_profile(mut profile: Profile, config: Option<&Config>) -> Res
                 e.message()
             ))
         })?;
+        if profile.secret != config.env_secret(&profile.env)? {
+            check_libpq_secret(
+                &profile,
+                "unless it is the one dbtools.toml names for the env",
+            )?;
+        } else if profile.secret.is_some() {
+            // The env's own secret goes only to the env's own target, over its own TLS.
+            let expected = resolve_profile(config, &profile.env)?;
+            if profile.conn != expected.conn {
+                return Err(Error::BadInput(format!(
+                    "the profile on stdin for env {} points at {}:{}/{} as {} (sslmode {}), but dbtools.toml resolves it to {}:{}/{} as {} (sslmode {}): its secret goes only there; make the profile again with `dbenv resolve {}`",
+                    profile.env, profile.conn.host, profile.conn.port, profile.conn.dbname,
+                    profile.conn.user, profile.conn.sslmode.as_str(),
+                    expected.conn.host, expected.conn.port, expected.conn.dbname,
+                    expected.conn.user, expected.conn.sslmode.as_str(), profile.env
+                )));
+            }
+        }
         config.protection(&profile.env)
     };
     profile.protection = profile.protection.max(floor);
+    profile.state = Some(config.state.clone());
     Ok(profile)
+}
+
+/// The state dir named by `DBTOOLS_STATE_DIR`, outside a project.
+fn state_from_environment() -> Option<crate::state::StateDir> {
+    std::env::var_os(envvars::DBTOOLS_STATE_DIR)
+        .filter(|dir| !dir.is_empty())
+        .map(crate::state::StateDir::new)
+}
+
+/// A secret a piped profile may name without the project's config vouching for it: libpq's own
+/// sources as this machine has them (`PGPASSWORD`, the URL in `DATABASE_URL`, the password file
+/// libpq would read), or none. Anything else — a variable such as `AWS_SECRET_ACCESS_KEY`, a
+/// file elsewhere, another env's AWS secret — would send whatever it holds to the host the
+/// profile names.
+fn check_libpq_secret(profile: &Profile, why: &str) -> Result<()> {
+    let Some(secret) = &profile.secret else {
+        return Ok(());
+    };
+    let allowed = match (secret.source.as_str(), secret.reference.as_str()) {
+        ("env", envvars::PGPASSWORD) | ("url", envvars::DATABASE_URL) => true,
+        ("pgpass", path) => crate::pgpass::default_file()
+            .is_some_and(|default| default == std::path::Path::new(path)),
+        _ => false,
+    };
+    match allowed {
+        true => Ok(()),
+        false => Err(Error::BadInput(format!(
+            "the profile on stdin names the secret {secret}, which is not honoured {why}: only env:PGPASSWORD, url:DATABASE_URL or this machine's password file (PGPASSFILE or ~/.pgpass) are; run the tool with --env ENV inside the project instead"
+        ))),
+    }
+}
+
+/// The profile with its password read, for a command that was asked to show it
+/// (`dbenv export`, `dbconnect url --reveal`) or hands it to psql.
+pub fn with_password(profile: &Profile) -> Result<Profile> {
+    let mut shown = profile.clone();
+    shown.conn.password = secrets::profile_password(profile, false)?;
+    Ok(shown)
 }
 
 /// Reads a local instance's record, written by `rdsprov apply`.
@@ -140,7 +207,7 @@ pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Resu
         Conn {
             dbname: var(envvars::PGDATABASE).unwrap_or_else(|| user.clone()),
             user,
-            password: var(envvars::PGPASSWORD),
+            password: None,
             sslmode: match var(envvars::PGSSLMODE) {
                 Some(mode) => SslMode::parse(&mode)?,
                 None if loopback => SslMode::Prefer,
@@ -159,63 +226,81 @@ pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Resu
         Some(config) if config.envs.contains_key(env_name) => config.protection(env_name),
         _ => Protection::Confirm,
     };
-    let secret = conn.password.as_ref().map(|_| contract::SecretRef {
-        source: "env".into(),
-        reference: if var(envvars::DATABASE_URL).is_some() {
-            envvars::DATABASE_URL
-        } else {
-            envvars::PGPASSWORD
-        }
-        .into(),
-    });
+    // Where libpq would find the password, in its order: the URL, PGPASSWORD, the password
+    // file. The profile names the place; each tool reads it when it connects.
+    let secret = if conn.password.is_some() {
+        Some(contract::SecretRef {
+            source: "url".into(),
+            reference: envvars::DATABASE_URL.into(),
+        })
+    } else if var(envvars::PGPASSWORD).is_some() {
+        Some(contract::SecretRef {
+            source: "env".into(),
+            reference: envvars::PGPASSWORD.into(),
+        })
+    } else {
+        crate::pgpass::default_file().map(|path| contract::SecretRef {
+            source: "pgpass".into(),
+            reference: path.display().to_string(),
+        })
+    };
     Ok(Profile {
         kind: contract::PROFILE.into(),
         env: env_name.to_string(),
         protection,
         app: config.and_then(|c| c.app.clone()),
-        conn,
+        conn: Conn {
+            password: None,
+            ..conn
+        },
         instance: None,
         secret,
         snapshot: None,
+        state: config.map(|c| c.state.clone()),
     })
 }
 
-/// Connects with `connect` as the profile says; when the server rejects the password and it
-/// came from AWS Secrets Manager, the secret is read again once — it may have been rotated
-/// since the profile was resolved (a pipeline's first tool, an exported PGPASSFILE) — and the
-/// connect is retried with the new value, saying so on stderr. A secret that still holds the
-/// rejected password is named in the error: the server's password changed without it.
+/// Connects with `connect` as the profile says, its password read now from the profile's
+/// secret. When the server rejects a password that came from AWS (a Secrets Manager secret or
+/// an IAM token, possibly cached), it is read again once, past the cache — the secret may have
+/// been rotated since — and the connect retried with the new value, saying so on stderr. A
+/// secret that still holds the rejected password is named in the error: the server's password
+/// changed without it.
 pub fn connect_fresh<T>(
     profile: &Profile,
     tool: &str,
     mut connect: impl FnMut(&crate::contract::Conn) -> Result<T>,
 ) -> Result<T> {
-    let error = match connect(&profile.conn) {
+    let mut conn = profile.conn.clone();
+    conn.password = secrets::profile_password(profile, false)?;
+    let error = match connect(&conn) {
         Err(error) if crate::pg::is_auth_failure(&error) => error,
         other => return other,
     };
-    let Some(secret) = profile.secret.as_ref().filter(|s| s.source == "aws-sm") else {
+    let Some(secret) = profile
+        .secret
+        .as_ref()
+        .filter(|s| matches!(s.source.as_str(), "aws-sm" | "aws-iam"))
+    else {
         return Err(error);
     };
-    let region = profile.instance.as_ref().and_then(|i| i.region.as_deref());
-    let fresh = crate::secrets::resolve_aws(secret, region).map_err(|reread| {
+    let fresh = secrets::profile_password(profile, true).map_err(|reread| {
         Error::Unreachable(format!(
             "{}; reading the secret {secret} again to see whether it was rotated failed too: {}",
             error.message(),
             reread.message()
         ))
     })?;
-    if profile.conn.password.as_deref() == Some(fresh.password.as_str()) {
+    if fresh == conn.password {
         return Err(Error::Unreachable(format!(
-            "{}; the secret {secret} in AWS Secrets Manager still holds that password, read again just now: the server's password was changed without updating the secret",
+            "{}; the secret {secret} still holds that password, read again just now: the server's password was changed without updating the secret",
             error.message()
         )));
     }
     crate::cli::note(
         tool,
-        format!("the secret {secret} had changed since this profile was resolved (rotated?): connecting with its new value"),
+        format!("the secret {secret} had changed since it was last read (rotated?): connecting with its new value"),
     );
-    let mut conn = profile.conn.clone();
-    conn.password = Some(fresh.password);
+    conn.password = fresh;
     connect(&conn)
 }

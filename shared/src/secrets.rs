@@ -7,7 +7,12 @@
 //!   start in milliseconds; we run `rdsprov secret get ID` and read the value from its stdout
 //!   (never argv). Only a profile that references `aws-sm` pays for it.
 //! - `aws-iam:REGION` — no stored password: an RDS IAM auth token (15 minutes) made for the
-//!   profile's host, port and user by `rdsprov secret iam-token` when the profile is resolved.
+//!   profile's host, port and user by `rdsprov secret iam-token` when a tool connects.
+//! - `pgpass:PATH` and `url:VAR` — where an ad-hoc profile's password lives the way libpq finds
+//!   it: a password file ([`crate::pgpass`]), or the URL in a variable (`DATABASE_URL`).
+//!
+//! Profiles carry only the reference; the tool that connects resolves it ([`password_for`]).
+//! AWS answers are kept a few minutes ([`crate::secret_cache`]), so a pipeline asks once.
 
 use crate::contract::{self, SecretRef, SecretValue};
 use crate::envvars;
@@ -69,19 +74,107 @@ pub fn remove_local(state: &StateDir, name: &str) -> Result<()> {
 pub fn resolve(secret: &SecretRef, state: &StateDir, region: Option<&str>) -> Result<SecretValue> {
     match secret.source.as_str() {
         "local" => resolve_local(secret, state),
-        "env" => match std::env::var(&secret.reference) {
-            Ok(password) if !password.is_empty() => Ok(value(secret, None, password)),
-            _ => Err(Error::BadInput(format!(
-                "secret {secret}: environment variable {} is not set",
-                secret.reference
-            ))),
-        },
+        "env" => resolve_env(secret),
         "aws-sm" => resolve_through_rdsprov(secret, region),
         "aws-iam" => Err(Error::BadInput(format!(
             "secret {secret}: an IAM token is made per host and user when an env is resolved (dbenv resolve), not read from a store"
         ))),
         other => Err(Error::BadInput(format!(
             "secret {secret}: unknown source {other:?}"
+        ))),
+    }
+}
+
+/// The password `secret` holds for connecting to `conn`: what [`resolve`] reads, and also the
+/// ad-hoc sources (`pgpass:PATH`, `url:VAR`) and IAM tokens for `conn`'s host, port and user.
+/// AWS answers come from the cache in `state` when fresh (`fresh` skips it: the server
+/// rejected what it held).
+pub fn password_for(
+    secret: &SecretRef,
+    conn: &contract::Conn,
+    state: Option<&StateDir>,
+    region: Option<&str>,
+    fresh: bool,
+) -> Result<String> {
+    let key = match secret.source.as_str() {
+        "pgpass" => return crate::pgpass::lookup(Path::new(&secret.reference), conn),
+        "url" => {
+            let text = std::env::var(&secret.reference).map_err(|_| {
+                Error::BadInput(format!(
+                    "secret {secret}: environment variable {} is not set",
+                    secret.reference
+                ))
+            })?;
+            return crate::url::parse(&text)?.password.ok_or_else(|| {
+                Error::BadInput(format!(
+                    "secret {secret}: the URL in {} has no password",
+                    secret.reference
+                ))
+            });
+        }
+        "local" => {
+            let state = state.ok_or_else(|| {
+                Error::BadInput(format!(
+                    "secret {secret} lives in a project's local store: run this inside the project (where dbtools.toml is), or set DBTOOLS_STATE_DIR"
+                ))
+            })?;
+            return Ok(resolve_local(secret, state)?.password);
+        }
+        "aws-sm" => format!("{secret}\0{}", region.unwrap_or_default()),
+        "aws-iam" => format!("{secret}\0{}\0{}\0{}", conn.host, conn.port, conn.user),
+        "env" => return Ok(resolve_env(secret)?.password),
+        other => {
+            return Err(Error::BadInput(format!(
+                "secret {secret}: unknown source {other:?}"
+            )))
+        }
+    };
+    if let (Some(state), false) = (state, fresh) {
+        if let Some(password) = crate::secret_cache::get(state, &key) {
+            return Ok(password);
+        }
+    }
+    let (password, seconds) = match secret.source.as_str() {
+        "aws-iam" => (
+            iam_auth_token(secret, &conn.host, conn.port, &conn.user)?.password,
+            crate::secret_cache::TOKEN_SECONDS,
+        ),
+        _ => (
+            resolve_through_rdsprov(secret, region)?.password,
+            crate::secret_cache::SECRET_SECONDS,
+        ),
+    };
+    if let Some(state) = state {
+        crate::secret_cache::put(state, &key, &password, seconds);
+    }
+    Ok(password)
+}
+
+/// The password a profile's secret holds for its target (None: the profile names no secret).
+/// `fresh` skips the cache of AWS answers.
+pub fn profile_password(profile: &contract::Profile, fresh: bool) -> Result<Option<String>> {
+    let Some(secret) = &profile.secret else {
+        return Ok(None);
+    };
+    let region = profile.instance.as_ref().and_then(|i| i.region.as_deref());
+    password_for(secret, &profile.conn, profile.state.as_ref(), region, fresh).map(Some)
+}
+
+/// Whether a reference that costs nothing to read can be read: the variable is set, the local
+/// file exists. AWS references are not checked here (that is a call); they fail on connect.
+pub fn check(secret: &SecretRef, state: &StateDir) -> Result<()> {
+    match secret.source.as_str() {
+        "local" | "env" => resolve(secret, state, None).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
+fn resolve_env(secret: &SecretRef) -> Result<SecretValue> {
+    match std::env::var(&secret.reference) {
+        Ok(password) if !password.is_empty() => Ok(value(secret, None, password)),
+        _ => Err(Error::BadInput(format!(
+            "secret {secret}: environment variable {} is not set",
+            secret.reference
         ))),
     }
 }

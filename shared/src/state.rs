@@ -21,6 +21,11 @@ impl StateDir {
         self.root.join("secrets")
     }
 
+    /// Secrets fetched from AWS, kept a few minutes so a pipeline asks once (0700, files 0600).
+    pub fn secret_cache_dir(&self) -> PathBuf {
+        self.root.join("cache").join("secrets")
+    }
+
     pub fn local_dir(&self) -> PathBuf {
         self.root.join("local")
     }

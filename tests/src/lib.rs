@@ -142,11 +142,25 @@ impl Run {
 pub struct Tool {
     command: Command,
     stdin: Option<Vec<u8>>,
+    stdin_mode: StdinMode,
+}
+
+/// What a tool's stdin is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StdinMode {
+    /// A pipe: the bytes given (none by default), then closed.
+    Pipe,
+    /// `/dev/null`, as cron, CI and `ssh -n` give.
+    Null,
+    /// A pipe kept open, never written, until the tool exits (a runner that never closes it).
+    HeldOpen,
 }
 
 impl Tool {
+    /// A dbtools binary. Its `PGPASSWORD` is the harness password, which the profiles
+    /// [`PgCluster::profile`] makes name as their secret (as libpq would read it).
     pub fn new(name: &str) -> Tool {
-        Tool::program(bin(name))
+        Tool::program(bin(name)).env("PGPASSWORD", SUPERUSER_PASSWORD)
     }
 
     pub fn program(path: impl AsRef<Path>) -> Tool {
@@ -168,6 +182,7 @@ impl Tool {
         Tool {
             command,
             stdin: None,
+            stdin_mode: StdinMode::Pipe,
         }
     }
 
@@ -227,24 +242,48 @@ impl Tool {
         }
     }
 
+    /// stdin from `/dev/null` instead of a pipe.
+    pub fn stdin_null(mut self) -> Tool {
+        self.stdin_mode = StdinMode::Null;
+        self
+    }
+
+    /// stdin a pipe that stays open and empty until the tool exits.
+    pub fn stdin_held_open(mut self) -> Tool {
+        self.stdin_mode = StdinMode::HeldOpen;
+        self
+    }
+
     pub fn run(self) -> Run {
         self.run_reporting(&std::sync::Mutex::new(None))
     }
 
     fn run_reporting(mut self, pid: &std::sync::Mutex<Option<u32>>) -> Run {
+        let stdin = match self.stdin_mode {
+            StdinMode::Null => Stdio::null(),
+            StdinMode::Pipe | StdinMode::HeldOpen => Stdio::piped(),
+        };
         self.command
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = self.command.spawn().expect("spawn tool");
         *pid.lock().unwrap() = Some(child.id());
-        let mut pipe = child.stdin.take().unwrap();
-        let input = self.stdin.unwrap_or_default();
-        let writer = std::thread::spawn(move || {
-            let _ = pipe.write_all(&input);
-        });
+        let pipe = child.stdin.take();
+        let held = match self.stdin_mode {
+            StdinMode::HeldOpen => pipe,
+            StdinMode::Pipe | StdinMode::Null => {
+                let input = self.stdin.unwrap_or_default();
+                if let Some(mut pipe) = pipe {
+                    std::thread::spawn(move || {
+                        let _ = pipe.write_all(&input);
+                    });
+                }
+                None
+            }
+        };
         let output = child.wait_with_output().expect("wait for tool");
-        writer.join().unwrap();
+        drop(held);
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -478,10 +517,12 @@ impl PgCluster {
             .expect(0);
     }
 
-    /// A profile JSON for this cluster.
+    /// A profile JSON for this cluster; its password is libpq's `PGPASSWORD`, which [`Tool::new`]
+    /// sets to the harness password.
     pub fn profile(&self, env: &str, conn: &Conn) -> String {
         serde_json::json!({
-            "kind": "dbtools.profile/v1", "env": env, "protection": "open", "app": "harness", "conn": conn,
+            "kind": "dbtools.profile/v2", "env": env, "protection": "open", "app": "harness", "conn": conn,
+            "secret": {"source": "env", "ref": "PGPASSWORD"},
         })
         .to_string()
     }

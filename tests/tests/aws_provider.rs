@@ -1113,9 +1113,25 @@ fn provisioned_resources_import_into_a_resolvable_env() {
     );
     assert_eq!(profile["conn"]["user"], "billing");
     assert_eq!(profile["conn"]["dbname"], "billing");
-    assert_eq!(profile["conn"]["password"], "tenant-pw-1");
+    assert_eq!(
+        profile["conn"].get("password"),
+        None,
+        "a profile carries no password"
+    );
+    assert_eq!(profile["secret"]["source"], "aws-sm");
     assert_eq!(profile["conn"]["sslmode"], "verify-full");
     assert_eq!(profile["instance"]["provider"], "aws");
+    // The secret it names is the tenant's: read from Secrets Manager when asked for by name.
+    let url = project
+        .tool("dbenv")
+        .args(["export", "dev", "--format", "url"])
+        .aws(&moto)
+        .run();
+    assert!(
+        url.expect(0).stdout.contains(":tenant-pw-1@"),
+        "{}",
+        url.stdout
+    );
 
     let again = project
         .tool("dbenv")

@@ -1,6 +1,7 @@
-//! `aws-sm:` secrets, against moto's real Secrets Manager API: dbenv resolves them through
-//! `rdsprov secret get` (the only binary linking the AWS SDK), the pipeline connects with the
-//! password it found, and a missing secret or an unreachable endpoint is a clear error.
+//! `aws-sm:` secrets, against moto's real Secrets Manager API: the profile names the secret, the
+//! tool that connects reads it through `rdsprov secret get` (the only binary linking the AWS
+//! SDK) and keeps it a few minutes in the state dir's 0600 cache, so the next tool of a pipeline
+//! does not ask again; a missing secret or an unreachable endpoint is a clear error.
 
 use harness::{MotoServer, PgCluster, Project, Tls, Tool};
 use std::time::{Duration, Instant};
@@ -50,18 +51,45 @@ fn dbenv_resolves_an_aws_secret_and_the_pipeline_connects() {
             .run();
         profile.expect(0);
         assert_eq!(profile.json()["secret"]["source"], "aws-sm");
+        assert_eq!(profile.json()["conn"].get("password"), None);
+        assert!(!profile.stdout.contains(harness::SUPERUSER_PASSWORD));
+        // PGPASSWORD holds something else: the password can only come from Secrets Manager.
+        let witness = project
+            .tool("dbconnect")
+            .args(["check"])
+            .env("PGPASSWORD", "not-this-one")
+            .stdin(profile.stdout.clone())
+            .aws(&moto)
+            .run();
+        assert_eq!(witness.expect(0).json()["ssl"]["in_use"], true);
+        assert!(!witness.stdout.contains(harness::SUPERUSER_PASSWORD));
+        assert!(!witness.stderr.contains(harness::SUPERUSER_PASSWORD));
+        // Kept for the next tool of the pipeline: 0600, in a 0700 dir; it connects with AWS
+        // out of reach.
+        let cache = project.state().join("cache/secrets");
+        use std::os::unix::fs::PermissionsExt;
         assert_eq!(
-            profile.json()["conn"]["password"],
-            harness::SUPERUSER_PASSWORD
+            std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+            0o700
         );
-        let witness = Tool::new("dbconnect")
+        for entry in std::fs::read_dir(&cache).unwrap() {
+            let mode = entry.unwrap().metadata().unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        project
+            .tool("dbconnect")
             .args(["check"])
             .stdin(profile.stdout.clone())
+            .env(
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", harness::closed_port()),
+            )
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "eu-west-1")
             .run()
-            .expect(0)
-            .json();
-        assert_eq!(witness["ssl"]["in_use"], true);
-        assert!(!profile.stderr.contains(harness::SUPERUSER_PASSWORD));
+            .expect(0);
+        std::fs::remove_dir_all(&cache).unwrap();
     }
 }
 
@@ -84,12 +112,12 @@ fn a_missing_aws_secret_is_named() {
     let pg = PgCluster::start(Tls::Required);
     let project = project_for(&pg, "aws-sm:combine/none");
     project
-        .tool("dbenv")
-        .args(["resolve", "dev"])
+        .tool("dbconnect")
+        .args(["check", "--env", "dev"])
         .aws(&moto)
         .run()
         .expect_error(
-            "dbenv",
+            "dbconnect",
             2,
             "secret aws-sm:combine/none does not exist in AWS Secrets Manager",
         );
@@ -101,8 +129,8 @@ fn an_unreachable_aws_endpoint_is_exit_4_and_fast() {
     let project = project_for(&pg, "aws-sm:combine/dev/app");
     let started = Instant::now();
     project
-        .tool("dbenv")
-        .args(["resolve", "dev"])
+        .tool("dbconnect")
+        .args(["check", "--env", "dev"])
         .env(
             "AWS_ENDPOINT_URL",
             format!("http://127.0.0.1:{}", harness::closed_port()),
@@ -111,7 +139,7 @@ fn an_unreachable_aws_endpoint_is_exit_4_and_fast() {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "eu-west-1")
         .run()
-        .expect_error("dbenv", 4, "cannot reach AWS Secrets Manager");
+        .expect_error("dbconnect", 4, "cannot reach AWS Secrets Manager");
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "{:?}",
@@ -119,8 +147,8 @@ fn an_unreachable_aws_endpoint_is_exit_4_and_fast() {
     );
 }
 
-/// `aws-iam:REGION`: no password stored anywhere; resolving the env makes a 15-minute RDS IAM
-/// token for its host, port and user (SigV4 presigned by rdsprov with the usual credentials
+/// `aws-iam:REGION`: no password stored anywhere; connecting (here: exporting the env, which
+/// asks for the password by name) makes a 15-minute RDS IAM token for its host, port and user (SigV4 presigned by rdsprov with the usual credentials
 /// chain), which never reaches a command line or stderr. (The token's bytes are checked against
 /// botocore's in rdsprov's unit tests.)
 #[test]
@@ -137,15 +165,23 @@ secret = "aws-iam:eu-west-1"
 sslrootcert = "system"
 "#,
     );
+    let profile = project
+        .tool("dbenv")
+        .args(["resolve", "test"])
+        .aws(&moto)
+        .run();
+    assert_eq!(profile.expect(0).json()["conn"].get("password"), None);
+    assert_eq!(profile.json()["secret"]["source"], "aws-iam");
     let (run, cmdlines) = harness::sample_cmdlines(|| {
         project
             .tool("dbenv")
-            .args(["resolve", "test"])
+            .args(["export", "test", "--format", "pgpass"])
             .aws(&moto)
             .run()
     });
-    let profile = run.expect(0).json();
-    let token = profile["conn"]["password"].as_str().unwrap().to_string();
+    let line = run.expect(0).stdout.trim().to_string();
+    // host:port:database:user:token — the first four have no colon; the token's are escaped.
+    let token = line.splitn(5, ':').nth(4).unwrap().replace("\\:", ":");
     assert!(
         token.starts_with(
             "combine-test.abc.eu-west-1.rds.amazonaws.com:5432/?Action=connect&DBUser=billing&"
@@ -161,29 +197,37 @@ sslrootcert = "system"
     ] {
         assert!(token.contains(part), "{part} missing in {token}");
     }
-    assert_eq!(profile["secret"]["source"], "aws-iam");
     assert!(!run.stderr.contains(&token));
     assert!(cmdlines.iter().all(|c| !c.contains("X-Amz-Signature")));
 
-    // Without credentials: the clear, fast error of the AWS provider.
+    // The token is kept (0600) for the next tool: a second export asks AWS nothing.
+    let cached = project
+        .tool("dbenv")
+        .args(["export", "test", "--format", "pgpass"])
+        .env("AWS_ACCESS_KEY_ID", "")
+        .env("AWS_SECRET_ACCESS_KEY", "")
+        .run();
+    assert_eq!(cached.expect(0).stdout.trim(), line);
+    // Without credentials (and nothing cached): the clear, fast error of the AWS provider.
+    std::fs::remove_dir_all(project.state().join("cache")).unwrap();
     let started = Instant::now();
     project
         .tool("dbenv")
-        .args(["resolve", "test"])
+        .args(["export", "test", "--format", "pgpass"])
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         .env("AWS_ACCESS_KEY_ID", "")
         .env("AWS_SECRET_ACCESS_KEY", "")
         .run()
-        .expect_error("dbenv", 4, "no AWS credentials");
+        .expect_text_error("dbenv", 4, "no AWS credentials");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-/// The secret is rotated after the profile was resolved (a new value in Secrets Manager, the
-/// role's password changed on the server): the tool holding the stale profile reads the secret
-/// again once, connects, and says the secret had changed. A server password changed without
-/// the secret is named as such.
+/// The secret is rotated after a pipeline's first tool read it (a new value in Secrets Manager,
+/// the role's password changed on the server): the next tool finds the old value in the cache,
+/// is refused, reads the secret again once past the cache, connects, and says the secret had
+/// changed. A server password changed without the secret is named as such.
 #[test]
 fn a_rotated_secret_is_read_again_once() {
     let moto = MotoServer::start();
@@ -205,7 +249,14 @@ fn a_rotated_secret_is_read_again_once() {
         .aws(&moto)
         .run();
     resolved.expect(0);
-    assert_eq!(resolved.json()["conn"]["password"], first);
+    // The first tool connects: the secret's first value is read and kept.
+    project
+        .tool("dbconnect")
+        .args(["check"])
+        .stdin(resolved.stdout.clone())
+        .aws(&moto)
+        .run()
+        .expect(0);
 
     // Rotation: Secrets Manager gets a new value, the server the new password.
     moto.call(
@@ -217,7 +268,8 @@ fn a_rotated_secret_is_read_again_once() {
         "postgres",
         &format!("ALTER ROLE combine_app PASSWORD '{second}'"),
     );
-    let checked = Tool::new("dbconnect")
+    let checked = project
+        .tool("dbconnect")
         .args(["check"])
         .stdin(resolved.stdout.clone())
         .aws(&moto)
@@ -226,7 +278,7 @@ fn a_rotated_secret_is_read_again_once() {
     assert_eq!(witness["user"], "combine_app");
     assert!(
         checked.stderr.contains(
-            "the secret aws-sm:combine/dev/app had changed since this profile was resolved (rotated?): connecting with its new value"
+            "the secret aws-sm:combine/dev/app had changed since it was last read (rotated?): connecting with its new value"
         ),
         "{}",
         checked.stderr
@@ -238,19 +290,15 @@ fn a_rotated_secret_is_read_again_once() {
         "postgres",
         "ALTER ROLE combine_app PASSWORD 'changed-by-hand-not-in-the-secret'",
     );
-    let fresh = project
-        .tool("dbenv")
-        .args(["resolve", "dev"])
-        .aws(&moto)
-        .run();
-    Tool::new("dbconnect")
+    project
+        .tool("dbconnect")
         .args(["check"])
-        .stdin(fresh.stdout.clone())
+        .stdin(resolved.stdout.clone())
         .aws(&moto)
         .run()
         .expect_error(
             "dbconnect",
             4,
-            "the secret aws-sm:combine/dev/app in AWS Secrets Manager still holds that password",
+            "the secret aws-sm:combine/dev/app still holds that password",
         );
 }

@@ -64,9 +64,12 @@ fn plain_tcp_when_explicitly_disabled() {
 #[test]
 fn wrong_password_is_exit_4_and_never_echoes_the_password() {
     let pg = PgCluster::start(Tls::Required);
-    let mut conn = pg.conn(SslMode::VerifyFull);
-    conn.password = Some("wrong-password-123".into());
-    let run = check(pg.profile("dev", &conn));
+    // The profile's secret is PGPASSWORD; the tool's holds the wrong one.
+    let run = Tool::new("dbconnect")
+        .args(["check"])
+        .env("PGPASSWORD", "wrong-password-123")
+        .stdin(pg.profile("dev", &pg.conn(SslMode::VerifyFull)))
+        .run();
     run.expect_error(
         "dbconnect",
         4,
@@ -79,7 +82,7 @@ fn wrong_password_is_exit_4_and_never_echoes_the_password() {
 fn unreachable_host_fails_fast_with_exit_4() {
     let port = harness::closed_port();
     let profile = format!(
-        r#"{{"kind":"dbtools.profile/v1","env":"dev","protection":"open","conn":{{"host":"127.0.0.1","port":{port},"dbname":"d","user":"u","password":"p","sslmode":"verify-full"}}}}"#
+        r#"{{"kind":"dbtools.profile/v2","env":"dev","protection":"open","conn":{{"host":"127.0.0.1","port":{port},"dbname":"d","user":"u","sslmode":"verify-full"}}}}"#
     );
     let started = Instant::now();
     check(profile).expect_error("dbconnect", 4, "connection refused: nothing listens there");
@@ -94,7 +97,7 @@ fn a_silent_listener_times_out_at_the_deadline() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let profile = format!(
-        r#"{{"kind":"dbtools.profile/v1","env":"dev","protection":"open","conn":{{"host":"127.0.0.1","port":{port},"dbname":"d","user":"u","password":"p","sslmode":"verify-full"}}}}"#
+        r#"{{"kind":"dbtools.profile/v2","env":"dev","protection":"open","conn":{{"host":"127.0.0.1","port":{port},"dbname":"d","user":"u","sslmode":"verify-full"}}}}"#
     );
     let started = Instant::now();
     Tool::new("dbconnect")
@@ -169,7 +172,7 @@ fn missing_database_is_named() {
 fn wait_gives_up_at_the_timeout_with_progress_on_stderr() {
     let port = harness::closed_port();
     let profile = format!(
-        r#"{{"kind":"dbtools.profile/v1","env":"dev","protection":"open","conn":{{"host":"127.0.0.1","port":{port},"dbname":"d","user":"u","sslmode":"disable"}}}}"#
+        r#"{{"kind":"dbtools.profile/v2","env":"dev","protection":"open","conn":{{"host":"127.0.0.1","port":{port},"dbname":"d","user":"u","sslmode":"disable"}}}}"#
     );
     let started = Instant::now();
     let run = Tool::new("dbconnect")

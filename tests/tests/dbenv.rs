@@ -26,8 +26,12 @@ fn resolve_reads_an_env_var_secret_and_defaults_to_verify_full() {
         .env("DEV_DB_PASSWORD", "pw from env")
         .run();
     let profile = run.expect(0).json();
-    assert_eq!(profile["kind"], "dbtools.profile/v1");
-    assert_eq!(profile["conn"]["password"], "pw from env");
+    assert_eq!(profile["kind"], "dbtools.profile/v2");
+    // Where the password lives, never the password.
+    assert!(!run.stdout.contains("pw from env"), "{}", run.stdout);
+    assert_eq!(profile["conn"].get("password"), None);
+    assert_eq!(profile["secret"]["source"], "env");
+    assert_eq!(profile["secret"]["ref"], "DEV_DB_PASSWORD");
     assert_eq!(profile["conn"]["sslmode"], "verify-full");
     assert_eq!(profile["protection"], "open");
     let root = profile["conn"]["sslrootcert"].as_str().unwrap();
@@ -225,7 +229,14 @@ fn from_env_builds_an_adhoc_profile_from_database_url() {
     );
     assert_eq!(profile["conn"]["port"], 6432);
     assert_eq!(profile["conn"]["sslmode"], "require");
-    assert_eq!(profile["secret"]["source"], "env");
+    // Where libpq finds the password: the URL in DATABASE_URL; the profile carries no password.
+    assert_eq!(profile["secret"]["source"], "url");
+    assert_eq!(profile["secret"]["ref"], "DATABASE_URL");
+    assert!(
+        !run.stdout.contains(":pw@") && !run.stdout.contains("\"pw\""),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -377,8 +388,9 @@ fn the_app_user_cannot_be_the_master_user() {
     );
 }
 
-/// On a terminal a password shows only with --reveal, JSON or not (screens are shared and
-/// recorded); `script` gives the tool a real pseudo-terminal.
+/// On a terminal a password shows only with --reveal, and only where it is asked for by name
+/// (`export --format url|pgpass`); a profile never shows one. `script` gives the tool a real
+/// pseudo-terminal.
 #[test]
 fn a_terminal_sees_no_password_without_reveal() {
     let project = Project::new(REMOTE);
@@ -392,13 +404,21 @@ fn a_terminal_sees_no_password_without_reveal() {
         run.expect(0);
         run.stdout
     };
-    let json = on_terminal("resolve dev --json");
-    assert!(json.contains("\"password\":\"********\""), "{json}");
-    assert!(!json.contains("terminal-secret-42"), "{json}");
-    let table = on_terminal("resolve dev");
-    assert!(!table.contains("terminal-secret-42"), "{table}");
-    let revealed = on_terminal("resolve dev --json --reveal");
+    for shown in [
+        on_terminal("resolve dev --json"),
+        on_terminal("resolve dev"),
+        on_terminal("export dev --format json"),
+        on_terminal("export dev --format url"),
+        on_terminal("export dev --format pgpass"),
+    ] {
+        assert!(!shown.contains("terminal-secret-42"), "{shown}");
+    }
+    let url = on_terminal("export dev --format url");
+    assert!(url.contains(":********@db.dev.example.com"), "{url}");
+    let revealed = on_terminal("export dev --format url --reveal");
     assert!(revealed.contains("terminal-secret-42"), "{revealed}");
+    let revealed = on_terminal("export dev --format pgpass --reveal");
+    assert!(revealed.contains(":terminal-secret-42"), "{revealed}");
 }
 
 #[test]

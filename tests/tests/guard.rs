@@ -245,10 +245,33 @@ fn a_dev_profile_aimed_at_the_test_database_writes_nothing() {
         "-- migrate:up\ncreate table t (id int);\n-- migrate:down\ndrop table t;\n",
     )
     .unwrap();
+    // Edited as it is, the profile still names TEST's own secret, which goes only to TEST's
+    // env: refused before anything connects.
+    project
+        .tool("dbmigrate")
+        .args(["up"])
+        .arg_path_flag("--dir", &migrations.path)
+        .stdin(wrong.to_string())
+        .run()
+        .expect_error(
+            "dbmigrate",
+            2,
+            "the profile on stdin names the secret local:combine-test/combine_app, which is not honoured unless it is the one dbtools.toml names for the env",
+        );
+    // With the password in PGPASSWORD (libpq's own source, honoured), the database decides.
+    let secret = std::fs::read_to_string(
+        project
+            .state()
+            .join("secrets/combine-test/combine_app.json"),
+    )
+    .unwrap();
+    let password: serde_json::Value = serde_json::from_str(&secret).unwrap();
+    wrong["secret"] = serde_json::json!({"source": "env", "ref": "PGPASSWORD"});
     let run = project
         .tool("dbmigrate")
         .args(["up"])
         .arg_path_flag("--dir", &migrations.path)
+        .env("PGPASSWORD", password["password"].as_str().unwrap())
         .stdin(wrong.to_string())
         .run();
     run.expect_error(

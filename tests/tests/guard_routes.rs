@@ -14,7 +14,7 @@ use std::path::Path;
 fn claim(pg: &PgCluster, env: &str, db: &str, protection: &str) -> String {
     let mut conn = pg.conn(SslMode::Disable);
     conn.dbname = db.into();
-    json!({"kind": "dbtools.profile/v1", "env": env, "protection": protection, "app": "harness", "conn": conn})
+    json!({"kind": "dbtools.profile/v2", "env": env, "protection": protection, "app": "harness", "conn": conn, "secret": {"source": "env", "ref": "PGPASSWORD"}})
         .to_string()
 }
 
@@ -351,8 +351,17 @@ fn app_roles_cannot_rewrite_the_stamp_or_the_audit() {
     let mut aimed: Value = serde_json::from_str(&project.profile("test")).unwrap();
     aimed["env"] = "dev".into();
     aimed["protection"] = "open".into();
+    // TEST's app password where libpq reads it (a piped profile may name no other secret
+    // outside a project).
+    let app = read_json(
+        &project
+            .state()
+            .join("secrets/combine-test/combine_app.json"),
+    );
+    aimed["secret"] = json!({"source": "env", "ref": "PGPASSWORD"});
     Tool::new("dbguard")
         .args(["check", "--action", "destructive"])
+        .env("PGPASSWORD", app["password"].as_str().unwrap())
         .stdin(aimed.to_string())
         .run()
         .expect_error("dbguard", 3, "is stamped test");

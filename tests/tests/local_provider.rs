@@ -94,7 +94,8 @@ fn pipeline_export_and_least_privilege() {
     project.apply();
 
     // dbenv resolve dev | dbconnect check
-    let witness = Tool::new("dbconnect")
+    let witness = project
+        .tool("dbconnect")
         .args(["check"])
         .stdin(project.profile("dev"))
         .run()
@@ -144,10 +145,26 @@ fn pipeline_export_and_least_privilege() {
     assert_eq!(run.expect(0).stdout.trim(), "f|f|f");
 
     // Plain TCP is refused by the server itself (hostssl only).
+    // (An edited profile whose secret is the env's own is refused here first: that secret goes
+    // only over the env's own TLS. With the password in PGPASSWORD, the server decides.)
     let mut profile: serde_json::Value = serde_json::from_str(&project.profile("dev")).unwrap();
     profile["conn"]["sslmode"] = "disable".into();
-    let run = Tool::new("dbconnect")
+    project
+        .tool("dbconnect")
         .args(["check"])
+        .stdin(profile.to_string())
+        .run()
+        .expect_error("dbconnect", 2, "but dbtools.toml resolves it to");
+    let app: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(project.state().join("secrets/combine-dev/combine_app.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    profile["secret"] = serde_json::json!({"source": "env", "ref": "PGPASSWORD"});
+    let run = project
+        .tool("dbconnect")
+        .args(["check"])
+        .env("PGPASSWORD", app["password"].as_str().unwrap())
         .stdin(profile.to_string())
         .run();
     run.expect_error("dbconnect", 4, "no pg_hba.conf entry");
@@ -164,7 +181,8 @@ fn stop_start_status_and_guarded_destroy() {
         .expect(0)
         .json();
     assert_eq!(stopped["instances"][0]["status"], "stopped");
-    Tool::new("dbconnect")
+    project
+        .tool("dbconnect")
         .args(["check"])
         .stdin(project.profile("dev"))
         .run()
@@ -187,7 +205,8 @@ fn stop_start_status_and_guarded_destroy() {
         .args(["start", "--env", "dev"])
         .run()
         .expect(0);
-    Tool::new("dbconnect")
+    project
+        .tool("dbconnect")
         .args(["check"])
         .stdin(project.profile("dev"))
         .run()
@@ -309,7 +328,8 @@ fn apply_killed_mid_run_converges_on_rerun() {
     }
     project.apply();
     for env in ["dev", "test"] {
-        let witness = Tool::new("dbconnect")
+        let witness = project
+            .tool("dbconnect")
             .args(["check"])
             .stdin(project.profile(env))
             .run()
@@ -404,10 +424,13 @@ fn tenants_get_their_own_database_and_cannot_see_each_other() {
         serde_json::from_str(&std::fs::read_to_string(&secret_file).unwrap()).unwrap();
     let mut profile: serde_json::Value = serde_json::from_str(&project.profile("dev")).unwrap();
     profile["conn"]["user"] = "shop".into();
-    profile["conn"]["password"] = secret["password"].clone();
     profile["conn"]["dbname"] = "shop".into();
+    // The tenant's password, where libpq would read it.
+    profile["secret"] = serde_json::json!({"source": "env", "ref": "PGPASSWORD"});
+    let shop_password = secret["password"].as_str().unwrap().to_string();
     let witness = Tool::new("dbconnect")
         .args(["check"])
+        .env("PGPASSWORD", &shop_password)
         .stdin(profile.to_string())
         .run()
         .expect(0)
@@ -418,6 +441,7 @@ fn tenants_get_their_own_database_and_cannot_see_each_other() {
         profile["conn"]["dbname"] = other.into();
         Tool::new("dbconnect")
             .args(["check"])
+            .env("PGPASSWORD", &shop_password)
             .stdin(profile.to_string())
             .run()
             .expect_error("dbconnect", 4, "permission denied for database");
@@ -426,6 +450,7 @@ fn tenants_get_their_own_database_and_cannot_see_each_other() {
     profile["conn"]["dbname"] = "shop".into();
     let verdict = Tool::new("dbguard")
         .args(["check", "--action", "write"])
+        .env("PGPASSWORD", &shop_password)
         .stdin(profile.to_string())
         .run();
     verdict.expect(0);

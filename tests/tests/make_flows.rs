@@ -194,6 +194,88 @@ fn make_up_prints_dev_and_test_witnesses_over_tls_and_is_harmless_to_repeat() {
     );
 }
 
+/// Every flow a newcomer runs, with stdout and stderr kept as CI keeps them (never a terminal):
+/// `make up`, `make migrate ENV=test`, `make seed ENV=test` and README's pipelines and commands.
+/// No password of the secret store appears in any of them: profiles say where the secret
+/// lives, each tool reads it when it connects.
+#[test]
+fn no_password_in_any_output_of_the_daily_flows() {
+    let state = TempDir::new("nosecret");
+    let _cleanup = Cleanup(state.path.clone());
+    let mut outputs: Vec<(String, harness::Run)> = Vec::new();
+    for (target, vars) in [
+        ("up", &[][..]),
+        ("migrate", &["ENV=test"][..]),
+        ("seed", &["ENV=test"][..]),
+        ("migrate-status", &["ENV=dev"][..]),
+    ] {
+        let run = make_with(target, vars, &state);
+        run.expect(0);
+        outputs.push((format!("make {target} {}", vars.join(" ")), run));
+    }
+    let repo = harness::repo_root();
+    let path = format!(
+        "{}:{}",
+        harness::bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for line in [
+        "dbenv resolve dev | dbconnect check",
+        "dbenv resolve test | dbmigrate up | dbseed apply | dbconnect check",
+        "dbenv resolve test | dbmigrate status | dbmigrate up",
+        "dbenv list",
+        "dbenv resolve test",
+        "dbconnect check --env test",
+        "dbconnect doctor --env test",
+        "dbconnect url --env test",
+        "dbmigrate status --env dev --exit-code",
+        "dbseed status --env dev",
+        "dbseed verify --env dev",
+        "dbenv export dev --format env",
+        "dbenv export dev --format service",
+        "dbenv export test --format json",
+        "dbguard check --env test --action drop",
+        "dbguard audit",
+        "rdsprov status",
+    ] {
+        let run = Tool::program("bash")
+            .args(["-o", "pipefail", "-c", line])
+            .env("PATH", &path)
+            .env("DBTOOLS_STATE_DIR", &state.path)
+            .env("DBTOOLS_CONFIG", repo.join("dbtools.toml"))
+            .current_dir(&repo)
+            .run();
+        assert!(
+            !run.stdout.is_empty() || !run.stderr.is_empty(),
+            "{line} printed nothing"
+        );
+        outputs.push((line.to_string(), run));
+    }
+    let passwords = harness::secret_passwords(&state.path);
+    assert_eq!(
+        passwords.len(),
+        4,
+        "the masters and app roles of dev and test"
+    );
+    for (what, run) in &outputs {
+        for password in &passwords {
+            assert!(
+                !run.stdout.contains(password.as_str()) && !run.stderr.contains(password.as_str()),
+                "a password in the output of {what}:\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
+        }
+    }
+    // The flows did reach the databases: the profiles' secrets were read where they connect.
+    let checked = &outputs
+        .iter()
+        .find(|(what, _)| what == "dbenv resolve dev | dbconnect check")
+        .unwrap()
+        .1;
+    assert_eq!(checked.expect(0).json()["kind"], "dbtools.witness/v1");
+}
+
 #[test]
 fn make_help_lists_the_flows() {
     let state = TempDir::new("makehelp");
@@ -356,7 +438,7 @@ fn make_migrate_snapshots_an_aws_env_before_pending_migrations() {
         .expect_error(
             "rdsprov",
             2,
-            "--before-migrate reads what `dbmigrate status` prints, not dbtools.profile/v1",
+            "--before-migrate reads what `dbmigrate status` prints, not dbtools.profile/v2",
         );
     assert_eq!(snapshots().len(), 2);
 }

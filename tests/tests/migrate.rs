@@ -647,6 +647,7 @@ fn progress_lines_stream_while_the_batch_runs() {
         .arg(&db.dir.path)
         .arg("up")
         .env_remove("DBTOOLS_CONFIG")
+        .env("PGPASSWORD", harness::SUPERUSER_PASSWORD)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -700,10 +701,10 @@ fn a_role_without_temp_privilege_still_gets_a_line_per_migration() {
     }
     let mut conn = db.pg.conn(SslMode::VerifyFull);
     conn.user = "app".into();
-    conn.password = Some("app-secret".into());
     let run = Tool::new("dbmigrate")
         .arg_path_flag("--dir", &db.dir.path)
         .args(["up"])
+        .env("PGPASSWORD", "app-secret")
         .stdin(db.pg.profile("dev", &conn))
         .run();
     run.expect(0);

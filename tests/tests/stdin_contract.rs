@@ -11,13 +11,17 @@ fn check_with_stdin(input: &[u8]) -> harness::Run {
 }
 
 #[test]
-fn empty_stdin_says_how_to_pipe_a_profile() {
-    check_with_stdin(b"").expect_error("dbconnect", 2, "stdin is empty: pipe a profile in");
+fn an_empty_pipe_says_the_command_before_printed_nothing() {
+    check_with_stdin(b"").expect_error(
+        "dbconnect",
+        2,
+        "stdin is an empty pipe or file: the command before `|` printed nothing",
+    );
 }
 
 #[test]
 fn two_objects_are_refused() {
-    let profile = r#"{"kind":"dbtools.profile/v1","env":"dev","protection":"open","conn":{"host":"127.0.0.1","port":1,"dbname":"d","user":"u","sslmode":"disable"}}"#;
+    let profile = r#"{"kind":"dbtools.profile/v2","env":"dev","protection":"open","conn":{"host":"127.0.0.1","port":1,"dbname":"d","user":"u","sslmode":"disable"}}"#;
     check_with_stdin(format!("{profile}\n{profile}").as_bytes()).expect_error(
         "dbconnect",
         2,
@@ -82,7 +86,7 @@ fn utf16_profile_from_windows_powershell_is_read() {
     // A closed port: reaching the connect step proves the UTF-16 profile was understood.
     let port = harness::closed_port();
     let profile = format!(
-        r#"{{"kind":"dbtools.profile/v1","env":"dev","protection":"open","app":"ünïcødé","conn":{{"host":"127.0.0.1","port":{port},"dbname":"d","user":"u","sslmode":"disable"}}}}"#
+        r#"{{"kind":"dbtools.profile/v2","env":"dev","protection":"open","app":"ünïcødé","conn":{{"host":"127.0.0.1","port":{port},"dbname":"d","user":"u","sslmode":"disable"}}}}"#
     );
     let mut bytes = vec![0xFF, 0xFE];
     for unit in profile.encode_utf16() {
@@ -112,7 +116,7 @@ fn a_piped_profile_cannot_lower_the_guard() {
     let project = harness::Project::local_dev_test();
     let profile = |env: &str, protection: &str| {
         format!(
-            r#"{{"kind":"dbtools.profile/v1","env":"{env}","protection":"{protection}","conn":{{"host":"127.0.0.1","port":1,"dbname":"d","user":"u","sslmode":"disable"}}}}"#
+            r#"{{"kind":"dbtools.profile/v2","env":"{env}","protection":"{protection}","conn":{{"host":"127.0.0.1","port":1,"dbname":"d","user":"u","sslmode":"disable"}}}}"#
         )
     };
     project

@@ -57,13 +57,22 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Command::Url { env, reveal } => {
             cli::stdout_is_text();
-            let profile = env.profile(&cli.global)?;
+            let mut profile = env.profile(&cli.global)?;
+            // Asked for by name: read only then; otherwise a placeholder says there is one.
+            if reveal {
+                profile = dbtools::resolve::with_password(&profile)?;
+            } else if profile.secret.is_some() {
+                profile.conn.password = Some(contract::REDACTED.into());
+            }
             output::write_stdout(&(dbtools::url::format(&profile.conn, reveal) + "\n"))?;
             Ok(ExitStatus::Success)
         }
         Command::Psql { env, args } => {
             cli::stdout_is_text();
-            psql(&env.profile(&cli.global)?, &args)
+            psql(
+                &dbtools::resolve::with_password(&env.profile(&cli.global)?)?,
+                &args,
+            )
         }
     }
 }
@@ -117,10 +126,7 @@ fn ms(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-fn emit_witness(out: Output, mut witness: Witness) -> Result<ExitStatus> {
-    if !out.shows_secrets(false) {
-        witness.profile = witness.profile.redacted();
-    }
+fn emit_witness(out: Output, witness: Witness) -> Result<ExitStatus> {
     out.emit(&witness, || {
         let ssl = if witness.ssl.in_use {
             format!(

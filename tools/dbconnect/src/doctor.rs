@@ -51,8 +51,7 @@ impl Walk {
 pub fn run(out: Output, profile: Profile, timeout: Duration) -> Result<ExitStatus> {
     let mut walk = Walk { steps: Vec::new() };
     let status = diagnose(&mut walk, &profile, timeout);
-    // A diagnosis is read, not piped on: its profile never carries the password.
-    let shown = profile.redacted();
+    let shown = profile.clone();
     let report = Doctor {
         kind: contract::DOCTOR.into(),
         env: profile.env.clone(),
@@ -496,7 +495,7 @@ mod tests {
         walk.failed("tcp", "refused", Some("start it".into()));
         walk.skipped("aws", "not RDS");
         let profile: Profile = serde_json::from_value(serde_json::json!({
-            "kind": "dbtools.profile/v1", "env": "dev", "protection": "open",
+            "kind": "dbtools.profile/v2", "env": "dev", "protection": "open",
             "conn": {"host": "db", "port": 5432, "dbname": "d", "user": "u", "sslmode": "disable"}
         }))
         .unwrap();

@@ -17,16 +17,14 @@ pub struct Cli {
 pub enum Command {
     /// List the envs in dbtools.toml.
     List,
-    /// Print an env's profile (JSON when piped; redacted on a terminal unless --reveal).
+    /// Print an env's profile (JSON when piped): where it is and where its secret lives, never
+    /// the password (each tool reads that itself when it connects).
     Resolve {
         /// Env name [default: $DBTOOLS_ENV, then dev; with --from-env: adhoc].
         env: Option<String>,
         /// Build the profile from DATABASE_URL or PG* variables instead of dbtools.toml.
         #[arg(long)]
         from_env: bool,
-        /// Show the password on a terminal.
-        #[arg(long)]
-        reveal: bool,
     },
     /// Print an env for other programs: shell variables, a URL, a pgpass line, a service entry, JSON.
     Export {
@@ -34,7 +32,7 @@ pub enum Command {
         env: Option<String>,
         #[arg(long, short = 'f', value_enum, default_value_t = Format::Env)]
         format: Format,
-        /// Show the password on a terminal (url, pgpass, json).
+        /// Show the password on a terminal (url, pgpass); piped, they always carry it.
         #[arg(long)]
         reveal: bool,
     },
@@ -58,6 +56,6 @@ pub enum Format {
     Pgpass,
     /// A pg_service.conf section (with passfile=).
     Service,
-    /// The profile as JSON.
+    /// The profile as JSON (no password: where the secret lives).
     Json,
 }

@@ -4,17 +4,13 @@ use crate::cli::{Cli, Command, Format};
 use dbtools::config::{self, Config};
 use dbtools::contract::{self, EnvList, EnvSummary, Profile};
 use dbtools::output::{self, Output};
-use dbtools::{envvars, pg, resolve, state, Error, ExitStatus, Result};
+use dbtools::{envvars, pg, pgpass, resolve, state, Error, ExitStatus, Result};
 
 pub fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     match cli.command {
         Command::List => list(&Config::load(cli.global.config.as_deref())?, out),
-        Command::Resolve {
-            env,
-            from_env,
-            reveal,
-        } => {
+        Command::Resolve { env, from_env } => {
             let profile = if from_env {
                 // An ad-hoc database is not assumed to be any configured env: it is named only
                 // when the user names it, and is `adhoc` (confirm-protected) otherwise.
@@ -22,15 +18,12 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 let config = Config::find(cli.global.config.as_deref())?;
                 resolve::profile_from_environment(name, config.as_ref())?
             } else {
-                let name = config::select_env(env.as_deref());
-                resolve::resolve_profile(&Config::load(cli.global.config.as_deref())?, &name)?
+                resolve::resolve_selected(
+                    &Config::load(cli.global.config.as_deref())?,
+                    env.as_deref(),
+                )?
             };
-            let shown = if out.shows_secrets(reveal) {
-                profile
-            } else {
-                profile.redacted()
-            };
-            out.emit(&shown, || profile_table(&shown))?;
+            out.emit(&profile, || profile_table(&profile))?;
             Ok(ExitStatus::Success)
         }
         Command::Import { sslrootcert } => {
@@ -54,7 +47,12 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 dbtools::cli::stdout_is_text();
             }
             let config = Config::load(cli.global.config.as_deref())?;
-            let profile = resolve::resolve_profile(&config, &config::select_env(env.as_deref()))?;
+            let mut profile = resolve::resolve_selected(&config, env.as_deref())?;
+            // Asked for by name: every format but JSON carries the password (env and service
+            // through a 0600 pgpass file).
+            if format != Format::Json {
+                profile = resolve::with_password(&profile)?;
+            }
             let reveal = out.shows_secrets(reveal);
             output::write_stdout(&export(&config, &profile, format, reveal)?)?;
             Ok(ExitStatus::Success)
@@ -105,7 +103,7 @@ fn list(config: &Config, out: Output) -> Result<ExitStatus> {
         kind: contract::ENV_LIST.into(),
         app: config.app.clone(),
         config: config.path.display().to_string(),
-        default_env: config::select_env(None),
+        default_env: dbtools::input::select_env(None).0,
         envs,
     };
     out.emit(&listing, || {
@@ -153,10 +151,6 @@ fn profile_table(profile: &Profile) -> String {
         ("port", conn.port.to_string()),
         ("database", conn.dbname.clone()),
         ("user", conn.user.clone()),
-        (
-            "password",
-            conn.password.clone().unwrap_or_else(|| "-".into()),
-        ),
         ("sslmode", conn.sslmode.as_str().into()),
         (
             "sslrootcert",
@@ -186,26 +180,14 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-/// Escapes a pgpass field (`:` and `\`).
-fn pgpass_field(value: &str) -> String {
-    value.replace('\\', r"\\").replace(':', r"\:")
-}
-
 fn pgpass_line(profile: &Profile, reveal: bool) -> String {
     let conn = &profile.conn;
     let password = match (&conn.password, reveal) {
-        (Some(p), true) => pgpass_field(p),
+        (Some(p), true) => pgpass::field(p),
         (Some(_), false) => contract::REDACTED.to_string(),
         (None, _) => String::new(),
     };
-    format!(
-        "{}:{}:{}:{}:{}\n",
-        pgpass_field(&conn.host),
-        conn.port,
-        pgpass_field(&conn.dbname),
-        pgpass_field(&conn.user),
-        password
-    )
+    pgpass::line(conn, &password)
 }
 
 /// Writes the env's 0600 pgpass file in the state dir and returns its path.
@@ -271,12 +253,7 @@ fn export(config: &Config, profile: &Profile, format: Format, reveal: bool) -> R
             text
         }
         Format::Json => {
-            let shown = if reveal {
-                profile.clone()
-            } else {
-                profile.redacted()
-            };
-            serde_json::to_string(&shown)
+            serde_json::to_string(profile)
                 .map_err(|e| Error::Failed(format!("cannot encode the profile: {e}")))?
                 + "\n"
         }
@@ -289,7 +266,7 @@ mod tests {
 
     #[test]
     fn pgpass_and_shell_quoting_escape_what_they_must() {
-        assert_eq!(pgpass_field(r"a:b\c"), r"a\:b\\c");
+        assert_eq!(pgpass::field(r"a:b\c"), r"a\:b\\c");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }

@@ -74,11 +74,7 @@ fn check(
         env: profile.env.clone(),
         protection: guard.protection,
         stamp,
-        profile: if out.shows_secrets(false) {
-            profile.clone()
-        } else {
-            profile.redacted()
-        },
+        profile: profile.clone(),
     };
     out.emit(&verdict, || {
         output::key_values(&[
@@ -311,11 +307,7 @@ fn emit_stamp(
         previous,
         changed,
         stamp,
-        profile: if out.shows_secrets(false) {
-            profile.clone()
-        } else {
-            profile.redacted()
-        },
+        profile: profile.clone(),
     };
     out.emit(&result, || {
         output::key_values(&[

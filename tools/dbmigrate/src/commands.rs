@@ -610,11 +610,7 @@ fn diff(out: Output, profile: Profile, other: Profile) -> Result<ExitStatus> {
         only_in_against,
         versions_only_in_env,
         versions_only_in_against,
-        profile: if out.shows_secrets(false) {
-            profile
-        } else {
-            profile.redacted()
-        },
+        profile,
     };
     out.emit(&report, || {
         if report.same {

@@ -65,7 +65,8 @@ pub fn schema(
             )))
         }
     }
-    let conn = &profile.conn;
+    // pg_dump reads the password from its environment, as read now from the profile's secret.
+    let conn = &dbtools::resolve::with_password(profile)?.conn;
     let mut command = Command::new(&binary);
     command
         .args([

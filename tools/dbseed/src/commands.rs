@@ -42,7 +42,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 kind: contract::SEED_STATUS.into(),
                 env: profile.env.clone(),
                 seeds: entries,
-                profile: shown(out, profile),
+                profile: profile,
             };
             out.emit(&status, || render(&status.seeds))?;
             Ok(if exit_code && unsettled {
@@ -92,7 +92,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 truncated,
                 seeds: applied,
                 idempotent: None,
-                profile: shown(out, profile),
+                profile: profile,
             };
             out.emit(&result, || render(&result.seeds))?;
             Ok(if unsettled {
@@ -121,7 +121,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 truncated: Vec::new(),
                 seeds: checked,
                 idempotent: Some(idempotent),
-                profile: shown(out, profile),
+                profile: profile,
             };
             out.emit(&result, || render(&result.seeds))?;
             Ok(if idempotent {
@@ -173,14 +173,6 @@ fn connect(profile: &Profile) -> Result<pg::Client> {
     dbtools::resolve::connect_fresh(profile, TOOL, |conn| {
         pg::connect(conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
     })
-}
-
-fn shown(out: Output, profile: Profile) -> Profile {
-    if out.shows_secrets(false) {
-        profile
-    } else {
-        profile.redacted()
-    }
 }
 
 /// On a locked env only files that opt in run.

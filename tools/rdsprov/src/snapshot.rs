@@ -153,11 +153,7 @@ fn before_migrate_step(out: Output, global: &GlobalArgs, name: Option<&str>) -> 
         let taken = take(&aws, &env, &instance.id, name)?;
         profile.snapshot = Some(taken.snapshot);
     }
-    let shown = if out.shows_secrets(false) {
-        profile.clone()
-    } else {
-        profile.redacted()
-    };
+    let shown = profile.clone();
     out.emit(&shown, || {
         output::key_values(&[
             ("env", shown.env.clone()),
