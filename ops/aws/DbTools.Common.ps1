@@ -45,8 +45,9 @@ function Get-DbToolPath {
 
 function Invoke-DbTool {
     # Runs one tool; -InputJson goes to its stdin. Returns its stdout (JSON: the tool's stdout
-    # is a pipe here). -Final marks what goes back to the user: a pipe carries the password on
-    # to the next tool, so the final answer has it redacted, as a terminal would. A non-zero
+    # is a pipe here). -Final marks what goes back to the user: profiles carry no password
+    # (dbtools.profile/v2), and the final answer is still passed through Hide-DbPassword, so a
+    # password field from any older binary never reaches the console. A non-zero
     # exit ends the calling script with the same code, after showing what the tool printed
     # (doctor's report, a status) — its one-line message is already on stderr.
     [CmdletBinding()]
@@ -85,7 +86,8 @@ function Invoke-DbTool {
 }
 
 function Hide-DbPassword {
-    # The JSON with any profile's password replaced, as the tools show it on a terminal.
+    # The JSON with any profile's password replaced (none since dbtools.profile/v2: a second line
+    # of defence).
     [CmdletBinding()]
     param(
         [string] $Json

@@ -3,6 +3,7 @@
 //! (plus a `dbtools.error/v1` object on stdout when it is a pipe, so the next tool knows).
 
 use crate::contract::{ErrorMessage, Profile};
+pub use crate::diag::{note, NoteAfter};
 use crate::exit::{Error, ExitStatus, Result};
 use crate::output::write_stdout;
 use crate::{config, input};
@@ -74,7 +75,11 @@ impl ConfirmArgs {
 /// Parses flags, runs the tool, reports the outcome; the whole of a tool's `main`.
 /// `<tool> --generate bash|zsh|fish|powershell|man` prints a completion script or the man page,
 /// made from the same clap definition (what `make install` puts in place).
-pub fn main<C: clap::Parser>(tool: &str, run: impl FnOnce(C) -> Result<ExitStatus>) -> ExitCode {
+pub fn main<C: clap::Parser>(
+    tool: &'static str,
+    run: impl FnOnce(C) -> Result<ExitStatus>,
+) -> ExitCode {
+    crate::diag::set_tool(tool);
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "--generate") {
         let kind = args.get(2).and_then(|k| k.to_str()).unwrap_or_default();
@@ -140,39 +145,6 @@ fn generate(mut command: clap::Command, tool: &str, kind: &str) -> Result<()> {
     crate::output::write_stdout(&String::from_utf8_lossy(&script))
 }
 
-/// A progress line printed only when the wait it covers lasts longer than `after` — a wait
-/// the user would otherwise sit through in silence (a lock held by another run); dropped
-/// before then, it prints nothing.
-pub struct NoteAfter {
-    done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
-}
-
-impl NoteAfter {
-    pub fn start(tool: &'static str, after: std::time::Duration, message: String) -> NoteAfter {
-        let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-        let watched = done.clone();
-        std::thread::spawn(move || {
-            let (finished, signal) = &*watched;
-            let guard = finished.lock().unwrap_or_else(|e| e.into_inner());
-            let (guard, _) = signal
-                .wait_timeout_while(guard, after, |finished| !*finished)
-                .unwrap_or_else(|e| e.into_inner());
-            if !*guard {
-                note(tool, &message);
-            }
-        });
-        NoteAfter { done }
-    }
-}
-
-impl Drop for NoteAfter {
-    fn drop(&mut self) {
-        let (finished, signal) = &*self.done;
-        *finished.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        signal.notify_all();
-    }
-}
-
 static STDOUT_IS_TEXT: AtomicBool = AtomicBool::new(false);
 
 /// Declares that this command prints text for a shell or a file (`export --format env`, a URL,
@@ -197,9 +169,4 @@ pub fn report(tool: &str, error: &Error) -> ExitStatus {
         }
     }
     error.status()
-}
-
-/// One diagnostic line on stderr, prefixed with the tool's name.
-pub fn note(tool: &str, text: impl std::fmt::Display) {
-    let _ = writeln!(std::io::stderr().lock(), "{tool}: {text}");
 }

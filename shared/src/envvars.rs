@@ -30,4 +30,22 @@ pub const PGSSLMODE: &str = "PGSSLMODE";
 pub const PGSSLROOTCERT: &str = "PGSSLROOTCERT";
 pub const PGHOSTADDR: &str = "PGHOSTADDR";
 pub const PGSERVICE: &str = "PGSERVICE";
+pub const PGSERVICEFILE: &str = "PGSERVICEFILE";
+pub const PGSYSCONFDIR: &str = "PGSYSCONFDIR";
+/// libpq's TLS variables dbtools' TLS (native-tls) cannot honour: refused by name, never ignored.
+pub const PGSSL_UNSUPPORTED: &[&str] = &[
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLPASSWORD",
+    "PGSSLCRL",
+    "PGSSLCRLDIR",
+    "PGSSLCERTMODE",
+    "PGSSLCOMPRESSION",
+    "PGSSLMINPROTOCOLVERSION",
+    "PGSSLMAXPROTOCOLVERSION",
+    "PGSSLNEGOTIATION",
+    "PGSSLSNI",
+    "PGREQUIREPEER",
+    "PGGSSENCMODE",
+];
 pub const PGAPPNAME: &str = "PGAPPNAME";

@@ -466,7 +466,7 @@ impl<'a> Guard<'a> {
     pub fn refuse(&self, client: Option<&mut pg::Client>, reason: String) -> Error {
         let entry = self.entry("refused", Some(reason.clone()));
         if let Err(e) = append_local(&self.log, &entry) {
-            crate::cli::note(self.tool, e.message());
+            crate::diag::note(self.tool, e.message());
         }
         match client {
             Some(client) => {
@@ -601,7 +601,7 @@ impl<'a> Guard<'a> {
             .as_deref()
             .map(|p| format!(", {p}"))
             .unwrap_or_default();
-        crate::cli::note(
+        crate::diag::note(
             self.tool,
             format!(
                 "{} on env {} ({}): {}{place}, stamped {} by {} at {}",
@@ -627,7 +627,7 @@ impl<'a> Guard<'a> {
         );
         append_local(&self.log, &entry)?;
         if let Err(e) = append_database(client, &entry) {
-            crate::cli::note(
+            crate::diag::note(
                 self.tool,
                 format!(
                     "the audit entry went to the local log only: {}",
@@ -652,7 +652,7 @@ impl<'a> Guard<'a> {
         append_local(&self.log, &entry)?;
         if let Some(client) = client {
             if let Err(e) = append_database(client, &entry) {
-                crate::cli::note(
+                crate::diag::note(
                     self.tool,
                     format!("audit: recorded locally only ({})", e.message()),
                 );

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod diag;
 pub mod envvars;
 pub mod exit;
 pub mod guard;
@@ -24,6 +25,7 @@ pub mod output;
 pub mod owner;
 pub mod pg;
 pub mod pgpass;
+pub mod pgservice;
 pub mod resolve;
 pub mod secret_cache;
 pub mod secrets;

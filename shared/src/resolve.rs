@@ -73,6 +73,25 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
 pub fn resolve_selected(config: &Config, flag: Option<&str>) -> Result<Profile> {
     let (name, source) = crate::input::select_env(flag);
     config.env_from(&name, Some(source.describe()))?;
+    // A dbmate or libpq user's DATABASE_URL / PGHOST is not what a dbtools env reaches: said
+    // once, by the tool that resolves the env (not every tool of a pipeline).
+    let set = [envvars::DATABASE_URL, envvars::PGHOST]
+        .into_iter()
+        .filter(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
+        .collect::<Vec<_>>();
+    if !set.is_empty() {
+        crate::diag::note(
+            crate::diag::tool(),
+            format!(
+                "{} set but not used: env {name} comes from {} (`dbenv resolve --from-env` builds a profile from them)",
+                match set.as_slice() {
+                    [one] => format!("{one} is"),
+                    _ => format!("{} are", set.join(" and ")),
+                },
+                config.path.display()
+            ),
+        );
+    }
     resolve_profile(config, &name)
 }
 
@@ -148,8 +167,16 @@ fn check_libpq_secret(profile: &Profile, why: &str) -> Result<()> {
     };
     let allowed = match (secret.source.as_str(), secret.reference.as_str()) {
         ("env", envvars::PGPASSWORD) | ("url", envvars::DATABASE_URL) => true,
-        ("pgpass", path) => crate::pgpass::default_file()
-            .is_some_and(|default| default == std::path::Path::new(path)),
+        ("pgpass", path) => {
+            let service = std::env::var(envvars::PGSERVICE)
+                .ok()
+                .and_then(|name| crate::pgservice::read(&name).ok())
+                .and_then(|(settings, file)| passfile_of(&settings, &file));
+            [crate::pgpass::default_file(), service]
+                .into_iter()
+                .flatten()
+                .any(|file| file == std::path::Path::new(path))
+        }
         _ => false,
     };
     match allowed {
@@ -158,6 +185,21 @@ fn check_libpq_secret(profile: &Profile, why: &str) -> Result<()> {
             "the profile on stdin names the secret {secret}, which is not honoured {why}: only env:PGPASSWORD, url:DATABASE_URL or this machine's password file (PGPASSFILE or ~/.pgpass) are; run the tool with --env ENV inside the project instead"
         ))),
     }
+}
+
+/// The password file a service section names (`passfile=`), relative to the service file.
+fn passfile_of(
+    service: &std::collections::BTreeMap<String, String>,
+    service_file: &std::path::Path,
+) -> Option<std::path::PathBuf> {
+    let written = std::path::Path::new(service.get("passfile")?);
+    Some(match written.is_absolute() {
+        true => written.to_path_buf(),
+        false => service_file
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(written),
+    })
 }
 
 /// The profile with its password read, for a command that was asked to show it
@@ -191,35 +233,60 @@ pub fn read_local_instance(config: &Config, id: &str, env_name: &str) -> Result<
 pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Result<Profile> {
     names::check_env_name(env_name)?;
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(unsupported) = envvars::PGSSL_UNSUPPORTED
+        .iter()
+        .find(|name| var(name).is_some())
+    {
+        return Err(Error::BadInput(format!(
+            "--from-env: {unsupported} is set, which dbtools cannot honour (its TLS is native-tls: no client certificates, CRLs or protocol pins); unset it rather than have it ignored"
+        )));
+    }
+    // A service (PGSERVICE) supplies what it names; the PG* variables the rest, as in libpq.
+    let (service, service_file) = match var(envvars::PGSERVICE) {
+        Some(name) => {
+            let (settings, path) = crate::pgservice::read(&name)?;
+            (settings, Some(path))
+        }
+        None => Default::default(),
+    };
+    let setting = |key: &str, variable: &str| service.get(key).cloned().or_else(|| var(variable));
+    let mut passfile = None;
     let conn = if let Some(database_url) = var(envvars::DATABASE_URL) {
         url::parse(&database_url)?
-    } else if let Some(host) = var(envvars::PGHOST) {
-        let port = match var(envvars::PGPORT) {
-            Some(p) => p
-                .parse()
-                .map_err(|_| Error::BadInput(format!("PGPORT {p:?} is not a port number")))?,
+    } else if let Some(host) = setting("host", envvars::PGHOST) {
+        let port = match setting("port", envvars::PGPORT) {
+            Some(p) => p.parse().map_err(|_| {
+                let from = match service.contains_key("port") {
+                    true => "the service's port",
+                    false => "PGPORT",
+                };
+                Error::BadInput(format!("{from} {p:?} is not a port number"))
+            })?,
             None => 5432,
         };
-        let user = var(envvars::PGUSER)
+        let user = setting("user", envvars::PGUSER)
             .or_else(|| var("USER"))
             .unwrap_or_else(|| "postgres".into());
         let loopback = url::is_loopback(&host);
+        passfile = service_file
+            .as_deref()
+            .and_then(|file| passfile_of(&service, file));
         Conn {
-            dbname: var(envvars::PGDATABASE).unwrap_or_else(|| user.clone()),
+            dbname: setting("dbname", envvars::PGDATABASE).unwrap_or_else(|| user.clone()),
             user,
             password: None,
-            sslmode: match var(envvars::PGSSLMODE) {
+            sslmode: match setting("sslmode", envvars::PGSSLMODE) {
                 Some(mode) => SslMode::parse(&mode)?,
                 None if loopback => SslMode::Prefer,
                 None => SslMode::VerifyFull,
             },
-            sslrootcert: var(envvars::PGSSLROOTCERT),
+            sslrootcert: setting("sslrootcert", envvars::PGSSLROOTCERT),
             host,
             port,
         }
     } else {
         return Err(Error::BadInput(
-            "--from-env: neither DATABASE_URL nor PGHOST is set".into(),
+            "--from-env: none of DATABASE_URL, PGHOST or PGSERVICE is set".into(),
         ));
     };
     let protection = match config {
@@ -239,10 +306,12 @@ pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Resu
             reference: envvars::PGPASSWORD.into(),
         })
     } else {
-        crate::pgpass::default_file().map(|path| contract::SecretRef {
-            source: "pgpass".into(),
-            reference: path.display().to_string(),
-        })
+        passfile
+            .or_else(crate::pgpass::default_file)
+            .map(|path| contract::SecretRef {
+                source: "pgpass".into(),
+                reference: path.display().to_string(),
+            })
     };
     Ok(Profile {
         kind: contract::PROFILE.into(),
@@ -297,7 +366,7 @@ pub fn connect_fresh<T>(
             error.message()
         )));
     }
-    crate::cli::note(
+    crate::diag::note(
         tool,
         format!("the secret {secret} had changed since it was last read (rotated?): connecting with its new value"),
     );

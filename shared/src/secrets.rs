@@ -105,7 +105,17 @@ pub fn password_for(
                     secret.reference
                 ))
             })?;
-            return crate::url::parse(&text)?.password.ok_or_else(|| {
+            let url = crate::url::parse(&text)?;
+            // The URL's password is for the URL's server and role only.
+            if (url.host.as_str(), url.port, url.user.as_str())
+                != (conn.host.as_str(), conn.port, conn.user.as_str())
+            {
+                return Err(Error::BadInput(format!(
+                    "secret {secret}: the URL in {} is for {}@{}:{}, not this profile's {}@{}:{}: its password goes only there",
+                    secret.reference, url.user, url.host, url.port, conn.user, conn.host, conn.port
+                )));
+            }
+            return url.password.ok_or_else(|| {
                 Error::BadInput(format!(
                     "secret {secret}: the URL in {} has no password",
                     secret.reference

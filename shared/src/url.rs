@@ -74,7 +74,13 @@ pub fn parse(url: &str) -> Result<Conn> {
         match key {
             "sslmode" => sslmode = Some(SslMode::parse(&decode(value)?)?),
             "sslrootcert" => sslrootcert = Some(decode(value)?),
-            _ => {}
+            // Names only: nothing that changes how or where we connect.
+            "application_name" => {}
+            other => {
+                return Err(bad(&format!(
+                    "parameter {other:?} is not supported by dbtools (its TLS is native-tls: no client certificates, CRLs or protocol pins); remove it rather than have it ignored"
+                )))
+            }
         }
     }
     if host.is_empty() {
