@@ -286,7 +286,11 @@ fn from_env_reads_libpq_variables_and_takes_protection_from_config() {
         .run();
     bad.expect_error("dbenv", 2, "PGPORT \"x\" is not a port number");
     let none = project.tool("dbenv").args(["resolve", "--from-env"]).run();
-    none.expect_error("dbenv", 2, "none of DATABASE_URL, PGHOST or PGSERVICE is set");
+    none.expect_error(
+        "dbenv",
+        2,
+        "none of DATABASE_URL, PGHOST or PGSERVICE is set",
+    );
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 kind: contract::SEED_STATUS.into(),
                 env: profile.env.clone(),
                 seeds: entries,
-                profile: profile,
+                profile,
             };
             out.emit(&status, || render(&status.seeds))?;
             Ok(if exit_code && unsettled {
@@ -92,7 +92,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 truncated,
                 seeds: applied,
                 idempotent: None,
-                profile: profile,
+                profile,
             };
             out.emit(&result, || render(&result.seeds))?;
             Ok(if unsettled {
@@ -121,7 +121,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 truncated: Vec::new(),
                 seeds: checked,
                 idempotent: Some(idempotent),
-                profile: profile,
+                profile,
             };
             out.emit(&result, || render(&result.seeds))?;
             Ok(if idempotent {
