@@ -6,6 +6,23 @@
 use harness::{MotoServer, PgCluster, Project, Tls, Tool};
 use std::time::{Duration, Instant};
 
+/// AWS answering nowhere: a closed port on loopback, credentials that would do.
+trait Unreachable {
+    fn aws_unreachable(self) -> Tool;
+}
+
+impl Unreachable for Tool {
+    fn aws_unreachable(self) -> Tool {
+        self.env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", harness::closed_port()),
+        )
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "eu-west-1")
+    }
+}
+
 fn project_for(pg: &PgCluster, secret: &str) -> Project {
     project_as(pg, secret, "postgres")
 }
@@ -80,13 +97,7 @@ fn dbenv_resolves_an_aws_secret_and_the_pipeline_connects() {
             .tool("dbconnect")
             .args(["check"])
             .stdin(profile.stdout.clone())
-            .env(
-                "AWS_ENDPOINT_URL",
-                format!("http://127.0.0.1:{}", harness::closed_port()),
-            )
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "eu-west-1")
+            .aws_unreachable()
             .run()
             .expect(0);
         std::fs::remove_dir_all(&cache).unwrap();
@@ -131,13 +142,7 @@ fn an_unreachable_aws_endpoint_is_exit_4_and_fast() {
     project
         .tool("dbconnect")
         .args(["check", "--env", "dev"])
-        .env(
-            "AWS_ENDPOINT_URL",
-            format!("http://127.0.0.1:{}", harness::closed_port()),
-        )
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "eu-west-1")
+        .aws_unreachable()
         .run()
         .expect_error("dbconnect", 4, "cannot reach AWS Secrets Manager");
     assert!(
@@ -250,13 +255,15 @@ fn a_rotated_secret_is_read_again_once() {
         .run();
     resolved.expect(0);
     // The first tool connects: the secret's first value is read and kept.
-    project
-        .tool("dbconnect")
-        .args(["check"])
-        .stdin(resolved.stdout.clone())
-        .aws(&moto)
-        .run()
-        .expect(0);
+    let check = || {
+        project
+            .tool("dbconnect")
+            .args(["check"])
+            .stdin(resolved.stdout.clone())
+            .aws(&moto)
+            .run()
+    };
+    check().expect(0);
 
     // Rotation: Secrets Manager gets a new value, the server the new password.
     moto.call(
@@ -268,12 +275,7 @@ fn a_rotated_secret_is_read_again_once() {
         "postgres",
         &format!("ALTER ROLE combine_app PASSWORD '{second}'"),
     );
-    let checked = project
-        .tool("dbconnect")
-        .args(["check"])
-        .stdin(resolved.stdout.clone())
-        .aws(&moto)
-        .run();
+    let checked = check();
     let witness = checked.expect(0).json();
     assert_eq!(witness["user"], "combine_app");
     assert!(
@@ -290,15 +292,9 @@ fn a_rotated_secret_is_read_again_once() {
         "postgres",
         "ALTER ROLE combine_app PASSWORD 'changed-by-hand-not-in-the-secret'",
     );
-    project
-        .tool("dbconnect")
-        .args(["check"])
-        .stdin(resolved.stdout.clone())
-        .aws(&moto)
-        .run()
-        .expect_error(
-            "dbconnect",
-            4,
-            "the secret aws-sm:combine/dev/app still holds that password",
-        );
+    check().expect_error(
+        "dbconnect",
+        4,
+        "the secret aws-sm:combine/dev/app still holds that password",
+    );
 }
