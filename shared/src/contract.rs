@@ -23,50 +23,39 @@ use crate::exit::{Error, ExitStatus, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub const PROFILE: &str = "dbtools.profile/v2";
-pub const ERROR: &str = "dbtools.error/v1";
-pub const ENV_LIST: &str = "dbtools.env.list/v1";
-pub const WITNESS: &str = "dbtools.witness/v1";
-pub const SECRET: &str = "dbtools.secret/v1";
-pub const RESOURCES: &str = "dbtools.resources/v1";
-pub const INSTANCE: &str = "dbtools.instance/v1";
-pub const MIGRATE_STATUS: &str = "dbtools.migrate.status/v1";
-pub const MIGRATE_RESULT: &str = "dbtools.migrate.result/v1";
-pub const MIGRATE_DIFF: &str = "dbtools.migrate.diff/v1";
-pub const PLAN: &str = "dbtools.plan/v1";
-pub const SNAPSHOT: &str = "dbtools.snapshot/v1";
-pub const ACCESS: &str = "dbtools.access/v1";
-pub const DOCTOR: &str = "dbtools.doctor/v1";
-pub const VERDICT: &str = "dbtools.verdict/v1";
-pub const STAMP: &str = "dbtools.stamp/v1";
-pub const AUDIT: &str = "dbtools.audit/v1";
-pub const LINT: &str = "dbtools.lint/v1";
-pub const SEED_STATUS: &str = "dbtools.seed.status/v1";
-pub const SEED_RESULT: &str = "dbtools.seed.result/v1";
-pub const RECORDED_STAMPS: &str = "dbtools.recorded-stamps/v1";
+/// Declares every message kind once: a constant each, and [`KNOWN_KINDS`], the list a reader
+/// accepts, from the same lines (a kind added here is read everywhere).
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $name:ident = $kind:literal,)*) => {
+        $($(#[$doc])* pub const $name: &str = $kind;)*
+        /// Every kind this version reads, with the major version it understands.
+        const KNOWN_KINDS: &[&str] = &[$($name),*];
+    };
+}
 
-/// Every kind this version reads, with the major version it understands.
-const KNOWN_KINDS: &[&str] = &[
-    PROFILE,
-    ERROR,
-    ENV_LIST,
-    WITNESS,
-    SECRET,
-    RESOURCES,
-    INSTANCE,
-    MIGRATE_STATUS,
-    MIGRATE_RESULT,
-    MIGRATE_DIFF,
-    PLAN,
-    SNAPSHOT,
-    VERDICT,
-    STAMP,
-    AUDIT,
-    LINT,
-    SEED_STATUS,
-    SEED_RESULT,
-    RECORDED_STAMPS,
-];
+kinds! {
+    PROFILE = "dbtools.profile/v2",
+    ERROR = "dbtools.error/v1",
+    ENV_LIST = "dbtools.env.list/v1",
+    WITNESS = "dbtools.witness/v1",
+    SECRET = "dbtools.secret/v1",
+    RESOURCES = "dbtools.resources/v1",
+    INSTANCE = "dbtools.instance/v1",
+    MIGRATE_STATUS = "dbtools.migrate.status/v1",
+    MIGRATE_RESULT = "dbtools.migrate.result/v1",
+    MIGRATE_DIFF = "dbtools.migrate.diff/v1",
+    PLAN = "dbtools.plan/v1",
+    SNAPSHOT = "dbtools.snapshot/v1",
+    ACCESS = "dbtools.access/v1",
+    DOCTOR = "dbtools.doctor/v1",
+    VERDICT = "dbtools.verdict/v1",
+    STAMP = "dbtools.stamp/v1",
+    AUDIT = "dbtools.audit/v1",
+    LINT = "dbtools.lint/v1",
+    SEED_STATUS = "dbtools.seed.status/v1",
+    SEED_RESULT = "dbtools.seed.result/v1",
+    RECORDED_STAMPS = "dbtools.recorded-stamps/v1",
+}
 
 /// How hard an environment is to damage (DESIGN.md "Guardrails"); ordered from open to locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -950,7 +939,10 @@ pub fn upstream_error(value: &Value) -> Error {
     };
     Error::Upstream {
         tool: message.tool,
-        status: ExitStatus::from_code(message.code.into()).unwrap_or(ExitStatus::Failed),
+        // An error is never a success: a code 0 (or one we do not know) is a failure.
+        status: ExitStatus::from_code(message.code.into())
+            .filter(|status| *status != ExitStatus::Success)
+            .unwrap_or(ExitStatus::Failed),
         message: message.message,
     }
 }
@@ -1077,6 +1069,26 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.status(), ExitStatus::Unreachable);
         assert!(matches!(err, Error::Upstream { .. }));
+    }
+
+    #[test]
+    fn an_error_object_is_never_a_success_and_every_kind_is_read() {
+        let zero = profile_from_bytes(
+            br#"{"kind":"dbtools.error/v1","tool":"x","code":0,"message":"m"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(zero.status(), ExitStatus::Failed);
+        for kind in [ACCESS, DOCTOR, WITNESS, MIGRATE_STATUS, SEED_RESULT] {
+            assert!(check_kind(kind).is_ok(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_profile_never_echoes_a_password() {
+        let text = r#"{"kind":"dbtools.profile/v2","env":"dev","protection":"open",
+            "conn":{"host":"h","port":"not-a-port","dbname":"d","user":"u","password":987654321,"sslmode":"disable"}}"#;
+        let error = profile_from_bytes(text.as_bytes()).unwrap_err();
+        assert!(!error.to_string().contains("987654321"), "{error}");
     }
 
     #[test]

@@ -329,6 +329,16 @@ pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Resu
     })
 }
 
+/// A connection for the profile within `timeout` (see [`connect_fresh`]): what every tool
+/// that works on a profile's database opens.
+pub fn connect(
+    profile: &Profile,
+    tool: &str,
+    timeout: std::time::Duration,
+) -> Result<crate::pg::Client> {
+    connect_fresh(profile, tool, |conn| crate::pg::connect(conn, tool, timeout))
+}
+
 /// Connects with `connect` as the profile says, its password read now from the profile's
 /// secret. When the server rejects a password that came from AWS (a Secrets Manager secret or
 /// an IAM token, possibly cached), it is read again once, past the cache — the secret may have

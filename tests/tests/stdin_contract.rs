@@ -136,3 +136,23 @@ fn a_piped_profile_cannot_lower_the_guard() {
         .run()
         .expect_error("dbmigrate", 3, "add --confirm test");
 }
+
+/// Every kind a tool writes is one a tool reads: a doctor's report (or an access result)
+/// carries its profile on, as any result does.
+#[test]
+fn a_doctor_report_carries_its_profile_on() {
+    let report = r#"{"kind":"dbtools.doctor/v1","env":"dev","ok":true,"code":0,"steps":[],"profile":{"kind":"dbtools.profile/v2","env":"dev","protection":"open","conn":{"host":"db.example.com","port":5432,"dbname":"d","user":"u","sslmode":"verify-full"}}}"#;
+    let run = Tool::new("dbconnect").args(["url"]).stdin(report).run();
+    assert_eq!(
+        run.expect(0).stdout.trim(),
+        "postgres://u@db.example.com:5432/d?sslmode=verify-full"
+    );
+}
+
+/// An error object piped in is never a success, whatever code it claims.
+#[test]
+fn an_error_object_with_code_zero_is_still_an_error() {
+    let error = r#"{"kind":"dbtools.error/v1","tool":"dbenv","code":0,"message":"it broke"}"#;
+    let run = check_with_stdin(error.as_bytes());
+    assert_eq!(run.code, 5, "{run:?}");
+}

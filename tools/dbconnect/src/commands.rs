@@ -16,9 +16,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             let profile = env.profile(&cli.global)?;
             let started = Instant::now();
             let timeout = seconds(timeout)?;
-            let client = dbtools::resolve::connect_fresh(&profile, TOOL, |conn| {
-                pg::connect(conn, TOOL, timeout)
-            })?;
+            let client = dbtools::resolve::connect(&profile, TOOL, timeout)?;
             emit_witness(out, witness(client, started, profile)?)
         }
         Command::Wait { env, timeout } => {

@@ -61,7 +61,7 @@ fn check(
     } else {
         // The database decides: its stamp must be this env's, not a copy's, and its own
         // protection is checked against what was typed, in one statement.
-        let mut client = connect(&profile, seconds(timeout)?)?;
+        let mut client = dbtools::resolve::connect(&profile, TOOL, seconds(timeout)?)?;
         let stamp = guard.check_stamp(&mut client)?;
         guard.record_allowed(Some(&mut client), &confirmation)?;
         stamp
@@ -138,7 +138,7 @@ fn connect_as_owner(
                     profile.env, profile.conn.user
                 ),
             );
-            Ok((connect(profile, pg::DEFAULT_CONNECT_TIMEOUT)?, None))
+            Ok((dbtools::resolve::connect(profile, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)?, None))
         }
     }
 }
@@ -412,7 +412,7 @@ fn audit(
 ) -> Result<ExitStatus> {
     let (source, mut entries) = if database {
         let profile = env.profile(global)?;
-        let mut client = connect(&profile, pg::DEFAULT_CONNECT_TIMEOUT)?;
+        let mut client = dbtools::resolve::connect(&profile, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)?;
         ("database", guard::read_database(&mut client, limit)?)
     } else {
         let config = Config::find(global.config.as_deref())?;
@@ -519,10 +519,3 @@ fn lint_files(
     Ok(ExitStatus::Success)
 }
 
-/// A connection for the profile (its AWS secret read again once if the password was refused).
-fn connect(
-    profile: &dbtools::contract::Profile,
-    timeout: std::time::Duration,
-) -> Result<pg::Client> {
-    dbtools::resolve::connect_fresh(profile, TOOL, |conn| pg::connect(conn, TOOL, timeout))
-}

@@ -207,9 +207,7 @@ fn migration_dirs(cli: &Cli) -> Vec<PathBuf> {
 }
 
 fn connect(profile: &Profile) -> Result<pg::Client> {
-    dbtools::resolve::connect_fresh(profile, TOOL, |conn| {
-        pg::connect(conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
-    })
+    dbtools::resolve::connect(profile, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
 }
 
 fn entry(

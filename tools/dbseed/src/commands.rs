@@ -170,9 +170,7 @@ fn open(client: &mut pg::Client, guard: &Guard) -> Result<(Vec<Tracked>, Option<
 }
 
 fn connect(profile: &Profile) -> Result<pg::Client> {
-    dbtools::resolve::connect_fresh(profile, TOOL, |conn| {
-        pg::connect(conn, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
-    })
+    dbtools::resolve::connect(profile, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
 }
 
 /// On a locked env only files that opt in run.
