@@ -1073,10 +1073,9 @@ mod tests {
 
     #[test]
     fn an_error_object_is_never_a_success_and_every_kind_is_read() {
-        let zero = profile_from_bytes(
-            br#"{"kind":"dbtools.error/v1","tool":"x","code":0,"message":"m"}"#,
-        )
-        .unwrap_err();
+        let zero =
+            profile_from_bytes(br#"{"kind":"dbtools.error/v1","tool":"x","code":0,"message":"m"}"#)
+                .unwrap_err();
         assert_eq!(zero.status(), ExitStatus::Failed);
         for kind in [ACCESS, DOCTOR, WITNESS, MIGRATE_STATUS, SEED_RESULT] {
             assert!(check_kind(kind).is_ok(), "{kind}");

@@ -336,7 +336,9 @@ pub fn connect(
     tool: &str,
     timeout: std::time::Duration,
 ) -> Result<crate::pg::Client> {
-    connect_fresh(profile, tool, |conn| crate::pg::connect(conn, tool, timeout))
+    connect_fresh(profile, tool, |conn| {
+        crate::pg::connect(conn, tool, timeout)
+    })
 }
 
 /// Connects with `connect` as the profile says, its password read now from the profile's

@@ -6,7 +6,7 @@ use dbtools::cli::{EnvArg, GlobalArgs};
 /// Connection checks: the witness that a database answers, over TLS, as the right user.
 #[derive(Debug, Parser)]
 #[command(name = "dbconnect", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -14,7 +14,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Connect once and print the witness: server version, database, user, TLS, address, latency.
     Check {
         #[command(flatten)]

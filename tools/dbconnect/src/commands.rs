@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 const TOOL: &str = "dbconnect";
 
-pub fn run(cli: Cli) -> Result<ExitStatus> {
+pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     match cli.command {
         Command::Check { env, timeout } => {

@@ -48,7 +48,7 @@ impl Walk {
     }
 }
 
-pub fn run(out: Output, profile: Profile, timeout: Duration) -> Result<ExitStatus> {
+pub(crate) fn run(out: Output, profile: Profile, timeout: Duration) -> Result<ExitStatus> {
     let mut walk = Walk { steps: Vec::new() };
     let status = diagnose(&mut walk, &profile, timeout);
     let shown = profile.clone();

@@ -6,7 +6,7 @@ use dbtools::cli::GlobalArgs;
 /// Environment profiles: which database each env (dev/test/prod) is, and how to reach it.
 #[derive(Debug, Parser)]
 #[command(name = "dbenv", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -14,7 +14,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// List the envs in dbtools.toml.
     List,
     /// Print an env's profile (JSON when piped): where it is and where its secret lives, never
@@ -47,7 +47,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// `export PG…=…` lines for `eval`; the password goes to a 0600 PGPASSFILE, never the output.
     Env,
     /// A postgres:// URL (DATABASE_URL).

@@ -6,7 +6,7 @@ use dbtools::contract::{self, EnvList, EnvSummary, Profile};
 use dbtools::output::{self, Output};
 use dbtools::{envvars, pg, pgpass, resolve, state, Error, ExitStatus, Result};
 
-pub fn run(cli: Cli) -> Result<ExitStatus> {
+pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     match cli.command {
         Command::List => list(&Config::load(cli.global.config.as_deref())?, out),

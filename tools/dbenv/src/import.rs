@@ -13,7 +13,7 @@ use std::path::Path;
 use toml_edit::{DocumentMut, Item, Table};
 
 /// Applies `resources` to the config text; returns the new text and one line per change.
-pub fn apply_to_config(
+pub(crate) fn apply_to_config(
     text: &str,
     origin: &Path,
     resources: &Resources,
@@ -155,7 +155,7 @@ fn import_instance(
 }
 
 /// Reads, edits and writes the config file (creating it when missing).
-pub fn import_into(
+pub(crate) fn import_into(
     path: &Path,
     resources: &Resources,
     sslrootcert: Option<&str>,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// Guardrails: env stamps, protection levels, typed confirmation, audit, SQL lint.
 #[derive(Debug, Parser)]
 #[command(name = "dbguard", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -15,7 +15,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Record inside the database which env it belongs to, as the instance's master (re-stamping another env's database needs that env's --confirm).
     Stamp {
         /// The env to stamp (its database from dbtools.toml) [default: the profile on stdin].

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 const TOOL: &str = "dbguard";
 
-pub fn run(cli: Cli) -> Result<ExitStatus> {
+pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     match cli.command {
         Command::Stamp { env, confirm } => stamp(out, &cli.global, env, &confirm),
@@ -138,7 +138,10 @@ fn connect_as_owner(
                     profile.env, profile.conn.user
                 ),
             );
-            Ok((dbtools::resolve::connect(profile, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)?, None))
+            Ok((
+                dbtools::resolve::connect(profile, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)?,
+                None,
+            ))
         }
     }
 }
@@ -518,4 +521,3 @@ fn lint_files(
     }
     Ok(ExitStatus::Success)
 }
-

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// Migrations in dbmate's format, applied fast and safely, for a profile piped in or --env.
 #[derive(Debug, Parser)]
 #[command(name = "dbmigrate", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     /// Migrations directory (repeatable) [default: migrations/ beside dbtools.toml, else ./migrations].
@@ -18,7 +18,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Write a new migration file named <UTC timestamp>_<name>.sql.
     New {
         /// What the migration does, e.g. add_users (letters, digits, '_').

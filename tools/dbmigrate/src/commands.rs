@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const TOOL: &str = "dbmigrate";
 
-pub fn run(cli: Cli) -> Result<ExitStatus> {
+pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     let dirs = migration_dirs(&cli);
     match cli.command {

@@ -32,7 +32,7 @@ fn major_of(version_text: &str) -> Option<u32> {
 }
 
 /// Produces the schema file's text.
-pub fn schema(
+pub(crate) fn schema(
     client: &mut pg::Client,
     profile: &Profile,
     applied: &[AppliedRow],

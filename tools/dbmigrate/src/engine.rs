@@ -25,11 +25,11 @@ use postgres::SimpleQueryMessage;
 use std::time::Duration;
 
 /// The advisory lock key: "dbmigrat" in ASCII. Advisory locks are per database.
-pub const LOCK_KEY: i64 = 0x6462_6d69_6772_6174;
+pub(crate) const LOCK_KEY: i64 = 0x6462_6d69_6772_6174;
 
 /// A row of `schema_migrations`; our columns are NULL for rows dbmate wrote.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AppliedRow {
+pub(crate) struct AppliedRow {
     pub version: String,
     pub checksum: Option<String>,
     pub applied_at: Option<String>,
@@ -72,7 +72,7 @@ fn applied_rows(messages: &[SimpleQueryMessage]) -> Vec<AppliedRow> {
 }
 
 /// The applied list, read without writing anything; `None` when there is no table yet.
-pub fn read_applied(client: &mut pg::Client) -> Result<Option<Vec<AppliedRow>>> {
+pub(crate) fn read_applied(client: &mut pg::Client) -> Result<Option<Vec<AppliedRow>>> {
     match client.simple_query(SELECT_APPLIED) {
         Ok(messages) => Ok(Some(applied_rows(&messages))),
         Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "42P01") => Ok(None),
@@ -81,7 +81,7 @@ pub fn read_applied(client: &mut pg::Client) -> Result<Option<Vec<AppliedRow>>> 
 }
 
 /// What taking the lock found.
-pub struct Locked {
+pub(crate) struct Locked {
     pub applied: Vec<AppliedRow>,
     pub waited: Duration,
     /// Versions another migrator applied while we waited for the lock.
@@ -98,7 +98,11 @@ pub struct Locked {
 ///
 /// The guard's stamp assertion goes first: on a database stamped for another env (or not at
 /// all) nothing of the message runs — no lock, no table — and the refusal is recorded.
-pub fn lock(client: &mut pg::Client, lock_timeout: Duration, guard: &Guard) -> Result<Locked> {
+pub(crate) fn lock(
+    client: &mut pg::Client,
+    lock_timeout: Duration,
+    guard: &Guard,
+) -> Result<Locked> {
     let message = format!(
         "{}SELECT set_config('dbtools.lock_requested', clock_timestamp()::text, false);\n\
          SET lock_timeout = '{}ms';\n\
@@ -244,7 +248,7 @@ impl Batch {
 
 /// One migration as it ran.
 #[derive(Debug, Clone)]
-pub struct Ran {
+pub(crate) struct Ran {
     pub index: usize,
     pub duration_ms: Option<f64>,
     /// Already reported on stderr by the progress notice as its COMMIT arrived.
@@ -256,7 +260,7 @@ const PROGRESS: &str = "dbmigrate:progress:";
 
 /// The progress lines in a server notice, if it is one of ours. Notices arrive (and are flushed
 /// by the server) while the batch still runs, so the lines show as their migrations commit.
-pub fn progress_lines(notice: &str) -> Option<std::str::Lines<'_>> {
+pub(crate) fn progress_lines(notice: &str) -> Option<std::str::Lines<'_>> {
     notice.strip_prefix(PROGRESS).map(str::lines)
 }
 
@@ -283,7 +287,7 @@ const START_MIGRATION_CLOCK: &str =
 /// How a streamed batch tells the client about each COMMIT: a notice, because the server
 /// flushes its output at once for a notice, so the line shows while later migrations run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Announce {
+pub(crate) enum Announce {
     /// Through `pg_temp.dbmigrate_progress`: lines gather in a backlog sent at most every
     /// 100 ms (and after a message's last migration). One notice per migration would be
     /// hundreds of tiny packets; lines at most 0.1 s late read the same to a person. The
@@ -408,7 +412,7 @@ fn render_batches(
 }
 
 /// Refuses, before anything is sent, transactional bodies our framing cannot hold.
-pub fn check_wrappable(migrations: &[&Migration], atomic: bool) -> Result<()> {
+pub(crate) fn check_wrappable(migrations: &[&Migration], atomic: bool) -> Result<()> {
     for migration in migrations {
         for section in &migration.sections {
             if !section.up.transaction {
@@ -440,7 +444,7 @@ pub fn check_wrappable(migrations: &[&Migration], atomic: bool) -> Result<()> {
 }
 
 /// Applies `pending` (in order). `on_applied` hears about each migration once it is committed.
-pub fn apply(
+pub(crate) fn apply(
     client: &mut pg::Client,
     migrations: &[&Migration],
     atomic: bool,
@@ -705,7 +709,7 @@ fn statement_failure(
 
 /// Reverts `migrations` (newest first, as given): down sections in reverse order, then the
 /// record deleted, each migration in its own transaction, all in one message.
-pub fn revert(client: &mut pg::Client, migrations: &[&Migration]) -> Result<Vec<Ran>> {
+pub(crate) fn revert(client: &mut pg::Client, migrations: &[&Migration]) -> Result<Vec<Ran>> {
     for migration in migrations {
         if migration.sections.iter().all(|s| s.down.is_empty()) {
             return Err(Error::BadInput(format!(
@@ -761,7 +765,7 @@ pub fn revert(client: &mut pg::Client, migrations: &[&Migration]) -> Result<Vec<
 }
 
 /// Re-records the checksum of an applied migration whose file was edited on purpose.
-pub fn accept(client: &mut pg::Client, migration: &Migration) -> Result<bool> {
+pub(crate) fn accept(client: &mut pg::Client, migration: &Migration) -> Result<bool> {
     let messages = client
         .simple_query(&format!(
             "UPDATE schema_migrations SET checksum = {} WHERE version = {}",

@@ -7,7 +7,7 @@ use dbtools::{pg, Result};
 use postgres::SimpleQueryMessage;
 
 /// Every object of `schema` but dbmate's and dbmigrate's own table, as sorted lines.
-pub fn snapshot(client: &mut pg::Client, schema: &str) -> Result<Vec<String>> {
+pub(crate) fn snapshot(client: &mut pg::Client, schema: &str) -> Result<Vec<String>> {
     let sql = format!(
         "WITH s AS (SELECT oid FROM pg_namespace WHERE nspname = {schema}),
          rel AS (SELECT c.* FROM pg_class c JOIN s ON c.relnamespace = s.oid WHERE c.relname <> 'schema_migrations'),
@@ -61,7 +61,7 @@ pub fn snapshot(client: &mut pg::Client, schema: &str) -> Result<Vec<String>> {
 }
 
 /// Lines only in `a` and lines only in `b` (both sorted).
-pub fn difference(a: &[String], b: &[String]) -> (Vec<String>, Vec<String>) {
+pub(crate) fn difference(a: &[String], b: &[String]) -> (Vec<String>, Vec<String>) {
     let only_a = a
         .iter()
         .filter(|l| b.binary_search(l).is_err())

@@ -16,13 +16,16 @@ const SCRATCH: &str = "dbmigrate_verify";
 const TOOL: &str = "dbmigrate";
 
 /// What went wrong for one migration.
-pub struct Problem {
+pub(crate) struct Problem {
     pub index: usize,
     pub what: String,
 }
 
 /// Runs the proof; `Ok(None)` when every migration reverses.
-pub fn verify(client: &mut pg::Client, migrations: &[&Migration]) -> Result<Option<Problem>> {
+pub(crate) fn verify(
+    client: &mut pg::Client,
+    migrations: &[&Migration],
+) -> Result<Option<Problem>> {
     if let Some(index) = migrations
         .iter()
         .position(|m| m.sections.iter().all(|s| s.down.is_empty()))

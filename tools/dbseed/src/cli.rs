@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// Seeds: per-env data files applied once, idempotently, through the guard.
 #[derive(Debug, Parser)]
 #[command(name = "dbseed", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     /// Seeds directory (holding common/, dev/, test/, …) [default: seeds/ beside dbtools.toml].
@@ -18,7 +18,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Apply pending seed files (and edited ones that prove idempotent); passes the profile on.
     Apply {
         #[command(flatten)]

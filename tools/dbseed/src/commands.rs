@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 const TOOL: &str = "dbseed";
 
-pub fn run(cli: Cli) -> Result<ExitStatus> {
+pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     let dir = seeds_dir(&cli);
     match cli.command {

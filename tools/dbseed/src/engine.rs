@@ -23,14 +23,14 @@ use std::time::{Duration, Instant};
 
 /// The seed lock's key: "dbseedlk" in ASCII (dbmigrate's is "dbmigrat"). Advisory locks are
 /// per database, so envs on one instance do not wait for each other.
-pub const LOCK_KEY: i64 = 0x6462_7365_6564_6c6b;
+pub(crate) const LOCK_KEY: i64 = 0x6462_7365_6564_6c6b;
 
 /// The message of the error the first message raises when another run holds the seed lock.
 const LOCK_HELD: &str = "dbseed: the seed lock is held";
 
 /// One row of `dbtools.seeds`.
 #[derive(Debug, Clone)]
-pub struct Tracked {
+pub(crate) struct Tracked {
     pub file: String,
     pub checksum: String,
     pub applied_at: Option<String>,
@@ -81,7 +81,7 @@ fn tracked(rows: &[Row]) -> Vec<Tracked> {
 
 /// What opening a writing run found: the record, and what another run applied while this one
 /// waited for the seed lock (with how long it waited; zero when the lock was free).
-pub struct Opened {
+pub(crate) struct Opened {
     pub tracked: Vec<Tracked>,
     pub waited: Duration,
     pub applied_while_waiting: Vec<String>,
@@ -109,7 +109,7 @@ fn try_lock() -> String {
 /// recorded), the seed lock, the record table, and what it holds — one message when no other
 /// run holds the lock. Otherwise a second message waits for it (a progress line on stderr
 /// after one second names the holder) and then reads the record the other run left.
-pub fn open(client: &mut pg::Client, guard: &Guard) -> Result<Opened> {
+pub(crate) fn open(client: &mut pg::Client, guard: &Guard) -> Result<Opened> {
     let message = format!(
         "{}{}{ENSURE_TABLE}{SELECT_TRACKED}",
         guard.stamp_assertion().unwrap_or_default(),
@@ -190,7 +190,7 @@ fn lock_holder(error: &postgres::Error) -> Option<(String, String)> {
 }
 
 /// What the record holds, for `status` (reads only; no record table yet means nothing applied).
-pub fn read_tracked(client: &mut pg::Client) -> Result<Vec<Tracked>> {
+pub(crate) fn read_tracked(client: &mut pg::Client) -> Result<Vec<Tracked>> {
     let exists = client
         .simple_query("SELECT to_regclass('dbtools.seeds') IS NOT NULL")
         .map_err(|e| pg::statement_error("reading dbtools.seeds", &e))?;
@@ -203,7 +203,7 @@ pub fn read_tracked(client: &mut pg::Client) -> Result<Vec<Tracked>> {
         .map_err(|e| pg::statement_error("reading dbtools.seeds", &e))
 }
 
-pub fn execute(client: &mut pg::Client, sql: &str, what: &str) -> Result<()> {
+pub(crate) fn execute(client: &mut pg::Client, sql: &str, what: &str) -> Result<()> {
     client
         .batch_execute(sql)
         .map_err(|e| pg::statement_error(what, &e))
@@ -211,7 +211,7 @@ pub fn execute(client: &mut pg::Client, sql: &str, what: &str) -> Result<()> {
 
 /// Applies one file inside the caller's transaction; returns the rows it wrote. An error names
 /// the file and line; the caller rolls back.
-pub fn apply(client: &mut pg::Client, seed: &SeedFile) -> Result<i64> {
+pub(crate) fn apply(client: &mut pg::Client, seed: &SeedFile) -> Result<i64> {
     match &seed.body {
         Body::Sql(text) => apply_sql(client, &seed.name, text),
         Body::Csv { path, load } => apply_csv(client, &seed.name, path, load),
@@ -390,7 +390,7 @@ fn csv_error(name: &str, error: &postgres::Error) -> Error {
 /// Records a file as applied (inside the caller's transaction). The time is the clock's, not
 /// the transaction's start: a run that waited for the seed lock counts what the other run
 /// recorded after its try as applied while it waited, and a long load starts before that.
-pub fn record(client: &mut pg::Client, seed: &SeedFile, rows: i64, by: &str) -> Result<()> {
+pub(crate) fn record(client: &mut pg::Client, seed: &SeedFile, rows: i64, by: &str) -> Result<()> {
     let tables = format!(
         "ARRAY[{}]::text[]",
         seed.tables
@@ -415,7 +415,7 @@ pub fn record(client: &mut pg::Client, seed: &SeedFile, rows: i64, by: &str) -> 
 }
 
 /// Row count and an order-independent content checksum of each table.
-pub fn snapshot(client: &mut pg::Client, tables: &[String]) -> Result<Vec<String>> {
+pub(crate) fn snapshot(client: &mut pg::Client, tables: &[String]) -> Result<Vec<String>> {
     if tables.is_empty() {
         return Ok(Vec::new());
     }
@@ -437,7 +437,7 @@ pub fn snapshot(client: &mut pg::Client, tables: &[String]) -> Result<Vec<String
 }
 
 /// The seeded tables and every table a TRUNCATE … CASCADE of them reaches (by foreign keys).
-pub fn cascade_of(client: &mut pg::Client, tables: &[String]) -> Result<Vec<String>> {
+pub(crate) fn cascade_of(client: &mut pg::Client, tables: &[String]) -> Result<Vec<String>> {
     if tables.is_empty() {
         return Ok(Vec::new());
     }

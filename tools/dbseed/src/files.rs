@@ -46,7 +46,7 @@ struct CsvOptions {
 
 /// How a CSV file is loaded.
 #[derive(Debug, Clone)]
-pub struct CsvLoad {
+pub(crate) struct CsvLoad {
     /// The table, quoted for SQL (`"app"."agents"`).
     pub table: String,
     /// The header's columns, quoted.
@@ -57,13 +57,13 @@ pub struct CsvLoad {
 }
 
 #[derive(Debug, Clone)]
-pub enum Body {
+pub(crate) enum Body {
     Sql(String),
     Csv { path: PathBuf, load: CsvLoad },
 }
 
 #[derive(Debug, Clone)]
-pub struct SeedFile {
+pub(crate) struct SeedFile {
     /// Relative to the seeds dir, with `/`: `common/010_channels.sql`.
     pub name: String,
     pub checksum: String,
@@ -74,7 +74,7 @@ pub struct SeedFile {
 }
 
 /// Loads the seed files for `env` from `dir`; a missing dir is an empty set.
-pub fn load(dir: &Path, env: &str) -> Result<Vec<SeedFile>> {
+pub(crate) fn load(dir: &Path, env: &str) -> Result<Vec<SeedFile>> {
     let manifest = read_manifest(dir)?;
     let mut seeds = Vec::new();
     let mut known = Vec::new();
@@ -271,7 +271,7 @@ fn split_csv_header(line: &str) -> std::result::Result<Vec<String>, String> {
 
 /// Lint findings of the SQL seed files (CSV files only insert), linted together as one run:
 /// a function one seed defines, a later one may call.
-pub fn lint(seeds: &[SeedFile]) -> Result<Vec<dbtools::contract::LintFinding>> {
+pub(crate) fn lint(seeds: &[SeedFile]) -> Result<Vec<dbtools::contract::LintFinding>> {
     let mut linter = lint::Linter::new();
     for seed in seeds {
         if let Body::Sql(text) = &seed.body {

@@ -17,12 +17,12 @@ use dbtools::{cli, envvars, identity, Error, ExitStatus, Result};
 const TOOL: &str = "rdsprov";
 
 /// Where the instance is.
-pub enum Located {
+pub(crate) enum Located {
     Local { id: String },
     Aws { id: String, region: String },
 }
 
-pub fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> Result<ExitStatus> {
+pub(crate) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> Result<ExitStatus> {
     let config = Config::find(global.config.as_deref())?;
     let machine = machine_name(config.as_ref())?;
     match command {
@@ -124,7 +124,7 @@ fn report(changes: &[String]) {
 }
 
 /// The instance: `--instance`, the spec's for the env, or the config's for the env.
-pub fn locate(
+pub(crate) fn locate(
     config: Option<&Config>,
     env: Option<&str>,
     target: &AccessTarget,

@@ -18,7 +18,7 @@ fn region_of_arn(reference: &str) -> Option<String> {
 }
 
 /// Fetches a secret's current value (`AWSCURRENT`).
-pub fn get_secret(reference: &str, region: Option<&str>) -> Result<SecretValue> {
+pub(crate) fn get_secret(reference: &str, region: Option<&str>) -> Result<SecretValue> {
     let secret = SecretRef {
         source: "aws-sm".into(),
         reference: reference.into(),

@@ -12,12 +12,12 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-pub const DEFAULT_URL: &str = "https://checkip.amazonaws.com/";
+pub(crate) const DEFAULT_URL: &str = "https://checkip.amazonaws.com/";
 const TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ANSWER: u64 = 64 * 1024;
 
 /// The endpoint to ask: the environment's, the config's, or AWS's.
-pub fn endpoint(config: Option<&Config>) -> String {
+pub(crate) fn endpoint(config: Option<&Config>) -> String {
     std::env::var(envvars::DBTOOLS_CHECKIP_URL)
         .ok()
         .filter(|u| !u.is_empty())
@@ -80,7 +80,7 @@ fn parse_url(url: &str) -> Result<Url<'_>> {
 }
 
 /// Asks `url` for this machine's public address.
-pub fn public_address(url: &str) -> Result<IpAddr> {
+pub(crate) fn public_address(url: &str) -> Result<IpAddr> {
     let parsed = parse_url(url)?;
     let unreachable = |why: String| {
         Error::Unreachable(format!(
@@ -208,7 +208,7 @@ fn parse_address(url: &str, body: &str) -> Result<IpAddr> {
 }
 
 /// What makes an address useless as a home network's public address.
-pub fn not_public(ip: &IpAddr) -> Option<&'static str> {
+pub(crate) fn not_public(ip: &IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();

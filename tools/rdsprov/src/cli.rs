@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// Provisioning: PostgreSQL instances, their databases, roles and secrets, from dbtools.toml.
 #[derive(Debug, Parser)]
 #[command(name = "rdsprov", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -16,14 +16,14 @@ pub struct Cli {
 
 /// Which instances a command touches: those of the named envs, or every local one.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// Only the instance of this env (repeatable) [default: every local instance in the spec].
     #[arg(long = "env", short = 'e', value_name = "ENV")]
     pub envs: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Show what `apply --spec` would change on AWS, and an estimate of the monthly cost.
     Plan {
         /// The AWS spec (TOML or JSON; `-` reads stdin), e.g. ops/aws/rds.toml.
@@ -214,7 +214,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum SecretCommand {
+pub(crate) enum SecretCommand {
     /// Print an RDS IAM auth token (valid 15 minutes) for a user as dbtools.secret/v1 JSON:
     /// what dbenv runs for `aws-iam:REGION` secrets. Redacted on a terminal unless --reveal.
     IamToken {
@@ -244,7 +244,7 @@ pub enum SecretCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum TenantCommand {
+pub(crate) enum TenantCommand {
     /// Create (or converge) a tenant's database and role; a second run changes nothing.
     Add {
         /// The tenant's name: its database and its role (lowercase letters, digits, _).
@@ -267,7 +267,7 @@ pub enum TenantCommand {
 /// Which instance `access` looks at: the env's in the spec, a named one, or (neither given)
 /// the env's in dbtools.toml.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct AccessTarget {
+pub(crate) struct AccessTarget {
     /// The AWS spec: the env's instance there.
     #[arg(long, value_name = "FILE", conflicts_with = "instance")]
     pub spec: Option<PathBuf>,
@@ -280,7 +280,7 @@ pub struct AccessTarget {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum AccessCommand {
+pub(crate) enum AccessCommand {
     /// The ingress rules on 5432 (from the spec, per machine, other) and whether this
     /// machine's current public address is admitted.
     Show {

@@ -12,7 +12,7 @@ use dbtools::{cli, ExitStatus, Result};
 
 const TOOL: &str = "rdsprov";
 
-pub fn run(cli: Cli) -> Result<ExitStatus> {
+pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     match cli.command {
         Command::Secret {

@@ -21,14 +21,14 @@ use std::time::Duration;
 
 /// One local instance as the spec wants it.
 #[derive(Debug, Clone)]
-pub struct InstanceSpec {
+pub(crate) struct InstanceSpec {
     pub id: String,
     pub master_user: String,
     pub databases: Vec<DatabaseSpec>,
 }
 
 /// The local instances a command works on: those of the named envs, else all of them.
-pub fn instance_specs(config: &Config, envs: &[String]) -> Result<Vec<InstanceSpec>> {
+pub(crate) fn instance_specs(config: &Config, envs: &[String]) -> Result<Vec<InstanceSpec>> {
     let mut ids: Vec<String> = Vec::new();
     if envs.is_empty() {
         ids.extend(
@@ -84,7 +84,7 @@ pub fn instance_specs(config: &Config, envs: &[String]) -> Result<Vec<InstanceSp
 /// One database an instance action puts at risk: its env and level as its stamp (or, when the
 /// stamp cannot be read, the instance record) says; `None` level: only the env name is known.
 #[derive(Debug, Clone)]
-pub struct AtStake {
+pub(crate) struct AtStake {
     pub database: String,
     pub env: String,
     pub protection: Option<Protection>,
@@ -92,14 +92,14 @@ pub struct AtStake {
 
 /// What is at stake on an instance, and whether it was read from the databases themselves.
 #[derive(Debug, Clone)]
-pub struct Stakes {
+pub(crate) struct Stakes {
     pub read_live: bool,
     pub stamps: Vec<AtStake>,
     /// Databases the live read could not connect to.
     pub unreadable: Vec<String>,
 }
 
-pub struct LocalProvider<'a> {
+pub(crate) struct LocalProvider<'a> {
     pub state: &'a state::StateDir,
 }
 
@@ -117,16 +117,16 @@ impl LocalProvider<'_> {
     }
 
     /// Serializes provider runs on this state dir (two `make up`s at once must not race).
-    pub fn lock(&self) -> Result<std::fs::File> {
+    pub(crate) fn lock(&self) -> Result<std::fs::File> {
         self.state.lock_local()
     }
 
     /// Whether anything of instance `id` is on disk (a record, or a directory without one).
-    pub fn exists(&self, id: &str) -> bool {
+    pub(crate) fn exists(&self, id: &str) -> bool {
         self.state.instance_dir(id).exists()
     }
 
-    pub fn read_record(&self, id: &str) -> Result<Option<Instance>> {
+    pub(crate) fn read_record(&self, id: &str) -> Result<Option<Instance>> {
         let path = self.state.instance_record(id);
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
@@ -153,7 +153,7 @@ impl LocalProvider<'_> {
     }
 
     /// Brings one instance to the spec; returns what changed (empty: nothing to do).
-    pub fn apply(&self, spec: &InstanceSpec) -> Result<(Instance, Vec<String>)> {
+    pub(crate) fn apply(&self, spec: &InstanceSpec) -> Result<(Instance, Vec<String>)> {
         let mut changes = Vec::new();
         let bins = PgBinaries::locate()?;
         let mut record = match self.read_record(&spec.id)? {
@@ -357,7 +357,7 @@ impl LocalProvider<'_> {
 
     /// `tenant add NAME`: a database and an owning role for one more application on the env's
     /// instance, stamped with the env and remembered in the instance record.
-    pub fn add_tenant(
+    pub(crate) fn add_tenant(
         &self,
         spec: &InstanceSpec,
         tenant: &DatabaseSpec,
@@ -419,7 +419,7 @@ impl LocalProvider<'_> {
     /// What an instance holds that a destroy or reset puts at risk: the stamp of every
     /// database on it, read as its master while it runs; else (stopped, unreachable) what its
     /// record says. `None` when neither can tell (no record at all).
-    pub fn stakes(&self, id: &str) -> Result<Option<Stakes>> {
+    pub(crate) fn stakes(&self, id: &str) -> Result<Option<Stakes>> {
         let Some(record) = self.read_record(id)? else {
             return Ok(None);
         };
@@ -511,7 +511,7 @@ impl LocalProvider<'_> {
 
     /// The stamp of an env's database as the instance's master user reads it (`None` when the
     /// database or the stamp does not exist).
-    pub fn read_stamp(&self, spec: &InstanceSpec, env: &str) -> Result<Option<Stamp>> {
+    pub(crate) fn read_stamp(&self, spec: &InstanceSpec, env: &str) -> Result<Option<Stamp>> {
         let record = self.require_record(&spec.id)?;
         let database = database_of(spec, env)?;
         let mut client = self.connect_master(&record, "postgres")?;
@@ -528,7 +528,7 @@ impl LocalProvider<'_> {
 
     /// Drops an env's database and creates it again, empty and stamped (`make reset`). The
     /// caller has been through the guard.
-    pub fn reset_database(&self, spec: &InstanceSpec, env: &str) -> Result<Vec<String>> {
+    pub(crate) fn reset_database(&self, spec: &InstanceSpec, env: &str) -> Result<Vec<String>> {
         let record = self.require_record(&spec.id)?;
         let database = database_of(spec, env)?;
         let mut client = self.connect_master(&record, "postgres")?;
@@ -574,7 +574,7 @@ impl LocalProvider<'_> {
     }
 
     /// The record with its live status.
-    pub fn status(&self, id: &str) -> Result<Option<Instance>> {
+    pub(crate) fn status(&self, id: &str) -> Result<Option<Instance>> {
         let Some(mut record) = self.read_record(id)? else {
             return Ok(None);
         };
@@ -591,7 +591,7 @@ impl LocalProvider<'_> {
         Ok(Some(record))
     }
 
-    pub fn start(&self, id: &str) -> Result<Option<String>> {
+    pub(crate) fn start(&self, id: &str) -> Result<Option<String>> {
         let cluster = self.cluster(PgBinaries::locate()?, &self.state.instance_dir(id));
         if self.read_record(id)?.is_none() || cluster.is_running() {
             return Ok(None);
@@ -600,7 +600,7 @@ impl LocalProvider<'_> {
         Ok(Some(format!("started instance {id}")))
     }
 
-    pub fn stop(&self, id: &str) -> Result<Option<String>> {
+    pub(crate) fn stop(&self, id: &str) -> Result<Option<String>> {
         let cluster = self.cluster(PgBinaries::locate()?, &self.state.instance_dir(id));
         if !cluster.is_running() {
             return Ok(None);
@@ -611,7 +611,7 @@ impl LocalProvider<'_> {
 
     /// Stops the server and deletes its directory, every secret of the instance and the
     /// pgpass files `dbenv export` wrote for its envs.
-    pub fn destroy(&self, spec: &InstanceSpec) -> Result<Option<String>> {
+    pub(crate) fn destroy(&self, spec: &InstanceSpec) -> Result<Option<String>> {
         let id = spec.id.as_str();
         let dir = self.state.instance_dir(id);
         if !dir.exists() {

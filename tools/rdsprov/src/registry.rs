@@ -8,7 +8,7 @@ use dbtools::contract::{CostEstimate, Instance};
 
 /// What the registry says about one instance beyond its `Instance` record.
 #[derive(Debug, Clone, Default)]
-pub struct Details {
+pub(crate) struct Details {
     pub storage: String,
     pub multi_az: String,
     pub backups: String,
@@ -25,7 +25,7 @@ fn cell(text: &str) -> String {
 }
 
 /// The Markdown document. `generated` is the UTC time of the reading.
-pub fn render(
+pub(crate) fn render(
     provider: &str,
     generated: &str,
     instances: &[(Instance, Details)],

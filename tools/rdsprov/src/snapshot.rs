@@ -25,7 +25,7 @@ use std::path::Path;
 
 const TOOL: &str = "rdsprov";
 
-pub fn run(
+pub(crate) fn run(
     out: Output,
     global: &GlobalArgs,
     spec: Option<&Path>,

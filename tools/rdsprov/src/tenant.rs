@@ -13,7 +13,7 @@ use dbtools::{pg, secrets, Error, Result};
 
 /// One database and the role that owns it, for an env.
 #[derive(Debug, Clone)]
-pub struct DatabaseSpec {
+pub(crate) struct DatabaseSpec {
     pub env: String,
     pub name: String,
     pub owner: String,
@@ -25,7 +25,7 @@ pub struct DatabaseSpec {
 /// of our safe alphabet, not the master user, not a name PostgreSQL or RDS keeps for itself,
 /// and not the app role (`user`) of any env in `config`: a tenant sharing an env's role would
 /// get that env's privileges, and a missing tenant secret would re-password the env's role.
-pub fn checked_tenant(
+pub(crate) fn checked_tenant(
     env: &str,
     name: &str,
     master_user: &str,
@@ -62,7 +62,7 @@ pub fn checked_tenant(
     })
 }
 
-pub fn exists(client: &mut pg::Client, sql: &str, name: &str) -> Result<bool> {
+pub(crate) fn exists(client: &mut pg::Client, sql: &str, name: &str) -> Result<bool> {
     client
         .query_opt(sql, &[&name])
         .map(|row| row.is_some())
@@ -72,7 +72,7 @@ pub fn exists(client: &mut pg::Client, sql: &str, name: &str) -> Result<bool> {
 /// The role and database: created when missing; a role whose secret is gone gets a new
 /// password (and secret) rather than leaving the env unusable. `client` is the master user's,
 /// on any database of the instance.
-pub fn ensure_role_and_database(
+pub(crate) fn ensure_role_and_database(
     client: &mut pg::Client,
     spec: &DatabaseSpec,
     secret_exists: bool,
@@ -178,7 +178,7 @@ pub fn ensure_role_and_database(
 /// is the master user's, connected to the database itself. A database stamped for another env
 /// is never re-stamped here: that is `dbguard stamp`'s destructive path, with that env's
 /// confirmation. Returns what changed and the stamp as it stands.
-pub fn ensure_stamp(
+pub(crate) fn ensure_stamp(
     client: &mut pg::Client,
     spec: &DatabaseSpec,
     instance: &str,

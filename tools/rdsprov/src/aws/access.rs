@@ -18,11 +18,11 @@ use std::path::PathBuf;
 
 /// AWS's default quota of inbound rules per security group (named in the refusal; AWS's own
 /// answer decides, so a raised quota works).
-pub const RULES_PER_GROUP: usize = 60;
-pub const MACHINE_PREFIX: &str = "dbtools:";
+pub(crate) const RULES_PER_GROUP: usize = 60;
+pub(crate) const MACHINE_PREFIX: &str = "dbtools:";
 
 /// The RDS instance or Aurora cluster whose security group admits clients.
-pub struct Target {
+pub(crate) struct Target {
     pub id: String,
     /// An Aurora cluster rather than an RDS instance.
     pub cluster: bool,
@@ -33,7 +33,7 @@ pub struct Target {
 
 /// Finds `id` as an instance, else as an Aurora cluster (whose writer says whether it is
 /// publicly accessible).
-pub fn locate(aws: &Aws, id: &str) -> Result<Target> {
+pub(crate) fn locate(aws: &Aws, id: &str) -> Result<Target> {
     aws.block_on(async {
         match aws
             .rds
@@ -183,7 +183,7 @@ fn group_rules(aws: &Aws, target: &Target) -> Result<GroupRules> {
 }
 
 /// Whether a CIDR rule's range holds `address`.
-pub fn admits(cidr: &str, address: &IpAddr) -> bool {
+pub(crate) fn admits(cidr: &str, address: &IpAddr) -> bool {
     let Some((network, bits)) = cidr.split_once('/') else {
         return false;
     };
@@ -204,7 +204,7 @@ pub fn admits(cidr: &str, address: &IpAddr) -> bool {
 }
 
 /// `203.0.113.7/32`, `2001:db8::7/128`.
-pub fn host_cidr(address: &IpAddr) -> String {
+pub(crate) fn host_cidr(address: &IpAddr) -> String {
     match address {
         IpAddr::V4(_) => format!("{address}/32"),
         IpAddr::V6(_) => format!("{address}/128"),
@@ -212,7 +212,7 @@ pub fn host_cidr(address: &IpAddr) -> String {
 }
 
 /// What `show` reports; `address` when the check-IP endpoint was asked.
-pub fn show(
+pub(crate) fn show(
     aws: &Aws,
     target: &Target,
     env: Option<&str>,
@@ -268,7 +268,7 @@ fn record_path(state_root: &std::path::Path, region: &str, instance: &str) -> Pa
 
 /// Adds this machine's current address and removes its stale rule. `replace` takes over a
 /// same-named rule this machine has no record of adding.
-pub fn allow_current(
+pub(crate) fn allow_current(
     aws: &Aws,
     target: &Target,
     machine: &str,
@@ -399,7 +399,7 @@ fn full_group(group: &str) -> Error {
 }
 
 /// Removes the rules named `dbtools:<machine>`.
-pub fn revoke_machine(
+pub(crate) fn revoke_machine(
     aws: &Aws,
     target: &Target,
     machine: &str,
@@ -431,7 +431,10 @@ pub fn revoke_machine(
 
 /// One ingress permission on 5432 for CIDRs and security groups (`sg-…`, by reference), each
 /// carrying `description`.
-pub fn permission(sources: &[String], description: &str) -> aws_sdk_ec2::types::IpPermission {
+pub(crate) fn permission(
+    sources: &[String],
+    description: &str,
+) -> aws_sdk_ec2::types::IpPermission {
     let mut permission = aws_sdk_ec2::types::IpPermission::builder()
         .ip_protocol("tcp")
         .from_port(PORT)

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 /// One alarm as the spec wants it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WantedAlarm {
+pub(crate) struct WantedAlarm {
     pub name: String,
     pub metric: &'static str,
     pub statistic: &'static str,
@@ -24,7 +24,7 @@ pub struct WantedAlarm {
 
 /// One alarm as CloudWatch has it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ObservedAlarm {
+pub(crate) struct ObservedAlarm {
     pub metric: String,
     pub threshold: f64,
     pub above: bool,
@@ -32,7 +32,7 @@ pub struct ObservedAlarm {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct ObservedAlarms {
+pub(crate) struct ObservedAlarms {
     pub topic_arn: Option<String>,
     /// Whether the spec's email is subscribed to the topic (confirmed or pending).
     pub email_subscribed: bool,
@@ -43,12 +43,12 @@ const PERIOD_SECONDS: i32 = 300;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 const MIB: f64 = 1024.0 * 1024.0;
 
-pub fn alarm_prefix(spec: &InstanceSpec) -> String {
+pub(crate) fn alarm_prefix(spec: &InstanceSpec) -> String {
     format!("rdsprov-{}-", spec.id)
 }
 
 /// The four alarms of an instance, in a fixed order.
-pub fn wanted(spec: &InstanceSpec, alarms: &AlarmsSpec) -> Vec<WantedAlarm> {
+pub(crate) fn wanted(spec: &InstanceSpec, alarms: &AlarmsSpec) -> Vec<WantedAlarm> {
     let prefix = alarm_prefix(spec);
     vec![
         WantedAlarm {
@@ -121,7 +121,7 @@ pub fn wanted(spec: &InstanceSpec, alarms: &AlarmsSpec) -> Vec<WantedAlarm> {
 }
 
 /// Reads the topic (by name), its email subscription, and our alarms of the instance.
-pub fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<ObservedAlarms> {
+pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<ObservedAlarms> {
     let Some(wanted) = &spec.alarms else {
         return Ok(ObservedAlarms::default());
     };
@@ -234,7 +234,7 @@ fn attribute(name: &str, from: Option<String>, to: String) -> AttributeChange {
 
 /// The topic, the subscription and each alarm: create, modify (threshold, comparison, target)
 /// or nothing.
-pub fn plan(spec: &InstanceSpec, observed: &ObservedAlarms) -> Vec<PlannedChange> {
+pub(crate) fn plan(spec: &InstanceSpec, observed: &ObservedAlarms) -> Vec<PlannedChange> {
     let Some(wanted_spec) = &spec.alarms else {
         return Vec::new();
     };
@@ -312,7 +312,7 @@ pub fn plan(spec: &InstanceSpec, observed: &ObservedAlarms) -> Vec<PlannedChange
 }
 
 /// Makes the planned alarm changes; returns the alarm names (all of them, changed or not).
-pub fn apply(
+pub(crate) fn apply(
     aws: &Aws,
     spec: &InstanceSpec,
     observed: &ObservedAlarms,

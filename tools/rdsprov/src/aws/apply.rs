@@ -13,7 +13,7 @@ use dbtools::{secrets, Error, Result};
 use std::time::Duration;
 
 /// What one env's apply did, and the instance as it now is.
-pub struct Applied {
+pub(crate) struct Applied {
     pub changes: Vec<String>,
     pub instance: Instance,
 }
@@ -24,7 +24,7 @@ fn action_of<'a>(planned: &'a [PlannedChange], resource: &str) -> Option<&'a Pla
         .find(|c| c.resource == resource && c.action != "none")
 }
 
-pub fn apply(
+pub(crate) fn apply(
     aws: &Aws,
     spec: &InstanceSpec,
     observed: &Observed,
@@ -372,7 +372,7 @@ fn apply_steps(
 /// (None when RDS manages it), `fresh` when it was generated just now and must be set on one
 /// that exists.
 #[derive(Clone, Copy)]
-pub struct MasterPassword<'a> {
+pub(crate) struct MasterPassword<'a> {
     pub value: Option<&'a str>,
     pub fresh: bool,
 }
@@ -491,7 +491,7 @@ fn apply_instance(
 
 /// A planned change of something that cannot change in place (storage encryption) is refused
 /// before any call, with the way out.
-pub fn refuse_fixed(spec: &InstanceSpec, change: &PlannedChange) -> Result<()> {
+pub(crate) fn refuse_fixed(spec: &InstanceSpec, change: &PlannedChange) -> Result<()> {
     match change
         .attributes
         .iter()
@@ -510,7 +510,12 @@ pub fn refuse_fixed(spec: &InstanceSpec, change: &PlannedChange) -> Result<()> {
 }
 
 /// What a modify did, for the list of changes: `modified instance X: class → …`.
-pub fn modified(spec: &InstanceSpec, what: &str, id: &str, change: &PlannedChange) -> String {
+pub(crate) fn modified(
+    spec: &InstanceSpec,
+    what: &str,
+    id: &str,
+    change: &PlannedChange,
+) -> String {
     format!(
         "modified {what} {id}: {} ({})",
         change
@@ -532,7 +537,7 @@ fn read_password(aws: &Aws, spec: &InstanceSpec) -> Result<String> {
 }
 
 /// The password in a Secrets Manager secret of RDS's JSON shape (ours, or one RDS manages).
-pub fn read_secret_password(aws: &Aws, secret_id: &str) -> Result<String> {
+pub(crate) fn read_secret_password(aws: &Aws, secret_id: &str) -> Result<String> {
     let answer = aws
         .block_on(aws.secrets.get_secret_value().secret_id(secret_id).send())
         .map_err(|e| describe("reading the master secret", e))?;
@@ -545,7 +550,7 @@ pub fn read_secret_password(aws: &Aws, secret_id: &str) -> Result<String> {
 
 /// Waits until the instance — or the Aurora cluster and its members — is `available` (a
 /// progress line per poll on stderr).
-pub fn wait_available(aws: &Aws, spec: &InstanceSpec, poll: Duration) -> Result<()> {
+pub(crate) fn wait_available(aws: &Aws, spec: &InstanceSpec, poll: Duration) -> Result<()> {
     if spec.is_aurora() {
         return crate::aws::aurora::wait_available(aws, spec, poll);
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// One member instance of the cluster, as RDS describes it.
 #[derive(Debug, Clone, Default)]
-pub struct Member {
+pub(crate) struct Member {
     pub id: String,
     /// The cluster's writer (after a failover, not necessarily `<id>-1`).
     pub writer: bool,
@@ -33,7 +33,7 @@ fn acu(value: f64) -> String {
 }
 
 /// The Aurora cluster `id` as RDS describes it, or None when there is none.
-pub async fn describe_cluster(
+pub(crate) async fn describe_cluster(
     aws: &Aws,
     id: &str,
 ) -> Result<Option<aws_sdk_rds::types::DbCluster>> {
@@ -51,7 +51,7 @@ pub async fn describe_cluster(
 }
 
 /// The cluster (as an instance state, attributes named like the spec's) and its members.
-pub async fn observe(
+pub(crate) async fn observe(
     aws: &Aws,
     spec: &InstanceSpec,
 ) -> Result<(Option<InstanceState>, Vec<Member>)> {
@@ -197,7 +197,7 @@ fn cluster_state(cluster: &aws_sdk_rds::types::DbCluster, members: &[Member]) ->
 }
 
 /// The parameters set by the user in the env's cluster parameter group, None when it is missing.
-pub async fn parameters(
+pub(crate) async fn parameters(
     aws: &Aws,
     spec: &InstanceSpec,
 ) -> Result<Option<BTreeMap<String, String>>> {
@@ -298,7 +298,7 @@ fn wanted_member(spec: &InstanceSpec) -> Vec<(&'static str, String, &'static str
 }
 
 /// The cluster's changes (`db-cluster`) and its members' (`db-instance`, writer first).
-pub fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChange> {
+pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChange> {
     let change = |resource: &str, name: &str, action: &str, attributes| PlannedChange {
         env: spec.env.clone(),
         resource: resource.into(),
@@ -371,7 +371,7 @@ fn scaling(spec: &InstanceSpec) -> aws_sdk_rds::types::ServerlessV2ScalingConfig
 }
 
 /// Creates the cluster parameter group (family `aurora-postgresqlNN`).
-pub fn create_parameter_group(aws: &Aws, spec: &InstanceSpec) -> Result<()> {
+pub(crate) fn create_parameter_group(aws: &Aws, spec: &InstanceSpec) -> Result<()> {
     aws.block_on(
         aws.rds
             .create_db_cluster_parameter_group()
@@ -388,7 +388,7 @@ pub fn create_parameter_group(aws: &Aws, spec: &InstanceSpec) -> Result<()> {
     .map_err(|e| describe("creating the cluster parameter group", e))
 }
 
-pub fn set_parameters(
+pub(crate) fn set_parameters(
     aws: &Aws,
     spec: &InstanceSpec,
     parameters: Vec<aws_sdk_rds::types::Parameter>,
@@ -406,7 +406,7 @@ pub fn set_parameters(
 
 /// Makes the planned cluster and member changes. `password` is the master password when the
 /// spec keeps it in Secrets Manager and the cluster is new or its secret was just made.
-pub fn apply(
+pub(crate) fn apply(
     aws: &Aws,
     spec: &InstanceSpec,
     observed: &Observed,
@@ -578,7 +578,12 @@ pub fn apply(
 }
 
 /// A `db.serverless` member of `cluster_id` with the spec's per-instance settings.
-pub fn create_member(aws: &Aws, spec: &InstanceSpec, cluster_id: &str, id: &str) -> Result<()> {
+pub(crate) fn create_member(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    cluster_id: &str,
+    id: &str,
+) -> Result<()> {
     aws.block_on(
         aws.rds
             .create_db_instance()
@@ -600,7 +605,7 @@ pub fn create_member(aws: &Aws, spec: &InstanceSpec, cluster_id: &str, id: &str)
 }
 
 /// Waits until the cluster and each of the spec's members are `available`.
-pub fn wait_available(aws: &Aws, spec: &InstanceSpec, poll: Duration) -> Result<()> {
+pub(crate) fn wait_available(aws: &Aws, spec: &InstanceSpec, poll: Duration) -> Result<()> {
     crate::aws::wait_for(aws, &spec.id, poll, || async {
         let (cluster, members) = observe(aws, spec).await?;
         let Some(cluster) = cluster else {
@@ -639,7 +644,7 @@ pub fn wait_available(aws: &Aws, spec: &InstanceSpec, poll: Duration) -> Result<
 }
 
 /// Waits until the listed instances are gone (deleting members before their cluster).
-pub fn wait_deleted(aws: &Aws, ids: &[String], poll: Duration) -> Result<()> {
+pub(crate) fn wait_deleted(aws: &Aws, ids: &[String], poll: Duration) -> Result<()> {
     crate::aws::wait_for(
         aws,
         &format!("{} to be deleted", ids.join(", ")),

@@ -13,7 +13,7 @@ use dbtools::{owner, pg, Error, Result};
 use std::path::Path;
 
 /// How the master reaches any database of one instance.
-pub struct MasterAccess {
+pub(crate) struct MasterAccess {
     host: String,
     port: u16,
     user: String,
@@ -40,7 +40,7 @@ fn ca_bundle(sslrootcert: Option<&Path>, what: &str) -> Result<String> {
 impl MasterAccess {
     /// The master of `spec`'s instance. `secret_of` is the spec whose master secret holds the
     /// password: the instance's own, or — for an instance restored from it — its source's.
-    pub fn of(
+    pub(crate) fn of(
         aws: &Aws,
         spec: &InstanceSpec,
         secret_of: &InstanceSpec,
@@ -82,7 +82,7 @@ impl MasterAccess {
     }
 
     /// The master's connection settings for database `dbname`.
-    pub fn conn(&self, dbname: &str) -> Conn {
+    pub(crate) fn conn(&self, dbname: &str) -> Conn {
         Conn {
             host: self.host.clone(),
             port: self.port,
@@ -94,12 +94,12 @@ impl MasterAccess {
         }
     }
 
-    pub fn connect(&self, dbname: &str) -> Result<pg::Client> {
+    pub(crate) fn connect(&self, dbname: &str) -> Result<pg::Client> {
         pg::connect(&self.conn(dbname), "rdsprov", pg::DEFAULT_CONNECT_TIMEOUT)
     }
 
     /// Every database of the instance that carries a stamp, with it.
-    pub fn stamped(&self) -> Result<Vec<(String, Stamp, pg::Client)>> {
+    pub(crate) fn stamped(&self) -> Result<Vec<(String, Stamp, pg::Client)>> {
         let mut client = self.connect("postgres")?;
         let names: Vec<String> = client
             .query(
@@ -124,7 +124,11 @@ impl MasterAccess {
 /// `apply --sslrootcert`: every stamped database of the instance brought to the current
 /// schema (owned by the master), its stamp given an identity and nonce when it has none, and
 /// the stamp recorded as a tag. Returns what changed.
-pub fn upgrade(aws: &Aws, spec: &InstanceSpec, access: &MasterAccess) -> Result<Vec<String>> {
+pub(crate) fn upgrade(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    access: &MasterAccess,
+) -> Result<Vec<String>> {
     let mut changes = Vec::new();
     let recorded = stamps::recorded(aws, &spec.id)?.unwrap_or_default();
     for (database, old, mut client) in access.stamped()? {
@@ -159,7 +163,7 @@ pub fn upgrade(aws: &Aws, spec: &InstanceSpec, access: &MasterAccess) -> Result<
 /// `restore --for ENV`: the restored instance's stamped databases are copies of the source's;
 /// each is adopted for `env` (stamped with it, `adopted_from` naming the source), and the new
 /// stamps are recorded as tags on the restored instance.
-pub fn adopt_restored(
+pub(crate) fn adopt_restored(
     aws: &Aws,
     target_id: &str,
     access: &MasterAccess,

@@ -12,10 +12,10 @@ use dbtools::{Error, Result};
 use std::time::{Duration, SystemTime};
 
 /// How long a token admits a new connection (RDS's fixed maximum).
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// The token for `user` at `host:port` in `region`, signed at `time`.
-pub fn auth_token(
+pub(crate) fn auth_token(
     host: &str,
     port: u16,
     user: &str,

@@ -9,19 +9,19 @@
 //! Credentials are checked first, with a short timeout, so a machine without any fails at once
 //! with what to set instead of after a long probe.
 
-pub mod access;
-pub mod alarms;
-pub mod apply;
-pub mod aurora;
-pub mod databases;
-pub mod iam_token;
-pub mod ops;
-pub mod plan;
-pub mod pricing;
-pub mod run;
-pub mod spec;
-pub mod stamps;
-pub mod tenant;
+pub(crate) mod access;
+pub(crate) mod alarms;
+pub(crate) mod apply;
+pub(crate) mod aurora;
+pub(crate) mod databases;
+pub(crate) mod iam_token;
+pub(crate) mod ops;
+pub(crate) mod plan;
+pub(crate) mod pricing;
+pub(crate) mod run;
+pub(crate) mod spec;
+pub(crate) mod stamps;
+pub(crate) mod tenant;
 
 use aws_sdk_rds::config::ProvideCredentials;
 use aws_sdk_rds::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -29,7 +29,7 @@ use dbtools::{Error, Result};
 use std::time::Duration;
 
 /// The clients of one region, and the runtime their calls run on.
-pub struct Aws {
+pub(crate) struct Aws {
     pub runtime: tokio::runtime::Runtime,
     pub rds: aws_sdk_rds::Client,
     pub ec2: aws_sdk_ec2::Client,
@@ -41,7 +41,7 @@ pub struct Aws {
 }
 
 impl Aws {
-    pub fn connect(region: &str) -> Result<Aws> {
+    pub(crate) fn connect(region: &str) -> Result<Aws> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -80,7 +80,7 @@ impl Aws {
         })
     }
 
-    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+    pub(crate) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }
 }
@@ -95,7 +95,7 @@ fn no_credentials() -> Error {
 /// shown after each miss as a progress line with the elapsed time. Ctrl-C (during a poll or
 /// between polls) stops the wait at once with exit 130 and the last status seen; nothing is
 /// undone, and the same command run again picks up where this one stood.
-pub fn wait_for<T, F, Fut>(aws: &Aws, what: &str, poll: Duration, mut check: F) -> Result<T>
+pub(crate) fn wait_for<T, F, Fut>(aws: &Aws, what: &str, poll: Duration, mut check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(Option<T>, String)>>,
@@ -142,7 +142,7 @@ where
 }
 
 /// The error code AWS answered with (`DBInstanceNotFound`, …), if it answered at all.
-pub fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
+pub(crate) fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
     match error {
         SdkError::ServiceError(service) => service.err().code(),
         _ => None,
@@ -151,7 +151,7 @@ pub fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> 
 
 /// An SDK error as ours: no answer → exit 4; credentials refused → exit 4; throttled after the
 /// SDK's retries → exit 5 saying so; anything else → exit 5 with AWS's code and message.
-pub fn describe<E, R>(what: &str, error: SdkError<E, R>) -> Error
+pub(crate) fn describe<E, R>(what: &str, error: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -15,14 +15,14 @@ const TOOL: &str = "rdsprov";
 
 /// What an operation acts on: an env's RDS instance or Aurora cluster, by id.
 #[derive(Debug, Clone, Copy)]
-pub struct Subject<'a> {
+pub(crate) struct Subject<'a> {
     pub env: &'a str,
     pub id: &'a str,
     pub aurora: bool,
 }
 
 impl<'a> Subject<'a> {
-    pub fn of(spec: &'a InstanceSpec) -> Subject<'a> {
+    pub(crate) fn of(spec: &'a InstanceSpec) -> Subject<'a> {
         Subject {
             env: &spec.env,
             id: &spec.id,
@@ -40,7 +40,7 @@ impl<'a> Subject<'a> {
 }
 
 /// Takes a manual snapshot (a cluster snapshot on Aurora) and waits until it is available.
-pub fn snapshot(
+pub(crate) fn snapshot(
     aws: &Aws,
     subject: Subject,
     name: Option<&str>,
@@ -150,7 +150,7 @@ fn wait_snapshot(aws: &Aws, subject: Subject, id: &str, poll: Duration) -> Resul
     })
 }
 
-pub struct DestroyOptions {
+pub(crate) struct DestroyOptions {
     pub confirmation: Confirmation,
     pub protection: Protection,
     pub disable_deletion_protection: bool,
@@ -162,7 +162,7 @@ pub struct DestroyOptions {
 
 /// Deletes the env's instance after the guard, deletion protection and the final snapshot
 /// have had their say. Returns what was done.
-pub fn destroy(
+pub(crate) fn destroy(
     aws: &Aws,
     spec: &InstanceSpec,
     options: &DestroyOptions,
@@ -343,7 +343,7 @@ pub fn destroy(
 }
 
 /// Where a restore takes its data from.
-pub enum RestoreSource {
+pub(crate) enum RestoreSource {
     Snapshot(String),
     /// RFC 3339, e.g. `2026-11-23T08:00:00Z`.
     Time(String),
@@ -353,7 +353,7 @@ pub enum RestoreSource {
 /// Restores the env's instance — from a snapshot or to a point in time — into a new instance
 /// `target_id` with the spec's class, parameter group, security group, protection and tags;
 /// never over the live one. Waits for it and returns what was done.
-pub fn restore(
+pub(crate) fn restore(
     aws: &Aws,
     spec: &InstanceSpec,
     source: &RestoreSource,

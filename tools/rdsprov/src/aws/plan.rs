@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 
 /// Rules we manage in a security group carry this description; others (a machine's own rule
 /// added by `rdsprov access`, a colleague's by hand) are never touched.
-pub const SPEC_RULE: &str = "rdsprov:spec";
-pub const PORT: i32 = 5432;
+pub(crate) const SPEC_RULE: &str = "rdsprov:spec";
+pub(crate) const PORT: i32 = 5432;
 
 #[derive(Debug, Clone, Default)]
-pub struct Observed {
+pub(crate) struct Observed {
     pub vpc_id: String,
     /// Security group id and the CIDRs of the rules we manage.
     pub security_group: Option<(String, Vec<String>)>,
@@ -32,7 +32,7 @@ pub struct Observed {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct InstanceState {
+pub(crate) struct InstanceState {
     pub status: String,
     pub attributes: BTreeMap<&'static str, String>,
     pub endpoint: Option<(String, i32)>,
@@ -42,7 +42,7 @@ pub struct InstanceState {
 }
 
 /// Reads what exists for one env.
-pub fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
+pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
     aws.block_on(async {
         let vpc_id = match &spec.vpc_id {
             Some(id) => id.clone(),
@@ -301,7 +301,7 @@ fn instance_state(db: &aws_sdk_rds::types::DbInstance) -> InstanceState {
 }
 
 /// Attribute values the spec asks of the instance, with when AWS applies a change of each.
-pub fn wanted_attributes(spec: &InstanceSpec) -> Vec<(&'static str, String, &'static str)> {
+pub(crate) fn wanted_attributes(spec: &InstanceSpec) -> Vec<(&'static str, String, &'static str)> {
     let window = if spec.apply_immediately {
         "immediately"
     } else {
@@ -360,7 +360,7 @@ pub fn wanted_attributes(spec: &InstanceSpec) -> Vec<(&'static str, String, &'st
 }
 
 /// Enhanced monitoring's interval (0 when off), changed at once.
-pub fn monitoring_attribute(spec: &InstanceSpec) -> (&'static str, String, &'static str) {
+pub(crate) fn monitoring_attribute(spec: &InstanceSpec) -> (&'static str, String, &'static str) {
     (
         "monitoring_interval",
         spec.monitoring.as_ref().map_or(0, |m| m.0).to_string(),
@@ -369,7 +369,7 @@ pub fn monitoring_attribute(spec: &InstanceSpec) -> (&'static str, String, &'sta
 }
 
 /// The changes for one env, in the order `apply` makes them.
-pub fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChange> {
+pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChange> {
     let change = |resource: &str, name: String, action: &str, attributes| PlannedChange {
         env: spec.env.clone(),
         resource: resource.into(),
@@ -509,7 +509,7 @@ fn plan_instance(spec: &InstanceSpec, observed: &Observed) -> PlannedChange {
     }
 }
 
-pub fn modify_or_none(attributes: &[AttributeChange]) -> &'static str {
+pub(crate) fn modify_or_none(attributes: &[AttributeChange]) -> &'static str {
     if attributes.is_empty() {
         "none"
     } else {
@@ -519,7 +519,7 @@ pub fn modify_or_none(attributes: &[AttributeChange]) -> &'static str {
 
 /// The wanted attributes that differ from what is (all of them, applied at creation, when
 /// nothing is there yet).
-pub fn differences(
+pub(crate) fn differences(
     wanted: Vec<(&'static str, String, &'static str)>,
     have: Option<&BTreeMap<&'static str, String>>,
 ) -> Vec<AttributeChange> {
@@ -534,7 +534,7 @@ pub fn differences(
 }
 
 /// The spec's security group, when the instance (or cluster) is not in it.
-pub fn security_group_change(
+pub(crate) fn security_group_change(
     observed: &Observed,
     state: &InstanceState,
 ) -> Option<AttributeChange> {
@@ -551,7 +551,11 @@ pub fn security_group_change(
 
 /// The instance (or Aurora cluster) as the contract describes it, from an observation; None
 /// when it does not exist.
-pub fn record(region: &str, instance: &InstanceSpec, observed: Observed) -> Option<Instance> {
+pub(crate) fn record(
+    region: &str,
+    instance: &InstanceSpec,
+    observed: Observed,
+) -> Option<Instance> {
     let state = observed.instance?;
     Some(Instance {
         kind: dbtools::contract::INSTANCE.into(),
@@ -593,7 +597,12 @@ pub fn record(region: &str, instance: &InstanceSpec, observed: Observed) -> Opti
     })
 }
 
-pub fn attribute(name: &str, from: Option<String>, to: String, when: &str) -> AttributeChange {
+pub(crate) fn attribute(
+    name: &str,
+    from: Option<String>,
+    to: String,
+    when: &str,
+) -> AttributeChange {
     AttributeChange {
         name: name.into(),
         from,
@@ -603,7 +612,7 @@ pub fn attribute(name: &str, from: Option<String>, to: String, when: &str) -> At
 }
 
 /// Static parameters take effect on the next reboot; the rest at once.
-pub fn parameter_timing(name: &str) -> &'static str {
+pub(crate) fn parameter_timing(name: &str) -> &'static str {
     const STATIC: &[&str] = &[
         "shared_preload_libraries",
         "max_connections",

@@ -8,7 +8,7 @@ use crate::aws::spec::InstanceSpec;
 use dbtools::contract::{CostEstimate, CostLine};
 
 /// When the prices below were taken from AWS's public price list.
-pub const PRICES_AS_OF: &str = "2024-06 (AWS public on-demand prices, us-east-1)";
+pub(crate) const PRICES_AS_OF: &str = "2024-06 (AWS public on-demand prices, us-east-1)";
 
 const HOURS_PER_MONTH: f64 = 730.0;
 const GP3_GB_MONTH: f64 = 0.115;
@@ -36,13 +36,13 @@ const CLASSES: &[(&str, f64, f64)] = &[
 const ACU_HOUR: f64 = 0.12;
 const AURORA_GB_MONTH: f64 = 0.10;
 /// Memory per Aurora capacity unit.
-pub const GIB_PER_ACU: f64 = 2.0;
+pub(crate) const GIB_PER_ACU: f64 = 2.0;
 
 /// CloudWatch standard-resolution alarm, per alarm-month.
 const ALARM_MONTH: f64 = 0.10;
 
 /// The memory of a class we accept (GiB).
-pub fn class_memory_gib(class: &str) -> f64 {
+pub(crate) fn class_memory_gib(class: &str) -> f64 {
     CLASSES
         .iter()
         .find(|(name, ..)| *name == class)
@@ -56,7 +56,7 @@ const ENGINE_VERSIONS: &[&str] = &[
     "15.12", "16.1", "16.2", "16.3", "16.4", "16.6", "16.8", "17.1", "17.2", "17.4",
 ];
 
-pub fn check_class(class: &str) -> Result<(), String> {
+pub(crate) fn check_class(class: &str) -> Result<(), String> {
     if CLASSES.iter().any(|(name, ..)| *name == class) {
         return Ok(());
     }
@@ -67,7 +67,7 @@ pub fn check_class(class: &str) -> Result<(), String> {
     ))
 }
 
-pub fn check_engine_version(version: &str) -> Result<(), String> {
+pub(crate) fn check_engine_version(version: &str) -> Result<(), String> {
     if ENGINE_VERSIONS.contains(&version) {
         return Ok(());
     }
@@ -92,7 +92,7 @@ pub fn check_engine_version(version: &str) -> Result<(), String> {
 /// minimum capacity (the floor; the detail says what the maximum would cost) per member and
 /// storage at storage_gb; and CloudWatch alarms. Backups within the free allowance, I/O, data
 /// transfer and SNS deliveries (free tier) are not counted.
-pub fn estimate(instances: &[InstanceSpec]) -> CostEstimate {
+pub(crate) fn estimate(instances: &[InstanceSpec]) -> CostEstimate {
     let lines: Vec<CostLine> = instances.iter().map(cost_line).collect();
     let total = lines.iter().map(|l| l.monthly_usd).sum::<f64>();
     CostEstimate {

@@ -14,7 +14,7 @@ use std::time::Duration;
 const TOOL: &str = "rdsprov";
 
 /// The spec from a file, or from stdin with `-`.
-pub fn read_spec(path: &Path) -> Result<spec::Spec> {
+pub(crate) fn read_spec(path: &Path) -> Result<spec::Spec> {
     if path == Path::new("-") {
         let bytes = input::read_stdin()?;
         let text = contract::decode_text(&bytes)?;
@@ -26,7 +26,7 @@ pub fn read_spec(path: &Path) -> Result<spec::Spec> {
 }
 
 /// Seconds between status polls while waiting (RDSPROV_POLL_SECONDS; 15 by default).
-pub fn poll_interval() -> Duration {
+pub(crate) fn poll_interval() -> Duration {
     std::env::var("RDSPROV_POLL_SECONDS")
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
@@ -34,7 +34,7 @@ pub fn poll_interval() -> Duration {
         .unwrap_or(Duration::from_secs(15))
 }
 
-pub fn plan(out: Output, path: &Path) -> Result<ExitStatus> {
+pub(crate) fn plan(out: Output, path: &Path) -> Result<ExitStatus> {
     let spec = read_spec(path)?;
     let aws = Aws::connect(&spec.region)?;
     let mut changes: Vec<PlannedChange> = Vec::new();
@@ -56,7 +56,7 @@ pub fn plan(out: Output, path: &Path) -> Result<ExitStatus> {
 
 /// `rdsprov apply --spec`: converge every instance; with `--sslrootcert` (the RDS CA bundle)
 /// also upgrade each instance's stamped databases in place (`aws::databases::upgrade`).
-pub fn apply(out: Output, path: &Path, sslrootcert: Option<&Path>) -> Result<ExitStatus> {
+pub(crate) fn apply(out: Output, path: &Path, sslrootcert: Option<&Path>) -> Result<ExitStatus> {
     let spec = read_spec(path)?;
     let aws = Aws::connect(&spec.region)?;
     let mut changes = Vec::new();
@@ -98,7 +98,7 @@ pub fn apply(out: Output, path: &Path, sslrootcert: Option<&Path>) -> Result<Exi
     Ok(ExitStatus::Success)
 }
 
-pub fn status(out: Output, path: &Path) -> Result<ExitStatus> {
+pub(crate) fn status(out: Output, path: &Path) -> Result<ExitStatus> {
     let spec = read_spec(path)?;
     let aws = Aws::connect(&spec.region)?;
     let mut instances = Vec::new();
@@ -119,7 +119,7 @@ pub fn status(out: Output, path: &Path) -> Result<ExitStatus> {
 
 /// `rdsprov tenant add NAME --env ENV --spec FILE`; the project's config, when there is one,
 /// names the env app roles a tenant must not take.
-pub fn tenant_add(
+pub(crate) fn tenant_add(
     out: Output,
     global: &GlobalArgs,
     path: &Path,
@@ -155,7 +155,7 @@ pub fn tenant_add(
 
 /// The project's config, when there is one, and the env's protection: the config's, or the
 /// default for its name (an AWS spec can be used without a dbtools.toml).
-pub fn env_protection(
+pub(crate) fn env_protection(
     global: &GlobalArgs,
     env: &str,
 ) -> (Option<Config>, dbtools::contract::Protection) {
@@ -172,13 +172,13 @@ pub fn env_protection(
 /// new instance with the live one's security group.
 /// Where a restore goes beyond the new instance itself: the env that adopts its databases
 /// (`--for ENV`), reached with the RDS CA bundle.
-pub struct Adoption<'a> {
+pub(crate) struct Adoption<'a> {
     pub env: &'a str,
     pub sslrootcert: Option<&'a Path>,
 }
 
 /// What `rdsprov restore` is asked for.
-pub struct RestoreArgs<'a> {
+pub(crate) struct RestoreArgs<'a> {
     pub env: &'a str,
     pub target_id: &'a str,
     pub source: ops::RestoreSource,
@@ -186,7 +186,7 @@ pub struct RestoreArgs<'a> {
     pub adoption: Option<Adoption<'a>>,
 }
 
-pub fn restore(
+pub(crate) fn restore(
     out: Output,
     global: &GlobalArgs,
     path: &Path,
@@ -284,7 +284,7 @@ pub fn restore(
 }
 
 /// `rdsprov wait`: until the env's instance is `available` (Ctrl-C stops it with exit 130).
-pub fn wait(out: Output, path: &Path, env: &str) -> Result<ExitStatus> {
+pub(crate) fn wait(out: Output, path: &Path, env: &str) -> Result<ExitStatus> {
     let spec = read_spec(path)?;
     let instance = instance_of(&spec, env)?;
     let aws = Aws::connect(&spec.region)?;
@@ -307,7 +307,7 @@ fn emit_instances(out: Output, instances: Vec<Instance>) -> Result<ExitStatus> {
 }
 
 /// `rdsprov registry --spec F`: DATABASE_REGISTRY.md on stdout, from describe calls.
-pub fn registry(path: &Path) -> Result<ExitStatus> {
+pub(crate) fn registry(path: &Path) -> Result<ExitStatus> {
     cli::stdout_is_text();
     let spec = read_spec(path)?;
     let aws = Aws::connect(&spec.region)?;
@@ -426,7 +426,7 @@ fn render_instances(instances: &[Instance]) -> String {
     )
 }
 
-pub fn instance_of<'a>(spec: &'a spec::Spec, env: &str) -> Result<&'a spec::InstanceSpec> {
+pub(crate) fn instance_of<'a>(spec: &'a spec::Spec, env: &str) -> Result<&'a spec::InstanceSpec> {
     spec.instances.iter().find(|i| i.env == env).ok_or_else(|| {
         let known: Vec<&str> = spec.instances.iter().map(|i| i.env.as_str()).collect();
         Error::BadInput(format!(
@@ -436,7 +436,12 @@ pub fn instance_of<'a>(spec: &'a spec::Spec, env: &str) -> Result<&'a spec::Inst
     })
 }
 
-pub fn snapshot(out: Output, path: &Path, env: &str, name: Option<&str>) -> Result<ExitStatus> {
+pub(crate) fn snapshot(
+    out: Output,
+    path: &Path,
+    env: &str,
+    name: Option<&str>,
+) -> Result<ExitStatus> {
     let spec = read_spec(path)?;
     let instance = instance_of(&spec, env)?;
     let aws = Aws::connect(&spec.region)?;
@@ -452,7 +457,7 @@ pub fn snapshot(out: Output, path: &Path, env: &str, name: Option<&str>) -> Resu
 }
 
 /// A snapshot's JSON, or its fields on a terminal.
-pub fn emit_snapshot(out: Output, taken: &contract::Snapshot) -> Result<ExitStatus> {
+pub(crate) fn emit_snapshot(out: Output, taken: &contract::Snapshot) -> Result<ExitStatus> {
     out.emit(taken, || {
         output::key_values(&[
             ("env", taken.env.clone()),
@@ -465,13 +470,13 @@ pub fn emit_snapshot(out: Output, taken: &contract::Snapshot) -> Result<ExitStat
 }
 
 /// `rdsprov destroy --spec`'s own flags.
-pub struct DestroyFlags {
+pub(crate) struct DestroyFlags {
     pub disable_deletion_protection: bool,
     pub skip_final_snapshot: bool,
     pub sslrootcert: Option<std::path::PathBuf>,
 }
 
-pub fn destroy(
+pub(crate) fn destroy(
     out: Output,
     global: &GlobalArgs,
     path: &Path,
@@ -516,7 +521,7 @@ fn region_or_environment(region: Option<&str>, verb: &str) -> Result<String> {
 }
 
 /// `rdsprov stamps`: what the instance's tags record (see `aws::stamps`).
-pub fn stamps(out: Output, instance: &str, region: Option<&str>) -> Result<ExitStatus> {
+pub(crate) fn stamps(out: Output, instance: &str, region: Option<&str>) -> Result<ExitStatus> {
     dbtools::names::check_instance_id(instance)?;
     let aws = Aws::connect(&region_or_environment(region, "stamps")?)?;
     let (endpoint, stamps) = crate::aws::stamps::recorded_with_endpoint(&aws, instance)?
@@ -554,7 +559,11 @@ pub fn stamps(out: Output, instance: &str, region: Option<&str>) -> Result<ExitS
 
 /// `rdsprov stamp-record`: the stamp on stdin becomes a tag on the instance (see
 /// `aws::stamps`). Prints nothing on success: the caller already reports the stamp.
-pub fn stamp_record(instance: &str, database: &str, region: Option<&str>) -> Result<ExitStatus> {
+pub(crate) fn stamp_record(
+    instance: &str,
+    database: &str,
+    region: Option<&str>,
+) -> Result<ExitStatus> {
     dbtools::names::check_instance_id(instance)?;
     dbtools::names::check_sql_name(database, "database name")?;
     let mut text = String::new();

@@ -146,7 +146,7 @@ fn default_acu_percent() -> f64 {
 
 /// The alarms of one instance, thresholds resolved.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AlarmsSpec {
+pub(crate) struct AlarmsSpec {
     pub topic: String,
     pub email: Option<String>,
     pub cpu_percent: f64,
@@ -159,7 +159,7 @@ pub struct AlarmsSpec {
 }
 
 impl AlarmsSpec {
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         4
     }
 }
@@ -267,7 +267,7 @@ fn yes() -> bool {
 
 /// One env's instance, validated, with defaults applied.
 #[derive(Debug, Clone, PartialEq)]
-pub struct InstanceSpec {
+pub(crate) struct InstanceSpec {
     pub env: String,
     pub id: String,
     pub engine: String,
@@ -304,22 +304,22 @@ pub struct InstanceSpec {
 
 /// Aurora Serverless v2's capacity range, in ACUs.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Serverless {
+pub(crate) struct Serverless {
     pub min_acu: f64,
     pub max_acu: f64,
 }
 
-pub const AURORA: &str = "aurora-postgresql";
-pub const SERVERLESS_CLASS: &str = "db.serverless";
+pub(crate) const AURORA: &str = "aurora-postgresql";
+pub(crate) const SERVERLESS_CLASS: &str = "db.serverless";
 
 impl InstanceSpec {
-    pub fn is_aurora(&self) -> bool {
+    pub(crate) fn is_aurora(&self) -> bool {
         self.serverless.is_some()
     }
 
     /// The cluster's member instances, writer first: `<id>-1`, and `<id>-2` (a reader in
     /// another zone, which Aurora fails over to) when the spec asks for Multi-AZ.
-    pub fn member_ids(&self) -> Vec<String> {
+    pub(crate) fn member_ids(&self) -> Vec<String> {
         if !self.is_aurora() {
             return Vec::new();
         }
@@ -331,46 +331,46 @@ impl InstanceSpec {
     }
 
     /// The instance whose CloudWatch metrics the alarms watch: the writer on Aurora.
-    pub fn monitored_instance(&self) -> String {
+    pub(crate) fn monitored_instance(&self) -> String {
         self.member_ids()
             .into_iter()
             .next()
             .unwrap_or_else(|| self.id.clone())
     }
 
-    pub fn security_group_name(&self) -> String {
+    pub(crate) fn security_group_name(&self) -> String {
         format!("rdsprov-{}", self.id)
     }
 
-    pub fn parameter_group_name(&self) -> String {
+    pub(crate) fn parameter_group_name(&self) -> String {
         format!("rdsprov-{}", self.id)
     }
 
     /// The DB subnet group we manage, when the spec lists subnets.
-    pub fn subnet_group_name(&self) -> Option<String> {
+    pub(crate) fn subnet_group_name(&self) -> Option<String> {
         (!self.subnet_ids.is_empty()).then(|| format!("rdsprov-{}", self.id))
     }
 
     /// The parameter group family of the engine version: `postgres16`.
-    pub fn parameter_group_family(&self) -> String {
+    pub(crate) fn parameter_group_family(&self) -> String {
         let major = self.engine_version.split('.').next().unwrap_or_default();
         format!("{}{major}", self.engine)
     }
 
     /// Where a generated master password is kept (secrets-manager credentials).
-    pub fn secret_name(&self) -> String {
+    pub(crate) fn secret_name(&self) -> String {
         format!("rdsprov/{}/master", self.id)
     }
 }
 
 #[derive(Debug, Clone)]
-pub struct Spec {
+pub(crate) struct Spec {
     pub region: String,
     pub instances: Vec<InstanceSpec>,
 }
 
 /// Parses a spec (TOML, or JSON when it starts with `{`) and checks it before any AWS call.
-pub fn parse(text: &str, origin: &str) -> Result<Spec> {
+pub(crate) fn parse(text: &str, origin: &str) -> Result<Spec> {
     let file: SpecFile = if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| Error::BadInput(format!("spec {origin}: {e}")))?
     } else {
@@ -594,7 +594,7 @@ fn check_monitoring(raw: &EnvSpecFile) -> std::result::Result<Option<(i32, Strin
 
 /// An ingress entry naming a security group (`sg-…`): members of that group are admitted,
 /// e.g. the application's instances.
-pub fn is_security_group(entry: &str) -> bool {
+pub(crate) fn is_security_group(entry: &str) -> bool {
     entry
         .strip_prefix("sg-")
         .is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))

@@ -66,7 +66,7 @@ fn arn_of(aws: &Aws, id: &str) -> Result<Option<Found>> {
 }
 
 /// Records `database`'s stamp as a tag on instance (or cluster) `id`.
-pub fn record(aws: &Aws, id: &str, database: &str, recorded: &RecordedStamp) -> Result<()> {
+pub(crate) fn record(aws: &Aws, id: &str, database: &str, recorded: &RecordedStamp) -> Result<()> {
     let Found { arn, .. } = arn_of(aws, id)?.ok_or_else(|| {
         Error::BadInput(format!(
             "no RDS instance or Aurora cluster {id} in {}: nothing to record the stamp on",
@@ -91,15 +91,18 @@ pub fn record(aws: &Aws, id: &str, database: &str, recorded: &RecordedStamp) -> 
 
 /// The stamps recorded on instance (or cluster) `id`, by database; `None` when it does not
 /// exist. Tags of our prefix that do not parse are ignored (a hand-edited tag records nothing).
-pub fn recorded(aws: &Aws, id: &str) -> Result<Option<Recorded>> {
+pub(crate) fn recorded(aws: &Aws, id: &str) -> Result<Option<Recorded>> {
     Ok(recorded_with_endpoint(aws, id)?.map(|(_, stamps)| stamps))
 }
 
 /// Recorded stamps by database name.
-pub type Recorded = Vec<(String, RecordedStamp)>;
+pub(crate) type Recorded = Vec<(String, RecordedStamp)>;
 
 /// [`recorded`], with the endpoint the instance answers on.
-pub fn recorded_with_endpoint(aws: &Aws, id: &str) -> Result<Option<(Option<Endpoint>, Recorded)>> {
+pub(crate) fn recorded_with_endpoint(
+    aws: &Aws,
+    id: &str,
+) -> Result<Option<(Option<Endpoint>, Recorded)>> {
     let Some(found) = arn_of(aws, id)? else {
         return Ok(None);
     };
@@ -120,7 +123,7 @@ fn stamp_tags(tags: &[aws_sdk_rds::types::Tag]) -> Recorded {
 /// Removes every stamp record from instance (or cluster) `id`: a restored copy must not carry
 /// its source's (RDS may copy a snapshot's tags onto the instance restored from it). Returns
 /// how many there were.
-pub fn forget(aws: &Aws, id: &str) -> Result<usize> {
+pub(crate) fn forget(aws: &Aws, id: &str) -> Result<usize> {
     let Some(found) = arn_of(aws, id)? else {
         return Ok(0);
     };

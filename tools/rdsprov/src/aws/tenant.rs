@@ -12,17 +12,17 @@ use dbtools::names::quote_ident;
 use dbtools::{pg, Result};
 use std::path::Path;
 
-pub fn tenant_secret_prefix(spec: &InstanceSpec) -> String {
+pub(crate) fn tenant_secret_prefix(spec: &InstanceSpec) -> String {
     format!("rdsprov/{}/tenant/", spec.id)
 }
 
-pub fn tenant_secret_name(spec: &InstanceSpec, tenant: &DatabaseSpec) -> String {
+pub(crate) fn tenant_secret_name(spec: &InstanceSpec, tenant: &DatabaseSpec) -> String {
     format!("{}{}", tenant_secret_prefix(spec), tenant.name)
 }
 
 /// The tenants of an instance, from their secrets (name, env tag, ARN): the registry's view
 /// without a connection to the database.
-pub fn list(aws: &Aws, spec: &InstanceSpec) -> Result<Vec<DatabaseRecord>> {
+pub(crate) fn list(aws: &Aws, spec: &InstanceSpec) -> Result<Vec<DatabaseRecord>> {
     let prefix = tenant_secret_prefix(spec);
     let mut tenants = Vec::new();
     let mut next: Option<String> = None;
@@ -72,7 +72,7 @@ pub fn list(aws: &Aws, spec: &InstanceSpec) -> Result<Vec<DatabaseRecord>> {
 }
 
 /// Adds (or converges) the tenant; returns what changed and the tenant's database record.
-pub fn add(
+pub(crate) fn add(
     aws: &Aws,
     spec: &InstanceSpec,
     tenant: &DatabaseSpec,
