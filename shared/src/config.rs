@@ -291,7 +291,7 @@ impl Config {
         }
         Ok(match self.env_instance(name)? {
             Some((id, instance)) if instance.provider == "local" => Some(SecretRef {
-                source: "local".into(),
+                source: crate::contract::SecretSource::Local,
                 reference: format!("{id}/{}", env.user),
             }),
             _ => None,
@@ -412,7 +412,10 @@ provider = "local"
             config.env_secret("dev").unwrap().unwrap().to_string(),
             "local:combine-dev/combine_app"
         );
-        assert_eq!(config.env_secret("prod").unwrap().unwrap().source, "aws-sm");
+        assert_eq!(
+            config.env_secret("prod").unwrap().unwrap().source,
+            crate::contract::SecretSource::AwsSm
+        );
     }
 
     #[test]

@@ -142,11 +142,61 @@ pub struct InstanceRef {
     pub region: Option<String>,
 }
 
+/// Where a password lives, as a closed set (the wire form is the kebab-case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretSource {
+    /// A 0600 file in the state dir's secret store.
+    Local,
+    /// An environment variable.
+    Env,
+    /// AWS Secrets Manager, read through `rdsprov`.
+    AwsSm,
+    /// An RDS IAM auth token made for the host, port and user; the reference is the region.
+    AwsIam,
+    /// A libpq password file (the reference is its path).
+    Pgpass,
+    /// The password in a connection URL held by a variable (the reference is its name).
+    Url,
+}
+
+impl SecretSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretSource::Local => "local",
+            SecretSource::Env => "env",
+            SecretSource::AwsSm => "aws-sm",
+            SecretSource::AwsIam => "aws-iam",
+            SecretSource::Pgpass => "pgpass",
+            SecretSource::Url => "url",
+        }
+    }
+
+    /// A source a config may name (`pgpass` and `url` are ad-hoc profiles' only).
+    fn configurable(name: &str) -> Option<SecretSource> {
+        [
+            SecretSource::Local,
+            SecretSource::Env,
+            SecretSource::AwsSm,
+            SecretSource::AwsIam,
+        ]
+        .into_iter()
+        .find(|source| source.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a password comes from: `local` (0600 file in the state dir), `env` (a variable),
-/// `aws-sm` (AWS Secrets Manager, resolved through `rdsprov`).
+/// `aws-sm` (AWS Secrets Manager, resolved through `rdsprov`), and the others of
+/// [`SecretSource`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretRef {
-    pub source: String,
+    pub source: SecretSource,
     #[serde(rename = "ref")]
     pub reference: String,
 }
@@ -159,13 +209,15 @@ impl SecretRef {
                 "secret reference {text:?} has no source: write local:NAME, env:VAR or aws-sm:ID"
             ))
         })?;
-        if !matches!(source, "local" | "env" | "aws-sm" | "aws-iam") || reference.is_empty() {
-            return Err(Error::BadInput(format!(
-                "secret reference {text:?}: the source must be local, env, aws-sm or aws-iam, followed by a name (aws-iam: the region)"
-            )));
-        }
+        let source = SecretSource::configurable(source)
+            .filter(|_| !reference.is_empty())
+            .ok_or_else(|| {
+                Error::BadInput(format!(
+                    "secret reference {text:?}: the source must be local, env, aws-sm or aws-iam, followed by a name (aws-iam: the region)"
+                ))
+            })?;
         Ok(SecretRef {
-            source: source.to_string(),
+            source,
             reference: reference.to_string(),
         })
     }
@@ -250,7 +302,7 @@ pub struct SslInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SecretValue {
     pub kind: String,
-    pub source: String,
+    pub source: SecretSource,
     #[serde(rename = "ref")]
     pub reference: String,
     #[serde(default)]
@@ -1105,7 +1157,7 @@ mod tests {
     #[test]
     fn secret_refs_parse() {
         let r = SecretRef::parse("aws-sm:arn:aws:secretsmanager:eu-west-1:1:secret:x").unwrap();
-        assert_eq!(r.source, "aws-sm");
+        assert_eq!(r.source, SecretSource::AwsSm);
         assert_eq!(r.reference, "arn:aws:secretsmanager:eu-west-1:1:secret:x");
         assert!(SecretRef::parse("vault:x").is_err());
         assert!(SecretRef::parse("plain").is_err());

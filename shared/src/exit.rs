@@ -59,6 +59,9 @@ pub enum Error {
     Refused(String),
     /// Could not reach the database or AWS: exit 4.
     Unreachable(String),
+    /// The server refused the password (SQLSTATE 28P01): exit 4, like any connect that fails,
+    /// but a kind of its own, so a rotated secret is read again by type, not by message text.
+    AuthFailed(String),
     /// The database, the server process or AWS failed the operation: exit 5.
     Failed(String),
     /// Ctrl-C while waiting: exit 130, with where things stood.
@@ -77,7 +80,7 @@ impl Error {
         match self {
             Error::BadInput(_) => ExitStatus::BadInput,
             Error::Refused(_) => ExitStatus::Refused,
-            Error::Unreachable(_) => ExitStatus::Unreachable,
+            Error::Unreachable(_) | Error::AuthFailed(_) => ExitStatus::Unreachable,
             Error::Failed(_) => ExitStatus::Failed,
             Error::Interrupted(_) => ExitStatus::Interrupted,
             Error::Upstream { status, .. } => *status,
@@ -89,6 +92,7 @@ impl Error {
             Error::BadInput(m)
             | Error::Refused(m)
             | Error::Unreachable(m)
+            | Error::AuthFailed(m)
             | Error::Failed(m)
             | Error::Interrupted(m) => m,
             Error::Upstream { message, .. } => message,
@@ -102,6 +106,7 @@ impl Error {
             Error::BadInput(m) => Error::BadInput(wrap(m)),
             Error::Refused(m) => Error::Refused(wrap(m)),
             Error::Unreachable(m) => Error::Unreachable(wrap(m)),
+            Error::AuthFailed(m) => Error::AuthFailed(wrap(m)),
             Error::Failed(m) => Error::Failed(wrap(m)),
             Error::Interrupted(m) => Error::Interrupted(wrap(m)),
             upstream @ Error::Upstream { .. } => upstream,

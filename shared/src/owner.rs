@@ -91,7 +91,7 @@ pub fn master_conn(config: &Config, profile: &Profile) -> Result<Option<(String,
                 )));
             }
             let secret = SecretRef {
-                source: "aws-sm".into(),
+                source: crate::contract::SecretSource::AwsSm,
                 reference: format!("rdsprov/{id}/master"),
             };
             conn.user = instance.master_user().to_string();
@@ -111,7 +111,7 @@ fn owned_record(config: &Config, id: &str, env: &str) -> Result<Instance> {
     let record = resolve::read_local_instance(config, id, env)?;
     let own_secret = format!("{id}/master");
     if record.id != id
-        || record.master_secret.source != "local"
+        || record.master_secret.source != crate::contract::SecretSource::Local
         || record.master_secret.reference != own_secret
     {
         return Err(Error::Refused(format!(
@@ -251,7 +251,7 @@ pub fn record_local_stamp(
             owner: owner.to_string(),
             env: env.to_string(),
             secret: SecretRef {
-                source: "local".into(),
+                source: crate::contract::SecretSource::Local,
                 reference: format!("{id}/{owner}"),
             },
             stamp: Some(recorded),

@@ -359,10 +359,11 @@ fn describe_connect_error(conn: &Conn, error: &postgres::Error) -> Error {
             "57P03" => "the server is starting up: retry, or use `dbconnect wait`".to_string(),
             _ => db.message().to_string(),
         };
-        return Error::Unreachable(format!(
-            "cannot connect to {target}: {hint} ({})",
-            db.code().code()
-        ));
+        let message = format!("cannot connect to {target}: {hint} ({})", db.code().code());
+        return match db.code().code() {
+            "28P01" => Error::AuthFailed(message),
+            _ => Error::Unreachable(message),
+        };
     }
     let chain = error_chain(error);
     let hint = if chain.contains("server does not support TLS") {
@@ -392,10 +393,9 @@ fn describe_connect_error(conn: &Conn, error: &postgres::Error) -> Error {
     Error::Unreachable(format!("cannot connect to {target}: {hint}{detail}"))
 }
 
-/// True when `error` is a connect refused for its password (SQLSTATE 28P01), as
-/// `describe_connect_error` words it.
+/// True when `error` is a connect refused for its password (SQLSTATE 28P01).
 pub fn is_auth_failure(error: &Error) -> bool {
-    matches!(error, Error::Unreachable(message) if message.contains("(28P01)"))
+    matches!(error, Error::AuthFailed(_))
 }
 
 /// Maps an error from a statement to exit 5, with SQLSTATE and position when the server gave them.

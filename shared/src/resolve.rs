@@ -6,7 +6,9 @@
 //! target the env's), or one of libpq's own sources.
 
 use crate::config::Config;
-use crate::contract::{self, Conn, Instance, InstanceRef, Profile, Protection, SslMode};
+use crate::contract::{
+    self, Conn, Instance, InstanceRef, Profile, Protection, SecretSource, SslMode,
+};
 use crate::envvars;
 use crate::exit::{Error, Result};
 use crate::{names, secrets, url};
@@ -165,9 +167,11 @@ fn check_libpq_secret(profile: &Profile, why: &str) -> Result<()> {
     let Some(secret) = &profile.secret else {
         return Ok(());
     };
-    let allowed = match (secret.source.as_str(), secret.reference.as_str()) {
-        ("env", envvars::PGPASSWORD) | ("url", envvars::DATABASE_URL) => true,
-        ("pgpass", path) => {
+    let allowed = match (secret.source, secret.reference.as_str()) {
+        (SecretSource::Env, envvars::PGPASSWORD) | (SecretSource::Url, envvars::DATABASE_URL) => {
+            true
+        }
+        (SecretSource::Pgpass, path) => {
             let service = std::env::var(envvars::PGSERVICE)
                 .ok()
                 .and_then(|name| crate::pgservice::read(&name).ok())
@@ -297,19 +301,19 @@ pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Resu
     // file. The profile names the place; each tool reads it when it connects.
     let secret = if conn.password.is_some() {
         Some(contract::SecretRef {
-            source: "url".into(),
+            source: crate::contract::SecretSource::Url,
             reference: envvars::DATABASE_URL.into(),
         })
     } else if var(envvars::PGPASSWORD).is_some() {
         Some(contract::SecretRef {
-            source: "env".into(),
+            source: crate::contract::SecretSource::Env,
             reference: envvars::PGPASSWORD.into(),
         })
     } else {
         passfile
             .or_else(crate::pgpass::default_file)
             .map(|path| contract::SecretRef {
-                source: "pgpass".into(),
+                source: crate::contract::SecretSource::Pgpass,
                 reference: path.display().to_string(),
             })
     };
@@ -361,7 +365,7 @@ pub fn connect_fresh<T>(
     let Some(secret) = profile
         .secret
         .as_ref()
-        .filter(|s| matches!(s.source.as_str(), "aws-sm" | "aws-iam"))
+        .filter(|s| matches!(s.source, SecretSource::AwsSm | SecretSource::AwsIam))
     else {
         return Err(error);
     };

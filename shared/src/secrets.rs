@@ -14,7 +14,7 @@
 //! Profiles carry only the reference; the tool that connects resolves it ([`password_for`]).
 //! AWS answers are kept a few minutes ([`crate::secret_cache`]), so a pipeline asks once.
 
-use crate::contract::{self, SecretRef, SecretValue};
+use crate::contract::{self, SecretRef, SecretSource, SecretValue};
 use crate::envvars;
 use crate::exit::{Error, ExitStatus, Result};
 use crate::state::{self, StateDir};
@@ -52,7 +52,7 @@ pub fn store_local(
         serde_json::json!({"engine": "postgres", "username": username, "password": password});
     state::write_private(&path, body.to_string().as_bytes())?;
     Ok(SecretRef {
-        source: "local".into(),
+        source: crate::contract::SecretSource::Local,
         reference: name.to_string(),
     })
 }
@@ -72,16 +72,15 @@ pub fn remove_local(state: &StateDir, name: &str) -> Result<()> {
 /// Resolves a secret reference to its value; `region` is where an AWS secret named without an
 /// ARN lives (the env's instance region), else the AWS defaults apply.
 pub fn resolve(secret: &SecretRef, state: &StateDir, region: Option<&str>) -> Result<SecretValue> {
-    match secret.source.as_str() {
-        "local" => resolve_local(secret, state),
-        "env" => resolve_env(secret),
-        "aws-sm" => resolve_through_rdsprov(secret, region),
-        "aws-iam" => Err(Error::BadInput(format!(
-            "secret {secret}: an IAM token is made per host and user when an env is resolved (dbenv resolve), not read from a store"
-        ))),
-        other => Err(Error::BadInput(format!(
-            "secret {secret}: unknown source {other:?}"
-        ))),
+    match secret.source {
+        SecretSource::Local => resolve_local(secret, state),
+        SecretSource::Env => resolve_env(secret),
+        SecretSource::AwsSm => resolve_through_rdsprov(secret, region),
+        SecretSource::AwsIam | SecretSource::Pgpass | SecretSource::Url => {
+            Err(Error::BadInput(format!(
+                "secret {secret}: made or found for a host and user when a tool connects, not read from a store"
+            )))
+        }
     }
 }
 
@@ -96,9 +95,9 @@ pub fn password_for(
     region: Option<&str>,
     fresh: bool,
 ) -> Result<String> {
-    let key = match secret.source.as_str() {
-        "pgpass" => return crate::pgpass::lookup(Path::new(&secret.reference), conn),
-        "url" => {
+    let key = match secret.source {
+        SecretSource::Pgpass => return crate::pgpass::lookup(Path::new(&secret.reference), conn),
+        SecretSource::Url => {
             let text = std::env::var(&secret.reference).map_err(|_| {
                 Error::BadInput(format!(
                     "secret {secret}: environment variable {} is not set",
@@ -122,7 +121,7 @@ pub fn password_for(
                 ))
             });
         }
-        "local" => {
+        SecretSource::Local => {
             let state = state.ok_or_else(|| {
                 Error::BadInput(format!(
                     "secret {secret} lives in a project's local store: run this inside the project (where dbtools.toml is), or set DBTOOLS_STATE_DIR"
@@ -130,22 +129,17 @@ pub fn password_for(
             })?;
             return Ok(resolve_local(secret, state)?.password);
         }
-        "aws-sm" => format!("{secret}\0{}", region.unwrap_or_default()),
-        "aws-iam" => format!("{secret}\0{}\0{}\0{}", conn.host, conn.port, conn.user),
-        "env" => return Ok(resolve_env(secret)?.password),
-        other => {
-            return Err(Error::BadInput(format!(
-                "secret {secret}: unknown source {other:?}"
-            )))
-        }
+        SecretSource::AwsSm => format!("{secret}\0{}", region.unwrap_or_default()),
+        SecretSource::AwsIam => format!("{secret}\0{}\0{}\0{}", conn.host, conn.port, conn.user),
+        SecretSource::Env => return Ok(resolve_env(secret)?.password),
     };
     if let (Some(state), false) = (state, fresh) {
         if let Some(password) = crate::secret_cache::get(state, &key) {
             return Ok(password);
         }
     }
-    let (password, seconds) = match secret.source.as_str() {
-        "aws-iam" => (
+    let (password, seconds) = match secret.source {
+        SecretSource::AwsIam => (
             iam_auth_token(secret, &conn.host, conn.port, &conn.user)?.password,
             crate::secret_cache::TOKEN_SECONDS,
         ),
@@ -173,9 +167,11 @@ pub fn profile_password(profile: &contract::Profile, fresh: bool) -> Result<Opti
 /// Whether a reference that costs nothing to read can be read: the variable is set, the local
 /// file exists. AWS references are not checked here (that is a call); they fail on connect.
 pub fn check(secret: &SecretRef, state: &StateDir) -> Result<()> {
-    match secret.source.as_str() {
-        "local" | "env" => resolve(secret, state, None).map(|_| ()),
-        _ => Ok(()),
+    match secret.source {
+        SecretSource::Local | SecretSource::Env => resolve(secret, state, None).map(|_| ()),
+        SecretSource::AwsSm | SecretSource::AwsIam | SecretSource::Pgpass | SecretSource::Url => {
+            Ok(())
+        }
     }
 }
 
@@ -192,7 +188,7 @@ fn resolve_env(secret: &SecretRef) -> Result<SecretValue> {
 fn value(secret: &SecretRef, username: Option<String>, password: String) -> SecretValue {
     SecretValue {
         kind: contract::SECRET.into(),
-        source: secret.source.clone(),
+        source: secret.source,
         reference: secret.reference.clone(),
         username,
         password,

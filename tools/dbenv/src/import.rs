@@ -200,7 +200,7 @@ mod tests {
                 },
                 master_user: "postgres".into(),
                 master_secret: SecretRef {
-                    source: "aws-sm".into(),
+                    source: dbtools::contract::SecretSource::AwsSm,
                     reference: "arn:master".into(),
                 },
                 ca_cert: None,
@@ -209,7 +209,7 @@ mod tests {
                     owner: "combine_app".into(),
                     env: "test".into(),
                     secret: SecretRef {
-                        source: "aws-sm".into(),
+                        source: dbtools::contract::SecretSource::AwsSm,
                         reference: "arn:aws:secretsmanager:eu-west-1:1:secret:x".into(),
                     },
                     stamp: None,

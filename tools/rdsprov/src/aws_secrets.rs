@@ -20,7 +20,7 @@ fn region_of_arn(reference: &str) -> Option<String> {
 /// Fetches a secret's current value (`AWSCURRENT`).
 pub(crate) fn get_secret(reference: &str, region: Option<&str>) -> Result<SecretValue> {
     let secret = SecretRef {
-        source: "aws-sm".into(),
+        source: dbtools::contract::SecretSource::AwsSm,
         reference: reference.into(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

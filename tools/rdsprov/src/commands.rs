@@ -186,7 +186,7 @@ fn iam_token(
     )?;
     let mut value = contract::SecretValue {
         kind: contract::SECRET.into(),
-        source: "aws-iam".into(),
+        source: dbtools::contract::SecretSource::AwsIam,
         reference: region.into(),
         username: Some(user.into()),
         password: token,

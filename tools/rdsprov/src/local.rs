@@ -195,7 +195,7 @@ impl LocalProvider<'_> {
                 owner: d.owner.clone(),
                 env: d.env.clone(),
                 secret: SecretRef {
-                    source: "local".into(),
+                    source: dbtools::contract::SecretSource::Local,
                     reference: format!("{}/{}", spec.id, d.owner),
                 },
                 stamp,
@@ -266,7 +266,7 @@ impl LocalProvider<'_> {
             },
             master_user: spec.master_user.clone(),
             master_secret: SecretRef {
-                source: "local".into(),
+                source: dbtools::contract::SecretSource::Local,
                 reference: master_secret_name(&spec.id),
             },
             ca_cert: Some(ca_cert.display().to_string()),
@@ -378,7 +378,7 @@ impl LocalProvider<'_> {
             owner: tenant.owner.clone(),
             env: tenant.env.clone(),
             secret: SecretRef {
-                source: "local".into(),
+                source: dbtools::contract::SecretSource::Local,
                 reference: format!("{}/{}", spec.id, tenant.owner),
             },
             stamp: owner::recorded(&stamp),
@@ -407,7 +407,7 @@ impl LocalProvider<'_> {
     ) -> Result<Vec<String>> {
         let secret_name = format!("{}/{}", record.id, spec.owner);
         let secret_ref = SecretRef {
-            source: "local".into(),
+            source: dbtools::contract::SecretSource::Local,
             reference: secret_name.clone(),
         };
         let secret_exists = secrets::resolve(&secret_ref, self.state, None).is_ok();

@@ -542,7 +542,7 @@ pub(crate) fn read_secret_password(aws: &Aws, secret_id: &str) -> Result<String>
         .block_on(aws.secrets.get_secret_value().secret_id(secret_id).send())
         .map_err(|e| describe("reading the master secret", e))?;
     let secret = SecretRef {
-        source: "aws-sm".into(),
+        source: dbtools::contract::SecretSource::AwsSm,
         reference: secret_id.to_string(),
     };
     Ok(secrets::parse_secret_string(&secret, answer.secret_string().unwrap_or_default())?.password)

@@ -578,7 +578,7 @@ pub(crate) fn record(
         },
         master_user: state.master_user.clone(),
         master_secret: dbtools::contract::SecretRef {
-            source: "aws-sm".into(),
+            source: dbtools::contract::SecretSource::AwsSm,
             reference: observed
                 .secret_arn
                 .clone()

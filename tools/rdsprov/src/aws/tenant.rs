@@ -56,7 +56,7 @@ pub(crate) fn list(aws: &Aws, spec: &InstanceSpec) -> Result<Vec<DatabaseRecord>
                 owner: name.to_string(),
                 env: env.to_string(),
                 secret: SecretRef {
-                    source: "aws-sm".into(),
+                    source: dbtools::contract::SecretSource::AwsSm,
                     reference: entry.arn().unwrap_or_default().to_string(),
                 },
                 stamp: None,
@@ -168,7 +168,7 @@ pub(crate) fn add(
             owner: tenant.owner.clone(),
             env: tenant.env.clone(),
             secret: SecretRef {
-                source: "aws-sm".into(),
+                source: dbtools::contract::SecretSource::AwsSm,
                 reference: secret_arn.unwrap_or(secret_name),
             },
             stamp: None,
