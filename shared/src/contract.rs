@@ -401,13 +401,75 @@ pub struct Resources {
     pub instances: Vec<Instance>,
 }
 
+/// Declares a closed set the JSON carries as a kebab-case word, with `as_str` for tables.
+macro_rules! word_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $word)] $variant,)*
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+word_enum! {
+    /// Where a migration stands (`status`, `up`, `down`), or what `verify` proved of it.
+    MigrationState {
+        /// Applied, its file unchanged.
+        Applied = "applied",
+        /// A file not applied yet.
+        Pending = "pending",
+        /// Applied, and its file edited since.
+        Changed = "changed",
+        /// Applied, and its file is gone.
+        Missing = "missing",
+        /// `verify`: up, down and up again leave the same schema.
+        Verified = "verified",
+        /// `verify`: its down does not undo its up (the first such migration).
+        Irreversible = "irreversible",
+        /// `verify`: after an irreversible one, not tried.
+        Unverified = "unverified",
+    }
+}
+
+word_enum! {
+    /// Where a seed file stands (`status`, `apply`), or what `verify` proved of it.
+    SeedState {
+        /// Applied, the file unchanged.
+        Applied = "applied",
+        /// Not applied yet.
+        Pending = "pending",
+        /// Applied, then edited.
+        Changed = "changed",
+        /// Not run: a locked env and the file does not opt in (see `note`).
+        Skipped = "skipped",
+        /// `verify`: running it twice changed nothing the second time.
+        Idempotent = "idempotent",
+        /// `verify`: the second run changed rows.
+        NotIdempotent = "not-idempotent",
+    }
+}
+
 /// One migration as `dbmigrate status` and `up`/`down` report it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MigrationEntry {
     pub version: String,
     pub name: String,
-    /// `applied`, `pending`, `changed` (applied, file edited since), `missing` (applied, no file).
-    pub state: String,
+    pub state: MigrationState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -796,8 +858,7 @@ pub struct LintReport {
 pub struct SeedEntry {
     /// Path relative to the seeds dir, e.g. `common/010_channels.sql`.
     pub file: String,
-    /// `applied`, `pending`, `changed` (applied, then edited) or `skipped` (with `note`).
-    pub state: String,
+    pub state: SeedState,
     pub checksum: String,
     pub applied_at: Option<String>,
     /// Rows the file inserted or updated when it last ran.

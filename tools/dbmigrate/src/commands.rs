@@ -3,7 +3,9 @@
 use crate::cli::{Cli, Command};
 use crate::engine::{self, AppliedRow};
 use dbtools::config::Config;
-use dbtools::contract::{self, MigrateResult, MigrateStatus, MigrationEntry, Profile};
+use dbtools::contract::{
+    self, MigrateResult, MigrateStatus, MigrationEntry, MigrationState, Profile,
+};
 use dbtools::guard::{Confirmation, Guard};
 use dbtools::migration_files::{self as source, compare_versions, Migration};
 use dbtools::output::{self, Output};
@@ -25,13 +27,13 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
             let mut client = connect(&profile)?;
             let applied = engine::read_applied(&mut client)?.unwrap_or_default();
             let entries = status_entries(&migrations, &applied);
-            let count = |state: &str| entries.iter().filter(|e| e.state == state).count();
+            let count = |state| entries.iter().filter(|e| e.state == state).count();
             let status = MigrateStatus {
                 kind: contract::MIGRATE_STATUS.into(),
                 env: profile.env.clone(),
-                pending: count("pending"),
-                changed: count("changed"),
-                missing: count("missing"),
+                pending: count(MigrationState::Pending),
+                changed: count(MigrationState::Changed),
+                missing: count(MigrationState::Missing),
                 migrations: entries,
                 profile,
             };
@@ -132,9 +134,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                 .enumerate()
                 .map(|(i, m)| {
                     let state = match &problem {
-                        Some(p) if p.index == i => "irreversible",
-                        Some(p) if i > p.index => "unverified",
-                        _ => "verified",
+                        Some(p) if p.index == i => MigrationState::Irreversible,
+                        Some(p) if i > p.index => MigrationState::Unverified,
+                        _ => MigrationState::Verified,
                     };
                     entry(m, state, None, None)
                 })
@@ -184,7 +186,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                 TOOL,
                 format!("recorded the current checksum of {}", migration.file_name()),
             );
-            let entry = entry(migration, "applied", None, None);
+            let entry = entry(migration, MigrationState::Applied, None, None);
             emit_result(out, "accept", profile, vec![entry], false, 0.0)
         }
     }
@@ -212,14 +214,14 @@ fn connect(profile: &Profile) -> Result<pg::Client> {
 
 fn entry(
     migration: &Migration,
-    state: &str,
+    state: MigrationState,
     applied: Option<&AppliedRow>,
     duration_ms: Option<f64>,
 ) -> MigrationEntry {
     MigrationEntry {
         version: migration.version.clone(),
         name: migration.name.clone(),
-        state: state.into(),
+        state,
         applied_at: applied.and_then(|a| a.applied_at.clone()),
         duration_ms: duration_ms.or_else(|| applied.and_then(|a| a.duration_ms)),
     }
@@ -230,11 +232,11 @@ fn status_entries(migrations: &[Migration], applied: &[AppliedRow]) -> Vec<Migra
     let mut entries: Vec<MigrationEntry> = migrations
         .iter()
         .map(|m| match applied.iter().find(|a| a.version == m.version) {
-            None => entry(m, "pending", None, None),
+            None => entry(m, MigrationState::Pending, None, None),
             Some(row) if row.checksum.as_ref().is_some_and(|c| *c != m.checksum) => {
-                entry(m, "changed", Some(row), None)
+                entry(m, MigrationState::Changed, Some(row), None)
             }
-            Some(row) => entry(m, "applied", Some(row), None),
+            Some(row) => entry(m, MigrationState::Applied, Some(row), None),
         })
         .collect();
     for row in applied {
@@ -242,7 +244,7 @@ fn status_entries(migrations: &[Migration], applied: &[AppliedRow]) -> Vec<Migra
             entries.push(MigrationEntry {
                 version: row.version.clone(),
                 name: String::new(),
-                state: "missing".into(),
+                state: MigrationState::Missing,
                 applied_at: row.applied_at.clone(),
                 duration_ms: row.duration_ms,
             });
@@ -260,7 +262,7 @@ fn render_entries(entries: &[MigrationEntry]) -> String {
         .iter()
         .map(|e| {
             vec![
-                e.state.clone(),
+                e.state.to_string(),
                 e.version.clone(),
                 e.name.clone(),
                 e.applied_at.clone().unwrap_or_default(),
@@ -276,20 +278,24 @@ fn render_entries(entries: &[MigrationEntry]) -> String {
 /// Refuses to go on when applied migrations were edited or deleted.
 fn refuse_drift(migrations: &[Migration], applied: &[AppliedRow]) -> Result<()> {
     for entry in status_entries(migrations, applied) {
-        match entry.state.as_str() {
-            "changed" => {
+        match entry.state {
+            MigrationState::Changed => {
                 return Err(Error::BadInput(format!(
                     "migration {}_{} was edited after it was applied (its checksum differs): revert the edit, or run `dbmigrate accept {}` if the change is intended",
                     entry.version, entry.name, entry.version
                 )))
             }
-            "missing" => {
+            MigrationState::Missing => {
                 return Err(Error::BadInput(format!(
                     "version {} is applied in the database but its file is missing: restore the file (or check --dir)",
                     entry.version
                 )))
             }
-            _ => {}
+            MigrationState::Applied
+            | MigrationState::Pending
+            | MigrationState::Verified
+            | MigrationState::Irreversible
+            | MigrationState::Unverified => {}
         }
     }
     Ok(())
@@ -366,7 +372,7 @@ fn up(
         engine::check_wrappable(&pending, atomic)?;
         let entries = pending
             .iter()
-            .map(|m| entry(m, "pending", None, None))
+            .map(|m| entry(m, MigrationState::Pending, None, None))
             .collect();
         return emit_result(out, "up", profile, entries, true, 0.0);
     }
@@ -398,7 +404,12 @@ fn up(
                     .unwrap_or_default();
                 cli::note(TOOL, format!("applied {}{took}", migration.file_name()));
             }
-            entries.push(entry(migration, "applied", None, ran.duration_ms));
+            entries.push(entry(
+                migration,
+                MigrationState::Applied,
+                None,
+                ran.duration_ms,
+            ));
         },
     );
     result?;
@@ -459,7 +470,12 @@ fn down(
     let mut entries = Vec::new();
     for done in ran {
         cli::note(TOOL, format!("reverted {}", files[done.index].file_name()));
-        entries.push(entry(files[done.index], "pending", None, None));
+        entries.push(entry(
+            files[done.index],
+            MigrationState::Pending,
+            None,
+            None,
+        ));
     }
     emit_result(
         out,

@@ -13,7 +13,7 @@ use crate::engine::{self, Tracked};
 use crate::files::{self, SeedFile};
 use dbtools::config::Config;
 use dbtools::contract::{
-    self, LintFinding, Profile, Protection, SeedEntry, SeedResult, SeedStatus, Stamp,
+    self, LintFinding, Profile, Protection, SeedEntry, SeedResult, SeedState, SeedStatus, Stamp,
 };
 use dbtools::guard::Guard;
 use dbtools::output::{self, Output};
@@ -37,7 +37,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                 .collect();
             let unsettled = entries
                 .iter()
-                .any(|e| e.state == "pending" || e.state == "changed");
+                .any(|e| matches!(e.state, SeedState::Pending | SeedState::Changed));
             let status = SeedStatus {
                 kind: contract::SEED_STATUS.into(),
                 env: profile.env.clone(),
@@ -112,7 +112,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
             guard.admit(stamp.as_ref());
             let runnable = runnable(&seeds, guard.protection);
             let checked = verify(&mut client, &runnable)?;
-            let idempotent = checked.iter().all(|e| e.state == "idempotent");
+            let idempotent = checked.iter().all(|e| e.state == SeedState::Idempotent);
             let result = SeedResult {
                 kind: contract::SEED_RESULT.into(),
                 action: "verify".into(),
@@ -222,27 +222,27 @@ fn check_lint(guard: &Guard, findings: &[LintFinding]) -> Result<()> {
     ))
 }
 
-fn state_of(seed: &SeedFile, tracked: &[Tracked], protection: Protection) -> &'static str {
+fn state_of(seed: &SeedFile, tracked: &[Tracked], protection: Protection) -> SeedState {
     if protection == Protection::Locked && !seed.allow_locked {
-        return "skipped";
+        return SeedState::Skipped;
     }
     match tracked.iter().find(|t| t.file == seed.name) {
-        None => "pending",
-        Some(t) if t.checksum != seed.checksum => "changed",
-        Some(_) => "applied",
+        None => SeedState::Pending,
+        Some(t) if t.checksum != seed.checksum => SeedState::Changed,
+        Some(_) => SeedState::Applied,
     }
 }
 
-fn entry(seed: &SeedFile, state: &str, tracked: &[Tracked]) -> SeedEntry {
+fn entry(seed: &SeedFile, state: SeedState, tracked: &[Tracked]) -> SeedEntry {
     let record = tracked.iter().find(|t| t.file == seed.name);
     SeedEntry {
         file: seed.name.clone(),
-        state: state.into(),
+        state,
         checksum: seed.checksum.clone(),
         applied_at: record.and_then(|t| t.applied_at.clone()),
         rows: record.and_then(|t| t.rows),
         tables: seed.tables.clone(),
-        note: (state == "skipped").then(|| "locked env: the file does not opt in".into()),
+        note: (state == SeedState::Skipped).then(|| "locked env: the file does not opt in".into()),
     }
 }
 
@@ -258,13 +258,13 @@ fn apply_pending(
     let mut unsettled = false;
     for seed in seeds {
         let state = state_of(seed, tracked, Protection::Open);
-        if state == "applied" {
+        if state == SeedState::Applied {
             continue;
         }
         engine::execute(client, "BEGIN", "BEGIN")?;
         let outcome = (|| -> Result<Option<i64>> {
             let rows = engine::apply(client, seed)?;
-            if state == "changed" {
+            if state == SeedState::Changed {
                 let once = engine::snapshot(client, &seed.tables)?;
                 engine::execute(client, "SAVEPOINT dbseed_again", "SAVEPOINT")?;
                 engine::apply(client, seed)?;
@@ -280,13 +280,13 @@ fn apply_pending(
         match outcome {
             Ok(Some(rows)) => {
                 engine::execute(client, "COMMIT", "COMMIT")?;
-                let verb = if state == "changed" {
+                let verb = if state == SeedState::Changed {
                     "re-applied (edited, idempotent)"
                 } else {
                     "applied"
                 };
                 cli::note(TOOL, format!("{verb} {} ({rows} rows)", seed.name));
-                let mut done = entry(seed, "applied", &[]);
+                let mut done = entry(seed, SeedState::Applied, &[]);
                 done.rows = Some(rows);
                 applied.push(done);
             }
@@ -350,7 +350,7 @@ fn reset_all(
         for seed in seeds {
             let rows = engine::apply(client, seed)?;
             engine::record(client, seed, rows, by)?;
-            let mut done = entry(seed, "applied", &[]);
+            let mut done = entry(seed, SeedState::Applied, &[]);
             done.rows = Some(rows);
             applied.push(done);
         }
@@ -403,9 +403,9 @@ fn verify(client: &mut pg::Client, seeds: &[SeedFile]) -> Result<Vec<SeedEntry>>
             let mut result = entry(
                 seed,
                 if changes.is_empty() {
-                    "idempotent"
+                    SeedState::Idempotent
                 } else {
-                    "not-idempotent"
+                    SeedState::NotIdempotent
                 },
                 &[],
             );
@@ -436,7 +436,7 @@ fn render(entries: &[SeedEntry]) -> String {
         .iter()
         .map(|e| {
             vec![
-                e.state.clone(),
+                e.state.to_string(),
                 e.file.clone(),
                 e.rows.map(|r| r.to_string()).unwrap_or_default(),
                 e.applied_at.clone().unwrap_or_default(),
