@@ -80,7 +80,7 @@ pub struct EnvConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceConfig {
-    pub provider: String,
+    pub provider: crate::contract::Provider,
     pub region: Option<String>,
     /// Master user name (default `postgres`).
     pub master_user: Option<String>,
@@ -170,13 +170,7 @@ impl Config {
         for id in self.instances.keys() {
             names::check_instance_id(id).map_err(|e| at(e.to_string()))?;
         }
-        for (id, instance) in &self.instances {
-            if !matches!(instance.provider.as_str(), "local" | "aws") {
-                return Err(at(format!(
-                    "instance {id}: provider {:?} is not local or aws",
-                    instance.provider
-                )));
-            }
+        for instance in self.instances.values() {
             if let Some(user) = &instance.master_user {
                 names::check_sql_name(user, "master user").map_err(|e| at(e.to_string()))?;
             }
@@ -290,10 +284,12 @@ impl Config {
             return SecretRef::parse(text).map(Some);
         }
         Ok(match self.env_instance(name)? {
-            Some((id, instance)) if instance.provider == "local" => Some(SecretRef {
-                source: crate::contract::SecretSource::Local,
-                reference: format!("{id}/{}", env.user),
-            }),
+            Some((id, instance)) if instance.provider == crate::contract::Provider::Local => {
+                Some(SecretRef {
+                    source: crate::contract::SecretSource::Local,
+                    reference: format!("{id}/{}", env.user),
+                })
+            }
             _ => None,
         })
     }

@@ -57,6 +57,31 @@ kinds! {
     RECORDED_STAMPS = "dbtools.recorded-stamps/v1",
 }
 
+/// Declares a closed set the JSON carries as a kebab-case word, with `as_str` for tables.
+macro_rules! word_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $word)] $variant,)*
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// How hard an environment is to damage (DESIGN.md "Guardrails"); ordered from open to locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -133,10 +158,20 @@ pub struct Conn {
     pub sslrootcert: Option<String>,
 }
 
+word_enum! {
+    /// Who runs an instance.
+    Provider {
+        /// PostgreSQL on this machine's loopback, run by `rdsprov`.
+        Local = "local",
+        /// Amazon RDS or Aurora.
+        Aws = "aws",
+    }
+}
+
 /// Which instance (and provider) an env lives on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceRef {
-    pub provider: String,
+    pub provider: Provider,
     pub id: String,
     #[serde(default)]
     pub region: Option<String>,
@@ -315,7 +350,7 @@ pub struct SecretValue {
 pub struct Instance {
     pub kind: String,
     pub id: String,
-    pub provider: String,
+    pub provider: Provider,
     pub engine: String,
     pub engine_version: String,
     pub status: String,
@@ -395,35 +430,10 @@ pub struct RecordedStamp {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resources {
     pub kind: String,
-    pub provider: String,
+    pub provider: Provider,
     /// Human-readable changes made by this run; empty when nothing changed.
     pub changes: Vec<String>,
     pub instances: Vec<Instance>,
-}
-
-/// Declares a closed set the JSON carries as a kebab-case word, with `as_str` for tables.
-macro_rules! word_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal,)* }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-        pub enum $name {
-            $($(#[$vdoc])* #[serde(rename = $word)] $variant,)*
-        }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $word,)*
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
 }
 
 word_enum! {
@@ -525,7 +535,7 @@ pub struct MigrateDiff {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub kind: String,
-    pub provider: String,
+    pub provider: Provider,
     pub region: String,
     /// True when nothing would change.
     pub up_to_date: bool,
@@ -587,7 +597,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Access {
     pub kind: String,
-    pub provider: String,
+    pub provider: Provider,
     #[serde(default)]
     pub env: Option<String>,
     pub instance: String,
@@ -896,7 +906,7 @@ pub struct SeedResult {
 pub struct EnvSummary {
     pub env: String,
     pub protection: Protection,
-    pub provider: Option<String>,
+    pub provider: Option<Provider>,
     pub instance: Option<String>,
     pub database: String,
     pub user: String,

@@ -9,7 +9,9 @@
 //! which `rdsprov` writes (it alone links the AWS SDK: `rdsprov stamp-record`).
 
 use crate::config::Config;
-use crate::contract::{Conn, Instance, Profile, Protection, RecordedStamp, SecretRef, Stamp};
+use crate::contract::{
+    Conn, Instance, Profile, Protection, Provider, RecordedStamp, SecretRef, Stamp,
+};
 use crate::exit::{Error, Result};
 use crate::{resolve, secrets, state};
 
@@ -67,8 +69,8 @@ pub fn master_conn(config: &Config, profile: &Profile) -> Result<Option<(String,
         return Ok(None);
     };
     let mut conn = profile.conn.clone();
-    match instance.provider.as_str() {
-        "local" => {
+    match instance.provider {
+        Provider::Local => {
             let record = owned_record(config, id, &profile.env)?;
             if (record.endpoint.host.as_str(), record.endpoint.port)
                 != (conn.host.as_str(), conn.port)
@@ -82,7 +84,7 @@ pub fn master_conn(config: &Config, profile: &Profile) -> Result<Option<(String,
             conn.password =
                 Some(secrets::resolve(&record.master_secret, &config.state, None)?.password);
         }
-        "aws" => {
+        Provider::Aws => {
             let env = config.env(&profile.env)?;
             if env.host.as_deref().is_some_and(|host| host != conn.host) {
                 return Err(Error::Refused(format!(
@@ -99,7 +101,6 @@ pub fn master_conn(config: &Config, profile: &Profile) -> Result<Option<(String,
                 secrets::resolve(&secret, &config.state, instance.region.as_deref())?.password,
             );
         }
-        _ => return Ok(None),
     }
     Ok(Some((id.to_string(), conn)))
 }
@@ -141,7 +142,7 @@ fn local_record_for(config: &Config, env: &str, conn: &Conn) -> Result<Option<In
     let Some((id, instance)) = configured_instance(config, env)? else {
         return Ok(None);
     };
-    if instance.provider != "local" {
+    if instance.provider != Provider::Local {
         return Ok(None);
     }
     let record = owned_record(config, id, env)?;
@@ -195,7 +196,7 @@ pub fn origin(config: Option<&Config>, env: &str, conn: &Conn, stamp: &Stamp) ->
     let Some((id, instance)) = configured_instance(config, env)? else {
         return Ok(Origin::Unknown);
     };
-    if instance.provider != "aws" {
+    if instance.provider != Provider::Aws {
         return Ok(Origin::Unknown);
     }
     let recorded = aws_recorded(id, instance.region.as_deref())?;

@@ -21,7 +21,9 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
     let env = config.env(env_name)?;
     let instance = config.env_instance(env_name)?;
     let record = match instance {
-        Some((id, instance)) if instance.provider == "local" && env.host.is_none() => {
+        Some((id, instance))
+            if instance.provider == crate::contract::Provider::Local && env.host.is_none() =>
+        {
             Some(read_local_instance(config, id, env_name)?)
         }
         _ => None,
@@ -60,7 +62,7 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
             sslrootcert,
         },
         instance: instance.map(|(id, instance)| InstanceRef {
-            provider: instance.provider.clone(),
+            provider: instance.provider,
             id: id.to_string(),
             region: instance.region.clone(),
         }),

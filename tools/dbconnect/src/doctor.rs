@@ -319,7 +319,7 @@ fn aws_step(walk: &mut Walk, profile: &Profile) {
     let from_profile = profile
         .instance
         .as_ref()
-        .filter(|i| i.provider == "aws")
+        .filter(|i| i.provider == dbtools::contract::Provider::Aws)
         .map(|i| (i.id.clone(), i.region.clone()));
     let Some((id, region)) = from_profile.or_else(|| rds_endpoint(&profile.conn.host)) else {
         walk.skipped(

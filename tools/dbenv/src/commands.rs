@@ -87,7 +87,7 @@ fn list(config: &Config, out: Output) -> Result<ExitStatus> {
             EnvSummary {
                 env: name.clone(),
                 protection: config.protection(name),
-                provider: instance.map(|(_, i)| i.provider.clone()),
+                provider: instance.map(|(_, i)| i.provider),
                 instance: env.instance.clone(),
                 database: env.database.clone(),
                 user: env.user.clone(),
@@ -118,7 +118,7 @@ fn list(config: &Config, out: Output) -> Result<ExitStatus> {
                         e.env.clone()
                     },
                     e.protection.as_str().into(),
-                    e.provider.clone().unwrap_or_else(|| "-".into()),
+                    e.provider.map_or_else(|| "-".into(), |p| p.to_string()),
                     e.instance.clone().unwrap_or_else(|| "-".into()),
                     e.database.clone(),
                     e.user.clone(),

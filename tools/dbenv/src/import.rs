@@ -28,7 +28,7 @@ pub(crate) fn apply_to_config(
     })?;
     let mut changes = Vec::new();
     for instance in &resources.instances {
-        if instance.provider != "aws" {
+        if instance.provider != dbtools::contract::Provider::Aws {
             continue;
         }
         names::check_instance_id(&instance.id)?;
@@ -185,12 +185,12 @@ mod tests {
     fn resources() -> Resources {
         Resources {
             kind: dbtools::contract::RESOURCES.into(),
-            provider: "aws".into(),
+            provider: dbtools::contract::Provider::Aws,
             changes: Vec::new(),
             instances: vec![Instance {
                 kind: dbtools::contract::INSTANCE.into(),
                 id: "combine-test".into(),
-                provider: "aws".into(),
+                provider: dbtools::contract::Provider::Aws,
                 engine: "postgres".into(),
                 engine_version: "16.4".into(),
                 status: "available".into(),

@@ -5,8 +5,8 @@ use crate::cli::{Cli, Command};
 use dbtools::cli::{ConfirmArgs, EnvArg, GlobalArgs};
 use dbtools::config::{self, Config};
 use dbtools::contract::{
-    self, ActionClass, AuditEntry, AuditList, Enforcement, LintReport, Profile, Stamp, StampResult,
-    Verdict,
+    self, ActionClass, AuditEntry, AuditList, Enforcement, LintReport, Profile, Provider, Stamp,
+    StampResult, Verdict,
 };
 use dbtools::guard::{self, Guard};
 use dbtools::output::{self, Output};
@@ -158,8 +158,8 @@ fn record_with_owner(
     else {
         return Ok(());
     };
-    match config.instances.get(id).map(|i| i.provider.as_str()) {
-        Some("local") => owner::record_local_stamp(
+    match config.instances.get(id).map(|i| i.provider) {
+        Some(Provider::Local) => owner::record_local_stamp(
             config,
             id,
             &profile.conn.dbname,
@@ -167,11 +167,11 @@ fn record_with_owner(
             &written.env,
             recorded,
         ),
-        Some("aws") => {
+        Some(Provider::Aws) => {
             let region = config.instances[id].region.clone();
             owner::record_aws_stamp(id, region.as_deref(), &profile.conn.dbname, &recorded)
         }
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 

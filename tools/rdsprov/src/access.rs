@@ -9,7 +9,7 @@ use crate::checkip;
 use crate::cli::{AccessCommand, AccessTarget};
 use dbtools::cli::{ConfirmArgs, GlobalArgs};
 use dbtools::config::Config;
-use dbtools::contract::{self, Access, Protection};
+use dbtools::contract::{self, Access, Protection, Provider};
 use dbtools::guard::Guard;
 use dbtools::output::{self, Output};
 use dbtools::{cli, envvars, identity, Error, ExitStatus, Result};
@@ -167,9 +167,9 @@ pub(crate) fn locate(
         ))
     })?;
     let instance = &config.instances[&id];
-    match instance.provider.as_str() {
-        "local" => Ok(Located::Local { id }),
-        _ => Ok(Located::Aws {
+    match instance.provider {
+        Provider::Local => Ok(Located::Local { id }),
+        Provider::Aws => Ok(Located::Aws {
             region: region_or(instance.region.clone())?,
             id,
         }),
@@ -179,7 +179,7 @@ pub(crate) fn locate(
 fn local_answer(env: Option<&str>, id: &str, machine: &str) -> Access {
     Access {
         kind: contract::ACCESS.into(),
-        provider: "local".into(),
+        provider: Provider::Local,
         env: env.map(str::to_string),
         instance: id.to_string(),
         region: None,
@@ -278,7 +278,7 @@ fn emit(out: Output, access: Access) -> Result<ExitStatus> {
 fn render(access: &Access) -> String {
     let mut text = output::key_values(&[
         ("instance", access.instance.clone()),
-        ("provider", access.provider.clone()),
+        ("provider", access.provider.to_string()),
         ("status", access.status.clone().unwrap_or_default()),
         (
             "public",

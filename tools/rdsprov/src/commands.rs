@@ -404,7 +404,7 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
     }
     let resources = Resources {
         kind: contract::RESOURCES.into(),
-        provider: "local".into(),
+        provider: dbtools::contract::Provider::Local,
         changes,
         instances,
     };
@@ -471,7 +471,7 @@ fn render(resources: &Resources) -> String {
         .map(|i| {
             vec![
                 i.id.clone(),
-                i.provider.clone(),
+                i.provider.to_string(),
                 i.status.clone(),
                 format!("{}:{}", i.endpoint.host, i.endpoint.port),
                 format!("{} {}", i.engine, i.engine_version),

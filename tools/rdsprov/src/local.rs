@@ -35,7 +35,7 @@ pub(crate) fn instance_specs(config: &Config, envs: &[String]) -> Result<Vec<Ins
             config
                 .instances
                 .iter()
-                .filter(|(_, i)| i.provider == "local")
+                .filter(|(_, i)| i.provider == dbtools::contract::Provider::Local)
                 .map(|(id, _)| id.clone()),
         );
     } else {
@@ -46,7 +46,7 @@ pub(crate) fn instance_specs(config: &Config, envs: &[String]) -> Result<Vec<Ins
                     config.path.display()
                 ))
             })?;
-            if instance.provider != "local" {
+            if instance.provider != dbtools::contract::Provider::Local {
                 return Err(Error::BadInput(format!(
                     "env {env}: instance {id} uses provider {}, which this rdsprov does not provision yet (only local)",
                     instance.provider
@@ -256,7 +256,7 @@ impl LocalProvider<'_> {
         let record = Instance {
             kind: contract::INSTANCE.into(),
             id: spec.id.clone(),
-            provider: "local".into(),
+            provider: dbtools::contract::Provider::Local,
             engine: "postgres".into(),
             engine_version: version,
             status: "stopped".into(),

@@ -82,7 +82,7 @@ fn wanted(config: Option<&Config>, profile: &Profile) -> bool {
     let on_aws = profile
         .instance
         .as_ref()
-        .is_some_and(|i| i.provider == "aws");
+        .is_some_and(|i| i.provider == dbtools::contract::Provider::Aws);
     config
         .and_then(|c| c.envs.get(&profile.env))
         .and_then(|e| e.snapshot_before_migrate)
@@ -126,7 +126,7 @@ fn before_migrate_step(out: Output, global: &GlobalArgs, name: Option<&str>) -> 
         let instance = profile
             .instance
             .clone()
-            .filter(|i| i.provider == "aws")
+            .filter(|i| i.provider == dbtools::contract::Provider::Aws)
             .ok_or_else(|| {
                 Error::BadInput(format!(
                     "env {env}: snapshot_before_migrate is on, but its instance is not on AWS: only RDS takes snapshots (turn it off for this env)"

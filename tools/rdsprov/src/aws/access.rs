@@ -228,7 +228,7 @@ pub(crate) fn show(
     });
     Ok(Access {
         kind: contract::ACCESS.into(),
-        provider: "aws".into(),
+        provider: dbtools::contract::Provider::Aws,
         env: env.map(str::to_string),
         instance: target.id.clone(),
         region: Some(aws.region.clone()),

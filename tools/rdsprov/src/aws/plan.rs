@@ -560,7 +560,7 @@ pub(crate) fn record(
     Some(Instance {
         kind: dbtools::contract::INSTANCE.into(),
         id: instance.id.clone(),
-        provider: "aws".into(),
+        provider: dbtools::contract::Provider::Aws,
         engine: instance.engine.clone(),
         engine_version: state
             .attributes

@@ -44,7 +44,7 @@ pub(crate) fn plan(out: Output, path: &Path) -> Result<ExitStatus> {
     }
     let result = Plan {
         kind: contract::PLAN.into(),
-        provider: "aws".into(),
+        provider: dbtools::contract::Provider::Aws,
         region: spec.region.clone(),
         up_to_date: changes.iter().all(|c| c.action == "none"),
         changes,
@@ -90,7 +90,7 @@ pub(crate) fn apply(out: Output, path: &Path, sslrootcert: Option<&Path>) -> Res
     }
     let resources = Resources {
         kind: contract::RESOURCES.into(),
-        provider: "aws".into(),
+        provider: dbtools::contract::Provider::Aws,
         changes,
         instances,
     };
@@ -145,7 +145,7 @@ pub(crate) fn tenant_add(
     found.databases.push(record);
     let resources = Resources {
         kind: contract::RESOURCES.into(),
-        provider: "aws".into(),
+        provider: dbtools::contract::Provider::Aws,
         changes,
         instances: vec![found],
     };
@@ -275,7 +275,7 @@ pub(crate) fn restore(
         .ok_or_else(|| Error::Failed(format!("instance {target_id} vanished after the restore")))?;
     let resources = Resources {
         kind: contract::RESOURCES.into(),
-        provider: "aws".into(),
+        provider: dbtools::contract::Provider::Aws,
         changes,
         instances: vec![restored],
     };
@@ -298,7 +298,7 @@ pub(crate) fn wait(out: Output, path: &Path, env: &str) -> Result<ExitStatus> {
 fn emit_instances(out: Output, instances: Vec<Instance>) -> Result<ExitStatus> {
     let resources = Resources {
         kind: contract::RESOURCES.into(),
-        provider: "aws".into(),
+        provider: dbtools::contract::Provider::Aws,
         changes: Vec::new(),
         instances,
     };
@@ -501,7 +501,7 @@ pub(crate) fn destroy(
     }
     let resources = Resources {
         kind: contract::RESOURCES.into(),
-        provider: "aws".into(),
+        provider: dbtools::contract::Provider::Aws,
         changes,
         instances: Vec::new(),
     };
