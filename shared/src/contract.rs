@@ -474,6 +474,49 @@ word_enum! {
     }
 }
 
+word_enum! {
+    /// What a `dbmigrate` run that reports migrations did.
+    MigrateAction {
+        Up = "up",
+        Down = "down",
+        /// Recorded an edited migration's new checksum.
+        Accept = "accept",
+        /// Wrote the schema file.
+        Dump = "dump",
+        /// Proved each migration's down undoes its up (rolled back).
+        Verify = "verify",
+    }
+}
+
+word_enum! {
+    /// What a `dbseed` run did.
+    SeedAction {
+        Apply = "apply",
+        /// Proved each file idempotent (rolled back).
+        Verify = "verify",
+    }
+}
+
+word_enum! {
+    /// How one step of `dbconnect doctor` went.
+    StepOutcome {
+        Ok = "ok",
+        Failed = "failed",
+        /// Not tried: an earlier step failed, or it does not apply (not RDS).
+        Skipped = "skipped",
+    }
+}
+
+word_enum! {
+    /// Where `dbguard audit` read its lines.
+    AuditSource {
+        /// This machine's log in the state dir.
+        Local = "local",
+        /// The database's own `dbtools.audit`.
+        Database = "database",
+    }
+}
+
 /// One migration as `dbmigrate status` and `up`/`down` report it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MigrationEntry {
@@ -502,7 +545,7 @@ pub struct MigrateStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MigrateResult {
     pub kind: String,
-    pub action: String,
+    pub action: MigrateAction,
     pub env: String,
     pub dry_run: bool,
     /// Migrations applied (up) or reverted (down), in the order they ran.
@@ -654,8 +697,7 @@ pub struct Doctor {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DoctorStep {
     pub step: String,
-    /// `ok`, `failed`, or `skipped`.
-    pub outcome: String,
+    pub outcome: StepOutcome,
     pub found: String,
     #[serde(default)]
     pub fix: Option<String>,
@@ -793,8 +835,7 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditList {
     pub kind: String,
-    /// `local` (this machine's log) or `database`.
-    pub source: String,
+    pub source: AuditSource,
     pub entries: Vec<AuditEntry>,
 }
 
@@ -888,8 +929,7 @@ pub struct SeedStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeedResult {
     pub kind: String,
-    /// `apply` or `verify`.
-    pub action: String,
+    pub action: SeedAction,
     pub env: String,
     pub reset: bool,
     /// Tables emptied by `--reset` (with those TRUNCATE … CASCADE reached).

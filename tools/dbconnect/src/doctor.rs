@@ -12,7 +12,7 @@
 //! settings are broken (e.g. a CA file that cannot be read) · 3 the env stamp does not match ·
 //! 4 cannot connect (DNS, TCP, TLS, authentication, database).
 
-use dbtools::contract::{self, Access, Doctor, DoctorStep, MigrateStatus, Profile};
+use dbtools::contract::{self, Access, Doctor, DoctorStep, MigrateStatus, Profile, StepOutcome};
 use dbtools::output::Output;
 use dbtools::{pg, resolve, secrets, Error, ExitStatus, Result};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -27,21 +27,21 @@ struct Walk {
 
 impl Walk {
     fn ok(&mut self, step: &str, found: impl Into<String>) {
-        self.push(step, "ok", found.into(), None);
+        self.push(step, StepOutcome::Ok, found.into(), None);
     }
 
     fn skipped(&mut self, step: &str, why: impl Into<String>) {
-        self.push(step, "skipped", why.into(), None);
+        self.push(step, StepOutcome::Skipped, why.into(), None);
     }
 
     fn failed(&mut self, step: &str, found: impl Into<String>, fix: Option<String>) {
-        self.push(step, "failed", found.into(), fix);
+        self.push(step, StepOutcome::Failed, found.into(), fix);
     }
 
-    fn push(&mut self, step: &str, outcome: &str, found: String, fix: Option<String>) {
+    fn push(&mut self, step: &str, outcome: StepOutcome, found: String, fix: Option<String>) {
         self.steps.push(DoctorStep {
             step: step.into(),
-            outcome: outcome.into(),
+            outcome,
             found,
             fix,
         });
@@ -67,10 +67,10 @@ pub(crate) fn run(out: Output, profile: Profile, timeout: Duration) -> Result<Ex
 fn render(report: &Doctor) -> String {
     let mut text = String::new();
     for step in &report.steps {
-        let mark = match step.outcome.as_str() {
-            "ok" => "✓",
-            "failed" => "✗",
-            _ => "-",
+        let mark = match step.outcome {
+            StepOutcome::Ok => "✓",
+            StepOutcome::Failed => "✗",
+            StepOutcome::Skipped => "-",
         };
         text.push_str(&format!("{mark} {:<11} {}\n", step.step, step.found));
         if let Some(fix) = &step.fix {

@@ -5,8 +5,8 @@ use crate::cli::{Cli, Command};
 use dbtools::cli::{ConfirmArgs, EnvArg, GlobalArgs};
 use dbtools::config::{self, Config};
 use dbtools::contract::{
-    self, ActionClass, AuditEntry, AuditList, Enforcement, LintReport, Profile, Provider, Stamp,
-    StampResult, Verdict,
+    self, ActionClass, AuditEntry, AuditList, AuditSource, Enforcement, LintReport, Profile,
+    Provider, Stamp, StampResult, Verdict,
 };
 use dbtools::guard::{self, Guard};
 use dbtools::output::{self, Output};
@@ -416,7 +416,10 @@ fn audit(
     let (source, mut entries) = if database {
         let profile = env.profile(global)?;
         let mut client = dbtools::resolve::connect(&profile, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)?;
-        ("database", guard::read_database(&mut client, limit)?)
+        (
+            AuditSource::Database,
+            guard::read_database(&mut client, limit)?,
+        )
     } else {
         let config = Config::find(global.config.as_deref())?;
         let log = guard::audit_log_path(config.as_ref());
@@ -424,13 +427,13 @@ fn audit(
         if let Some(env) = &env.env {
             entries.retain(|e| &e.env == env);
         }
-        ("local", entries)
+        (AuditSource::Local, entries)
     };
     let skip = entries.len().saturating_sub(limit);
     entries.drain(..skip);
     let list = AuditList {
         kind: contract::AUDIT.into(),
-        source: source.into(),
+        source,
         entries,
     };
     out.emit(&list, || audit_table(&list.entries))?;

@@ -4,7 +4,7 @@ use crate::cli::{Cli, Command};
 use crate::engine::{self, AppliedRow};
 use dbtools::config::Config;
 use dbtools::contract::{
-    self, MigrateResult, MigrateStatus, MigrationEntry, MigrationState, Profile,
+    self, MigrateAction, MigrateResult, MigrateStatus, MigrationEntry, MigrationState, Profile,
 };
 use dbtools::guard::{Confirmation, Guard};
 use dbtools::migration_files::{self as source, compare_versions, Migration};
@@ -113,7 +113,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                     applied.len()
                 ),
             );
-            emit_result(out, "dump", profile, Vec::new(), false, 0.0)
+            emit_result(out, MigrateAction::Dump, profile, Vec::new(), false, 0.0)
         }
         Command::Verify { env } => {
             let profile = env.profile(&cli.global)?;
@@ -151,7 +151,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                     ),
                 ),
             }
-            emit_result(out, "verify", profile, entries, false, 0.0)?;
+            emit_result(out, MigrateAction::Verify, profile, entries, false, 0.0)?;
             Ok(if problem.is_some() {
                 ExitStatus::Negative
             } else {
@@ -187,7 +187,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                 format!("recorded the current checksum of {}", migration.file_name()),
             );
             let entry = entry(migration, MigrationState::Applied, None, None);
-            emit_result(out, "accept", profile, vec![entry], false, 0.0)
+            emit_result(out, MigrateAction::Accept, profile, vec![entry], false, 0.0)
         }
     }
 }
@@ -374,7 +374,7 @@ fn up(
             .iter()
             .map(|m| entry(m, MigrationState::Pending, None, None))
             .collect();
-        return emit_result(out, "up", profile, entries, true, 0.0);
+        return emit_result(out, MigrateAction::Up, profile, entries, true, 0.0);
     }
     lint_pending(&mut client, guard, &pending)?;
     if pending.is_empty() {
@@ -413,7 +413,14 @@ fn up(
         },
     );
     result?;
-    emit_result(out, "up", profile, entries, false, waited.as_secs_f64())
+    emit_result(
+        out,
+        MigrateAction::Up,
+        profile,
+        entries,
+        false,
+        waited.as_secs_f64(),
+    )
 }
 
 struct DownOptions<'a> {
@@ -479,7 +486,7 @@ fn down(
     }
     emit_result(
         out,
-        "down",
+        MigrateAction::Down,
         profile,
         entries,
         false,
@@ -517,7 +524,7 @@ fn lint_pending(client: &mut pg::Client, guard: &Guard, pending: &[&Migration]) 
 
 fn emit_result(
     out: Output,
-    action: &str,
+    action: MigrateAction,
     profile: Profile,
     migrations: Vec<MigrationEntry>,
     dry_run: bool,
@@ -525,7 +532,7 @@ fn emit_result(
 ) -> Result<ExitStatus> {
     let result = MigrateResult {
         kind: contract::MIGRATE_RESULT.into(),
-        action: action.into(),
+        action,
         env: profile.env.clone(),
         dry_run,
         migrations,
@@ -533,16 +540,17 @@ fn emit_result(
         snapshot: profile
             .snapshot
             .clone()
-            .filter(|_| action == "up" && !dry_run),
+            .filter(|_| action == MigrateAction::Up && !dry_run),
         profile,
     };
     out.emit(&result, || {
         let verb = match (action, dry_run) {
             (_, true) => "would apply",
-            ("down", _) => "reverted",
-            ("accept", _) => "accepted",
-            ("dump", _) => "dumped the schema with",
-            _ => "applied",
+            (MigrateAction::Down, _) => "reverted",
+            (MigrateAction::Accept, _) => "accepted",
+            (MigrateAction::Dump, _) => "dumped the schema with",
+            (MigrateAction::Verify, _) => "verified",
+            (MigrateAction::Up, _) => "applied",
         };
         let mut text = format!(
             "{verb} {} migration(s) on {}\n",

@@ -13,7 +13,8 @@ use crate::engine::{self, Tracked};
 use crate::files::{self, SeedFile};
 use dbtools::config::Config;
 use dbtools::contract::{
-    self, LintFinding, Profile, Protection, SeedEntry, SeedResult, SeedState, SeedStatus, Stamp,
+    self, LintFinding, Profile, Protection, SeedAction, SeedEntry, SeedResult, SeedState,
+    SeedStatus, Stamp,
 };
 use dbtools::guard::Guard;
 use dbtools::output::{self, Output};
@@ -86,7 +87,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
             }
             let result = SeedResult {
                 kind: contract::SEED_RESULT.into(),
-                action: "apply".into(),
+                action: SeedAction::Apply,
                 env: profile.env.clone(),
                 reset,
                 truncated,
@@ -115,7 +116,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
             let idempotent = checked.iter().all(|e| e.state == SeedState::Idempotent);
             let result = SeedResult {
                 kind: contract::SEED_RESULT.into(),
-                action: "verify".into(),
+                action: SeedAction::Verify,
                 env: profile.env.clone(),
                 reset: false,
                 truncated: Vec::new(),
