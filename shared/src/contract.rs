@@ -814,6 +814,18 @@ pub struct StampResult {
     pub profile: Profile,
 }
 
+word_enum! {
+    /// What the guard said to an action.
+    AuditOutcome {
+        Allowed = "allowed",
+        Refused = "refused",
+        /// A row of the database's audit with another word (an app role may append rows
+        /// through `dbtools.append_audit`): shown as such rather than failing the whole read.
+        #[serde(other)]
+        Unrecognised = "unrecognised",
+    }
+}
+
 /// One line of the audit: a destructive action done, or any action refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -824,8 +836,7 @@ pub struct AuditEntry {
     pub action: String,
     pub class: ActionClass,
     pub env: String,
-    /// `allowed` or `refused`.
-    pub outcome: String,
+    pub outcome: AuditOutcome,
     /// Why it was refused, or the break-glass reason given.
     pub reason: Option<String>,
     /// `host:port/database` the action was aimed at.
@@ -1251,6 +1262,26 @@ mod tests {
             "conn":{"host":"h","port":"not-a-port","dbname":"d","user":"u","password":987654321,"sslmode":"disable"}}"#;
         let error = profile_from_bytes(text.as_bytes()).unwrap_err();
         assert!(!error.to_string().contains("987654321"), "{error}");
+    }
+
+    #[test]
+    fn an_audit_row_with_another_word_is_shown_not_fatal() {
+        let row = |outcome: &str| {
+            serde_json::from_value::<AuditEntry>(serde_json::json!({
+                "at": "2026-11-29T00:00:00Z", "by": "u@h", "tool": "t", "action": "drop",
+                "class": "destructive", "env": "test", "outcome": outcome, "reason": null,
+                "target": "h:1/d"
+            }))
+            .unwrap()
+            .outcome
+        };
+        assert_eq!(row("allowed"), AuditOutcome::Allowed);
+        assert_eq!(row("refused"), AuditOutcome::Refused);
+        assert_eq!(row("forged by an app role"), AuditOutcome::Unrecognised);
+        assert_eq!(
+            serde_json::to_string(&AuditOutcome::Refused).unwrap(),
+            "\"refused\""
+        );
     }
 
     #[test]

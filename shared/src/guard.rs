@@ -15,7 +15,7 @@
 //!    through `dbtools.append_audit`.
 
 use crate::config::Config;
-use crate::contract::{ActionClass, AuditEntry, Profile, Protection, Stamp};
+use crate::contract::{ActionClass, AuditEntry, AuditOutcome, Profile, Protection, Stamp};
 use crate::exit::{Error, Result};
 use crate::names::quote_literal;
 use crate::stamp::{self, Destructive, Failed};
@@ -293,7 +293,7 @@ pub fn append_database(client: &mut pg::Client, entry: &AuditEntry) -> Result<()
         quote_literal(&entry.action),
         quote_literal(entry.class.as_str()),
         quote_literal(&entry.env),
-        quote_literal(&entry.outcome),
+        quote_literal(entry.outcome.as_str()),
         entry
             .reason
             .as_deref()
@@ -448,7 +448,7 @@ impl<'a> Guard<'a> {
         self
     }
 
-    fn entry(&self, outcome: &str, reason: Option<String>) -> AuditEntry {
+    fn entry(&self, outcome: AuditOutcome, reason: Option<String>) -> AuditEntry {
         AuditEntry {
             at: crate::time::rfc3339_now(),
             by: identity::user_at_host(),
@@ -456,7 +456,7 @@ impl<'a> Guard<'a> {
             action: self.action.to_string(),
             class: self.class,
             env: self.env.clone(),
-            outcome: outcome.to_string(),
+            outcome,
             reason,
             target: self.target.clone(),
         }
@@ -464,7 +464,7 @@ impl<'a> Guard<'a> {
 
     /// Records a refusal (local log; the database when it answers) and returns it as the error.
     pub fn refuse(&self, client: Option<&mut pg::Client>, reason: String) -> Error {
-        let entry = self.entry("refused", Some(reason.clone()));
+        let entry = self.entry(AuditOutcome::Refused, Some(reason.clone()));
         if let Err(e) = append_local(&self.log, &entry) {
             crate::diag::note(self.tool, e.message());
         }
@@ -620,7 +620,7 @@ impl<'a> Guard<'a> {
     /// succeed, and in the database): where to restore from if it goes wrong.
     pub fn record_with_snapshot(&self, client: &mut pg::Client, snapshot: &str) -> Result<()> {
         let entry = self.entry(
-            "allowed",
+            AuditOutcome::Allowed,
             Some(format!(
                 "after snapshot {snapshot} (restore from it if this goes wrong)"
             )),
@@ -648,7 +648,7 @@ impl<'a> Guard<'a> {
         if self.class != ActionClass::Destructive {
             return Ok(());
         }
-        let entry = self.entry("allowed", confirmation.break_glass.clone());
+        let entry = self.entry(AuditOutcome::Allowed, confirmation.break_glass.clone());
         append_local(&self.log, &entry)?;
         if let Some(client) = client {
             if let Err(e) = append_database(client, &entry) {

@@ -450,7 +450,7 @@ fn audit_table(entries: &[AuditEntry]) -> String {
                 e.tool.clone(),
                 e.action.clone(),
                 e.env.clone(),
-                e.outcome.clone(),
+                e.outcome.to_string(),
                 e.reason.clone().unwrap_or_else(|| "-".into()),
             ]
         })
