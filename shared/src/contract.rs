@@ -574,6 +574,42 @@ pub struct MigrateDiff {
     pub profile: Profile,
 }
 
+word_enum! {
+    /// What kind of AWS resource a planned change is to.
+    PlanResource {
+        SecurityGroup = "security-group",
+        ParameterGroup = "parameter-group",
+        DbSubnetGroup = "db-subnet-group",
+        Secret = "secret",
+        DbInstance = "db-instance",
+        DbCluster = "db-cluster",
+        SnsTopic = "sns-topic",
+        SnsSubscription = "sns-subscription",
+        Alarm = "alarm",
+    }
+}
+
+word_enum! {
+    /// What `apply` would do to a resource.
+    PlanAction {
+        Create = "create",
+        Modify = "modify",
+        Delete = "delete",
+        None = "none",
+    }
+}
+
+word_enum! {
+    /// When a changed attribute takes effect.
+    ChangeWhen {
+        Immediately = "immediately",
+        MaintenanceWindow = "maintenance window",
+        OnReboot = "on reboot",
+        /// Refused before any call: it cannot change on an existing resource.
+        CannotChangeInPlace = "cannot change in place",
+    }
+}
+
 /// `rdsprov plan`: what `apply` would change, resource by resource, and what it would cost.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -589,11 +625,9 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedChange {
     pub env: String,
-    /// `security-group`, `parameter-group`, `secret` or `db-instance`.
-    pub resource: String,
+    pub resource: PlanResource,
     pub name: String,
-    /// `create`, `modify` or `none`.
-    pub action: String,
+    pub action: PlanAction,
     pub attributes: Vec<AttributeChange>,
 }
 
@@ -602,8 +636,7 @@ pub struct AttributeChange {
     pub name: String,
     pub from: Option<String>,
     pub to: String,
-    /// `immediately`, `maintenance window`, `on reboot` or `cannot change in place`.
-    pub when: String,
+    pub when: ChangeWhen,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

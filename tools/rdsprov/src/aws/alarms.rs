@@ -6,6 +6,7 @@
 use crate::aws::spec::{AlarmsSpec, InstanceSpec};
 use crate::aws::{describe, Aws};
 use dbtools::contract::{AttributeChange, PlannedChange};
+use dbtools::contract::{ChangeWhen, PlanAction, PlanResource};
 use dbtools::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -213,12 +214,17 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<ObservedAlarms> 
     })
 }
 
-fn change(spec: &InstanceSpec, resource: &str, name: &str, action: &str) -> PlannedChange {
+fn change(
+    spec: &InstanceSpec,
+    resource: PlanResource,
+    name: &str,
+    action: PlanAction,
+) -> PlannedChange {
     PlannedChange {
         env: spec.env.clone(),
-        resource: resource.into(),
+        resource,
         name: name.into(),
-        action: action.into(),
+        action,
         attributes: Vec::new(),
     }
 }
@@ -228,7 +234,7 @@ fn attribute(name: &str, from: Option<String>, to: String) -> AttributeChange {
         name: name.into(),
         from,
         to,
-        when: "immediately".into(),
+        when: ChangeWhen::Immediately,
     }
 }
 
@@ -240,28 +246,28 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &ObservedAlarms) -> Vec<Planne
     };
     let mut changes = vec![change(
         spec,
-        "sns-topic",
+        PlanResource::SnsTopic,
         &wanted_spec.topic,
         if observed.topic_arn.is_some() {
-            "none"
+            PlanAction::None
         } else {
-            "create"
+            PlanAction::Create
         },
     )];
     if let Some(email) = &wanted_spec.email {
         changes.push(change(
             spec,
-            "sns-subscription",
+            PlanResource::SnsSubscription,
             email,
             if observed.email_subscribed {
-                "none"
+                PlanAction::None
             } else {
-                "create"
+                PlanAction::Create
             },
         ));
     }
     for alarm in wanted(spec, wanted_spec) {
-        let mut planned = change(spec, "alarm", &alarm.name, "none");
+        let mut planned = change(spec, PlanResource::Alarm, &alarm.name, PlanAction::None);
         let comparison = |above: bool| if above { "above" } else { "below" };
         let to = format!(
             "{} {} {}",
@@ -271,7 +277,7 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &ObservedAlarms) -> Vec<Planne
         );
         match observed.alarms.get(&alarm.name) {
             None => {
-                planned.action = "create".into();
+                planned.action = PlanAction::Create;
                 planned.attributes.push(attribute("fires when", None, to));
                 planned.attributes.push(attribute(
                     "notifies",
@@ -302,7 +308,7 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &ObservedAlarms) -> Vec<Planne
                     ));
                 }
                 if !planned.attributes.is_empty() {
-                    planned.action = "modify".into();
+                    planned.action = PlanAction::Modify;
                 }
             }
         }
@@ -322,10 +328,10 @@ pub(crate) fn apply(
     let Some(wanted_spec) = &spec.alarms else {
         return Ok(Vec::new());
     };
-    let pending = |resource: &str, name: &str| {
+    let pending = |resource: PlanResource, name: &str| {
         planned
             .iter()
-            .any(|c| c.resource == resource && c.name == name && c.action != "none")
+            .any(|c| c.resource == resource && c.name == name && c.action != PlanAction::None)
     };
     let topic_arn = match &observed.topic_arn {
         Some(arn) => arn.clone(),
@@ -351,7 +357,7 @@ pub(crate) fn apply(
         }
     };
     if let Some(email) = &wanted_spec.email {
-        if pending("sns-subscription", email) {
+        if pending(PlanResource::SnsSubscription, email) {
             aws.block_on(
                 aws.sns
                     .subscribe()
@@ -369,7 +375,7 @@ pub(crate) fn apply(
     }
     let mut names = Vec::new();
     for alarm in wanted(spec, wanted_spec) {
-        if pending("alarm", &alarm.name) {
+        if pending(PlanResource::Alarm, &alarm.name) {
             put_alarm(aws, spec, &alarm, &topic_arn)?;
             done.push(format!("set alarm {} ({})", alarm.name, alarm.description));
         }

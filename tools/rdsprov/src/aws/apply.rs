@@ -8,6 +8,7 @@ use crate::aws::alarms;
 use crate::aws::plan::{self, parameter_timing, Observed, SPEC_RULE};
 use crate::aws::spec::InstanceSpec;
 use crate::aws::{describe, Aws};
+use dbtools::contract::{ChangeWhen, PlanAction, PlanResource};
 use dbtools::contract::{Instance, PlannedChange, SecretRef};
 use dbtools::{secrets, Error, Result};
 use std::time::Duration;
@@ -18,10 +19,10 @@ pub(crate) struct Applied {
     pub instance: Instance,
 }
 
-fn action_of<'a>(planned: &'a [PlannedChange], resource: &str) -> Option<&'a PlannedChange> {
+fn action_of(planned: &[PlannedChange], resource: PlanResource) -> Option<&PlannedChange> {
     planned
         .iter()
-        .find(|c| c.resource == resource && c.action != "none")
+        .find(|c| c.resource == resource && c.action != PlanAction::None)
 }
 
 pub(crate) fn apply(
@@ -34,7 +35,7 @@ pub(crate) fn apply(
     // What cannot change in place is refused before any call, so nothing is half done.
     for change in planned
         .iter()
-        .filter(|c| c.resource == "db-instance" || c.resource == "db-cluster")
+        .filter(|c| c.resource == PlanResource::DbInstance || c.resource == PlanResource::DbCluster)
     {
         refuse_fixed(spec, change)?;
     }
@@ -94,7 +95,7 @@ fn apply_steps(
 ) -> Result<Instance> {
     // Security group: created with the spec's rules, or its spec rules brought in line.
     let mut group_id = observed.security_group.as_ref().map(|(id, _)| id.clone());
-    if let Some(change) = action_of(planned, "security-group") {
+    if let Some(change) = action_of(planned, PlanResource::SecurityGroup) {
         let have: Vec<String> = observed
             .security_group
             .as_ref()
@@ -166,14 +167,14 @@ fn apply_steps(
     let group_id = group_id.unwrap_or_default();
 
     // Parameter group.
-    if let Some(change) = action_of(planned, "parameter-group") {
-        if change.action == "create" && spec.is_aurora() {
+    if let Some(change) = action_of(planned, PlanResource::ParameterGroup) {
+        if change.action == PlanAction::Create && spec.is_aurora() {
             crate::aws::aurora::create_parameter_group(aws, spec)?;
             done.push(format!(
                 "created cluster parameter group {}",
                 spec.parameter_group_name()
             ));
-        } else if change.action == "create" {
+        } else if change.action == PlanAction::Create {
             aws.block_on(
                 aws.rds
                     .create_db_parameter_group()
@@ -199,7 +200,7 @@ fn apply_steps(
                 aws_sdk_rds::types::Parameter::builder()
                     .parameter_name(&a.name)
                     .parameter_value(&a.to)
-                    .apply_method(if parameter_timing(&a.name) == "on reboot" {
+                    .apply_method(if parameter_timing(&a.name) == ChangeWhen::OnReboot {
                         aws_sdk_rds::types::ApplyMethod::PendingReboot
                     } else {
                         aws_sdk_rds::types::ApplyMethod::Immediate
@@ -235,10 +236,10 @@ fn apply_steps(
 
     // The DB subnet group of a named VPC.
     if let (Some(change), Some(name)) = (
-        action_of(planned, "db-subnet-group"),
+        action_of(planned, PlanResource::DbSubnetGroup),
         spec.subnet_group_name(),
     ) {
-        if change.action == "create" {
+        if change.action == PlanAction::Create {
             aws.block_on(
                 aws.rds
                     .create_db_subnet_group()
@@ -272,7 +273,7 @@ fn apply_steps(
     // The master secret: generated here, stored before the instance uses it.
     let mut secret_arn = observed.secret_arn.clone();
     let mut new_password = None;
-    if action_of(planned, "secret").is_some() {
+    if action_of(planned, PlanResource::Secret).is_some() {
         let password = secrets::generate_password()?;
         let value = serde_json::json!({
             "username": spec.master_user,
@@ -312,16 +313,16 @@ fn apply_steps(
 
     // The instance, or the Aurora cluster and its members. The master password is needed
     // only to create one, or to hand over a newly generated one.
-    let creating = planned
-        .iter()
-        .any(|c| c.name == spec.id && c.action == "create" && c.resource != "secret");
+    let creating = planned.iter().any(|c| {
+        c.name == spec.id && c.action == PlanAction::Create && c.resource != PlanResource::Secret
+    });
     let password = match (new_password, spec.rds_managed_password) {
         (_, true) => None,
         (Some(password), false) => Some(password),
         (None, false) if creating => Some(read_password(aws, spec)?),
         (None, false) => None,
     };
-    let new_password = action_of(planned, "secret").is_some();
+    let new_password = action_of(planned, PlanResource::Secret).is_some();
     if spec.is_aurora() {
         crate::aws::aurora::apply(
             aws,
@@ -339,7 +340,7 @@ fn apply_steps(
         apply_instance(
             aws,
             spec,
-            action_of(planned, "db-instance"),
+            action_of(planned, PlanResource::DbInstance),
             &group_id,
             password.as_deref(),
             new_password,
@@ -388,7 +389,7 @@ fn apply_instance(
     done: &mut Vec<String>,
 ) -> Result<()> {
     match change {
-        Some(change) if change.action == "create" => {
+        Some(change) if change.action == PlanAction::Create => {
             let mut request = aws
                 .rds
                 .create_db_instance()
@@ -495,7 +496,7 @@ pub(crate) fn refuse_fixed(spec: &InstanceSpec, change: &PlannedChange) -> Resul
     match change
         .attributes
         .iter()
-        .find(|a| a.when == "cannot change in place")
+        .find(|a| a.when == ChangeWhen::CannotChangeInPlace)
     {
         Some(fixed) => Err(Error::BadInput(format!(
             "env {}: {} of {} cannot change in place ({} → {}): restore a snapshot into a new instance with the new setting",

@@ -13,6 +13,7 @@ use crate::aws::plan::{
 use crate::aws::spec::{InstanceSpec, AURORA};
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::PlannedChange;
+use dbtools::contract::{ChangeWhen, PlanAction, PlanResource};
 use dbtools::{Error, Result};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -227,67 +228,75 @@ pub(crate) async fn parameters(
 }
 
 /// Cluster attributes the spec asks for, with when AWS applies a change of each.
-fn wanted_cluster(spec: &InstanceSpec) -> Vec<(&'static str, String, &'static str)> {
+fn wanted_cluster(spec: &InstanceSpec) -> Vec<(&'static str, String, ChangeWhen)> {
     let window = if spec.apply_immediately {
-        "immediately"
+        ChangeWhen::Immediately
     } else {
-        "maintenance window"
+        ChangeWhen::MaintenanceWindow
     };
     let range = spec
         .serverless
         .expect("an Aurora spec has a capacity range");
     let mut wanted = vec![
         ("engine_version", spec.engine_version.clone(), window),
-        ("min_acu", acu(range.min_acu), "immediately"),
-        ("max_acu", acu(range.max_acu), "immediately"),
+        ("min_acu", acu(range.min_acu), ChangeWhen::Immediately),
+        ("max_acu", acu(range.max_acu), ChangeWhen::Immediately),
         (
             "encrypted",
             spec.encrypted.to_string(),
-            "cannot change in place",
+            ChangeWhen::CannotChangeInPlace,
         ),
         (
             "backup_retention_days",
             spec.backup_retention_days.to_string(),
-            "immediately",
+            ChangeWhen::Immediately,
         ),
         (
             "deletion_protection",
             spec.deletion_protection.to_string(),
-            "immediately",
+            ChangeWhen::Immediately,
         ),
-        ("iam_auth", spec.iam_auth.to_string(), "immediately"),
-        ("parameter_group", spec.parameter_group_name(), "on reboot"),
+        (
+            "iam_auth",
+            spec.iam_auth.to_string(),
+            ChangeWhen::Immediately,
+        ),
+        (
+            "parameter_group",
+            spec.parameter_group_name(),
+            ChangeWhen::OnReboot,
+        ),
     ];
     if let Some(group) = spec.subnet_group_name() {
-        wanted.push(("subnet_group", group, "cannot change in place"));
+        wanted.push(("subnet_group", group, ChangeWhen::CannotChangeInPlace));
     }
     if let Some(w) = &spec.backup_window {
-        wanted.push(("backup_window", w.clone(), "immediately"));
+        wanted.push(("backup_window", w.clone(), ChangeWhen::Immediately));
     }
     if let Some(w) = &spec.maintenance_window {
-        wanted.push(("maintenance_window", w.clone(), "immediately"));
+        wanted.push(("maintenance_window", w.clone(), ChangeWhen::Immediately));
     }
     wanted
 }
 
 /// Member attributes the spec asks for.
-fn wanted_member(spec: &InstanceSpec) -> Vec<(&'static str, String, &'static str)> {
+fn wanted_member(spec: &InstanceSpec) -> Vec<(&'static str, String, ChangeWhen)> {
     let window = if spec.apply_immediately {
-        "immediately"
+        ChangeWhen::Immediately
     } else {
-        "maintenance window"
+        ChangeWhen::MaintenanceWindow
     };
     let mut wanted = vec![
         ("class", spec.class.clone(), window),
         (
             "publicly_accessible",
             spec.publicly_accessible.to_string(),
-            "immediately",
+            ChangeWhen::Immediately,
         ),
         (
             "performance_insights",
             spec.performance_insights.to_string(),
-            "immediately",
+            ChangeWhen::Immediately,
         ),
         crate::aws::plan::monitoring_attribute(spec),
     ];
@@ -299,26 +308,27 @@ fn wanted_member(spec: &InstanceSpec) -> Vec<(&'static str, String, &'static str
 
 /// The cluster's changes (`db-cluster`) and its members' (`db-instance`, writer first).
 pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChange> {
-    let change = |resource: &str, name: &str, action: &str, attributes| PlannedChange {
-        env: spec.env.clone(),
-        resource: resource.into(),
-        name: name.into(),
-        action: action.into(),
-        attributes,
-    };
+    let change =
+        |resource: PlanResource, name: &str, action: PlanAction, attributes| PlannedChange {
+            env: spec.env.clone(),
+            resource,
+            name: name.into(),
+            action,
+            attributes,
+        };
     let mut changes = Vec::new();
     match &observed.instance {
         None => changes.push(change(
-            "db-cluster",
+            PlanResource::DbCluster,
             &spec.id,
-            "create",
+            PlanAction::Create,
             differences(wanted_cluster(spec), None),
         )),
         Some(state) => {
             let mut attributes = differences(wanted_cluster(spec), Some(&state.attributes));
             attributes.extend(security_group_change(observed, state));
             changes.push(change(
-                "db-cluster",
+                PlanResource::DbCluster,
                 &spec.id,
                 modify_or_none(&attributes),
                 attributes,
@@ -328,15 +338,15 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
     for id in spec.member_ids() {
         match observed.members.iter().find(|m| m.id == id) {
             None => changes.push(change(
-                "db-instance",
+                PlanResource::DbInstance,
                 &id,
-                "create",
+                PlanAction::Create,
                 differences(wanted_member(spec), None),
             )),
             Some(member) => {
                 let attributes = differences(wanted_member(spec), Some(&member.attributes));
                 changes.push(change(
-                    "db-instance",
+                    PlanResource::DbInstance,
                     &id,
                     modify_or_none(&attributes),
                     attributes,
@@ -348,7 +358,12 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
     // hand (other names) are not ours to remove.
     let reader = format!("{}-2", spec.id);
     if !spec.multi_az && observed.members.iter().any(|m| m.id == reader) {
-        changes.push(change("db-instance", &reader, "delete", Vec::new()));
+        changes.push(change(
+            PlanResource::DbInstance,
+            &reader,
+            PlanAction::Delete,
+            Vec::new(),
+        ));
     }
     changes
 }
@@ -418,10 +433,10 @@ pub(crate) fn apply(
     let (password, new_password) = (master.value, master.fresh);
     let cluster = planned
         .iter()
-        .find(|c| c.resource == "db-cluster")
-        .filter(|c| c.action != "none");
+        .find(|c| c.resource == PlanResource::DbCluster)
+        .filter(|c| c.action != PlanAction::None);
     match cluster {
-        Some(change) if change.action == "create" => {
+        Some(change) if change.action == PlanAction::Create => {
             let mut request = aws
                 .rds
                 .create_db_cluster()
@@ -511,17 +526,17 @@ pub(crate) fn apply(
     }
     for change in planned
         .iter()
-        .filter(|c| c.resource == "db-instance" && c.action != "none")
+        .filter(|c| c.resource == PlanResource::DbInstance && c.action != PlanAction::None)
     {
-        match change.action.as_str() {
-            "create" => {
+        match change.action {
+            PlanAction::Create => {
                 create_member(aws, spec, &spec.id, &change.name)?;
                 done.push(format!(
                     "created {} instance {} in cluster {}",
                     spec.class, change.name, spec.id
                 ));
             }
-            "delete" => {
+            PlanAction::Delete => {
                 // After a failover the reader we added may be the writer: deleting it would
                 // fail over again, unplanned.
                 if observed

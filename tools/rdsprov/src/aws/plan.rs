@@ -6,6 +6,7 @@ use crate::aws::aurora::{self, Member};
 use crate::aws::spec::InstanceSpec;
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::{AttributeChange, Instance, PlannedChange};
+use dbtools::contract::{ChangeWhen, PlanAction, PlanResource};
 use dbtools::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -301,11 +302,11 @@ fn instance_state(db: &aws_sdk_rds::types::DbInstance) -> InstanceState {
 }
 
 /// Attribute values the spec asks of the instance, with when AWS applies a change of each.
-pub(crate) fn wanted_attributes(spec: &InstanceSpec) -> Vec<(&'static str, String, &'static str)> {
+pub(crate) fn wanted_attributes(spec: &InstanceSpec) -> Vec<(&'static str, String, ChangeWhen)> {
     let window = if spec.apply_immediately {
-        "immediately"
+        ChangeWhen::Immediately
     } else {
-        "maintenance window"
+        ChangeWhen::MaintenanceWindow
     };
     let mut wanted = vec![
         ("class", spec.class.clone(), window),
@@ -315,43 +316,47 @@ pub(crate) fn wanted_attributes(spec: &InstanceSpec) -> Vec<(&'static str, Strin
         (
             "encrypted",
             spec.encrypted.to_string(),
-            "cannot change in place",
+            ChangeWhen::CannotChangeInPlace,
         ),
         (
             "backup_retention_days",
             spec.backup_retention_days.to_string(),
-            "immediately",
+            ChangeWhen::Immediately,
         ),
         (
             "deletion_protection",
             spec.deletion_protection.to_string(),
-            "immediately",
+            ChangeWhen::Immediately,
         ),
         (
             "publicly_accessible",
             spec.publicly_accessible.to_string(),
-            "immediately",
+            ChangeWhen::Immediately,
         ),
         ("iam_auth", spec.iam_auth.to_string(), window),
         (
             "performance_insights",
             spec.performance_insights.to_string(),
-            "immediately",
+            ChangeWhen::Immediately,
         ),
-        ("parameter_group", spec.parameter_group_name(), "on reboot"),
+        (
+            "parameter_group",
+            spec.parameter_group_name(),
+            ChangeWhen::OnReboot,
+        ),
         monitoring_attribute(spec),
     ];
     if let Some(group) = spec.subnet_group_name() {
-        wanted.push(("subnet_group", group, "cannot change in place"));
+        wanted.push(("subnet_group", group, ChangeWhen::CannotChangeInPlace));
     }
     if let Some(max) = spec.max_storage_gb {
-        wanted.push(("max_storage_gb", max.to_string(), "immediately"));
+        wanted.push(("max_storage_gb", max.to_string(), ChangeWhen::Immediately));
     }
     if let Some(w) = &spec.backup_window {
-        wanted.push(("backup_window", w.clone(), "immediately"));
+        wanted.push(("backup_window", w.clone(), ChangeWhen::Immediately));
     }
     if let Some(w) = &spec.maintenance_window {
-        wanted.push(("maintenance_window", w.clone(), "immediately"));
+        wanted.push(("maintenance_window", w.clone(), ChangeWhen::Immediately));
     }
     if let Some(ca) = &spec.ca_certificate {
         wanted.push(("ca_certificate", ca.clone(), window));
@@ -360,58 +365,64 @@ pub(crate) fn wanted_attributes(spec: &InstanceSpec) -> Vec<(&'static str, Strin
 }
 
 /// Enhanced monitoring's interval (0 when off), changed at once.
-pub(crate) fn monitoring_attribute(spec: &InstanceSpec) -> (&'static str, String, &'static str) {
+pub(crate) fn monitoring_attribute(spec: &InstanceSpec) -> (&'static str, String, ChangeWhen) {
     (
         "monitoring_interval",
         spec.monitoring.as_ref().map_or(0, |m| m.0).to_string(),
-        "immediately",
+        ChangeWhen::Immediately,
     )
 }
 
 /// The changes for one env, in the order `apply` makes them.
 pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChange> {
-    let change = |resource: &str, name: String, action: &str, attributes| PlannedChange {
-        env: spec.env.clone(),
-        resource: resource.into(),
-        name,
-        action: action.into(),
-        attributes,
-    };
+    let change =
+        |resource: PlanResource, name: String, action: PlanAction, attributes| PlannedChange {
+            env: spec.env.clone(),
+            resource,
+            name,
+            action,
+            attributes,
+        };
     let mut changes = Vec::new();
 
     let mut wanted_cidrs = spec.ingress.clone();
     wanted_cidrs.sort();
     match &observed.security_group {
         None => changes.push(change(
-            "security-group",
+            PlanResource::SecurityGroup,
             spec.security_group_name(),
-            "create",
+            PlanAction::Create,
             vec![attribute(
                 "ingress 5432",
                 None,
                 wanted_cidrs.join(", "),
-                "immediately",
+                ChangeWhen::Immediately,
             )],
         )),
         Some((id, cidrs)) => {
             let mut have = cidrs.clone();
             have.sort();
             let action = if have == wanted_cidrs {
-                "none"
+                PlanAction::None
             } else {
-                "modify"
+                PlanAction::Modify
             };
-            let attributes = if action == "none" {
+            let attributes = if action == PlanAction::None {
                 Vec::new()
             } else {
                 vec![attribute(
                     "ingress 5432",
                     Some(have.join(", ")),
                     wanted_cidrs.join(", "),
-                    "immediately",
+                    ChangeWhen::Immediately,
                 )]
             };
-            changes.push(change("security-group", id.clone(), action, attributes));
+            changes.push(change(
+                PlanResource::SecurityGroup,
+                id.clone(),
+                action,
+                attributes,
+            ));
         }
     }
 
@@ -419,23 +430,26 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
         let wanted = spec.subnet_ids.join(", ");
         changes.push(match &observed.subnet_group {
             None => change(
-                "db-subnet-group",
+                PlanResource::DbSubnetGroup,
                 name,
-                "create",
-                vec![attribute("subnets", None, wanted, "immediately")],
+                PlanAction::Create,
+                vec![attribute("subnets", None, wanted, ChangeWhen::Immediately)],
             ),
-            Some(have) if *have == spec.subnet_ids => {
-                change("db-subnet-group", name, "none", Vec::new())
-            }
-            Some(have) => change(
-                "db-subnet-group",
+            Some(have) if *have == spec.subnet_ids => change(
+                PlanResource::DbSubnetGroup,
                 name,
-                "modify",
+                PlanAction::None,
+                Vec::new(),
+            ),
+            Some(have) => change(
+                PlanResource::DbSubnetGroup,
+                name,
+                PlanAction::Modify,
                 vec![attribute(
                     "subnets",
                     Some(have.join(", ")),
                     wanted,
-                    "immediately",
+                    ChangeWhen::Immediately,
                 )],
             ),
         });
@@ -443,9 +457,9 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
 
     match &observed.parameters {
         None => changes.push(change(
-            "parameter-group",
+            PlanResource::ParameterGroup,
             spec.parameter_group_name(),
-            "create",
+            PlanAction::Create,
             spec.parameters
                 .iter()
                 .map(|(k, v)| attribute(k, None, v.clone(), parameter_timing(k)))
@@ -459,12 +473,12 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
                 .map(|(k, v)| attribute(k, have.get(k).cloned(), v.clone(), parameter_timing(k)))
                 .collect();
             let action = if attributes.is_empty() {
-                "none"
+                PlanAction::None
             } else {
-                "modify"
+                PlanAction::Modify
             };
             changes.push(change(
-                "parameter-group",
+                PlanResource::ParameterGroup,
                 spec.parameter_group_name(),
                 action,
                 attributes,
@@ -474,11 +488,16 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
 
     if !spec.rds_managed_password {
         let action = if observed.secret_arn.is_some() {
-            "none"
+            PlanAction::None
         } else {
-            "create"
+            PlanAction::Create
         };
-        changes.push(change("secret", spec.secret_name(), action, Vec::new()));
+        changes.push(change(
+            PlanResource::Secret,
+            spec.secret_name(),
+            action,
+            Vec::new(),
+        ));
     }
 
     if spec.is_aurora() {
@@ -493,7 +512,10 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
 /// The RDS instance's change: create, modify (which attributes, and when), or none.
 fn plan_instance(spec: &InstanceSpec, observed: &Observed) -> PlannedChange {
     let (action, attributes) = match &observed.instance {
-        None => ("create", differences(wanted_attributes(spec), None)),
+        None => (
+            PlanAction::Create,
+            differences(wanted_attributes(spec), None),
+        ),
         Some(state) => {
             let mut attributes = differences(wanted_attributes(spec), Some(&state.attributes));
             attributes.extend(security_group_change(observed, state));
@@ -502,32 +524,32 @@ fn plan_instance(spec: &InstanceSpec, observed: &Observed) -> PlannedChange {
     };
     PlannedChange {
         env: spec.env.clone(),
-        resource: "db-instance".into(),
+        resource: PlanResource::DbInstance,
         name: spec.id.clone(),
-        action: action.into(),
+        action,
         attributes,
     }
 }
 
-pub(crate) fn modify_or_none(attributes: &[AttributeChange]) -> &'static str {
+pub(crate) fn modify_or_none(attributes: &[AttributeChange]) -> PlanAction {
     if attributes.is_empty() {
-        "none"
+        PlanAction::None
     } else {
-        "modify"
+        PlanAction::Modify
     }
 }
 
 /// The wanted attributes that differ from what is (all of them, applied at creation, when
 /// nothing is there yet).
 pub(crate) fn differences(
-    wanted: Vec<(&'static str, String, &'static str)>,
+    wanted: Vec<(&'static str, String, ChangeWhen)>,
     have: Option<&BTreeMap<&'static str, String>>,
 ) -> Vec<AttributeChange> {
     wanted
         .into_iter()
         .filter(|(name, to, _)| have.and_then(|h| h.get(name)) != Some(to))
         .map(|(name, to, when)| match have {
-            None => attribute(name, None, to, "immediately"),
+            None => attribute(name, None, to, ChangeWhen::Immediately),
             Some(have) => attribute(name, have.get(name).cloned(), to, when),
         })
         .collect()
@@ -544,7 +566,7 @@ pub(crate) fn security_group_change(
             "security_groups",
             Some(state.security_groups.join(", ")),
             group.clone(),
-            "immediately",
+            ChangeWhen::Immediately,
         )
     })
 }
@@ -601,18 +623,18 @@ pub(crate) fn attribute(
     name: &str,
     from: Option<String>,
     to: String,
-    when: &str,
+    when: ChangeWhen,
 ) -> AttributeChange {
     AttributeChange {
         name: name.into(),
         from,
         to,
-        when: when.into(),
+        when,
     }
 }
 
 /// Static parameters take effect on the next reboot; the rest at once.
-pub(crate) fn parameter_timing(name: &str) -> &'static str {
+pub(crate) fn parameter_timing(name: &str) -> ChangeWhen {
     const STATIC: &[&str] = &[
         "shared_preload_libraries",
         "max_connections",
@@ -622,8 +644,8 @@ pub(crate) fn parameter_timing(name: &str) -> &'static str {
         "max_wal_senders",
     ];
     if STATIC.contains(&name) {
-        "on reboot"
+        ChangeWhen::OnReboot
     } else {
-        "immediately"
+        ChangeWhen::Immediately
     }
 }

@@ -5,6 +5,7 @@
 use crate::aws::{apply, databases, ops, plan, pricing, spec, tenant, Aws};
 use dbtools::cli::{ConfirmArgs, GlobalArgs};
 use dbtools::config::{self, Config};
+use dbtools::contract::PlanAction;
 use dbtools::contract::{self, Instance, Plan, PlannedChange, Resources};
 use dbtools::output::{self, Output};
 use dbtools::{cli, input, Error, ExitStatus, Result};
@@ -46,7 +47,7 @@ pub(crate) fn plan(out: Output, path: &Path) -> Result<ExitStatus> {
         kind: contract::PLAN.into(),
         provider: dbtools::contract::Provider::Aws,
         region: spec.region.clone(),
-        up_to_date: changes.iter().all(|c| c.action == "none"),
+        up_to_date: changes.iter().all(|c| c.action == PlanAction::None),
         changes,
         cost: pricing::estimate(&spec.instances),
     };
