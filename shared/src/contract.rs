@@ -19,7 +19,7 @@
 //! Errors travel down the pipe as `dbtools.error/v1` (`{"kind","tool","code","message"}`) so the
 //! next tool exits with the same code instead of complaining about an empty stdin.
 
-use crate::exit::{Error, ExitStatus, Result};
+use crate::exit::{Error, ErrorKind, ExitStatus, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -295,6 +295,9 @@ pub struct ErrorMessage {
     pub kind: String,
     pub tool: String,
     pub code: u8,
+    /// The error's kind; absent from older tools' objects (then read from the code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorKind>,
     pub message: String,
 }
 
@@ -304,6 +307,7 @@ impl ErrorMessage {
             kind: ERROR.to_string(),
             tool: tool.to_string(),
             code: error.status().code(),
+            error: Some(error.kind()),
             message: error.message().to_string(),
         }
     }
@@ -1144,12 +1148,21 @@ pub fn upstream_error(value: &Value) -> Error {
         Ok(m) => m,
         Err(e) => return Error::BadInput(format!("stdin: malformed {ERROR} object: {e}")),
     };
+    // An error is never a success: a code 0 (or one we do not know) is a failure.
+    let status = ExitStatus::from_code(message.code.into())
+        .filter(|status| *status != ExitStatus::Success)
+        .unwrap_or(ExitStatus::Failed);
+    let kind = message.error.unwrap_or(match status {
+        ExitStatus::BadInput => ErrorKind::BadInput,
+        ExitStatus::Refused => ErrorKind::Refused,
+        ExitStatus::Unreachable => ErrorKind::Unreachable,
+        ExitStatus::Interrupted => ErrorKind::Interrupted,
+        _ => ErrorKind::Failed,
+    });
     Error::Upstream {
         tool: message.tool,
-        // An error is never a success: a code 0 (or one we do not know) is a failure.
-        status: ExitStatus::from_code(message.code.into())
-            .filter(|status| *status != ExitStatus::Success)
-            .unwrap_or(ExitStatus::Failed),
+        status,
+        kind,
         message: message.message,
     }
 }
@@ -1284,6 +1297,18 @@ mod tests {
             profile_from_bytes(br#"{"kind":"dbtools.error/v1","tool":"x","code":0,"message":"m"}"#)
                 .unwrap_err();
         assert_eq!(zero.status(), ExitStatus::Failed);
+        let auth = profile_from_bytes(
+            br#"{"kind":"dbtools.error/v1","tool":"x","code":4,"error":"auth-failed","message":"m"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (auth.status(), auth.kind()),
+            (ExitStatus::Unreachable, ErrorKind::AuthFailed)
+        );
+        let written = ErrorMessage::new("t", &Error::AuthFailed("no".into()));
+        assert!(serde_json::to_string(&written)
+            .unwrap()
+            .contains("\"error\":\"auth-failed\""),);
         for kind in [ACCESS, DOCTOR, WITNESS, MIGRATE_STATUS, SEED_RESULT] {
             assert!(check_kind(kind).is_ok(), "{kind}");
         }

@@ -71,8 +71,22 @@ pub enum Error {
     Upstream {
         tool: String,
         status: ExitStatus,
+        kind: ErrorKind,
         message: String,
     },
+}
+
+/// What kind of error a tool reported, as its error object names it (`"error"`), so a script
+/// or the next tool can tell a refused password from a host that does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    BadInput,
+    Refused,
+    Unreachable,
+    AuthFailed,
+    Failed,
+    Interrupted,
 }
 
 impl Error {
@@ -84,6 +98,18 @@ impl Error {
             Error::Failed(_) => ExitStatus::Failed,
             Error::Interrupted(_) => ExitStatus::Interrupted,
             Error::Upstream { status, .. } => *status,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::BadInput(_) => ErrorKind::BadInput,
+            Error::Refused(_) => ErrorKind::Refused,
+            Error::Unreachable(_) => ErrorKind::Unreachable,
+            Error::AuthFailed(_) => ErrorKind::AuthFailed,
+            Error::Failed(_) => ErrorKind::Failed,
+            Error::Interrupted(_) => ErrorKind::Interrupted,
+            Error::Upstream { kind, .. } => *kind,
         }
     }
 
