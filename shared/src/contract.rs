@@ -16,7 +16,7 @@
 //!  "instance":{"provider":"local","id":"combine-dev","region":null},
 //!  "secret":{"source":"local","ref":"combine-dev/combine_app"}}
 //! ```
-//! Errors travel down the pipe as `dbtools.error/v1` (`{"kind","tool","code","message"}`) so the
+//! Errors travel down the pipe as `dbtools.error/v1` (`{"kind","tool","code","error","message"}`) so the
 //! next tool exits with the same code instead of complaining about an empty stdin.
 
 use crate::exit::{Error, ErrorKind, ExitStatus, Result};
