@@ -1272,10 +1272,7 @@ fn json_value_bound(
     let bound = |arg: &Value| json_value_bound(arg, targets, values);
     match kind {
         "BoolExpr" => {
-            let args = node["args"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let args = json_args(node);
             if is("boolop", BoolExprType::AndExpr as i32) {
                 args.iter().any(bound)
             } else if is("boolop", BoolExprType::OrExpr as i32) {
@@ -1394,10 +1391,7 @@ fn json_bounds_nothing(condition: &Value) -> bool {
     let is = |field: &str, value: i32| node[field].as_i64() == Some(value as i64);
     match kind {
         "BoolExpr" => {
-            let args = node["args"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let args = json_args(node);
             if is("boolop", BoolExprType::OrExpr as i32) {
                 args.iter().any(json_always_true)
             } else if is("boolop", BoolExprType::AndExpr as i32) {
@@ -1480,6 +1474,14 @@ fn json_plainly_false(condition: &Value) -> bool {
         }
         _ => false,
     }
+}
+
+/// A node's `args` in serde form (a BoolExpr's branches), empty when it has none.
+fn json_args(node: &Value) -> &[Value] {
+    node["args"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// A `Node` in serde form (`{"node": {"Kind": {…}}}`, or the bare `{"Kind": {…}}`): its kind

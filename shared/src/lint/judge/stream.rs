@@ -208,6 +208,16 @@ struct Compound<'a> {
 }
 
 impl<'a> Walker<'a> {
+    /// A variant's fields: walked plainly, whatever mode the value had.
+    fn plain(self) -> Compound<'a> {
+        Walker {
+            mode: Mode::Walk,
+            first: None,
+            ..self
+        }
+        .compound()
+    }
+
     fn compound(self) -> Compound<'a> {
         Compound {
             judge: self.judge,
@@ -338,12 +348,7 @@ impl<'a> ser::Serializer for Walker<'a> {
         _: &'static str,
         _: usize,
     ) -> Result<Compound<'a>, Stop> {
-        Ok(Walker {
-            mode: Mode::Walk,
-            first: None,
-            ..self
-        }
-        .compound())
+        Ok(self.plain())
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Compound<'a>, Stop> {
         Ok(self.compound())
@@ -358,12 +363,7 @@ impl<'a> ser::Serializer for Walker<'a> {
         _: &'static str,
         _: usize,
     ) -> Result<Compound<'a>, Stop> {
-        Ok(Walker {
-            mode: Mode::Walk,
-            first: None,
-            ..self
-        }
-        .compound())
+        Ok(self.plain())
     }
 }
 
