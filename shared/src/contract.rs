@@ -23,39 +23,57 @@ use crate::exit::{Error, ErrorKind, ExitStatus, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Declares every message kind once: a constant each, and [`KNOWN_KINDS`], the list a reader
-/// accepts, from the same lines (a kind added here is read everywhere).
-macro_rules! kinds {
-    ($($(#[$doc:meta])* $name:ident = $kind:literal,)*) => {
-        $($(#[$doc])* pub const $name: &str = $kind;)*
-        /// Every kind this version reads, with the major version it understands.
-        const KNOWN_KINDS: &[&str] = &[$($name),*];
+/// A message a tool writes on stdout: its type names its `kind` (one constant), which serde
+/// writes first on the wire (the struct's tag) — no message is built with a kind by hand.
+pub trait Message: Serialize {
+    /// `dbtools.<name>/v<major>`.
+    const KIND: &'static str;
+}
+
+/// Declares one message type with its kind: the serde tag and the [`Message`] constant come
+/// from the one literal.
+macro_rules! message {
+    ($kind:literal, $(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        $(#[$meta])*
+        #[serde(tag = "kind", rename = $kind)]
+        pub struct $name { $($fields)* }
+
+        impl $name {
+            /// This message's `kind` on the wire.
+            pub const KIND: &'static str = $kind;
+        }
+
+        impl Message for $name {
+            const KIND: &'static str = $kind;
+        }
     };
 }
 
-kinds! {
-    PROFILE = "dbtools.profile/v2",
-    ERROR = "dbtools.error/v1",
-    ENV_LIST = "dbtools.env.list/v1",
-    WITNESS = "dbtools.witness/v1",
-    SECRET = "dbtools.secret/v1",
-    RESOURCES = "dbtools.resources/v1",
-    INSTANCE = "dbtools.instance/v1",
-    MIGRATE_STATUS = "dbtools.migrate.status/v1",
-    MIGRATE_RESULT = "dbtools.migrate.result/v1",
-    MIGRATE_DIFF = "dbtools.migrate.diff/v1",
-    PLAN = "dbtools.plan/v1",
-    SNAPSHOT = "dbtools.snapshot/v1",
-    ACCESS = "dbtools.access/v1",
-    DOCTOR = "dbtools.doctor/v1",
-    VERDICT = "dbtools.verdict/v1",
-    STAMP = "dbtools.stamp/v1",
-    AUDIT = "dbtools.audit/v1",
-    LINT = "dbtools.lint/v1",
-    SEED_STATUS = "dbtools.seed.status/v1",
-    SEED_RESULT = "dbtools.seed.result/v1",
-    RECORDED_STAMPS = "dbtools.recorded-stamps/v1",
-}
+/// Every kind this version reads (each with the major version it understands): one per
+/// message type.
+const KNOWN_KINDS: &[&str] = &[
+    Profile::KIND,
+    ErrorMessage::KIND,
+    EnvList::KIND,
+    Witness::KIND,
+    SecretValue::KIND,
+    Resources::KIND,
+    Instance::KIND,
+    MigrateStatus::KIND,
+    MigrateResult::KIND,
+    MigrateDiff::KIND,
+    Plan::KIND,
+    Snapshot::KIND,
+    Access::KIND,
+    Doctor::KIND,
+    Verdict::KIND,
+    StampResult::KIND,
+    AuditList::KIND,
+    LintReport::KIND,
+    SeedStatus::KIND,
+    SeedResult::KIND,
+    RecordedStamps::KIND,
+];
 
 /// Declares a closed set the JSON carries as a kebab-case word, with `as_str` for tables.
 macro_rules! word_enum {
@@ -264,47 +282,50 @@ impl std::fmt::Display for SecretRef {
     }
 }
 
-/// The message that flows between tools.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Profile {
-    pub kind: String,
-    pub env: String,
-    pub protection: Protection,
-    #[serde(default)]
-    pub app: Option<String>,
-    pub conn: Conn,
-    #[serde(default)]
-    pub instance: Option<InstanceRef>,
-    #[serde(default)]
-    pub secret: Option<SecretRef>,
-    /// A manual snapshot taken for this run (`rdsprov snapshot --before-migrate`): the tools
-    /// after it record the id in their results and the audit log.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot: Option<String>,
-    /// Where this run finds the env's local secrets and its cache of AWS secrets: the
-    /// project's state dir, set when the profile is resolved or admitted here; never in JSON.
-    #[serde(skip)]
-    pub state: Option<crate::state::StateDir>,
+message! {
+    "dbtools.profile/v2",
+    /// The message that flows between tools.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Profile {
+        pub env: String,
+        pub protection: Protection,
+        #[serde(default)]
+        pub app: Option<String>,
+        pub conn: Conn,
+        #[serde(default)]
+        pub instance: Option<InstanceRef>,
+        #[serde(default)]
+        pub secret: Option<SecretRef>,
+        /// A manual snapshot taken for this run (`rdsprov snapshot --before-migrate`): the tools
+        /// after it record the id in their results and the audit log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub snapshot: Option<String>,
+        /// Where this run finds the env's local secrets and its cache of AWS secrets: the
+        /// project's state dir, set when the profile is resolved or admitted here; never in JSON.
+        #[serde(skip)]
+        pub state: Option<crate::state::StateDir>,
+    }
 }
 
 pub const REDACTED: &str = "********";
 
-/// The error object a failing tool writes on stdout when stdout is a pipe.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ErrorMessage {
-    pub kind: String,
-    pub tool: String,
-    pub code: u8,
-    /// The error's kind; absent from older tools' objects (then read from the code).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorKind>,
-    pub message: String,
+message! {
+    "dbtools.error/v1",
+    /// The error object a failing tool writes on stdout when stdout is a pipe.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ErrorMessage {
+        pub tool: String,
+        pub code: u8,
+        /// The error's kind; absent from older tools' objects (then read from the code).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error: Option<ErrorKind>,
+        pub message: String,
+    }
 }
 
 impl ErrorMessage {
     pub fn new(tool: &str, error: &Error) -> ErrorMessage {
         ErrorMessage {
-            kind: ERROR.to_string(),
             tool: tool.to_string(),
             code: error.status().code(),
             error: Some(error.kind()),
@@ -313,21 +334,23 @@ impl ErrorMessage {
     }
 }
 
-/// `dbconnect check`'s proof that a connection works, carrying the profile on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Witness {
-    pub kind: String,
-    pub env: String,
-    pub server_version: String,
-    pub database: String,
-    pub user: String,
-    pub ssl: SslInfo,
-    pub server_addr: String,
-    /// Connect time: TCP + TLS + authentication.
-    pub connect_ms: f64,
-    /// One `SELECT 1` round trip on the open connection.
-    pub latency_ms: f64,
-    pub profile: Profile,
+message! {
+    "dbtools.witness/v1",
+    /// `dbconnect check`'s proof that a connection works, carrying the profile on.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Witness {
+        pub env: String,
+        pub server_version: String,
+        pub database: String,
+        pub user: String,
+        pub ssl: SslInfo,
+        pub server_addr: String,
+        /// Connect time: TCP + TLS + authentication.
+        pub connect_ms: f64,
+        /// One `SELECT 1` round trip on the open connection.
+        pub latency_ms: f64,
+        pub profile: Profile,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -337,51 +360,55 @@ pub struct SslInfo {
     pub cipher: Option<String>,
 }
 
-/// A secret as `rdsprov secret get` hands it to the tool that resolves a profile.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SecretValue {
-    pub kind: String,
-    pub source: SecretSource,
-    #[serde(rename = "ref")]
-    pub reference: String,
-    #[serde(default)]
-    pub username: Option<String>,
-    pub password: String,
+message! {
+    "dbtools.secret/v1",
+    /// A secret as `rdsprov secret get` hands it to the tool that resolves a profile.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct SecretValue {
+        pub source: SecretSource,
+        #[serde(rename = "ref")]
+        pub reference: String,
+        #[serde(default)]
+        pub username: Option<String>,
+        pub password: String,
+    }
 }
 
-/// A provisioned database instance, the same shape for the local and AWS providers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Instance {
-    pub kind: String,
-    pub id: String,
-    pub provider: Provider,
-    pub engine: String,
-    pub engine_version: String,
-    pub status: String,
-    pub endpoint: Endpoint,
-    pub master_user: String,
-    pub master_secret: SecretRef,
-    #[serde(default)]
-    pub ca_cert: Option<String>,
-    #[serde(default)]
-    pub databases: Vec<DatabaseRecord>,
-    /// AWS: the env the spec gives the instance, its class, security group and parameter group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub class: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parameter_group: Option<String>,
-    /// AWS: the CloudWatch alarms on the instance and the SNS topic they notify.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub alarms: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alarm_topic: Option<String>,
-    /// AWS: the instance's region.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
+message! {
+    "dbtools.instance/v1",
+    /// A provisioned database instance, the same shape for the local and AWS providers.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Instance {
+        pub id: String,
+        pub provider: Provider,
+        pub engine: String,
+        pub engine_version: String,
+        pub status: String,
+        pub endpoint: Endpoint,
+        pub master_user: String,
+        pub master_secret: SecretRef,
+        #[serde(default)]
+        pub ca_cert: Option<String>,
+        #[serde(default)]
+        pub databases: Vec<DatabaseRecord>,
+        /// AWS: the env the spec gives the instance, its class, security group and parameter group.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub env: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub class: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub security_group: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub parameter_group: Option<String>,
+        /// AWS: the CloudWatch alarms on the instance and the SNS topic they notify.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub alarms: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub alarm_topic: Option<String>,
+        /// AWS: the instance's region.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub region: Option<String>,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -404,14 +431,16 @@ pub struct DatabaseRecord {
     pub stamp: Option<RecordedStamp>,
 }
 
-/// What `rdsprov stamps` prints: the stamps an AWS instance's tags record, with the endpoint
-/// they belong to (a caller checks it is the one it is connected to).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RecordedStamps {
-    pub kind: String,
-    pub instance: String,
-    pub endpoint: Option<Endpoint>,
-    pub stamps: Vec<DatabaseStamp>,
+message! {
+    "dbtools.recorded-stamps/v1",
+    /// What `rdsprov stamps` prints: the stamps an AWS instance's tags record, with the endpoint
+    /// they belong to (a caller checks it is the one it is connected to).
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct RecordedStamps {
+        pub instance: String,
+        pub endpoint: Option<Endpoint>,
+        pub stamps: Vec<DatabaseStamp>,
+    }
 }
 
 /// One database's recorded stamp.
@@ -430,14 +459,16 @@ pub struct RecordedStamp {
     pub nonce: String,
 }
 
-/// What `rdsprov apply|status|…` prints.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Resources {
-    pub kind: String,
-    pub provider: Provider,
-    /// Human-readable changes made by this run; empty when nothing changed.
-    pub changes: Vec<String>,
-    pub instances: Vec<Instance>,
+message! {
+    "dbtools.resources/v1",
+    /// What `rdsprov apply|status|…` prints.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Resources {
+        pub provider: Provider,
+        /// Human-readable changes made by this run; empty when nothing changed.
+        pub changes: Vec<String>,
+        pub instances: Vec<Instance>,
+    }
 }
 
 word_enum! {
@@ -533,49 +564,55 @@ pub struct MigrationEntry {
     pub duration_ms: Option<f64>,
 }
 
-/// `dbmigrate status`: every migration known to the files or the database, carrying the profile.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MigrateStatus {
-    pub kind: String,
-    pub env: String,
-    pub migrations: Vec<MigrationEntry>,
-    pub pending: usize,
-    pub changed: usize,
-    pub missing: usize,
-    pub profile: Profile,
+message! {
+    "dbtools.migrate.status/v1",
+    /// `dbmigrate status`: every migration known to the files or the database, carrying the profile.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct MigrateStatus {
+        pub env: String,
+        pub migrations: Vec<MigrationEntry>,
+        pub pending: usize,
+        pub changed: usize,
+        pub missing: usize,
+        pub profile: Profile,
+    }
 }
 
-/// `dbmigrate up|down|accept`: what ran, carrying the profile on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MigrateResult {
-    pub kind: String,
-    pub action: MigrateAction,
-    pub env: String,
-    pub dry_run: bool,
-    /// Migrations applied (up) or reverted (down), in the order they ran.
-    pub migrations: Vec<MigrationEntry>,
-    /// Seconds spent waiting for another migrator's lock.
-    pub lock_wait_s: f64,
-    /// The manual snapshot taken before this run, when one was (`snapshot_before_migrate`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot: Option<String>,
-    pub profile: Profile,
+message! {
+    "dbtools.migrate.result/v1",
+    /// `dbmigrate up|down|accept`: what ran, carrying the profile on.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct MigrateResult {
+        pub action: MigrateAction,
+        pub env: String,
+        pub dry_run: bool,
+        /// Migrations applied (up) or reverted (down), in the order they ran.
+        pub migrations: Vec<MigrationEntry>,
+        /// Seconds spent waiting for another migrator's lock.
+        pub lock_wait_s: f64,
+        /// The manual snapshot taken before this run, when one was (`snapshot_before_migrate`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub snapshot: Option<String>,
+        pub profile: Profile,
+    }
 }
 
-/// `dbmigrate diff --against ENV`: schema drift between the profile's env and another.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MigrateDiff {
-    pub kind: String,
-    pub env: String,
-    pub against: String,
-    pub same: bool,
-    /// Schema objects (one line each) only in `env`, and only in `against`.
-    pub only_in_env: Vec<String>,
-    pub only_in_against: Vec<String>,
-    /// Applied versions only in `env`, and only in `against`.
-    pub versions_only_in_env: Vec<String>,
-    pub versions_only_in_against: Vec<String>,
-    pub profile: Profile,
+message! {
+    "dbtools.migrate.diff/v1",
+    /// `dbmigrate diff --against ENV`: schema drift between the profile's env and another.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct MigrateDiff {
+        pub env: String,
+        pub against: String,
+        pub same: bool,
+        /// Schema objects (one line each) only in `env`, and only in `against`.
+        pub only_in_env: Vec<String>,
+        pub only_in_against: Vec<String>,
+        /// Applied versions only in `env`, and only in `against`.
+        pub versions_only_in_env: Vec<String>,
+        pub versions_only_in_against: Vec<String>,
+        pub profile: Profile,
+    }
 }
 
 word_enum! {
@@ -614,16 +651,18 @@ word_enum! {
     }
 }
 
-/// `rdsprov plan`: what `apply` would change, resource by resource, and what it would cost.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Plan {
-    pub kind: String,
-    pub provider: Provider,
-    pub region: String,
-    /// True when nothing would change.
-    pub up_to_date: bool,
-    pub changes: Vec<PlannedChange>,
-    pub cost: CostEstimate,
+message! {
+    "dbtools.plan/v1",
+    /// `rdsprov plan`: what `apply` would change, resource by resource, and what it would cost.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Plan {
+        pub provider: Provider,
+        pub region: String,
+        /// True when nothing would change.
+        pub up_to_date: bool,
+        pub changes: Vec<PlannedChange>,
+        pub cost: CostEstimate,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -660,49 +699,53 @@ pub struct CostLine {
     pub detail: String,
 }
 
-/// A manual snapshot `rdsprov snapshot` took (or `destroy`'s final one).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub kind: String,
-    pub env: String,
-    pub instance: String,
-    pub snapshot: String,
-    pub status: String,
+message! {
+    "dbtools.snapshot/v1",
+    /// A manual snapshot `rdsprov snapshot` took (or `destroy`'s final one).
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Snapshot {
+        pub env: String,
+        pub instance: String,
+        pub snapshot: String,
+        pub status: String,
+    }
 }
 
-/// Who may reach an instance: `rdsprov access show|allow-current|revoke`. On AWS the ingress
-/// rules on 5432 of its security group, each marked as the spec's, a machine's (added by
-/// `allow-current`) or other, and whether this machine's public address is admitted; on the
-/// local provider loopback needs no rule.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Access {
-    pub kind: String,
-    pub provider: Provider,
-    #[serde(default)]
-    pub env: Option<String>,
-    pub instance: String,
-    #[serde(default)]
-    pub region: Option<String>,
-    /// The instance's (or Aurora cluster's) status.
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub publicly_accessible: Option<bool>,
-    #[serde(default)]
-    pub security_group: Option<String>,
-    /// This machine's public address (from the check-IP endpoint), when it was asked.
-    #[serde(default)]
-    pub address: Option<String>,
-    /// This machine's name in its rule (`dbtools:<machine>`).
-    pub machine: String,
-    pub admitted: bool,
-    #[serde(default)]
-    pub rules: Vec<AccessRule>,
-    #[serde(default)]
-    pub changes: Vec<String>,
-    /// Why no rule is needed or what is missing, in words.
-    #[serde(default)]
-    pub note: Option<String>,
+message! {
+    "dbtools.access/v1",
+    /// Who may reach an instance: `rdsprov access show|allow-current|revoke`. On AWS the ingress
+    /// rules on 5432 of its security group, each marked as the spec's, a machine's (added by
+    /// `allow-current`) or other, and whether this machine's public address is admitted; on the
+    /// local provider loopback needs no rule.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Access {
+        pub provider: Provider,
+        #[serde(default)]
+        pub env: Option<String>,
+        pub instance: String,
+        #[serde(default)]
+        pub region: Option<String>,
+        /// The instance's (or Aurora cluster's) status.
+        #[serde(default)]
+        pub status: Option<String>,
+        #[serde(default)]
+        pub publicly_accessible: Option<bool>,
+        #[serde(default)]
+        pub security_group: Option<String>,
+        /// This machine's public address (from the check-IP endpoint), when it was asked.
+        #[serde(default)]
+        pub address: Option<String>,
+        /// This machine's name in its rule (`dbtools:<machine>`).
+        pub machine: String,
+        pub admitted: bool,
+        #[serde(default)]
+        pub rules: Vec<AccessRule>,
+        #[serde(default)]
+        pub changes: Vec<String>,
+        /// Why no rule is needed or what is missing, in words.
+        #[serde(default)]
+        pub note: Option<String>,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -717,18 +760,20 @@ pub struct AccessRule {
     pub description: Option<String>,
 }
 
-/// `dbconnect doctor`: the chain a person would walk, one step at a time, stopping at the
-/// first failure (DNS, TCP — with what AWS says when it is an RDS instance —, TLS,
-/// authentication, database, env stamp, migrations).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Doctor {
-    pub kind: String,
-    pub env: String,
-    pub ok: bool,
-    /// The exit code doctor ends with (0 when every step passed).
-    pub code: u8,
-    pub steps: Vec<DoctorStep>,
-    pub profile: Profile,
+message! {
+    "dbtools.doctor/v1",
+    /// `dbconnect doctor`: the chain a person would walk, one step at a time, stopping at the
+    /// first failure (DNS, TCP — with what AWS says when it is an RDS instance —, TLS,
+    /// authentication, database, env stamp, migrations).
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Doctor {
+        pub env: String,
+        pub ok: bool,
+        /// The exit code doctor ends with (0 when every step passed).
+        pub code: u8,
+        pub steps: Vec<DoctorStep>,
+        pub profile: Profile,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -825,30 +870,34 @@ impl std::fmt::Display for DatabaseIdentity {
     }
 }
 
-/// `dbguard check`'s answer when the action may go ahead (a refusal is an exit-3 error).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Verdict {
-    pub kind: String,
-    pub allowed: bool,
-    pub action: String,
-    pub class: ActionClass,
-    pub env: String,
-    pub protection: Protection,
-    /// The database's stamp; `null` for reads, which do not need one.
-    pub stamp: Option<Stamp>,
-    pub profile: Profile,
+message! {
+    "dbtools.verdict/v1",
+    /// `dbguard check`'s answer when the action may go ahead (a refusal is an exit-3 error).
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Verdict {
+        pub allowed: bool,
+        pub action: String,
+        pub class: ActionClass,
+        pub env: String,
+        pub protection: Protection,
+        /// The database's stamp; `null` for reads, which do not need one.
+        pub stamp: Option<Stamp>,
+        pub profile: Profile,
+    }
 }
 
-/// `dbguard stamp`'s result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StampResult {
-    pub kind: String,
-    pub env: String,
-    /// The env the database was stamped with before, if any.
-    pub previous: Option<String>,
-    pub changed: bool,
-    pub stamp: Stamp,
-    pub profile: Profile,
+message! {
+    "dbtools.stamp/v1",
+    /// `dbguard stamp`'s result.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct StampResult {
+        pub env: String,
+        /// The env the database was stamped with before, if any.
+        pub previous: Option<String>,
+        pub changed: bool,
+        pub stamp: Stamp,
+        pub profile: Profile,
+    }
 }
 
 word_enum! {
@@ -880,11 +929,13 @@ pub struct AuditEntry {
     pub target: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuditList {
-    pub kind: String,
-    pub source: AuditSource,
-    pub entries: Vec<AuditEntry>,
+message! {
+    "dbtools.audit/v1",
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct AuditList {
+        pub source: AuditSource,
+        pub entries: Vec<AuditEntry>,
+    }
 }
 
 /// How hard a lint finding stops a run (`"enforcement"` in a finding: `"protected"`,
@@ -940,16 +991,18 @@ pub struct LintFinding {
     pub enforcement: Enforcement,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LintReport {
-    pub kind: String,
-    /// The env the lint was judged for (its protection decides what blocks), if one was given.
-    pub env: Option<String>,
-    /// Whether `protected` findings without an opt-in block (confirm/locked envs, or no env
-    /// given); `everywhere` findings without an opt-in and `forbidden` ones block regardless.
-    pub enforced: bool,
-    pub files: usize,
-    pub findings: Vec<LintFinding>,
+message! {
+    "dbtools.lint/v1",
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct LintReport {
+        /// The env the lint was judged for (its protection decides what blocks), if one was given.
+        pub env: Option<String>,
+        /// Whether `protected` findings without an opt-in block (confirm/locked envs, or no env
+        /// given); `everywhere` findings without an opt-in and `forbidden` ones block regardless.
+        pub enforced: bool,
+        pub files: usize,
+        pub findings: Vec<LintFinding>,
+    }
 }
 
 /// One seed file and what is known about it.
@@ -966,27 +1019,31 @@ pub struct SeedEntry {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SeedStatus {
-    pub kind: String,
-    pub env: String,
-    pub seeds: Vec<SeedEntry>,
-    pub profile: Profile,
+message! {
+    "dbtools.seed.status/v1",
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct SeedStatus {
+        pub env: String,
+        pub seeds: Vec<SeedEntry>,
+        pub profile: Profile,
+    }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SeedResult {
-    pub kind: String,
-    pub action: SeedAction,
-    pub env: String,
-    pub reset: bool,
-    /// Tables emptied by `--reset` (with those TRUNCATE … CASCADE reached).
-    pub truncated: Vec<String>,
-    /// Files applied by this run (apply), or every file checked (verify).
-    pub seeds: Vec<SeedEntry>,
-    /// verify: true when applying everything twice left the same rows.
-    pub idempotent: Option<bool>,
-    pub profile: Profile,
+message! {
+    "dbtools.seed.result/v1",
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct SeedResult {
+        pub action: SeedAction,
+        pub env: String,
+        pub reset: bool,
+        /// Tables emptied by `--reset` (with those TRUNCATE … CASCADE reached).
+        pub truncated: Vec<String>,
+        /// Files applied by this run (apply), or every file checked (verify).
+        pub seeds: Vec<SeedEntry>,
+        /// verify: true when applying everything twice left the same rows.
+        pub idempotent: Option<bool>,
+        pub profile: Profile,
+    }
 }
 
 /// One env as `dbenv list` shows it.
@@ -1001,18 +1058,20 @@ pub struct EnvSummary {
     pub secret: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EnvList {
-    pub kind: String,
-    pub app: Option<String>,
-    pub config: String,
-    pub default_env: String,
-    pub envs: Vec<EnvSummary>,
+message! {
+    "dbtools.env.list/v1",
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct EnvList {
+        pub app: Option<String>,
+        pub config: String,
+        pub default_env: String,
+        pub envs: Vec<EnvSummary>,
+    }
 }
 
 /// What a tool found on stdin.
 #[derive(Debug, Clone)]
-pub struct Message {
+pub struct Incoming {
     pub kind: String,
     pub value: Value,
 }
@@ -1072,9 +1131,10 @@ pub fn check_kind(kind: &str) -> Result<()> {
                         "stdin: {kind:?} is a newer version than this tool reads (v{known_major}): upgrade dbtools"
                     )));
                 }
-                if known_name == name && major < known_major && *known == PROFILE {
+                if known_name == name && major < known_major && *known == Profile::KIND {
                     return Err(Error::BadInput(format!(
-                        "stdin: {kind:?} comes from an older dbtools, whose profiles carried the password; this one reads {PROFILE}, which says only where the secret lives: make the profile again with `dbenv resolve ENV` (or pass --env ENV)"
+                        "stdin: {kind:?} comes from an older dbtools, whose profiles carried the password; this one reads {}, which says only where the secret lives: make the profile again with `dbenv resolve ENV` (or pass --env ENV)",
+                        Profile::KIND
                     )));
                 }
                 if known_name == name && major < known_major {
@@ -1091,7 +1151,7 @@ pub fn check_kind(kind: &str) -> Result<()> {
 }
 
 /// Parses exactly one JSON object with a known `kind` from stdin's text.
-pub fn parse_message(text: &str) -> Result<Message> {
+pub fn parse_message(text: &str) -> Result<Incoming> {
     if text.trim().is_empty() {
         return Err(Error::BadInput(
             "stdin is empty: pipe a profile in (dbenv resolve dev | …) or pass --env NAME".into(),
@@ -1139,14 +1199,19 @@ pub fn parse_message(text: &str) -> Result<Message> {
         }
     };
     check_kind(&kind)?;
-    Ok(Message { kind, value: first })
+    Ok(Incoming { kind, value: first })
 }
 
 /// Turns an upstream error object into the matching error (same exit code, already reported).
 pub fn upstream_error(value: &Value) -> Error {
     let message: ErrorMessage = match serde_json::from_value(value.clone()) {
         Ok(m) => m,
-        Err(e) => return Error::BadInput(format!("stdin: malformed {ERROR} object: {e}")),
+        Err(e) => {
+            return Error::BadInput(format!(
+                "stdin: malformed {} object: {e}",
+                ErrorMessage::KIND
+            ))
+        }
     };
     // An error is never a success: a code 0 (or one we do not know) is a failure.
     let status = ExitStatus::from_code(message.code.into())
@@ -1168,11 +1233,11 @@ pub fn upstream_error(value: &Value) -> Error {
 }
 
 /// Finds the profile in a message: the message itself, or its `"profile"` field.
-pub fn profile_from_message(message: &Message) -> Result<Profile> {
-    if message.kind == ERROR {
+pub fn profile_from_message(message: &Incoming) -> Result<Profile> {
+    if message.kind == ErrorMessage::KIND {
         return Err(upstream_error(&message.value));
     }
-    let value = if message.kind == PROFILE {
+    let value = if message.kind == Profile::KIND {
         &message.value
     } else {
         message.value.get("profile").ok_or_else(|| {
@@ -1182,9 +1247,9 @@ pub fn profile_from_message(message: &Message) -> Result<Profile> {
             ))
         })?
     };
-    if message.kind != PROFILE {
+    if message.kind != Profile::KIND {
         match value.get("kind") {
-            Some(Value::String(kind)) if kind == PROFILE => {}
+            Some(Value::String(kind)) if kind == Profile::KIND => {}
             Some(Value::String(kind)) => {
                 check_kind(kind)?;
                 return Err(Error::BadInput(format!(
@@ -1309,7 +1374,13 @@ mod tests {
         assert!(serde_json::to_string(&written)
             .unwrap()
             .contains("\"error\":\"auth-failed\""),);
-        for kind in [ACCESS, DOCTOR, WITNESS, MIGRATE_STATUS, SEED_RESULT] {
+        for kind in [
+            Access::KIND,
+            Doctor::KIND,
+            Witness::KIND,
+            MigrateStatus::KIND,
+            SeedResult::KIND,
+        ] {
             assert!(check_kind(kind).is_ok(), "{kind}");
         }
     }
@@ -1340,6 +1411,36 @@ mod tests {
             serde_json::to_string(&AuditOutcome::Refused).unwrap(),
             "\"refused\""
         );
+    }
+
+    #[test]
+    fn a_message_writes_the_kind_of_its_type_first_and_reads_it_back() {
+        let profile = profile_from_bytes(profile_json().as_bytes()).unwrap();
+        let text = serde_json::to_string(&profile).unwrap();
+        assert!(
+            text.starts_with(&format!("{{\"kind\":\"{}\",", Profile::KIND)),
+            "{text}"
+        );
+        let error = ErrorMessage::new("t", &Error::Refused("no".into()));
+        let carried = serde_json::to_value(&error).unwrap();
+        assert_eq!(carried["kind"], ErrorMessage::KIND);
+        // A result carries its profile with the profile's own kind, which the next tool checks.
+        let status = MigrateStatus {
+            env: "dev".into(),
+            migrations: vec![],
+            pending: 0,
+            changed: 0,
+            missing: 0,
+            profile,
+        };
+        let text = serde_json::to_string(&status).unwrap();
+        let read = profile_from_bytes(text.as_bytes()).unwrap();
+        assert_eq!(read.env, "dev");
+        assert!(text.starts_with(&format!("{{\"kind\":\"{}\",", MigrateStatus::KIND)));
+        let mut kinds = KNOWN_KINDS.to_vec();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), KNOWN_KINDS.len(), "a kind is listed twice");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Output: JSON when stdout is a pipe (or `--json`), a readable table on a terminal. Secrets are
 //! redacted on a terminal by the caller, who knows which fields hold them.
 
+use crate::contract::Message;
 use crate::exit::{Error, Result};
-use serde::Serialize;
 use std::io::{IsTerminal, Write};
 
 #[derive(Debug, Clone, Copy)]
@@ -21,15 +21,16 @@ impl Output {
         }
     }
 
-    /// Whether secrets may be printed: always into a pipe or file (the next tool needs them),
-    /// on a terminal (where anyone looking over a shoulder or at a screen share sees them,
-    /// JSON or not) only when asked with `--reveal`.
+    /// Whether a secret the user asked for by name (`dbenv export`, `rdsprov secret get`) is
+    /// printed whole: into a pipe or file, where the asker's next step reads it; on a terminal
+    /// (where anyone looking over a shoulder or at a screen share sees it) only with `--reveal`.
     pub fn shows_secrets(&self, reveal: bool) -> bool {
         reveal || !self.terminal
     }
 
-    /// Writes `value` as one JSON line, or the human text `human` renders.
-    pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<()> {
+    /// Writes a message as one JSON line (its kind first, from its type), or the human text
+    /// `human` renders.
+    pub fn emit<T: Message>(&self, value: &T, human: impl FnOnce() -> String) -> Result<()> {
         let text = if self.json {
             serde_json::to_string(value)
                 .map_err(|e| Error::Failed(format!("cannot encode output: {e}")))?

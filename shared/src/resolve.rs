@@ -48,7 +48,6 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
         secrets::check(reference, &config.state)?;
     }
     Ok(Profile {
-        kind: contract::PROFILE.into(),
         env: env_name.to_string(),
         protection: config.protection(env_name),
         app: config.app.clone(),
@@ -320,7 +319,6 @@ pub fn profile_from_environment(env_name: &str, config: Option<&Config>) -> Resu
             })
     };
     Ok(Profile {
-        kind: contract::PROFILE.into(),
         env: env_name.to_string(),
         protection,
         app: config.and_then(|c| c.app.clone()),

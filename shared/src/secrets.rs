@@ -187,7 +187,6 @@ fn resolve_env(secret: &SecretRef) -> Result<SecretValue> {
 
 fn value(secret: &SecretRef, username: Option<String>, password: String) -> SecretValue {
     SecretValue {
-        kind: contract::SECRET.into(),
         source: secret.source,
         reference: secret.reference.clone(),
         username,

@@ -103,7 +103,6 @@ fn witness(mut client: pg::Client, started: Instant, profile: Profile) -> Result
         .map_err(|e| pg::statement_error("timing a round trip", &e))?;
     let latency_ms = ms(ping.elapsed());
     Ok(Witness {
-        kind: contract::WITNESS.into(),
         env: profile.env.clone(),
         server_version: text(0).unwrap_or_default(),
         database: text(1).unwrap_or_default(),

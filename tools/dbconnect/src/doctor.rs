@@ -12,7 +12,7 @@
 //! settings are broken (e.g. a CA file that cannot be read) · 3 the env stamp does not match ·
 //! 4 cannot connect (DNS, TCP, TLS, authentication, database).
 
-use dbtools::contract::{self, Access, Doctor, DoctorStep, MigrateStatus, Profile, StepOutcome};
+use dbtools::contract::{Access, Doctor, DoctorStep, MigrateStatus, Profile, StepOutcome};
 use dbtools::output::Output;
 use dbtools::{pg, resolve, secrets, Error, ExitStatus, Result};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -53,7 +53,6 @@ pub(crate) fn run(out: Output, profile: Profile, timeout: Duration) -> Result<Ex
     let status = diagnose(&mut walk, &profile, timeout);
     let shown = profile.clone();
     let report = Doctor {
-        kind: contract::DOCTOR.into(),
         env: profile.env.clone(),
         ok: status == ExitStatus::Success,
         code: status.code(),
@@ -500,7 +499,6 @@ mod tests {
         }))
         .unwrap();
         let report = Doctor {
-            kind: contract::DOCTOR.into(),
             env: "dev".into(),
             ok: false,
             code: 4,

@@ -64,18 +64,22 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
 fn resources_from_stdin() -> Result<contract::Resources> {
     let text = contract::decode_text(&dbtools::input::read_stdin()?)?;
     let message = contract::parse_message(&text)?;
-    if message.kind == contract::ERROR {
+    if message.kind == contract::ErrorMessage::KIND {
         return Err(contract::upstream_error(&message.value));
     }
-    if message.kind != contract::RESOURCES {
+    if message.kind != contract::Resources::KIND {
         return Err(Error::BadInput(format!(
             "stdin: dbenv import reads rdsprov's resources ({}), not {}: pipe `rdsprov apply` or `rdsprov tenant add` into it",
-            contract::RESOURCES,
+            contract::Resources::KIND,
             message.kind
         )));
     }
-    serde_json::from_value(message.value)
-        .map_err(|e| Error::BadInput(format!("stdin: malformed {}: {e}", contract::RESOURCES)))
+    serde_json::from_value(message.value).map_err(|e| {
+        Error::BadInput(format!(
+            "stdin: malformed {}: {e}",
+            contract::Resources::KIND
+        ))
+    })
 }
 
 fn list(config: &Config, out: Output) -> Result<ExitStatus> {
@@ -100,7 +104,6 @@ fn list(config: &Config, out: Output) -> Result<ExitStatus> {
         })
         .collect();
     let listing = EnvList {
-        kind: contract::ENV_LIST.into(),
         app: config.app.clone(),
         config: config.path.display().to_string(),
         default_env: dbtools::input::select_env(None).0,

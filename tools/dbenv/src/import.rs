@@ -184,11 +184,9 @@ mod tests {
 
     fn resources() -> Resources {
         Resources {
-            kind: dbtools::contract::RESOURCES.into(),
             provider: dbtools::contract::Provider::Aws,
             changes: Vec::new(),
             instances: vec![Instance {
-                kind: dbtools::contract::INSTANCE.into(),
                 id: "combine-test".into(),
                 provider: dbtools::contract::Provider::Aws,
                 engine: "postgres".into(),

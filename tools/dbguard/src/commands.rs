@@ -5,8 +5,8 @@ use crate::cli::{Cli, Command};
 use dbtools::cli::{ConfirmArgs, EnvArg, GlobalArgs};
 use dbtools::config::{self, Config};
 use dbtools::contract::{
-    self, ActionClass, AuditEntry, AuditList, AuditSource, Enforcement, LintReport, Profile,
-    Provider, Stamp, StampResult, Verdict,
+    ActionClass, AuditEntry, AuditList, AuditSource, Enforcement, LintReport, Profile, Provider,
+    Stamp, StampResult, Verdict,
 };
 use dbtools::guard::{self, Guard};
 use dbtools::output::{self, Output};
@@ -67,7 +67,6 @@ fn check(
         stamp
     };
     let verdict = Verdict {
-        kind: contract::VERDICT.into(),
         allowed: true,
         action: action.to_string(),
         class: guard.class,
@@ -305,7 +304,6 @@ fn emit_stamp(
     stamp: Stamp,
 ) -> Result<ExitStatus> {
     let result = StampResult {
-        kind: contract::STAMP.into(),
         env: profile.env.clone(),
         previous,
         changed,
@@ -431,11 +429,7 @@ fn audit(
     };
     let skip = entries.len().saturating_sub(limit);
     entries.drain(..skip);
-    let list = AuditList {
-        kind: contract::AUDIT.into(),
-        source,
-        entries,
-    };
+    let list = AuditList { source, entries };
     out.emit(&list, || audit_table(&list.entries))?;
     Ok(ExitStatus::Success)
 }
@@ -480,7 +474,6 @@ fn lint_files(
     // One run: functions defined in one file are known to the others, as in `dbmigrate up`.
     let findings = lint::lint_files(files)?;
     let report = LintReport {
-        kind: contract::LINT.into(),
         env: env.map(str::to_string),
         enforced: lint::enforced(protection),
         files: files.len(),

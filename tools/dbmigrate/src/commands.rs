@@ -29,7 +29,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
             let entries = status_entries(&migrations, &applied);
             let count = |state| entries.iter().filter(|e| e.state == state).count();
             let status = MigrateStatus {
-                kind: contract::MIGRATE_STATUS.into(),
                 env: profile.env.clone(),
                 pending: count(MigrationState::Pending),
                 changed: count(MigrationState::Changed),
@@ -531,7 +530,6 @@ fn emit_result(
     lock_wait_s: f64,
 ) -> Result<ExitStatus> {
     let result = MigrateResult {
-        kind: contract::MIGRATE_RESULT.into(),
         action,
         env: profile.env.clone(),
         dry_run,
@@ -624,7 +622,6 @@ fn diff(out: Output, profile: Profile, other: Profile) -> Result<ExitStatus> {
         && versions_only_in_env.is_empty()
         && versions_only_in_against.is_empty();
     let report = contract::MigrateDiff {
-        kind: contract::MIGRATE_DIFF.into(),
         env: profile.env.clone(),
         against: other.env.clone(),
         same,

@@ -13,8 +13,8 @@ use crate::engine::{self, Tracked};
 use crate::files::{self, SeedFile};
 use dbtools::config::Config;
 use dbtools::contract::{
-    self, LintFinding, Profile, Protection, SeedAction, SeedEntry, SeedResult, SeedState,
-    SeedStatus, Stamp,
+    LintFinding, Profile, Protection, SeedAction, SeedEntry, SeedResult, SeedState, SeedStatus,
+    Stamp,
 };
 use dbtools::guard::Guard;
 use dbtools::output::{self, Output};
@@ -40,7 +40,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                 .iter()
                 .any(|e| matches!(e.state, SeedState::Pending | SeedState::Changed));
             let status = SeedStatus {
-                kind: contract::SEED_STATUS.into(),
                 env: profile.env.clone(),
                 seeds: entries,
                 profile,
@@ -86,7 +85,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                 cli::note(TOOL, format!("env {}: nothing to seed", profile.env));
             }
             let result = SeedResult {
-                kind: contract::SEED_RESULT.into(),
                 action: SeedAction::Apply,
                 env: profile.env.clone(),
                 reset,
@@ -115,7 +113,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
             let checked = verify(&mut client, &runnable)?;
             let idempotent = checked.iter().all(|e| e.state == SeedState::Idempotent);
             let result = SeedResult {
-                kind: contract::SEED_RESULT.into(),
                 action: SeedAction::Verify,
                 env: profile.env.clone(),
                 reset: false,

@@ -9,7 +9,7 @@ use crate::checkip;
 use crate::cli::{AccessCommand, AccessTarget};
 use dbtools::cli::{ConfirmArgs, GlobalArgs};
 use dbtools::config::Config;
-use dbtools::contract::{self, Access, Protection, Provider};
+use dbtools::contract::{Access, Protection, Provider};
 use dbtools::guard::Guard;
 use dbtools::output::{self, Output};
 use dbtools::{cli, envvars, identity, Error, ExitStatus, Result};
@@ -178,7 +178,6 @@ pub(crate) fn locate(
 
 fn local_answer(env: Option<&str>, id: &str, machine: &str) -> Access {
     Access {
-        kind: contract::ACCESS.into(),
         provider: Provider::Local,
         env: env.map(str::to_string),
         instance: id.to_string(),

@@ -185,7 +185,6 @@ fn iam_token(
         std::time::SystemTime::now(),
     )?;
     let mut value = contract::SecretValue {
-        kind: contract::SECRET.into(),
         source: dbtools::contract::SecretSource::AwsIam,
         reference: region.into(),
         username: Some(user.into()),
@@ -403,7 +402,6 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
         }
     }
     let resources = Resources {
-        kind: contract::RESOURCES.into(),
         provider: dbtools::contract::Provider::Local,
         changes,
         instances,

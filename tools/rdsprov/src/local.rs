@@ -11,7 +11,7 @@
 use crate::tenant::{self, exists, DatabaseSpec};
 use dbtools::config::Config;
 use dbtools::contract::{
-    self, Conn, DatabaseRecord, Endpoint, Instance, Protection, SecretRef, SslMode, Stamp,
+    Conn, DatabaseRecord, Endpoint, Instance, Protection, SecretRef, SslMode, Stamp,
 };
 use dbtools::names::quote_ident;
 use dbtools::server::{self, Cluster, PgBinaries, ServerSettings};
@@ -254,7 +254,6 @@ impl LocalProvider<'_> {
             Error::Failed(format!("cannot move {} into place: {e}", staging.display()))
         })?;
         let record = Instance {
-            kind: contract::INSTANCE.into(),
             id: spec.id.clone(),
             provider: dbtools::contract::Provider::Local,
             engine: "postgres".into(),

@@ -91,10 +91,10 @@ fn wanted(config: Option<&Config>, profile: &Profile) -> bool {
 
 fn before_migrate_step(out: Output, global: &GlobalArgs, name: Option<&str>) -> Result<ExitStatus> {
     let message = contract::parse_message(&contract::decode_text(&input::read_stdin()?)?)?;
-    if message.kind == contract::ERROR {
+    if message.kind == contract::ErrorMessage::KIND {
         return Err(contract::upstream_error(&message.value));
     }
-    if message.kind != contract::MIGRATE_STATUS {
+    if message.kind != contract::MigrateStatus::KIND {
         return Err(Error::BadInput(format!(
             "--before-migrate reads what `dbmigrate status` prints, not {}: dbenv resolve ENV | dbmigrate status | rdsprov snapshot --before-migrate | dbmigrate up",
             message.kind

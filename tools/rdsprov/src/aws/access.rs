@@ -11,7 +11,7 @@
 
 use crate::aws::plan::{PORT, SPEC_RULE};
 use crate::aws::{code, describe, Aws};
-use dbtools::contract::{self, Access, AccessRule};
+use dbtools::contract::{Access, AccessRule};
 use dbtools::{Error, Result};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -227,7 +227,6 @@ pub(crate) fn show(
             .any(|rule| admits(&rule.source, &address))
     });
     Ok(Access {
-        kind: contract::ACCESS.into(),
         provider: dbtools::contract::Provider::Aws,
         env: env.map(str::to_string),
         instance: target.id.clone(),

@@ -6,7 +6,7 @@
 
 use crate::aws::spec::InstanceSpec;
 use crate::aws::{code, describe, Aws};
-use dbtools::contract::{self, Protection, Snapshot};
+use dbtools::contract::{Protection, Snapshot};
 use dbtools::guard::{Confirmation, Guard};
 use dbtools::{Error, Result};
 use std::time::Duration;
@@ -71,7 +71,6 @@ pub(crate) fn snapshot(
     }
     let status = wait_snapshot(aws, subject, &id, poll)?;
     Ok(Snapshot {
-        kind: contract::SNAPSHOT.into(),
         env: subject.env.to_string(),
         instance: subject.id.to_string(),
         snapshot: id,

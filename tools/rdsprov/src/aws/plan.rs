@@ -580,7 +580,6 @@ pub(crate) fn record(
 ) -> Option<Instance> {
     let state = observed.instance?;
     Some(Instance {
-        kind: dbtools::contract::INSTANCE.into(),
         id: instance.id.clone(),
         provider: dbtools::contract::Provider::Aws,
         engine: instance.engine.clone(),

@@ -44,7 +44,6 @@ pub(crate) fn plan(out: Output, path: &Path) -> Result<ExitStatus> {
         changes.extend(plan::plan(instance, &observed));
     }
     let result = Plan {
-        kind: contract::PLAN.into(),
         provider: dbtools::contract::Provider::Aws,
         region: spec.region.clone(),
         up_to_date: changes.iter().all(|c| c.action == PlanAction::None),
@@ -90,7 +89,6 @@ pub(crate) fn apply(out: Output, path: &Path, sslrootcert: Option<&Path>) -> Res
         cli::note(TOOL, "nothing to change");
     }
     let resources = Resources {
-        kind: contract::RESOURCES.into(),
         provider: dbtools::contract::Provider::Aws,
         changes,
         instances,
@@ -145,7 +143,6 @@ pub(crate) fn tenant_add(
         .ok_or_else(|| Error::Failed(format!("instance {} vanished", instance.id)))?;
     found.databases.push(record);
     let resources = Resources {
-        kind: contract::RESOURCES.into(),
         provider: dbtools::contract::Provider::Aws,
         changes,
         instances: vec![found],
@@ -275,7 +272,6 @@ pub(crate) fn restore(
     let restored = observed_instance(&aws, &target)?
         .ok_or_else(|| Error::Failed(format!("instance {target_id} vanished after the restore")))?;
     let resources = Resources {
-        kind: contract::RESOURCES.into(),
         provider: dbtools::contract::Provider::Aws,
         changes,
         instances: vec![restored],
@@ -298,7 +294,6 @@ pub(crate) fn wait(out: Output, path: &Path, env: &str) -> Result<ExitStatus> {
 
 fn emit_instances(out: Output, instances: Vec<Instance>) -> Result<ExitStatus> {
     let resources = Resources {
-        kind: contract::RESOURCES.into(),
         provider: dbtools::contract::Provider::Aws,
         changes: Vec::new(),
         instances,
@@ -501,7 +496,6 @@ pub(crate) fn destroy(
         cli::note(TOOL, change);
     }
     let resources = Resources {
-        kind: contract::RESOURCES.into(),
         provider: dbtools::contract::Provider::Aws,
         changes,
         instances: Vec::new(),
@@ -533,7 +527,6 @@ pub(crate) fn stamps(out: Output, instance: &str, region: Option<&str>) -> Resul
             ))
         })?;
     let recorded = contract::RecordedStamps {
-        kind: contract::RECORDED_STAMPS.into(),
         instance: instance.to_string(),
         endpoint,
         stamps: stamps
