@@ -32,8 +32,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub const CONFIG_FILE: &str = "dbtools.toml";
-pub const DEFAULT_ENV: &str = "dev";
+pub(crate) const CONFIG_FILE: &str = "dbtools.toml";
+pub(crate) const DEFAULT_ENV: &str = "dev";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,7 +97,7 @@ pub struct Config {
 }
 
 /// The instance's administrative role when the config names none (RDS's default too).
-pub const DEFAULT_MASTER_USER: &str = "postgres";
+pub(crate) const DEFAULT_MASTER_USER: &str = "postgres";
 
 impl InstanceConfig {
     pub fn master_user(&self) -> &str {
@@ -245,7 +245,7 @@ impl Config {
 
     /// [`Config::env`], its error saying where the name came from (`origin`: "named by
     /// DBTOOLS_ENV", …).
-    pub fn env_from(&self, name: &str, origin: Option<&str>) -> Result<&EnvConfig> {
+    pub(crate) fn env_from(&self, name: &str, origin: Option<&str>) -> Result<&EnvConfig> {
         self.envs.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.envs.keys().map(String::as_str).collect();
             let origin = origin.map(|o| format!(" ({o})")).unwrap_or_default();

@@ -847,7 +847,7 @@ pub struct DatabaseIdentity {
 impl DatabaseIdentity {
     /// Whether `other` is the same database; an unknown system identifier on either side is
     /// not a difference (oid and name still are).
-    pub fn same_as(&self, other: &DatabaseIdentity) -> bool {
+    pub(crate) fn same_as(&self, other: &DatabaseIdentity) -> bool {
         let clusters_differ = matches!(
             (&self.system_identifier, &other.system_identifier),
             (Some(a), Some(b)) if a != b
@@ -1119,7 +1119,7 @@ fn split_kind(kind: &str) -> Option<(&str, u32)> {
 }
 
 /// Checks a `kind` against what this version knows: unknown → error, newer major → error.
-pub fn check_kind(kind: &str) -> Result<()> {
+pub(crate) fn check_kind(kind: &str) -> Result<()> {
     if KNOWN_KINDS.contains(&kind) {
         return Ok(());
     }
@@ -1233,7 +1233,7 @@ pub fn upstream_error(value: &Value) -> Error {
 }
 
 /// Finds the profile in a message: the message itself, or its `"profile"` field.
-pub fn profile_from_message(message: &Incoming) -> Result<Profile> {
+pub(crate) fn profile_from_message(message: &Incoming) -> Result<Profile> {
     if message.kind == ErrorMessage::KIND {
         return Err(upstream_error(&message.value));
     }
@@ -1264,7 +1264,7 @@ pub fn profile_from_message(message: &Incoming) -> Result<Profile> {
 }
 
 /// Reads the profile a tool was piped: decode, parse one object, check kind, extract.
-pub fn profile_from_bytes(bytes: &[u8]) -> Result<Profile> {
+pub(crate) fn profile_from_bytes(bytes: &[u8]) -> Result<Profile> {
     let text = decode_text(bytes)?;
     profile_from_message(&parse_message(&text)?)
 }

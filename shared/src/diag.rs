@@ -8,12 +8,12 @@ use std::sync::OnceLock;
 static TOOL: OnceLock<&'static str> = OnceLock::new();
 
 /// Records the running tool's name (its `main` does, once).
-pub fn set_tool(tool: &'static str) {
+pub(crate) fn set_tool(tool: &'static str) {
     let _ = TOOL.set(tool);
 }
 
 /// The running tool's name, for modules that speak without being told it.
-pub fn tool() -> &'static str {
+pub(crate) fn tool() -> &'static str {
     TOOL.get().copied().unwrap_or("dbtools")
 }
 

@@ -9,15 +9,13 @@ pub const DBTOOLS_STATE_DIR: &str = "DBTOOLS_STATE_DIR";
 /// Directory holding the PostgreSQL server binaries (initdb, pg_ctl, postgres).
 pub const DBTOOLS_PG_BIN: &str = "DBTOOLS_PG_BIN";
 /// Where tools look for a sibling binary (e.g. `rdsprov` for AWS secrets) before `PATH`.
-pub const DBTOOLS_BIN_DIR: &str = "DBTOOLS_BIN_DIR";
+pub(crate) const DBTOOLS_BIN_DIR: &str = "DBTOOLS_BIN_DIR";
 /// The HTTPS endpoint that answers this machine's public address (`rdsprov access`).
 pub const DBTOOLS_CHECKIP_URL: &str = "DBTOOLS_CHECKIP_URL";
 /// This machine's name in the ingress rule `rdsprov access allow-current` adds.
 pub const DBTOOLS_MACHINE_NAME: &str = "DBTOOLS_MACHINE_NAME";
 /// An ad-hoc profile's connection URL (read by `dbenv resolve --from-env`).
 pub const DATABASE_URL: &str = "DATABASE_URL";
-/// Disables colour in human output.
-pub const NO_COLOR: &str = "NO_COLOR";
 
 /// libpq's variables, read for ad-hoc profiles and written by `dbenv export --format env`.
 pub const PGHOST: &str = "PGHOST";
@@ -30,10 +28,10 @@ pub const PGSSLMODE: &str = "PGSSLMODE";
 pub const PGSSLROOTCERT: &str = "PGSSLROOTCERT";
 pub const PGHOSTADDR: &str = "PGHOSTADDR";
 pub const PGSERVICE: &str = "PGSERVICE";
-pub const PGSERVICEFILE: &str = "PGSERVICEFILE";
-pub const PGSYSCONFDIR: &str = "PGSYSCONFDIR";
+pub(crate) const PGSERVICEFILE: &str = "PGSERVICEFILE";
+pub(crate) const PGSYSCONFDIR: &str = "PGSYSCONFDIR";
 /// libpq's TLS variables dbtools' TLS (native-tls) cannot honour: refused by name, never ignored.
-pub const PGSSL_UNSUPPORTED: &[&str] = &[
+pub(crate) const PGSSL_UNSUPPORTED: &[&str] = &[
     "PGSSLCERT",
     "PGSSLKEY",
     "PGSSLPASSWORD",
@@ -48,4 +46,4 @@ pub const PGSSL_UNSUPPORTED: &[&str] = &[
     "PGREQUIREPEER",
     "PGGSSENCMODE",
 ];
-pub const PGAPPNAME: &str = "PGAPPNAME";
+pub(crate) const PGAPPNAME: &str = "PGAPPNAME";

@@ -30,7 +30,7 @@ impl ExitStatus {
         self as u8
     }
 
-    pub fn from_code(code: i64) -> Option<ExitStatus> {
+    pub(crate) fn from_code(code: i64) -> Option<ExitStatus> {
         Some(match code {
             0 => ExitStatus::Success,
             1 => ExitStatus::Negative,

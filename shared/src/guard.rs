@@ -28,7 +28,7 @@ use std::time::Duration;
 
 /// Every action name the guard knows, with its class. Tools use these names in messages and
 /// the audit; `dbguard check --action` accepts them and the class names themselves.
-pub const ACTIONS: &[(&str, ActionClass)] = &[
+pub(crate) const ACTIONS: &[(&str, ActionClass)] = &[
     ("read", ActionClass::Read),
     ("status", ActionClass::Read),
     ("check", ActionClass::Read),
@@ -183,7 +183,7 @@ pub fn target(profile: &Profile) -> String {
 }
 
 /// Why a write to env `env`'s database `target` is refused, given the stamp it carries.
-pub fn stamp_mismatch(env: &str, target: &str, stamped: Option<&Stamp>) -> String {
+pub(crate) fn stamp_mismatch(env: &str, target: &str, stamped: Option<&Stamp>) -> String {
     match stamped {
         None => format!(
             "database {target} has no env stamp, so writes are refused: if it really is {env}'s database, run `dbguard stamp {env}` (or `rdsprov apply`, which stamps what it creates)"
@@ -233,7 +233,7 @@ pub fn audit_log_path(config: Option<&Config>) -> PathBuf {
 }
 
 /// Appends one entry to the local log (created 0600). Never rewrites: O_APPEND only.
-pub fn append_local(log: &Path, entry: &AuditEntry) -> Result<()> {
+pub(crate) fn append_local(log: &Path, entry: &AuditEntry) -> Result<()> {
     let unwritable = |e: std::io::Error| {
         Error::Failed(format!(
             "cannot write the audit log {}: {e}; make it writable (or set DBTOOLS_STATE_DIR)",
@@ -285,7 +285,7 @@ pub fn read_local(log: &Path) -> Result<Vec<AuditEntry>> {
 /// may write there), or straight into an older schema that has no such function; best effort by
 /// design (the local log is the record that always exists), so a failure is returned for a
 /// note, not raised.
-pub fn append_database(client: &mut pg::Client, entry: &AuditEntry) -> Result<()> {
+pub(crate) fn append_database(client: &mut pg::Client, entry: &AuditEntry) -> Result<()> {
     let values = [
         quote_literal(&entry.at),
         quote_literal(&entry.by),

@@ -30,7 +30,7 @@ fn user_from_passwd() -> Option<String> {
 }
 
 /// The machine's host name.
-pub fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())

@@ -25,11 +25,6 @@ pub fn read_stdin() -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The profile piped in: a bare profile or a result carrying one.
-pub fn profile_from_stdin() -> Result<Profile> {
-    contract::profile_from_bytes(&read_stdin()?)
-}
-
 /// Where the env a tool acts on was named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnvSource {
@@ -102,7 +97,7 @@ fn stdin_kind() -> StdinKind {
 
 /// The profile piped in, or None when nothing is (see the rule above). A profile for another
 /// env than a set `DBTOOLS_ENV` is an error naming both.
-pub fn piped_profile() -> Result<Option<Profile>> {
+pub(crate) fn piped_profile() -> Result<Option<Profile>> {
     if stdin_kind() == StdinKind::Nothing {
         return Ok(None);
     }

@@ -9,7 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod contract;
-pub mod diag;
+pub(crate) mod diag;
 pub mod envvars;
 pub mod exit;
 pub mod guard;
@@ -25,9 +25,9 @@ pub mod output;
 pub mod owner;
 pub mod pg;
 pub mod pgpass;
-pub mod pgservice;
+pub(crate) mod pgservice;
 pub mod resolve;
-pub mod secret_cache;
+pub(crate) mod secret_cache;
 pub mod secrets;
 pub mod server;
 #[cfg(feature = "sql")]

@@ -35,7 +35,11 @@ use std::path::Path;
 
 /// Every rule. The names are what files write in `-- dbguard:allow <rule>` comments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Rule {
+#[allow(
+    clippy::enum_variant_names,
+    reason = "CreateRule is the rule about CREATE RULE"
+)]
+pub(crate) enum Rule {
     DropTable,
     DropSchema,
     DropDatabase,
@@ -73,7 +77,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: &'static [Rule] = &[
+    pub(crate) const ALL: &'static [Rule] = &[
         Rule::DropTable,
         Rule::DropSchema,
         Rule::DropDatabase,
@@ -110,7 +114,7 @@ impl Rule {
         Rule::DbtoolsSchema,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Rule::DropTable => "drop-table",
             Rule::DropSchema => "drop-schema",
@@ -150,7 +154,7 @@ impl Rule {
     }
 
     /// Why it matters: the start of every finding's message.
-    pub fn why(self) -> &'static str {
+    pub(crate) fn why(self) -> &'static str {
         match self {
             Rule::DropTable => "DROP TABLE deletes the table and every row in it",
             Rule::DropSchema => "DROP SCHEMA deletes the schema and everything in it",
@@ -189,7 +193,7 @@ impl Rule {
         }
     }
 
-    pub fn enforcement(self) -> Enforcement {
+    pub(crate) fn enforcement(self) -> Enforcement {
         match self {
             Rule::DbtoolsSchema => Enforcement::Forbidden,
             Rule::CrossDatabase | Rule::DropDatabase | Rule::Role => Enforcement::Everywhere,
@@ -197,7 +201,7 @@ impl Rule {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Rule> {
+    pub(crate) fn from_name(name: &str) -> Option<Rule> {
         Rule::ALL.iter().copied().find(|rule| rule.name() == name)
     }
 }
@@ -280,7 +284,7 @@ pub fn refusal(
 
 /// The rules a file opts in to with `-- dbguard:allow …` (or `/* dbguard:allow … */`)
 /// comments: real comments only, found by PostgreSQL's scanner.
-pub fn allowed_rules(file: &str, text: &str) -> Result<BTreeSet<Rule>> {
+pub(crate) fn allowed_rules(file: &str, text: &str) -> Result<BTreeSet<Rule>> {
     let tokens = pg_query::scan_tokens(text)
         .map_err(|e| Error::BadInput(format!("{file}: cannot read the SQL: {e}")))?;
     opt_ins(file, text, &tokens)
@@ -372,7 +376,7 @@ impl Linter {
 
     /// Adds a file: a migration's up sections (down sections undo by nature), or a whole SQL
     /// file (a seed). SQL that does not parse is an error naming the file and line.
-    pub fn add_file(&mut self, path: &Path) -> Result<()> {
+    pub(crate) fn add_file(&mut self, path: &Path) -> Result<()> {
         let bytes = std::fs::read(path)
             .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", path.display())))?;
         let file = path.display().to_string();
@@ -542,11 +546,6 @@ pub fn lint_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<LintFinding>> {
         linter.add_file(path.as_ref())?;
     }
     Ok(linter.findings())
-}
-
-/// Lints one file on its own.
-pub fn lint_file(path: &Path) -> Result<Vec<LintFinding>> {
-    lint_files(&[path])
 }
 
 #[cfg(test)]

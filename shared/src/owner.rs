@@ -212,7 +212,10 @@ pub fn origin(config: Option<&Config>, env: &str, conn: &Conn, stamp: &Stamp) ->
 }
 
 /// The stamps AWS instance `id` records in its tags, and its endpoint (`rdsprov stamps`).
-pub fn aws_recorded(id: &str, region: Option<&str>) -> Result<crate::contract::RecordedStamps> {
+pub(crate) fn aws_recorded(
+    id: &str,
+    region: Option<&str>,
+) -> Result<crate::contract::RecordedStamps> {
     let mut args = vec!["stamps", "--json", "--instance", id];
     if let Some(region) = region {
         args.extend(["--region", region]);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// The password file libpq would read: `PGPASSFILE`, else `~/.pgpass` (on Windows
 /// `%APPDATA%\postgresql\pgpass.conf`); None when neither names a file that exists.
-pub fn default_file() -> Option<PathBuf> {
+pub(crate) fn default_file() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(envvars::PGPASSFILE).filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(path));
     }

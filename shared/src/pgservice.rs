@@ -22,7 +22,7 @@ const KNOWN: &[&str] = &[
 ];
 
 /// The settings of service `name`, with the file they came from.
-pub fn read(name: &str) -> Result<(BTreeMap<String, String>, PathBuf)> {
+pub(crate) fn read(name: &str) -> Result<(BTreeMap<String, String>, PathBuf)> {
     let user_file = std::env::var_os(envvars::PGSERVICEFILE)
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)

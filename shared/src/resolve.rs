@@ -216,7 +216,7 @@ pub fn with_password(profile: &Profile) -> Result<Profile> {
 }
 
 /// Reads a local instance's record, written by `rdsprov apply`.
-pub fn read_local_instance(config: &Config, id: &str, env_name: &str) -> Result<Instance> {
+pub(crate) fn read_local_instance(config: &Config, id: &str, env_name: &str) -> Result<Instance> {
     let path = config.state.instance_record(id);
     let text = std::fs::read_to_string(&path).map_err(|_| {
         Error::Unreachable(format!(

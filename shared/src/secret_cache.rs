@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long a secret read from AWS Secrets Manager is reused.
-pub const SECRET_SECONDS: u64 = 300;
+pub(crate) const SECRET_SECONDS: u64 = 300;
 /// How long an IAM auth token is reused (it is valid for 900).
-pub const TOKEN_SECONDS: u64 = 600;
+pub(crate) const TOKEN_SECONDS: u64 = 600;
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
@@ -40,7 +40,7 @@ fn path(state: &StateDir, key: &str) -> PathBuf {
 }
 
 /// The cached password for `key`, if one is there and fresh.
-pub fn get(state: &StateDir, key: &str) -> Option<String> {
+pub(crate) fn get(state: &StateDir, key: &str) -> Option<String> {
     let path = path(state, key);
     let entry: Entry = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
     if entry.key != key || entry.expires <= now() || loose(&path) {
@@ -51,7 +51,7 @@ pub fn get(state: &StateDir, key: &str) -> Option<String> {
 }
 
 /// Keeps `password` for `key` for `seconds`. A cache that cannot be written only costs time.
-pub fn put(state: &StateDir, key: &str, password: &str, seconds: u64) {
+pub(crate) fn put(state: &StateDir, key: &str, password: &str, seconds: u64) {
     let entry = Entry {
         key: key.to_string(),
         expires: now() + seconds,
@@ -64,11 +64,6 @@ pub fn put(state: &StateDir, key: &str, password: &str, seconds: u64) {
             state::write_private(&path(state, key), &json)
         });
     let _: Result<()> = written;
-}
-
-/// Drops the entry for `key` (the server rejected its password).
-pub fn forget(state: &StateDir, key: &str) {
-    let _ = std::fs::remove_file(path(state, key));
 }
 
 #[cfg(unix)]
@@ -108,9 +103,6 @@ mod tests {
         }
         put(&state, "aws-sm:a", "pw", 0);
         assert_eq!(get(&state, "aws-sm:a"), None, "expired");
-        put(&state, "aws-sm:a", "pw", 60);
-        forget(&state, "aws-sm:a");
-        assert_eq!(get(&state, "aws-sm:a"), None);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

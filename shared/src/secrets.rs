@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The path of a local secret, refusing names that could escape the store.
-pub fn local_path(state: &StateDir, name: &str) -> Result<PathBuf> {
+pub(crate) fn local_path(state: &StateDir, name: &str) -> Result<PathBuf> {
     let ok = !name.is_empty()
         && name
             .split('/')
@@ -88,7 +88,7 @@ pub fn resolve(secret: &SecretRef, state: &StateDir, region: Option<&str>) -> Re
 /// ad-hoc sources (`pgpass:PATH`, `url:VAR`) and IAM tokens for `conn`'s host, port and user.
 /// AWS answers come from the cache in `state` when fresh (`fresh` skips it: the server
 /// rejected what it held).
-pub fn password_for(
+pub(crate) fn password_for(
     secret: &SecretRef,
     conn: &contract::Conn,
     state: Option<&StateDir>,
@@ -156,7 +156,7 @@ pub fn password_for(
 
 /// The password a profile's secret holds for its target (None: the profile names no secret).
 /// `fresh` skips the cache of AWS answers.
-pub fn profile_password(profile: &contract::Profile, fresh: bool) -> Result<Option<String>> {
+pub(crate) fn profile_password(profile: &contract::Profile, fresh: bool) -> Result<Option<String>> {
     let Some(secret) = &profile.secret else {
         return Ok(None);
     };
@@ -242,7 +242,7 @@ pub fn parse_secret_string(secret: &SecretRef, text: &str) -> Result<SecretValue
 }
 
 /// Finds a sibling dbtools binary: `DBTOOLS_BIN_DIR`, the running binary's directory, then `PATH`.
-pub fn sibling_binary(name: &str) -> PathBuf {
+pub(crate) fn sibling_binary(name: &str) -> PathBuf {
     let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(dir) = std::env::var_os(envvars::DBTOOLS_BIN_DIR) {
@@ -261,11 +261,6 @@ pub fn sibling_binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(file))
 }
 
-/// Reads an `aws-sm` secret now (through rdsprov), whatever a profile carried before.
-pub fn resolve_aws(secret: &SecretRef, region: Option<&str>) -> Result<SecretValue> {
-    resolve_through_rdsprov(secret, region)
-}
-
 fn resolve_through_rdsprov(secret: &SecretRef, region: Option<&str>) -> Result<SecretValue> {
     let mut args = vec!["secret", "get", "--json", &secret.reference];
     if let Some(region) = region {
@@ -277,7 +272,7 @@ fn resolve_through_rdsprov(secret: &SecretRef, region: Option<&str>) -> Result<S
 /// An RDS IAM auth token for `user` at `host:port` (`aws-iam:REGION` secrets), made by rdsprov
 /// (which holds the AWS credentials chain); host, port and user are no secrets, the token comes
 /// back on a pipe.
-pub fn iam_auth_token(
+pub(crate) fn iam_auth_token(
     secret: &SecretRef,
     host: &str,
     port: u16,

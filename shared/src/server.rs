@@ -257,7 +257,7 @@ impl Cluster {
     }
 
     /// Writes a file into the data dir, owned by the server user.
-    pub fn write_server_file(&self, name: &str, text: &str, mode: u32) -> Result<()> {
+    pub(crate) fn write_server_file(&self, name: &str, text: &str, mode: u32) -> Result<()> {
         let path = self.data_dir.join(name);
         std::fs::write(&path, text)
             .map_err(|e| Error::Failed(format!("cannot write {}: {e}", path.display())))?;

@@ -108,7 +108,7 @@ pub fn split(sql: &str) -> Result<Vec<(usize, String)>> {
 
 /// Where a statement's first token is. The parser places a statement right after the previous
 /// one's semicolon, so whitespace and comments in between come first.
-pub fn statement_start(sql: &str, location: usize) -> usize {
+pub(crate) fn statement_start(sql: &str, location: usize) -> usize {
     let bytes = sql.as_bytes();
     let mut at = location.min(bytes.len());
     loop {

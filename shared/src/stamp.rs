@@ -35,14 +35,14 @@ const CURRENT_IDENTITY: &str = "jsonb_build_object('system_identifier', CASE WHE
 
 /// Pins name resolution to the built-ins for the rest of a transaction: whatever the master
 /// runs in a database an app role owns resolves no function or operator that role created.
-pub const PINNED_SEARCH_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp;\n";
+pub(crate) const PINNED_SEARCH_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp;\n";
 
 /// The SQLSTATEs `dbtools.assert_stamp` raises (class "DB", not used by PostgreSQL): the stamp is
 /// missing or names another env; the database is a copy; the stamp's protection wants a
 /// confirmation that was not given. Each DETAIL is the stamp as JSON ('' when unstamped).
-pub const MISMATCH_SQLSTATE: &str = "DBG01";
-pub const COPY_SQLSTATE: &str = "DBG02";
-pub const PROTECTION_SQLSTATE: &str = "DBG03";
+pub(crate) const MISMATCH_SQLSTATE: &str = "DBG01";
+pub(crate) const COPY_SQLSTATE: &str = "DBG02";
+pub(crate) const PROTECTION_SQLSTATE: &str = "DBG03";
 
 /// What the assertion needs to judge a destructive action against the stamp's own level.
 #[derive(Debug, Clone, Copy)]
@@ -222,7 +222,7 @@ pub(crate) fn unescape_xml(text: &str) -> String {
 /// The `dbtools` schema at its current version, owned by the role running it (the instance's
 /// master): creates what is missing, upgrades a schema an app role created (ownership moves to
 /// this role, the app role keeps only what is granted below), and is idempotent.
-pub const SCHEMA_SQL: &str = "CREATE SCHEMA IF NOT EXISTS dbtools;
+pub(crate) const SCHEMA_SQL: &str = "CREATE SCHEMA IF NOT EXISTS dbtools;
 CREATE TABLE IF NOT EXISTS dbtools.env_stamp (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   env text NOT NULL, app text, stamped_by text NOT NULL,

@@ -22,7 +22,7 @@ impl StateDir {
     }
 
     /// Secrets fetched from AWS, kept a few minutes so a pipeline asks once (0700, files 0600).
-    pub fn secret_cache_dir(&self) -> PathBuf {
+    pub(crate) fn secret_cache_dir(&self) -> PathBuf {
         self.root.join("cache").join("secrets")
     }
 
