@@ -13,6 +13,11 @@
 //! # secret = "local:combine-dev/combine_app"   # local:NAME | env:VAR | aws-sm:ID
 //! # host = "…"  port = 5432  sslmode = "verify-full"  sslrootcert = "certs/rds.pem"
 //!
+//! # [env.dev.migrations]            # how dbmigrate runs this env's migrations
+//! # lock_timeout = "5s"             # each statement waits at most this for a lock (0: no limit)
+//! # statement_timeout = "1h"        # and runs at most this long (0: no limit)
+//! # lock_retries = 5                # a migration that hit lock_timeout runs again, backing off
+//!
 //! [instance.combine-dev]
 //! provider = "local"                # local | aws
 //! ```
@@ -74,6 +79,30 @@ pub struct EnvConfig {
     /// Take a manual RDS snapshot before migrating when migrations are pending (default: on
     /// for AWS envs other than dev).
     pub snapshot_before_migrate: Option<bool>,
+    /// How `dbmigrate` runs this env's migrations.
+    #[serde(default)]
+    pub migrations: MigrationSettings,
+}
+
+/// `[env.NAME.migrations]`: the timeouts every migration statement runs under, and how often a
+/// migration that hit its lock timeout is run again. Unset values take dbmigrate's defaults.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationSettings {
+    #[serde(default, deserialize_with = "setting_duration")]
+    pub lock_timeout: Option<std::time::Duration>,
+    #[serde(default, deserialize_with = "setting_duration")]
+    pub statement_timeout: Option<std::time::Duration>,
+    pub lock_retries: Option<u32>,
+}
+
+fn setting_duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<std::time::Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::time::parse_setting(&text)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(e.message()))
 }
 
 /// One `[instance.ID]` table.
@@ -412,6 +441,26 @@ provider = "local"
             config.env_secret("prod").unwrap().unwrap().source,
             crate::contract::SecretSource::AwsSm
         );
+    }
+
+    #[test]
+    fn an_env_s_migration_settings_are_read_and_checked() {
+        let text = format!(
+            "{SAMPLE}[env.test.migrations]\nlock_timeout = \"2s\"\nlock_retries = 1\n"
+        );
+        let config = Config::parse(&text, Path::new("/p/dbtools.toml")).unwrap();
+        let settings = config.envs["test"].migrations;
+        assert_eq!(settings.lock_timeout, Some(std::time::Duration::from_secs(2)));
+        assert_eq!((settings.statement_timeout, settings.lock_retries), (None, Some(1)));
+        assert_eq!(config.envs["dev"].migrations.lock_timeout, None);
+        for (bad, needle) in [
+            ("lock_timeout = \"2 seconds\"", "not a duration"),
+            ("lock_timout = \"2s\"", "lock_timout"),
+        ] {
+            let text = format!("{SAMPLE}[env.test.migrations]\n{bad}\n");
+            let error = Config::parse(&text, Path::new("/p/dbtools.toml")).unwrap_err();
+            assert!(error.message().contains(needle), "{}", error.message());
+        }
     }
 
     #[test]

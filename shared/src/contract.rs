@@ -586,6 +586,9 @@ message! {
         pub action: MigrateAction,
         pub env: String,
         pub dry_run: bool,
+        /// `--dry-run`: the SQL that would run, in order, with its wrapping (added within v1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub sql: Option<String>,
         /// Migrations applied (up) or reverted (down), in the order they ran.
         pub migrations: Vec<MigrationEntry>,
         /// Seconds spent waiting for another migrator's lock.

@@ -64,6 +64,9 @@ pub enum Error {
     AuthFailed(String),
     /// The database, the server process or AWS failed the operation: exit 5.
     Failed(String),
+    /// A statement waited longer than its `lock_timeout` for a lock another session held, as
+    /// many times as it was allowed to try: exit 5, with who held the lock when that was seen.
+    LockTimeout(String),
     /// Ctrl-C while waiting: exit 130, with where things stood.
     Interrupted(String),
     /// An earlier tool in the pipeline failed and sent its error object down the pipe. It already
@@ -86,6 +89,7 @@ pub enum ErrorKind {
     Unreachable,
     AuthFailed,
     Failed,
+    LockTimeout,
     Interrupted,
 }
 
@@ -95,7 +99,7 @@ impl Error {
             Error::BadInput(_) => ExitStatus::BadInput,
             Error::Refused(_) => ExitStatus::Refused,
             Error::Unreachable(_) | Error::AuthFailed(_) => ExitStatus::Unreachable,
-            Error::Failed(_) => ExitStatus::Failed,
+            Error::Failed(_) | Error::LockTimeout(_) => ExitStatus::Failed,
             Error::Interrupted(_) => ExitStatus::Interrupted,
             Error::Upstream { status, .. } => *status,
         }
@@ -108,6 +112,7 @@ impl Error {
             Error::Unreachable(_) => ErrorKind::Unreachable,
             Error::AuthFailed(_) => ErrorKind::AuthFailed,
             Error::Failed(_) => ErrorKind::Failed,
+            Error::LockTimeout(_) => ErrorKind::LockTimeout,
             Error::Interrupted(_) => ErrorKind::Interrupted,
             Error::Upstream { kind, .. } => *kind,
         }
@@ -120,6 +125,7 @@ impl Error {
             | Error::Unreachable(m)
             | Error::AuthFailed(m)
             | Error::Failed(m)
+            | Error::LockTimeout(m)
             | Error::Interrupted(m) => m,
             Error::Upstream { message, .. } => message,
         }
@@ -134,6 +140,7 @@ impl Error {
             Error::Unreachable(m) => Error::Unreachable(wrap(m)),
             Error::AuthFailed(m) => Error::AuthFailed(wrap(m)),
             Error::Failed(m) => Error::Failed(wrap(m)),
+            Error::LockTimeout(m) => Error::LockTimeout(wrap(m)),
             Error::Interrupted(m) => Error::Interrupted(wrap(m)),
             upstream @ Error::Upstream { .. } => upstream,
         }

@@ -1,47 +1,60 @@
-//! Ctrl-C as a value. While a [`Sigint`] lives, SIGINT sets a flag instead of killing the
-//! process, so a long wait can stop where it stands and say what it saw and what was done;
-//! dropping it restores what was there before, so a later Ctrl-C kills as usual.
+//! Ctrl-C (and SIGTERM, what `kill`, `timeout` and CI runners send) as a value. While a
+//! [`Sigint`] lives, either signal raises a counter instead of killing the process, so a long
+//! wait can stop where it stands and say what it saw and what was done, and a running
+//! statement can be cancelled on the server first; dropping it restores what was there
+//! before, so a later signal kills as usual.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-static CAUGHT: AtomicBool = AtomicBool::new(false);
+static CAUGHT: AtomicUsize = AtomicUsize::new(0);
 
-/// SIGINT caught for as long as this lives.
+/// SIGINT and SIGTERM caught for as long as this lives.
 pub struct Sigint {
     #[cfg(unix)]
-    previous: libc::sigaction,
+    previous: [(libc::c_int, libc::sigaction); 2],
 }
 
 #[cfg(unix)]
-extern "C" fn on_sigint(_: libc::c_int) {
-    CAUGHT.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(_: libc::c_int) {
+    CAUGHT.fetch_add(1, Ordering::SeqCst);
 }
 
 impl Sigint {
     #[cfg(unix)]
     #[allow(unsafe_code)]
     pub fn catch() -> Sigint {
-        CAUGHT.store(false, Ordering::SeqCst);
-        // SAFETY: plain sigaction calls; the handler only stores to an atomic, which is
-        // async-signal-safe.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut action.sa_mask);
-            let mut previous: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(libc::SIGINT, &action, &mut previous);
-            Sigint { previous }
+        CAUGHT.store(0, Ordering::SeqCst);
+        let install = |signal: libc::c_int| {
+            // SAFETY: plain sigaction calls; the handler only adds to an atomic, which is
+            // async-signal-safe.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                libc::sigemptyset(&mut action.sa_mask);
+                let mut previous: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(signal, &action, &mut previous);
+                (signal, previous)
+            }
+        };
+        Sigint {
+            previous: [install(libc::SIGINT), install(libc::SIGTERM)],
         }
     }
 
-    /// Elsewhere Ctrl-C keeps its default; the flag never rises.
+    /// Elsewhere Ctrl-C keeps its default; the counter never rises.
     #[cfg(not(unix))]
     pub fn catch() -> Sigint {
-        CAUGHT.store(false, Ordering::SeqCst);
+        CAUGHT.store(0, Ordering::SeqCst);
         Sigint {}
     }
 
+    /// Whether a signal came.
     pub fn caught(&self) -> bool {
+        self.count() > 0
+    }
+
+    /// How many signals came (a second one means "stop now, do not clean up").
+    pub fn count(&self) -> usize {
         CAUGHT.load(Ordering::SeqCst)
     }
 }
@@ -50,9 +63,11 @@ impl Drop for Sigint {
     #[allow(unsafe_code)]
     fn drop(&mut self) {
         #[cfg(unix)]
-        // SAFETY: restores the disposition saved by `catch`.
-        unsafe {
-            libc::sigaction(libc::SIGINT, &self.previous, std::ptr::null_mut());
+        for (signal, previous) in &self.previous {
+            // SAFETY: restores the disposition saved by `catch`.
+            unsafe {
+                libc::sigaction(*signal, previous, std::ptr::null_mut());
+            }
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Migration files, in dbmate's format: `<version>_<name>.sql` holding one or more sections,
-//! each `-- migrate:up [transaction:false]` followed (optionally) by `-- migrate:down […]`.
+//! each `-- migrate:up [transaction:false] [lock_timeout:5s] [statement_timeout:1h]` followed
+//! (optionally) by `-- migrate:down […]`. The timeouts override the env's for that block; an
+//! option we do not know is an error (a misspelt `lock_timout:` must not silently do nothing).
 //!
 //! Versions are the file name's leading digits, ordered numerically. The checksum hashes the
 //! text with a UTF-8 byte-order mark dropped and CRLF line endings read as LF, so a Windows
@@ -18,6 +20,29 @@ pub struct Block {
     /// 1-based line in the file of the block's first SQL line.
     pub first_line: usize,
     pub transaction: bool,
+    /// `lock_timeout:` and `statement_timeout:` on the directive line.
+    pub timeouts: Timeouts,
+}
+
+/// Timeouts a directive sets for its block (PostgreSQL's settings of the same names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    pub lock: Option<std::time::Duration>,
+    pub statement: Option<std::time::Duration>,
+}
+
+impl Timeouts {
+    pub fn is_empty(&self) -> bool {
+        self.lock.is_none() && self.statement.is_none()
+    }
+
+    /// These, where set, over `defaults`.
+    pub fn over(self, defaults: Timeouts) -> Timeouts {
+        Timeouts {
+            lock: self.lock.or(defaults.lock),
+            statement: self.statement.or(defaults.statement),
+        }
+    }
 }
 
 impl Block {
@@ -198,8 +223,8 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<String> {
     })
 }
 
-/// A `-- migrate:up` / `-- migrate:down` directive line, with its options.
-fn directive(line: &str) -> Option<(&'static str, bool)> {
+/// A `-- migrate:up` / `-- migrate:down` directive line, with its options' text.
+fn directive(line: &str) -> Option<(&'static str, &str)> {
     let rest = line.strip_prefix("--")?.trim_start();
     let rest = rest.strip_prefix("migrate:")?;
     let (which, options) = if let Some(options) = rest.strip_prefix("up") {
@@ -212,10 +237,35 @@ fn directive(line: &str) -> Option<(&'static str, bool)> {
     if !(options.is_empty() || options.starts_with(char::is_whitespace)) {
         return None;
     }
-    let transaction = !options
-        .split_whitespace()
-        .any(|pair| pair == "transaction:false");
-    Some((which, transaction))
+    Some((which, options))
+}
+
+/// A directive's options: `transaction:false` (dbmate's), `lock_timeout:` and
+/// `statement_timeout:` (ours); anything else is refused.
+fn options(text: &str) -> std::result::Result<(bool, Timeouts), String> {
+    let mut transaction = true;
+    let mut timeouts = Timeouts::default();
+    for option in text.split_whitespace() {
+        let (name, value) = option.split_once(':').unwrap_or((option, ""));
+        match name {
+            "transaction" if value == "false" || value == "true" => transaction = value == "true",
+            "lock_timeout" | "statement_timeout" => {
+                let duration = crate::time::parse_setting(value)
+                    .map_err(|e| format!("{name}: {}", e.message()))?;
+                if name == "lock_timeout" {
+                    timeouts.lock = Some(duration);
+                } else {
+                    timeouts.statement = Some(duration);
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown option {option:?} on the directive: use transaction:false, lock_timeout:DURATION or statement_timeout:DURATION"
+                ))
+            }
+        }
+    }
+    Ok((transaction, timeouts))
 }
 
 /// Parses one file.
@@ -236,13 +286,14 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Migration> {
             path.display()
         )));
     }
-    // Blocks in file order: (kind, transaction, first SQL line, text).
-    let mut blocks: Vec<(&str, bool, usize, String)> = Vec::new();
+    // Blocks in file order: (kind, (transaction, timeouts), first SQL line, text).
+    let mut blocks: Vec<(&str, (bool, Timeouts), usize, String)> = Vec::new();
     for (index, line) in body.split_inclusive('\n').enumerate() {
         let number = index + 1;
         let bare = line.trim_end_matches(['\n', '\r']);
-        if let Some((kind, transaction)) = directive(bare) {
-            blocks.push((kind, transaction, number + 1, String::new()));
+        if let Some((kind, text)) = directive(bare) {
+            let parsed = options(text).map_err(|what| at(number, what))?;
+            blocks.push((kind, parsed, number + 1, String::new()));
             continue;
         }
         match blocks.last_mut() {
@@ -257,7 +308,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Migration> {
     }
     let mut sections: Vec<Section> = Vec::new();
     let mut iter = blocks.into_iter().peekable();
-    while let Some((kind, transaction, first_line, sql)) = iter.next() {
+    while let Some((kind, (transaction, timeouts), first_line, sql)) = iter.next() {
         if kind == "down" {
             return Err(at(
                 first_line - 1,
@@ -268,20 +319,23 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Migration> {
             sql,
             first_line,
             transaction,
+            timeouts,
         };
         let down = match iter.peek() {
             Some((next_kind, ..)) if *next_kind == "down" => {
-                let (_, transaction, first_line, sql) = iter.next().unwrap();
+                let (_, (transaction, timeouts), first_line, sql) = iter.next().unwrap();
                 Block {
                     sql,
                     first_line,
                     transaction,
+                    timeouts,
                 }
             }
             _ => Block {
                 sql: String::new(),
                 first_line: up.first_line,
                 transaction: up.transaction,
+                timeouts: Timeouts::default(),
             },
         };
         sections.push(Section { up, down });
@@ -405,10 +459,10 @@ mod tests {
 
     #[test]
     fn directives_need_a_word_boundary() {
-        assert_eq!(directive("-- migrate:up"), Some(("up", true)));
+        assert_eq!(directive("-- migrate:up"), Some(("up", "")));
         assert_eq!(
             directive("--migrate:down transaction:false"),
-            Some(("down", false))
+            Some(("down", " transaction:false"))
         );
         assert_eq!(directive("-- migrate:upper"), None);
         assert_eq!(
@@ -416,5 +470,24 @@ mod tests {
             None,
             "dbmate anchors the directive at the line start"
         );
+    }
+
+    #[test]
+    fn directive_options_set_timeouts_and_refuse_what_they_do_not_know() {
+        let (transaction, timeouts) = options(" transaction:false lock_timeout:10s").unwrap();
+        assert!(!transaction);
+        assert_eq!(timeouts.lock, Some(std::time::Duration::from_secs(10)));
+        assert_eq!(timeouts.statement, None);
+        let (_, timeouts) = options("statement_timeout:0").unwrap();
+        assert_eq!(timeouts.statement, Some(std::time::Duration::ZERO));
+        assert!(options("lock_timout:10s").unwrap_err().contains("unknown option"));
+        assert!(options("lock_timeout:10").is_ok(), "milliseconds, like PostgreSQL");
+        assert!(options("lock_timeout:ten").unwrap_err().contains("lock_timeout"));
+        let error = parse(
+            Path::new("1_a.sql"),
+            b"-- migrate:up lock_timeout:5x\nselect 1;\n",
+        )
+        .unwrap_err();
+        assert!(error.message().starts_with("1_a.sql:1: lock_timeout"), "{}", error.message());
     }
 }

@@ -345,6 +345,42 @@ pub fn connect(
     })
 }
 
+/// Connects to the profile's database, retrying what may pass (refused, no answer, starting
+/// up) with backoff until `timeout`, each miss a progress line, and saying how long it took
+/// when that was long: `dbconnect wait`, and `dbmigrate wait` (dbmate's verb).
+pub fn wait_for(
+    profile: &Profile,
+    tool: &str,
+    timeout: std::time::Duration,
+) -> Result<crate::pg::Client> {
+    let target = format!(
+        "{} at {}:{}",
+        profile.env, profile.conn.host, profile.conn.port
+    );
+    let started = std::time::Instant::now();
+    let client = connect_fresh(profile, tool, |conn| {
+        crate::pg::connect_with_retry(conn, tool, timeout, |elapsed, error| {
+            crate::diag::note(
+                tool,
+                format!(
+                    "waiting for {target}: {:.1}s elapsed ({error})",
+                    elapsed.as_secs_f64()
+                ),
+            )
+        })
+    })?;
+    if started.elapsed() > std::time::Duration::from_millis(500) {
+        crate::diag::note(
+            tool,
+            format!(
+                "{target} answered after {:.1}s",
+                started.elapsed().as_secs_f64()
+            ),
+        );
+    }
+    Ok(client)
+}
+
 /// Connects with `connect` as the profile says, its password read now from the profile's
 /// secret. When the server rejects a password that came from AWS (a Secrets Manager secret or
 /// an IAM token, possibly cached), it is read again once, past the cache — the secret may have

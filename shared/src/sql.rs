@@ -91,6 +91,44 @@ fn is_transaction_bound(node: &NodeEnum) -> bool {
     )
 }
 
+/// A `CREATE INDEX CONCURRENTLY` with a name: what a failed build leaves behind (an INVALID
+/// index of that name in the table's schema), so that it can be found and dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConcurrentIndex {
+    /// The index's name, as PostgreSQL stores it (unquoted).
+    pub name: String,
+    /// The table, quoted and qualified as written (`"s"."t"` or `"t"`), for `to_regclass`.
+    pub table: String,
+    pub if_not_exists: bool,
+}
+
+/// The named `CREATE INDEX CONCURRENTLY` this one statement is, if it is one. An unnamed one
+/// gets a name only the server knows, so it has nothing to look for.
+pub fn concurrent_index(statement: &str) -> Option<ConcurrentIndex> {
+    let parsed = pg_query::parse(statement, 0).ok()?;
+    let [raw] = parsed.protobuf.stmts.as_slice() else {
+        return None;
+    };
+    let Some(NodeEnum::IndexStmt(index)) = raw.stmt.as_ref().and_then(|s| s.node.as_ref()) else {
+        return None;
+    };
+    if !index.concurrent || index.idxname.is_empty() {
+        return None;
+    }
+    let relation = index.relation.as_ref()?;
+    let quote = crate::names::quote_ident;
+    let table = if relation.schemaname.is_empty() {
+        quote(&relation.relname)
+    } else {
+        format!("{}.{}", quote(&relation.schemaname), quote(&relation.relname))
+    };
+    Some(ConcurrentIndex {
+        name: index.idxname.clone(),
+        table,
+        if_not_exists: index.if_not_exists,
+    })
+}
+
 /// Splits a `transaction:false` body into its statements, each with its byte offset.
 pub fn split(sql: &str) -> Result<Vec<(usize, String)>> {
     let statements = pg_query::split_with_parser(sql)
@@ -263,5 +301,19 @@ mod tests {
             "{parts:?}"
         );
         assert!(parts[1].1.contains("$$ select 1; $$"));
+    }
+
+    #[test]
+    fn a_named_concurrent_index_is_found_with_its_table() {
+        let found = concurrent_index("CREATE INDEX CONCURRENTLY IF NOT EXISTS \"Big Idx\" ON app.t (a)")
+            .unwrap();
+        assert_eq!(found.name, "Big Idx");
+        assert_eq!(found.table, "\"app\".\"t\"");
+        assert!(found.if_not_exists);
+        let plain = concurrent_index("create index concurrently i on \"T\" (a)").unwrap();
+        assert_eq!((plain.table.as_str(), plain.if_not_exists), ("\"T\"", false));
+        assert_eq!(concurrent_index("create index concurrently on t (a)"), None);
+        assert_eq!(concurrent_index("create index i on t (a)"), None);
+        assert_eq!(concurrent_index("select 1"), None);
     }
 }

@@ -258,6 +258,23 @@ impl Tool {
         self.run_reporting(&std::sync::Mutex::new(None))
     }
 
+    /// Starts the tool in the background, its stdin the bytes given (then closed): for a test
+    /// that acts while it runs (a signal, a lock let go).
+    pub fn spawn(mut self) -> Running {
+        self.command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.command.spawn().expect("spawn tool");
+        if let Some(mut pipe) = child.stdin.take() {
+            let input = self.stdin.unwrap_or_default();
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&input);
+            });
+        }
+        Running { child }
+    }
+
     fn run_reporting(mut self, pid: &std::sync::Mutex<Option<u32>>) -> Run {
         let stdin = match self.stdin_mode {
             StdinMode::Null => Stdio::null(),
@@ -288,6 +305,45 @@ impl Tool {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A tool running in the background ([`Tool::spawn`]).
+pub struct Running {
+    child: std::process::Child,
+}
+
+impl Running {
+    /// Sends `signal` (`INT`, `TERM`, `KILL`) to the tool.
+    pub fn signal(&self, signal: &str) {
+        Tool::program("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .run()
+            .expect(0);
+    }
+
+    /// Waits for the tool; killed (and the test failed, saying so) past `limit`, a hang guard.
+    pub fn wait_within(self, limit: std::time::Duration, what: &str) -> Run {
+        let pid = self.child.id();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let child = self.child;
+        std::thread::spawn(move || {
+            let _ = sender.send(child.wait_with_output());
+        });
+        match receiver.recv_timeout(limit) {
+            Ok(output) => {
+                let output = output.expect("wait for tool");
+                Run {
+                    code: output.status.code().unwrap_or(-1),
+                    stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                }
+            }
+            Err(_) => {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                panic!("{what} did not finish in {limit:?} (killed)");
+            }
         }
     }
 }

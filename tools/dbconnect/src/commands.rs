@@ -21,33 +21,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Command::Wait { env, timeout } => {
             let profile = env.profile(&cli.global)?;
-            let target = format!(
-                "{} at {}:{}",
-                profile.env, profile.conn.host, profile.conn.port
-            );
-            let started = Instant::now();
-            let timeout = seconds(timeout)?;
-            let client = dbtools::resolve::connect_fresh(&profile, TOOL, |conn| {
-                pg::connect_with_retry(conn, TOOL, timeout, |elapsed, error| {
-                    cli::note(
-                        TOOL,
-                        format!(
-                            "waiting for {target}: {:.1}s elapsed ({})",
-                            elapsed.as_secs_f64(),
-                            error
-                        ),
-                    )
-                })
-            })?;
-            if started.elapsed() > Duration::from_millis(500) {
-                cli::note(
-                    TOOL,
-                    format!(
-                        "{target} answered after {:.1}s",
-                        started.elapsed().as_secs_f64()
-                    ),
-                );
-            }
+            let client = dbtools::resolve::wait_for(&profile, TOOL, seconds(timeout)?)?;
             emit_witness(out, witness(client, Instant::now(), profile)?)
         }
         Command::Doctor { env, timeout } => {

@@ -42,14 +42,21 @@ pub(crate) enum Command {
         /// All pending migrations in one transaction: all or nothing.
         #[arg(long)]
         atomic: bool,
-        /// Print what would run; change nothing.
+        /// Print the SQL that would run (each migration with its wrapping, in order); change
+        /// nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Seconds to wait for another migrator's lock.
+        /// Seconds to wait for another migrator's lock (each statement's own lock_timeout is
+        /// the env's `[env.NAME.migrations]` or a directive's, default 5s).
         #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
         lock_timeout: f64,
+        /// How often a migration that hit its lock_timeout runs again [default: the env's
+        /// lock_retries, else 5].
+        #[arg(long, value_name = "N")]
+        lock_retries: Option<u32>,
     },
     /// Revert applied migrations, newest first (destructive: --confirm on confirm-level envs).
+    #[command(alias = "rollback")]
     Down {
         #[command(flatten)]
         env: EnvArg,
@@ -59,10 +66,27 @@ pub(crate) enum Command {
         /// Revert every migration newer than this version.
         #[arg(long, value_name = "VERSION")]
         to: Option<String>,
+        /// Print the SQL that would run (each migration's down, in order, with its wrapping);
+        /// change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         confirm: ConfirmArgs,
+        /// Seconds to wait for another migrator's lock.
         #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
         lock_timeout: f64,
+        /// How often a migration that hit its lock_timeout runs again.
+        #[arg(long, value_name = "N")]
+        lock_retries: Option<u32>,
+    },
+    /// Wait until the database answers (retrying with backoff, progress on stderr), then
+    /// print its migration status, like dbmate's wait.
+    Wait {
+        #[command(flatten)]
+        env: EnvArg,
+        /// Give up after this many seconds (exit 4).
+        #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+        timeout: f64,
     },
     /// Write the schema (pg_dump) and the applied versions to a file, like dbmate's db/schema.sql.
     Dump {

@@ -2,6 +2,7 @@
 
 use crate::cli::{Cli, Command};
 use crate::engine::{self, AppliedRow};
+use crate::watch::Watch;
 use dbtools::config::Config;
 use dbtools::contract::{
     self, MigrateAction, MigrateResult, MigrateStatus, MigrationEntry, MigrationState, Profile,
@@ -24,25 +25,14 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Status { env, exit_code } => {
             let profile = env.profile(&cli.global)?;
             let migrations = source::load(&dirs)?;
-            let mut client = connect(&profile)?;
-            let applied = engine::read_applied(&mut client)?.unwrap_or_default();
-            let entries = status_entries(&migrations, &applied);
-            let count = |state| entries.iter().filter(|e| e.state == state).count();
-            let status = MigrateStatus {
-                env: profile.env.clone(),
-                pending: count(MigrationState::Pending),
-                changed: count(MigrationState::Changed),
-                missing: count(MigrationState::Missing),
-                migrations: entries,
-                profile,
-            };
-            out.emit(&status, || render_entries(&status.migrations))?;
-            let clean = status.pending + status.changed + status.missing == 0;
-            Ok(if exit_code && !clean {
-                ExitStatus::Negative
-            } else {
-                ExitStatus::Success
-            })
+            let client = connect(&profile)?;
+            status(out, client, profile, &migrations, exit_code)
+        }
+        Command::Wait { env, timeout } => {
+            let profile = env.profile(&cli.global)?;
+            let migrations = source::load(&dirs)?;
+            let client = dbtools::resolve::wait_for(&profile, TOOL, seconds(timeout)?)?;
+            status(out, client, profile, &migrations, false)
         }
         Command::Up {
             env,
@@ -50,8 +40,10 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
             atomic,
             dry_run,
             lock_timeout,
+            lock_retries,
         } => {
             let profile = env.profile(&cli.global)?;
+            let policy = policy(&cli.global, &profile, lock_retries)?;
             let migrations = source::load(&dirs)?;
             let mut guard = Guard::for_project(
                 TOOL,
@@ -64,6 +56,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                 atomic,
                 dry_run,
                 lock_timeout: seconds(lock_timeout)?,
+                policy,
             };
             up(out, &mut guard, profile.clone(), &migrations, options)
         }
@@ -71,20 +64,28 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
             env,
             count,
             to,
+            dry_run,
             confirm,
             lock_timeout,
+            lock_retries,
         } => {
             let profile = env.profile(&cli.global)?;
+            let policy = policy(&cli.global, &profile, lock_retries)?;
+            let action = if dry_run { "read" } else { "migrate-down" };
             let mut guard =
-                Guard::for_project(TOOL, "migrate-down", &profile, cli.global.config.as_deref())?;
+                Guard::for_project(TOOL, action, &profile, cli.global.config.as_deref())?;
             let confirmation = confirm.confirmation();
-            guard.check_protection(&confirmation)?;
+            if !dry_run {
+                guard.check_protection(&confirmation)?;
+            }
             let migrations = source::load(&dirs)?;
             let options = DownOptions {
                 count,
                 to: to.as_deref(),
                 lock_timeout: seconds(lock_timeout)?,
                 confirmation,
+                policy,
+                dry_run,
             };
             down(out, &mut guard, profile.clone(), &migrations, options)
         }
@@ -112,7 +113,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                     applied.len()
                 ),
             );
-            emit_result(out, MigrateAction::Dump, profile, Vec::new(), false, 0.0)
+            emit_result(out, MigrateAction::Dump, profile, Vec::new(), None, 0.0)
         }
         Command::Verify { env } => {
             let profile = env.profile(&cli.global)?;
@@ -150,7 +151,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                     ),
                 ),
             }
-            emit_result(out, MigrateAction::Verify, profile, entries, false, 0.0)?;
+            emit_result(out, MigrateAction::Verify, profile, entries, None, 0.0)?;
             Ok(if problem.is_some() {
                 ExitStatus::Negative
             } else {
@@ -186,9 +187,54 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                 format!("recorded the current checksum of {}", migration.file_name()),
             );
             let entry = entry(migration, MigrationState::Applied, None, None);
-            emit_result(out, MigrateAction::Accept, profile, vec![entry], false, 0.0)
+            emit_result(out, MigrateAction::Accept, profile, vec![entry], None, 0.0)
         }
     }
+}
+
+/// The env's `[env.NAME.migrations]` over dbmigrate's defaults; `--lock-retries` over both.
+fn policy(
+    global: &dbtools::cli::GlobalArgs,
+    profile: &Profile,
+    lock_retries: Option<u32>,
+) -> Result<engine::Policy> {
+    let settings = Config::find(global.config.as_deref())?
+        .and_then(|config| config.envs.get(&profile.env).map(|env| env.migrations))
+        .unwrap_or_default();
+    let mut policy = engine::Policy::from_settings(settings);
+    if let Some(retries) = lock_retries {
+        policy.lock_retries = retries;
+    }
+    Ok(policy)
+}
+
+/// `status` (and `wait` once the database answers): every migration known to the files or the
+/// database.
+fn status(
+    out: Output,
+    mut client: pg::Client,
+    profile: Profile,
+    migrations: &[Migration],
+    exit_code: bool,
+) -> Result<ExitStatus> {
+    let applied = engine::read_applied(&mut client)?.unwrap_or_default();
+    let entries = status_entries(migrations, &applied);
+    let count = |state| entries.iter().filter(|e| e.state == state).count();
+    let status = MigrateStatus {
+        env: profile.env.clone(),
+        pending: count(MigrationState::Pending),
+        changed: count(MigrationState::Changed),
+        missing: count(MigrationState::Missing),
+        migrations: entries,
+        profile,
+    };
+    out.emit(&status, || render_entries(&status.migrations))?;
+    let clean = status.pending + status.changed + status.missing == 0;
+    Ok(if exit_code && !clean {
+        ExitStatus::Negative
+    } else {
+        ExitStatus::Success
+    })
 }
 
 fn seconds(value: f64) -> Result<Duration> {
@@ -305,6 +351,7 @@ struct UpOptions<'a> {
     atomic: bool,
     dry_run: bool,
     lock_timeout: Duration,
+    policy: engine::Policy,
 }
 
 fn up(
@@ -319,6 +366,7 @@ fn up(
         atomic,
         dry_run,
         lock_timeout,
+        policy,
     } = options;
     if let Some(target) = to {
         if !migrations.iter().any(|m| m.version == target) {
@@ -334,6 +382,13 @@ fn up(
             }
         })
     })?;
+    let signals = dbtools::interrupt::Sigint::catch();
+    let mut watch = Watch {
+        profile: &profile,
+        signals: &signals,
+        backend_pid: None,
+        observe_every: policy.observe_every(),
+    };
     let (applied, waited, announce) = if dry_run {
         (
             engine::read_applied(&mut client)?.unwrap_or_default(),
@@ -341,7 +396,8 @@ fn up(
             engine::Announce::EachMigration,
         )
     } else {
-        let locked = engine::lock(&mut client, lock_timeout, guard)?;
+        let locked = engine::lock(&mut client, lock_timeout, guard, &policy, &watch)?;
+        watch.backend_pid = locked.backend_pid;
         guard.admit(locked.stamp.as_ref());
         if locked.waited > Duration::from_millis(200) {
             let what = if locked.applied_while_waiting.is_empty() {
@@ -368,12 +424,12 @@ fn up(
         })
         .collect();
     if dry_run {
-        engine::check_wrappable(&pending, atomic)?;
+        let sql = engine::up_sql(&pending, atomic, &identity::user_at_host(), &policy)?;
         let entries = pending
             .iter()
             .map(|m| entry(m, MigrationState::Pending, None, None))
             .collect();
-        return emit_result(out, MigrateAction::Up, profile, entries, true, 0.0);
+        return emit_result(out, MigrateAction::Up, profile.clone(), entries, Some(sql), 0.0);
     }
     lint_pending(&mut client, guard, &pending)?;
     if pending.is_empty() {
@@ -388,36 +444,36 @@ fn up(
     }
     let applied_by = identity::user_at_host();
     let mut entries = Vec::new();
-    let result = engine::apply(
-        &mut client,
-        &pending,
-        atomic,
-        &applied_by,
-        announce,
-        |ran| {
-            let migration = pending[ran.index];
-            if !ran.announced {
-                let took = ran
-                    .duration_ms
-                    .map(|d| format!(" ({d:.1} ms)"))
-                    .unwrap_or_default();
-                cli::note(TOOL, format!("applied {}{took}", migration.file_name()));
-            }
-            entries.push(entry(
-                migration,
-                MigrationState::Applied,
-                None,
-                ran.duration_ms,
-            ));
-        },
-    );
-    result?;
+    let mut runner = engine::Runner {
+        client: &mut client,
+        watch,
+        policy,
+        ran: Vec::new(),
+    };
+    runner.apply(&pending, atomic, &applied_by, announce, &mut |ran| {
+        let migration = pending[ran.index];
+        if !ran.announced {
+            let took = ran
+                .duration_ms
+                .map(|d| format!(" ({d:.1} ms)"))
+                .unwrap_or_default();
+            let verb = if ran.durable { "applied" } else { "committed" };
+            cli::note(TOOL, format!("{verb} {}{took}", migration.file_name()));
+        }
+        entries.push(entry(
+            migration,
+            MigrationState::Applied,
+            None,
+            ran.duration_ms,
+        ));
+    })?;
+    drop(signals);
     emit_result(
         out,
         MigrateAction::Up,
-        profile,
+        profile.clone(),
         entries,
-        false,
+        None,
         waited.as_secs_f64(),
     )
 }
@@ -427,6 +483,8 @@ struct DownOptions<'a> {
     to: Option<&'a str>,
     lock_timeout: Duration,
     confirmation: Confirmation,
+    policy: engine::Policy,
+    dry_run: bool,
 }
 
 fn down(
@@ -441,12 +499,30 @@ fn down(
         to,
         lock_timeout,
         confirmation,
+        policy,
+        dry_run,
     } = options;
     let mut client = connect(&profile)?;
-    let locked = engine::lock(&mut client, lock_timeout, guard)?;
-    guard.admit(locked.stamp.as_ref());
+    let signals = dbtools::interrupt::Sigint::catch();
+    let mut watch = Watch {
+        profile: &profile,
+        signals: &signals,
+        backend_pid: None,
+        observe_every: policy.observe_every(),
+    };
+    let (mut applied, waited) = if dry_run {
+        guard.check_stamp(&mut client)?;
+        (
+            engine::read_applied(&mut client)?.unwrap_or_default(),
+            Duration::ZERO,
+        )
+    } else {
+        let locked = engine::lock(&mut client, lock_timeout, guard, &policy, &watch)?;
+        watch.backend_pid = locked.backend_pid;
+        guard.admit(locked.stamp.as_ref());
+        (locked.applied, locked.waited)
+    };
     // Newest first: by applied_at when we recorded it, else by version.
-    let mut applied = locked.applied.clone();
     applied.sort_by(|a, b| {
         b.applied_at
             .cmp(&a.applied_at)
@@ -469,13 +545,32 @@ fn down(
     if files.is_empty() {
         cli::note(TOOL, format!("env {}: nothing to revert", profile.env));
     }
+    if dry_run {
+        let entries = files
+            .iter()
+            .map(|m| entry(m, MigrationState::Applied, None, None))
+            .collect();
+        let sql = engine::down_sql(&files, &policy)?;
+        return emit_result(out, MigrateAction::Down, profile.clone(), entries, Some(sql), 0.0);
+    }
     if !files.is_empty() {
         guard.record_allowed(Some(&mut client), &confirmation)?;
     }
-    let ran = engine::revert(&mut client, &files)?;
+    let mut runner = engine::Runner {
+        client: &mut client,
+        watch,
+        policy,
+        ran: Vec::new(),
+    };
+    let reverted = runner.revert(&files);
+    for done in &runner.ran {
+        cli::note(TOOL, format!("reverted {}", files[done.index].file_name()));
+    }
+    reverted?;
+    let ran = std::mem::take(&mut runner.ran);
+    drop(signals);
     let mut entries = Vec::new();
     for done in ran {
-        cli::note(TOOL, format!("reverted {}", files[done.index].file_name()));
         entries.push(entry(
             files[done.index],
             MigrationState::Pending,
@@ -486,10 +581,10 @@ fn down(
     emit_result(
         out,
         MigrateAction::Down,
-        profile,
+        profile.clone(),
         entries,
-        false,
-        locked.waited.as_secs_f64(),
+        None,
+        waited.as_secs_f64(),
     )
 }
 
@@ -526,13 +621,15 @@ fn emit_result(
     action: MigrateAction,
     profile: Profile,
     migrations: Vec<MigrationEntry>,
-    dry_run: bool,
+    dry_run_sql: Option<String>,
     lock_wait_s: f64,
 ) -> Result<ExitStatus> {
+    let dry_run = dry_run_sql.is_some();
     let result = MigrateResult {
         action,
         env: profile.env.clone(),
         dry_run,
+        sql: dry_run_sql,
         migrations,
         lock_wait_s,
         snapshot: profile
@@ -543,6 +640,7 @@ fn emit_result(
     };
     out.emit(&result, || {
         let verb = match (action, dry_run) {
+            (MigrateAction::Down, true) => "would revert",
             (_, true) => "would apply",
             (MigrateAction::Down, _) => "reverted",
             (MigrateAction::Accept, _) => "accepted",
@@ -556,6 +654,10 @@ fn emit_result(
             result.env
         );
         text.push_str(&render_entries(&result.migrations));
+        if let Some(sql) = &result.sql {
+            text.push('\n');
+            text.push_str(sql);
+        }
         text
     })?;
     Ok(ExitStatus::Success)

@@ -7,6 +7,7 @@ mod dump;
 mod engine;
 mod schema;
 mod verify;
+mod watch;
 
 fn main() -> std::process::ExitCode {
     dbtools::cli::main("dbmigrate", commands::run)
