@@ -1267,7 +1267,7 @@ pub(crate) fn profile_from_message(message: &Incoming) -> Result<Profile> {
 }
 
 /// Reads the profile a tool was piped: decode, parse one object, check kind, extract.
-pub(crate) fn profile_from_bytes(bytes: &[u8]) -> Result<Profile> {
+pub fn profile_from_bytes(bytes: &[u8]) -> Result<Profile> {
     let text = decode_text(bytes)?;
     profile_from_message(&parse_message(&text)?)
 }
