@@ -445,13 +445,18 @@ provider = "local"
 
     #[test]
     fn an_env_s_migration_settings_are_read_and_checked() {
-        let text = format!(
-            "{SAMPLE}[env.test.migrations]\nlock_timeout = \"2s\"\nlock_retries = 1\n"
-        );
+        let text =
+            format!("{SAMPLE}[env.test.migrations]\nlock_timeout = \"2s\"\nlock_retries = 1\n");
         let config = Config::parse(&text, Path::new("/p/dbtools.toml")).unwrap();
         let settings = config.envs["test"].migrations;
-        assert_eq!(settings.lock_timeout, Some(std::time::Duration::from_secs(2)));
-        assert_eq!((settings.statement_timeout, settings.lock_retries), (None, Some(1)));
+        assert_eq!(
+            settings.lock_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(
+            (settings.statement_timeout, settings.lock_retries),
+            (None, Some(1))
+        );
         assert_eq!(config.envs["dev"].migrations.lock_timeout, None);
         for (bad, needle) in [
             ("lock_timeout = \"2 seconds\"", "not a duration"),

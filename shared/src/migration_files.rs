@@ -480,14 +480,25 @@ mod tests {
         assert_eq!(timeouts.statement, None);
         let (_, timeouts) = options("statement_timeout:0").unwrap();
         assert_eq!(timeouts.statement, Some(std::time::Duration::ZERO));
-        assert!(options("lock_timout:10s").unwrap_err().contains("unknown option"));
-        assert!(options("lock_timeout:10").is_ok(), "milliseconds, like PostgreSQL");
-        assert!(options("lock_timeout:ten").unwrap_err().contains("lock_timeout"));
+        assert!(options("lock_timout:10s")
+            .unwrap_err()
+            .contains("unknown option"));
+        assert!(
+            options("lock_timeout:10").is_ok(),
+            "milliseconds, like PostgreSQL"
+        );
+        assert!(options("lock_timeout:ten")
+            .unwrap_err()
+            .contains("lock_timeout"));
         let error = parse(
             Path::new("1_a.sql"),
             b"-- migrate:up lock_timeout:5x\nselect 1;\n",
         )
         .unwrap_err();
-        assert!(error.message().starts_with("1_a.sql:1: lock_timeout"), "{}", error.message());
+        assert!(
+            error.message().starts_with("1_a.sql:1: lock_timeout"),
+            "{}",
+            error.message()
+        );
     }
 }

@@ -80,9 +80,12 @@ pub fn connect_with_notices(
 /// connection made the way `conn` says (the same TLS); the session's statement then fails with
 /// SQLSTATE 57014. Best effort, as in libpq: the server may have finished already.
 pub fn cancel(conn: &Conn, token: &postgres::CancelToken) -> Result<()> {
-    token
-        .cancel_query(tls_connector(conn)?)
-        .map_err(|e| Error::Unreachable(format!("cannot send the cancel request: {}", error_chain(&e))))
+    token.cancel_query(tls_connector(conn)?).map_err(|e| {
+        Error::Unreachable(format!(
+            "cannot send the cancel request: {}",
+            error_chain(&e)
+        ))
+    })
 }
 
 fn client_config(conn: &Conn, application: &str, timeout: Duration) -> postgres::Config {

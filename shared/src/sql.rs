@@ -120,7 +120,11 @@ pub fn concurrent_index(statement: &str) -> Option<ConcurrentIndex> {
     let table = if relation.schemaname.is_empty() {
         quote(&relation.relname)
     } else {
-        format!("{}.{}", quote(&relation.schemaname), quote(&relation.relname))
+        format!(
+            "{}.{}",
+            quote(&relation.schemaname),
+            quote(&relation.relname)
+        )
     };
     Some(ConcurrentIndex {
         name: index.idxname.clone(),
@@ -305,13 +309,17 @@ mod tests {
 
     #[test]
     fn a_named_concurrent_index_is_found_with_its_table() {
-        let found = concurrent_index("CREATE INDEX CONCURRENTLY IF NOT EXISTS \"Big Idx\" ON app.t (a)")
-            .unwrap();
+        let found =
+            concurrent_index("CREATE INDEX CONCURRENTLY IF NOT EXISTS \"Big Idx\" ON app.t (a)")
+                .unwrap();
         assert_eq!(found.name, "Big Idx");
         assert_eq!(found.table, "\"app\".\"t\"");
         assert!(found.if_not_exists);
         let plain = concurrent_index("create index concurrently i on \"T\" (a)").unwrap();
-        assert_eq!((plain.table.as_str(), plain.if_not_exists), ("\"T\"", false));
+        assert_eq!(
+            (plain.table.as_str(), plain.if_not_exists),
+            ("\"T\"", false)
+        );
         assert_eq!(concurrent_index("create index concurrently on t (a)"), None);
         assert_eq!(concurrent_index("create index i on t (a)"), None);
         assert_eq!(concurrent_index("select 1"), None);

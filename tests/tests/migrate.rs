@@ -78,7 +78,10 @@ fn up_status_down_and_the_profile_flows_on() {
     let result = up.expect(0).json();
     assert_eq!(result["kind"], "dbtools.migrate.result/v1");
     assert_eq!(result["migrations"].as_array().unwrap().len(), 3);
-    assert!(up.stderr.contains("applied 1_t1.sql ("), "{}", up.stderr);
+    // One message: the first COMMITs are asynchronous ("committed"); the last one's flush
+    // makes all three durable ("applied").
+    assert!(up.stderr.contains("committed 1_t1.sql ("), "{}", up.stderr);
+    assert!(up.stderr.contains("applied 3_t3.sql ("), "{}", up.stderr);
     assert_eq!(db.applied(), ["1", "2", "3"]);
     let row = db.psql("select checksum is not null, applied_by like '%@%', duration_ms >= 0 from schema_migrations where version = '2'");
     assert_eq!(row, "t|t|t");
@@ -659,7 +662,7 @@ fn progress_lines_stream_while_the_batch_runs() {
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(
-        first.starts_with("dbmigrate: applied 1_first.sql ("),
+        first.starts_with("dbmigrate: committed 1_first.sql ("),
         "{first}"
     );
     assert_eq!(
@@ -709,9 +712,10 @@ fn a_role_without_temp_privilege_still_gets_a_line_per_migration() {
         .run();
     run.expect(0);
     for n in 1..=3 {
+        let verb = if n == 3 { "applied" } else { "committed" };
         assert_eq!(
             run.stderr
-                .matches(&format!("dbmigrate: applied {n}_t{n}.sql"))
+                .matches(&format!("dbmigrate: {verb} {n}_t{n}.sql"))
                 .count(),
             1,
             "{}",
@@ -860,4 +864,79 @@ fn diff_against_another_env_reports_drift_and_exits_1() {
     migrate("test", &["up"]).expect(0);
     let same = migrate("dev", &["diff", "--against", "test"]);
     assert_eq!(same.expect(0).json()["same"], true);
+}
+
+/// dbmate's verbs: `rollback` is `down`, `wait` waits for the database and reports the status,
+/// and `--dry-run` prints the SQL `up` and `down` would send, in order, with its wrapping.
+#[test]
+fn dbmate_verbs_rollback_wait_and_dry_runs_that_print_the_sql() {
+    let db = Db::new();
+    db.write(
+        "1_a.sql",
+        "-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n",
+    );
+    db.write(
+        "2_idx.sql",
+        "-- migrate:up transaction:false lock_timeout:2s\ncreate index concurrently a_id on a (id);\n-- migrate:down transaction:false\ndrop index concurrently a_id;\n",
+    );
+    let in_order = |text: &str, parts: &[&str]| {
+        let mut from = 0;
+        for part in parts {
+            let at = text[from..]
+                .find(part)
+                .unwrap_or_else(|| panic!("{part:?} missing (in order) from:\n{text}"));
+            from += at + part.len();
+        }
+    };
+
+    let dry = db.migrate(&["up", "--dry-run"]);
+    let result = dry.expect(0).json();
+    assert_eq!(result["dry_run"], true);
+    in_order(
+        result["sql"].as_str().unwrap(),
+        &[
+            "SET lock_timeout = '5000ms';",
+            "SET statement_timeout = '3600000ms';",
+            "BEGIN;",
+            "create table a (id int);",
+            "INSERT INTO schema_migrations",
+            "'1'",
+            "COMMIT;",
+            "-- 2_idx.sql: transaction:false, each statement sent on its own",
+            "SET lock_timeout = '2000ms';",
+            "create index concurrently a_id on a (id);",
+            "SET lock_timeout = '5000ms';",
+            "INSERT INTO schema_migrations",
+            "'2'",
+        ],
+    );
+    assert!(db.applied().is_empty(), "a dry run changes nothing");
+
+    let waited = db.migrate(&["wait"]);
+    let status = waited.expect(0).json();
+    assert_eq!(status["kind"], "dbtools.migrate.status/v1");
+    assert_eq!(status["pending"], 2);
+
+    db.migrate(&["up"]).expect(0);
+    let dry = db.migrate(&["down", "--dry-run"]);
+    let result = dry.expect(0).json();
+    in_order(
+        result["sql"].as_str().unwrap(),
+        &[
+            "-- 2_idx.sql: transaction:false",
+            "drop index concurrently a_id;",
+            "DELETE FROM schema_migrations WHERE version = '2';",
+        ],
+    );
+    assert_eq!(result["migrations"][0]["version"], "2");
+    assert_eq!(db.applied(), ["1", "2"], "a dry run changes nothing");
+
+    let rollback = db.migrate(&["rollback"]);
+    rollback.expect(0);
+    assert!(
+        rollback.stderr.contains("reverted 2_idx.sql"),
+        "{}",
+        rollback.stderr
+    );
+    assert_eq!(db.applied(), ["1"]);
 }

@@ -58,7 +58,9 @@ impl Db {
     }
 
     fn applied(&self) -> String {
-        self.psql("select coalesce(string_agg(version, ',' order by version), '') from schema_migrations")
+        self.psql(
+            "select coalesce(string_agg(version, ',' order by version), '') from schema_migrations",
+        )
     }
 }
 
@@ -85,7 +87,9 @@ fn migrator_waits_for_t(monitor: &mut pg::Client) -> bool {
 
 fn holds_lock_on_t(db: &Db) -> (pg::Client, i32) {
     let mut reader = db.client("reader", "long-reader");
-    reader.batch_execute("begin; select count(*) from t").unwrap();
+    reader
+        .batch_execute("begin; select count(*) from t")
+        .unwrap();
     let pid = reader
         .query_one("select pg_backend_pid()", &[])
         .unwrap()
@@ -112,10 +116,7 @@ fn a_migration_behind_a_long_reader_lets_the_app_through_and_lands_once_the_read
     let mut app = db.client("reader", "the-app");
     let (done, answered) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let count: i64 = app
-            .query_one("select count(*) from t", &[])
-            .unwrap()
-            .get(0);
+        let count: i64 = app.query_one("select count(*) from t", &[]).unwrap().get(0);
         let _ = done.send(count);
     });
     let count = answered
@@ -129,7 +130,10 @@ fn a_migration_behind_a_long_reader_lets_the_app_through_and_lands_once_the_read
         )
         .unwrap()
         .get(0);
-    assert_eq!(reader_state, "idle in transaction", "the reader still holds t");
+    assert_eq!(
+        reader_state, "idle in transaction",
+        "the reader still holds t"
+    );
 
     // The reader goes; the migration lands on a retry, with no rerun by hand.
     reader.batch_execute("commit").unwrap();
@@ -173,25 +177,38 @@ fn past_the_retry_bound_the_run_stops_naming_the_blocker_with_nothing_half_done(
     assert!(
         message.contains("2_flag.sql: canceling statement due to lock timeout (55P03)")
             && message.contains("1 migration(s) were applied before it in this run")
-            && message.contains(&format!("the lock was held by pid {reader_pid} (role reader")),
+            && message.contains(&format!(
+                "the lock was held by pid {reader_pid} (role reader"
+            )),
         "{message}"
     );
-    assert_eq!(db.applied(), "1", "the first landed; the second left nothing");
+    assert_eq!(
+        db.applied(),
+        "1",
+        "the first landed; the second left nothing"
+    );
     assert!(run.stderr.contains("retry 1 of 1 in"), "{}", run.stderr);
 }
 
 #[test]
 fn ctrl_c_mid_batch_cancels_on_the_server_and_reports_what_committed() {
     let db = Db::new();
-    db.write("1_a.sql", "-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n");
+    db.write(
+        "1_a.sql",
+        "-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n",
+    );
     db.write(
         "2_slow.sql",
         "-- migrate:up\ncreate table b (id int);\nselect pg_sleep(300);\n-- migrate:down\ndrop table b;\n",
     );
-    db.write("3_c.sql", "-- migrate:up\ncreate table c (id int);\n-- migrate:down\ndrop table c;\n");
+    db.write(
+        "3_c.sql",
+        "-- migrate:up\ncreate table c (id int);\n-- migrate:down\ndrop table c;\n",
+    );
     let migrator = db.migrate(&["up"]).spawn();
     let mut monitor = db.client("postgres", "monitor");
-    let sleeping = "select count(*) from pg_stat_activity where state = 'active' and query like '%pg_sleep(300)%' and application_name = 'dbmigrate'";
+    // (pg_stat_activity shows only the start of the batch's text: the wait event says it.)
+    let sleeping = "select count(*) from pg_stat_activity where state = 'active' and wait_event = 'PgSleep' and application_name = 'dbmigrate'";
     until("the second migration running", || {
         monitor.query_one(sleeping, &[]).unwrap().get::<_, i64>(0) == 1
     });
@@ -207,7 +224,10 @@ fn ctrl_c_mid_batch_cancels_on_the_server_and_reports_what_committed() {
     // What it said is what the database holds, and the server stopped working on it.
     assert_eq!(db.applied(), "1");
     assert_eq!(db.psql("select to_regclass('b') is null"), "t");
-    assert_eq!(monitor.query_one(sleeping, &[]).unwrap().get::<_, i64>(0), 0);
+    assert_eq!(
+        monitor.query_one(sleeping, &[]).unwrap().get::<_, i64>(0),
+        0
+    );
 }
 
 #[test]
@@ -219,7 +239,7 @@ fn kill_9_mid_batch_stops_the_server_too() {
     );
     let migrator: Running = db.migrate(&["up"]).spawn();
     let mut monitor = db.client("postgres", "monitor");
-    let sleeping = "select count(*) from pg_stat_activity where query like '%pg_sleep(300)%' and application_name = 'dbmigrate'";
+    let sleeping = "select count(*) from pg_stat_activity where wait_event = 'PgSleep' and application_name = 'dbmigrate'";
     until("the migration running", || {
         monitor.query_one(sleeping, &[]).unwrap().get::<_, i64>(0) == 1
     });
@@ -239,13 +259,19 @@ fn a_line_says_applied_only_once_its_commit_is_durable() {
     for n in 1..=3 {
         db.write(
             &format!("{n}_m{n}.sql"),
-            &format!("-- migrate:up\ncreate table m{n} (id int);\n-- migrate:down\ndrop table m{n};\n"),
+            &format!(
+                "-- migrate:up\ncreate table m{n} (id int);\n-- migrate:down\ndrop table m{n};\n"
+            ),
         );
     }
     let run = db.migrate(&["up"]).run();
     run.expect(0);
     // One message: the first two COMMITs are asynchronous, the last one flushes all three.
-    for line in ["committed 1_m1.sql (", "committed 2_m2.sql (", "applied 3_m3.sql ("] {
+    for line in [
+        "committed 1_m1.sql (",
+        "committed 2_m2.sql (",
+        "applied 3_m3.sql (",
+    ] {
         assert!(run.stderr.contains(line), "{line}: {}", run.stderr);
     }
     assert!(!run.stderr.contains("applied 1_m1.sql"), "{}", run.stderr);
@@ -276,7 +302,11 @@ fn a_failed_concurrent_index_leaves_nothing_and_a_leftover_is_dropped_on_the_rer
     // A crash (here: psql, which does not clean up) leaves one behind; IF NOT EXISTS would
     // keep it, invalid, and report success.
     let leftover = Tool::program("psql")
-        .args(["-XAtq", "-c", "create unique index concurrently d_v on d (v)"])
+        .args([
+            "-XAtq",
+            "-c",
+            "create unique index concurrently d_v on d (v)",
+        ])
         .env("PGHOST", "127.0.0.1")
         .env("PGPORT", db.pg.port.to_string())
         .env("PGUSER", "postgres")
@@ -284,7 +314,10 @@ fn a_failed_concurrent_index_leaves_nothing_and_a_leftover_is_dropped_on_the_rer
         .env("PGDATABASE", "postgres")
         .run();
     assert_ne!(leftover.code, 0);
-    assert_eq!(db.psql("select indisvalid from pg_index where indexrelid = 'd_v'::regclass"), "f");
+    assert_eq!(
+        db.psql("select indisvalid from pg_index where indexrelid = 'd_v'::regclass"),
+        "f"
+    );
     db.psql("truncate d; insert into d values (1), (2)");
     db.write("1_idx.sql", &migration("if not exists "));
     let run = db.migrate(&["up"]).run();
@@ -294,7 +327,10 @@ fn a_failed_concurrent_index_leaves_nothing_and_a_leftover_is_dropped_on_the_rer
         "{}",
         run.stderr
     );
-    assert_eq!(db.psql("select indisvalid from pg_index where indexrelid = 'd_v'::regclass"), "t");
+    assert_eq!(
+        db.psql("select indisvalid from pg_index where indexrelid = 'd_v'::regclass"),
+        "t"
+    );
 
     // A valid index of the name is never touched.
     db.psql("create index e_v on d (v)");

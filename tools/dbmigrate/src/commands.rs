@@ -387,7 +387,8 @@ fn up(
         profile: &profile,
         signals: &signals,
         backend_pid: None,
-        observe_every: policy.observe_every(),
+        observe_every: policy.observe_every(&[]),
+        observer: Default::default(),
     };
     let (applied, waited, announce) = if dry_run {
         (
@@ -429,9 +430,17 @@ fn up(
             .iter()
             .map(|m| entry(m, MigrationState::Pending, None, None))
             .collect();
-        return emit_result(out, MigrateAction::Up, profile.clone(), entries, Some(sql), 0.0);
+        return emit_result(
+            out,
+            MigrateAction::Up,
+            profile.clone(),
+            entries,
+            Some(sql),
+            0.0,
+        );
     }
     lint_pending(&mut client, guard, &pending)?;
+    watch.observe_every = policy.observe_every(&pending);
     if pending.is_empty() {
         cli::note(TOOL, format!("env {}: nothing to apply", profile.env));
     }
@@ -508,7 +517,8 @@ fn down(
         profile: &profile,
         signals: &signals,
         backend_pid: None,
-        observe_every: policy.observe_every(),
+        observe_every: policy.observe_every(&[]),
+        observer: Default::default(),
     };
     let (mut applied, waited) = if dry_run {
         guard.check_stamp(&mut client)?;
@@ -545,13 +555,21 @@ fn down(
     if files.is_empty() {
         cli::note(TOOL, format!("env {}: nothing to revert", profile.env));
     }
+    watch.observe_every = policy.observe_every(&files);
     if dry_run {
         let entries = files
             .iter()
             .map(|m| entry(m, MigrationState::Applied, None, None))
             .collect();
         let sql = engine::down_sql(&files, &policy)?;
-        return emit_result(out, MigrateAction::Down, profile.clone(), entries, Some(sql), 0.0);
+        return emit_result(
+            out,
+            MigrateAction::Down,
+            profile.clone(),
+            entries,
+            Some(sql),
+            0.0,
+        );
     }
     if !files.is_empty() {
         guard.record_allowed(Some(&mut client), &confirmation)?;

@@ -82,13 +82,22 @@ impl Policy {
         base.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)
     }
 
-    /// How often the watcher looks for blockers while a message runs: several times within a
-    /// lock timeout, never more often than every 50 ms.
-    pub(crate) fn observe_every(&self) -> Duration {
-        match self.lock_timeout() {
-            Duration::ZERO => Duration::from_secs(1),
-            lock => (lock / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
-        }
+    /// How often the watcher looks for blockers while a message of `migrations` runs:
+    /// several times within the shortest lock timeout they run under, never more often than
+    /// every 50 ms.
+    pub(crate) fn observe_every(&self, migrations: &[&Migration]) -> Duration {
+        let blocks = migrations
+            .iter()
+            .flat_map(|m| &m.sections)
+            .flat_map(|s| [s.up.timeouts.lock, s.down.timeouts.lock]);
+        std::iter::once(Some(self.lock_timeout()))
+            .chain(blocks)
+            .flatten()
+            .filter(|lock| !lock.is_zero())
+            .min()
+            .map_or(Duration::from_secs(1), |lock| {
+                (lock / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+            })
     }
 }
 
@@ -97,7 +106,10 @@ fn set_timeouts(timeouts: Timeouts, local: bool) -> String {
     let scope = if local { "LOCAL " } else { "" };
     let mut text = String::new();
     if let Some(lock) = timeouts.lock {
-        text.push_str(&format!("SET {scope}lock_timeout = {};\n", setting_value(lock)));
+        text.push_str(&format!(
+            "SET {scope}lock_timeout = {};\n",
+            setting_value(lock)
+        ));
     }
     if let Some(statement) = timeouts.statement {
         text.push_str(&format!(
@@ -293,7 +305,11 @@ pub(crate) fn lock(
         applied_while_waiting,
         announce,
         stamp: stamp::asserted(&messages),
-        backend_pid: info.get(3).cloned().flatten().and_then(|pid| pid.parse().ok()),
+        backend_pid: info
+            .get(3)
+            .cloned()
+            .flatten()
+            .and_then(|pid| pid.parse().ok()),
     })
 }
 
@@ -599,7 +615,10 @@ fn revert_message(index: usize, migration: &Migration, defaults: Timeouts) -> Op
     if !migration.sections.iter().all(|s| s.down.transaction) {
         return None;
     }
-    let own = migration.sections.iter().any(|s| !s.down.timeouts.is_empty());
+    let own = migration
+        .sections
+        .iter()
+        .any(|s| !s.down.timeouts.is_empty());
     let mut batch = Batch::default();
     batch.push("BEGIN;\n");
     for section in migration.sections.iter().rev() {
@@ -624,7 +643,11 @@ fn block_sql(migration: &Migration, block: &Block, defaults: Timeouts) -> Result
         text.push_str(&set_timeouts(block.timeouts.over(defaults), false));
     }
     for (_, statement) in statements::split(&block.sql).map_err(|e| {
-        Error::BadInput(format!("{}:{}: {e}", migration.path.display(), block.first_line))
+        Error::BadInput(format!(
+            "{}:{}: {e}",
+            migration.path.display(),
+            block.first_line
+        ))
     })? {
         text.push_str(statement.trim_end());
         text.push_str(";\n");
@@ -647,8 +670,15 @@ pub(crate) fn up_sql(
     let defaults = policy.timeouts;
     let mut text = format!("-- the session\n{}", set_timeouts(defaults, false));
     let mut group: Vec<usize> = Vec::new();
-    let mut flush = |group: &mut Vec<usize>, text: &mut String, atomic: bool| {
-        for batch in render_batches(migrations, group, atomic, applied_by, Announce::Silent, defaults) {
+    let flush = |group: &mut Vec<usize>, text: &mut String, atomic: bool| {
+        for batch in render_batches(
+            migrations,
+            group,
+            atomic,
+            applied_by,
+            Announce::Silent,
+            defaults,
+        ) {
             text.push_str("-- one message\n");
             text.push_str(&batch.text);
         }
@@ -727,7 +757,9 @@ fn holder(seen: &Seen) -> String {
     match (&seen.blockers, &seen.unseen) {
         (Some(blockers), _) => format!("the lock was held by {blockers}"),
         (None, Some(why)) => format!("who held the lock could not be seen ({why})"),
-        (None, None) => "who held the lock was not seen (it was not held long enough to look)".into(),
+        (None, None) => {
+            "who held the lock was not seen (it was not held long enough to look)".into()
+        }
     }
 }
 
@@ -844,8 +876,9 @@ impl Runner<'_> {
         let mut tries = Tries::default();
         'send: while !remaining.is_empty() {
             let defaults = self.policy.timeouts;
-            for batch in render_batches(migrations, &remaining, atomic, applied_by, announce, defaults)
-            {
+            for batch in render_batches(
+                migrations, &remaining, atomic, applied_by, announce, defaults,
+            ) {
                 match self.run_batch(migrations, batch, on_applied) {
                     Ok(()) => {}
                     Err(Failure::Final(error)) => return Err(error),
@@ -882,7 +915,9 @@ impl Runner<'_> {
         let (answer, seen) = self.watch.query(self.client, &batch.text);
         let messages = match answer {
             Ok(messages) => messages,
-            Err(error) => return Err(self.batch_failure(migrations, &batch, on_applied, &error, seen)),
+            Err(error) => {
+                return Err(self.batch_failure(migrations, &batch, on_applied, &error, seen))
+            }
         };
         let durations: std::collections::HashMap<String, Option<f64>> = rows(&messages)
             .into_iter()
@@ -1007,7 +1042,10 @@ impl Runner<'_> {
                 self.committed_in_run()
             )));
         }
-        if let (true, Some(index)) = (*db.code() == postgres::error::SqlState::LOCK_NOT_AVAILABLE, failed_index) {
+        if let (true, Some(index)) = (
+            *db.code() == postgres::error::SqlState::LOCK_NOT_AVAILABLE,
+            failed_index,
+        ) {
             return Failure::LockTimeout {
                 index,
                 error: detail,
@@ -1029,7 +1067,10 @@ impl Runner<'_> {
     fn committed_in_run(&self) -> String {
         match self.ran.last() {
             None => "no migration of this run committed".into(),
-            Some(_) => format!("{} migration(s) of this run committed before it", self.ran.len()),
+            Some(_) => format!(
+                "{} migration(s) of this run committed before it",
+                self.ran.len()
+            ),
         }
     }
 
@@ -1043,16 +1084,17 @@ impl Runner<'_> {
         error: &postgres::Error,
     ) -> Error {
         let cause = pg::error_chain(error);
-        let readback = dbtools::resolve::connect(self.watch.profile, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
-            .ok()
-            .and_then(|mut client| {
-                client
-                    .simple_query(&format!(
-                        "SELECT version FROM schema_migrations WHERE version IN ({})",
-                        versions_list(migrations, &batch.versions)
-                    ))
-                    .ok()
-            });
+        let readback =
+            dbtools::resolve::connect(self.watch.profile, TOOL, pg::DEFAULT_CONNECT_TIMEOUT)
+                .ok()
+                .and_then(|mut client| {
+                    client
+                        .simple_query(&format!(
+                            "SELECT version FROM schema_migrations WHERE version IN ({})",
+                            versions_list(migrations, &batch.versions)
+                        ))
+                        .ok()
+                });
         let truth = match readback {
             Some(messages) => {
                 let held: Vec<String> = rows(&messages).into_iter().filter_map(|r| r[0].clone()).collect();
@@ -1094,7 +1136,9 @@ impl Runner<'_> {
         }
         self.client
             .simple_query(&record_sql(migration, applied_by))
-            .map_err(|e| pg::statement_error(&format!("recording {}", migration.file_name()), &e))?;
+            .map_err(|e| {
+                pg::statement_error(&format!("recording {}", migration.file_name()), &e)
+            })?;
         Ok(())
     }
 
@@ -1180,7 +1224,10 @@ impl Runner<'_> {
                 .as_db_error()
                 .is_some_and(|db| *db.code() == postgres::error::SqlState::LOCK_NOT_AVAILABLE);
             if lock_timeout {
-                let detail = error.as_db_error().map(|db| db.message().to_string()).unwrap_or_default();
+                let detail = error
+                    .as_db_error()
+                    .map(|db| db.message().to_string())
+                    .unwrap_or_default();
                 self.before_retry(&mut tries, (index, offset), &place, &detail, &seen)?;
                 continue;
             }
@@ -1215,7 +1262,9 @@ impl Runner<'_> {
             .map_err(|e| pg::statement_error(&format!("dropping the INVALID index {name}"), &e))?;
         cli::note(
             TOOL,
-            format!("dropped the INVALID index {name} that {left_by} of CREATE INDEX CONCURRENTLY left"),
+            format!(
+                "dropped the INVALID index {name} that {left_by} of CREATE INDEX CONCURRENTLY left"
+            ),
         );
         Ok(Some(name))
     }
@@ -1336,7 +1385,14 @@ mod tests {
             migration("1_a.sql", "-- migrate:up\nselect 1;\n"),
             migration("2_b.sql", "-- migrate:up\nselect 2;\n"),
         );
-        let batches = render_batches(&[&a, &b], &[0, 1], false, "u@h", Announce::Throttled, defaults());
+        let batches = render_batches(
+            &[&a, &b],
+            &[0, 1],
+            false,
+            "u@h",
+            Announce::Throttled,
+            defaults(),
+        );
         let text = &batches[0].text;
         assert!(text.contains("'committed 1_a.sql', false"), "{text}");
         assert!(text.contains("'applied 2_b.sql', true"), "{text}");
@@ -1350,14 +1406,27 @@ mod tests {
             "2_b.sql",
             "-- migrate:up lock_timeout:10s\nselect 2;\n-- migrate:down\n-- migrate:up\nselect 3;\n",
         );
-        let batches = render_batches(&[&plain, &own], &[0, 1], false, "u@h", Announce::EachMigration, defaults());
+        let batches = render_batches(
+            &[&plain, &own],
+            &[0, 1],
+            false,
+            "u@h",
+            Announce::EachMigration,
+            defaults(),
+        );
         let text = &batches[0].text;
         let first = text.find("select 1;").unwrap();
         assert!(!text[..first].contains("SET LOCAL lock_timeout"), "{text}");
         let own_block = text.find("select 2;").unwrap();
         let next_block = text.find("select 3;").unwrap();
-        assert!(text[first..own_block].contains("SET LOCAL lock_timeout = '10000ms';"), "{text}");
-        assert!(text[own_block..next_block].contains("SET LOCAL lock_timeout = '5000ms';"), "{text}");
+        assert!(
+            text[first..own_block].contains("SET LOCAL lock_timeout = '10000ms';"),
+            "{text}"
+        );
+        assert!(
+            text[own_block..next_block].contains("SET LOCAL lock_timeout = '5000ms';"),
+            "{text}"
+        );
         assert!(text[first..own_block].contains("SET LOCAL statement_timeout = '3600000ms';"));
     }
 
@@ -1370,10 +1439,12 @@ mod tests {
         let random = jitter();
         assert!((0.0..1.0).contains(&random));
         let mut policy = Policy::from_settings(Default::default());
-        assert_eq!(policy.observe_every(), Duration::from_secs(1));
+        assert_eq!(policy.observe_every(&[]), Duration::from_secs(1));
+        let quick = migration("1_a.sql", "-- migrate:up lock_timeout:800ms\nselect 1;\n");
+        assert_eq!(policy.observe_every(&[&quick]), Duration::from_millis(200));
         policy.timeouts.lock = Some(Duration::from_millis(100));
-        assert_eq!(policy.observe_every(), Duration::from_millis(50));
+        assert_eq!(policy.observe_every(&[&quick]), Duration::from_millis(50));
         policy.timeouts.lock = Some(Duration::ZERO);
-        assert_eq!(policy.observe_every(), Duration::from_secs(1));
+        assert_eq!(policy.observe_every(&[]), Duration::from_secs(1));
     }
 }

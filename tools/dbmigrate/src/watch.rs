@@ -32,6 +32,9 @@ pub(crate) struct Watch<'a> {
     pub backend_pid: Option<i32>,
     /// When a message has run this long, look for blockers (and again every as long).
     pub observe_every: Duration,
+    /// The second session, once opened: kept for the run's later messages (a retry looks
+    /// at once instead of connecting again).
+    pub observer: std::sync::Mutex<Option<pg::Client>>,
 }
 
 /// What the watcher saw while a message ran.
@@ -56,7 +59,7 @@ impl Watch<'_> {
         let token = client.cancel_token();
         let (done, finished) = mpsc::channel::<()>();
         std::thread::scope(|scope| {
-            let watcher = scope.spawn(|| self.watch(&token, &finished));
+            let watcher = scope.spawn(move || self.watch(&token, &finished));
             let answer = client.simple_query(text);
             drop(done);
             let seen = watcher.join().unwrap_or_default();
@@ -65,8 +68,21 @@ impl Watch<'_> {
     }
 
     fn watch(&self, token: &postgres::CancelToken, finished: &Receiver<()>) -> Seen {
+        let mut observer = self.observer.lock().ok().and_then(|mut kept| kept.take());
+        let seen = self.watch_with(token, finished, &mut observer);
+        if let (Some(client), Ok(mut kept)) = (observer, self.observer.lock()) {
+            *kept = Some(client);
+        }
+        seen
+    }
+
+    fn watch_with(
+        &self,
+        token: &postgres::CancelToken,
+        finished: &Receiver<()>,
+        observer: &mut Option<pg::Client>,
+    ) -> Seen {
         let mut seen = Seen::default();
-        let mut observer: Option<pg::Client> = None;
         let mut cancelled_at: Option<Instant> = None;
         let mut next_look = Instant::now() + self.observe_every;
         loop {
@@ -99,6 +115,7 @@ impl Watch<'_> {
             let Some(pid) = self.backend_pid else {
                 continue;
             };
+
             if Instant::now() < next_look || seen.unseen.is_some() {
                 continue;
             }
@@ -109,7 +126,7 @@ impl Watch<'_> {
                     "dbmigrate (looking for blockers)",
                     OBSERVER_CONNECT,
                 ) {
-                    Ok(client) => observer = Some(client),
+                    Ok(client) => *observer = Some(client),
                     Err(e) => {
                         seen.unseen = Some(format!(
                             "a second session to look for it could not connect: {}",
