@@ -992,6 +992,11 @@ pub struct LintFinding {
     /// Where the finding blocks: see [`Enforcement`].
     #[serde(default)]
     pub enforcement: Enforcement,
+    /// For a rule whose cost grows with an existing table (a rewrite, a scan or a blocking index
+    /// build under lock): the table, as `to_regclass` reads it. `dbmigrate up` reads its size:
+    /// an empty table drops the finding, another's size is added to the message. Added within v1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
 }
 
 message! {

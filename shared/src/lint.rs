@@ -509,6 +509,7 @@ impl Linter {
                     allowed: enforcement != Enforcement::Forbidden
                         && block.allowed.contains(&f.rule),
                     enforcement,
+                    table: f.table,
                 };
                 self.findings.push((finding, f.unless_defined));
             }

@@ -47,10 +47,19 @@ impl Db {
     }
 
     fn migrate(&self, args: &[&str]) -> Tool {
+        self.migrate_as("open", args)
+    }
+
+    /// dbmigrate with the profile claiming `protection` (stricter than the stamp's open wins).
+    fn migrate_as(&self, protection: &str, args: &[&str]) -> Tool {
+        let mut profile: serde_json::Value =
+            serde_json::from_str(&self.pg.profile("dev", &self.pg.conn(SslMode::VerifyFull)))
+                .unwrap();
+        profile["protection"] = protection.into();
         Tool::new("dbmigrate")
             .arg_path_flag("--dir", &self.dir.path)
             .args(args)
-            .stdin(self.pg.profile("dev", &self.pg.conn(SslMode::VerifyFull)))
+            .stdin(profile.to_string())
     }
 
     fn psql(&self, sql: &str) -> String {
@@ -343,4 +352,45 @@ fn a_failed_concurrent_index_leaves_nothing_and_a_leftover_is_dropped_on_the_rer
     run.expect(0);
     assert_eq!(db.psql("select 'e_v'::regclass::oid"), before);
     assert!(!run.stderr.contains("dropped"), "{}", run.stderr);
+}
+
+#[test]
+fn on_a_protected_env_the_lint_weighs_a_table_by_its_size() {
+    let db = Db::new();
+    db.psql("create table empty_t (v int)");
+    db.write(
+        "1_idx.sql",
+        "-- migrate:up\ncreate index empty_t_v on empty_t (v);\n-- migrate:down\ndrop index empty_t_v;\n",
+    );
+    // A blocking index build on an empty table blocks nothing: no finding.
+    let run = db.migrate_as("confirm", &["up"]).run();
+    run.expect(0);
+    assert!(
+        run.stderr
+            .contains("lint: 1 finding(s) on empty tables left out"),
+        "{}",
+        run.stderr
+    );
+    // The same on a table with rows is refused, its size said.
+    db.write(
+        "2_idx.sql",
+        "-- migrate:up\ncreate index t_v on t (v);\n-- migrate:down\ndrop index t_v;\n",
+    );
+    let run = db.migrate_as("confirm", &["up"]).run();
+    run.expect_error("dbmigrate", 3, "create-index-blocking");
+    assert!(
+        run.stderr.contains("\"t\" holds 8192 bytes now"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(db.applied(), "1");
+    // With statistics, the row estimate is said too.
+    db.psql("analyze t");
+    let run = db.migrate_as("confirm", &["up"]).run();
+    assert!(
+        run.stderr
+            .contains("\"t\" holds 8192 bytes now (about 3 rows)"),
+        "{}",
+        run.stderr
+    );
 }

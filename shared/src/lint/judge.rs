@@ -36,6 +36,9 @@ pub(super) struct Found {
     /// The body runs later, so a definition anywhere in the run settles it
     /// ([`Judge::defines`] once every file is judged).
     pub(super) unless_defined: Option<(String, String)>,
+    /// For a rule whose cost grows with an existing table: that table, quoted as `to_regclass`
+    /// reads it, so a caller with a connection can weigh it.
+    pub(super) table: Option<String>,
 }
 
 /// Function names, each with the schemas it was defined under ("" when unqualified).
@@ -136,7 +139,31 @@ impl Judge {
             rule,
             detail,
             unless_defined: None,
+            table: None,
         });
+    }
+
+    /// [`Judge::push`] for a rule whose cost grows with `relation`'s size.
+    fn push_sized(
+        &mut self,
+        rule: Rule,
+        relation: Option<&RangeVar>,
+        detail: impl Into<String>,
+        scope: &Scope,
+    ) {
+        self.push(rule, detail, scope);
+        if let (Some(last), Some(relation)) = (self.found.last_mut(), relation) {
+            let quote = crate::names::quote_ident;
+            last.table = Some(if relation.schemaname.is_empty() {
+                quote(&relation.relname)
+            } else {
+                format!(
+                    "{}.{}",
+                    quote(&relation.schemaname),
+                    quote(&relation.relname)
+                )
+            });
+        }
     }
 
     /// A call of `schema.name` that is not a known built-in: fine once defined; SQL that runs
@@ -308,8 +335,9 @@ impl Judge {
             NodeEnum::IndexStmt(index) => {
                 let table = relation_name(index.relation.as_ref());
                 if !index.concurrent && !self.is_created(ObjectType::ObjectTable, &table) {
-                    self.push(
+                    self.push_sized(
                         Rule::CreateIndexBlocking,
+                        index.relation.as_ref(),
                         format!(" ({table}; use CREATE INDEX CONCURRENTLY in a transaction:false migration)"),
                         scope,
                     );
@@ -741,19 +769,23 @@ impl Judge {
                         scope,
                     )
                 }
-                AlterTableType::AtAlterColumnType if !new_table => {
-                    self.push(Rule::AlterColumnType, column, scope)
-                }
+                AlterTableType::AtAlterColumnType if !new_table => self.push_sized(
+                    Rule::AlterColumnType,
+                    alter.relation.as_ref(),
+                    column,
+                    scope,
+                ),
                 AlterTableType::AtSetNotNull if !new_table => {
-                    self.push(Rule::AddNotNull, column, scope)
+                    self.push_sized(Rule::AddNotNull, alter.relation.as_ref(), column, scope)
                 }
                 AlterTableType::AtAddColumn if !new_table => {
                     if let Some(NodeEnum::ColumnDef(def)) =
                         cmd.def.as_ref().and_then(|d| d.node.as_ref())
                     {
                         if not_null_without_default(def) {
-                            self.push(
+                            self.push_sized(
                                 Rule::AddNotNull,
+                                alter.relation.as_ref(),
                                 format!(" ({table}.{})", def.colname),
                                 scope,
                             );
@@ -768,8 +800,9 @@ impl Judge {
                             || constraint.contype == ConstrType::ConstrCheck as i32)
                             && !constraint.skip_validation;
                         if validating {
-                            self.push(
+                            self.push_sized(
                                 Rule::AddConstraintValidating,
+                                alter.relation.as_ref(),
                                 format!(" ({table}; add it NOT VALID, then VALIDATE CONSTRAINT)"),
                                 scope,
                             );

@@ -612,9 +612,10 @@ fn down(
 /// statements on every env, the dbtools schema always); the rest are warnings.
 fn lint_pending(client: &mut pg::Client, guard: &Guard, pending: &[&Migration]) -> Result<()> {
     let paths: Vec<&std::path::Path> = pending.iter().map(|m| m.path.as_path()).collect();
-    let findings = lint::lint_files(&paths).map_err(|e| {
+    let mut findings = lint::lint_files(&paths).map_err(|e| {
         Error::BadInput(format!("{}; nothing in this run was applied", e.message()))
     })?;
+    weigh(client, &mut findings)?;
     let protection = Some(guard.protection);
     for finding in lint::warnings(&findings, protection) {
         cli::note(TOOL, format!("warning: {}", lint::describe(finding)));
@@ -632,6 +633,77 @@ fn lint_pending(client: &mut pg::Client, guard: &Guard, pending: &[&Migration]) 
             "nothing was applied",
         ),
     ))
+}
+
+/// Findings whose cost grows with an existing table (a rewrite, a scan, a blocking index
+/// build) weighed against the table as the catalog has it now, in one query: an empty table
+/// (no page in its main fork) drops the finding; another's size, and its row estimate once
+/// ANALYZE has run (`reltuples` is -1 before), goes into the message. A table this run
+/// creates never gets here: the lint already knows it is new.
+fn weigh(client: &mut pg::Client, findings: &mut Vec<contract::LintFinding>) -> Result<()> {
+    let tables: std::collections::BTreeSet<&str> =
+        findings.iter().filter_map(|f| f.table.as_deref()).collect();
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let list = tables
+        .iter()
+        .map(|table| dbtools::names::quote_literal(table))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let messages = client
+        .simple_query(&format!(
+            "SELECT t, pg_relation_size(c.oid)::text, pg_size_pretty(pg_relation_size(c.oid)), \
+             nullif(c.reltuples, -1)::bigint::text \
+             FROM unnest(ARRAY[{list}]::text[]) t LEFT JOIN pg_class c ON c.oid = to_regclass(t)"
+        ))
+        .map_err(|e| pg::statement_error("reading the sizes of the tables the lint named", &e))?;
+    let sizes: std::collections::HashMap<String, (Option<u64>, String)> =
+        pg::result_sets(&messages)
+            .pop()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|row| {
+                let get = |i: usize| row.get(i).cloned().flatten();
+                let rows = get(3)
+                    .map(|n| format!(" (about {n} rows)"))
+                    .unwrap_or_default();
+                let shown = get(2)
+                    .map(|pretty| format!("{pretty} now{rows}"))
+                    .unwrap_or_default();
+                (
+                    get(0).unwrap_or_default(),
+                    (get(1).and_then(|n| n.parse().ok()), shown),
+                )
+            })
+            .collect();
+    let before = findings.len();
+    findings.retain_mut(|finding| {
+        let Some((bytes, shown)) = finding.table.as_ref().and_then(|t| sizes.get(t)) else {
+            return true;
+        };
+        match bytes {
+            Some(0) => false,
+            Some(_) => {
+                let table = finding.table.as_deref().unwrap_or_default();
+                finding
+                    .message
+                    .push_str(&format!(" — {table} holds {shown}"));
+                true
+            }
+            None => true,
+        }
+    });
+    if findings.len() < before {
+        cli::note(
+            TOOL,
+            format!(
+                "lint: {} finding(s) on empty tables left out (their rewrite or scan costs nothing now)",
+                before - findings.len()
+            ),
+        );
+    }
+    Ok(())
 }
 
 fn emit_result(
