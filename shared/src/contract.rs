@@ -520,6 +520,12 @@ word_enum! {
         Dump = "dump",
         /// Proved each migration's down undoes its up (rolled back).
         Verify = "verify",
+        /// Created the env's database and stamped it.
+        Create = "create",
+        /// Dropped the env's database.
+        Drop = "drop",
+        /// Loaded a schema file into the env's empty database.
+        Load = "load",
     }
 }
 

@@ -40,6 +40,8 @@ pub(crate) const ACTIONS: &[(&str, ActionClass)] = &[
     ("seed", ActionClass::Write),
     ("seed-verify", ActionClass::Write),
     ("stamp", ActionClass::Write),
+    ("create", ActionClass::Write),
+    ("load", ActionClass::Write),
     ("destructive", ActionClass::Destructive),
     ("migrate-down", ActionClass::Destructive),
     ("seed-reset", ActionClass::Destructive),

@@ -88,6 +88,28 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
         timeout: f64,
     },
+    /// Create the env's database (as its instance's master, owned by the env's role) and stamp
+    /// it, like dbmate's create.
+    Create {
+        #[command(flatten)]
+        env: EnvArg,
+    },
+    /// Drop the env's database (destructive for the env its stamp names: --confirm that env).
+    Drop {
+        #[command(flatten)]
+        env: EnvArg,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// Load a schema file (`dbmigrate dump`'s) into the env's empty, stamped database, in one
+    /// transaction, like dbmate's load.
+    Load {
+        #[command(flatten)]
+        env: EnvArg,
+        /// The schema file [default: db/schema.sql beside dbtools.toml, else ./db/schema.sql].
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
     /// Write the schema (pg_dump) and the applied versions to a file, like dbmate's db/schema.sql.
     Dump {
         #[command(flatten)]

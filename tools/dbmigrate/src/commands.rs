@@ -89,12 +89,54 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
             };
             down(out, &mut guard, profile.clone(), &migrations, options)
         }
+        Command::Create { env } => {
+            let profile = env.profile(&cli.global)?;
+            crate::database::create(&profile, cli.global.config.as_deref())?;
+            emit_result(out, MigrateAction::Create, profile, Vec::new(), None, 0.0)
+        }
+        Command::Drop { env, confirm } => {
+            let profile = env.profile(&cli.global)?;
+            crate::database::drop(
+                &profile,
+                cli.global.config.as_deref(),
+                &confirm.confirmation(),
+            )?;
+            emit_result(out, MigrateAction::Drop, profile, Vec::new(), None, 0.0)
+        }
+        Command::Load { env, file } => {
+            let profile = env.profile(&cli.global)?;
+            let path = file.unwrap_or_else(|| schema_file(&cli.global));
+            let migrations = source::load(&dirs).unwrap_or_default();
+            let versions = crate::database::load(&profile, cli.global.config.as_deref(), &path)?;
+            cli::note(
+                TOOL,
+                format!(
+                    "loaded {} into {} ({} applied versions)",
+                    path.display(),
+                    profile.conn.dbname,
+                    versions.len()
+                ),
+            );
+            let entries = versions
+                .iter()
+                .map(
+                    |version| match migrations.iter().find(|m| &m.version == version) {
+                        Some(m) => entry(m, MigrationState::Applied, None, None),
+                        None => MigrationEntry {
+                            version: version.clone(),
+                            name: String::new(),
+                            state: MigrationState::Applied,
+                            applied_at: None,
+                            duration_ms: None,
+                        },
+                    },
+                )
+                .collect();
+            emit_result(out, MigrateAction::Load, profile, entries, None, 0.0)
+        }
         Command::Dump { env, file } => {
             let profile = env.profile(&cli.global)?;
-            let path = file.unwrap_or_else(|| match Config::load(cli.global.config.as_deref()) {
-                Ok(config) => config.resolve_path("db/schema.sql"),
-                Err(_) => PathBuf::from("db/schema.sql"),
-            });
+            let path = file.unwrap_or_else(|| schema_file(&cli.global));
             let mut client = connect(&profile)?;
             let applied = engine::read_applied(&mut client)?.unwrap_or_default();
             let text = crate::dump::schema(&mut client, &profile, &applied)?;
@@ -240,6 +282,14 @@ fn status(
 fn seconds(value: f64) -> Result<Duration> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| Error::BadInput(format!("{value} is not a number of seconds")))
+}
+
+/// `db/schema.sql` beside dbtools.toml, else `./db/schema.sql` (dbmate's place).
+fn schema_file(global: &dbtools::cli::GlobalArgs) -> PathBuf {
+    match Config::load(global.config.as_deref()) {
+        Ok(config) => config.resolve_path("db/schema.sql"),
+        Err(_) => PathBuf::from("db/schema.sql"),
+    }
 }
 
 /// `--dir`, else `migrations/` beside dbtools.toml, else `./migrations`.
@@ -736,6 +786,9 @@ fn emit_result(
             (MigrateAction::Accept, _) => "accepted",
             (MigrateAction::Dump, _) => "dumped the schema with",
             (MigrateAction::Verify, _) => "verified",
+            (MigrateAction::Create, _) => "created the database for",
+            (MigrateAction::Drop, _) => "dropped the database with",
+            (MigrateAction::Load, _) => "loaded",
             (MigrateAction::Up, _) => "applied",
         };
         let mut text = format!(

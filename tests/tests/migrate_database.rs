@@ -1,0 +1,102 @@
+//! dbmate's `create`, `drop` and `load` on the local provider's instances: the database made
+//! by the instance's master and stamped, dropped only with the confirmation of the env its
+//! stamp names, and a dumped schema loaded only into an empty stamped database, never
+//! touching the dbtools schema.
+
+use harness::Project;
+
+fn dbmigrate(project: &Project, args: &[&str]) -> harness::Run {
+    project.tool("dbmigrate").args(args).run()
+}
+
+#[test]
+fn create_drop_and_load_go_through_the_instance_s_master_and_the_guard() {
+    let project = Project::local_dev_test();
+    project.apply();
+    let migrations = project.path().join("migrations");
+    std::fs::create_dir_all(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("1_a.sql"),
+        "-- migrate:up\ncreate table a (id int primary key);\n-- migrate:down\ndrop table a;\n",
+    )
+    .unwrap();
+    dbmigrate(&project, &["up", "--env", "dev"]).expect(0);
+    dbmigrate(&project, &["dump", "--env", "dev"]).expect(0);
+    assert!(project.path().join("db/schema.sql").is_file());
+
+    // dev is open: drop needs no confirmation; the database is gone.
+    let dropped = dbmigrate(&project, &["drop", "--env", "dev"]);
+    dropped.expect(0);
+    assert!(
+        dropped
+            .stderr
+            .contains("dropped database combine_dev of env dev"),
+        "{}",
+        dropped.stderr
+    );
+    dbmigrate(&project, &["status", "--env", "dev"]).expect_error("dbmigrate", 4, "combine_dev");
+    let again = dbmigrate(&project, &["drop", "--env", "dev"]);
+    again.expect(0);
+    assert!(again.stderr.contains("nothing to drop"), "{}", again.stderr);
+
+    // create: made by the master, owned by the env's role, stamped.
+    let created = dbmigrate(&project, &["create", "--env", "dev"]);
+    created.expect(0);
+    assert!(
+        created
+            .stderr
+            .contains("created database combine_dev, owned by combine_app")
+            && created.stderr.contains("stamped combine_dev as dev"),
+        "{}",
+        created.stderr
+    );
+    let verdict = project
+        .tool("dbguard")
+        .args(["check", "--env", "dev", "--action", "write"])
+        .run();
+    assert_eq!(verdict.expect(0).json()["stamp"]["env"], "dev");
+
+    // load: the dumped schema, versions and all, into the empty database.
+    let loaded = dbmigrate(&project, &["load", "--env", "dev"]);
+    let result = loaded.expect(0).json();
+    assert_eq!(result["action"], "load");
+    assert_eq!(result["migrations"][0]["version"], "1");
+    let status = dbmigrate(&project, &["status", "--env", "dev"])
+        .expect(0)
+        .json();
+    assert_eq!(status["pending"], 0);
+    // Not twice: the database is no longer empty.
+    dbmigrate(&project, &["load", "--env", "dev"]).expect_error("dbmigrate", 3, "is not empty");
+    // A schema file touching the guard's own schema is refused before anything runs.
+    let forged = project.path().join("forged.sql");
+    std::fs::write(
+        &forged,
+        "create table public.b (id int);\ndelete from dbtools.audit;\n",
+    )
+    .unwrap();
+    project
+        .tool("dbmigrate")
+        .args(["drop", "--env", "dev"])
+        .run()
+        .expect(0);
+    dbmigrate(&project, &["create", "--env", "dev"]).expect(0);
+    let refused = project
+        .tool("dbmigrate")
+        .args(["load", "--env", "dev", "--file"])
+        .arg_path(&forged)
+        .run();
+    refused.expect_error("dbmigrate", 3, "must not touch the dbtools schema");
+    assert_eq!(
+        dbmigrate(&project, &["status", "--env", "dev"])
+            .expect(0)
+            .json()["pending"],
+        1,
+        "nothing was loaded"
+    );
+
+    // test is confirm: drop needs --confirm test, and the refusal leaves the database there.
+    dbmigrate(&project, &["drop", "--env", "test"]).expect_error("dbmigrate", 3, "--confirm test");
+    dbmigrate(&project, &["status", "--env", "test"]).expect(0);
+    dbmigrate(&project, &["drop", "--env", "test", "--confirm", "test"]).expect(0);
+    dbmigrate(&project, &["status", "--env", "test"]).expect_error("dbmigrate", 4, "combine_test");
+}
