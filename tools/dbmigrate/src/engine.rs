@@ -320,19 +320,31 @@ fn lock_holder_error(client: &mut pg::Client, waited: Duration) -> Error {
         .simple_query(&format!(
             "SELECT a.pid::text, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'), \
              coalesce(to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS'), '') FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
-             WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {high} AND l.objid = {low} AND l.objsubid = 1"
+             WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {high} AND l.objid = {low} AND l.objsubid = 1 \
+             AND l.pid <> pg_backend_pid()"
         ))
         .ok()
-        .and_then(|m| rows(&m).into_iter().next())
-        .map(|r| {
-            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-            format!(" (pid {}, {} from {}, connected {})", get(0), get(1), get(2), get(3))
-        })
-        .unwrap_or_default();
-    Error::Failed(format!(
-        "another migration holds the migration lock{holder}; gave up after --lock-timeout {:.1}s: rerun when it has finished",
-        waited.as_secs_f64()
-    ))
+        .map(|m| rows(&m).into_iter().next());
+    match holder {
+        // The lock was ours: what timed out was setting up schema_migrations, under the
+        // statements' own lock_timeout.
+        Some(None) => Error::LockTimeout(
+            "setting up schema_migrations waited longer than its lock_timeout: another session holds a lock on that table; rerun when it is done".into(),
+        ),
+        holder => {
+            let holder = holder
+                .flatten()
+                .map(|r| {
+                    let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                    format!(" (pid {}, {} from {}, connected {})", get(0), get(1), get(2), get(3))
+                })
+                .unwrap_or_default();
+            Error::LockTimeout(format!(
+                "another migration holds the migration lock{holder}; gave up after --lock-timeout {:.1}s: rerun when it has finished",
+                waited.as_secs_f64()
+            ))
+        }
+    }
 }
 
 /// Where a piece of a batch message came from, to map an error position back to a file.
