@@ -90,6 +90,22 @@ pub fn main<C: clap::Parser>(
     }
     let cli = match C::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let command = C::command();
+            let verbs: Vec<&str> = command
+                .get_subcommands()
+                .map(|s| s.get_name())
+                .filter(|name| *name != "help")
+                .collect();
+            return report(
+                tool,
+                &Error::BadInput(format!(
+                    "a command is needed: {} (see `{tool} --help`)",
+                    verbs.join(", ")
+                )),
+            )
+            .into();
+        }
         Err(e) if e.use_stderr() => {
             // clap's multi-line usage error becomes our one line, with where to look next.
             // Its first paragraph can span lines (the missing arguments are listed below it).
@@ -101,9 +117,16 @@ pub fn main<C: clap::Parser>(
                 .collect();
             let first = paragraph.join(" ");
             let message = first.strip_prefix("error: ").unwrap_or(&first);
+            // clap's "did you mean" is a later paragraph: keep it on the line.
+            let tips: String = rendered
+                .lines()
+                .map(str::trim)
+                .filter(|line| line.starts_with("tip:"))
+                .map(|tip| format!("; {tip}"))
+                .collect();
             return report(
                 tool,
-                &Error::BadInput(format!("{message} (see `{tool} --help`)")),
+                &Error::BadInput(format!("{message}{tips} (see `{tool} --help`)")),
             )
             .into();
         }

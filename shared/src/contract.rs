@@ -349,6 +349,9 @@ message! {
         pub connect_ms: f64,
         /// One `SELECT 1` round trip on the open connection.
         pub latency_ms: f64,
+        /// The env stamp the database carries (`null`: none); added within v1.
+        #[serde(default)]
+        pub stamp: Option<Stamp>,
         pub profile: Profile,
     }
 }

@@ -16,6 +16,7 @@ pub mod guard;
 pub mod identity;
 pub mod input;
 pub mod interrupt;
+pub mod links;
 #[cfg(feature = "sql")]
 pub mod lint;
 #[cfg(feature = "sql")]

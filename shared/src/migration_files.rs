@@ -161,13 +161,22 @@ pub fn load(dirs: &[PathBuf]) -> Result<Vec<Migration>> {
                 dir.display()
             ))
         })?;
+        let root = crate::links::project_root(dir)?;
         let mut paths: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "sql") && p.is_file())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
             .collect();
         paths.sort();
         for path in paths {
+            crate::links::check_inside(&path, &root)?;
+            if !path.is_file() {
+                crate::diag::note(
+                    crate::diag::tool(),
+                    format!("skipped {}: not a file (a migration is a .sql file)", path.display()),
+                );
+                continue;
+            }
             let bytes = std::fs::read(&path)
                 .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", path.display())))?;
             migrations.push(parse(&path, &bytes)?);

@@ -6,8 +6,16 @@ use crate::exit::{Error, Result};
 
 /// Env names: lowercase letters, digits, `-` and `_`, starting with a letter (`dev`, `test`, `qa-2`).
 pub fn check_env_name(name: &str) -> Result<()> {
-    check(name, "env name", 32, |c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    check(name, "env name", 32, allowed).map_err(|error| {
+        // `Test` for `test`: names are lower case, say which one was meant.
+        let lower = name.to_ascii_lowercase();
+        match check(&lower, "env name", 32, allowed) {
+            Ok(()) if lower != name => {
+                Error::BadInput(format!("{} — did you mean {lower:?}?", error.message()))
+            }
+            _ => error,
+        }
     })
 }
 

@@ -122,10 +122,22 @@ fn tls_connector(conn: &Conn) -> Result<MakeTlsConnector> {
     Ok(MakeTlsConnector::new(native_connector(conn)?))
 }
 
+/// How the server's certificate is checked: as the sslmode says, except that `require` with
+/// an `sslrootcert` checks the chain like `verify-ca` — libpq's rule ("if a root CA file
+/// exists, sslmode=require behaves like verify-ca"), so the tools are never looser than the
+/// psql shell `dbenv export` sets up.
+fn verification(conn: &Conn) -> SslMode {
+    match (conn.sslmode, conn.sslrootcert.as_deref()) {
+        (SslMode::Require, Some(_)) => SslMode::VerifyCa,
+        (mode, _) => mode,
+    }
+}
+
 /// The TLS connector for `conn`'s sslmode and sslrootcert (what verifies the server).
 fn native_connector(conn: &Conn) -> Result<TlsConnector> {
     let mut builder = TlsConnector::builder();
-    match conn.sslmode {
+    let mode = verification(conn);
+    match mode {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => {
             builder
                 .danger_accept_invalid_certs(true)
@@ -136,7 +148,7 @@ fn native_connector(conn: &Conn) -> Result<TlsConnector> {
         }
         SslMode::VerifyFull => {}
     }
-    let verifying = matches!(conn.sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
+    let verifying = matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull);
     match conn.sslrootcert.as_deref() {
         Some(path) if verifying && path != "system" => {
             for certificate in read_root_certs(path)? {
@@ -221,24 +233,32 @@ pub fn probe_tls(
     }
     connector.connect(&conn.host, stream).map_err(|e| {
         let text = error_chain(&e);
-        let why = if text.contains("ostname mismatch") || text.contains("IP address mismatch") {
-            format!(
-                "the certificate does not name {} (verify-full checks the host name): connect with the name the certificate carries (for RDS: the instance endpoint, not an IP or alias)",
-                conn.host
-            )
-        } else if text.contains("certificate verify failed") {
-            format!(
-                "the server's certificate is not signed by a CA in {}: point sslrootcert at the CA that signed it (for RDS: the global bundle, https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)",
-                conn.sslrootcert.as_deref().unwrap_or("the system trust store")
-            )
-        } else {
-            text.clone()
-        };
+        let why = certificate_problem(conn, &text).unwrap_or_else(|| text.clone());
         Error::Unreachable(format!("TLS handshake with {}:{} failed: {why} [{text}]", conn.host, conn.port))
     })?;
     Ok(TlsProbe::Established {
-        verified: matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull),
+        verified: matches!(verification(conn), SslMode::VerifyCa | SslMode::VerifyFull),
     })
+}
+
+/// What a failed certificate check means, from the TLS library's error text: a host name the
+/// certificate does not carry, or a CA that is not trusted. `None` for anything else. One
+/// reading for `dbconnect check` and `doctor` alike.
+fn certificate_problem(conn: &Conn, text: &str) -> Option<String> {
+    if text.contains("ostname mismatch") || text.contains("IP address mismatch") {
+        Some(format!(
+            "the certificate does not name {} (verify-full checks the host name): connect with the name the certificate carries (for RDS: the instance endpoint, not an IP or alias)",
+            conn.host
+        ))
+    } else if text.contains("certificate verify failed") || text.contains("certificate") {
+        Some(format!(
+            "the server's certificate is not signed by a CA in {} (sslmode={}): point sslrootcert at the CA that signed it (for RDS: the global bundle, https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)",
+            conn.sslrootcert.as_deref().unwrap_or("the system trust store"),
+            conn.sslmode.as_str()
+        ))
+    } else {
+        None
+    }
 }
 
 /// Prepares the environment of a libpq program (psql, pg_dump) for `conn`. The password goes in
@@ -383,12 +403,8 @@ fn describe_connect_error(conn: &Conn, error: &postgres::Error) -> Error {
             "the server offers no TLS but sslmode={} requires it: enable TLS on the server (plain TCP only with an explicit sslmode=disable)",
             conn.sslmode.as_str()
         )
-    } else if chain.contains("certificate verify failed") || chain.contains("certificate") {
-        format!(
-            "the server's TLS certificate is not trusted: {} (sslmode={}); check sslrootcert points at the CA that signed the server certificate",
-            conn.sslrootcert.as_deref().map(|p| format!("sslrootcert is {p}")).unwrap_or_else(|| "no sslrootcert is set".into()),
-            conn.sslmode.as_str()
-        )
+    } else if let Some(problem) = certificate_problem(conn, &chain) {
+        problem
     } else if chain.contains("Connection refused") {
         "connection refused: nothing listens there (is the instance running? `rdsprov status`)"
             .to_string()
@@ -435,15 +451,17 @@ fn is_transient(error: &postgres::Error) -> bool {
 
 /// Connects, retrying transient failures with backoff (100 ms doubling to 2 s) until `deadline`
 /// passes. `on_retry(elapsed, error)` is called after each failed attempt that will be retried.
+/// Returns the client and how long the attempt that succeeded took (TCP, TLS and login).
 pub fn connect_with_retry(
     conn: &Conn,
     application: &str,
     timeout: std::time::Duration,
     mut on_retry: impl FnMut(std::time::Duration, &Error),
-) -> Result<Client> {
+) -> Result<(Client, Duration)> {
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(100);
     loop {
+        let attempt = std::time::Instant::now();
         let tls = tls_connector(conn)?;
         let remaining = timeout
             .saturating_sub(started.elapsed())
@@ -451,7 +469,7 @@ pub fn connect_with_retry(
         let attempt_timeout = remaining.min(DEFAULT_CONNECT_TIMEOUT);
         let config = client_config(conn, application, attempt_timeout);
         match connect_within(config, tls, attempt_timeout) {
-            Ok(client) => return Ok(client),
+            Ok(client) => return Ok((client, attempt.elapsed())),
             Err(failure) => {
                 let transient = match &failure {
                     Failure::Driver(raw) => is_transient(raw),

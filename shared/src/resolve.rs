@@ -346,25 +346,35 @@ pub fn connect(
 }
 
 /// Connects to the profile's database, retrying what may pass (refused, no answer, starting
-/// up) with backoff until `timeout`, each miss a progress line, and saying how long it took
-/// when that was long: `dbconnect wait`, and `dbmigrate wait` (dbmate's verb).
+/// up) with backoff until `timeout`, each miss a progress line with the time left (the error
+/// in full only when it is new), and saying how long it took when that was long:
+/// `dbconnect wait`, and `dbmigrate wait` (dbmate's verb). Returns the client and how long
+/// the attempt that succeeded took.
 pub fn wait_for(
     profile: &Profile,
     tool: &str,
     timeout: std::time::Duration,
-) -> Result<crate::pg::Client> {
+) -> Result<(crate::pg::Client, std::time::Duration)> {
     let target = format!(
         "{} at {}:{}",
         profile.env, profile.conn.host, profile.conn.port
     );
     let started = std::time::Instant::now();
-    let client = connect_fresh(profile, tool, |conn| {
+    let mut last_error = String::new();
+    let connected = connect_fresh(profile, tool, |conn| {
         crate::pg::connect_with_retry(conn, tool, timeout, |elapsed, error| {
+            let cause = if error.message() == last_error {
+                "the same error".to_string()
+            } else {
+                last_error = error.message().to_string();
+                error.message().to_string()
+            };
             crate::diag::note(
                 tool,
                 format!(
-                    "waiting for {target}: {:.1}s elapsed ({error})",
-                    elapsed.as_secs_f64()
+                    "waiting for {target}: {:.1}s of {:.0}s ({cause})",
+                    elapsed.as_secs_f64(),
+                    timeout.as_secs_f64()
                 ),
             )
         })
@@ -378,7 +388,7 @@ pub fn wait_for(
             ),
         );
     }
-    Ok(client)
+    Ok(connected)
 }
 
 /// Connects with `connect` as the profile says, its password read now from the profile's

@@ -258,6 +258,38 @@ impl Tool {
         self.run_reporting(&std::sync::Mutex::new(None))
     }
 
+    /// Runs the tool with a terminal for stdin, stdout and stderr (util-linux `script` makes
+    /// the pseudo-terminal), as a person at a shell sees it: the returned `stdout` is both
+    /// streams as the terminal showed them, line ends as `\n`.
+    pub fn run_on_terminal(self) -> Run {
+        let quote = |text: &std::ffi::OsStr| format!("'{}'", text.to_string_lossy().replace('\'', "'\\''"));
+        let mut line = quote(self.command.get_program());
+        for arg in self.command.get_args() {
+            line.push(' ');
+            line.push_str(&quote(arg));
+        }
+        let mut script = Command::new("script");
+        script.args(["-qec", &line, "/dev/null"]);
+        for (key, value) in self.command.get_envs() {
+            match value {
+                Some(value) => script.env(key, value),
+                None => script.env_remove(key),
+            };
+        }
+        if let Some(dir) = self.command.get_current_dir() {
+            script.current_dir(dir);
+        }
+        let output = script
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("this test needs util-linux's `script` for a terminal ({e}): apt-get install -y util-linux"));
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n"),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// Starts the tool in the background, its stdin the bytes given (then closed): for a test
     /// that acts while it runs (a signal, a lock let go).
     pub fn spawn(mut self) -> Running {

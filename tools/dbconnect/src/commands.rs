@@ -1,5 +1,7 @@
-//! dbconnect's commands. The witness is gathered in two simple-query round trips after connect:
-//! one for who/where/TLS, one `SELECT 1` to time a round trip on the open connection.
+//! dbconnect's commands. The witness is gathered in three simple-query round trips after
+//! connect: one for who/where/TLS, one `SELECT 1` to time a round trip on the open connection,
+//! one for the env stamp (what the database says it is: a stamp of another env is exit 3, as
+//! in doctor; the check stays read-only).
 
 use crate::cli::{Cli, Command};
 use dbtools::contract::{self, Profile, SslInfo, Witness};
@@ -17,12 +19,12 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
             let started = Instant::now();
             let timeout = seconds(timeout)?;
             let client = dbtools::resolve::connect(&profile, TOOL, timeout)?;
-            emit_witness(out, witness(client, started, profile)?)
+            emit_witness(out, witness(client, started.elapsed(), profile)?)
         }
         Command::Wait { env, timeout } => {
             let profile = env.profile(&cli.global)?;
-            let client = dbtools::resolve::wait_for(&profile, TOOL, seconds(timeout)?)?;
-            emit_witness(out, witness(client, Instant::now(), profile)?)
+            let (client, attempt) = dbtools::resolve::wait_for(&profile, TOOL, seconds(timeout)?)?;
+            emit_witness(out, witness(client, attempt, profile)?)
         }
         Command::Doctor { env, timeout } => {
             crate::doctor::run(out, env.profile(&cli.global)?, seconds(timeout)?)
@@ -54,8 +56,8 @@ fn seconds(value: f64) -> Result<Duration> {
         .map_err(|_| Error::BadInput(format!("--timeout {value} is not a number of seconds")))
 }
 
-fn witness(mut client: pg::Client, started: Instant, profile: Profile) -> Result<Witness> {
-    let connect_ms = ms(started.elapsed());
+fn witness(mut client: pg::Client, connect: Duration, profile: Profile) -> Result<Witness> {
+    let connect_ms = ms(connect);
     let rows = client
         .simple_query(
             "SELECT current_setting('server_version'), current_database(), current_user, \
@@ -76,6 +78,36 @@ fn witness(mut client: pg::Client, started: Instant, profile: Profile) -> Result
         .simple_query("SELECT 1")
         .map_err(|e| pg::statement_error("timing a round trip", &e))?;
     let latency_ms = ms(ping.elapsed());
+    let reading = dbtools::stamp::read(&mut client)?;
+    match &reading.stamp {
+        Some(stamp) if stamp.env != profile.env => {
+            return Err(Error::Refused(format!(
+                "{}: this database is stamped {} ({}, by {} at {}), but the profile is env {}: it is not env {}'s database; `dbconnect doctor` says what to do",
+                dbtools::guard::target(&profile),
+                stamp.env,
+                stamp.protection.as_str(),
+                stamp.stamped_by,
+                stamp.stamped_at,
+                profile.env,
+                profile.env
+            )))
+        }
+        Some(stamp) if reading.is_logical_copy() => cli::note(
+            TOOL,
+            format!(
+                "this database is a copy of env {}'s (its stamp was written in another database): tools that write refuse it until `dbguard adopt {}`",
+                stamp.env, profile.env
+            ),
+        ),
+        Some(_) => {}
+        None => cli::note(
+            TOOL,
+            format!(
+                "this database carries no env stamp: tools that write refuse it until `dbguard stamp {}`",
+                profile.env
+            ),
+        ),
+    }
     Ok(Witness {
         env: profile.env.clone(),
         server_version: text(0).unwrap_or_default(),
@@ -89,6 +121,7 @@ fn witness(mut client: pg::Client, started: Instant, profile: Profile) -> Result
         },
         connect_ms,
         latency_ms,
+        stamp: reading.stamp,
         profile,
     })
 }
@@ -117,6 +150,21 @@ fn emit_witness(out: Output, witness: Witness) -> Result<ExitStatus> {
             ("ssl", ssl),
             ("connect", format!("{} ms", witness.connect_ms)),
             ("latency", format!("{} ms", witness.latency_ms)),
+            (
+                "stamp",
+                witness.stamp.as_ref().map_or_else(
+                    || "none".to_string(),
+                    |s| {
+                        format!(
+                            "{} ({}, by {} at {})",
+                            s.env,
+                            s.protection.as_str(),
+                            s.stamped_by,
+                            s.stamped_at
+                        )
+                    },
+                ),
+            ),
         ])
     })?;
     Ok(ExitStatus::Success)

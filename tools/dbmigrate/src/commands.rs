@@ -31,7 +31,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Wait { env, timeout } => {
             let profile = env.profile(&cli.global)?;
             let migrations = source::load(&dirs)?;
-            let client = dbtools::resolve::wait_for(&profile, TOOL, seconds(timeout)?)?;
+            let (client, _) = dbtools::resolve::wait_for(&profile, TOOL, seconds(timeout)?)?;
             status(out, client, profile, &migrations, false)
         }
         Command::Up {
@@ -137,6 +137,12 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Dump { env, file } => {
             let profile = env.profile(&cli.global)?;
             let path = file.unwrap_or_else(|| schema_file(&cli.global));
+            // A link at --file is followed only inside the project, never out of it.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty() && p.exists())
+                .unwrap_or(std::path::Path::new("."));
+            dbtools::links::check_inside(&path, &dbtools::links::project_root(dir)?)?;
             let mut client = connect(&profile)?;
             let applied = engine::read_applied(&mut client)?.unwrap_or_default();
             let text = crate::dump::schema(&mut client, &profile, &applied)?;
@@ -779,6 +785,10 @@ fn emit_result(
         profile,
     };
     out.emit(&result, || {
+        // Said on stderr already: the file written (dump), "nothing to apply/revert".
+        if action == MigrateAction::Dump || (result.migrations.is_empty() && !dry_run) {
+            return String::new();
+        }
         let verb = match (action, dry_run) {
             (MigrateAction::Down, true) => "would revert",
             (_, true) => "would apply",

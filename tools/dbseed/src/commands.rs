@@ -93,7 +93,14 @@ pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
                 idempotent: None,
                 profile,
             };
-            out.emit(&result, || render(&result.seeds))?;
+            // Nothing applied: the note above said so; the table would only say "no seed files".
+            out.emit(&result, || {
+                if result.seeds.is_empty() {
+                    String::new()
+                } else {
+                    render(&result.seeds)
+                }
+            })?;
             Ok(if unsettled {
                 ExitStatus::Negative
             } else {
@@ -283,7 +290,8 @@ fn apply_pending(
                 } else {
                     "applied"
                 };
-                cli::note(TOOL, format!("{verb} {} ({rows} rows)", seed.name));
+                let unit = if rows == 1 { "row" } else { "rows" };
+                cli::note(TOOL, format!("{verb} {} ({rows} {unit})", seed.name));
                 let mut done = entry(seed, SeedState::Applied, &[]);
                 done.rows = Some(rows);
                 applied.push(done);

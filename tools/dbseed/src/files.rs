@@ -73,9 +73,19 @@ pub(crate) struct SeedFile {
     pub body: Body,
 }
 
-/// Loads the seed files for `env` from `dir`; a missing dir is an empty set.
+/// Loads the seed files for `env` from `dir` (its `common/` and `<env>/`, either may be
+/// missing). A missing `dir` is an error, as in dbmigrate: a typo must not read as "nothing to
+/// seed". A file that would be a seed but for its extension's case (`.SQL`) is said, not
+/// skipped in silence.
 pub(crate) fn load(dir: &Path, env: &str) -> Result<Vec<SeedFile>> {
+    if !dir.is_dir() {
+        return Err(Error::BadInput(format!(
+            "cannot read seeds dir {}: no such directory (create it with common/ and <env>/ inside, or pass --dir)",
+            dir.display()
+        )));
+    }
     let manifest = read_manifest(dir)?;
+    let root = dbtools::links::project_root(dir)?;
     let mut seeds = Vec::new();
     let mut known = Vec::new();
     for group in ["common", env] {
@@ -90,15 +100,38 @@ pub(crate) fn load(dir: &Path, env: &str) -> Result<Vec<SeedFile>> {
                 )))
             }
         };
-        let mut names: Vec<String> = entries
+        let mut names: Vec<String> = Vec::new();
+        for name in entries
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.') && (n.ends_with(".sql") || n.ends_with(".csv")))
-            .collect();
+            .filter(|n| !n.starts_with('.'))
+        {
+            if name.ends_with(".sql") || name.ends_with(".csv") {
+                names.push(name);
+            } else if [".sql", ".csv"]
+                .iter()
+                .any(|ext| name.to_ascii_lowercase().ends_with(ext))
+            {
+                dbtools::cli::note(
+                    "dbseed",
+                    format!(
+                        "skipped {group}/{name}: seed files end in .sql or .csv, in lower case (rename it to run it)"
+                    ),
+                );
+            }
+        }
         names.sort();
         for file_name in names {
             let name = format!("{group}/{file_name}");
             let path = group_dir.join(&file_name);
+            dbtools::links::check_inside(&path, &root)?;
+            if !path.is_file() {
+                dbtools::cli::note(
+                    "dbseed",
+                    format!("skipped {name}: not a file (a seed is a .sql or .csv file)"),
+                );
+                continue;
+            }
             known.push(name.clone());
             seeds.push(if file_name.ends_with(".sql") {
                 sql_seed(name, &path)?

@@ -252,14 +252,18 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
         Local::Start(selection) => {
             let _lock = provider.lock()?;
             for spec in local::instance_specs(&config, &selection.envs)? {
-                changes.extend(provider.start(&spec.id)?);
+                let done = provider.start(&spec.id)?;
+                done.iter().for_each(|change| cli::note(TOOL, change));
+                changes.extend(done);
             }
             instances = statuses(&config, &provider, &selection)?;
         }
         Local::Stop(selection) => {
             let _lock = provider.lock()?;
             for spec in local::instance_specs(&config, &selection.envs)? {
-                changes.extend(provider.stop(&spec.id)?);
+                let done = provider.stop(&spec.id)?;
+                done.iter().for_each(|change| cli::note(TOOL, change));
+                changes.extend(done);
             }
             instances = statuses(&config, &provider, &selection)?;
         }
@@ -397,7 +401,10 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
                 guard.record_allowed(None, &confirmation)?;
             }
             for spec in &specs {
-                changes.extend(provider.destroy(spec)?);
+                cli::note(TOOL, format!("destroying instance {} (stopping its server, removing its data and secrets)", spec.id));
+                let done = provider.destroy(spec)?;
+                done.iter().for_each(|change| cli::note(TOOL, change));
+                changes.extend(done);
             }
         }
     }
@@ -461,8 +468,9 @@ fn statuses(
     Ok(instances)
 }
 
+/// The instances as a table; the changes were said on stderr as they were made.
 fn render(resources: &Resources) -> String {
-    let mut text: String = resources.changes.iter().map(|c| format!("{c}\n")).collect();
+    let mut text = String::new();
     let rows: Vec<Vec<String>> = resources
         .instances
         .iter()

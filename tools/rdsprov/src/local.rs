@@ -159,6 +159,13 @@ impl LocalProvider<'_> {
         let mut record = match self.read_record(&spec.id)? {
             Some(record) => record,
             None => {
+                dbtools::cli::note(
+                    "rdsprov",
+                    format!(
+                        "creating instance {} (initdb, a TLS certificate, the first start: a few seconds)",
+                        spec.id
+                    ),
+                );
                 let record = self.create(spec, &bins)?;
                 changes.push(format!(
                     "created instance {} (PostgreSQL {} on {}:{})",
@@ -352,6 +359,7 @@ impl LocalProvider<'_> {
         };
         // Retried: a server started by a killed earlier run may still be starting up.
         pg::connect_with_retry(&conn, "rdsprov", Duration::from_secs(30), |_, _| {})
+            .map(|(client, _)| client)
     }
 
     /// `tenant add NAME`: a database and an owning role for one more application on the env's

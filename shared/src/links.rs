@@ -1,0 +1,82 @@
+//! Links among the project's files, one rule for every tool that reads or writes them: a link
+//! that stays inside the project is followed; one that leads out of it is refused (exit 2)
+//! before anything is read or written. A migration that is a link to `/etc/shadow` must not be
+//! read (nor its text shown in an error), and `dbmigrate dump --file` must not overwrite what a
+//! link points at elsewhere. The project is the directory holding the nearest `dbtools.toml`
+//! above the file, or the file's own directory when there is none.
+
+use crate::exit::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The project a path belongs to: the nearest ancestor directory of `dir` (itself included)
+/// holding `dbtools.toml`, else `dir`; canonical.
+pub fn project_root(dir: &Path) -> Result<PathBuf> {
+    let dir = std::fs::canonicalize(dir)
+        .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", dir.display())))?;
+    Ok(dir
+        .ancestors()
+        .find(|candidate| candidate.join(crate::config::CONFIG_FILE).is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or(dir))
+}
+
+/// Refuses `path` when it (or a directory on its way) is a link that leads out of `root`; a
+/// path that does not exist yet is judged by its directory.
+pub fn check_inside(path: &Path, root: &Path) -> Result<()> {
+    let resolved = match std::fs::canonicalize(path) {
+        Ok(resolved) => resolved,
+        Err(_) if std::fs::symlink_metadata(path).is_ok() => {
+            return Err(Error::BadInput(format!(
+                "{} is a link to nothing (its target is missing): fix or remove the link",
+                path.display()
+            )))
+        }
+        Err(_) => match path.parent().map(std::fs::canonicalize) {
+            Some(Ok(parent)) => parent,
+            _ => return Ok(()),
+        },
+    };
+    if resolved.starts_with(root) {
+        return Ok(());
+    }
+    Err(Error::BadInput(format!(
+        "{} leads to {}, outside the project ({}): links are followed only inside it — copy the file in, or remove the link",
+        path.display(),
+        resolved.display(),
+        root.display()
+    )))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_inside_are_followed_and_links_out_refused() {
+        let base = std::env::temp_dir().join(format!("dbtools-links-{}", std::process::id()));
+        let project = base.join("project");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(project.join("migrations")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(project.join("dbtools.toml"), "").unwrap();
+        std::fs::write(project.join("shared.sql"), "select 1;").unwrap();
+        std::fs::write(outside.join("secret.sql"), "select 2;").unwrap();
+        let migrations = project.join("migrations");
+        std::os::unix::fs::symlink(project.join("shared.sql"), migrations.join("1_in.sql"))
+            .unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.sql"), migrations.join("2_out.sql"))
+            .unwrap();
+        std::os::unix::fs::symlink(outside.join("gone.sql"), migrations.join("3_dangling.sql"))
+            .unwrap();
+        let root = project_root(&migrations).unwrap();
+        assert_eq!(root, std::fs::canonicalize(&project).unwrap());
+        assert!(check_inside(&migrations.join("1_in.sql"), &root).is_ok());
+        let out = check_inside(&migrations.join("2_out.sql"), &root).unwrap_err();
+        assert!(out.message().contains("outside the project"), "{}", out.message());
+        assert!(!out.message().contains("select 2"));
+        let dangling = check_inside(&migrations.join("3_dangling.sql"), &root).unwrap_err();
+        assert!(dangling.message().contains("link to nothing"), "{}", dangling.message());
+        assert!(check_inside(&migrations.join("4_new.sql"), &root).is_ok());
+        std::fs::remove_dir_all(base).unwrap();
+    }
+}

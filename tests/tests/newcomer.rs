@@ -1,0 +1,262 @@
+//! A newcomer's first hour, as the terminal and the pipes show it: messages that say a thing
+//! once and truly, errors that point at what was meant, the witness carrying the stamp, TLS as
+//! strict as libpq, links that stay inside the project, and no silent success.
+
+use dbtools::contract::SslMode;
+use harness::{PgCluster, Project, TempDir, Tls, Tool};
+
+fn stamped_cluster() -> PgCluster {
+    let pg = PgCluster::start(Tls::Offered);
+    pg.stamp("postgres", "dev");
+    pg
+}
+
+fn profile_for(pg: &PgCluster, env: &str, conn: &dbtools::contract::Conn) -> String {
+    pg.profile(env, conn)
+}
+
+#[test]
+fn cli_errors_point_at_what_was_meant() {
+    let none = Tool::new("dbconnect").run();
+    none.expect(2);
+    assert!(
+        none.stderr
+            .contains("dbconnect: a command is needed: check, doctor, wait, url, psql"),
+        "{}",
+        none.stderr
+    );
+    let typo = Tool::new("dbconnect").args(["chek"]).run();
+    typo.expect(2);
+    assert!(
+        typo.stderr.contains("tip: a similar subcommand exists: 'check'"),
+        "{}",
+        typo.stderr
+    );
+    let upper = Tool::new("dbconnect").args(["check", "--env", "Test"]).run();
+    upper.expect(2);
+    assert!(upper.stderr.contains("did you mean \"test\"?"), "{}", upper.stderr);
+}
+
+#[test]
+fn the_witness_carries_the_stamp_and_refuses_another_env_s_database() {
+    let pg = stamped_cluster();
+    let conn = pg.conn(SslMode::VerifyFull);
+    let check = Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(profile_for(&pg, "dev", &conn))
+        .run();
+    let witness = check.expect(0).json();
+    assert_eq!(witness["stamp"]["env"], "dev");
+    assert_eq!(check.stderr, "");
+
+    // The same database through a profile that says test: the database decides, exit 3.
+    let wrong = Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(profile_for(&pg, "test", &conn))
+        .run();
+    wrong.expect_error("dbconnect", 3, "this database is stamped dev");
+    assert!(
+        wrong.stderr.contains("but the profile is env test"),
+        "{}",
+        wrong.stderr
+    );
+
+    // No stamp at all: the check passes (it is read-only) and says what writes will do.
+    pg.psql("postgres", "create database bare");
+    let mut bare = conn.clone();
+    bare.dbname = "bare".into();
+    let unstamped = Tool::new("dbconnect")
+        .args(["check"])
+        .stdin(profile_for(&pg, "dev", &bare))
+        .run();
+    assert_eq!(unstamped.expect(0).json()["stamp"], serde_json::Value::Null);
+    assert!(
+        unstamped.stderr.contains("carries no env stamp: tools that write refuse it until `dbguard stamp dev`"),
+        "{}",
+        unstamped.stderr
+    );
+}
+
+#[test]
+fn tls_require_with_a_root_certificate_checks_the_chain_like_libpq() {
+    let pg = stamped_cluster();
+    let other = TempDir::new("other-ca");
+    let (other_ca, _) = dbtools::server::tls::ensure_ca(&other.path).unwrap();
+    let check = |sslmode: SslMode, rootcert: Option<&std::path::Path>, host: &str| {
+        let mut conn = pg.conn(sslmode);
+        conn.sslrootcert = rootcert.map(|p| p.display().to_string());
+        conn.host = host.into();
+        Tool::new("dbconnect")
+            .args(["check"])
+            .stdin(profile_for(&pg, "dev", &conn))
+            .run()
+    };
+    let own_ca = pg.ca_cert.clone().unwrap();
+    check(SslMode::Require, None, "127.0.0.1").expect(0);
+    check(SslMode::Require, Some(&own_ca), "127.0.0.1").expect(0);
+    check(SslMode::Require, Some(&other_ca), "127.0.0.1").expect_error(
+        "dbconnect",
+        4,
+        "the server's certificate is not signed by a CA in",
+    );
+    // A host name the certificate does not carry is said as such, not as a CA problem.
+    check(SslMode::VerifyFull, Some(&own_ca), "127.0.0.2").expect_error(
+        "dbconnect",
+        4,
+        "the certificate does not name 127.0.0.2",
+    );
+}
+
+#[test]
+fn wait_says_the_deadline_and_the_error_once_and_times_the_connect_that_worked() {
+    let conn = dbtools::contract::Conn {
+        host: "127.0.0.1".into(),
+        port: harness::closed_port(),
+        dbname: "postgres".into(),
+        user: "postgres".into(),
+        password: None,
+        sslmode: SslMode::Disable,
+        sslrootcert: None,
+    };
+    let profile = serde_json::json!({
+        "kind": "dbtools.profile/v2", "env": "dev", "protection": "open", "conn": conn,
+        "secret": {"source": "env", "ref": "PGPASSWORD"},
+    })
+    .to_string();
+    let run = Tool::new("dbconnect")
+        .args(["wait", "--timeout", "1"])
+        .stdin(profile)
+        .run();
+    run.expect(4);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("waiting for"))
+        .collect();
+    assert!(lines.len() >= 2, "{}", run.stderr);
+    assert!(lines[0].contains(" of 1s (cannot connect to"), "{}", lines[0]);
+    assert!(lines[1].ends_with(" of 1s (the same error)"), "{}", lines[1]);
+
+    let pg = stamped_cluster();
+    let witness = Tool::new("dbconnect")
+        .args(["wait"])
+        .stdin(profile_for(&pg, "dev", &pg.conn(SslMode::VerifyFull)))
+        .run();
+    assert!(witness.expect(0).json()["connect_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn no_silent_success_for_a_missing_seeds_dir_or_a_misnamed_file() {
+    let pg = stamped_cluster();
+    let profile = profile_for(&pg, "dev", &pg.conn(SslMode::VerifyFull));
+    let missing = Tool::new("dbseed")
+        .args(["status", "--dir", "/nonexistent/seedz"])
+        .stdin(profile.clone())
+        .run();
+    missing.expect_error("dbseed", 2, "cannot read seeds dir /nonexistent/seedz");
+    let dir = TempDir::new("seeds");
+    std::fs::create_dir_all(dir.path.join("common")).unwrap();
+    std::fs::write(dir.path.join("common/010_a.SQL"), "select 1;").unwrap();
+    let status = Tool::new("dbseed")
+        .args(["status"])
+        .arg_path_flag("--dir", &dir.path)
+        .stdin(profile)
+        .run();
+    status.expect(0);
+    assert!(
+        status.stderr.contains("skipped common/010_a.SQL: seed files end in .sql or .csv, in lower case"),
+        "{}",
+        status.stderr
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn links_are_followed_inside_the_project_and_refused_out_of_it() {
+    let pg = stamped_cluster();
+    let profile = profile_for(&pg, "dev", &pg.conn(SslMode::VerifyFull));
+    let project = TempDir::new("linked-project");
+    let outside = TempDir::new("outside");
+    std::fs::write(project.path.join("dbtools.toml"), "").unwrap();
+    let migrations = project.path.join("migrations");
+    std::fs::create_dir_all(&migrations).unwrap();
+    std::fs::write(
+        project.path.join("kept.sql"),
+        "-- migrate:up\ncreate table kept (id int);\n-- migrate:down\ndrop table kept;\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(project.path.join("kept.sql"), migrations.join("1_kept.sql"))
+        .unwrap();
+    std::fs::create_dir_all(migrations.join("2_dir.sql")).unwrap();
+    let status = |args: &[&str]| {
+        Tool::new("dbmigrate")
+            .arg_path_flag("--dir", &migrations)
+            .args(args)
+            .stdin(profile.clone())
+            .run()
+    };
+    let run = status(&["status"]);
+    assert_eq!(run.expect(0).json()["pending"], 1, "the link inside is read");
+    assert!(
+        run.stderr.contains("2_dir.sql: not a file (a migration is a .sql file)"),
+        "{}",
+        run.stderr
+    );
+
+    std::fs::write(outside.path.join("secret.sql"), "-- migrate:up\nselect 'TOP-SECRET';\n").unwrap();
+    std::os::unix::fs::symlink(outside.path.join("secret.sql"), migrations.join("3_out.sql"))
+        .unwrap();
+    let refused = status(&["status"]);
+    refused.expect_error("dbmigrate", 2, "outside the project");
+    assert!(!refused.stderr.contains("TOP-SECRET") && !refused.stdout.contains("TOP-SECRET"));
+    std::fs::remove_file(migrations.join("3_out.sql")).unwrap();
+
+    // dump --file: a link out of the project is not written through.
+    let target = outside.path.join("victim.txt");
+    std::fs::write(&target, "keep me").unwrap();
+    std::os::unix::fs::symlink(&target, project.path.join("schema.sql")).unwrap();
+    let dump = Tool::new("dbmigrate")
+        .arg_path_flag("--dir", &migrations)
+        .args(["dump", "--file"])
+        .arg_path(&project.path.join("schema.sql"))
+        .stdin(profile.clone())
+        .run();
+    dump.expect_error("dbmigrate", 2, "outside the project");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+}
+
+#[test]
+fn a_terminal_hears_each_thing_once() {
+    let project = Project::local_dev_test();
+    let apply = project.tool("rdsprov").args(["apply"]).run_on_terminal();
+    apply.expect(0);
+    assert!(
+        apply
+            .stdout
+            .contains("creating instance combine-dev (initdb, a TLS certificate, the first start"),
+        "{}",
+        apply.stdout
+    );
+    assert_eq!(
+        apply.stdout.matches("created instance combine-dev").count(),
+        1,
+        "{}",
+        apply.stdout
+    );
+
+    std::fs::create_dir_all(project.path().join("migrations")).unwrap();
+    let up = project
+        .tool("dbmigrate")
+        .args(["up", "--env", "dev"])
+        .run_on_terminal();
+    up.expect(0);
+    assert_eq!(up.stdout.trim(), "dbmigrate: env dev: nothing to apply", "{}", up.stdout);
+
+    std::fs::create_dir_all(project.path().join("seeds/common")).unwrap();
+    let seed = project
+        .tool("dbseed")
+        .args(["apply", "--env", "dev"])
+        .run_on_terminal();
+    seed.expect(0);
+    assert_eq!(seed.stdout.trim(), "dbseed: env dev: nothing to seed", "{}", seed.stdout);
+}
