@@ -16,7 +16,7 @@ applied: dbmigrate against dbmate (median of 5). The database is a local-provide
 Times are medians of five interleaved runs (this VM's disk makes single runs vary by 2x), except
 dbmate and sqlx-cli: medians of three on loopback and one run through the proxy.
 """
-import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.parse
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROXY = os.path.join(os.path.dirname(REPO), "shared", "tools", "latency-proxy.py")
@@ -101,25 +101,31 @@ def main():
         sh([os.path.join(debug, "rdsprov"), "apply"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         profile = json.loads(sh([os.path.join(release, "dbenv"), "resolve", "bench"], env=env, capture_output=True).stdout)
         conn = profile["conn"]
+        # Profiles carry no password: asked for by name, the way a user gets it for psql.
+        exported = sh([os.path.join(release, "dbenv"), "export", "bench", "--format", "url"], env=env,
+                      capture_output=True, text=True).stdout.strip()
+        password = urllib.parse.unquote(urllib.parse.urlsplit(exported).password or "")
         dbmate_dir, sqlx_dir, floor_sql = generate(work, a.count)
 
         def url(port, with_password=True):
-            auth = f"{conn['user']}:{conn['password']}" if with_password else conn["user"]
+            auth = f"{conn['user']}:{password}" if with_password else conn["user"]
             return f"postgres://{auth}@127.0.0.1:{port}/{conn['dbname']}?sslmode=verify-full&sslrootcert={conn['sslrootcert']}"
 
         def reset():
             sh(["psql", url(conn["port"], False), "-XqAt", "-c", "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"],
-               env=dict(env, PGPASSWORD=conn["password"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               env=dict(env, PGPASSWORD=password), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def command(tool, port):
-            p = dict(profile, conn=dict(conn, port=port))
+            # Through the proxy the profile points elsewhere than dbtools.toml says, so the
+            # config's secret is not sent there; the password comes as libpq's PGPASSWORD.
+            p = dict(profile, conn=dict(conn, port=port), secret={"source": "env", "ref": "PGPASSWORD"})
             if tool == "dbmigrate":
-                return [os.path.join(release, "dbmigrate"), "--dir", dbmate_dir, "up"], dict(env), json.dumps(p)
+                return [os.path.join(release, "dbmigrate"), "--dir", dbmate_dir, "up"], dict(env, PGPASSWORD=password), json.dumps(p)
             if tool == "dbmate":
                 return [DBMATE, "--no-dump-schema", "--migrations-dir", dbmate_dir, "migrate"], dict(env, DATABASE_URL=url(port)), None
             if tool == "sqlx-cli":
                 return [SQLX, "migrate", "run", "--source", sqlx_dir], dict(env, DATABASE_URL=url(port)), None
-            return ["psql", url(port, False), "-Xq", "-v", "ON_ERROR_STOP=1", "-c", floor_sql], dict(env, PGPASSWORD=conn["password"]), None
+            return ["psql", url(port, False), "-Xq", "-v", "ON_ERROR_STOP=1", "-c", floor_sql], dict(env, PGPASSWORD=password), None
 
         tools = ["dbmigrate", "dbmate", "sqlx-cli", "floor (psql, one message)"]
         # One untimed run first: a fresh instance's first big batch pays for cold caches.

@@ -12,7 +12,7 @@ included, for `dbguard check --action write` (connect, then one query reading th
 
     python3 scripts/bench/seed.py [--rows 1000000]
 """
-import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time, urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from migrate import REPO, Proxy, sh  # noqa: E402  (the same helpers as the migration bench)
@@ -36,8 +36,12 @@ def main():
         sh([os.path.join(debug, "rdsprov"), "apply"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         profile_text = sh([os.path.join(release, "dbenv"), "resolve", "bench"], env=env, capture_output=True, text=True).stdout
         conn = json.loads(profile_text)["conn"]
+        # Profiles carry no password: asked for by name, the way a user gets it for psql.
+        exported = sh([os.path.join(release, "dbenv"), "export", "bench", "--format", "url"], env=env,
+                      capture_output=True, text=True).stdout.strip()
+        password = urllib.parse.unquote(urllib.parse.urlsplit(exported).password or "")
         psql_env = dict(env, PGHOST=conn["host"], PGPORT=str(conn["port"]), PGDATABASE=conn["dbname"], PGUSER=conn["user"],
-                        PGPASSWORD=conn["password"], PGSSLMODE="verify-full", PGSSLROOTCERT=conn["sslrootcert"])
+                        PGPASSWORD=password, PGSSLMODE="verify-full", PGSSLROOTCERT=conn["sslrootcert"])
 
         def psql(sql, port=None):
             e = dict(psql_env, PGPORT=str(port)) if port else psql_env
@@ -89,9 +93,12 @@ def main():
         ]:
             proxy = Proxy(conn["port"], 1)
             if stdin:
+                # Pointing elsewhere than dbtools.toml says, the profile takes libpq's PGPASSWORD
+                # (the config's secret is sent only where the config points).
                 p = json.loads(profile_text)
                 p["conn"]["port"] = proxy.port
-                subprocess.run(argv, env=e, input=json.dumps(p), capture_output=True, text=True, check=True)
+                p["secret"] = {"source": "env", "ref": "PGPASSWORD"}
+                subprocess.run(argv, env=dict(e, PGPASSWORD=password), input=json.dumps(p), capture_output=True, text=True, check=True)
             else:
                 subprocess.run(argv, env=dict(e, PGPORT=str(proxy.port)), capture_output=True, text=True, check=True)
             turns[label] = proxy.stop()

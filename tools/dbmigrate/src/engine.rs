@@ -82,9 +82,9 @@ impl Policy {
         base.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)
     }
 
-    /// How often the watcher looks for blockers while a message of `migrations` runs:
-    /// several times within the shortest lock timeout they run under, never more often than
-    /// every 50 ms.
+    /// How often the watcher looks for blockers while a message of `migrations` runs: a
+    /// quarter of the shortest lock timeout they run under (the first look after half of it,
+    /// then twice more before it fires), never more often than every 50 ms.
     pub(crate) fn observe_every(&self, migrations: &[&Migration]) -> Duration {
         let blocks = migrations
             .iter()

@@ -7,7 +7,7 @@
 //! - Once the message has run long enough to be waiting for a lock, a second session reads who
 //!   blocks it (`pg_blocking_pids`). That list can only be seen during the wait: once
 //!   `lock_timeout` fires it is empty. The batch's own connection sends nothing more, so the
-//!   batch keeps its round trips; a fast message never opens the second session.
+//!   batch keeps its round trips; a message that ends within half the lock timeout never opens the second session.
 
 use dbtools::contract::Profile;
 use dbtools::interrupt::Sigint;
@@ -30,7 +30,8 @@ pub(crate) struct Watch<'a> {
     pub signals: &'a Sigint,
     /// The batch session's backend pid, once the lock message has read it.
     pub backend_pid: Option<i32>,
-    /// When a message has run this long, look for blockers (and again every as long).
+    /// How often to look for blockers once a message has run twice as long: a message
+    /// that ends before that (almost all do) never opens the second session.
     pub observe_every: Duration,
     /// The second session, once opened: kept for the run's later messages (a retry looks
     /// at once instead of connecting again).
@@ -84,7 +85,7 @@ impl Watch<'_> {
     ) -> Seen {
         let mut seen = Seen::default();
         let mut cancelled_at: Option<Instant> = None;
-        let mut next_look = Instant::now() + self.observe_every;
+        let mut next_look = Instant::now() + 2 * self.observe_every;
         loop {
             match finished.recv_timeout(TICK) {
                 Err(RecvTimeoutError::Timeout) => {}
