@@ -72,10 +72,18 @@ mod tests {
         assert_eq!(root, std::fs::canonicalize(&project).unwrap());
         assert!(check_inside(&migrations.join("1_in.sql"), &root).is_ok());
         let out = check_inside(&migrations.join("2_out.sql"), &root).unwrap_err();
-        assert!(out.message().contains("outside the project"), "{}", out.message());
+        assert!(
+            out.message().contains("outside the project"),
+            "{}",
+            out.message()
+        );
         assert!(!out.message().contains("select 2"));
         let dangling = check_inside(&migrations.join("3_dangling.sql"), &root).unwrap_err();
-        assert!(dangling.message().contains("link to nothing"), "{}", dangling.message());
+        assert!(
+            dangling.message().contains("link to nothing"),
+            "{}",
+            dangling.message()
+        );
         assert!(check_inside(&migrations.join("4_new.sql"), &root).is_ok());
         std::fs::remove_dir_all(base).unwrap();
     }

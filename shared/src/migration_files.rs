@@ -173,7 +173,10 @@ pub fn load(dirs: &[PathBuf]) -> Result<Vec<Migration>> {
             if !path.is_file() {
                 crate::diag::note(
                     crate::diag::tool(),
-                    format!("skipped {}: not a file (a migration is a .sql file)", path.display()),
+                    format!(
+                        "skipped {}: not a file (a migration is a .sql file)",
+                        path.display()
+                    ),
                 );
                 continue;
             }

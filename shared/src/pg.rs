@@ -234,7 +234,10 @@ pub fn probe_tls(
     connector.connect(&conn.host, stream).map_err(|e| {
         let text = error_chain(&e);
         let why = certificate_problem(conn, &text).unwrap_or_else(|| text.clone());
-        Error::Unreachable(format!("TLS handshake with {}:{} failed: {why} [{text}]", conn.host, conn.port))
+        Error::Unreachable(format!(
+            "TLS handshake with {}:{} failed: {why} [{text}]",
+            conn.host, conn.port
+        ))
     })?;
     Ok(TlsProbe::Established {
         verified: matches!(verification(conn), SslMode::VerifyCa | SslMode::VerifyFull),

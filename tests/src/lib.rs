@@ -262,7 +262,8 @@ impl Tool {
     /// the pseudo-terminal), as a person at a shell sees it: the returned `stdout` is both
     /// streams as the terminal showed them, line ends as `\n`.
     pub fn run_on_terminal(self) -> Run {
-        let quote = |text: &std::ffi::OsStr| format!("'{}'", text.to_string_lossy().replace('\'', "'\\''"));
+        let quote =
+            |text: &std::ffi::OsStr| format!("'{}'", text.to_string_lossy().replace('\'', "'\\''"));
         let mut line = quote(self.command.get_program());
         for arg in self.command.get_args() {
             line.push(' ');

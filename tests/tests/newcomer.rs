@@ -21,20 +21,27 @@ fn cli_errors_point_at_what_was_meant() {
     none.expect(2);
     assert!(
         none.stderr
-            .contains("dbconnect: a command is needed: check, doctor, wait, url, psql"),
+            .contains("dbconnect: a command is needed: check, wait, doctor, url, psql"),
         "{}",
         none.stderr
     );
     let typo = Tool::new("dbconnect").args(["chek"]).run();
     typo.expect(2);
     assert!(
-        typo.stderr.contains("tip: a similar subcommand exists: 'check'"),
+        typo.stderr
+            .contains("tip: a similar subcommand exists: 'check'"),
         "{}",
         typo.stderr
     );
-    let upper = Tool::new("dbconnect").args(["check", "--env", "Test"]).run();
+    let upper = Tool::new("dbconnect")
+        .args(["check", "--env", "Test"])
+        .run();
     upper.expect(2);
-    assert!(upper.stderr.contains("did you mean \"test\"?"), "{}", upper.stderr);
+    assert!(
+        upper.stderr.contains("did you mean \"test\"?"),
+        "{}",
+        upper.stderr
+    );
 }
 
 #[test]
@@ -71,7 +78,9 @@ fn the_witness_carries_the_stamp_and_refuses_another_env_s_database() {
         .run();
     assert_eq!(unstamped.expect(0).json()["stamp"], serde_json::Value::Null);
     assert!(
-        unstamped.stderr.contains("carries no env stamp: tools that write refuse it until `dbguard stamp dev`"),
+        unstamped
+            .stderr
+            .contains("carries no env stamp: tools that write refuse it until `dbguard stamp dev`"),
         "{}",
         unstamped.stderr
     );
@@ -134,8 +143,16 @@ fn wait_says_the_deadline_and_the_error_once_and_times_the_connect_that_worked()
         .filter(|l| l.contains("waiting for"))
         .collect();
     assert!(lines.len() >= 2, "{}", run.stderr);
-    assert!(lines[0].contains(" of 1s (cannot connect to"), "{}", lines[0]);
-    assert!(lines[1].ends_with(" of 1s (the same error)"), "{}", lines[1]);
+    assert!(
+        lines[0].contains(" of 1s (cannot connect to"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with(" of 1s (the same error)"),
+        "{}",
+        lines[1]
+    );
 
     let pg = stamped_cluster();
     let witness = Tool::new("dbconnect")
@@ -164,7 +181,9 @@ fn no_silent_success_for_a_missing_seeds_dir_or_a_misnamed_file() {
         .run();
     status.expect(0);
     assert!(
-        status.stderr.contains("skipped common/010_a.SQL: seed files end in .sql or .csv, in lower case"),
+        status
+            .stderr
+            .contains("skipped common/010_a.SQL: seed files end in .sql or .csv, in lower case"),
         "{}",
         status.stderr
     );
@@ -196,16 +215,28 @@ fn links_are_followed_inside_the_project_and_refused_out_of_it() {
             .run()
     };
     let run = status(&["status"]);
-    assert_eq!(run.expect(0).json()["pending"], 1, "the link inside is read");
+    assert_eq!(
+        run.expect(0).json()["pending"],
+        1,
+        "the link inside is read"
+    );
     assert!(
-        run.stderr.contains("2_dir.sql: not a file (a migration is a .sql file)"),
+        run.stderr
+            .contains("2_dir.sql: not a file (a migration is a .sql file)"),
         "{}",
         run.stderr
     );
 
-    std::fs::write(outside.path.join("secret.sql"), "-- migrate:up\nselect 'TOP-SECRET';\n").unwrap();
-    std::os::unix::fs::symlink(outside.path.join("secret.sql"), migrations.join("3_out.sql"))
-        .unwrap();
+    std::fs::write(
+        outside.path.join("secret.sql"),
+        "-- migrate:up\nselect 'TOP-SECRET';\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        outside.path.join("secret.sql"),
+        migrations.join("3_out.sql"),
+    )
+    .unwrap();
     let refused = status(&["status"]);
     refused.expect_error("dbmigrate", 2, "outside the project");
     assert!(!refused.stderr.contains("TOP-SECRET") && !refused.stdout.contains("TOP-SECRET"));
@@ -250,7 +281,12 @@ fn a_terminal_hears_each_thing_once() {
         .args(["up", "--env", "dev"])
         .run_on_terminal();
     up.expect(0);
-    assert_eq!(up.stdout.trim(), "dbmigrate: env dev: nothing to apply", "{}", up.stdout);
+    assert_eq!(
+        up.stdout.trim(),
+        "dbmigrate: env dev: nothing to apply",
+        "{}",
+        up.stdout
+    );
 
     std::fs::create_dir_all(project.path().join("seeds/common")).unwrap();
     let seed = project
@@ -258,5 +294,10 @@ fn a_terminal_hears_each_thing_once() {
         .args(["apply", "--env", "dev"])
         .run_on_terminal();
     seed.expect(0);
-    assert_eq!(seed.stdout.trim(), "dbseed: env dev: nothing to seed", "{}", seed.stdout);
+    assert_eq!(
+        seed.stdout.trim(),
+        "dbseed: env dev: nothing to seed",
+        "{}",
+        seed.stdout
+    );
 }
