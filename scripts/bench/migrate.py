@@ -3,7 +3,7 @@
 
 N generated migrations (CREATE TABLE + CREATE INDEX each) are applied to an empty database by
   - dbmigrate up            (release build)
-  - dbmate migrate          (npm package dbmate, installed by scripts/setup.sh)
+  - dbmate migrate          (npm package dbmate, installed by scripts/setup-test.sh)
   - sqlx migrate run        (sqlx-cli 0.9, `cargo install`ed into .bench-tools/ when missing)
   - the floor: psql sending the same SQL as one message (each migration in its own BEGIN/COMMIT)
 first through ../shared/tools/latency-proxy.py (--delay-ms each way, like home -> RDS, counting
@@ -37,7 +37,7 @@ def free_port():
 def prepare_tools():
     sh(["cargo", "build", "--release", "-q", "-p", "dbmigrate", "-p", "dbenv"], cwd=REPO)
     sh(["cargo", "build", "-q", "-p", "rdsprov"], cwd=REPO)
-    sh(["bash", "scripts/setup.sh"], cwd=REPO)
+    sh(["bash", "scripts/setup-test.sh"], cwd=REPO)
     if not os.path.exists(SQLX):
         print("bench: installing sqlx-cli 0.9 into .bench-tools (one time, several minutes)", file=sys.stderr)
         sh(["cargo", "install", "sqlx-cli@0.9.0", "--locked", "--no-default-features",

@@ -24,7 +24,7 @@ def main():
     a = ap.parse_args()
     sh(["cargo", "build", "--release", "-q", "-p", "dbseed", "-p", "dbenv", "-p", "dbguard"], cwd=REPO)
     sh(["cargo", "build", "-q", "-p", "rdsprov"], cwd=REPO)
-    sh(["bash", "scripts/setup.sh"], cwd=REPO)
+    sh(["bash", "scripts/setup-test.sh"], cwd=REPO)
     work = tempfile.mkdtemp(prefix="dbtools-bench-", dir="/var/tmp")
     os.chmod(work, 0o755)
     env = dict(os.environ, DBTOOLS_STATE_DIR=os.path.join(work, "state"), DBTOOLS_CONFIG=os.path.join(work, "dbtools.toml"))

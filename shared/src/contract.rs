@@ -1067,6 +1067,10 @@ message! {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnvSummary {
     pub env: String,
+    /// `host:port` once it can be known (not for a local instance not provisioned yet, nor an
+    /// AWS env before `dbenv import`); added within v1.
+    #[serde(default)]
+    pub address: Option<String>,
     pub protection: Protection,
     pub provider: Option<Provider>,
     pub instance: Option<String>,

@@ -385,12 +385,16 @@ fn describe_connect_error(conn: &Conn, error: &postgres::Error) -> Error {
     let target = format!("{}:{}", conn.host, conn.port);
     if let Some(db) = error.as_db_error() {
         let hint = match db.code().code() {
-            "28000" => format!("the server refused this connection: {} (sslmode={})", db.message(), conn.sslmode.as_str()),
+            "28000" => format!(
+                "the server refused this connection: {} (sslmode={})",
+                db.message(),
+                conn.sslmode.as_str()
+            ),
             "28P01" => format!(
-                "authentication failed for user {:?}: the password from the env's secret is wrong or stale (re-run `rdsprov apply`, or fix the secret)",
+                "authentication failed for user {:?}: the password is wrong or stale",
                 conn.user
             ),
-            "3D000" => format!("database {:?} does not exist on {target}: run `rdsprov apply` or fix database in dbtools.toml", conn.dbname),
+            "3D000" => format!("database {:?} does not exist on {target}", conn.dbname),
             "57P03" => "the server is starting up: retry, or use `dbconnect wait`".to_string(),
             _ => db.message().to_string(),
         };
@@ -409,8 +413,7 @@ fn describe_connect_error(conn: &Conn, error: &postgres::Error) -> Error {
     } else if let Some(problem) = certificate_problem(conn, &chain) {
         problem
     } else if chain.contains("Connection refused") {
-        "connection refused: nothing listens there (is the instance running? `rdsprov status`)"
-            .to_string()
+        "connection refused: nothing listens there".to_string()
     } else if chain.contains("timed out") || chain.contains("timeout") {
         "timed out: the host does not answer (firewall or security group?)".to_string()
     } else {

@@ -32,9 +32,15 @@ pub fn resolve_profile(config: &Config, env_name: &str) -> Result<Profile> {
         (Some(host), _) => (host.clone(), env.port.unwrap_or(5432)),
         (None, Some(record)) => (record.endpoint.host.clone(), record.endpoint.port),
         (None, None) => {
+            let how = match instance {
+                Some((id, i)) if i.provider == crate::contract::Provider::Aws => format!(
+                    "its AWS instance {id}'s endpoint is not in dbtools.toml yet: `rdsprov status --spec ops/aws/rds.toml | dbenv import` writes it (or set host in [env.{env_name}])"
+                ),
+                _ => format!("set host in [env.{env_name}] (or give it a local `instance`)"),
+            };
             return Err(Error::BadInput(format!(
-                "env {env_name} has no host: set host in [env.{env_name}] (for a local instance, its `instance` table)"
-            )))
+                "env {env_name} has no host: {how}"
+            )));
         }
     };
     let sslrootcert = match (&env.sslrootcert, &record) {
@@ -398,6 +404,56 @@ pub fn wait_for(
 /// secret that still holds the rejected password is named in the error: the server's password
 /// changed without it.
 pub fn connect_fresh<T>(
+    profile: &Profile,
+    tool: &str,
+    connect: impl FnMut(&crate::contract::Conn) -> Result<T>,
+) -> Result<T> {
+    connect_reading_again(profile, tool, connect).map_err(|error| with_advice(profile, error))
+}
+
+/// A connect error with what to do about it, by where the profile's settings came from: the
+/// password's source for a refused password; for an env on a local instance, how to start it
+/// or create its database; for a profile made from libpq's variables (no instance, a libpq
+/// secret), where its settings were read.
+fn with_advice(profile: &Profile, error: Error) -> Error {
+    let advice = match (&error, &profile.instance, &profile.secret) {
+        (Error::AuthFailed(_), _, Some(secret)) => Some(match secret.source {
+            SecretSource::Local => format!(
+                "the password came from the local secret store ({}): `rdsprov apply` writes it for local instances",
+                secret.reference
+            ),
+            SecretSource::Env => format!("the password came from ${}", secret.reference),
+            SecretSource::Url => format!("the password came from the URL in ${}", secret.reference),
+            SecretSource::Pgpass => format!("the password came from {}", secret.reference),
+            SecretSource::AwsSm => format!("the password came from Secrets Manager secret {}", secret.reference),
+            SecretSource::AwsIam => format!(
+                "an IAM token for region {} was refused: the role needs rds_iam, the caller rds-db:connect",
+                secret.reference
+            ),
+        }),
+        (Error::Unreachable(_), Some(instance), _) if instance.provider == crate::contract::Provider::Local => Some(format!(
+            "env {} lives on local instance {}: `rdsprov start --env {}` starts it when stopped, `rdsprov apply` creates what is missing",
+            profile.env, instance.id, profile.env
+        )),
+        (Error::Unreachable(_), None, Some(secret))
+            if matches!(secret.source, SecretSource::Url | SecretSource::Pgpass | SecretSource::Env) =>
+        {
+            Some("the profile came from libpq's settings (DATABASE_URL, PG* variables): check them, or `dbconnect doctor` walks the chain".into())
+        }
+        _ => None,
+    };
+    match (advice, error) {
+        (Some(advice), Error::AuthFailed(message)) => {
+            Error::AuthFailed(format!("{message}; {advice}"))
+        }
+        (Some(advice), Error::Unreachable(message)) => {
+            Error::Unreachable(format!("{message}; {advice}"))
+        }
+        (_, error) => error,
+    }
+}
+
+fn connect_reading_again<T>(
     profile: &Profile,
     tool: &str,
     mut connect: impl FnMut(&crate::contract::Conn) -> Result<T>,

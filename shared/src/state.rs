@@ -26,6 +26,11 @@ impl StateDir {
         self.root.join("cache").join("secrets")
     }
 
+    /// Where `dbconnect psql` writes the startup file that puts the env in psql's prompt.
+    pub fn psql_dir(&self) -> PathBuf {
+        self.root.join("cache").join("psql")
+    }
+
     pub fn local_dir(&self) -> PathBuf {
         self.root.join("local")
     }

@@ -652,7 +652,7 @@ impl MotoServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("this test needs moto's server ({e}): pip install 'moto[server]' (bash scripts/setup.sh does)")
+                panic!("this test needs moto's server ({e}): pip install 'moto[server]' (bash scripts/setup-test.sh does)")
             });
         let moto = MotoServer { port, child };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

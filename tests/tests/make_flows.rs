@@ -474,6 +474,15 @@ fn make_install_puts_binaries_completions_and_man_pages_in_the_prefix() {
             man.contains(&format!(".TH {tool} 1")) && man.contains(".SH SUBCOMMANDS"),
             "{tool}.1"
         );
+        // The pages SEE ALSO names exist, each with the sections clap does not write.
+        for page in std::fs::read_dir(share.join("man/man1")).unwrap() {
+            let page = std::fs::read_to_string(page.unwrap().path()).unwrap();
+            assert!(
+                page.contains(".SH \"EXIT STATUS\"") && page.contains(".SH ENVIRONMENT"),
+                "{}",
+                &page[..200.min(page.len())]
+            );
+        }
         let zsh =
             std::fs::read_to_string(share.join("zsh/site-functions").join(format!("_{tool}")))
                 .unwrap();
@@ -512,6 +521,35 @@ fn make_install_puts_binaries_completions_and_man_pages_in_the_prefix() {
         ])
         .run();
     assert_eq!(dbenv.expect(0).stdout.trim(), "resolve");
+    // --env <TAB> (and dbenv resolve <TAB>) offers the envs of the dbtools.toml in reach.
+    let project = harness::Project::local_dev_test();
+    let path = format!(
+        "{}:{}",
+        prefix.path.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (tool, words, cword) in [
+        ("dbconnect", "dbconnect check --env ''", 3),
+        ("dbenv", "dbenv resolve ''", 2),
+    ] {
+        let offered = Tool::program("bash")
+            .current_dir(project.path())
+            .env("PATH", &path)
+            .args([
+                "-c",
+                &format!(
+                    "source '{}'; COMP_WORDS=({words}); COMP_CWORD={cword}; _{tool}_with_envs; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                    share.join("bash-completion/completions").join(tool).display()
+                ),
+            ])
+            .run();
+        assert_eq!(
+            offered.expect(0).stdout,
+            "dev\ntest\n",
+            "{tool}: {}",
+            offered.stderr
+        );
+    }
     // clap's PowerShell script parses but for one construct tree-sitter-powershell does not know:
     // the `.Where{ … }` method call without parentheses (valid since PowerShell 4). Anything
     // else that fails to parse fails the test.

@@ -466,7 +466,7 @@ fn dbmate_and_dbmigrate_read_each_others_databases() {
     let dbmate = harness::repo_root().join("node_modules/.bin/dbmate");
     assert!(
         dbmate.exists(),
-        "this test needs dbmate: run `bash scripts/setup.sh` (npm install)"
+        "this test needs dbmate: run `bash scripts/setup-test.sh` (npm install)"
     );
     let db = Db::new();
     for n in 1..=3 {

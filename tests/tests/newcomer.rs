@@ -301,3 +301,32 @@ fn a_terminal_hears_each_thing_once() {
         seed.stdout
     );
 }
+
+#[test]
+fn psql_s_prompt_names_the_env_and_its_protection() {
+    let pg = stamped_cluster();
+    let mut profile: serde_json::Value =
+        serde_json::from_str(&profile_for(&pg, "test", &pg.conn(SslMode::VerifyFull))).unwrap();
+    profile["protection"] = "confirm".into();
+    let home = TempDir::new("home");
+    std::fs::write(home.path.join(".psqlrc"), "\\set dbtools_users_own yes\n").unwrap();
+    let run = Tool::new("dbconnect")
+        .args([
+            "psql",
+            "--",
+            "-At",
+            "-c",
+            "\\echo :PROMPT1 :dbtools_users_own",
+        ])
+        .env("HOME", &home.path)
+        .stdin(profile.to_string())
+        .run();
+    run.expect(0);
+    // The user's own startup file ran first; the prompt is ours.
+    assert_eq!(
+        run.stdout.trim(),
+        "test(confirm) %/%R%#  yes",
+        "{}",
+        run.stderr
+    );
+}

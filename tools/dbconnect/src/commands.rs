@@ -126,6 +126,50 @@ fn witness(mut client: pg::Client, connect: Duration, profile: Profile) -> Resul
     })
 }
 
+/// A psqlrc that runs the user's own startup file first (`PSQLRC`, else `~/.psqlrc`), then sets
+/// the prompt to name the env: psql reads no prompt from its environment, and a `--set` would
+/// be overridden by the user's file. Written (0600) in the state dir's cache, else the temp dir.
+fn prompt_psqlrc(profile: &Profile) -> Result<std::path::PathBuf> {
+    let label = match profile.protection {
+        contract::Protection::Open => profile.env.clone(),
+        level => format!("{}({})", profile.env, level.as_str()),
+    };
+    let own = std::env::var_os("PSQLRC")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".psqlrc"))
+        })
+        .filter(|path| path.is_file());
+    let mut text = String::new();
+    if let Some(own) = own {
+        text.push_str(&format!(
+            "\\i '{}'\n",
+            own.display().to_string().replace('\'', "\\'")
+        ));
+    }
+    for (name, tail) in [("PROMPT1", "%/%R%# "), ("PROMPT2", "%/%R%# ")] {
+        text.push_str(&format!("\\set {name} '{label} {tail}'\n"));
+    }
+    let (dir, name) = match &profile.state {
+        Some(state) => {
+            let dir = state.psql_dir();
+            state.ensure_private_dir(&dir)?;
+            (dir, format!("psqlrc-{}", profile.env))
+        }
+        None => (
+            std::env::temp_dir(),
+            format!(
+                "dbtools-psqlrc-{}-{}",
+                dbtools::identity::user_at_host(),
+                profile.env
+            ),
+        ),
+    };
+    let file = dir.join(name);
+    dbtools::state::write_private(&file, text.as_bytes())?;
+    Ok(file)
+}
+
 fn ms(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 10_000.0).round() / 10.0
 }
@@ -170,11 +214,13 @@ fn emit_witness(out: Output, witness: Witness) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// Replaces this process with psql (on Unix), the password in its environment only.
+/// Replaces this process with psql (on Unix), the password in its environment only, its prompt
+/// naming the env (and its protection when it is not open).
 fn psql(profile: &Profile, args: &[String]) -> Result<ExitStatus> {
     let mut command = std::process::Command::new("psql");
     command.args(args);
     pg::libpq_environment(&mut command, &profile.conn, "dbconnect psql");
+    command.env("PSQLRC", prompt_psqlrc(profile)?);
     let not_found = |e: std::io::Error| {
         Error::BadInput(format!("cannot run psql ({e}): install the PostgreSQL client (apt-get install -y postgresql-client)"))
     };

@@ -172,10 +172,15 @@ fn diagnose(walk: &mut Walk, profile: &Profile, timeout: Duration) -> ExitStatus
                     "download the CA bundle that signed the server's certificate and point sslrootcert of env {} at it (for RDS: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem); verify-full needs it to prove the server is the right one",
                     profile.env
                 )
+            } else if error.message().contains("certificate") {
+                // The message names the fix (the CA file, the host name to use).
+                String::new()
             } else {
-                "see what was found: the fix is named there".to_string()
+                format!(
+                    "something at {target} answers TCP but not PostgreSQL's TLS request: check that the port is PostgreSQL's (not another service, nor a proxy that holds connections)"
+                )
             };
-            walk.failed("tls", error.message(), Some(fix));
+            walk.failed("tls", error.message(), Some(fix).filter(|f| !f.is_empty()));
             return error.status();
         }
     }
@@ -224,9 +229,10 @@ fn diagnose(walk: &mut Walk, profile: &Profile, timeout: Duration) -> ExitStatus
                     "the password from {source} is not the server's: put the right one in the secret (or reset the role's password: `rdsprov apply` for local envs)"
                 )
             } else {
-                "see what was found: the server says why".to_string()
+                // The server's own reason, with what to do, is in the message.
+                String::new()
             };
-            walk.failed("auth", error.message(), Some(fix));
+            walk.failed("auth", error.message(), Some(fix).filter(|f| !f.is_empty()));
             return error.status();
         }
     };

@@ -16,7 +16,11 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// List the envs in dbtools.toml.
-    List,
+    List {
+        /// Only the names, one per line (what shell completion offers after --env).
+        #[arg(long, hide = true)]
+        names: bool,
+    },
     /// Print an env's profile (JSON when piped): where it is and where its secret lives, never
     /// the password (each tool reads that itself when it connects).
     Resolve {

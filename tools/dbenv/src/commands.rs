@@ -9,7 +9,14 @@ use dbtools::{envvars, pg, pgpass, resolve, state, Error, ExitStatus, Result};
 pub(crate) fn run(cli: Cli) -> Result<ExitStatus> {
     let out = Output::detect(cli.global.json);
     match cli.command {
-        Command::List => list(&Config::load(cli.global.config.as_deref())?, out),
+        Command::List { names: true } => {
+            dbtools::cli::stdout_is_text();
+            let config = Config::load(cli.global.config.as_deref())?;
+            let names: String = config.envs.keys().map(|name| format!("{name}\n")).collect();
+            output::write_stdout(&names)?;
+            Ok(ExitStatus::Success)
+        }
+        Command::List { names: false } => list(&Config::load(cli.global.config.as_deref())?, out),
         Command::Resolve { env, from_env } => {
             let profile = if from_env {
                 // An ad-hoc database is not assumed to be any configured env: it is named only
@@ -88,7 +95,13 @@ fn list(config: &Config, out: Output) -> Result<ExitStatus> {
         .iter()
         .map(|(name, env)| {
             let instance = config.env_instance(name).ok().flatten();
+            // Where it lives: the profile's host and port, once they can be known (a local
+            // instance not provisioned yet, an AWS env before `dbenv import`: unknown).
+            let address = dbtools::resolve::resolve_profile(config, name)
+                .ok()
+                .map(|p| format!("{}:{}", p.conn.host, p.conn.port));
             EnvSummary {
+                address,
                 env: name.clone(),
                 protection: config.protection(name),
                 provider: instance.map(|(_, i)| i.provider),
@@ -123,6 +136,7 @@ fn list(config: &Config, out: Output) -> Result<ExitStatus> {
                     e.protection.as_str().into(),
                     e.provider.map_or_else(|| "-".into(), |p| p.to_string()),
                     e.instance.clone().unwrap_or_else(|| "-".into()),
+                    e.address.clone().unwrap_or_else(|| "-".into()),
                     e.database.clone(),
                     e.user.clone(),
                     e.secret.clone().unwrap_or_else(|| "-".into()),
@@ -135,6 +149,7 @@ fn list(config: &Config, out: Output) -> Result<ExitStatus> {
                 "PROTECTION",
                 "PROVIDER",
                 "INSTANCE",
+                "WHERE",
                 "DATABASE",
                 "USER",
                 "SECRET",

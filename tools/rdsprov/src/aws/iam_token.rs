@@ -104,7 +104,7 @@ mod tests {
             .env("AWS_CONFIG_FILE", "/nonexistent")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
             .output()
-            .expect("this test needs python3 with botocore: pip install 'moto[server]' (bash scripts/setup.sh does)");
+            .expect("this test needs python3 with botocore: pip install 'moto[server]' (bash scripts/setup-test.sh does)");
         assert!(
             output.status.success(),
             "botocore failed (pip install 'moto[server]' installs it): {}",

