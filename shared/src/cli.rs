@@ -191,7 +191,15 @@ fn generate(mut command: clap::Command, tool: &str, kind: &str, dir: Option<&Pat
     };
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, tool, &mut script);
-    let script = String::from_utf8_lossy(&script).into_owned() + &env_completion(shell, tool);
+    let mut script = String::from_utf8_lossy(&script).into_owned();
+    if shell == Shell::Zsh {
+        // zsh: the `ENV` values come from the helper, defined after the `#compdef` line.
+        script = script.replace(":ENV:_default'", ":ENV:_dbtools_envs'");
+        if let Some(end) = script.find('\n') {
+            script.insert_str(end + 1, ZSH_ENVS);
+        }
+    }
+    let script = script + &env_completion(shell, tool);
     crate::output::write_stdout(&script)
 }
 
@@ -250,6 +258,14 @@ read as libpq reads them by dbenv resolve \-\-from\-env; a profile whose secret 
 .TP
 AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL
 the AWS SDK's settings, read by rdsprov (the only tool that calls AWS)
+"#;
+
+/// The zsh helper that offers the envs of the dbtools.toml in reach.
+const ZSH_ENVS: &str = r#"(( $+functions[_dbtools_envs] )) || _dbtools_envs() {
+    local -a envs
+    envs=(${(f)"$(dbenv list --names 2>/dev/null)"})
+    _describe 'env' envs
+}
 "#;
 
 /// Shell code appended to a completion script so that `--env` (and `dbenv resolve|export`)

@@ -177,7 +177,7 @@ fn no_silent_success_for_a_missing_seeds_dir_or_a_misnamed_file() {
     let status = Tool::new("dbseed")
         .args(["status"])
         .arg_path_flag("--dir", &dir.path)
-        .stdin(profile)
+        .stdin(profile.clone())
         .run();
     status.expect(0);
     assert!(
@@ -187,6 +187,24 @@ fn no_silent_success_for_a_missing_seeds_dir_or_a_misnamed_file() {
         "{}",
         status.stderr
     );
+    // A seed that is a link out of the seeds' project is refused, not read.
+    #[cfg(unix)]
+    {
+        let outside = TempDir::new("outside-seed");
+        std::fs::write(outside.path.join("x.sql"), "select 'TOP-SECRET';").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path.join("x.sql"),
+            dir.path.join("common/020_x.sql"),
+        )
+        .unwrap();
+        let refused = Tool::new("dbseed")
+            .args(["status"])
+            .arg_path_flag("--dir", &dir.path)
+            .stdin(profile)
+            .run();
+        refused.expect_error("dbseed", 2, "outside the project");
+        assert!(!refused.stderr.contains("TOP-SECRET"));
+    }
 }
 
 #[cfg(unix)]
@@ -259,6 +277,12 @@ fn links_are_followed_inside_the_project_and_refused_out_of_it() {
 #[test]
 fn a_terminal_hears_each_thing_once() {
     let project = Project::local_dev_test();
+    // Where each env lives is known once its instance is.
+    let before = project.tool("dbenv").args(["list"]).run();
+    assert_eq!(
+        before.expect(0).json()["envs"][0]["address"],
+        serde_json::Value::Null
+    );
     let apply = project.tool("rdsprov").args(["apply"]).run_on_terminal();
     apply.expect(0);
     assert!(
@@ -274,6 +298,12 @@ fn a_terminal_hears_each_thing_once() {
         "{}",
         apply.stdout
     );
+    let listed = project.tool("dbenv").args(["list"]).run_on_terminal();
+    assert!(
+        listed.stdout.contains("WHERE") && listed.stdout.contains("127.0.0.1:"),
+        "{}",
+        listed.stdout
+    );
 
     std::fs::create_dir_all(project.path().join("migrations")).unwrap();
     let up = project
@@ -287,8 +317,55 @@ fn a_terminal_hears_each_thing_once() {
         "{}",
         up.stdout
     );
+    std::fs::write(
+        project.path().join("migrations/1_t.sql"),
+        "-- migrate:up\ncreate table t (id int primary key);\n-- migrate:down\ndrop table t;\n",
+    )
+    .unwrap();
+    project
+        .tool("dbmigrate")
+        .args(["up", "--env", "dev"])
+        .run()
+        .expect(0);
+    let verify = project
+        .tool("dbmigrate")
+        .args(["verify", "--env", "dev"])
+        .run_on_terminal();
+    verify.expect(0);
+    assert!(
+        verify.stdout.contains("verified 1 migration(s) on dev")
+            && !verify.stdout.contains("applied"),
+        "{}",
+        verify.stdout
+    );
+    let dump = project
+        .tool("dbmigrate")
+        .args(["dump", "--env", "dev"])
+        .run_on_terminal();
+    dump.expect(0);
+    assert_eq!(
+        dump.stdout.trim(),
+        format!(
+            "dbmigrate: wrote {} (1 applied versions)",
+            project.path().join("db/schema.sql").display()
+        ),
+        "{}",
+        dump.stdout
+    );
 
     std::fs::create_dir_all(project.path().join("seeds/common")).unwrap();
+    std::fs::write(
+        project.path().join("seeds/common/010_one.sql"),
+        "insert into t values (1) on conflict do nothing;\n",
+    )
+    .unwrap();
+    let seeded = project.tool("dbseed").args(["apply", "--env", "dev"]).run();
+    seeded.expect(0);
+    assert!(
+        seeded.stderr.contains("applied common/010_one.sql (1 row)"),
+        "{}",
+        seeded.stderr
+    );
     let seed = project
         .tool("dbseed")
         .args(["apply", "--env", "dev"])
@@ -300,6 +377,71 @@ fn a_terminal_hears_each_thing_once() {
         "{}",
         seed.stdout
     );
+
+    // A stopped local instance: the error says how to start it.
+    project
+        .tool("rdsprov")
+        .args(["stop", "--env", "dev"])
+        .run()
+        .expect(0);
+    project
+        .tool("dbconnect")
+        .args(["check", "--env", "dev"])
+        .run()
+        .expect_error(
+            "dbconnect",
+            4,
+            "`rdsprov start --env dev` starts it when stopped",
+        );
+    let destroyed = project
+        .tool("rdsprov")
+        .args(["destroy", "--env", "dev"])
+        .run();
+    destroyed.expect(0);
+    assert!(
+        destroyed
+            .stderr
+            .contains("destroying instance combine-dev (stopping its server"),
+        "{}",
+        destroyed.stderr
+    );
+}
+
+#[test]
+fn errors_say_where_the_settings_came_from() {
+    // A refused password names its source, not a tool that did not write it.
+    let pg = stamped_cluster();
+    let refused = Tool::new("dbconnect")
+        .args(["check"])
+        .env("PGPASSWORD", "not-the-password")
+        .stdin(profile_for(&pg, "dev", &pg.conn(SslMode::VerifyFull)))
+        .run();
+    refused.expect_error("dbconnect", 4, "the password came from $PGPASSWORD");
+    assert!(!refused.stderr.contains("rdsprov"), "{}", refused.stderr);
+    // An AWS env whose endpoint is not imported yet points at `dbenv import`.
+    let project = Project::new(
+        "[env.prod]\ninstance = \"combine-prod\"\ndatabase = \"combine\"\nuser = \"combine_app\"\n[instance.combine-prod]\nprovider = \"aws\"\nregion = \"eu-west-1\"\n",
+    );
+    project
+        .tool("dbenv")
+        .args(["resolve", "prod"])
+        .run()
+        .expect_error("dbenv", 2, "| dbenv import` writes it");
+    // --generate is in every tool's help.
+    for tool in [
+        "dbenv",
+        "dbconnect",
+        "dbmigrate",
+        "dbseed",
+        "dbguard",
+        "rdsprov",
+    ] {
+        let help = Tool::new(tool).args(["--help"]).run();
+        assert!(
+            help.expect(0).stdout.contains("--generate <KIND>"),
+            "{tool}"
+        );
+    }
 }
 
 #[test]
@@ -329,4 +471,39 @@ fn psql_s_prompt_names_the_env_and_its_protection() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn make_up_installs_only_what_the_tools_need() {
+    // What `make up` and `make test` would run, without running it.
+    let dry = |target: &str| {
+        let run = Tool::program("make")
+            .args(["-n", "-C"])
+            .arg_path(&harness::repo_root())
+            .args([target])
+            .run();
+        run.expect(0);
+        run.stdout
+    };
+    let up = dry("up");
+    assert!(
+        up.contains("scripts/setup.sh") && !up.contains("setup-test.sh"),
+        "{up}"
+    );
+    let test = dry("test");
+    assert!(test.contains("scripts/setup-test.sh"), "{test}");
+    let tools = std::fs::read_to_string(harness::repo_root().join("scripts/setup.sh")).unwrap();
+    for only_for_tests in [
+        "moto",
+        "tree-sitter",
+        "cargo-fuzz",
+        "npm",
+        "strace",
+        "nightly",
+    ] {
+        assert!(
+            !tools.contains(only_for_tests),
+            "setup.sh installs {only_for_tests}"
+        );
+    }
 }
