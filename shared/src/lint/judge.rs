@@ -153,16 +153,7 @@ impl Judge {
     ) {
         self.push(rule, detail, scope);
         if let (Some(last), Some(relation)) = (self.found.last_mut(), relation) {
-            let quote = crate::names::quote_ident;
-            last.table = Some(if relation.schemaname.is_empty() {
-                quote(&relation.relname)
-            } else {
-                format!(
-                    "{}.{}",
-                    quote(&relation.schemaname),
-                    quote(&relation.relname)
-                )
-            });
+            last.table = Some(crate::sql::quoted_relation(relation));
         }
     }
 

@@ -439,13 +439,7 @@ fn up(
         })
     })?;
     let signals = dbtools::interrupt::Sigint::catch();
-    let mut watch = Watch {
-        profile: &profile,
-        signals: &signals,
-        backend_pid: None,
-        observe_every: policy.observe_every(&[]),
-        observer: Default::default(),
-    };
+    let mut watch = Watch::new(&profile, &signals, policy.observe_every(&[]));
     let (applied, waited, announce) = if dry_run {
         (
             engine::read_applied(&mut client)?.unwrap_or_default(),
@@ -569,13 +563,7 @@ fn down(
     } = options;
     let mut client = connect(&profile)?;
     let signals = dbtools::interrupt::Sigint::catch();
-    let mut watch = Watch {
-        profile: &profile,
-        signals: &signals,
-        backend_pid: None,
-        observe_every: policy.observe_every(&[]),
-        observer: Default::default(),
-    };
+    let mut watch = Watch::new(&profile, &signals, policy.observe_every(&[]));
     let (mut applied, waited) = if dry_run {
         guard.check_stamp(&mut client)?;
         (

@@ -50,7 +50,22 @@ pub(crate) struct Seen {
     pub cancelled: bool,
 }
 
-impl Watch<'_> {
+impl<'a> Watch<'a> {
+    /// A watch for the run's session, before its pid is known.
+    pub(crate) fn new(
+        profile: &'a Profile,
+        signals: &'a Sigint,
+        observe_every: Duration,
+    ) -> Watch<'a> {
+        Watch {
+            profile,
+            signals,
+            backend_pid: None,
+            observe_every,
+            observer: Default::default(),
+        }
+    }
+
     /// Runs one simple-query message under watch.
     pub(crate) fn query(
         &self,
