@@ -507,3 +507,34 @@ fn make_up_installs_only_what_the_tools_need() {
         );
     }
 }
+
+/// doctor at a port that accepts TCP and then says nothing: the TLS step fails with a fix
+/// that names what to check, not "see what was found".
+#[test]
+fn doctor_at_a_silent_port_names_what_to_check() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let profile = format!(
+        r#"{{"kind":"dbtools.profile/v2","env":"dev","protection":"open","conn":{{"host":"127.0.0.1","port":{port},"dbname":"d","user":"u","sslmode":"verify-full"}}}}"#
+    );
+    let run = Tool::new("dbconnect")
+        .args(["doctor", "--timeout", "1"])
+        .stdin(profile)
+        .run();
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let report = run.json();
+    let tls = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "tls")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(tls["outcome"], "failed");
+    let fix = tls["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("answers TCP but not PostgreSQL's TLS request")
+            && !fix.contains("see what was found"),
+        "{fix}"
+    );
+    drop(silent);
+}
