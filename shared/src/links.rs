@@ -9,15 +9,18 @@ use crate::exit::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// The project a path belongs to: the nearest ancestor directory of `dir` (itself included)
-/// holding `dbtools.toml`, else `dir`; canonical.
+/// holding `dbtools.toml`, else `dir`; canonical. The ancestors are those of the path as
+/// written (made absolute, not resolved): a `migrations/` that is itself a link to another
+/// tree belongs to the project it sits in, so what it leads to is judged against that.
 pub fn project_root(dir: &Path) -> Result<PathBuf> {
-    let dir = std::fs::canonicalize(dir)
+    let written = std::path::absolute(dir)
         .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", dir.display())))?;
-    Ok(dir
+    let root = written
         .ancestors()
         .find(|candidate| candidate.join(crate::config::CONFIG_FILE).is_file())
-        .map(Path::to_path_buf)
-        .unwrap_or(dir))
+        .unwrap_or(&written);
+    std::fs::canonicalize(root)
+        .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", root.display())))
 }
 
 /// Refuses `path` when it (or a directory on its way) is a link that leads out of `root`; a
@@ -31,8 +34,15 @@ pub fn check_inside(path: &Path, root: &Path) -> Result<()> {
                 path.display()
             )))
         }
-        Err(_) => match path.parent().map(std::fs::canonicalize) {
-            Some(Ok(parent)) => parent,
+        // Not there yet: judged by its nearest ancestor that is (a link among the directories
+        // still to be created would be followed by their creation).
+        Err(_) => match path
+            .ancestors()
+            .skip(1)
+            .find(|ancestor| ancestor.exists())
+            .map(std::fs::canonicalize)
+        {
+            Some(Ok(ancestor)) => ancestor,
             _ => return Ok(()),
         },
     };

@@ -385,16 +385,22 @@ impl Linter {
             .lines()
             .any(|line| line.trim_start().starts_with("-- migrate:up"));
         if is_migration {
-            let migration = crate::migration_files::parse(path, &bytes)?;
-            let blocks: Vec<(&str, usize)> = migration
-                .sections
-                .iter()
-                .map(|s| (s.up.sql.as_str(), s.up.first_line))
-                .collect();
-            self.add_blocks(&file, &text, &blocks)
+            self.add_migration(&crate::migration_files::parse(path, &bytes)?)
         } else {
             self.add_sql(&file, &text)
         }
+    }
+
+    /// Adds a migration as it was read (its up sections; the opt-ins from its text): what a
+    /// tool lints before running it must be the copy it runs, not the file read again.
+    pub fn add_migration(&mut self, migration: &crate::migration_files::Migration) -> Result<()> {
+        let blocks: Vec<(&str, usize)> = migration
+            .sections
+            .iter()
+            .map(|s| (s.up.sql.as_str(), s.up.first_line))
+            .collect();
+        let file = migration.path.display().to_string();
+        self.add_blocks(&file, &migration.text, &blocks)
     }
 
     /// Adds a whole SQL file (a seed) by name and text.
@@ -540,6 +546,17 @@ struct Block<'a> {
     allowed: &'a BTreeSet<Rule>,
 }
 
+/// Lints the migrations of one run together, as they were read (see [`Linter`]).
+pub fn lint_migrations(
+    migrations: &[&crate::migration_files::Migration],
+) -> Result<Vec<LintFinding>> {
+    let mut linter = Linter::new();
+    for migration in migrations {
+        linter.add_migration(migration)?;
+    }
+    Ok(linter.findings())
+}
+
 /// Lints the files of one run together (see [`Linter`]).
 pub fn lint_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<LintFinding>> {
     let mut linter = Linter::new();
@@ -552,6 +569,23 @@ pub fn lint_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<LintFinding>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_migration_is_linted_as_it_was_read_not_read_again() {
+        let dir = std::env::temp_dir().join(format!("dbtools-lint-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("1_drop.sql");
+        std::fs::write(&path, "-- migrate:up\ndrop table users;\n").unwrap();
+        let migration =
+            crate::migration_files::parse(&path, &std::fs::read(&path).unwrap()).unwrap();
+        // The file changes after it was read (a swap while waiting for the lock): what runs
+        // is the copy read, so that is what is judged.
+        std::fs::write(&path, "-- migrate:up\nselect 1;\n").unwrap();
+        let findings = lint_migrations(&[&migration]).unwrap();
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].rule, "drop-table");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     fn lint(sql: &str) -> Vec<LintFinding> {
         let mut linter = Linter::new();

@@ -69,6 +69,9 @@ pub struct Migration {
     pub path: PathBuf,
     pub checksum: String,
     pub sections: Vec<Section>,
+    /// The file's text as read (without a byte-order mark): what the lint reads for opt-in
+    /// comments, so that what is linted is what runs, never the file read again.
+    pub text: String,
 }
 
 impl Migration {
@@ -358,6 +361,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Migration> {
         path: path.to_path_buf(),
         checksum,
         sections,
+        text: body.to_string(),
     })
 }
 

@@ -68,7 +68,20 @@ pub fn master_conn(config: &Config, profile: &Profile) -> Result<Option<(String,
     let Some((id, instance)) = config.env_instance(&profile.env)? else {
         return Ok(None);
     };
-    let mut conn = profile.conn.clone();
+    // Host, port, sslmode and sslrootcert as dbtools.toml resolves the env, never as a piped
+    // profile says: a master password goes only where the config points, verified as the
+    // config says. A profile that points elsewhere is refused below.
+    let configured = resolve::resolve_profile(config, &profile.env)?.conn;
+    if (configured.host.as_str(), configured.port)
+        != (profile.conn.host.as_str(), profile.conn.port)
+    {
+        return Err(Error::Refused(format!(
+            "the profile for env {} points at {}:{}, but dbtools.toml resolves it to {}:{}: refusing to send the instance's master password elsewhere; make the profile again with `dbenv resolve {}`",
+            profile.env, profile.conn.host, profile.conn.port, configured.host, configured.port, profile.env
+        )));
+    }
+    let mut conn = configured;
+    conn.dbname = profile.conn.dbname.clone();
     match instance.provider {
         Provider::Local => {
             let record = owned_record(config, id, &profile.env)?;

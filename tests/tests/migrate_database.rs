@@ -86,6 +86,29 @@ fn create_drop_and_load_go_through_the_instance_s_master_and_the_guard() {
         .arg_path(&forged)
         .run();
     refused.expect_error("dbmigrate", 3, "must not touch the dbtools schema");
+    // Nor may it end the transaction it loads in, nor build SQL the lint cannot read.
+    std::fs::write(
+        &forged,
+        "create table public.b (id int);\ncommit;\ncreate table public.c (id int);\n",
+    )
+    .unwrap();
+    project
+        .tool("dbmigrate")
+        .args(["load", "--env", "dev", "--file"])
+        .arg_path(&forged)
+        .run()
+        .expect_error("dbmigrate", 2, "a schema file loads as one transaction");
+    std::fs::write(
+        &forged,
+        "do $$ begin execute 'delete from db' || 'tools.seeds'; end $$;\n",
+    )
+    .unwrap();
+    project
+        .tool("dbmigrate")
+        .args(["load", "--env", "dev", "--file"])
+        .arg_path(&forged)
+        .run()
+        .expect_error("dbmigrate", 3, "dynamic-sql");
     assert_eq!(
         dbmigrate(&project, &["status", "--env", "dev"])
             .expect(0)
@@ -93,6 +116,21 @@ fn create_drop_and_load_go_through_the_instance_s_master_and_the_guard() {
         1,
         "nothing was loaded"
     );
+
+    // A piped profile pointing elsewhere than dbtools.toml gets no master password.
+    let mut aimed: serde_json::Value = serde_json::from_str(&project.profile("dev")).unwrap();
+    aimed["conn"]["port"] = (aimed["conn"]["port"].as_u64().unwrap() + 1).into();
+    aimed["secret"] = serde_json::json!({"source": "env", "ref": "PGPASSWORD"});
+    project
+        .tool("dbmigrate")
+        .args(["drop"])
+        .stdin(aimed.to_string())
+        .run()
+        .expect_error(
+            "dbmigrate",
+            3,
+            "refusing to send the instance's master password elsewhere",
+        );
 
     // test is confirm: drop needs --confirm test, and the refusal leaves the database there.
     dbmigrate(&project, &["drop", "--env", "test"]).expect_error("dbmigrate", 3, "--confirm test");

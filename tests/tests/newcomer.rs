@@ -272,6 +272,23 @@ fn links_are_followed_inside_the_project_and_refused_out_of_it() {
         .run();
     dump.expect_error("dbmigrate", 2, "outside the project");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+
+    // A migrations dir that is itself a link to another tree belongs to this project: what
+    // it leads to is outside, so it is refused too.
+    let elsewhere = outside.path.join("migrations");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(
+        elsewhere.join("1_x.sql"),
+        "-- migrate:up\nselect 'TOP-SECRET';\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&elsewhere, project.path.join("linked")).unwrap();
+    Tool::new("dbmigrate")
+        .arg_path_flag("--dir", &project.path.join("linked"))
+        .args(["status"])
+        .stdin(profile.clone())
+        .run()
+        .expect_error("dbmigrate", 2, "outside the project");
 }
 
 #[test]

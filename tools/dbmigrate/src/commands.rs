@@ -655,8 +655,7 @@ fn down(
 /// (`lint::blocking`: protected rules on confirm/locked envs, cross-database and role
 /// statements on every env, the dbtools schema always); the rest are warnings.
 fn lint_pending(client: &mut pg::Client, guard: &Guard, pending: &[&Migration]) -> Result<()> {
-    let paths: Vec<&std::path::Path> = pending.iter().map(|m| m.path.as_path()).collect();
-    let mut findings = lint::lint_files(&paths).map_err(|e| {
+    let mut findings = lint::lint_migrations(pending).map_err(|e| {
         Error::BadInput(format!("{}; nothing in this run was applied", e.message()))
     })?;
     weigh(client, &mut findings)?;

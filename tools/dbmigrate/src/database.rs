@@ -160,12 +160,53 @@ pub(crate) fn drop(
     Ok(true)
 }
 
+/// pg_dump's own preamble (versions 15 to 17), line for line: session settings for the load,
+/// among them an empty search path, so that every name after it is qualified. These exact
+/// lines are known safe; any other setting (a search_path of the file's choosing) is judged.
+const PG_DUMP_PREAMBLE: &[&str] = &[
+    "SET statement_timeout = 0;",
+    "SET lock_timeout = 0;",
+    "SET idle_in_transaction_session_timeout = 0;",
+    "SET transaction_timeout = 0;",
+    "SET client_encoding = 'UTF8';",
+    "SET standard_conforming_strings = on;",
+    "SELECT pg_catalog.set_config('search_path', '', false);",
+    "SET check_function_bodies = false;",
+    "SET xmloption = content;",
+    "SET client_min_messages = warning;",
+    "SET row_security = off;",
+    "SET default_tablespace = '';",
+    "SET default_table_access_method = heap;",
+];
+
+/// The text with pg_dump's preamble lines blanked (same lines, same numbers), for the lint.
+fn without_preamble(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let bare = line.trim_end_matches(['\n', '\r']);
+            if PG_DUMP_PREAMBLE.contains(&bare) {
+                format!("{}{}", " ".repeat(bare.len()), &line[bare.len()..])
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Findings that stop a `load` whatever the env: the `dbtools` schema (the guard's own), roles
-/// and other databases. A schema file has nothing else to be careful about in an empty database.
+/// and other databases; and what could reach them unseen — SQL built at run time, functions
+/// the lint does not know, a search_path of the file's choosing, anything unclassified. The
+/// rest (a rewrite, a blocking index build) costs nothing in an empty database.
 fn load_refusals(findings: &[LintFinding]) -> Vec<&LintFinding> {
     findings
         .iter()
-        .filter(|f| f.enforcement != dbtools::contract::Enforcement::Protected)
+        .filter(|f| {
+            f.enforcement != dbtools::contract::Enforcement::Protected
+                || matches!(
+                    f.rule.as_str(),
+                    "dynamic-sql" | "unknown-function" | "search-path" | "unclassified"
+                )
+        })
         .collect()
 }
 
@@ -176,13 +217,35 @@ pub(crate) fn load(
     config_path: Option<&Path>,
     file: &Path,
 ) -> Result<Vec<String>> {
+    dbtools::links::check_inside(
+        file,
+        &dbtools::links::project_root(
+            file.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )?,
+    )?;
     let text = std::fs::read_to_string(file)
         .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", file.display())))?;
-    let findings = lint::lint_files(&[file])?;
+    // The file is one transaction: a COMMIT (or any transaction control) in it would end ours
+    // and leave what came before committed.
+    if let Some(found) = dbtools::sql::find_unwrappable(&text) {
+        return Err(Error::BadInput(format!(
+            "{}:{}: {}: a schema file loads as one transaction, so it may not hold transaction control or statements that cannot run in one; nothing was loaded",
+            file.display(),
+            dbtools::sql::line_at(&text, found.offset, 1),
+            found.what
+        )));
+    }
+    // What is linted is the text that runs (pg_dump's preamble kept out of the judgement:
+    // the lines stay, so line numbers do too).
+    let mut linter = lint::Linter::new();
+    linter.add_sql(&file.display().to_string(), &without_preamble(&text))?;
+    let findings = linter.findings();
     let refused = load_refusals(&findings);
     if let Some(first) = refused.first() {
         return Err(Error::Refused(format!(
-            "{}: {} — a schema file must not touch the dbtools schema, roles or other databases; nothing was loaded",
+            "{}: {} — a schema file must not touch the dbtools schema, roles or other databases, nor build SQL, call unknown functions or set its own search_path; nothing was loaded",
             file.display(),
             lint::describe(first)
         )));

@@ -1259,11 +1259,13 @@ impl Runner<'_> {
             .simple_query(&format!(
                 "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
                  JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relname = {} AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = to_regclass({})) \
-                 AND NOT i.indisvalid \
-                 AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid)",
-                quote_literal(&build.name),
-                quote_literal(&build.table)
+                 WHERE c.relname = {name} AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = to_regclass({table})) \
+                 AND i.indrelid = to_regclass({table}) AND NOT i.indisvalid \
+                 AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid) \
+                 AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.relation = to_regclass({table}) \
+                   AND l.mode = 'ShareUpdateExclusiveLock' AND l.pid <> pg_backend_pid())",
+                name = quote_literal(&build.name),
+                table = quote_literal(&build.table)
             ))
             .map_err(|e| pg::statement_error("looking for an INVALID index left by a failed build", &e))?;
         let Some(name) = rows(&found).into_iter().next().and_then(|r| r[0].clone()) else {
