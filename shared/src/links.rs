@@ -57,6 +57,20 @@ pub fn check_inside(path: &Path, root: &Path) -> Result<()> {
     )))
 }
 
+/// Opens `resolved` (a path [`check_inside`] judged, made canonical) refusing a link in its
+/// place now: a link swapped in after the check is not followed, so what was checked is what
+/// is read.
+pub fn open_resolved(resolved: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(resolved)
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;

@@ -141,11 +141,20 @@ fn prompt_psqlrc(profile: &Profile) -> Result<std::path::PathBuf> {
         })
         .filter(|path| path.is_file());
     let mut text = String::new();
+    // Never our own file: psql passes PSQLRC on to `\!`, where a nested `dbconnect psql` runs.
+    let own = own.filter(|path| {
+        !path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().contains("psqlrc-"))
+    });
     if let Some(own) = own {
-        text.push_str(&format!(
-            "\\i '{}'\n",
-            own.display().to_string().replace('\'', "\\'")
-        ));
+        // psql reads backslash escapes inside quotes: both quote and backslash are escaped.
+        let quoted = own
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('\'', "\\'");
+        text.push_str(&format!("\\i '{quoted}'\n"));
     }
     for (name, tail) in [("PROMPT1", "%/%R%# "), ("PROMPT2", "%/%R%# ")] {
         text.push_str(&format!("\\set {name} '{label} {tail}'\n"));

@@ -340,7 +340,7 @@ fn copy_file(
     path: &std::path::Path,
     statement: &str,
 ) -> std::result::Result<u64, CopyFailure> {
-    let mut file = std::fs::File::open(path).map_err(CopyFailure::File)?;
+    let mut file = dbtools::links::open_resolved(path).map_err(CopyFailure::File)?;
     let mut head = [0u8; 3];
     let read = file.read(&mut head).map_err(CopyFailure::File)?;
     let mut writer = client.copy_in(statement).map_err(CopyFailure::Database)?;

@@ -84,8 +84,9 @@ pub(crate) fn load(dir: &Path, env: &str) -> Result<Vec<SeedFile>> {
             dir.display()
         )));
     }
-    let manifest = read_manifest(dir)?;
     let root = dbtools::links::project_root(dir)?;
+    dbtools::links::check_inside(&dir.join(MANIFEST), &root)?;
+    let manifest = read_manifest(dir)?;
     let mut seeds = Vec::new();
     let mut known = Vec::new();
     for group in ["common", env] {
@@ -137,7 +138,11 @@ pub(crate) fn load(dir: &Path, env: &str) -> Result<Vec<SeedFile>> {
                 sql_seed(name, &path)?
             } else {
                 let options = manifest.csv.get(&name).cloned().unwrap_or_default();
-                csv_seed(name, &path, &options)?
+                // Kept by its resolved path and opened without following a link later: the
+                // rows stream in after the guard, long after this check.
+                let resolved = std::fs::canonicalize(&path)
+                    .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", path.display())))?;
+                csv_seed(name, &resolved, &options)?
             });
         }
     }
