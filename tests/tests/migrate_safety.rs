@@ -394,3 +394,23 @@ fn on_a_protected_env_the_lint_weighs_a_table_by_its_size() {
         run.stderr
     );
 }
+
+#[test]
+fn a_statement_timeout_fails_the_migration_without_retrying_it() {
+    let db = Db::new();
+    db.write(
+        "1_slow.sql",
+        "-- migrate:up statement_timeout:200ms\nselect pg_sleep(5);\n-- migrate:down\nselect 1;\n",
+    );
+    let run = db
+        .migrate(&["up"])
+        .run_within(HANG, "dbmigrate up past its statement_timeout");
+    run.expect_error(
+        "dbmigrate",
+        5,
+        "canceling statement due to statement timeout (57014)",
+    );
+    assert!(!run.stderr.contains("retry"), "{}", run.stderr);
+    assert_eq!(run.json()["error"], "failed");
+    assert_eq!(db.applied(), "");
+}
