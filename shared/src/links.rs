@@ -68,6 +68,22 @@ pub fn open_resolved(resolved: &Path) -> std::io::Result<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NOFOLLOW);
     }
+    #[cfg(windows)]
+    {
+        // FILE_FLAG_OPEN_REPARSE_POINT opens a symbolic link or junction itself, not what it
+        // points at; one found there is refused, as O_NOFOLLOW's ELOOP is on Unix.
+        use std::os::windows::fs::OpenOptionsExt;
+        options.custom_flags(windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT);
+        let file = options.open(resolved)?;
+        if file.metadata()?.file_type().is_symlink() {
+            return Err(std::io::Error::other(format!(
+                "{} became a link after it was checked",
+                resolved.display()
+            )));
+        }
+        return Ok(file);
+    }
+    #[allow(unreachable_code)]
     options.open(resolved)
 }
 

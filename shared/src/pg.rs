@@ -248,12 +248,32 @@ pub fn probe_tls(
 /// certificate does not carry, or a CA that is not trusted. `None` for anything else. One
 /// reading for `dbconnect check` and `doctor` alike.
 fn certificate_problem(conn: &Conn, text: &str) -> Option<String> {
-    if text.contains("ostname mismatch") || text.contains("IP address mismatch") {
+    let schannel = schannel_code(text);
+    if schannel == Some(CERT_E_REVOCATION_FAILURE)
+        || schannel == Some(CRYPT_E_NO_REVOCATION_CHECK)
+        || schannel == Some(CRYPT_E_REVOCATION_OFFLINE)
+    {
+        return Some(format!(
+            "Windows could not learn whether the server's certificate is revoked (HRESULT {:#010x}): no CRL or OCSP responder named in the chain answered. Windows accepts a chain to your sslrootcert whose revocation is unknown; wine's crypt32 does not (README, \"Windows\")",
+            schannel.unwrap_or_default()
+        ));
+    }
+    if schannel == Some(CRYPT_E_REVOKED) || schannel == Some(CERT_E_REVOKED) {
+        return Some(format!("the server's certificate (or one above it) is revoked by its CA (HRESULT {:#010x}): do not connect; the server needs a new certificate", schannel.unwrap_or_default()));
+    }
+    if text.contains("ostname mismatch")
+        || text.contains("IP address mismatch")
+        || schannel == Some(CERT_E_CN_NO_MATCH)
+    {
         Some(format!(
             "the certificate does not name {} (verify-full checks the host name): connect with the name the certificate carries (for RDS: the instance endpoint, not an IP or alias)",
             conn.host
         ))
-    } else if text.contains("certificate verify failed") || text.contains("certificate") {
+    } else if text.contains("certificate verify failed")
+        || text.contains("certificate")
+        || schannel == Some(CERT_E_UNTRUSTEDROOT)
+        || schannel == Some(CERT_E_CHAINING)
+    {
         Some(format!(
             "the server's certificate is not signed by a CA in {} (sslmode={}): point sslrootcert at the CA that signed it (for RDS: the global bundle, https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)",
             conn.sslrootcert.as_deref().unwrap_or("the system trust store"),
@@ -262,6 +282,27 @@ fn certificate_problem(conn: &Conn, text: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+// Windows' certificate errors (winerror.h), as schannel reports them through native-tls:
+// "OS Error -2146762482 (…)", the HRESULT as a signed 32-bit number.
+const CERT_E_REVOCATION_FAILURE: u32 = 0x800B_010E;
+const CRYPT_E_NO_REVOCATION_CHECK: u32 = 0x8009_2012;
+const CRYPT_E_REVOCATION_OFFLINE: u32 = 0x8009_2013;
+const CRYPT_E_REVOKED: u32 = 0x8009_2010;
+const CERT_E_REVOKED: u32 = 0x800B_010C;
+const CERT_E_CN_NO_MATCH: u32 = 0x800B_010F;
+const CERT_E_UNTRUSTEDROOT: u32 = 0x800B_0109;
+const CERT_E_CHAINING: u32 = 0x800B_010A;
+
+/// The HRESULT in a schannel error text (`OS Error -2146762482 …`), when there is one.
+fn schannel_code(text: &str) -> Option<u32> {
+    let rest = &text[text.find("OS Error ")? + "OS Error ".len()..];
+    let number: String = rest
+        .chars()
+        .take_while(|c| *c == '-' || c.is_ascii_digit())
+        .collect();
+    number.parse::<i32>().ok().map(|code| code as u32)
 }
 
 /// Prepares the environment of a libpq program (psql, pg_dump) for `conn`. The password goes in
@@ -551,5 +592,41 @@ mod tests {
             SslMode::Disable,
             "explicit disable is honoured"
         );
+    }
+
+    #[test]
+    fn schannel_errors_are_read_by_their_hresult() {
+        let conn = Conn {
+            host: "db.example.com".into(),
+            port: 5432,
+            dbname: "d".into(),
+            user: "u".into(),
+            password: None,
+            sslmode: SslMode::VerifyFull,
+            sslrootcert: Some("ca.crt".into()),
+        };
+        // What native-tls on Windows says, verbatim (seen under wine).
+        let text = "error performing TLS handshake: OS Error -2146762482 (FormatMessageW() returned error 317) (os error -2146762482)";
+        assert_eq!(schannel_code(text), Some(CERT_E_REVOCATION_FAILURE));
+        let said = certificate_problem(&conn, text).unwrap();
+        assert!(
+            said.contains("0x800b010e") && said.contains("revoked"),
+            "{said}"
+        );
+        for code in [CRYPT_E_REVOKED, CERT_E_REVOKED] {
+            let revoked = format!("OS Error {} (x)", code as i32);
+            assert!(certificate_problem(&conn, &revoked)
+                .unwrap()
+                .contains("is revoked"));
+        }
+        let name = format!("OS Error {} (x)", CERT_E_CN_NO_MATCH as i32);
+        assert!(certificate_problem(&conn, &name)
+            .unwrap()
+            .contains("does not name db.example.com"));
+        let root = format!("OS Error {} (x)", CERT_E_UNTRUSTEDROOT as i32);
+        assert!(certificate_problem(&conn, &root)
+            .unwrap()
+            .contains("not signed by a CA in ca.crt"));
+        assert_eq!(schannel_code("connection refused"), None);
     }
 }

@@ -15,14 +15,23 @@ pub(crate) fn default_file() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(envvars::PGPASSFILE).filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(path));
     }
-    let path = if cfg!(windows) {
-        PathBuf::from(std::env::var_os("APPDATA")?)
-            .join("postgresql")
-            .join("pgpass.conf")
-    } else {
-        PathBuf::from(std::env::var_os("HOME")?).join(".pgpass")
-    };
+    let path = libpq_user_file(".pgpass", "pgpass.conf")?;
     path.is_file().then_some(path)
+}
+
+/// Where libpq and psql look for a per-user file: `~/NAME` on Unix, `%APPDATA%\postgresql\NAME`
+/// on Windows (each with its own name there: `.pgpass` is `pgpass.conf`, `.psqlrc` is
+/// `psqlrc.conf`, `.pg_service.conf` keeps its name). None when HOME / APPDATA is unset.
+pub fn libpq_user_file(unix: &str, windows: &str) -> Option<PathBuf> {
+    if cfg!(windows) {
+        Some(
+            PathBuf::from(std::env::var_os("APPDATA")?)
+                .join("postgresql")
+                .join(windows),
+        )
+    } else {
+        Some(PathBuf::from(std::env::var_os("HOME")?).join(unix))
+    }
 }
 
 /// The password for `conn` in the file at `path`: the first line matching its host, port,

@@ -1,5 +1,6 @@
 //! libpq's connection service file (`PGSERVICE`), read the way libpq reads it: the section
-//! `[NAME]` of `PGSERVICEFILE` (else `~/.pg_service.conf`), else of `PGSYSCONFDIR/pg_service.conf`;
+//! `[NAME]` of `PGSERVICEFILE` (else `~/.pg_service.conf`; on Windows
+//! `%APPDATA%\postgresql\.pg_service.conf`), else of `PGSYSCONFDIR/pg_service.conf`;
 //! `key=value` lines, `#` comments. Keys dbtools cannot honour are refused by name, never
 //! ignored; a password written in the file is refused too (it belongs in a 0600 password file,
 //! which `passfile=` names).
@@ -26,9 +27,7 @@ pub(crate) fn read(name: &str) -> Result<(BTreeMap<String, String>, PathBuf)> {
     let user_file = std::env::var_os(envvars::PGSERVICEFILE)
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".pg_service.conf"))
-        });
+        .or_else(|| crate::pgpass::libpq_user_file(".pg_service.conf", ".pg_service.conf"));
     let system_file = std::env::var_os(envvars::PGSYSCONFDIR)
         .filter(|p| !p.is_empty())
         .map(|dir| PathBuf::from(dir).join("pg_service.conf"));
@@ -41,7 +40,7 @@ pub(crate) fn read(name: &str) -> Result<(BTreeMap<String, String>, PathBuf)> {
         }
     }
     Err(Error::BadInput(format!(
-        "PGSERVICE={name}: no [{name}] section in PGSERVICEFILE, ~/.pg_service.conf or PGSYSCONFDIR/pg_service.conf"
+        "PGSERVICE={name}: no [{name}] section in PGSERVICEFILE, {} or PGSYSCONFDIR/pg_service.conf", if cfg!(windows) { "%APPDATA%\\postgresql\\.pg_service.conf" } else { "~/.pg_service.conf" }
     )))
 }
 

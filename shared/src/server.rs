@@ -14,6 +14,12 @@ pub const SERVER_USER: &str = "postgres";
 const INSTALL_HINT: &str =
     "install the PostgreSQL server (`bash scripts/setup.sh`, or `apt-get install -y postgresql`), or set DBTOOLS_PG_BIN to the directory holding initdb and pg_ctl";
 
+/// Why the local provider does not run on Windows, and what to use there. It starts
+/// PostgreSQL as the `postgres` user through `runuser`, hands files over with `chown` and relies
+/// on POSIX modes for its keys; none of that exists on Windows, and Windows PostgreSQL builds
+/// cannot be exercised on our build machines (README, "Windows").
+pub const WINDOWS_REFUSAL: &str = "the local provider (`provider = \"local\"`) runs PostgreSQL on Linux or macOS only: on Windows, use an AWS env (`provider = \"aws\"`, `rdsprov plan/apply --spec`), or run the tools and the local instances inside WSL";
+
 /// The directory with `initdb`, `pg_ctl` and `postgres`.
 #[derive(Debug, Clone)]
 pub struct PgBinaries {
@@ -22,7 +28,11 @@ pub struct PgBinaries {
 
 impl PgBinaries {
     /// `DBTOOLS_PG_BIN`, else the newest `/usr/lib/postgresql/<major>/bin`, else `initdb` on PATH.
+    /// On Windows: a refusal that says what to use instead (see [`WINDOWS_REFUSAL`]).
     pub fn locate() -> Result<PgBinaries> {
+        if cfg!(windows) {
+            return Err(Error::BadInput(WINDOWS_REFUSAL.to_string()));
+        }
         let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
         if let Some(dir) = std::env::var_os(envvars::DBTOOLS_PG_BIN).filter(|d| !d.is_empty()) {
             let dir = PathBuf::from(dir);
@@ -97,6 +107,7 @@ pub fn running_as_root() -> bool {
 }
 
 /// uid and gid of the server user, when we are root and must hand files to it.
+#[cfg(unix)]
 fn server_owner() -> Result<Option<(u32, u32)>> {
     if !running_as_root() {
         return Ok(None);
@@ -118,7 +129,9 @@ fn server_owner() -> Result<Option<(u32, u32)>> {
     }
 }
 
-/// Hands a path (recursively) to the server user when we are root; a no-op otherwise.
+/// Hands a path (recursively) to the server user when we are root; a no-op otherwise (and on
+/// Windows, where [`PgBinaries::locate`] refuses before any server file exists).
+#[cfg_attr(not(unix), allow(unused_variables))]
 pub fn give_to_server_user(path: &Path) -> Result<()> {
     #[cfg(unix)]
     if let Some((uid, gid)) = server_owner()? {

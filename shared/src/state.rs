@@ -96,9 +96,31 @@ pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| unwritable(path, &e))
 }
 
-#[cfg(not(unix))]
-pub fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
+/// On Windows a mode that gives group and others nothing (0600, 0700) becomes an access list
+/// for the current user alone ([`crate::windows::restrict_to_current_user`]); other modes
+/// leave the inherited list as it is.
+#[cfg(windows)]
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    if mode & 0o077 == 0 {
+        crate::windows::restrict_to_current_user(path).map_err(|e| unwritable(path, &e))?;
+    }
     Ok(())
+}
+
+/// Who may open `path`, as the system says: the mode in octal on Unix (`600`), the access list
+/// as SDDL on Windows (`D:P(A;;FA;;;S-1-5-…)`). For the tests that read a secret file's
+/// protection back.
+pub fn describe_access(path: &Path) -> Result<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::metadata(path).map_err(|e| unwritable(path, &e))?;
+        Ok(format!("{:o}", meta.permissions().mode() & 0o777))
+    }
+    #[cfg(windows)]
+    {
+        crate::windows::access_list(path).map_err(|e| unwritable(path, &e))
+    }
 }
 
 /// Writes `bytes` to `path` with mode 0600, atomically.
@@ -126,6 +148,14 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let _ = fs::remove_file(&temp);
     let result = options
         .open(&temp)
+        .and_then(|file| {
+            // On Windows the access list goes on before the first byte (a rename keeps it).
+            #[cfg(windows)]
+            if mode & 0o077 == 0 {
+                crate::windows::restrict_to_current_user(&temp)?;
+            }
+            Ok(file)
+        })
         .and_then(|mut file| file.write_all(bytes).and_then(|_| file.sync_all()))
         .and_then(|_| fs::rename(&temp, path));
     if let Err(e) = result {

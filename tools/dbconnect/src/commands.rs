@@ -126,7 +126,8 @@ fn witness(mut client: pg::Client, connect: Duration, profile: Profile) -> Resul
     })
 }
 
-/// A psqlrc that runs the user's own startup file first (`PSQLRC`, else `~/.psqlrc`), then sets
+/// A psqlrc that runs the user's own startup file first (`PSQLRC`, else `~/.psqlrc`; on Windows
+/// `%APPDATA%\postgresql\psqlrc.conf`, where psql looks), then sets
 /// the prompt to name the env: psql reads no prompt from its environment, and a `--set` would
 /// be overridden by the user's file. Written (0600) in the state dir's cache, else the temp dir.
 fn prompt_psqlrc(profile: &Profile) -> Result<std::path::PathBuf> {
@@ -136,9 +137,7 @@ fn prompt_psqlrc(profile: &Profile) -> Result<std::path::PathBuf> {
     };
     let own = std::env::var_os("PSQLRC")
         .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".psqlrc"))
-        })
+        .or_else(|| dbtools::pgpass::libpq_user_file(".psqlrc", "psqlrc.conf"))
         .filter(|path| path.is_file());
     let mut text = String::new();
     // Never our own file: psql passes PSQLRC on to `\!`, where a nested `dbconnect psql` runs.
@@ -240,11 +239,15 @@ fn psql(profile: &Profile, args: &[String]) -> Result<ExitStatus> {
     }
     #[cfg(not(unix))]
     {
+        // No exec on Windows: psql runs as a child. Ctrl-C reaches every process on the
+        // console; psql cancels its query, and this process waits instead of dying under it.
+        let _ctrl_c = dbtools::interrupt::Sigint::catch();
         let status = command.status().map_err(not_found)?;
-        Ok(if status.success() {
-            ExitStatus::Success
-        } else {
-            ExitStatus::Failed
+        Ok(match status.code() {
+            Some(0) => ExitStatus::Success,
+            // psql's 2: the connection to the server went bad.
+            Some(2) => ExitStatus::Unreachable,
+            _ => ExitStatus::Failed,
         })
     }
 }

@@ -56,10 +56,13 @@ pub(crate) enum Format {
     Env,
     /// A postgres:// URL (DATABASE_URL).
     Url,
-    /// One ~/.pgpass line.
+    /// One password-file line (libpq's ~/.pgpass; %APPDATA%\postgresql\pgpass.conf on Windows).
     Pgpass,
     /// A pg_service.conf section (with passfile=).
     Service,
     /// The profile as JSON (no password: where the secret lives).
     Json,
+    /// `$env:PG… = '…'` lines for PowerShell's `Invoke-Expression`; the password goes to a
+    /// private PGPASSFILE, never the output.
+    Powershell,
 }

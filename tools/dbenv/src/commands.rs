@@ -198,6 +198,21 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
+/// Quotes a value as a PowerShell verbatim string: inside single quotes nothing expands, and a
+/// quote is written twice — PowerShell takes the typographic single quotes (U+2018–U+201B) as
+/// quotes too, so those are doubled as well.
+fn powershell_quote(value: &str) -> String {
+    let mut quoted = String::from("'");
+    for c in value.chars() {
+        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
+            quoted.push(c);
+        }
+        quoted.push(c);
+    }
+    quoted.push('\'');
+    quoted
+}
+
 fn pgpass_line(profile: &Profile, reveal: bool) -> String {
     let conn = &profile.conn;
     let password = match (&conn.password, reveal) {
@@ -221,7 +236,7 @@ fn write_pgpass(config: &Config, profile: &Profile) -> Result<String> {
 fn export(config: &Config, profile: &Profile, format: Format, reveal: bool) -> Result<String> {
     let conn = &profile.conn;
     Ok(match format {
-        Format::Env => {
+        Format::Env | Format::Powershell => {
             let mut exports = vec![
                 (envvars::PGHOST, conn.host.clone()),
                 (envvars::PGPORT, conn.port.to_string()),
@@ -242,6 +257,18 @@ fn export(config: &Config, profile: &Profile, format: Format, reveal: bool) -> R
             match conn.password {
                 Some(_) => exports.push((envvars::PGPASSFILE, write_pgpass(config, profile)?)),
                 None => unsets.push(envvars::PGPASSFILE),
+            }
+            if format == Format::Powershell {
+                let mut text: String = exports
+                    .iter()
+                    .map(|(k, v)| format!("$env:{k} = {}\n", powershell_quote(v)))
+                    .collect();
+                let items: Vec<String> = unsets.iter().map(|k| format!("Env:{k}")).collect();
+                text.push_str(&format!(
+                    "Remove-Item {} -ErrorAction SilentlyContinue\n",
+                    items.join(", ")
+                ));
+                return Ok(text);
             }
             let mut text: String = exports
                 .iter()
@@ -286,5 +313,15 @@ mod tests {
     fn pgpass_and_shell_quoting_escape_what_they_must() {
         assert_eq!(pgpass::field(r"a:b\c"), r"a\:b\\c");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn powershell_quoting_doubles_every_quote_powershell_knows() {
+        assert_eq!(powershell_quote("plain"), "'plain'");
+        assert_eq!(powershell_quote("it's"), "'it''s'");
+        // $ and backtick expand only in double quotes: kept as they are.
+        assert_eq!(powershell_quote("$(rm -r C:\\)`n"), "'$(rm -r C:\\)`n'");
+        assert_eq!(powershell_quote("a\u{2019}b"), "'a\u{2019}\u{2019}b'");
+        assert_eq!(powershell_quote("C:\\Users\\me"), "'C:\\Users\\me'");
     }
 }

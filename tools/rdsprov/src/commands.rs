@@ -224,6 +224,7 @@ fn secret_get(out: Output, id: &str, region: Option<&str>, reveal: bool) -> Resu
 }
 
 fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitStatus> {
+    refuse_on_windows()?;
     let config = Config::load(global.config.as_deref())?;
     let provider = LocalProvider {
         state: &config.state,
@@ -418,7 +419,18 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
 }
 
 /// DATABASE_REGISTRY.md for the local instances of dbtools.toml.
+/// The local provider's commands on Windows: a refusal saying what to use there.
+fn refuse_on_windows() -> Result<()> {
+    if cfg!(windows) {
+        return Err(dbtools::Error::BadInput(
+            dbtools::server::WINDOWS_REFUSAL.to_string(),
+        ));
+    }
+    Ok(())
+}
+
 fn local_registry(global: &GlobalArgs) -> Result<ExitStatus> {
+    refuse_on_windows()?;
     cli::stdout_is_text();
     let config = Config::load(global.config.as_deref())?;
     let provider = LocalProvider {
