@@ -19,7 +19,7 @@ CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help setup build install up down status psql migrate migrate-status seed reset plan apply registry test check bench
+.PHONY: help setup build install up down status psql migrate migrate-status seed reset plan apply registry test check check-windows bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -85,8 +85,9 @@ registry: build ## Write DATABASE_REGISTRY.md from the real state (local; SPEC=o
 psql: build ## Open psql on ENV (make psql ENV=test)
 	@$(BIN)/dbconnect psql --env $(ENV)
 
-test: setup-test ## Run the whole test suite (unit, integration, end-to-end), the PostgreSQL suites again on PostgreSQL 16, bounded fuzzing
+test: setup-test ## Run the whole test suite (unit, integration, end-to-end, the Windows binaries under wine), the PostgreSQL suites again on PostgreSQL 16, bounded fuzzing
 	@$(CARGO) build --workspace --bins
+	@bash scripts/windows/build.sh
 	@$(CARGO) test --workspace
 	@echo "== the suites that run PostgreSQL, again on PostgreSQL 16 ($(PG16_BIN))"
 	@DBTOOLS_PG_BIN=$(abspath $(PG16_BIN)) $(CARGO) test -p dbtools-e2e $(PG_SUITES) -- --skip dump_is_deterministic --skip a_dump_loaded_elsewhere_is_adopted
@@ -95,6 +96,10 @@ test: setup-test ## Run the whole test suite (unit, integration, end-to-end), th
 check: ## Formatting and lints, as CI runs them
 	@$(CARGO) fmt --all -- --check
 	@$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+check-windows: ## clippy on the Windows build too (x86_64-pc-windows-gnu; not in CI, whose Windows build already denies warnings)
+	@BINDGEN_EXTRA_CLANG_ARGS_x86_64_pc_windows_gnu="--target=x86_64-w64-mingw32 -I$$(dirname $$(x86_64-w64-mingw32-gcc -print-libgcc-file-name))/include -I/usr/x86_64-w64-mingw32/include" \
+	  $(CARGO) clippy --target x86_64-pc-windows-gnu --workspace --bins --examples -- -D warnings
 
 bench: build setup-test ## Benchmarks against dbmate, sqlx-cli and psql (scripts/bench/; not part of make test)
 	@bash scripts/bench/dbenv-resolve.sh

@@ -96,7 +96,13 @@ function Hide-DbPassword {
         return $Json
     }
     $answer = $Json | ConvertFrom-Json
-    foreach ($holder in @($answer, $answer.profile)) {
+    # Under StrictMode reading a property an object lacks throws (an error object has no
+    # profile): look before reading.
+    $holders = @($answer)
+    if ($answer.PSObject.Properties.Name -contains 'profile') {
+        $holders += $answer.profile
+    }
+    foreach ($holder in $holders) {
         if ($holder -and ($holder.PSObject.Properties.Name -contains 'conn') -and
             $holder.conn -and ($holder.conn.PSObject.Properties.Name -contains 'password') -and
             $holder.conn.password) {

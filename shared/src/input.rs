@@ -87,9 +87,10 @@ fn stdin_kind() -> StdinKind {
     }
 }
 
-#[cfg(not(unix))]
+/// On Windows: the console, `NUL` (character devices) or no stdin at all mean nothing is piped.
+#[cfg(windows)]
 fn stdin_kind() -> StdinKind {
-    match std::io::stdin().is_terminal() {
+    match std::io::stdin().is_terminal() || crate::windows::stdin_is_device_or_absent() {
         true => StdinKind::Nothing,
         false => StdinKind::Data,
     }
@@ -103,12 +104,9 @@ pub(crate) fn piped_profile() -> Result<Option<Profile>> {
     }
     let bytes = read_stdin()?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        if cfg!(not(unix)) {
-            return Ok(None);
-        }
         return Err(Error::BadInput(
             "stdin is an empty pipe or file: the command before `|` printed nothing (see its \
-             error above), or pass --env NAME (stdin from /dev/null uses DBTOOLS_ENV, then dev)"
+             error above), or pass --env NAME (stdin from /dev/null, or NUL on Windows, uses DBTOOLS_ENV, then dev)"
                 .into(),
         ));
     }

@@ -148,15 +148,15 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let _ = fs::remove_file(&temp);
     let result = options
         .open(&temp)
-        .and_then(|file| {
+        .and_then(|mut file| {
             // On Windows the access list goes on before the first byte (a rename keeps it).
             #[cfg(windows)]
             if mode & 0o077 == 0 {
                 crate::windows::restrict_to_current_user(&temp)?;
             }
-            Ok(file)
+            file.write_all(bytes)?;
+            file.sync_all()
         })
-        .and_then(|mut file| file.write_all(bytes).and_then(|_| file.sync_all()))
         .and_then(|_| fs::rename(&temp, path));
     if let Err(e) = result {
         let _ = fs::remove_file(&temp);

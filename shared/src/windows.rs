@@ -9,6 +9,7 @@ use std::ffi::OsStr;
 use std::os::windows::ffi::OsStrExt;
 use std::path::Path;
 use windows_sys::core::BOOL;
+use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
 use windows_sys::Win32::Foundation::{CloseHandle, LocalFree, HANDLE};
 use windows_sys::Win32::Security::Authorization::{
     ConvertSecurityDescriptorToStringSecurityDescriptorW, ConvertSidToStringSidW,
@@ -18,7 +19,10 @@ use windows_sys::Win32::Security::{
     GetFileSecurityW, GetTokenInformation, SetFileSecurityW, TokenUser, DACL_SECURITY_INFORMATION,
     PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, TOKEN_QUERY, TOKEN_USER,
 };
-use windows_sys::Win32::System::Console::{SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_C_EVENT};
+use windows_sys::Win32::Storage::FileSystem::{GetFileType, FILE_TYPE_CHAR};
+use windows_sys::Win32::System::Console::{
+    GetStdHandle, SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_C_EVENT, STD_INPUT_HANDLE,
+};
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
 fn wide(text: &OsStr) -> Vec<u16> {
@@ -77,9 +81,11 @@ pub(crate) fn current_user_sid() -> std::io::Result<String> {
 
 /// Gives `path` an access list with one entry, full control for the current user, and no
 /// inherited entries (a protected DACL): no other account, Administrators included, is
-/// granted anything by the file itself.
+/// granted anything by the file itself. A directory's entry is inherited by what is created
+/// in it (`OICI`), so a file made there by other means starts private too.
 pub(crate) fn restrict_to_current_user(path: &Path) -> std::io::Result<()> {
-    let sddl = format!("D:P(A;;FA;;;{})", current_user_sid()?);
+    let inherit = if path.is_dir() { "OICI" } else { "" };
+    let sddl = format!("D:P(A;{inherit};FA;;;{})", current_user_sid()?);
     // SAFETY: both strings are NUL-terminated and live across the calls; the descriptor
     // Windows allocates is freed with LocalFree once SetFileSecurityW has copied it.
     unsafe {
@@ -147,6 +153,17 @@ pub(crate) fn access_list(path: &Path) -> std::io::Result<String> {
             return Err(std::io::Error::last_os_error());
         }
         Ok(take_local_string(text))
+    }
+}
+
+/// Whether stdin is a character device (the console, `NUL`) or absent: nothing piped in, as
+/// `/dev/null` and a terminal are on Unix.
+pub(crate) fn stdin_is_device_or_absent() -> bool {
+    // SAFETY: GetStdHandle returns the process's own handle (not owned by us, not closed);
+    // GetFileType only reads its type.
+    unsafe {
+        let handle = GetStdHandle(STD_INPUT_HANDLE);
+        handle.is_null() || handle == INVALID_HANDLE_VALUE || GetFileType(handle) == FILE_TYPE_CHAR
     }
 }
 

@@ -19,7 +19,7 @@ fn the_wrappers_parse_and_call_real_commands() {
     let run = check(&harness::repo_root().join("ops/aws"));
     let stdout = run.expect(0).stdout.clone();
     assert!(
-        stdout.contains("9 files parse as PowerShell")
+        stdout.contains("10 files parse as PowerShell")
             && stdout.contains("dbtools command lines name real subcommands and flags"),
         "{stdout}"
     );

@@ -26,7 +26,7 @@ fn windows() -> Windows {
         .parent()
         .expect("target dir")
         .to_path_buf();
-    let dir = target.join("x86_64-pc-windows-gnu").join("debug");
+    let dir = target.join("x86_64-pc-windows-gnu").join("windows-smoke");
     for file in [
         "dbenv.exe",
         "dbconnect.exe",
@@ -65,6 +65,13 @@ impl Windows {
             .env("WINEPREFIX", &self.prefix)
             .env("WINEDEBUG", "-all")
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+    }
+
+    /// `TOOL.exe` run in `dir` (a project), the envs' password in `$PW` as their configs say.
+    fn in_dir(&self, name: &str, dir: &Path) -> Tool {
+        self.tool(name)
+            .env("PW", SUPERUSER_PASSWORD)
+            .current_dir(dir)
     }
 
     /// The access list of `path` as SDDL, read back by a Windows program.
@@ -109,12 +116,7 @@ fn windows_tools_find_the_config_export_for_powershell_and_pass_profiles_through
     std::fs::create_dir_all(&deep).unwrap();
 
     // Config discovery: dbtools.toml found upward from a subdirectory.
-    let resolved = win
-        .tool("dbenv")
-        .args(["resolve", "dev"])
-        .env("PW", SUPERUSER_PASSWORD)
-        .current_dir(&deep)
-        .run();
+    let resolved = win.in_dir("dbenv", &deep).args(["resolve", "dev"]).run();
     let profile = resolved.expect(0).json();
     assert_eq!(profile["env"], "dev");
     assert_eq!(profile["conn"]["port"], pg.port);
@@ -122,10 +124,8 @@ fn windows_tools_find_the_config_export_for_powershell_and_pass_profiles_through
 
     // PowerShell's export: quoted PowerShell's way, the password in a private file only.
     let export = win
-        .tool("dbenv")
+        .in_dir("dbenv", &deep)
         .args(["export", "dev", "--format", "powershell"])
-        .env("PW", SUPERUSER_PASSWORD)
-        .current_dir(&deep)
         .run();
     export.expect(0);
     assert!(!export.stdout.contains(SUPERUSER_PASSWORD));
@@ -175,20 +175,16 @@ fn windows_tools_find_the_config_export_for_powershell_and_pass_profiles_through
     // The contract through a pipe: the Windows dbenv's profile into the Windows dbconnect,
     // as UTF-8 and as UTF-16 (what Windows PowerShell 5.1 can send), and into the Linux one.
     let check = win
-        .tool("dbconnect")
+        .in_dir("dbconnect", &deep)
         .args(["check"])
-        .env("PW", SUPERUSER_PASSWORD)
-        .current_dir(&deep)
         .stdin(resolved.stdout.clone())
         .run();
     let witness = check.expect(0).json();
     assert_eq!(witness["database"], "db_dev");
     assert_eq!(witness["stamp"]["env"], "dev");
     let utf16 = win
-        .tool("dbconnect")
+        .in_dir("dbconnect", &deep)
         .args(["check"])
-        .env("PW", SUPERUSER_PASSWORD)
-        .current_dir(&deep)
         .stdin(utf16le_with_bom(&resolved.stdout))
         .run();
     assert_eq!(utf16.expect(0).json()["database"], "db_dev", "UTF-16 stdin");
@@ -221,10 +217,8 @@ fn windows_migrate_and_seed_read_crlf_files_as_linux_does() {
     .unwrap();
 
     let up = win
-        .tool("dbmigrate")
+        .in_dir("dbmigrate", project.path())
         .args(["up", "--env", "dev"])
-        .env("PW", SUPERUSER_PASSWORD)
-        .current_dir(project.path())
         .run();
     assert_eq!(
         up.expect(0).json()["migrations"][0]["state"],
@@ -252,10 +246,8 @@ fn windows_migrate_and_seed_read_crlf_files_as_linux_does() {
     }
 
     let seed = win
-        .tool("dbseed")
+        .in_dir("dbseed", project.path())
         .args(["apply", "--env", "dev"])
-        .env("PW", SUPERUSER_PASSWORD)
-        .current_dir(project.path())
         .run();
     assert_eq!(
         seed.expect(0).json()["seeds"][0]["rows"],
@@ -284,13 +276,7 @@ fn windows_guard_refusals_keep_their_exit_codes() {
         "-- migrate:up\ncreate table t (id int);\n-- migrate:down\ndrop table t;\n",
     )
     .unwrap();
-    let run = |tool: &str, args: &[&str]| {
-        win.tool(tool)
-            .args(args)
-            .env("PW", SUPERUSER_PASSWORD)
-            .current_dir(project.path())
-            .run()
-    };
+    let run = |tool: &str, args: &[&str]| win.in_dir(tool, project.path()).args(args).run();
     run("dbmigrate", &["up", "--env", "test"]).expect(0);
     // Destructive on a confirm env without --confirm: refused, exit 3, nothing reverted.
     run("dbmigrate", &["down", "--env", "test"]).expect_error("dbmigrate", 3, "--confirm test");
@@ -311,8 +297,21 @@ fn windows_guard_refusals_keep_their_exit_codes() {
         .stdin(lying)
         .run()
         .expect_error("dbmigrate", 3, "stamp");
-    // Bad input: exit 2, with the tip.
+    // Bad input: exit 2, naming what the config knows.
     run("dbenv", &["resolve", "Test"]).expect_error("dbenv", 2, "knows dev, test");
+    // Which env without --env: NUL (a character device) is nothing piped, so dev; an empty
+    // pipe is the command before `|` having failed, never a fallback to dev.
+    let from_nul = win
+        .in_dir("dbconnect", project.path())
+        .args(["check"])
+        .stdin_null()
+        .run();
+    assert_eq!(from_nul.expect(0).json()["env"], "dev");
+    win.in_dir("dbconnect", project.path())
+        .args(["check"])
+        .stdin("")
+        .run()
+        .expect_error("dbconnect", 2, "empty pipe");
 }
 
 /// openssl, run in `dir`; panics with its output on failure.
@@ -365,6 +364,8 @@ impl Responder {
                 return Responder { child };
             }
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("openssl ocsp did not start on port {port}");
     }
 }
@@ -541,10 +542,8 @@ fn windows_verify_full_checks_an_rds_like_chain_and_its_revocation() {
             windows_path(&dir.join("root.crt"))
         );
         let project = Project::new(&config);
-        win.tool("dbconnect")
+        win.in_dir("dbconnect", project.path())
             .args(["check", "--env", "dev"])
-            .env("PW", SUPERUSER_PASSWORD)
-            .current_dir(project.path())
             .run()
     };
 
@@ -587,10 +586,8 @@ fn windows_local_provider_refuses_and_a_chain_without_revocation_data_is_explain
     let run = |mode: &str| {
         let edited = config.replace("verify-full", mode);
         std::fs::write(tls_project.path().join("dbtools.toml"), edited).unwrap();
-        win.tool("dbconnect")
+        win.in_dir("dbconnect", tls_project.path())
             .args(["check", "--env", "dev"])
-            .env("PW", SUPERUSER_PASSWORD)
-            .current_dir(tls_project.path())
             .run()
     };
     run("verify-full").expect_error(
@@ -607,10 +604,8 @@ fn windows_local_provider_refuses_and_a_chain_without_revocation_data_is_explain
         .join("\n");
     std::fs::write(tls_project.path().join("dbtools.toml"), without_root).unwrap();
     let require = win
-        .tool("dbconnect")
+        .in_dir("dbconnect", tls_project.path())
         .args(["check", "--env", "dev"])
-        .env("PW", SUPERUSER_PASSWORD)
-        .current_dir(tls_project.path())
         .run();
     assert_eq!(require.expect(0).json()["ssl"]["in_use"], true);
 }

@@ -560,9 +560,11 @@ pub(crate) fn stamp_record(
 ) -> Result<ExitStatus> {
     dbtools::names::check_instance_id(instance)?;
     dbtools::names::check_sql_name(database, "database name")?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
         .map_err(|e| Error::BadInput(format!("cannot read the stamp on stdin: {e}")))?;
+    // UTF-8 with or without a byte-order mark, or UTF-16 with one (Windows PowerShell).
+    let text = dbtools::contract::decode_text(&bytes)?;
     let recorded: dbtools::contract::RecordedStamp =
         serde_json::from_str(text.trim()).map_err(|e| {
             Error::BadInput(format!(
