@@ -16,7 +16,7 @@ out="$target_dir/$target/$profile"
 missing=()
 rustup target list --installed 2>/dev/null | grep -qx "$target" || missing+=("the rust target $target (rustup target add $target)")
 command -v x86_64-w64-mingw32-gcc >/dev/null || missing+=("mingw-w64 (apt-get install -y mingw-w64)")
-command -v wine >/dev/null || missing+=("wine (apt-get install -y wine64)")
+command -v wine >/dev/null || missing+=("wine (apt-get install -y wine wine64)")
 if [ ${#missing[@]} -gt 0 ]; then
   printf 'windows build: missing %s\n' "${missing[@]}" >&2
   echo "windows build: bash scripts/setup-test.sh installs them" >&2

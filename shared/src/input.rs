@@ -6,9 +6,8 @@
 //! stdin is reopened on `/dev/null` before `main`) counts as empty, and then `DBTOOLS_ENV`, then
 //! `dev`, apply. A pipe or file that holds nothing is an error, never a fallback: the command
 //! before `|` failed without a word, and acting on another env would be a guess. A piped
-//! profile for another env than a set `DBTOOLS_ENV` is an error naming both. (Windows tells a
-//! pipe from `NUL` only through calls this crate does not make: there, an empty stdin that is
-//! not a console counts as empty.)
+//! profile for another env than a set `DBTOOLS_ENV` is an error naming both. On Windows the
+//! console and `NUL` (character devices) count as empty, a pipe or file as data: the same rule.
 
 use crate::config;
 use crate::contract::{self, Profile};

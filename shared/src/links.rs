@@ -70,12 +70,10 @@ pub fn open_resolved(resolved: &Path) -> std::io::Result<std::fs::File> {
     }
     #[cfg(windows)]
     {
-        // FILE_FLAG_OPEN_REPARSE_POINT opens a symbolic link or junction itself, not what it
-        // points at; one found there is refused, as O_NOFOLLOW's ELOOP is on Unix.
-        use std::os::windows::fs::OpenOptionsExt;
-        options.custom_flags(windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT);
+        // Opened as usual, then the path Windows says the handle has must be the one checked:
+        // a link or junction swapped in since, at any depth, leads elsewhere and is refused.
         let file = options.open(resolved)?;
-        if file.metadata()?.file_type().is_symlink() {
+        if crate::windows::final_path(&file)? != resolved {
             return Err(std::io::Error::other(format!(
                 "{} became a link after it was checked",
                 resolved.display()

@@ -295,14 +295,22 @@ const CERT_E_CN_NO_MATCH: u32 = 0x800B_010F;
 const CERT_E_UNTRUSTEDROOT: u32 = 0x800B_0109;
 const CERT_E_CHAINING: u32 = 0x800B_010A;
 
-/// The HRESULT in a schannel error text (`OS Error -2146762482 …`), when there is one.
+/// The HRESULT in a schannel error text, when there is one. Windows words it as the system's
+/// message then `(os error -2146885616)`; where the message is missing (wine), std writes
+/// `OS Error -2146762482 (FormatMessageW() returned error 317) (os error -2146762482)`. Both
+/// end with the `(os error N)` read here.
 fn schannel_code(text: &str) -> Option<u32> {
-    let rest = &text[text.find("OS Error ")? + "OS Error ".len()..];
-    let number: String = rest
+    let at = text.rfind("(os error ")? + "(os error ".len();
+    let number: String = text[at..]
         .chars()
         .take_while(|c| *c == '-' || c.is_ascii_digit())
         .collect();
-    number.parse::<i32>().ok().map(|code| code as u32)
+    // Only HRESULTs (negative as i32): a positive number is a Win32 or errno code.
+    number
+        .parse::<i32>()
+        .ok()
+        .filter(|code| *code < 0)
+        .map(|code| code as u32)
 }
 
 /// Prepares the environment of a libpq program (psql, pg_dump) for `conn`. The password goes in
@@ -613,20 +621,31 @@ mod tests {
             said.contains("0x800b010e") && said.contains("revoked"),
             "{said}"
         );
+        // What Windows itself says: the system's message, then the code.
+        let windows = |message: &str, code: u32| {
+            format!(
+                "error performing TLS handshake: {message} (os error {})",
+                code as i32
+            )
+        };
         for code in [CRYPT_E_REVOKED, CERT_E_REVOKED] {
-            let revoked = format!("OS Error {} (x)", code as i32);
+            let revoked = windows("The certificate is revoked.", code);
             assert!(certificate_problem(&conn, &revoked)
                 .unwrap()
                 .contains("is revoked"));
         }
-        let name = format!("OS Error {} (x)", CERT_E_CN_NO_MATCH as i32);
+        let name = windows(
+            "The certificate's CN name does not match the passed value.",
+            CERT_E_CN_NO_MATCH,
+        );
         assert!(certificate_problem(&conn, &name)
             .unwrap()
             .contains("does not name db.example.com"));
-        let root = format!("OS Error {} (x)", CERT_E_UNTRUSTEDROOT as i32);
+        let root = windows("A certificate chain processed, but terminated in a root certificate which is not trusted by the trust provider.", CERT_E_UNTRUSTEDROOT);
         assert!(certificate_problem(&conn, &root)
             .unwrap()
             .contains("not signed by a CA in ca.crt"));
         assert_eq!(schannel_code("connection refused"), None);
+        assert_eq!(schannel_code("Connection refused (os error 111)"), None);
     }
 }

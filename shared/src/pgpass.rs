@@ -24,14 +24,14 @@ pub(crate) fn default_file() -> Option<PathBuf> {
 /// `psqlrc.conf`, `.pg_service.conf` keeps its name). None when HOME / APPDATA is unset.
 pub fn libpq_user_file(unix: &str, windows: &str) -> Option<PathBuf> {
     if cfg!(windows) {
-        Some(
-            PathBuf::from(std::env::var_os("APPDATA")?)
-                .join("postgresql")
-                .join(windows),
-        )
+        user_file_on_windows(std::env::var_os("APPDATA"), windows)
     } else {
         Some(PathBuf::from(std::env::var_os("HOME")?).join(unix))
     }
+}
+
+fn user_file_on_windows(appdata: Option<std::ffi::OsString>, name: &str) -> Option<PathBuf> {
+    Some(PathBuf::from(appdata?).join("postgresql").join(name))
 }
 
 /// The password for `conn` in the file at `path`: the first line matching its host, port,
@@ -132,6 +132,24 @@ pub fn line(conn: &Conn, password: &str) -> String {
 mod tests {
     use super::*;
     use crate::contract::SslMode;
+
+    #[test]
+    fn libpq_s_windows_files_live_under_appdata_postgresql() {
+        let appdata = Some(std::ffi::OsString::from("C:/Users/me/AppData/Roaming"));
+        assert_eq!(
+            user_file_on_windows(appdata.clone(), "pgpass.conf"),
+            Some(PathBuf::from(
+                "C:/Users/me/AppData/Roaming/postgresql/pgpass.conf"
+            ))
+        );
+        assert_eq!(
+            user_file_on_windows(appdata, ".pg_service.conf"),
+            Some(PathBuf::from(
+                "C:/Users/me/AppData/Roaming/postgresql/.pg_service.conf"
+            ))
+        );
+        assert_eq!(user_file_on_windows(None, "pgpass.conf"), None);
+    }
 
     fn conn(host: &str, dbname: &str, user: &str) -> Conn {
         Conn {

@@ -107,6 +107,15 @@ pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// The access list (SDDL) a private file or directory gets on Windows: one entry, full control
+/// for the user `sid`, nothing inherited from above (`P`); a directory's entry is inherited by
+/// what is created in it (`OICI`).
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) fn private_sddl(sid: &str, is_dir: bool) -> String {
+    let inherit = if is_dir { "OICI" } else { "" };
+    format!("D:P(A;{inherit};FA;;;{sid})")
+}
+
 /// Who may open `path`, as the system says: the mode in octal on Unix (`600`), the access list
 /// as SDDL on Windows (`D:P(A;;FA;;;S-1-5-…)`). For the tests that read a secret file's
 /// protection back.
@@ -145,6 +154,13 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(mode);
     }
+    // Windows checks access when a file is opened: no one else may open the new file (share
+    // mode 0) until it is closed, by then with its access list, before its first byte.
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        options.share_mode(0);
+    }
     let _ = fs::remove_file(&temp);
     let result = options
         .open(&temp)
@@ -168,6 +184,16 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_private_access_list_names_one_user_and_inherits_nothing() {
+        let sid = "S-1-5-21-1-2-3-1001";
+        assert_eq!(private_sddl(sid, false), "D:P(A;;FA;;;S-1-5-21-1-2-3-1001)");
+        assert_eq!(
+            private_sddl(sid, true),
+            "D:P(A;OICI;FA;;;S-1-5-21-1-2-3-1001)"
+        );
+    }
 
     #[test]
     #[cfg(unix)]

@@ -19,7 +19,9 @@ use windows_sys::Win32::Security::{
     GetFileSecurityW, GetTokenInformation, SetFileSecurityW, TokenUser, DACL_SECURITY_INFORMATION,
     PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, TOKEN_QUERY, TOKEN_USER,
 };
-use windows_sys::Win32::Storage::FileSystem::{GetFileType, FILE_TYPE_CHAR};
+use windows_sys::Win32::Storage::FileSystem::{
+    GetFileType, GetFinalPathNameByHandleW, FILE_NAME_NORMALIZED, FILE_TYPE_CHAR, VOLUME_NAME_DOS,
+};
 use windows_sys::Win32::System::Console::{
     GetStdHandle, SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_C_EVENT, STD_INPUT_HANDLE,
 };
@@ -84,8 +86,7 @@ pub(crate) fn current_user_sid() -> std::io::Result<String> {
 /// granted anything by the file itself. A directory's entry is inherited by what is created
 /// in it (`OICI`), so a file made there by other means starts private too.
 pub(crate) fn restrict_to_current_user(path: &Path) -> std::io::Result<()> {
-    let inherit = if path.is_dir() { "OICI" } else { "" };
-    let sddl = format!("D:P(A;{inherit};FA;;;{})", current_user_sid()?);
+    let sddl = crate::state::private_sddl(&current_user_sid()?, path.is_dir());
     // SAFETY: both strings are NUL-terminated and live across the calls; the descriptor
     // Windows allocates is freed with LocalFree once SetFileSecurityW has copied it.
     unsafe {
@@ -153,6 +154,35 @@ pub(crate) fn access_list(path: &Path) -> std::io::Result<String> {
             return Err(std::io::Error::last_os_error());
         }
         Ok(take_local_string(text))
+    }
+}
+
+/// The path an open file really has (`\\?\C:\…`, links at any depth resolved), as
+/// `std::fs::canonicalize` writes it: what was opened, whatever the name went through.
+pub(crate) fn final_path(file: &std::fs::File) -> std::io::Result<std::path::PathBuf> {
+    use std::os::windows::ffi::OsStringExt;
+    use std::os::windows::io::AsRawHandle;
+    let handle = file.as_raw_handle() as HANDLE;
+    let mut buffer = vec![0u16; 512];
+    loop {
+        // SAFETY: the buffer's length is passed with it; the handle is the open file's.
+        let len = unsafe {
+            GetFinalPathNameByHandleW(
+                handle,
+                buffer.as_mut_ptr(),
+                buffer.len() as u32,
+                FILE_NAME_NORMALIZED | VOLUME_NAME_DOS,
+            )
+        } as usize;
+        if len == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if len < buffer.len() {
+            buffer.truncate(len);
+            return Ok(std::ffi::OsString::from_wide(&buffer).into());
+        }
+        // Too small: `len` is the size needed, terminating NUL included.
+        buffer.resize(len, 0);
     }
 }
 

@@ -62,7 +62,7 @@ pub(crate) enum Format {
     Service,
     /// The profile as JSON (no password: where the secret lives).
     Json,
-    /// `$env:PG… = '…'` lines for PowerShell's `Invoke-Expression`; the password goes to a
-    /// private PGPASSFILE, never the output.
+    /// `$env:PG… = …` lines for PowerShell (`| Out-String | Invoke-Expression`), printable ASCII
+    /// whatever the values hold; the password goes to a private PGPASSFILE, never the output.
     Powershell,
 }

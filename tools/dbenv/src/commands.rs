@@ -198,19 +198,40 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-/// Quotes a value as a PowerShell verbatim string: inside single quotes nothing expands, and a
-/// quote is written twice — PowerShell takes the typographic single quotes (U+2018–U+201B) as
-/// quotes too, so those are doubled as well.
+/// A value as a PowerShell expression whose text is pure printable ASCII, so no console code
+/// page can change it and no line break can split the statement: a verbatim string
+/// (`'C:\x'`, a quote written twice; nothing inside expands), or, for a value with anything
+/// else in it (non-ASCII, control characters; PowerShell also reads the typographic quotes
+/// U+2018–U+201B as quotes), its UTF-8 bytes decoded from base64.
 fn powershell_quote(value: &str) -> String {
-    let mut quoted = String::from("'");
-    for c in value.chars() {
-        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
-            quoted.push(c);
-        }
-        quoted.push(c);
+    if value.chars().all(|c| (' '..='~').contains(&c)) {
+        format!("'{}'", value.replace('\'', "''"))
+    } else {
+        format!(
+            "[Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{}'))",
+            base64(value.as_bytes())
+        )
     }
-    quoted.push('\'');
-    quoted
+}
+
+/// Standard base64 (RFC 4648, with padding).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn pgpass_line(profile: &Profile, reveal: bool) -> String {
@@ -316,12 +337,37 @@ mod tests {
     }
 
     #[test]
-    fn powershell_quoting_doubles_every_quote_powershell_knows() {
+    fn powershell_values_are_printable_ascii_whatever_they_hold() {
         assert_eq!(powershell_quote("plain"), "'plain'");
         assert_eq!(powershell_quote("it's"), "'it''s'");
         // $ and backtick expand only in double quotes: kept as they are.
         assert_eq!(powershell_quote("$(rm -r C:\\)`n"), "'$(rm -r C:\\)`n'");
-        assert_eq!(powershell_quote("a\u{2019}b"), "'a\u{2019}\u{2019}b'");
         assert_eq!(powershell_quote("C:\\Users\\me"), "'C:\\Users\\me'");
+        // A line break, a typographic quote, a name with an accent: base64, one ASCII line.
+        for hostile in [
+            "x\n& calc #",
+            "a\u{2019}; calc; '",
+            "C:\\Users\\Jos\u{e9}",
+            "x\r\ny",
+        ] {
+            let quoted = powershell_quote(hostile);
+            assert!(quoted.chars().all(|c| (' '..='~').contains(&c)), "{quoted}");
+            assert!(
+                quoted.starts_with("[Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('")
+            );
+        }
+        assert_eq!(
+            powershell_quote("Jos\u{e9}"),
+            "[Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('Sm9zw6k='))"
+        );
+        for (bytes, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
+            assert_eq!(base64(bytes.as_bytes()), encoded);
+        }
     }
 }

@@ -418,7 +418,6 @@ fn provision(out: Output, global: &GlobalArgs, command: Local) -> Result<ExitSta
     Ok(ExitStatus::Success)
 }
 
-/// DATABASE_REGISTRY.md for the local instances of dbtools.toml.
 /// The local provider's commands on Windows: a refusal saying what to use there.
 fn refuse_on_windows() -> Result<()> {
     if cfg!(windows) {
@@ -429,6 +428,7 @@ fn refuse_on_windows() -> Result<()> {
     Ok(())
 }
 
+/// DATABASE_REGISTRY.md for the local instances of dbtools.toml.
 fn local_registry(global: &GlobalArgs) -> Result<ExitStatus> {
     refuse_on_windows()?;
     cli::stdout_is_text();
