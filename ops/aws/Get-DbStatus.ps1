@@ -7,7 +7,7 @@ Shows the instances (rdsprov status) and, with -Env, that env's migrations (dbmi
 #>
 [CmdletBinding(SupportsShouldProcess)]
 param(
-    [ValidatePattern('^[a-z0-9][a-z0-9_-]*$')]
+    [ValidatePattern('(?-i)^[a-z0-9][a-z0-9_-]*$')]
     [string] $Env,
     [string] $Spec
 )

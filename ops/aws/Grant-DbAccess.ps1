@@ -10,7 +10,7 @@ machine is admitted (rdsprov access show) and changes nothing.
 [CmdletBinding(SupportsShouldProcess)]
 param(
     [Parameter(Mandatory)]
-    [ValidatePattern('^[a-z0-9][a-z0-9_-]*$')]
+    [ValidatePattern('(?-i)^[a-z0-9][a-z0-9_-]*$')]
     [string] $Env,
     [string] $Spec
 )

@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-Applies pending migrations to an env, as `make migrate ENV=…` does.
+Applies pending migrations to an env, as `make migrate ENV=...` does.
 
 .DESCRIPTION
 dbenv resolve ENV | dbmigrate status | rdsprov snapshot --before-migrate | dbmigrate up:
@@ -14,7 +14,7 @@ applied (dbmigrate up --dry-run) and changes nothing.
 [CmdletBinding(SupportsShouldProcess)]
 param(
     [Parameter(Mandatory)]
-    [ValidatePattern('^[a-z0-9][a-z0-9_-]*$')]
+    [ValidatePattern('(?-i)^[a-z0-9][a-z0-9_-]*$')]
     [string] $Env
 )
 . (Join-Path $PSScriptRoot 'DbTools.Common.ps1')

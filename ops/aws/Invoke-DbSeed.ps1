@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-Applies an env's seeds, as `make seed ENV=…` does (dbenv resolve ENV | dbseed apply).
+Applies an env's seeds, as `make seed ENV=...` does (dbenv resolve ENV | dbseed apply).
 
 .DESCRIPTION
 -WhatIf shows each seed file's state (dbseed status) and changes nothing.
@@ -11,7 +11,7 @@ Applies an env's seeds, as `make seed ENV=…` does (dbenv resolve ENV | dbseed 
 [CmdletBinding(SupportsShouldProcess)]
 param(
     [Parameter(Mandatory)]
-    [ValidatePattern('^[a-z0-9][a-z0-9_-]*$')]
+    [ValidatePattern('(?-i)^[a-z0-9][a-z0-9_-]*$')]
     [string] $Env
 )
 . (Join-Path $PSScriptRoot 'DbTools.Common.ps1')

@@ -13,7 +13,7 @@ instance is on AWS, as `dbenv import` writes it). -WhatIf changes nothing.
 [CmdletBinding(SupportsShouldProcess)]
 param(
     [Parameter(Mandatory)]
-    [ValidatePattern('^[a-z0-9][a-z0-9_-]*$')]
+    [ValidatePattern('(?-i)^[a-z0-9][a-z0-9_-]*$')]
     [string] $Env,
     [string] $Name,
     [string] $Spec

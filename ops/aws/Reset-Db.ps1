@@ -13,7 +13,7 @@ envs are refused here whatever is typed. -WhatIf says what would happen and chan
 [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'High')]
 param(
     [Parameter(Mandatory)]
-    [ValidatePattern('^[a-z0-9][a-z0-9_-]*$')]
+    [ValidatePattern('(?-i)^[a-z0-9][a-z0-9_-]*$')]
     [string] $Env,
     # The env name typed again, for the guard (--confirm).
     [string] $ConfirmEnv

@@ -11,7 +11,7 @@ env's private pgpass file in the state dir, never into a variable or onto the sc
 [CmdletBinding(SupportsShouldProcess)]
 param(
     [Parameter(Mandatory)]
-    [ValidatePattern('^[a-z0-9][a-z0-9_-]*$')]
+    [ValidatePattern('(?-i)^[a-z0-9][a-z0-9_-]*$')]
     [string] $Env
 )
 . (Join-Path $PSScriptRoot 'DbTools.Common.ps1')

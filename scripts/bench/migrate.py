@@ -6,7 +6,7 @@ N generated migrations (CREATE TABLE + CREATE INDEX each) are applied to an empt
   - dbmate migrate          (npm package dbmate, installed by scripts/setup-test.sh)
   - sqlx migrate run        (sqlx-cli 0.9, `cargo install`ed into .bench-tools/ when missing)
   - the floor: psql sending the same SQL as one message (each migration in its own BEGIN/COMMIT)
-first through ../shared/tools/latency-proxy.py (--delay-ms each way, like home -> RDS, counting
+first through scripts/bench/latency_proxy.py (--delay-ms each way, like home -> RDS, counting
 client->server turns, connect and TLS included), then on loopback. Then `status` with all N
 applied: dbmigrate against dbmate (median of 5). The database is a local-provider instance
 (TLS verify-full, scram-sha-256), as the app role, reset between tools.
@@ -19,7 +19,7 @@ dbmate and sqlx-cli: medians of three on loopback and one run through the proxy.
 import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.parse
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROXY = os.path.join(os.path.dirname(REPO), "shared", "tools", "latency-proxy.py")
+PROXY = os.path.join(REPO, "scripts", "bench", "latency_proxy.py")
 DBMATE = os.path.join(REPO, "node_modules", ".bin", "dbmate")
 SQLX = os.path.join(REPO, ".bench-tools", "bin", "sqlx")
 
@@ -42,8 +42,6 @@ def prepare_tools():
         print("bench: installing sqlx-cli 0.9 into .bench-tools (one time, several minutes)", file=sys.stderr)
         sh(["cargo", "install", "sqlx-cli@0.9.0", "--locked", "--no-default-features",
             "--features", "postgres,native-tls", "--root", os.path.join(REPO, ".bench-tools")])
-    if not os.path.exists(PROXY):
-        sys.exit(f"bench: {PROXY} is missing (it ships in the steering repo's shared/tools)")
 
 
 def generate(work, count):
@@ -64,23 +62,21 @@ def generate(work, count):
 
 
 class Proxy:
+    """latency_proxy.py in front of `target_port`, started and ready; stop() returns its turns."""
+
     def __init__(self, target_port, delay_ms):
         self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, PROXY, "--listen", f"127.0.0.1:{self.port}", "--target", f"127.0.0.1:{target_port}",
              "--delay-ms", str(delay_ms), "--count"], stderr=subprocess.PIPE, text=True)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        # Ready when it says so (a probe connection would be a connection of its own).
+        if self.proc.stderr.readline().strip() != "listening":
+            sys.exit("bench: the latency proxy did not start")
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         err = self.proc.communicate(timeout=30)[1]
         turns = [l for l in err.splitlines() if l.startswith("turns=")]
-        # The readiness probe above opened and closed one connection without a turn.
         return int(turns[-1].split("=")[1]) if turns else None
 
 

@@ -6,7 +6,7 @@ Seeding: ROWS generated CSV rows (id,handle,score,note) loaded into an empty tab
   - psql \\copy        (the floor: what a user would type, nothing of ours in the way)
 three interleaved rounds, median, table emptied (and the seed record cleared) before each.
 
-The guard: client->server turns through ../shared/tools/latency-proxy.py, connect and TLS
+The guard: client->server turns through scripts/bench/latency_proxy.py, connect and TLS
 included, for `dbguard check --action write` (connect, then one query reading the stamp) against
 `psql -c 'select 1'` (connect, then one query), and for `dbguard check --action read`.
 

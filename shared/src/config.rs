@@ -363,7 +363,17 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Res
     toml::from_str(text).map_err(|e| {
         let at = e.span().map(|span| {
             let line = text[..span.start].matches('\n').count() + 1;
-            format!("line {line}: ")
+            // The key the value belongs to (never the value: it could be a URL with a password).
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('='))
+                .map(|(key, _)| key.trim())
+                .filter(|key| !key.is_empty() && !key.starts_with('['));
+            match key {
+                Some(key) => format!("line {line}, key {key}: "),
+                None => format!("line {line}: "),
+            }
         });
         Error::BadInput(format!("{what}: {}{}", at.unwrap_or_default(), e.message()))
     })

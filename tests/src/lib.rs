@@ -167,7 +167,9 @@ impl Tool {
         let mut command = Command::new(path.as_ref());
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy().to_string();
-            if key.starts_with("DBTOOLS_")
+            // DBTOOLS_PG_BIN stays: it is the test pass's choice of PostgreSQL (make test runs
+            // the suites again on other majors), which the servers the tools start must use.
+            if (key.starts_with("DBTOOLS_") && key != "DBTOOLS_PG_BIN")
                 || key.starts_with("PG")
                 || key.starts_with("AWS_")
                 || key == "DATABASE_URL"
@@ -449,7 +451,10 @@ impl Drop for Project {
     }
 }
 
-/// Stops every local instance under a state dir (tests clean up after `rdsprov apply`).
+/// Stops every local instance under a state dir (tests clean up after `rdsprov apply`). Before
+/// it stops one, it asks the server its major (`SHOW server_version_num`) and fails the test
+/// unless it is the one the pass asked for ([`expected_major`]): a pass on PostgreSQL 18 whose
+/// tool-started servers ran on the system's 15 would prove nothing about 18.
 pub fn stop_local_instances(state: &Path) {
     let Ok(entries) = std::fs::read_dir(state.join("local")) else {
         return;
@@ -457,12 +462,69 @@ pub fn stop_local_instances(state: &Path) {
     let Ok(bins) = PgBinaries::locate() else {
         return;
     };
+    let mut wrong = Vec::new();
     for entry in entries.flatten() {
         let data = entry.path().join("data");
-        if data.join("postmaster.pid").exists() {
-            let _ =
-                Cluster::new(bins.clone(), data, entry.path().join("server.log")).stop("immediate");
+        let Ok(pid_file) = std::fs::read_to_string(data.join("postmaster.pid")) else {
+            continue;
+        };
+        let id = entry.file_name().to_string_lossy().to_string();
+        if let (Some(expected), Some(port)) = (
+            expected_major(),
+            pid_file.lines().nth(3).and_then(|p| p.trim().parse::<u16>().ok()),
+        ) {
+            let master = std::fs::read_to_string(state.join("secrets").join(&id).join("master.json"))
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+            if let Some(master) = master {
+                let major = server_major(
+                    port,
+                    master["username"].as_str().unwrap_or("postgres"),
+                    master["password"].as_str().unwrap_or_default(),
+                );
+                if major != Some(expected) && !std::thread::panicking() {
+                    wrong.push(format!("{id} ran PostgreSQL {major:?}"));
+                }
+            }
         }
+        let _ = Cluster::new(bins.clone(), data, entry.path().join("server.log")).stop("immediate");
+    }
+    assert!(
+        wrong.is_empty(),
+        "this pass asked for PostgreSQL {:?} (DBTOOLS_TEST_PG_MAJOR), but {}",
+        expected_major(),
+        wrong.join(", ")
+    );
+}
+
+/// The PostgreSQL major this test pass runs on (`DBTOOLS_TEST_PG_MAJOR`, set by make test for
+/// each pass); None when a developer runs the tests without saying.
+pub fn expected_major() -> Option<u32> {
+    std::env::var("DBTOOLS_TEST_PG_MAJOR").ok()?.trim().parse().ok()
+}
+
+/// The major of the server on loopback `port`, read from the server (`server_version_num`).
+pub fn server_major(port: u16, user: &str, password: &str) -> Option<u32> {
+    let run = Tool::program("psql")
+        .args(["-XAtq", "-c", "show server_version_num"])
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", port.to_string())
+        .env("PGUSER", user)
+        .env("PGPASSWORD", password)
+        .env("PGDATABASE", "postgres")
+        .env("PGSSLMODE", "prefer")
+        .run();
+    run.stdout.trim().parse::<u32>().ok().map(|num| num / 10000)
+}
+
+/// Fails the test unless the server on `port` runs the major the pass asked for.
+pub fn assert_server_major(port: u16, user: &str, password: &str) {
+    if let Some(expected) = expected_major() {
+        assert_eq!(
+            server_major(port, user, password),
+            Some(expected),
+            "this pass asked for PostgreSQL {expected} (DBTOOLS_TEST_PG_MAJOR): the server on port {port} says otherwise"
+        );
     }
 }
 
@@ -523,6 +585,7 @@ impl PgCluster {
                 .unwrap();
             match cluster.start() {
                 Ok(()) => {
+                    assert_server_major(port, SUPERUSER, SUPERUSER_PASSWORD);
                     return PgCluster {
                         cluster,
                         port,
@@ -619,6 +682,39 @@ impl PgCluster {
     pub fn stop(&self) {
         self.cluster.stop("immediate").unwrap();
     }
+
+    /// Waits until no session of `application` is left on the server (a killed client's
+    /// backend ends once the server notices), failing the test past 20 s: after it, nothing
+    /// that session held can still commit.
+    pub fn wait_until_no_session(&self, application: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let query = format!(
+            "select count(*) from pg_stat_activity where application_name = '{application}'"
+        );
+        while self.psql("postgres", &query) != "0" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a {application} session outlived its client by 20 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+/// Kills `child` with SIGKILL and asserts the kill is what ended it: it was still running, and
+/// its exit status is the signal (a child that had already finished would prove nothing).
+pub fn kill_9(child: &mut std::process::Child, what: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{what} had already finished before the kill"
+    );
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "{what} ended by {status:?}, not the kill");
+}
+
+impl PgCluster {
 }
 
 impl Drop for PgCluster {
@@ -754,7 +850,7 @@ impl FaultyAws {
             .spawn()
             .unwrap_or_else(|e| panic!("this test needs python3 for {}: {e}", script.display()));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !log.is_file() || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the AWS fault proxy did not listen on {port} within 10 s"
@@ -769,10 +865,18 @@ impl FaultyAws {
         }
     }
 
-    /// The (operation, HTTP status) of every request that reached the proxy, in order.
+    /// The (operation, HTTP status) of every request that reached the proxy, in order. Each is
+    /// logged before its answer goes out, so once a tool has finished none is missing; a
+    /// missing log (the proxy never started, or died) fails the test rather than reading as
+    /// "no calls".
     pub fn requests(&self) -> Vec<(String, u16)> {
         std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the AWS fault proxy's log {} is unreadable ({e}): the proxy did not run",
+                    self.log.display()
+                )
+            })
             .lines()
             .filter_map(|line| {
                 let (op, status) = line.split_once(' ')?;
@@ -830,8 +934,31 @@ impl Drop for MotoServer {
     }
 }
 
-/// Collects every distinct /proc/*/cmdline seen while `work` runs.
-pub fn sample_cmdlines<T>(work: impl FnOnce() -> T) -> (T, std::collections::BTreeSet<String>) {
+/// One process seen by [`sample_processes`]: its command line and its environment, each with
+/// NULs as spaces.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sampled {
+    pub cmdline: String,
+    pub environ: String,
+}
+
+impl Sampled {
+    /// Whether this process runs `program` (a path whose file name is `program`, anywhere in
+    /// the command line: `runuser -u postgres -- …/initdb …` runs initdb).
+    pub fn runs(&self, program: &str) -> bool {
+        self.cmdline
+            .split(' ')
+            .any(|token| Path::new(token).file_name().is_some_and(|name| name == program))
+    }
+}
+
+/// Every distinct process (command line and environment from /proc) seen while `work` runs.
+/// Fails the test unless a process of each of `expected` was seen: a sampler that saw nothing
+/// proves nothing about what it guards.
+pub fn sample_processes<T>(
+    expected: &[&str],
+    work: impl FnOnce() -> T,
+) -> (T, std::collections::BTreeSet<Sampled>) {
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let sampler = {
@@ -839,13 +966,17 @@ pub fn sample_cmdlines<T>(work: impl FnOnce() -> T) -> (T, std::collections::BTr
         std::thread::spawn(move || {
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
                 for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-                    if let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) {
-                        if !bytes.is_empty() {
-                            seen.lock()
-                                .unwrap()
-                                .insert(String::from_utf8_lossy(&bytes).replace('\0', " "));
-                        }
+                    let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) else {
+                        continue;
+                    };
+                    if bytes.is_empty() {
+                        continue;
                     }
+                    let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+                    seen.lock().unwrap().insert(Sampled {
+                        cmdline: String::from_utf8_lossy(&bytes).replace('\0', " "),
+                        environ: String::from_utf8_lossy(&environ).replace('\0', " "),
+                    });
                 }
             }
         })
@@ -854,7 +985,23 @@ pub fn sample_cmdlines<T>(work: impl FnOnce() -> T) -> (T, std::collections::BTr
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     sampler.join().unwrap();
     let seen = seen.lock().unwrap().clone();
+    for program in expected {
+        assert!(
+            seen.iter().any(|p| p.runs(program)),
+            "the sampler never saw {program} run, so it checked nothing about it"
+        );
+    }
     (result, seen)
+}
+
+/// Every distinct /proc/*/cmdline seen while `work` runs; fails unless each of `expected` was
+/// seen (see [`sample_processes`]).
+pub fn sample_cmdlines<T>(
+    expected: &[&str],
+    work: impl FnOnce() -> T,
+) -> (T, std::collections::BTreeSet<String>) {
+    let (result, seen) = sample_processes(expected, work);
+    (result, seen.into_iter().map(|p| p.cmdline).collect())
 }
 
 /// Every password in a state dir's local secret store.

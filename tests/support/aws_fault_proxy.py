@@ -9,8 +9,9 @@ RULES_JSON is a list of rules, tried in order; the first that matches a request 
     {"operation": "PutMetricAlarm", "status": 503, "code": "ServiceUnavailable", "times": 3}
     {"operation": "DescribeDBInstances", "delay": 30, "after": "CreateDBInstance"}
 `times` bounds how often the rule applies (absent: always); `after` makes it apply only once
-an operation of that name has passed through. LOG_FILE gets one line per request:
-"<operation> <status>", for tests that count retries; LOG_FILE.params one JSON line per
+an operation of that name has passed through. LOG_FILE (created empty at start, so a missing
+file means the proxy never ran) gets one line per request, "<operation> <status>", written
+before the answer is sent: a test that has its answer can count every call; LOG_FILE.params one JSON line per
 form-encoded (Query protocol) request, {"operation": …, "params": {…}}, for tests that check
 what was sent where moto keeps no trace of it.
 """
@@ -76,18 +77,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
                            f"<Message>injected by aws_fault_proxy</Message></Error>"
                            f"<RequestId>fault</RequestId></ErrorResponse>").encode()
                 ctype = "text/xml"
+            log(op, rule["status"])
             self.send_response(rule["status"])
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
-            log(op, rule["status"])
             return
         upstream = http.client.HTTPConnection(TARGET.hostname, TARGET.port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
         upstream.request("POST", self.path, body=body, headers=headers)
         answer = upstream.getresponse()
         payload = answer.read()
+        with lock:
+            seen_ops.add(op)
+        log(op, answer.status)
         self.send_response(answer.status)
         for key, value in answer.getheaders():
             if key.lower() not in HOP and key.lower() != "content-length":
@@ -96,13 +100,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
         upstream.close()
-        with lock:
-            seen_ops.add(op)
-        log(op, answer.status)
 
     do_GET = do_POST
 
 
+open(LOG, "w").close()
 server = http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
 server.daemon_threads = True
 server.serve_forever()

@@ -78,7 +78,7 @@ fn plan_apply_plan_modify_and_a_second_apply_changes_nothing() {
     // db.t4g.small 0.032 x 730 + 2.30 + 0.40 = 26.06
     assert_eq!(plan["cost"]["monthly_usd"], 40.44);
 
-    let (applied, cmdlines) = harness::sample_cmdlines(|| rdsprov(&moto, &dir, SPEC, &["apply"]));
+    let (applied, cmdlines) = harness::sample_cmdlines(&["rdsprov"], || rdsprov(&moto, &dir, SPEC, &["apply"]));
     let resources = applied.expect(0).json();
     let instances = resources["instances"].as_array().unwrap();
     assert_eq!(instances.len(), 2);
@@ -161,13 +161,17 @@ fn plan_apply_plan_modify_and_a_second_apply_changes_nothing() {
 
     let again = rdsprov(&moto, &dir, SPEC, &["plan"]).expect(0).json();
     assert_eq!(again["up_to_date"], true, "{again}");
-    let second = rdsprov(&moto, &dir, SPEC, &["apply"]);
+    // "A second apply makes no mutating call" (README), read from what reached AWS: every
+    // call of the second apply goes through a proxy that logs it before answering.
+    let observer = FaultyAws::start(&moto, json!([]));
+    let second = rdsprov_through(&moto, &observer, &dir, SPEC, &["apply"]);
     assert_eq!(second.expect(0).json()["changes"], json!([]));
     assert!(
         second.stderr.contains("rdsprov: nothing to change"),
         "{}",
         second.stderr
     );
+    assert_no_mutating_call(&observer);
 
     // A bigger class: a modify, applied at once on dev, in the maintenance window on test.
     let bigger = SPEC.replace("db.t4g.micro", "db.t4g.small").replace(
@@ -1769,13 +1773,22 @@ fn what_cannot_change_in_place_is_refused_before_any_change() {
         2,
         "env dev: encrypted of combine-dev cannot change in place (true → false)",
     );
-    let mutating: Vec<String> = faults
-        .requests()
-        .into_iter()
-        .map(|(op, _)| op)
+    assert_no_mutating_call(&faults);
+}
+
+/// Every call that reached AWS through `proxy` was a read (Describe/List/Get), and there were
+/// some: a run that reached nothing proves nothing.
+fn assert_no_mutating_call(proxy: &FaultyAws) {
+    let calls: Vec<String> = proxy.requests().into_iter().map(|(op, _)| op).collect();
+    assert!(
+        calls.iter().any(|op| op == "DescribeDBInstances"),
+        "the run read nothing through the proxy: {calls:?}"
+    );
+    let mutating: Vec<&String> = calls
+        .iter()
         .filter(|op| {
             !op.starts_with("Describe") && !op.starts_with("List") && !op.starts_with("Get")
         })
         .collect();
-    assert!(mutating.is_empty(), "{mutating:?}");
+    assert!(mutating.is_empty(), "mutating calls: {mutating:?}");
 }

@@ -115,6 +115,22 @@ fn rdsprov_secret_get_redacts_on_request_and_reads_bare_strings() {
     let value = run.expect(0).json();
     assert_eq!(value["kind"], "dbtools.secret/v1");
     assert_eq!(value["password"], "just-a-password");
+    // On a terminal the password is shown only when asked for (--reveal).
+    let hidden = Tool::new("rdsprov")
+        .args(["secret", "get", "plain"])
+        .aws(&moto)
+        .run_on_terminal();
+    assert_eq!(hidden.code, 0, "{}", hidden.stdout);
+    assert!(
+        !hidden.stdout.contains("just-a-password") && hidden.stdout.contains("********"),
+        "{}",
+        hidden.stdout
+    );
+    let shown = Tool::new("rdsprov")
+        .args(["secret", "get", "plain", "--reveal"])
+        .aws(&moto)
+        .run_on_terminal();
+    assert!(shown.stdout.contains("just-a-password"), "{}", shown.stdout);
 }
 
 #[test]
@@ -177,7 +193,7 @@ sslrootcert = "system"
         .run();
     assert_eq!(profile.expect(0).json()["conn"].get("password"), None);
     assert_eq!(profile.json()["secret"]["source"], "aws-iam");
-    let (run, cmdlines) = harness::sample_cmdlines(|| {
+    let (run, cmdlines) = harness::sample_cmdlines(&["dbenv", "rdsprov"], || {
         project
             .tool("dbenv")
             .args(["export", "test", "--format", "pgpass"])

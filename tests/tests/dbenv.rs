@@ -114,7 +114,7 @@ fn malformed_config_names_the_file_and_the_key() {
         .tool("dbenv")
         .args(["list"])
         .run()
-        .expect_error("dbenv", 2, "dbtools.toml");
+        .expect_error("dbenv", 2, "dbtools.toml: line 2, key host: invalid type");
 }
 
 /// DEV and TEST on one instance as one app role: a DEV migration could drop TEST's database,
@@ -205,6 +205,30 @@ fn export_url_service_and_pgpass() {
         text.contains("passfile=") && !text.contains("password"),
         "{text}"
     );
+    // pgpass: the password asked for by name, escaped as libpq reads it; on a terminal only
+    // with --reveal.
+    let pgpass = project
+        .tool("dbenv")
+        .args(["export", "dev", "-f", "pgpass"])
+        .env("DEV_DB_PASSWORD", "p:w")
+        .run();
+    assert_eq!(
+        pgpass.expect(0).stdout,
+        "db.dev.example.com:5432:combine_dev:combine_app:p\\:w\n"
+    );
+    let hidden = project
+        .tool("dbenv")
+        .args(["export", "dev", "-f", "pgpass"])
+        .env("DEV_DB_PASSWORD", "p:w")
+        .run_on_terminal();
+    assert_eq!(hidden.code, 0, "{}", hidden.stdout);
+    assert!(!hidden.stdout.contains("p\\:w"), "{}", hidden.stdout);
+    let shown = project
+        .tool("dbenv")
+        .args(["export", "dev", "-f", "pgpass", "--reveal"])
+        .env("DEV_DB_PASSWORD", "p:w")
+        .run_on_terminal();
+    assert!(shown.stdout.contains(":p\\:w"), "{}", shown.stdout);
 }
 
 #[test]

@@ -540,9 +540,13 @@ fn kill_9_mid_run_then_rerun_converges() {
         .unwrap();
     drop(child.stdin.take());
     std::thread::sleep(std::time::Duration::from_millis(600));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    // The rerun waits for whatever the dead client's session still holds, then finishes the job.
+    harness::kill_9(&mut child, "dbmigrate up");
+    // Once the dead client's session is gone, the run stopped part-way: some migrations not
+    // applied (30 × 50 ms of pg_sleep did not fit in 600 ms).
+    db.pg.wait_until_no_session("dbmigrate");
+    let landed = db.applied().len();
+    assert!(landed < 30, "the kill landed mid-run, not after it: {landed} applied");
+    // The rerun finishes the job, each migration once.
     db.migrate(&["up"]).expect(0);
     assert_each_applied_once(&db, 30);
 }
@@ -581,12 +585,21 @@ fn dump_is_deterministic_and_names_an_old_pg_dump() {
     let first = out.path.join("a/schema.sql");
     let second = out.path.join("b/schema.sql");
     for file in [&first, &second] {
-        let run = db.migrate(&["dump", "--file", file.to_str().unwrap()]);
+        // pg_dump gets the password in its environment, never on its command line.
+        let (run, processes) = harness::sample_processes(&["pg_dump"], || {
+            db.migrate(&["dump", "--file", file.to_str().unwrap()])
+        });
         assert!(
             run.expect(0).stderr.contains("(2 applied versions)"),
             "{}",
             run.stderr
         );
+        let password = harness::SUPERUSER_PASSWORD;
+        let pg_dump: Vec<_> = processes.iter().filter(|p| p.runs("pg_dump")).collect();
+        assert!(pg_dump.iter().all(|p| !p.cmdline.contains(password)));
+        assert!(pg_dump
+            .iter()
+            .any(|p| p.environ.contains(&format!("PGPASSWORD={password}"))));
     }
     let text = std::fs::read_to_string(&first).unwrap();
     assert_eq!(

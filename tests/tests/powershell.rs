@@ -43,7 +43,7 @@ fn the_checker_rejects_what_would_fail_on_windows() {
     std::fs::copy(&common, dir.path.join("DbTools.Common.ps1")).unwrap();
     let script = |body: &str| {
         format!(
-            "[CmdletBinding(SupportsShouldProcess)]\nparam(\n    [ValidatePattern('^[a-z]+$')]\n    [string] $Env\n)\n. (Join-Path $PSScriptRoot 'DbTools.Common.ps1')\n{body}\n"
+            "[CmdletBinding(SupportsShouldProcess)]\nparam(\n    [ValidatePattern('(?-i)^[a-z]+$')]\n    [string] $Env\n)\n. (Join-Path $PSScriptRoot 'DbTools.Common.ps1')\n{body}\n"
         )
     };
     std::fs::write(
@@ -76,9 +76,40 @@ fn the_checker_rejects_what_would_fail_on_windows() {
         "param([string] $Env)\nInvoke-DbTool dbenv @('list')\n",
     )
     .unwrap();
+    // A flag only a longer one starts with (`--exit` of `--exit-code`), and one built in a
+    // variable.
+    std::fs::write(
+        dir.path.join("PrefixFlag.ps1"),
+        script("Invoke-DbTool dbmigrate @('status', '--exit') -Final"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path.join("VariableFlag.ps1"),
+        script("$extra = @('--no-such-flag')\nInvoke-DbTool dbmigrate (@('up') + $extra) -Final"),
+    )
+    .unwrap();
+    // A property an error object lacks, read under StrictMode without looking first.
+    std::fs::write(
+        dir.path.join("Unguarded.ps1"),
+        script("$answer = Invoke-DbTool dbenv @('list', '--json') | ConvertFrom-Json\n$answer.envs"),
+    )
+    .unwrap();
+    // ValidatePattern without (?-i): `-Env TEST` would pass.
+    std::fs::write(
+        dir.path.join("CaseBlind.ps1"),
+        script("Invoke-DbTool dbenv @('list')").replace("(?-i)", ""),
+    )
+    .unwrap();
+    // Non-ASCII in a file without a byte-order mark.
+    std::fs::write(dir.path.join("Ansi.ps1"), script("# caf\u{e9}\nInvoke-DbTool dbenv @('list')")).unwrap();
     let run = check(&dir.path);
     run.expect(1);
     for problem in [
+        "PrefixFlag.ps1:7: `dbmigrate status` has no flag --exit",
+        "VariableFlag.ps1:8: `dbmigrate up` has no flag --no-such-flag",
+        "Unguarded.ps1:8: $answer.envs read without checking it exists",
+        "CaseBlind.ps1:1: -Env's ValidatePattern ignores case",
+        "Ansi.ps1:7: non-ASCII text in a file without a UTF-8 byte-order mark","
         "Broken.ps1:7:",
         "does not parse as PowerShell",
         "BadFlag.ps1:7: `dbmigrate up` has no flag --no-such-flag",

@@ -461,8 +461,9 @@ fn kill_9_mid_seed_then_rerun_converges() {
     .unwrap();
     drop(child.stdin.take());
     std::thread::sleep(std::time::Duration::from_millis(800));
-    child.kill().unwrap(); // SIGKILL, inside the pg_sleep
-    child.wait().unwrap();
+    harness::kill_9(&mut child, "dbseed apply"); // inside the pg_sleep
+    // Only once the killed session is gone can nothing of it commit late: then it left nothing.
+    seeds.pg.wait_until_no_session("dbseed");
     assert_eq!(seeds.psql("db_dev", "select count(*) from agents"), "0");
     seeds.seed("dev", &["apply"]).expect(0);
     assert_seeded_once(&seeds);
@@ -501,6 +502,9 @@ fn a_connection_cut_mid_seed_is_exit_4_and_a_rerun_converges() {
         "{}",
         run.stderr
     );
+    // The server's side of the cut session may still be in its pg_sleep: only once it is gone
+    // can nothing of it commit late.
+    seeds.pg.wait_until_no_session("dbseed");
     assert_eq!(seeds.psql("db_dev", "select count(*) from agents"), "0");
     seeds.seed("dev", &["apply"]).expect(0);
     assert_seeded_once(&seeds);

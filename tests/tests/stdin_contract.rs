@@ -3,6 +3,14 @@
 
 use harness::Tool;
 
+/// Every tool that reads a profile on stdin, with a command that does.
+const READERS: &[(&str, &[&str])] = &[
+    ("dbconnect", &["check"]),
+    ("dbmigrate", &["status"]),
+    ("dbseed", &["status"]),
+    ("dbguard", &["check", "--action", "read"]),
+];
+
 fn check_with_stdin(input: &[u8]) -> harness::Run {
     Tool::new("dbconnect")
         .args(["check"])
@@ -10,11 +18,22 @@ fn check_with_stdin(input: &[u8]) -> harness::Run {
         .run()
 }
 
+/// `input` on stdin is refused by every reader: exit 2, its own one-line message holding
+/// `needle`, the error object on stdout.
+fn refused_by_every_reader(input: &[u8], needle: &str) {
+    for (tool, args) in READERS {
+        Tool::new(tool)
+            .args(*args)
+            .stdin(input.to_vec())
+            .run()
+            .expect_error(tool, 2, needle);
+    }
+}
+
 #[test]
 fn an_empty_pipe_says_the_command_before_printed_nothing() {
-    check_with_stdin(b"").expect_error(
-        "dbconnect",
-        2,
+    refused_by_every_reader(
+        b"",
         "stdin is an empty pipe or file: the command before `|` printed nothing",
     );
 }
@@ -22,49 +41,48 @@ fn an_empty_pipe_says_the_command_before_printed_nothing() {
 #[test]
 fn two_objects_are_refused() {
     let profile = r#"{"kind":"dbtools.profile/v2","env":"dev","protection":"open","conn":{"host":"127.0.0.1","port":1,"dbname":"d","user":"u","sslmode":"disable"}}"#;
-    check_with_stdin(format!("{profile}\n{profile}").as_bytes()).expect_error(
-        "dbconnect",
-        2,
+    refused_by_every_reader(
+        format!("{profile}\n{profile}").as_bytes(),
         "more than one JSON object",
     );
 }
 
 #[test]
 fn invalid_json_names_line_and_column() {
-    check_with_stdin(b"{\"kind\": \n  oops}").expect_error("dbconnect", 2, "line 2, column");
+    refused_by_every_reader(b"{\"kind\": \n  oops}", "line 2, column");
 }
 
 #[test]
 fn unknown_kind_and_newer_major_are_refused() {
-    check_with_stdin(br#"{"kind":"someone.else/v1"}"#).expect_error(
-        "dbconnect",
-        2,
-        "unknown message kind",
-    );
-    check_with_stdin(br#"{"kind":"dbtools.profile/v9"}"#).expect_error(
-        "dbconnect",
-        2,
+    refused_by_every_reader(br#"{"kind":"someone.else/v1"}"#, "unknown message kind");
+    refused_by_every_reader(
+        br#"{"kind":"dbtools.profile/v9"}"#,
         "newer version than this tool reads",
     );
 }
 
 #[test]
 fn a_result_without_profile_is_refused() {
-    check_with_stdin(br#"{"kind":"dbtools.env.list/v1","envs":[]}"#).expect_error(
-        "dbconnect",
-        2,
+    refused_by_every_reader(
+        br#"{"kind":"dbtools.env.list/v1","envs":[]}"#,
         "carries no profile",
     );
 }
 
 #[test]
 fn an_upstream_error_passes_through_with_its_code_and_no_second_message() {
-    let run = check_with_stdin(
-        br#"{"kind":"dbtools.error/v1","tool":"dbenv","code":4,"message":"instance down"}"#,
-    );
-    run.expect(4);
-    assert_eq!(run.stderr, "", "the upstream tool already reported it");
-    assert_eq!(run.json()["tool"], "dbenv");
+    for (tool, args) in READERS {
+        let run = Tool::new(tool)
+            .args(*args)
+            .stdin(
+                br#"{"kind":"dbtools.error/v1","tool":"dbenv","code":4,"message":"instance down"}"#
+                    .to_vec(),
+            )
+            .run();
+        run.expect(4);
+        assert_eq!(run.stderr, "", "{tool}: the upstream tool already reported it");
+        assert_eq!(run.json()["tool"], "dbenv", "{tool}");
+    }
 }
 
 #[test]

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Breaks README's claims on purpose, one at a time, and checks that the test backing each
+claim then fails: a test that still passes with its claim broken proves nothing.
+
+    python3 scripts/mutations.py            # every mutation (about 15 minutes: a rebuild each)
+    python3 scripts/mutations.py --list
+    python3 scripts/mutations.py --only plain-password-to-the-server
+
+Each mutation edits one file (an exact text, found once), runs the test that backs the claim,
+expects it to FAIL, and puts the file back whatever happens. Needs a clean work tree (the file is
+restored with `git checkout`) and what `make test` needs (scripts/setup-test.sh). Not part of
+`make test`. Prints one line per mutation, `caught` or `SURVIVED`, and exits 1 if any survived.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = "cargo build -q --workspace --bins && "
+E2E = "cargo test -q -p dbtools-e2e "
+
+# (name, the claim, file, text, replacement, command that must fail)
+MUTATIONS = [
+    (
+        "pass-runs-on-the-wrong-major",
+        "make test's PostgreSQL 18 pass runs the tools' servers on 18",
+        "tests/src/lib.rs",
+        '(key.starts_with("DBTOOLS_") && key != "DBTOOLS_PG_BIN")',
+        'key.starts_with("DBTOOLS_")',
+        BUILD + "DBTOOLS_PG_BIN=$PWD/node_modules/pg18/native/bin DBTOOLS_TEST_PG_MAJOR=18 "
+        + E2E + "--test local_provider -- apply_provisions_tls_instances",
+    ),
+    (
+        "plain-password-to-the-server",
+        "the plain password never reaches the server's files or logs",
+        "tools/rdsprov/src/tenant.rs",
+        "quote_literal(&verifier)",
+        "quote_literal(&password)",
+        BUILD + E2E + "--test local_provider -- plain_passwords_never_reach",
+    ),
+    (
+        "password-on-psql-argv",
+        "psql and pg_dump get the password in their environment, never on a command line",
+        "shared/src/pg.rs",
+        "Some(password) => command.env(PGPASSWORD, password),",
+        'Some(password) => command.env(PGPASSWORD, password).arg(format!("--set=pw={password}")),',
+        BUILD + E2E + "--test connect -- psql_runs_with_the_password",
+    ),
+    (
+        "a-second-apply-mutates",
+        "a second apply makes no mutating call",
+        "tools/rdsprov/src/aws/apply.rs",
+        "    let mut group_id = observed.security_group.as_ref().map(|(id, _)| id.clone());\n",
+        "    let mut group_id = observed.security_group.as_ref().map(|(id, _)| id.clone());\n"
+        "    let _ = aws.block_on(aws.ec2.create_tags().resources(&observed.vpc_id).set_tags(Some(tags_ec2(spec))).send());\n",
+        BUILD + E2E + "--test aws_provider -- plan_apply_plan_modify_and_a_second_apply",
+    ),
+    (
+        "a-killed-seed-commits",
+        "dbseed killed mid-seed leaves nothing of that seed",
+        "tests/tests/seed.rs",
+        'const SLOW_AGENTS: &str = "SELECT pg_sleep(2);\\nINSERT',
+        'const SLOW_AGENTS: &str = "SELECT 1;\\nINSERT',
+        BUILD + E2E + "--test seed -- kill_9_mid_seed",
+    ),
+    (
+        "a-migration-run-outlives-its-kill",
+        "dbmigrate killed mid-run: the kill lands mid-run and the rerun converges",
+        "tests/tests/migrate.rs",
+        "std::thread::sleep(std::time::Duration::from_millis(600));\n    harness::kill_9",
+        "std::thread::sleep(std::time::Duration::from_millis(6000));\n    harness::kill_9",
+        BUILD + E2E + "--test migrate -- kill_9_mid_run",
+    ),
+    (
+        "checksum-sees-crlf",
+        "a CRLF or BOM checkout of a migration is the same migration (fuzzed)",
+        "shared/src/migration_files.rs",
+        '        .replace("\\r\\n", "\\n");\n    let digest',
+        '        .to_string();\n    let digest',
+        "FUZZ_SECONDS=30 bash scripts/fuzz.sh",
+    ),
+    (
+        "host-name-message",
+        "verify-full says which host name the certificate lacks",
+        "shared/src/pg.rs",
+        '"the certificate does not name {} (verify-full checks the host name)',
+        '"the certificate is wrong for {} (verify-full checks the host name)',
+        BUILD + E2E + "--test connect -- verify_full_checks_the_host_name",
+    ),
+    (
+        "config-error-without-key",
+        "a malformed config names the file, the line and the key",
+        "shared/src/config.rs",
+        'Some(key) => format!("line {line}, key {key}: "),',
+        'Some(_) => format!("line {line}: "),',
+        BUILD + E2E + "--test dbenv -- malformed_config",
+    ),
+    (
+        "case-blind-env-validation",
+        "the PowerShell wrappers accept -Env only in lower case",
+        "ops/aws/Connect-Db.ps1",
+        "[ValidatePattern('(?-i)^",
+        "[ValidatePattern('^",
+        BUILD + E2E + "--test powershell -- the_wrappers_parse",
+    ),
+    (
+        "proxy-miscounts-turns",
+        "the benchmarks' proxy counts a client's turns exactly",
+        "scripts/bench/latency_proxy.py",
+        "        if self.server_spoke_last:\n            self.counter",
+        "        if True:\n            self.counter",
+        E2E + "--test bench_proxy -- counts_each_client_turn",
+    ),
+    (
+        "windows-secret-readable",
+        "on Windows a secret file's access list names the current user alone",
+        "shared/src/state.rs",
+        "            #[cfg(windows)]\n            if mode & 0o077 == 0 {\n                crate::windows::restrict_to_current_user(&temp)?;\n            }\n",
+        "",
+        "bash scripts/windows/build.sh && " + BUILD + E2E + "--test windows -- windows_tools_find_the_config",
+    ),
+]
+
+
+def sh(command):
+    return subprocess.run(command, shell=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--only", action="append", default=[])
+    a = ap.parse_args()
+    chosen = [m for m in MUTATIONS if not a.only or m[0] in a.only]
+    if a.list:
+        for name, claim, path, *_ in MUTATIONS:
+            print(f"{name:40} {path:36} {claim}")
+        return 0
+    if a.only and len(chosen) != len(a.only):
+        sys.exit(f"mutations: unknown name in {a.only}: --list shows them")
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                           capture_output=True, text=True).stdout
+    if dirty.strip():
+        sys.exit("mutations: the work tree has changes: commit or stash them first (each file is restored with git checkout)")
+    survived = []
+    for name, claim, path, text, replacement, command in chosen:
+        full = os.path.join(REPO, path)
+        with open(full, encoding="utf-8") as f:
+            original = f.read()
+        if original.count(text) != 1:
+            sys.exit(f"mutations: {name}: the text to change is not in {path} exactly once; update the mutation")
+        try:
+            with open(full, "w", encoding="utf-8") as f:
+                f.write(original.replace(text, replacement))
+            code = sh(command)
+        finally:
+            subprocess.run(["git", "checkout", "--", path], cwd=REPO, check=True)
+        verdict = "caught" if code != 0 else "SURVIVED"
+        if code == 0:
+            survived.append(name)
+        print(f"{verdict:8} {name:40} {claim}", flush=True)
+    # The last build was of a mutated tree: build the real one again.
+    sh(BUILD.rstrip("& "))
+    print(f"mutations: {len(chosen) - len(survived)} caught, {len(survived)} survived")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
