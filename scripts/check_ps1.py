@@ -109,14 +109,15 @@ def env_validation(source):
     """None when the -Env parameter is validated case-sensitively, else what is wrong.
     PowerShell's ValidatePattern ignores case unless the pattern turns that off with (?-i)."""
     lines = source.splitlines()
-    at = next((i for i, l in enumerate(lines) if re.match(r"\s*\[string\]\s*\$Env\b", l)), None)
+    at = next((i for i, l in enumerate(lines) if re.search(r"\[string\]\s*\$Env\b", l)), None)
     if at is None:
         return None
-    # The attribute lines right above the parameter are its own.
+    # The parameter's attributes: those before it on its own line, and the attribute lines
+    # right above it.
     start = at
     while start > 0 and re.match(r"\s*\[.*\]\s*$", lines[start - 1]):
         start -= 1
-    attributes = "\n".join(lines[start:at])
+    attributes = "\n".join(lines[start:at] + [lines[at].split("[string]")[0]])
     pattern = re.search(r"\[ValidatePattern\('([^']*)'\)\]", attributes)
     if re.search(r"\[ValidateScript\(\{[^}]*-cmatch", attributes):
         return None

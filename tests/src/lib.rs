@@ -471,11 +471,15 @@ pub fn stop_local_instances(state: &Path) {
         let id = entry.file_name().to_string_lossy().to_string();
         if let (Some(expected), Some(port)) = (
             expected_major(),
-            pid_file.lines().nth(3).and_then(|p| p.trim().parse::<u16>().ok()),
+            pid_file
+                .lines()
+                .nth(3)
+                .and_then(|p| p.trim().parse::<u16>().ok()),
         ) {
-            let master = std::fs::read_to_string(state.join("secrets").join(&id).join("master.json"))
-                .ok()
-                .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+            let master =
+                std::fs::read_to_string(state.join("secrets").join(&id).join("master.json"))
+                    .ok()
+                    .and_then(|text| serde_json::from_str::<Value>(&text).ok());
             if let Some(master) = master {
                 let major = server_major(
                     port,
@@ -500,7 +504,11 @@ pub fn stop_local_instances(state: &Path) {
 /// The PostgreSQL major this test pass runs on (`DBTOOLS_TEST_PG_MAJOR`, set by make test for
 /// each pass); None when a developer runs the tests without saying.
 pub fn expected_major() -> Option<u32> {
-    std::env::var("DBTOOLS_TEST_PG_MAJOR").ok()?.trim().parse().ok()
+    std::env::var("DBTOOLS_TEST_PG_MAJOR")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The major of the server on loopback `port`, read from the server (`server_version_num`).
@@ -591,7 +599,7 @@ impl PgCluster {
                         port,
                         ca_cert,
                         _dir: dir,
-                    }
+                    };
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -711,11 +719,14 @@ pub fn kill_9(child: &mut std::process::Child, what: &str) {
     );
     child.kill().unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "{what} ended by {status:?}, not the kill");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "{what} ended by {status:?}, not the kill"
+    );
 }
 
-impl PgCluster {
-}
+impl PgCluster {}
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
@@ -946,9 +957,11 @@ impl Sampled {
     /// Whether this process runs `program` (a path whose file name is `program`, anywhere in
     /// the command line: `runuser -u postgres -- …/initdb …` runs initdb).
     pub fn runs(&self, program: &str) -> bool {
-        self.cmdline
-            .split(' ')
-            .any(|token| Path::new(token).file_name().is_some_and(|name| name == program))
+        self.cmdline.split(' ').any(|token| {
+            Path::new(token)
+                .file_name()
+                .is_some_and(|name| name == program)
+        })
     }
 }
 

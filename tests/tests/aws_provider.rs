@@ -78,7 +78,8 @@ fn plan_apply_plan_modify_and_a_second_apply_changes_nothing() {
     // db.t4g.small 0.032 x 730 + 2.30 + 0.40 = 26.06
     assert_eq!(plan["cost"]["monthly_usd"], 40.44);
 
-    let (applied, cmdlines) = harness::sample_cmdlines(&["rdsprov"], || rdsprov(&moto, &dir, SPEC, &["apply"]));
+    let (applied, cmdlines) =
+        harness::sample_cmdlines(&["rdsprov"], || rdsprov(&moto, &dir, SPEC, &["apply"]));
     let resources = applied.expect(0).json();
     let instances = resources["instances"].as_array().unwrap();
     assert_eq!(instances.len(), 2);

@@ -85,11 +85,18 @@ fn the_proxy_relays_in_order_and_counts_each_client_turn() {
     let mut first = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
     assert_eq!(exchange(&mut first, "ping"), "PING");
     assert_eq!(exchange(&mut first, "pong"), "PONG");
-    assert_eq!(exchange(&mut first, "a longer third message"), "A LONGER THIRD MESSAGE");
+    assert_eq!(
+        exchange(&mut first, "a longer third message"),
+        "A LONGER THIRD MESSAGE"
+    );
     let mut second = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
     assert_eq!(exchange(&mut second, "again"), "AGAIN");
     drop((first, second));
-    assert_eq!(proxy.turns(), 4, "three turns on one connection, one on the other");
+    assert_eq!(
+        proxy.turns(),
+        4,
+        "three turns on one connection, one on the other"
+    );
 }
 
 #[test]
@@ -117,5 +124,9 @@ fn a_target_off_loopback_is_refused() {
         .args(["--listen", "127.0.0.1:1", "--target", "192.0.2.1:5432"])
         .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("loopback addresses only"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("loopback addresses only"),
+        "{}",
+        run.stderr
+    );
 }

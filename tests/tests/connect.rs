@@ -254,7 +254,10 @@ fn psql_runs_with_the_password_in_its_environment_only() {
     assert_eq!(run.expect(0).stdout.trim(), "postgres true");
     let password = harness::SUPERUSER_PASSWORD;
     let psql: Vec<_> = processes.iter().filter(|p| p.runs("psql")).collect();
-    assert!(psql.iter().all(|p| !p.cmdline.contains(password)), "{psql:?}");
+    assert!(
+        psql.iter().all(|p| !p.cmdline.contains(password)),
+        "{psql:?}"
+    );
     assert!(
         psql.iter()
             .any(|p| p.environ.contains(&format!("PGPASSWORD={password}"))),

@@ -110,11 +110,11 @@ fn no_config_says_where_it_looked() {
 #[test]
 fn malformed_config_names_the_file_and_the_key() {
     let project = Project::new("[env.dev]\nhost = 5\n");
-    project
-        .tool("dbenv")
-        .args(["list"])
-        .run()
-        .expect_error("dbenv", 2, "dbtools.toml: line 2, key host: invalid type");
+    project.tool("dbenv").args(["list"]).run().expect_error(
+        "dbenv",
+        2,
+        "dbtools.toml: line 2, key host: invalid type",
+    );
 }
 
 /// DEV and TEST on one instance as one app role: a DEV migration could drop TEST's database,

@@ -293,9 +293,16 @@ fn a_dev_profile_aimed_at_the_test_database_writes_nothing() {
         .run();
     let status = status.expect(0).json();
     assert_eq!(status["pending"], 1);
-    let (port, secret) = (wrong["conn"]["port"].as_u64().unwrap(), password["password"].as_str().unwrap());
+    let (port, secret) = (
+        wrong["conn"]["port"].as_u64().unwrap(),
+        password["password"].as_str().unwrap(),
+    );
     let tables = Tool::program("psql")
-        .args(["-XAtq", "-c", "select count(*) from pg_tables where tablename in ('t', 'schema_migrations')"])
+        .args([
+            "-XAtq",
+            "-c",
+            "select count(*) from pg_tables where tablename in ('t', 'schema_migrations')",
+        ])
         .env("PGHOST", "127.0.0.1")
         .env("PGPORT", port.to_string())
         .env("PGUSER", "combine_app")
@@ -303,7 +310,11 @@ fn a_dev_profile_aimed_at_the_test_database_writes_nothing() {
         .env("PGSSLMODE", "require")
         .env("PGPASSWORD", secret)
         .run();
-    assert_eq!(tables.expect(0).stdout.trim(), "0", "no table t, no schema_migrations");
+    assert_eq!(
+        tables.expect(0).stdout.trim(),
+        "0",
+        "no table t, no schema_migrations"
+    );
     // The TEST database recorded the attempt.
     let audit = project
         .tool("dbguard")

@@ -532,7 +532,10 @@ fn plain_passwords_never_reach_the_server_s_files_or_logs() {
     project.tool("rdsprov").args(["stop"]).run().expect(0);
 
     let passwords = secret_passwords(&project);
-    assert!(passwords.len() >= 4, "master, app roles and the tenant: {passwords:?}");
+    assert!(
+        passwords.len() >= 4,
+        "master, app roles and the tenant: {passwords:?}"
+    );
     let instances = project.state().join("local");
     let log = std::fs::read_to_string(instances.join("combine-dev/server.log")).unwrap();
     assert!(

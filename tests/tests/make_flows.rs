@@ -29,9 +29,10 @@ fn make_with(target: &str, vars: &[&str], state: &TempDir) -> harness::Run {
 fn make_up_prints_dev_and_test_witnesses_over_tls_and_is_harmless_to_repeat() {
     let state = TempDir::new("makeup");
     let _cleanup = Cleanup(state.path.clone());
-    let (run, cmdlines) = harness::sample_cmdlines(&["rdsprov", "initdb", "dbmigrate", "dbseed", "dbconnect"], || {
-        make("up", &state)
-    });
+    let (run, cmdlines) = harness::sample_cmdlines(
+        &["rdsprov", "initdb", "dbmigrate", "dbseed", "dbconnect"],
+        || make("up", &state),
+    );
     run.expect(0);
     let passwords = harness::secret_passwords(&state.path);
     assert_eq!(passwords.len(), 4);

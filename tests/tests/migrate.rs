@@ -531,6 +531,8 @@ fn kill_9_mid_run_then_rerun_converges() {
         .arg("--dir")
         .arg(&db.dir.path)
         .arg("up")
+        // The profile names libpq's PGPASSWORD as its secret (as Tool::new gives it).
+        .env("PGPASSWORD", harness::SUPERUSER_PASSWORD)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -545,7 +547,10 @@ fn kill_9_mid_run_then_rerun_converges() {
     // applied (30 × 50 ms of pg_sleep did not fit in 600 ms).
     db.pg.wait_until_no_session("dbmigrate");
     let landed = db.applied().len();
-    assert!(landed < 30, "the kill landed mid-run, not after it: {landed} applied");
+    assert!(
+        landed < 30,
+        "the kill landed mid-run, not after it: {landed} applied"
+    );
     // The rerun finishes the job, each migration once.
     db.migrate(&["up"]).expect(0);
     assert_each_applied_once(&db, 30);

@@ -91,7 +91,9 @@ fn the_checker_rejects_what_would_fail_on_windows() {
     // A property an error object lacks, read under StrictMode without looking first.
     std::fs::write(
         dir.path.join("Unguarded.ps1"),
-        script("$answer = Invoke-DbTool dbenv @('list', '--json') | ConvertFrom-Json\n$answer.envs"),
+        script(
+            "$answer = Invoke-DbTool dbenv @('list', '--json') | ConvertFrom-Json\n$answer.envs",
+        ),
     )
     .unwrap();
     // ValidatePattern without (?-i): `-Env TEST` would pass.
@@ -101,7 +103,11 @@ fn the_checker_rejects_what_would_fail_on_windows() {
     )
     .unwrap();
     // Non-ASCII in a file without a byte-order mark.
-    std::fs::write(dir.path.join("Ansi.ps1"), script("# caf\u{e9}\nInvoke-DbTool dbenv @('list')")).unwrap();
+    std::fs::write(
+        dir.path.join("Ansi.ps1"),
+        script("# caf\u{e9}\nInvoke-DbTool dbenv @('list')"),
+    )
+    .unwrap();
     let run = check(&dir.path);
     run.expect(1);
     for problem in [
@@ -109,7 +115,7 @@ fn the_checker_rejects_what_would_fail_on_windows() {
         "VariableFlag.ps1:8: `dbmigrate up` has no flag --no-such-flag",
         "Unguarded.ps1:8: $answer.envs read without checking it exists",
         "CaseBlind.ps1:1: -Env's ValidatePattern ignores case",
-        "Ansi.ps1:7: non-ASCII text in a file without a UTF-8 byte-order mark","
+        "Ansi.ps1:7: non-ASCII text in a file without a UTF-8 byte-order mark",
         "Broken.ps1:7:",
         "does not parse as PowerShell",
         "BadFlag.ps1:7: `dbmigrate up` has no flag --no-such-flag",

@@ -445,6 +445,8 @@ fn kill_9_mid_seed_then_rerun_converges() {
     seeds.write("common/010_channels.sql", CHANNELS);
     seeds.write("common/020_agents.sql", SLOW_AGENTS);
     let mut child = std::process::Command::new(harness::bin("dbseed"))
+        // The profile names libpq's PGPASSWORD as its secret (as Tool::new gives it).
+        .env("PGPASSWORD", harness::SUPERUSER_PASSWORD)
         .arg("--dir")
         .arg(&seeds.dir.path)
         .arg("apply")
@@ -462,7 +464,7 @@ fn kill_9_mid_seed_then_rerun_converges() {
     drop(child.stdin.take());
     std::thread::sleep(std::time::Duration::from_millis(800));
     harness::kill_9(&mut child, "dbseed apply"); // inside the pg_sleep
-    // Only once the killed session is gone can nothing of it commit late: then it left nothing.
+                                                 // Only once the killed session is gone can nothing of it commit late: then it left nothing.
     seeds.pg.wait_until_no_session("dbseed");
     assert_eq!(seeds.psql("db_dev", "select count(*) from agents"), "0");
     seeds.seed("dev", &["apply"]).expect(0);

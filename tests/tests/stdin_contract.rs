@@ -80,7 +80,10 @@ fn an_upstream_error_passes_through_with_its_code_and_no_second_message() {
             )
             .run();
         run.expect(4);
-        assert_eq!(run.stderr, "", "{tool}: the upstream tool already reported it");
+        assert_eq!(
+            run.stderr, "",
+            "{tool}: the upstream tool already reported it"
+        );
         assert_eq!(run.json()["tool"], "dbenv", "{tool}");
     }
 }
