@@ -6,10 +6,12 @@ claim then fails: a test that still passes with its claim broken proves nothing.
     python3 scripts/mutations.py --list
     python3 scripts/mutations.py --only plain-password-to-the-server
 
-Each mutation edits one file (an exact text, found once), runs the test that backs the claim,
-expects it to FAIL, and puts the file back whatever happens. Needs a clean work tree (the file is
+Each mutation edits one file (an exact text, found once), builds (which must succeed: a
+mutation that does not compile proves nothing), runs the test that backs the claim, expects it
+to FAIL, and puts the file back whatever happens. Needs a clean work tree (the file is
 restored with `git checkout`) and what `make test` needs (scripts/setup-test.sh). Not part of
-`make test`. Prints one line per mutation, `caught` or `SURVIVED`, and exits 1 if any survived.
+`make test`. Prints one line per mutation, `caught`, `SURVIVED` or `BROKEN` (the mutation does not
+build), and exits 1 unless every one was caught.
 """
 import argparse
 import os
@@ -17,10 +19,12 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = "cargo build -q --workspace --bins && "
+# The tools and every end-to-end test binary: the test run that follows compiles nothing.
+BUILD = "cargo build -q --workspace --bins && cargo test -q --no-run -p dbtools-e2e"
 E2E = "cargo test -q -p dbtools-e2e "
+WINDOWS = "bash scripts/windows/build.sh"
 
-# (name, the claim, file, text, replacement, command that must fail)
+# (name, the claim, file, text, replacement, the build that must pass, the test that must fail)
 MUTATIONS = [
     (
         "pass-runs-on-the-wrong-major",
@@ -28,7 +32,8 @@ MUTATIONS = [
         "tests/src/lib.rs",
         '(key.starts_with("DBTOOLS_") && key != "DBTOOLS_PG_BIN")',
         'key.starts_with("DBTOOLS_")',
-        BUILD + "DBTOOLS_PG_BIN=$PWD/node_modules/pg18/native/bin DBTOOLS_TEST_PG_MAJOR=18 "
+        BUILD,
+        "DBTOOLS_PG_BIN=$PWD/node_modules/pg18/native/bin DBTOOLS_TEST_PG_MAJOR=18 "
         + E2E + "--test local_provider -- apply_provisions_tls_instances",
     ),
     (
@@ -37,7 +42,8 @@ MUTATIONS = [
         "tools/rdsprov/src/tenant.rs",
         "quote_literal(&verifier)",
         "quote_literal(&password)",
-        BUILD + E2E + "--test local_provider -- plain_passwords_never_reach",
+        BUILD,
+        E2E + "--test local_provider -- plain_passwords_never_reach",
     ),
     (
         "password-on-psql-argv",
@@ -45,7 +51,8 @@ MUTATIONS = [
         "shared/src/pg.rs",
         "Some(password) => command.env(PGPASSWORD, password),",
         'Some(password) => command.env(PGPASSWORD, password).arg(format!("--set=pw={password}")),',
-        BUILD + E2E + "--test connect -- psql_runs_with_the_password",
+        BUILD,
+        E2E + "--test connect -- psql_runs_with_the_password",
     ),
     (
         "a-second-apply-mutates",
@@ -54,7 +61,8 @@ MUTATIONS = [
         "    let mut group_id = observed.security_group.as_ref().map(|(id, _)| id.clone());\n",
         "    let mut group_id = observed.security_group.as_ref().map(|(id, _)| id.clone());\n"
         "    let _ = aws.block_on(aws.ec2.create_tags().resources(&observed.vpc_id).set_tags(Some(tags_ec2(spec))).send());\n",
-        BUILD + E2E + "--test aws_provider -- plan_apply_plan_modify_and_a_second_apply",
+        BUILD,
+        E2E + "--test aws_provider -- plan_apply_plan_modify_and_a_second_apply",
     ),
     (
         "a-killed-seed-commits",
@@ -62,7 +70,8 @@ MUTATIONS = [
         "tests/tests/seed.rs",
         'const SLOW_AGENTS: &str = "SELECT pg_sleep(2);\\nINSERT',
         'const SLOW_AGENTS: &str = "SELECT 1;\\nINSERT',
-        BUILD + E2E + "--test seed -- kill_9_mid_seed",
+        BUILD,
+        E2E + "--test seed -- kill_9_mid_seed",
     ),
     (
         "a-migration-run-outlives-its-kill",
@@ -70,7 +79,17 @@ MUTATIONS = [
         "tests/tests/migrate.rs",
         "std::thread::sleep(std::time::Duration::from_millis(600));\n    harness::kill_9",
         "std::thread::sleep(std::time::Duration::from_millis(6000));\n    harness::kill_9",
-        BUILD + E2E + "--test migrate -- kill_9_mid_run",
+        BUILD,
+        E2E + "--test migrate -- kill_9_mid_run",
+    ),
+    (
+        "an-empty-pipe-falls-back-to-dev",
+        "an empty pipe is an error for every tool that reads a profile, never a fallback to dev",
+        "shared/src/input.rs",
+        "    if bytes.iter().all(u8::is_ascii_whitespace) {\n        return Err(",
+        "    if bytes.iter().all(u8::is_ascii_whitespace) {\n        return Ok(None);\n    }\n    if bytes.is_empty() {\n        return Err(",
+        BUILD,
+        E2E + "--test stdin_contract -- an_empty_pipe",
     ),
     (
         "checksum-sees-crlf",
@@ -78,6 +97,7 @@ MUTATIONS = [
         "shared/src/migration_files.rs",
         '        .replace("\\r\\n", "\\n");\n    let digest',
         '        .to_string();\n    let digest',
+        BUILD,
         "FUZZ_SECONDS=30 bash scripts/fuzz.sh",
     ),
     (
@@ -86,7 +106,8 @@ MUTATIONS = [
         "shared/src/pg.rs",
         '"the certificate does not name {} (verify-full checks the host name)',
         '"the certificate is wrong for {} (verify-full checks the host name)',
-        BUILD + E2E + "--test connect -- verify_full_checks_the_host_name",
+        BUILD,
+        E2E + "--test connect -- verify_full_checks_the_host_name",
     ),
     (
         "config-error-without-key",
@@ -94,7 +115,8 @@ MUTATIONS = [
         "shared/src/config.rs",
         'Some(key) => format!("line {line}, key {key}: "),',
         'Some(_) => format!("line {line}: "),',
-        BUILD + E2E + "--test dbenv -- malformed_config",
+        BUILD,
+        E2E + "--test dbenv -- malformed_config",
     ),
     (
         "case-blind-env-validation",
@@ -102,7 +124,8 @@ MUTATIONS = [
         "ops/aws/Connect-Db.ps1",
         "[ValidatePattern('(?-i)^",
         "[ValidatePattern('^",
-        BUILD + E2E + "--test powershell -- the_wrappers_parse",
+        BUILD,
+        E2E + "--test powershell -- the_wrappers_parse",
     ),
     (
         "proxy-miscounts-turns",
@@ -110,15 +133,17 @@ MUTATIONS = [
         "scripts/bench/latency_proxy.py",
         "        if self.server_spoke_last:\n            self.counter",
         "        if True:\n            self.counter",
+        "true",
         E2E + "--test bench_proxy -- counts_each_client_turn",
     ),
     (
         "windows-secret-readable",
         "on Windows a secret file's access list names the current user alone",
-        "shared/src/state.rs",
-        "            #[cfg(windows)]\n            if mode & 0o077 == 0 {\n                crate::windows::restrict_to_current_user(&temp)?;\n            }\n",
-        "",
-        "bash scripts/windows/build.sh && " + BUILD + E2E + "--test windows -- windows_tools_find_the_config",
+        "shared/src/windows.rs",
+        "let sddl = crate::state::private_sddl(&current_user_sid()?, path.is_dir());",
+        'let sddl = format!("D:(A;;FA;;;WD)(A;;FA;;;{})", current_user_sid()?);',
+        WINDOWS + " && " + BUILD,
+        E2E + "--test windows -- windows_tools_find_the_config",
     ),
 ]
 
@@ -144,7 +169,7 @@ def main():
     if dirty.strip():
         sys.exit("mutations: the work tree has changes: commit or stash them first (each file is restored with git checkout)")
     survived = []
-    for name, claim, path, text, replacement, command in chosen:
+    for name, claim, path, text, replacement, build, command in chosen:
         full = os.path.join(REPO, path)
         with open(full, encoding="utf-8") as f:
             original = f.read()
@@ -153,16 +178,22 @@ def main():
         try:
             with open(full, "w", encoding="utf-8") as f:
                 f.write(original.replace(text, replacement))
-            code = sh(command)
+            built = sh(build)
+            code = sh(command) if built == 0 else None
         finally:
             subprocess.run(["git", "checkout", "--", path], cwd=REPO, check=True)
-        verdict = "caught" if code != 0 else "SURVIVED"
-        if code == 0:
+        if code is None:
+            verdict = "BROKEN"  # the mutation itself does not build: fix the mutation
+            survived.append(name)
+        elif code != 0:
+            verdict = "caught"
+        else:
+            verdict = "SURVIVED"
             survived.append(name)
         print(f"{verdict:8} {name:40} {claim}", flush=True)
     # The last build was of a mutated tree: build the real one again.
-    sh(BUILD.rstrip("& "))
-    print(f"mutations: {len(chosen) - len(survived)} caught, {len(survived)} survived")
+    sh(BUILD)
+    print(f"mutations: {len(chosen) - len(survived)} caught, {len(survived)} survived or did not build")
     return 1 if survived else 0
 
 

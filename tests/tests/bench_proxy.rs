@@ -52,17 +52,19 @@ impl Proxy {
     }
 }
 
-/// An upper-casing echo server on loopback: each read is answered at once.
+/// An upper-casing server on loopback: it answers each line once the line is complete, so a
+/// client may send a line in several pieces before the one answer.
 fn shouting_server() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut buffer = [0u8; 1024];
-                while let Ok(n) = stream.read(&mut buffer) {
-                    if n == 0 || stream.write_all(&buffer[..n].to_ascii_uppercase()).is_err() {
+                let mut writer = stream.try_clone().unwrap();
+                for line in std::io::BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let answer = format!("{}\n", line.to_ascii_uppercase());
+                    if writer.write_all(answer.as_bytes()).is_err() {
                         break;
                     }
                 }
@@ -72,25 +74,35 @@ fn shouting_server() -> u16 {
     port
 }
 
-fn exchange(stream: &mut TcpStream, text: &str) -> String {
-    stream.write_all(text.as_bytes()).unwrap();
-    let mut answer = vec![0u8; text.len()];
-    stream.read_exact(&mut answer).unwrap();
-    String::from_utf8(answer).unwrap()
+/// Sends `pieces` (a pause between them, so each reaches the proxy as a chunk of its own) and
+/// reads the one answer line.
+fn exchange(stream: &mut TcpStream, pieces: &[&str]) -> String {
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        stream.write_all(piece.as_bytes()).unwrap();
+    }
+    let mut answer = String::new();
+    std::io::BufReader::new(stream.try_clone().unwrap())
+        .read_line(&mut answer)
+        .unwrap();
+    answer.trim_end().to_string()
 }
 
 #[test]
 fn the_proxy_relays_in_order_and_counts_each_client_turn() {
     let proxy = Proxy::start(shouting_server());
     let mut first = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
-    assert_eq!(exchange(&mut first, "ping"), "PING");
-    assert_eq!(exchange(&mut first, "pong"), "PONG");
+    assert_eq!(exchange(&mut first, &["ping\n"]), "PING");
+    // One turn in three pieces: the client speaks again only after the server did.
+    assert_eq!(exchange(&mut first, &["po", "n", "g\n"]), "PONG");
     assert_eq!(
-        exchange(&mut first, "a longer third message"),
+        exchange(&mut first, &["a longer third message\n"]),
         "A LONGER THIRD MESSAGE"
     );
     let mut second = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
-    assert_eq!(exchange(&mut second, "again"), "AGAIN");
+    assert_eq!(exchange(&mut second, &["again\n"]), "AGAIN");
     drop((first, second));
     assert_eq!(
         proxy.turns(),
