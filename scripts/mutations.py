@@ -141,7 +141,7 @@ MUTATIONS = [
         "on Windows a secret file's access list names the current user alone",
         "shared/src/windows.rs",
         "let sddl = crate::state::private_sddl(&current_user_sid()?, path.is_dir());",
-        'let sddl = format!("D:(A;;FA;;;WD)(A;;FA;;;{})", current_user_sid()?);',
+        'let sddl = crate::state::private_sddl(&current_user_sid()?, path.is_dir()).replace("D:P(", "D:(A;;FA;;;WD)(");',
         WINDOWS + " && " + BUILD,
         E2E + "--test windows -- windows_tools_find_the_config",
     ),
