@@ -16,9 +16,11 @@ TOOLS   := dbenv dbconnect dbmigrate dbseed dbguard rdsprov
 # harness checks every server it or the tools start against it (`SHOW server_version_num`).
 # Those packages have no pg_dump, and pg_dump 15 refuses a newer server, so the tests that dump
 # run on the machine's major only (migrate_database, and the two skipped by name).
-PG_SYSTEM_MAJOR := $(shell ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
 PG_EXTRA_MAJORS := 14 16 18
-PG_SUITES := --test connect --test doctor --test guard --test guard_routes --test local_provider --test make_flows --test migrate --test migrate_safety --test seed
+PG_SUITES := --test connect --test doctor --test guard --test guard_lint --test guard_routes --test local_provider --test make_flows --test migrate --test migrate_safety --test seed --test aws_secrets
+# The machine's own major, as PgBinaries::locate picks it (the newest /usr/lib/postgresql/N with a
+# server), worked out when the recipe runs: setup-test may have just installed it.
+PG_SYSTEM_MAJOR = $$(ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sed 's|/usr/lib/postgresql/||; s|/.*||' | sort -n | tail -1)
 PG_DUMP_TESTS := --skip dump_is_deterministic --skip a_dump_loaded_elsewhere_is_adopted
 BIN     := target/$(PROFILE)
 CARGO_PROFILE := $(if $(filter release,$(PROFILE)),--release,)
@@ -94,7 +96,8 @@ psql: build ## Open psql on ENV (make psql ENV=test)
 test: setup-test ## Run the whole test suite (unit, integration, end-to-end, the Windows binaries under wine), the PostgreSQL suites again on PostgreSQL 14, 16 and 18, bounded fuzzing
 	@$(CARGO) build --workspace --bins
 	@bash scripts/windows/build.sh
-	@DBTOOLS_TEST_PG_MAJOR=$(PG_SYSTEM_MAJOR) $(CARGO) test --workspace
+	@major=$(PG_SYSTEM_MAJOR); [ -n "$$major" ] || { echo "make test: no PostgreSQL server under /usr/lib/postgresql (bash scripts/setup.sh)" >&2; exit 2; }; \
+	  DBTOOLS_TEST_PG_MAJOR=$$major $(CARGO) test --workspace
 	@set -e; for major in $(PG_EXTRA_MAJORS); do \
 	  echo "== the suites where the PostgreSQL major matters, again on PostgreSQL $$major (node_modules/pg$$major)"; \
 	  DBTOOLS_PG_BIN=$(abspath node_modules)/pg$$major/native/bin DBTOOLS_TEST_PG_MAJOR=$$major \

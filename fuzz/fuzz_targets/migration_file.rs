@@ -48,7 +48,8 @@ fuzz_target!(|bytes: &[u8]| {
     if text.contains('\r') || text.starts_with('\u{feff}') {
         return;
     }
-    for variant in [text.replace('\n', "\r\n"), format!("\u{feff}{text}")] {
+    let crlf = text.replace('\n', "\r\n");
+    for variant in [format!("\u{feff}{crlf}"), crlf, format!("\u{feff}{text}")] {
         match (&parsed, &parse(path, variant.as_bytes())) {
             (Ok(lf), Ok(other)) => {
                 assert_eq!(lf.checksum, other.checksum, "CRLF or a BOM changed the checksum");

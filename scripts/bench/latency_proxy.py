@@ -13,6 +13,7 @@ refuses anything else. Tested by tests/tests/bench_proxy.rs.
 """
 import argparse
 import asyncio
+import ipaddress
 import signal
 import sys
 import time
@@ -21,7 +22,11 @@ import time
 def address(text):
     host, _, port = text.rpartition(":")
     host = host.strip("[]")
-    if not (host == "localhost" or host == "::1" or host.startswith("127.")):
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
         raise argparse.ArgumentTypeError(f"{text}: loopback addresses only")
     return host, int(port)
 

@@ -363,20 +363,54 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Res
     toml::from_str(text).map_err(|e| {
         let at = e.span().map(|span| {
             let line = text[..span.start].matches('\n').count() + 1;
-            // The key the value belongs to (never the value: it could be a URL with a password).
+            // The key the value belongs to, when the line starts with one (inside a multi-line
+            // value it does not, and nothing of the value is shown: it could hold a password).
             let key = text
                 .lines()
                 .nth(line - 1)
                 .and_then(|l| l.split_once('='))
                 .map(|(key, _)| key.trim())
-                .filter(|key| !key.is_empty() && !key.starts_with('['));
+                .filter(|key| {
+                    !key.is_empty()
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                });
             match key {
                 Some(key) => format!("line {line}, key {key}: "),
                 None => format!("line {line}: "),
             }
         });
-        Error::BadInput(format!("{what}: {}{}", at.unwrap_or_default(), e.message()))
+        Error::BadInput(format!(
+            "{what}: {}{}",
+            at.unwrap_or_default(),
+            without_string_values(e.message())
+        ))
     })
+}
+
+/// A TOML error message without the text of a string value it quotes (`invalid type: string
+/// "postgres://u:pw@h", expected …` → `invalid type: string, expected …`): a value in the
+/// wrong place could be a password.
+fn without_string_values(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(at) = rest.find("string \"") {
+        out.push_str(&rest[..at + "string".len()]);
+        let value = &rest[at + "string \"".len()..];
+        let mut escaped = false;
+        let end = value.char_indices().find(|&(_, c)| {
+            let closes = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            closes
+        });
+        rest = match end {
+            Some((i, _)) => &value[i + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The protection an env has when the config says none: by name.
@@ -417,6 +451,37 @@ fn find_upward() -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_error_shows_the_key_never_a_value() {
+        let error = parse_toml::<toml::Value>("a = 1\na = 2\n", "config x").unwrap_err();
+        assert!(
+            error.message().starts_with("config x: line 2"),
+            "{}",
+            error.message()
+        );
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Port {
+            port: u16,
+        }
+        let error =
+            parse_toml::<Port>("port = \"postgres://u:s3cret@h\"\n", "config x").unwrap_err();
+        let message = error.message();
+        assert!(
+            message.contains("line 1, key port: invalid type: string, expected"),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+        assert_eq!(
+            without_string_values(r#"invalid type: string "a\"b", expected u16"#),
+            "invalid type: string, expected u16"
+        );
+        // Inside a multi-line value the line has no key of its own: only the line is named.
+        let error = parse_toml::<Port>("port = [\n  \"x=postgres://u:s3cret@h\",\n]\n", "config x")
+            .unwrap_err();
+        assert!(!error.message().contains("s3cret"), "{}", error.message());
+    }
 
     const SAMPLE: &str = r#"
 app = "combine"

@@ -178,6 +178,9 @@ impl Tool {
             }
         }
         command.env("AWS_EC2_METADATA_DISABLED", "true");
+        if let Some(mark) = SAMPLE_MARK.with(|m| m.borrow().clone()) {
+            command.env(SAMPLE_MARK_VAR, mark);
+        }
         // Outside any project unless a test says otherwise: the repository's own dbtools.toml
         // must not decide what a test sees.
         command.current_dir(std::env::temp_dir());
@@ -451,50 +454,45 @@ impl Drop for Project {
     }
 }
 
-/// Stops every local instance under a state dir (tests clean up after `rdsprov apply`). Before
-/// it stops one, it asks the server its major (`SHOW server_version_num`) and fails the test
-/// unless it is the one the pass asked for ([`expected_major`]): a pass on PostgreSQL 18 whose
-/// tool-started servers ran on the system's 15 would prove nothing about 18.
+/// Stops every local instance under a state dir (tests clean up after `rdsprov apply`). First it
+/// reads each instance's major from its data directory (`PG_VERSION`, written by the initdb that
+/// made it; a server refuses a data directory of another major) and fails the test unless it is
+/// the one the pass asked for ([`expected_major`]): a pass on PostgreSQL 18 whose tool-started
+/// servers ran on the system's 15 would prove nothing about 18. Running or stopped alike.
 pub fn stop_local_instances(state: &Path) {
     let Ok(entries) = std::fs::read_dir(state.join("local")) else {
         return;
     };
-    let Ok(bins) = PgBinaries::locate() else {
-        return;
-    };
     let mut wrong = Vec::new();
+    let mut dirs = Vec::new();
     for entry in entries.flatten() {
         let data = entry.path().join("data");
-        let Ok(pid_file) = std::fs::read_to_string(data.join("postmaster.pid")) else {
+        if !data.is_dir() {
             continue;
-        };
-        let id = entry.file_name().to_string_lossy().to_string();
-        if let (Some(expected), Some(port)) = (
-            expected_major(),
-            pid_file
-                .lines()
-                .nth(3)
-                .and_then(|p| p.trim().parse::<u16>().ok()),
-        ) {
-            let master =
-                std::fs::read_to_string(state.join("secrets").join(&id).join("master.json"))
-                    .ok()
-                    .and_then(|text| serde_json::from_str::<Value>(&text).ok());
-            if let Some(master) = master {
-                let major = server_major(
-                    port,
-                    master["username"].as_str().unwrap_or("postgres"),
-                    master["password"].as_str().unwrap_or_default(),
-                );
-                if major != Some(expected) && !std::thread::panicking() {
-                    wrong.push(format!("{id} ran PostgreSQL {major:?}"));
-                }
+        }
+        if let Some(expected) = expected_major() {
+            let found = std::fs::read_to_string(data.join("PG_VERSION"))
+                .ok()
+                .and_then(|v| v.trim().parse::<u32>().ok());
+            if found != Some(expected) {
+                wrong.push(format!(
+                    "{} holds PostgreSQL {found:?}",
+                    entry.file_name().to_string_lossy()
+                ));
             }
         }
-        let _ = Cluster::new(bins.clone(), data, entry.path().join("server.log")).stop("immediate");
+        dirs.push(entry.path());
+    }
+    if let Ok(bins) = PgBinaries::locate() {
+        for dir in &dirs {
+            let data = dir.join("data");
+            if data.join("postmaster.pid").exists() {
+                let _ = Cluster::new(bins.clone(), data, dir.join("server.log")).stop("immediate");
+            }
+        }
     }
     assert!(
-        wrong.is_empty(),
+        wrong.is_empty() || std::thread::panicking(),
         "this pass asked for PostgreSQL {:?} (DBTOOLS_TEST_PG_MAJOR), but {}",
         expected_major(),
         wrong.join(", ")
@@ -503,12 +501,12 @@ pub fn stop_local_instances(state: &Path) {
 
 /// The PostgreSQL major this test pass runs on (`DBTOOLS_TEST_PG_MAJOR`, set by make test for
 /// each pass); None when a developer runs the tests without saying.
+/// Set but empty or not a number is a broken pass, and fails rather than checking nothing.
 pub fn expected_major() -> Option<u32> {
-    std::env::var("DBTOOLS_TEST_PG_MAJOR")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    let value = std::env::var("DBTOOLS_TEST_PG_MAJOR").ok()?;
+    Some(value.trim().parse().unwrap_or_else(|_| {
+        panic!("DBTOOLS_TEST_PG_MAJOR={value:?} is no PostgreSQL major: the pass cannot say what it runs on")
+    }))
 }
 
 /// The major of the server on loopback `port`, read from the server (`server_version_num`).
@@ -522,7 +520,13 @@ pub fn server_major(port: u16, user: &str, password: &str) -> Option<u32> {
         .env("PGDATABASE", "postgres")
         .env("PGSSLMODE", "prefer")
         .run();
-    run.stdout.trim().parse::<u32>().ok().map(|num| num / 10000)
+    let num = run.stdout.trim().parse::<u32>().ok();
+    assert!(
+        num.is_some(),
+        "cannot ask the server on port {port} its version: {}",
+        run.stderr
+    );
+    num.map(|num| num / 10000)
 }
 
 /// Fails the test unless the server on `port` runs the major the pass asked for.
@@ -593,13 +597,15 @@ impl PgCluster {
                 .unwrap();
             match cluster.start() {
                 Ok(()) => {
-                    assert_server_major(port, SUPERUSER, SUPERUSER_PASSWORD);
-                    return PgCluster {
+                    // Made first, so a failed check still stops the server (Drop).
+                    let started = PgCluster {
                         cluster,
                         port,
                         ca_cert,
                         _dir: dir,
                     };
+                    assert_server_major(port, SUPERUSER, SUPERUSER_PASSWORD);
+                    return started;
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -709,6 +715,24 @@ impl PgCluster {
     }
 }
 
+impl PgCluster {
+    /// Waits until a session of `application` sleeps in `pg_sleep` on the server (failing the
+    /// test past 20 s): a kill sent then lands in the middle of the work, not before or after.
+    pub fn wait_until_sleeping(&self, application: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let query = format!(
+            "select count(*) from pg_stat_activity where application_name = '{application}' and wait_event = 'PgSleep'"
+        );
+        while self.psql("postgres", &query) == "0" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {application} session reached its pg_sleep within 20 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
 /// Kills `child` with SIGKILL and asserts the kill is what ended it: it was still running, and
 /// its exit status is the signal (a child that had already finished would prove nothing).
 pub fn kill_9(child: &mut std::process::Child, what: &str) {
@@ -725,8 +749,6 @@ pub fn kill_9(child: &mut std::process::Child, what: &str) {
         "{what} ended by {status:?}, not the kill"
     );
 }
-
-impl PgCluster {}
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
@@ -954,16 +976,32 @@ pub struct Sampled {
 }
 
 impl Sampled {
-    /// Whether this process runs `program` (a path whose file name is `program`, anywhere in
-    /// the command line: `runuser -u postgres -- …/initdb …` runs initdb).
+    /// Whether this process is `program`: its argv[0]'s file name, or, for `runuser … --
+    /// PROGRAM …` (servers run as postgres), the program after `--`.
     pub fn runs(&self, program: &str) -> bool {
-        self.cmdline.split(' ').any(|token| {
-            Path::new(token)
-                .file_name()
-                .is_some_and(|name| name == program)
-        })
+        let words: Vec<&str> = self.cmdline.split(' ').collect();
+        let is = |word: &str| Path::new(word).file_name().is_some_and(|n| n == program);
+        match words.first() {
+            Some(first) if is(first) => true,
+            Some(first) if first.ends_with("runuser") => words
+                .iter()
+                .position(|w| *w == "--")
+                .and_then(|i| words.get(i + 1))
+                .is_some_and(|w| is(w)),
+            _ => false,
+        }
     }
 }
+
+thread_local! {
+    /// The marker of the sampling that runs on this thread: [`Tool`] puts it in the environment
+    /// of what it starts, so the sampler counts this test's processes only (tests run side by
+    /// side in one process).
+    static SAMPLE_MARK: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The environment variable carrying [`SAMPLE_MARK`].
+const SAMPLE_MARK_VAR: &str = "HARNESS_SAMPLE_MARK";
 
 /// Every distinct process (command line and environment from /proc) seen while `work` runs.
 /// Fails the test unless a process of each of `expected` was seen: a sampler that saw nothing
@@ -972,6 +1010,14 @@ pub fn sample_processes<T>(
     expected: &[&str],
     work: impl FnOnce() -> T,
 ) -> (T, std::collections::BTreeSet<Sampled>) {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let mark = format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    let needle = format!("{SAMPLE_MARK_VAR}={mark}");
+    SAMPLE_MARK.with(|m| *m.borrow_mut() = Some(mark));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let sampler = {
@@ -986,15 +1032,21 @@ pub fn sample_processes<T>(
                         continue;
                     }
                     let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+                    let environ = String::from_utf8_lossy(&environ).replace('\0', " ");
+                    // Only this sampling's processes (another test's may run beside it).
+                    if !environ.split(' ').any(|var| var == needle) {
+                        continue;
+                    }
                     seen.lock().unwrap().insert(Sampled {
                         cmdline: String::from_utf8_lossy(&bytes).replace('\0', " "),
-                        environ: String::from_utf8_lossy(&environ).replace('\0', " "),
+                        environ,
                     });
                 }
             }
         })
     };
     let result = work();
+    SAMPLE_MARK.with(|m| *m.borrow_mut() = None);
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     sampler.join().unwrap();
     let seen = seen.lock().unwrap().clone();

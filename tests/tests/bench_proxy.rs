@@ -131,14 +131,16 @@ fn a_postgres_session_passes_through() {
 
 #[test]
 fn a_target_off_loopback_is_refused() {
-    let run = Tool::program("python3")
-        .arg_path(&harness::repo_root().join("scripts/bench/latency_proxy.py"))
-        .args(["--listen", "127.0.0.1:1", "--target", "192.0.2.1:5432"])
-        .run();
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("loopback addresses only"),
-        "{}",
-        run.stderr
-    );
+    for target in ["192.0.2.1:5432", "127.evil.example:5432"] {
+        let run = Tool::program("python3")
+            .arg_path(&harness::repo_root().join("scripts/bench/latency_proxy.py"))
+            .args(["--listen", "127.0.0.1:1", "--target", target])
+            .run();
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("loopback addresses only"),
+            "{}",
+            run.stderr
+        );
+    }
 }

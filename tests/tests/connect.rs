@@ -256,7 +256,7 @@ fn psql_runs_with_the_password_in_its_environment_only() {
     let psql: Vec<_> = processes.iter().filter(|p| p.runs("psql")).collect();
     assert!(
         psql.iter().all(|p| !p.cmdline.contains(password)),
-        "{psql:?}"
+        "psql had the password on its command line: {psql:?}"
     );
     assert!(
         psql.iter()

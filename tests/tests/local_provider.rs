@@ -484,11 +484,12 @@ fn tenants_get_their_own_database_and_cannot_see_each_other() {
 }
 
 /// README: "the plain password never reaches the server's files or logs". The server logs every
-/// statement (log_statement = all, set by the test as the master) while passwords are set —
-/// a tenant's role made, the env reset (its role and database made again) — then every byte
-/// under the instances' directories (data dirs, WAL, server logs) is searched for every plain
-/// password the tools keep. The log is checked to hold the role statements, so the search
-/// looked where a password would have been.
+/// statement (log_statement = all, set by the test as the master) while passwords are set both
+/// ways the provider sets them — a tenant's role made (CREATE ROLE … PASSWORD) and, its secret
+/// gone, the app role's password set again (ALTER ROLE … PASSWORD) — then every byte under the
+/// instances' directories (data dirs, WAL, server logs) is searched for every plain password the
+/// tools keep. The log is checked to hold both statements, so the search looked where a
+/// password would have been. (initdb gets a SCRAM verifier file: see apply_provisions_….)
 #[test]
 fn plain_passwords_never_reach_the_server_s_files_or_logs() {
     let project = Project::local_dev_test();
@@ -524,11 +525,16 @@ fn plain_passwords_never_reach_the_server_s_files_or_logs() {
         .args(["tenant", "add", "--env", "dev", "billing"])
         .run()
         .expect(0);
-    project
-        .tool("rdsprov")
-        .args(["reset", "--env", "dev"])
-        .run()
-        .expect(0);
+    std::fs::remove_file(project.state().join("secrets/combine-dev/combine_app.json")).unwrap();
+    let again = project.tool("rdsprov").args(["apply"]).run();
+    assert!(
+        again
+            .expect(0)
+            .stderr
+            .contains("reset the password of role combine_app"),
+        "{}",
+        again.stderr
+    );
     project.tool("rdsprov").args(["stop"]).run().expect(0);
 
     let passwords = secret_passwords(&project);
@@ -538,8 +544,11 @@ fn plain_passwords_never_reach_the_server_s_files_or_logs() {
     );
     let instances = project.state().join("local");
     let log = std::fs::read_to_string(instances.join("combine-dev/server.log")).unwrap();
+    let logged = log.to_lowercase();
     assert!(
-        log.contains("statement: ") && log.to_lowercase().contains("create role"),
+        logged.contains("statement: ")
+            && logged.contains("create role")
+            && logged.contains("alter role"),
         "the server logged the statements that set passwords"
     );
     let files = files_under(&instances);

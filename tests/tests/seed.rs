@@ -462,7 +462,7 @@ fn kill_9_mid_seed_then_rerun_converges() {
     )
     .unwrap();
     drop(child.stdin.take());
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    seeds.pg.wait_until_sleeping("dbseed");
     harness::kill_9(&mut child, "dbseed apply"); // inside the pg_sleep
                                                  // Only once the killed session is gone can nothing of it commit late: then it left nothing.
     seeds.pg.wait_until_no_session("dbseed");

@@ -1,5 +1,6 @@
-//! Bad input on stdin: every tool that reads a profile refuses it with exit 2, one `<tool>: …`
-//! line on stderr and the error object on stdout, and does nothing.
+//! Bad input on stdin: each tool that reads a profile (dbconnect, dbmigrate, dbseed, dbguard)
+//! refuses it with exit 2, one `<tool>: …` line on stderr and the error object on stdout, and
+//! does nothing.
 
 use harness::Tool;
 
