@@ -191,8 +191,8 @@ def main():
         sys.exit("mutations: the work tree has changes: commit or stash them first (each file is restored with git checkout)")
     # Each test passes on the tree as it is: a test failing anyway would make its mutation
     # look caught.
-    for command in dict.fromkeys(m[6] for m in chosen):
-        if sh(BUILD) != 0 or sh(command) != 0:
+    for build, command in dict.fromkeys((m[5], m[6]) for m in chosen):
+        if sh(build) != 0 or sh(command) != 0:
             sys.exit(f"mutations: on the unchanged tree `{command}` fails: fix that first")
     survived = []
     for name, claim, path, text, replacement, build, command, expect in chosen:
@@ -220,8 +220,9 @@ def main():
             verdict = "SURVIVED"
             survived.append(name)
         print(f"{verdict:8} {name:40} {claim}", flush=True)
-    # The last build was of a mutated tree: build the real one again.
-    sh(BUILD)
+    # The last builds were of mutated trees: build the real one again, Windows binaries too.
+    for build in dict.fromkeys(m[5] for m in chosen):
+        sh(build)
     print(f"mutations: {len(chosen) - len(survived)} caught, {len(survived)} survived or did not build")
     return 1 if survived else 0
 
