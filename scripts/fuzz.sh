@@ -23,6 +23,8 @@ for target in migration_file profile_json; do
   [ "$target" = migration_file ] && cp ../migrations/*.sql "$work"/
   log=$(mktemp)
   if ! cargo +nightly fuzz run "$target" "$work" -- -runs="$runs" -max_total_time="$seconds" >"$log" 2>&1; then
+    # The property that failed, then the end of libFuzzer's report.
+    grep -A 2 "panicked at" "$log" | head -n 6 >&2 || true
     tail -n 40 "$log" >&2
     echo "fuzz: $target failed (the input is under fuzz/artifacts/$target/)" >&2
     exit 1

@@ -82,14 +82,14 @@ MUTATIONS = [
         "left: \"1\"",
     ),
     (
-        "a-dead-client-s-run-goes-on",
-        "dbmigrate killed mid-run: the server stops the run too, and a rerun converges",
+        "a-dead-client-s-statement-runs-on",
+        "dbmigrate killed mid-statement: the server ends the dead client's session, not the statement's 300 s",
         "tools/dbmigrate/src/engine.rs",
         "WHERE name = 'client_connection_check_interval';",
         "WHERE name = 'no_such_setting';",
         BUILD,
-        E2E + "--test migrate -- kill_9_mid_run",
-        "the kill landed mid-run, not after it",
+        E2E + "--test migrate_safety -- kill_9_mid_batch",
+        "the server ending the dead client's session: never happened",
     ),
     (
         "an-empty-pipe-falls-back-to-dev",
