@@ -467,7 +467,9 @@ pub fn stop_local_instances(state: &Path) {
     let mut dirs = Vec::new();
     for entry in entries.flatten() {
         let data = entry.path().join("data");
-        if !data.is_dir() {
+        // `.ID.partial-PID` is an instance being made (or one whose making was killed): no
+        // server has run on it yet, and its initdb may not have written PG_VERSION.
+        if !data.is_dir() || entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
         if let Some(expected) = expected_major() {

@@ -145,15 +145,40 @@ pub(crate) fn ensure_role_and_database(
             ))
             .map_err(|e| pg::statement_error(&format!("GRANT {} to the master user", spec.owner), &e))?;
         // Alone in its message: CREATE DATABASE refuses to run in a multi-statement one.
-        client
-            .batch_execute(&format!(
-                "CREATE DATABASE {db} OWNER {owner} ENCODING 'UTF8' TEMPLATE template0"
-            ))
-            .map_err(|e| pg::statement_error(&format!("CREATE DATABASE {}", spec.name), &e))?;
-        changes.push(format!(
-            "created database {} (env {}, owner {})",
-            spec.name, spec.env, spec.owner
+        let created = client.batch_execute(&format!(
+            "CREATE DATABASE {db} OWNER {owner} ENCODING 'UTF8' TEMPLATE template0"
         ));
+        match created {
+            Ok(()) => changes.push(format!(
+                "created database {} (env {}, owner {})",
+                spec.name, spec.env, spec.owner
+            )),
+            // A killed run's CREATE DATABASE can still be finishing on the server, and commit
+            // between the check above and this one (23505 on pg_database, or 42P04): the same
+            // database, owned as asked, is kept; anything else is the error it was.
+            Err(e)
+                if matches!(e.code().map(|c| c.code()), Some("23505" | "42P04"))
+                    && exists(
+                        client,
+                        &format!(
+                            "SELECT 1 FROM pg_database WHERE datname = $1 AND pg_get_userbyid(datdba) = {}",
+                            quote_literal(&spec.owner)
+                        ),
+                        &spec.name,
+                    )? =>
+            {
+                changes.push(format!(
+                    "kept database {} (env {}, owner {}): an interrupted run's CREATE DATABASE finished it",
+                    spec.name, spec.env, spec.owner
+                ));
+            }
+            Err(e) => {
+                return Err(pg::statement_error(
+                    &format!("CREATE DATABASE {}", spec.name),
+                    &e,
+                ))
+            }
+        }
     }
     // Checked apart from creation: a run killed between CREATE and REVOKE converges here.
     if exists(
