@@ -328,6 +328,45 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `NAME.key` and `NAME.crt` in `dir`: a new key, its certificate for `subject` signed by the CA
+/// `CA.crt`/`CA.key`, with the extensions of section `extensions` of `ext.cnf`.
+fn issue(dir: &Path, name: &str, subject: &str, ca: &str, extensions: &str) {
+    let (key, csr, crt) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+    );
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject,
+        ],
+    );
+    let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_crt,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "30",
+            "-extfile",
+            "ext.cnf",
+            "-extensions",
+            extensions,
+        ],
+    );
+}
+
 /// An OCSP responder (`openssl ocsp`) for one CA on a free loopback port, killed when dropped.
 struct Responder {
     child: std::process::Child,
@@ -438,81 +477,15 @@ fn windows_verify_full_checks_an_rds_like_chain_and_its_revocation() {
             "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
-    openssl(
+    issue(
         dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "inter.key",
-            "-out",
-            "inter.csr",
-            "-subj",
-            "/CN=dbtools test intermediate",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "inter.csr",
-            "-CA",
-            "root.crt",
-            "-CAkey",
-            "root.key",
-            "-CAcreateserial",
-            "-out",
-            "inter.crt",
-            "-days",
-            "30",
-            "-extfile",
-            "ext.cnf",
-            "-extensions",
-            "inter",
-        ],
+        "inter",
+        "/CN=dbtools test intermediate",
+        "root",
+        "inter",
     );
     for leaf in ["good", "revoked"] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{leaf}.key"),
-                "-out",
-                &format!("{leaf}.csr"),
-                "-subj",
-                "/CN=localhost",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{leaf}.csr"),
-                "-CA",
-                "inter.crt",
-                "-CAkey",
-                "inter.key",
-                "-CAcreateserial",
-                "-out",
-                &format!("{leaf}.crt"),
-                "-days",
-                "30",
-                "-extfile",
-                "ext.cnf",
-                "-extensions",
-                "leaf",
-            ],
-        );
+        issue(dir, leaf, "/CN=localhost", "inter", "leaf");
     }
     std::fs::write(dir.join("root.idx"), index_line(dir, "inter.crt", "V")).unwrap();
     std::fs::write(
