@@ -17,7 +17,7 @@ pub(crate) struct Cli {
 /// Which instances a command touches: those of the named envs, or every local one.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct Selection {
-    /// Only the instance of this env (repeatable) [default: every local instance in the spec].
+    /// Only the instance of this env (repeatable) [default: every env].
     #[arg(long = "env", short = 'e', value_name = "ENV")]
     pub envs: Vec<String>,
 }
@@ -29,6 +29,8 @@ pub(crate) enum Command {
         /// The AWS spec (TOML or JSON; `-` reads stdin), e.g. ops/aws/rds.toml.
         #[arg(long, value_name = "FILE")]
         spec: PathBuf,
+        #[command(flatten)]
+        selection: Selection,
     },
     /// Create or converge instances, databases and roles; a second run changes nothing.
     /// With --spec, the AWS instances of the spec; otherwise the local ones of dbtools.toml.
@@ -76,14 +78,14 @@ pub(crate) enum Command {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
-    /// Wait until an env's AWS instance is available (a progress line per poll; Ctrl-C stops
-    /// the wait with exit 130 and changes nothing).
+    /// Wait until envs' AWS instances are available, all at once (a progress line per poll;
+    /// Ctrl-C stops the wait with exit 130 and changes nothing).
     Wait {
         /// The AWS spec (TOML or JSON; `-` reads stdin).
         #[arg(long, value_name = "FILE")]
         spec: PathBuf,
-        #[arg(long, short = 'e', value_name = "ENV")]
-        env: String,
+        #[command(flatten)]
+        selection: Selection,
     },
     /// Tenants: `tenant add NAME --env ENV` gives one more application its own database and
     /// owning role on the env's instance (CONNECT revoked from PUBLIC), its password kept as a
@@ -95,34 +97,7 @@ pub(crate) enum Command {
     /// Restore an env's AWS instance into a NEW instance (never over the live one): from a
     /// snapshot, to a point in time, or to the latest restorable time. Destructive class (it
     /// copies the env's data): the env's protection applies (--confirm).
-    Restore {
-        /// The AWS spec (TOML or JSON; `-` reads stdin).
-        #[arg(long, value_name = "FILE")]
-        spec: PathBuf,
-        #[arg(long, short = 'e', value_name = "ENV")]
-        env: String,
-        /// The new instance's id.
-        #[arg(long = "as", value_name = "ID")]
-        target: String,
-        /// A snapshot id (e.g. one `rdsprov snapshot` took).
-        #[arg(long, value_name = "SNAPSHOT", group = "source")]
-        from_snapshot: Option<String>,
-        /// A moment within the backup retention, RFC 3339 UTC (2026-11-23T08:00:00Z).
-        #[arg(long, value_name = "TIME", group = "source")]
-        to_time: Option<String>,
-        /// The latest restorable time (a few minutes ago).
-        #[arg(long, group = "source")]
-        latest: bool,
-        /// The env the restored databases are for: each is adopted (stamped for it, the copy's
-        /// origin kept in `adopted_from`), so it is not mistaken for the source env's.
-        #[arg(long = "for", value_name = "ENV", requires = "sslrootcert")]
-        for_env: Option<String>,
-        /// The RDS CA bundle, to reach the restored databases (with --for).
-        #[arg(long, value_name = "FILE")]
-        sslrootcert: Option<PathBuf>,
-        #[command(flatten)]
-        confirm: ConfirmArgs,
-    },
+    Restore(RestoreArgs),
     /// Print DATABASE_REGISTRY.md (Markdown) from the real state: instances, databases and
     /// tenants, envs, endpoints, classes, backups, alarms, cost estimate. `make registry`
     /// writes the file. With --spec the AWS instances, otherwise the local ones.
@@ -185,32 +160,13 @@ pub(crate) enum Command {
         #[arg(long, value_name = "REGION")]
         region: Option<String>,
     },
-    /// Delete an env's instance (destructive). Every env whose data is on it must be confirmed,
+    /// Delete envs' instances (destructive). Every env whose data is on it must be confirmed,
     /// whatever env name reached it: the stamps in its databases decide (the instance's record
     /// or tags when they cannot be read; no record at all counts as locked), --confirm names
     /// each protected one (comma-separated). Local: with its data and secrets. AWS (--spec):
     /// the instance id too (`--confirm <instance-id>,test`); a final snapshot unless skipped
     /// (open envs only).
-    Destroy {
-        /// The env whose instance goes.
-        #[arg(long, short = 'e', value_name = "ENV")]
-        env: String,
-        #[command(flatten)]
-        confirm: ConfirmArgs,
-        /// The AWS spec: destroy the env's AWS instance.
-        #[arg(long, value_name = "FILE")]
-        spec: Option<PathBuf>,
-        /// AWS: turn deletion protection off first (otherwise a protected instance is refused).
-        #[arg(long, requires = "spec")]
-        disable_deletion_protection: bool,
-        /// AWS: no final snapshot (open envs only).
-        #[arg(long, requires = "spec")]
-        skip_final_snapshot: bool,
-        /// AWS: the RDS CA bundle, to read the stamps in the instance's databases as well as
-        /// those its tags record (unreachable databases leave the tags to decide).
-        #[arg(long, value_name = "FILE", requires = "spec")]
-        sslrootcert: Option<PathBuf>,
-    },
+    Destroy(DestroyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -316,4 +272,59 @@ pub(crate) enum AccessCommand {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+}
+
+/// `rdsprov restore`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RestoreArgs {
+    /// The AWS spec (TOML or JSON; `-` reads stdin).
+    #[arg(long, value_name = "FILE")]
+    pub spec: PathBuf,
+    #[arg(long, short = 'e', value_name = "ENV")]
+    pub env: String,
+    /// The new instance's id.
+    #[arg(long = "as", value_name = "ID")]
+    pub target: String,
+    /// A snapshot id (e.g. one `rdsprov snapshot` took).
+    #[arg(long, value_name = "SNAPSHOT", group = "source")]
+    pub from_snapshot: Option<String>,
+    /// A moment within the backup retention, RFC 3339 UTC (2026-11-23T08:00:00Z).
+    #[arg(long, value_name = "TIME", group = "source")]
+    pub to_time: Option<String>,
+    /// The latest restorable time (a few minutes ago).
+    #[arg(long, group = "source")]
+    pub latest: bool,
+    /// The env the restored databases are for: each is adopted (stamped for it, the copy's
+    /// origin kept in `adopted_from`), so it is not mistaken for the source env's.
+    #[arg(long = "for", value_name = "ENV", requires = "sslrootcert")]
+    pub for_env: Option<String>,
+    /// The RDS CA bundle, to reach the restored databases (with --for).
+    #[arg(long, value_name = "FILE")]
+    pub sslrootcert: Option<PathBuf>,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+}
+
+/// `rdsprov destroy`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DestroyArgs {
+    /// The env whose instance goes (repeatable: AWS envs are deleted at once, each
+    /// confirmed on its own).
+    #[arg(long = "env", short = 'e', value_name = "ENV", required = true)]
+    pub envs: Vec<String>,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+    /// The AWS spec: destroy the env's AWS instance.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// AWS: turn deletion protection off first (otherwise a protected instance is refused).
+    #[arg(long, requires = "spec")]
+    pub disable_deletion_protection: bool,
+    /// AWS: no final snapshot (open envs only).
+    #[arg(long, requires = "spec")]
+    pub skip_final_snapshot: bool,
+    /// AWS: the RDS CA bundle, to read the stamps in the instance's databases as well as
+    /// those its tags record (unreachable databases leave the tags to decide).
+    #[arg(long, value_name = "FILE", requires = "spec")]
+    pub sslrootcert: Option<PathBuf>,
 }

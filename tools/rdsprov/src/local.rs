@@ -8,7 +8,7 @@
 //! cluster is complete, so a failure leaves nothing half-created. Secrets never reach argv or the
 //! server's files in plain text: initdb and CREATE ROLE get SCRAM verifiers, computed here.
 
-use crate::tenant::{self, exists, DatabaseSpec};
+use crate::tenancy::{self, exists, DatabaseSpec};
 use dbtools::config::Config;
 use dbtools::contract::{
     Conn, DatabaseRecord, Endpoint, Instance, Protection, SecretRef, SslMode, Stamp,
@@ -418,7 +418,7 @@ impl LocalProvider<'_> {
             reference: secret_name.clone(),
         };
         let secret_exists = secrets::resolve(&secret_ref, self.state, None).is_ok();
-        tenant::ensure_role_and_database(client, spec, secret_exists, &mut |password| {
+        tenancy::ensure_role_and_database(client, spec, secret_exists, &mut |password| {
             secrets::store_local(self.state, &secret_name, &spec.owner, password).map(drop)
         })
     }
@@ -577,7 +577,7 @@ impl LocalProvider<'_> {
         spec: &DatabaseSpec,
     ) -> Result<(Option<String>, Stamp)> {
         let mut client = self.connect_master(record, &spec.name)?;
-        tenant::ensure_stamp(&mut client, spec, &record.id)
+        tenancy::ensure_stamp(&mut client, spec, &record.id)
     }
 
     /// The record with its live status.

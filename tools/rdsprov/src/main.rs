@@ -3,16 +3,13 @@
 //! provider makes from a spec: RDS for PostgreSQL with its security group, parameter group and
 //! master secret.
 
-mod access;
 mod aws;
-mod aws_secrets;
 mod checkip;
 mod cli;
 mod commands;
 mod local;
 mod registry;
-mod snapshot;
-mod tenant;
+mod tenancy;
 
 fn main() -> std::process::ExitCode {
     dbtools::cli::main("rdsprov", commands::run)

@@ -9,7 +9,8 @@
 //! its state dir: a rule of the same name with another address that this machine did not add
 //! belongs to a second machine with the same name, and is left alone with a clear refusal.
 
-use crate::aws::plan::{PORT, SPEC_RULE};
+use crate::aws::observe::{PORT, SPEC_RULE};
+use crate::aws::target::{cluster, instance, Target};
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::{Access, AccessRule};
 use dbtools::{Error, Result};
@@ -22,10 +23,10 @@ pub(crate) const RULES_PER_GROUP: usize = 60;
 pub(crate) const MACHINE_PREFIX: &str = "dbtools:";
 
 /// The RDS instance or Aurora cluster whose security group admits clients.
-pub(crate) struct Target {
+pub(crate) struct Found {
     pub id: String,
-    /// An Aurora cluster rather than an RDS instance.
-    pub cluster: bool,
+    /// An RDS instance or an Aurora cluster.
+    pub kind: &'static dyn Target,
     pub status: String,
     pub publicly_accessible: Option<bool>,
     pub security_groups: Vec<String>,
@@ -33,7 +34,7 @@ pub(crate) struct Target {
 
 /// Finds `id` as an instance, else as an Aurora cluster (whose writer says whether it is
 /// publicly accessible).
-pub(crate) fn locate(aws: &Aws, id: &str) -> Result<Target> {
+pub(crate) fn locate(aws: &Aws, id: &str) -> Result<Found> {
     aws.block_on(async {
         match aws
             .rds
@@ -44,9 +45,9 @@ pub(crate) fn locate(aws: &Aws, id: &str) -> Result<Target> {
         {
             Ok(answer) => {
                 if let Some(db) = answer.db_instances().first() {
-                    return Ok(Target {
+                    return Ok(Found {
                         id: id.to_string(),
-                        cluster: false,
+                        kind: &instance::RdsInstance,
                         status: db.db_instance_status().unwrap_or("unknown").to_string(),
                         publicly_accessible: db.publicly_accessible(),
                         security_groups: db
@@ -60,7 +61,7 @@ pub(crate) fn locate(aws: &Aws, id: &str) -> Result<Target> {
             Err(e) if code(&e) == Some("DBInstanceNotFound") => {}
             Err(e) => return Err(describe("reading the instance", e)),
         }
-        let Some(cluster) = crate::aws::aurora::describe_cluster(aws, id).await? else {
+        let Some(cluster) = cluster::describe_cluster(aws, id).await? else {
             return Err(Error::BadInput(format!(
                 "no RDS instance or Aurora cluster {id} in region {}",
                 aws.region
@@ -88,9 +89,9 @@ pub(crate) fn locate(aws: &Aws, id: &str) -> Result<Target> {
                 }),
             None => None,
         };
-        Ok(Target {
+        Ok(Found {
             id: id.to_string(),
-            cluster: true,
+            kind: &cluster::AuroraCluster,
             status: cluster.status().unwrap_or("unknown").to_string(),
             publicly_accessible,
             security_groups: cluster
@@ -110,7 +111,7 @@ struct GroupRules {
 
 /// The security group clients come through: ours (`rdsprov-<id>`) when the instance is in it,
 /// else its first.
-fn group_rules(aws: &Aws, target: &Target) -> Result<GroupRules> {
+fn group_rules(aws: &Aws, target: &Found) -> Result<GroupRules> {
     if target.security_groups.is_empty() {
         return Err(Error::Failed(format!(
             "{} is in no VPC security group",
@@ -214,7 +215,7 @@ pub(crate) fn host_cidr(address: &IpAddr) -> String {
 /// What `show` reports; `address` when the check-IP endpoint was asked.
 pub(crate) fn show(
     aws: &Aws,
-    target: &Target,
+    target: &Found,
     env: Option<&str>,
     machine: &str,
     address: Option<IpAddr>,
@@ -243,7 +244,7 @@ pub(crate) fn show(
     })
 }
 
-fn note(target: &Target, address: Option<IpAddr>, admitted: bool) -> Option<String> {
+fn note(target: &Found, address: Option<IpAddr>, admitted: bool) -> Option<String> {
     if target.publicly_accessible == Some(false) {
         return Some(format!(
             "{} is not publicly accessible: no rule admits a home network until the spec says publicly_accessible = true (and `rdsprov apply`)",
@@ -269,7 +270,7 @@ fn record_path(state_root: &std::path::Path, region: &str, instance: &str) -> Pa
 /// same-named rule this machine has no record of adding.
 pub(crate) fn allow_current(
     aws: &Aws,
-    target: &Target,
+    target: &Found,
     machine: &str,
     address: IpAddr,
     state_root: &std::path::Path,
@@ -400,7 +401,7 @@ fn full_group(group: &str) -> Error {
 /// Removes the rules named `dbtools:<machine>`.
 pub(crate) fn revoke_machine(
     aws: &Aws,
-    target: &Target,
+    target: &Found,
     machine: &str,
     state_root: &std::path::Path,
     this_machine: bool,

@@ -3,6 +3,7 @@
 //! subscription). Observed with describe/list calls only; `PutMetricAlarm` is an upsert, so a
 //! changed threshold is one call and an unchanged alarm none.
 
+use crate::aws::progress::Progress;
 use crate::aws::spec::{AlarmsSpec, InstanceSpec};
 use crate::aws::{describe, Aws};
 use dbtools::contract::{AttributeChange, PlannedChange};
@@ -323,7 +324,7 @@ pub(crate) fn apply(
     spec: &InstanceSpec,
     observed: &ObservedAlarms,
     planned: &[PlannedChange],
-    done: &mut Vec<String>,
+    progress: &mut Progress,
 ) -> Result<Vec<String>> {
     let Some(wanted_spec) = &spec.alarms else {
         return Ok(Vec::new());
@@ -352,7 +353,7 @@ pub(crate) fn apply(
                 )
                 .map_err(|e| describe("creating the SNS topic", e))?;
             let arn = created.topic_arn().unwrap_or_default().to_string();
-            done.push(format!("created SNS topic {arn}"));
+            progress.did(format!("created SNS topic {arn}"));
             arn
         }
     };
@@ -367,7 +368,7 @@ pub(crate) fn apply(
                     .send(),
             )
             .map_err(|e| describe("subscribing the email to the topic", e))?;
-            done.push(format!(
+            progress.did(format!(
                 "subscribed {email} to {}: AWS sent it a confirmation link to click",
                 wanted_spec.topic
             ));
@@ -377,7 +378,7 @@ pub(crate) fn apply(
     for alarm in wanted(spec, wanted_spec) {
         if pending(PlanResource::Alarm, &alarm.name) {
             put_alarm(aws, spec, &alarm, &topic_arn)?;
-            done.push(format!("set alarm {} ({})", alarm.name, alarm.description));
+            progress.did(format!("set alarm {} ({})", alarm.name, alarm.description));
         }
         names.push(alarm.name);
     }

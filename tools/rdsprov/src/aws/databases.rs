@@ -4,9 +4,9 @@
 //! `dbtools` schema moved to the master, its stamp given an identity and a nonce, recorded as
 //! a tag), and what `restore --for ENV` adopts (a restored instance's databases are copies).
 
-use crate::aws::apply::read_secret_password;
+use crate::aws::secrets::read_secret_password;
 use crate::aws::spec::InstanceSpec;
-use crate::aws::{plan, stamps, Aws};
+use crate::aws::{observe, stamps, Aws};
 use dbtools::contract::{Conn, Protection, SslMode, Stamp};
 use dbtools::stamp::{self, NewStamp};
 use dbtools::{owner, pg, Error, Result};
@@ -48,8 +48,8 @@ impl MasterAccess {
         what: &str,
     ) -> Result<MasterAccess> {
         let sslrootcert = ca_bundle(sslrootcert, what)?;
-        let observed = plan::observe(aws, spec)?;
-        let state = observed.instance.as_ref().ok_or_else(|| {
+        let observed = observe::observe(aws, spec)?;
+        let state = observed.target.as_ref().ok_or_else(|| {
             Error::BadInput(format!(
                 "env {}: instance {} does not exist: run `rdsprov apply --spec …` first",
                 spec.env, spec.id
@@ -64,7 +64,7 @@ impl MasterAccess {
         let secret = if std::ptr::eq(spec, secret_of) {
             observed.secret_arn.clone()
         } else {
-            plan::observe(aws, secret_of)?.secret_arn
+            observe::observe(aws, secret_of)?.secret_arn
         };
         let master_secret = secret.or(state.managed_secret_arn.clone()).ok_or_else(|| {
             Error::Failed(format!(

@@ -1,8 +1,10 @@
 //! The AWS provider: RDS for PostgreSQL instances or Aurora Serverless v2 clusters (`aurora`),
 //! their security groups, parameter groups, master secrets and CloudWatch alarms (to an SNS
-//! topic), from a spec (`spec`). `observe` reads what exists (describe calls only),
-//! `plan` turns spec + observation into changes, `apply` makes exactly those changes — so a
-//! second `apply` makes no mutating call at all.
+//! topic), from a spec (`spec`). The steps run one way: `observe` reads what exists (describe
+//! calls only), `plan` turns spec + observation into changes (pure), `apply` makes exactly
+//! those changes — so a second `apply` makes no mutating call at all. What differs between an
+//! RDS instance and an Aurora cluster is behind `target`; the settings both manage are one
+//! table, `attributes`. `progress` runs several envs at once, each saying what it does.
 //!
 //! The usual AWS environment applies (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, …);
 //! throttling and 5xx answers are retried by the SDK with backoff before they become errors.
@@ -12,15 +14,22 @@
 pub(crate) mod access;
 pub(crate) mod alarms;
 pub(crate) mod apply;
-pub(crate) mod aurora;
+pub(crate) mod attributes;
+pub(crate) mod catalog;
 pub(crate) mod databases;
+pub(crate) mod destroy;
 pub(crate) mod iam_token;
-pub(crate) mod ops;
+pub(crate) mod observe;
 pub(crate) mod plan;
 pub(crate) mod pricing;
-pub(crate) mod run;
+pub(crate) mod progress;
+pub(crate) mod restore;
+pub(crate) mod secrets;
+pub(crate) mod snapshot;
 pub(crate) mod spec;
 pub(crate) mod stamps;
+pub(crate) mod state;
+pub(crate) mod target;
 pub(crate) mod tenant;
 
 use aws_sdk_rds::config::ProvideCredentials;
@@ -42,7 +51,10 @@ pub(crate) struct Aws {
 
 impl Aws {
     pub(crate) fn connect(region: &str) -> Result<Aws> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // Several envs run at once, each on its own thread: the runtime's workers drive every
+        // thread's calls.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| Error::Failed(format!("cannot start the AWS client runtime: {e}")))?;
@@ -89,56 +101,6 @@ fn no_credentials() -> Error {
     Error::Unreachable(
         "no AWS credentials: set AWS_PROFILE (a profile in ~/.aws), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; on EC2 the instance role is used".into(),
     )
-}
-
-/// Polls `check` every `poll` until it yields a value; `check` also returns the current status,
-/// shown after each miss as a progress line with the elapsed time. Ctrl-C (during a poll or
-/// between polls) stops the wait at once with exit 130 and the last status seen; nothing is
-/// undone, and the same command run again picks up where this one stood.
-pub(crate) fn wait_for<T, F, Fut>(aws: &Aws, what: &str, poll: Duration, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(Option<T>, String)>>,
-{
-    let sigint = dbtools::interrupt::Sigint::catch();
-    let started = std::time::Instant::now();
-    let elapsed = || {
-        let seconds = started.elapsed().as_secs();
-        format!("{}m {:02}s", seconds / 60, seconds % 60)
-    };
-    let mut last_status = String::from("not read yet");
-    let interrupted = |status: &str| {
-        Error::Interrupted(format!(
-            "interrupted while waiting for {what} (last status: {status}, after {}); nothing was undone: run the same command again to continue",
-            elapsed()
-        ))
-    };
-    let ctrl_c = || async {
-        while !sigint.caught() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    aws.block_on(async {
-        loop {
-            let polled = tokio::select! {
-                polled = check() => polled,
-                () = ctrl_c() => return Err(interrupted(&last_status)),
-            };
-            let (done, status) = polled?;
-            if let Some(value) = done {
-                return Ok(value);
-            }
-            dbtools::cli::note(
-                "rdsprov",
-                format!("waiting for {what}: {status} ({})", elapsed()),
-            );
-            last_status = status;
-            tokio::select! {
-                () = tokio::time::sleep(poll) => {}
-                () = ctrl_c() => return Err(interrupted(&last_status)),
-            }
-        }
-    })
 }
 
 /// The error code AWS answered with (`DBInstanceNotFound`, …), if it answered at all.

@@ -21,7 +21,7 @@
 //! max_acu = 4
 //! ```
 
-use crate::aws::pricing;
+use crate::aws::catalog;
 use dbtools::{names, Error, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -425,9 +425,9 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Spec> {
             }
         };
         if serverless.is_none() {
-            pricing::check_class(&class).map_err(at)?;
+            catalog::check_class(&class).map_err(at)?;
         }
-        pricing::check_engine_version(&raw.engine_version).map_err(at)?;
+        catalog::check_engine_version(&raw.engine_version).map_err(at)?;
         names::check_sql_name(&raw.master_user, "master user").map_err(|e| at(e.to_string()))?;
         if serverless.is_none() && !(20..=65536).contains(&raw.storage_gb) {
             return Err(at(format!(
@@ -463,8 +463,8 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Spec> {
             }
         };
         let memory_gib = match &serverless {
-            Some(range) => range.max_acu * pricing::GIB_PER_ACU,
-            None => pricing::class_memory_gib(&class),
+            Some(range) => range.max_acu * catalog::GIB_PER_ACU,
+            None => catalog::class_memory_gib(&class),
         };
         let alarms =
             resolve_alarms(&raw.alarms, &raw.id, memory_gib, raw.storage_gb).map_err(at)?;

@@ -1,4 +1,4 @@
-//! `rdsprov tenant add NAME --env ENV --spec FILE`: the tenant SQL (`crate::tenant`) on an env's
+//! `rdsprov tenant add NAME --env ENV --spec FILE`: the tenant SQL (`crate::tenancy`) on an env's
 //! RDS instance, as its master user (password from Secrets Manager), over `verify-full` TLS with
 //! the RDS CA bundle the user downloaded. The tenant's password goes to Secrets Manager
 //! (`rdsprov/<id>/tenant/<name>`) before the role gets it; `--iam` grants `rds_iam`.
@@ -6,7 +6,7 @@
 use crate::aws::databases::MasterAccess;
 use crate::aws::spec::InstanceSpec;
 use crate::aws::{code, describe, Aws};
-use crate::tenant::{self, DatabaseSpec};
+use crate::tenancy::{self, DatabaseSpec};
 use dbtools::contract::{DatabaseRecord, SecretRef};
 use dbtools::names::quote_ident;
 use dbtools::{pg, Result};
@@ -91,7 +91,7 @@ pub(crate) fn add(
         Err(e) => return Err(describe("reading the tenant's secret", e)),
     };
     let mut secret_arn = existing.clone();
-    let mut changes = tenant::ensure_role_and_database(
+    let mut changes = tenancy::ensure_role_and_database(
         &mut client,
         tenant,
         existing.is_some(),
@@ -138,7 +138,7 @@ pub(crate) fn add(
         },
     )?;
     if iam {
-        let granted = tenant::exists(
+        let granted = tenancy::exists(
             &mut client,
             "SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = 'rds_iam' AND r.rolname = $1",
             &tenant.owner,
@@ -154,7 +154,7 @@ pub(crate) fn add(
         }
     }
     let mut in_database = access.connect(&tenant.name)?;
-    let (change, stamp) = tenant::ensure_stamp(&mut in_database, tenant, &spec.id)?;
+    let (change, stamp) = tenancy::ensure_stamp(&mut in_database, tenant, &spec.id)?;
     changes.extend(change);
     // The instance's owner records the stamp outside the database, where a restored copy of
     // it does not follow.

@@ -12,20 +12,23 @@
 //! way it passes the profile on, with the snapshot id in it, so `dbmigrate up` records the id
 //! in its result and the audit log. The AWS SDK stays in rdsprov.
 
-use crate::access::{locate, Located};
+use super::access::{locate, Located};
+use super::{instance_of, poll_interval, read_spec};
 use crate::aws::access as aws_access;
-use crate::aws::{ops, run, Aws};
+use crate::aws::progress::Progress;
+use crate::aws::{target, Aws};
 use crate::cli::AccessTarget;
 use dbtools::cli::GlobalArgs;
 use dbtools::config::Config;
 use dbtools::contract::{self, MigrateStatus, Profile};
+use dbtools::interrupt::Sigint;
 use dbtools::output::{self, Output};
 use dbtools::{cli, input, resolve, Error, ExitStatus, Result};
 use std::path::Path;
 
 const TOOL: &str = "rdsprov";
 
-pub(crate) fn run(
+pub(super) fn run(
     out: Output,
     global: &GlobalArgs,
     spec: Option<&Path>,
@@ -42,8 +45,12 @@ pub(crate) fn run(
                 .into(),
         )
     })?;
-    if let Some(spec) = spec {
-        return run::snapshot(out, spec, env, name);
+    if let Some(path) = spec {
+        let spec = read_spec(path)?;
+        let instance = instance_of(&spec, env)?;
+        let aws = Aws::connect(&spec.region)?;
+        let taken = take(&aws, env, target::of(instance), &instance.id, name)?;
+        return emit(out, &taken);
     }
     let config = Config::find(global.config.as_deref())?;
     let (id, region) = match locate(config.as_ref(), Some(env), &AccessTarget::default())? {
@@ -55,18 +62,21 @@ pub(crate) fn run(
         }
     };
     let aws = Aws::connect(&region)?;
-    let taken = take(&aws, env, &id, name)?;
-    run::emit_snapshot(out, &taken)
+    let found = aws_access::locate(&aws, &id)?;
+    let taken = take(&aws, env, found.kind, &id, name)?;
+    emit(out, &taken)
 }
 
-fn take(aws: &Aws, env: &str, id: &str, name: Option<&str>) -> Result<contract::Snapshot> {
-    let target = aws_access::locate(aws, id)?;
-    let subject = ops::Subject {
-        env,
-        id,
-        aurora: target.cluster,
-    };
-    let taken = ops::snapshot(aws, subject, name, run::poll_interval())?;
+fn take(
+    aws: &Aws,
+    env: &str,
+    kind: &dyn target::Target,
+    id: &str,
+    name: Option<&str>,
+) -> Result<contract::Snapshot> {
+    let interrupt = Sigint::catch();
+    let progress = Progress::new(env, poll_interval(), &interrupt);
+    let taken = crate::aws::snapshot::snapshot(aws, kind, id, name, &progress)?;
     cli::note(
         TOOL,
         format!(
@@ -150,7 +160,8 @@ fn before_migrate_step(out: Output, global: &GlobalArgs, name: Option<&str>) -> 
                 status.pending, instance.id
             ),
         );
-        let taken = take(&aws, &env, &instance.id, name)?;
+        let found = aws_access::locate(&aws, &instance.id)?;
+        let taken = take(&aws, &env, found.kind, &instance.id, name)?;
         profile.snapshot = Some(taken.snapshot);
     }
     let shown = profile.clone();
@@ -161,6 +172,19 @@ fn before_migrate_step(out: Output, global: &GlobalArgs, name: Option<&str>) -> 
                 "snapshot",
                 shown.snapshot.clone().unwrap_or_else(|| "-".into()),
             ),
+        ])
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+/// A snapshot's JSON, or its fields on a terminal.
+fn emit(out: Output, taken: &contract::Snapshot) -> Result<ExitStatus> {
+    out.emit(taken, || {
+        output::key_values(&[
+            ("env", taken.env.clone()),
+            ("instance", taken.instance.clone()),
+            ("snapshot", taken.snapshot.clone()),
+            ("status", taken.status.clone()),
         ])
     })?;
     Ok(ExitStatus::Success)

@@ -82,6 +82,18 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The password in a Secrets Manager secret of RDS's JSON shape (ours, or one RDS manages).
+pub(crate) fn read_secret_password(aws: &crate::aws::Aws, secret_id: &str) -> Result<String> {
+    let answer = aws
+        .block_on(aws.secrets.get_secret_value().secret_id(secret_id).send())
+        .map_err(|e| crate::aws::describe("reading the master secret", e))?;
+    let secret = SecretRef {
+        source: dbtools::contract::SecretSource::AwsSm,
+        reference: secret_id.to_string(),
+    };
+    Ok(secrets::parse_secret_string(&secret, answer.secret_string().unwrap_or_default())?.password)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! machine (its name), the guard on locked envs, and the answer as `dbtools.access/v1`. The
 //! AWS calls are in `aws::access`; a local instance listens on loopback and needs no rule.
 
+use super::report;
 use crate::aws::access as aws_access;
 use crate::aws::Aws;
 use crate::checkip;
@@ -12,17 +13,17 @@ use dbtools::config::Config;
 use dbtools::contract::{Access, Protection, Provider};
 use dbtools::guard::Guard;
 use dbtools::output::{self, Output};
-use dbtools::{cli, envvars, identity, Error, ExitStatus, Result};
+use dbtools::{envvars, identity, Error, ExitStatus, Result};
 
 const TOOL: &str = "rdsprov";
 
 /// Where the instance is.
-pub(crate) enum Located {
+pub(super) enum Located {
     Local { id: String },
     Aws { id: String, region: String },
 }
 
-pub(crate) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> Result<ExitStatus> {
+pub(super) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> Result<ExitStatus> {
     let config = Config::find(global.config.as_deref())?;
     let machine = machine_name(config.as_ref())?;
     match command {
@@ -114,17 +115,8 @@ pub(crate) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> R
     }
 }
 
-fn report(changes: &[String]) {
-    for change in changes {
-        cli::note(TOOL, change);
-    }
-    if changes.is_empty() {
-        cli::note(TOOL, "nothing to change");
-    }
-}
-
 /// The instance: `--instance`, the spec's for the env, or the config's for the env.
-pub(crate) fn locate(
+pub(super) fn locate(
     config: Option<&Config>,
     env: Option<&str>,
     target: &AccessTarget,
@@ -148,8 +140,8 @@ pub(crate) fn locate(
         Error::BadInput("access: name the env (or the instance with --instance ID)".into())
     })?;
     if let Some(path) = &target.spec {
-        let spec = crate::aws::run::read_spec(path)?;
-        let instance = crate::aws::run::instance_of(&spec, env)?;
+        let spec = super::read_spec(path)?;
+        let instance = super::instance_of(&spec, env)?;
         return Ok(Located::Aws {
             id: instance.id.clone(),
             region: region_or(Some(spec.region.clone()))?,
@@ -207,7 +199,7 @@ fn guard_locked(
     confirm: &ConfirmArgs,
     config: Option<&Config>,
 ) -> Result<()> {
-    let (_, named) = crate::aws::run::env_protection(global, env);
+    let (_, named) = super::env_protection(global, env);
     let (guarded_env, protection) = config
         .into_iter()
         .flat_map(|c| c.envs.iter().map(move |(name, e)| (name, e, c)))

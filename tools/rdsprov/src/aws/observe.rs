@@ -1,0 +1,211 @@
+//! Observe: what exists for one env of the spec, read with describe calls only — the VPC, the
+//! security group and the sources its spec rules admit, the DB subnet group, the parameters
+//! set in the parameter group, the master secret, the target (instance or cluster, with its
+//! members) and its alarms. Nothing here changes anything; the plan reads what it returns.
+
+use crate::aws::alarms;
+use crate::aws::spec::InstanceSpec;
+use crate::aws::state::{Observed, SecurityGroup};
+use crate::aws::target;
+use crate::aws::{code, describe, Aws};
+use dbtools::contract::{Instance, Provider};
+use dbtools::{Error, Result};
+
+/// Rules we manage in a security group carry this description; others (a machine's own rule
+/// added by `rdsprov access`, a colleague's by hand) are never touched.
+pub(crate) const SPEC_RULE: &str = "rdsprov:spec";
+pub(crate) const PORT: i32 = 5432;
+
+/// Reads what exists for one env.
+pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
+    let target = target::of(spec);
+    aws.block_on(async {
+        let vpc_id = match &spec.vpc_id {
+            Some(id) => id.clone(),
+            None => {
+                let vpcs = aws
+                    .ec2
+                    .describe_vpcs()
+                    .filters(
+                        aws_sdk_ec2::types::Filter::builder()
+                            .name("isDefault")
+                            .values("true")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| describe("finding the default VPC", e))?;
+                vpcs.vpcs()
+                    .first()
+                    .and_then(|v| v.vpc_id())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        Error::BadInput(format!(
+                            "env {}: region {} has no default VPC: name one with vpc_id in the spec",
+                            spec.env, aws.region
+                        ))
+                    })?
+            }
+        };
+        let groups = aws
+            .ec2
+            .describe_security_groups()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("group-name")
+                    .values(spec.security_group_name())
+                    .build(),
+            )
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("vpc-id")
+                    .values(&vpc_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| describe("reading security groups", e))?;
+        let security_group = groups.security_groups().first().map(|group| {
+            let cidrs = group
+                .ip_permissions()
+                .iter()
+                .filter(|p| p.from_port() == Some(PORT))
+                .flat_map(|p| {
+                    let v4 = p
+                        .ip_ranges()
+                        .iter()
+                        .filter(|r| r.description() == Some(SPEC_RULE))
+                        .filter_map(|r| r.cidr_ip().map(str::to_string));
+                    let v6 = p
+                        .ipv6_ranges()
+                        .iter()
+                        .filter(|r| r.description() == Some(SPEC_RULE))
+                        .filter_map(|r| r.cidr_ipv6().map(str::to_string));
+                    let groups = p
+                        .user_id_group_pairs()
+                        .iter()
+                        .filter(|g| g.description() == Some(SPEC_RULE))
+                        .filter_map(|g| g.group_id().map(str::to_string));
+                    v4.chain(v6).chain(groups).collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>();
+            SecurityGroup {
+                id: group.group_id().unwrap_or_default().to_string(),
+                spec_sources: cidrs,
+            }
+        });
+        let subnet_group = match spec.subnet_group_name() {
+            None => None,
+            Some(name) => match aws
+                .rds
+                .describe_db_subnet_groups()
+                .db_subnet_group_name(&name)
+                .send()
+                .await
+            {
+                Ok(answer) => answer.db_subnet_groups().first().map(|group| {
+                    let mut ids: Vec<String> = group
+                        .subnets()
+                        .iter()
+                        .filter_map(|s| s.subnet_identifier().map(str::to_string))
+                        .collect();
+                    ids.sort();
+                    ids
+                }),
+                Err(e) if code(&e) == Some("DBSubnetGroupNotFoundFault") => None,
+                Err(e) => return Err(describe("reading the DB subnet group", e)),
+            },
+        };
+        let parameters = target
+            .parameters(aws, spec.parameter_group_name())
+            .await?;
+        let secret_arn = if spec.rds_managed_password {
+            None
+        } else {
+            match aws
+                .secrets
+                .describe_secret()
+                .secret_id(spec.secret_name())
+                .send()
+                .await
+            {
+                Ok(answer) => answer.arn().map(str::to_string),
+                Err(e) if code(&e) == Some("ResourceNotFoundException") => None,
+                Err(e) => return Err(describe("reading the master secret", e)),
+            }
+        };
+        let (state, members) = match target.observe(aws, &spec.id).await? {
+            Some((state, members)) => (Some(state), members),
+            None => (None, Vec::new()),
+        };
+        Ok(Observed {
+            vpc_id,
+            security_group,
+            subnet_group,
+            parameters,
+            secret_arn,
+            target: state,
+            members,
+            alarms: Default::default(),
+        })
+    })
+    .and_then(|mut observed| {
+        observed.alarms = alarms::observe(aws, spec)?;
+        Ok(observed)
+    })
+}
+
+/// The env's instance (or Aurora cluster) as the contract describes it, None when it does
+/// not exist.
+pub(crate) fn record(region: &str, spec: &InstanceSpec, observed: Observed) -> Option<Instance> {
+    use crate::aws::attributes::Name;
+    let state = observed.target?;
+    Some(Instance {
+        id: spec.id.clone(),
+        provider: Provider::Aws,
+        engine: spec.engine.clone(),
+        engine_version: state.get(Name::EngineVersion),
+        status: state.status.clone(),
+        endpoint: dbtools::contract::Endpoint {
+            host: state.endpoint.clone().map(|e| e.0).unwrap_or_default(),
+            port: state
+                .endpoint
+                .as_ref()
+                .and_then(|e| u16::try_from(e.1).ok())
+                .unwrap_or(5432),
+        },
+        master_user: state.master_user.clone(),
+        master_secret: dbtools::contract::SecretRef {
+            source: dbtools::contract::SecretSource::AwsSm,
+            reference: observed
+                .secret_arn
+                .clone()
+                .or(state.managed_secret_arn.clone())
+                .unwrap_or_default(),
+        },
+        ca_cert: None,
+        databases: Vec::new(),
+        env: Some(spec.env.clone()),
+        class: state.attributes.get(&Name::Class).cloned(),
+        security_group: observed.security_group.map(|g| g.id),
+        parameter_group: state.attributes.get(&Name::ParameterGroup).cloned(),
+        alarms: observed.alarms.alarms.keys().cloned().collect(),
+        alarm_topic: observed.alarms.topic_arn.clone(),
+        region: Some(region.to_string()),
+    })
+}
+
+/// The env's instance as AWS describes it, or None when it does not exist.
+pub(crate) fn instance(aws: &Aws, spec: &InstanceSpec) -> Result<Option<Instance>> {
+    Ok(record(&aws.region, spec, observe(aws, spec)?))
+}
+
+/// `error` when the env's target does not exist.
+pub(crate) fn missing(spec: &InstanceSpec, what: &str) -> Error {
+    Error::BadInput(format!(
+        "env {}: {} {} does not exist: nothing to {what}",
+        spec.env,
+        target::of(spec).kind(),
+        spec.id
+    ))
+}

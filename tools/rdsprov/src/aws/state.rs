@@ -1,0 +1,60 @@
+//! What an observation found for one env, as plain data: the plan reads it without AWS, and
+//! the plan's tests build it by hand.
+
+use crate::aws::alarms::ObservedAlarms;
+use crate::aws::attributes::Name;
+use std::collections::BTreeMap;
+
+/// Attribute values as AWS reports them, named like the spec's.
+pub(crate) type Attributes = BTreeMap<Name, String>;
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Observed {
+    pub vpc_id: String,
+    pub security_group: Option<SecurityGroup>,
+    /// The subnets of our DB subnet group, when the spec lists subnets and the group exists.
+    pub subnet_group: Option<Vec<String>>,
+    /// Parameters set by the user in the group, when it exists.
+    pub parameters: Option<BTreeMap<String, String>>,
+    pub secret_arn: Option<String>,
+    /// The RDS instance, or the Aurora cluster.
+    pub target: Option<TargetState>,
+    /// Aurora only: the cluster's member instances.
+    pub members: Vec<Member>,
+    pub alarms: ObservedAlarms,
+}
+
+/// The env's security group and the sources (CIDRs, groups) of the rules the spec manages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SecurityGroup {
+    pub id: String,
+    pub spec_sources: Vec<String>,
+}
+
+/// An RDS instance or an Aurora cluster as AWS describes it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TargetState {
+    pub status: String,
+    pub attributes: Attributes,
+    pub endpoint: Option<(String, i32)>,
+    pub master_user: String,
+    pub managed_secret_arn: Option<String>,
+    pub security_groups: Vec<String>,
+}
+
+impl TargetState {
+    /// An attribute's value, empty when AWS did not report it.
+    pub(crate) fn get(&self, name: Name) -> String {
+        self.attributes.get(&name).cloned().unwrap_or_default()
+    }
+}
+
+/// One member instance of an Aurora cluster.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Member {
+    pub id: String,
+    /// The cluster's writer (after a failover, not necessarily `<id>-1`).
+    pub writer: bool,
+    pub status: String,
+    pub attributes: Attributes,
+}
