@@ -8,9 +8,10 @@
 
 use dbtools::config::Config;
 use dbtools::{envvars, Error, Result};
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::net::IpAddr;
 use std::time::Duration;
+use ureq::http::Uri;
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 pub(crate) const DEFAULT_URL: &str = "https://checkip.amazonaws.com/";
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,157 +26,76 @@ pub(crate) fn endpoint(config: Option<&Config>) -> String {
         .unwrap_or_else(|| DEFAULT_URL.to_string())
 }
 
-struct Url<'a> {
-    tls: bool,
-    host: &'a str,
-    port: u16,
-    path: &'a str,
-}
-
-fn parse_url(url: &str) -> Result<Url<'_>> {
+/// `https://…`, or `http://…` to a loopback host only.
+fn checked_url(url: &str) -> Result<Uri> {
     let bad = || {
         Error::BadInput(format!(
             "check-IP endpoint {url:?}: use an https:// URL (http:// only to a loopback host)"
         ))
     };
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        (false, rest)
-    } else {
-        return Err(bad());
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(at) => (&rest[..at], &rest[at..]),
-        None => (rest, "/"),
-    };
-    // `host`, `host:port`, `[v6]`, `[v6]:port`.
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(rest) => {
-            let (host, after) = rest.split_once(']').ok_or_else(bad)?;
-            match after.strip_prefix(':') {
-                Some(port) => (host, port.parse().map_err(|_| bad())?),
-                None if after.is_empty() => (host, if tls { 443 } else { 80 }),
-                None => return Err(bad()),
-            }
-        }
-        None => match authority.rsplit_once(':') {
-            Some((host, port)) => (host, port.parse().map_err(|_| bad())?),
-            None => (authority, if tls { 443 } else { 80 }),
-        },
-    };
-    if host.is_empty() {
-        return Err(bad());
+    let uri: Uri = url.parse().map_err(|_| bad())?;
+    let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match uri.scheme_str() {
+        Some("https") => Ok(uri),
+        Some("http") if loopback => Ok(uri),
+        _ => Err(bad()),
     }
-    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !tls && !loopback {
-        return Err(bad());
-    }
-    Ok(Url {
-        tls,
-        host,
-        port,
-        path,
-    })
 }
 
-/// Asks `url` for this machine's public address.
+/// Asks `url` for this machine's public address: HTTPS through native-tls with the OS's trust
+/// store, redirects not followed (an answer must come from the endpoint named).
 pub(crate) fn public_address(url: &str) -> Result<IpAddr> {
-    let parsed = parse_url(url)?;
+    let uri = checked_url(url)?;
     let unreachable = |why: String| {
         Error::Unreachable(format!(
             "check-IP endpoint {url} cannot be reached ({why}): no rule was changed; check the network, or point DBTOOLS_CHECKIP_URL at another endpoint"
         ))
     };
-    let address = (parsed.host, parsed.port)
-        .to_socket_addrs()
-        .map_err(|e| unreachable(e.to_string()))?
-        .next()
-        .ok_or_else(|| unreachable("no address for its host".into()))?;
-    let stream =
-        TcpStream::connect_timeout(&address, TIMEOUT).map_err(|e| unreachable(e.to_string()))?;
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(TIMEOUT))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .user_agent("dbtools-rdsprov")
+        .tls_config(
+            TlsConfig::builder()
+                .provider(TlsProvider::NativeTls)
+                .root_certs(RootCerts::PlatformVerifier)
+                .build(),
+        )
+        .build()
+        .into();
+    let mut answer = agent
+        .get(uri)
+        .header("Accept", "text/plain")
+        .call()
         .map_err(|e| unreachable(e.to_string()))?;
-    let host_header = if parsed.host.contains(':') {
-        format!("[{}]", parsed.host)
-    } else {
-        parsed.host.to_string()
-    };
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: dbtools-rdsprov\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
-        parsed.path
-    );
-    let mut answer = Vec::new();
-    let exchange = |stream: &mut dyn ReadWrite, answer: &mut Vec<u8>| -> std::io::Result<()> {
-        stream.write_all(request.as_bytes())?;
-        stream.take(MAX_ANSWER).read_to_end(answer)?;
-        Ok(())
-    };
-    if parsed.tls {
-        let connector = native_tls::TlsConnector::new().map_err(|e| unreachable(e.to_string()))?;
-        let mut tls = connector
-            .connect(parsed.host, stream)
-            .map_err(|e| unreachable(format!("TLS: {e}")))?;
-        exchange(&mut tls, &mut answer).map_err(|e| unreachable(e.to_string()))?;
-    } else {
-        let mut plain = stream;
-        exchange(&mut plain, &mut answer).map_err(|e| unreachable(e.to_string()))?;
+    if answer.status() != 200 {
+        let status = answer.status();
+        return Err(garbage(
+            url,
+            &format!(
+                "\"{} {}\"",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or_default()
+            ),
+        ));
     }
-    let body = http_body(&answer).map_err(|why| garbage(url, &why))?;
+    let body = answer
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER)
+        .lossy_utf8(true)
+        .read_to_string()
+        .map_err(|e| garbage(url, &format!("an unreadable body ({e})")))?;
     parse_address(url, &body)
 }
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
 
 fn garbage(url: &str, why: &str) -> Error {
     Error::BadInput(format!(
         "check-IP endpoint {url} answered {why}, not this machine's address: no rule was changed"
     ))
-}
-
-/// The body of a 200 answer (plain or chunked), decoded as UTF-8 at the end (lossily: a
-/// non-text answer is garbage either way).
-fn http_body(answer: &[u8]) -> std::result::Result<String, String> {
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| "something that is not HTTP".to_string())?;
-    let head = String::from_utf8_lossy(&answer[..split]);
-    let body = &answer[split + 4..];
-    let status = head.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(format!("{:?}", shorten(status)));
-    }
-    let chunked = head.lines().any(|line| {
-        let line = line.to_ascii_lowercase();
-        line.starts_with("transfer-encoding:") && line.contains("chunked")
-    });
-    if !chunked {
-        return Ok(String::from_utf8_lossy(body).into_owned());
-    }
-    let broken = || "a broken chunked body".to_string();
-    let mut decoded = Vec::new();
-    let mut rest = body;
-    loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(broken)?;
-        let size_text = String::from_utf8_lossy(&rest[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| broken())?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            break;
-        }
-        let chunk = rest.get(..size).ok_or_else(broken)?;
-        decoded.extend_from_slice(chunk);
-        rest = rest[size..].strip_prefix(b"\r\n").unwrap_or(&rest[size..]);
-    }
-    Ok(String::from_utf8_lossy(&decoded).into_owned())
 }
 
 fn shorten(text: &str) -> String {
@@ -282,35 +202,33 @@ mod tests {
         assert!(html
             .to_string()
             .contains("answered \"<html>captive portal</html>\", not this machine's address"));
-        let chunked =
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n203.0.113.7\r\n0\r\n\r\n";
-        assert_eq!(http_body(chunked).unwrap(), "203.0.113.7");
-        assert!(http_body(b"HTTP/1.1 503 Busy\r\n\r\n")
-            .unwrap_err()
-            .contains("503"));
-        assert!(
-            parse_url("http://checkip.example.com/").is_err(),
-            "plain http off loopback"
-        );
-        assert!(parse_url("ftp://x/").is_err());
-        let https = parse_url("https://checkip.amazonaws.com/").unwrap();
-        assert!(https.tls && https.port == 443 && https.path == "/");
-        let local = parse_url("http://127.0.0.1:8080").unwrap();
-        assert!(!local.tls && local.port == 8080 && local.path == "/");
-        let v6 = parse_url("http://[::1]/ip").unwrap();
-        assert!(v6.host == "::1" && v6.port == 80 && v6.path == "/ip");
-        assert_eq!(parse_url("https://[2001:db8::1]:8443/").unwrap().port, 8443);
-        // A chunk boundary inside a multi-byte character, and bytes that are not UTF-8.
-        let split = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n\xc3\r\n2\r\n\xa9\xff\r\n0\r\n\r\n";
-        assert_eq!(http_body(split).unwrap(), "\u{e9}\u{fffd}");
-        assert!(
-            http_body(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nabc").is_err()
-        );
         assert_eq!(
             parse_address(url, "::ffff:203.0.113.7")
                 .unwrap()
                 .to_string(),
             "203.0.113.7"
         );
+    }
+
+    #[test]
+    fn only_https_or_loopback_http_is_asked() {
+        for refused in [
+            "http://checkip.example.com/",
+            "ftp://x/",
+            "checkip.amazonaws.com",
+            "http:///ip",
+            "http://127.0.0.1.example.com/",
+        ] {
+            assert!(checked_url(refused).is_err(), "{refused}");
+        }
+        for accepted in [
+            "https://checkip.amazonaws.com/",
+            "http://127.0.0.1:8080",
+            "http://[::1]/ip",
+            "http://localhost:9/",
+            "https://[2001:db8::1]:8443/",
+        ] {
+            assert!(checked_url(accepted).is_ok(), "{accepted}");
+        }
     }
 }
