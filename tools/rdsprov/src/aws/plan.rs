@@ -265,3 +265,473 @@ pub(crate) fn parameter_timing(name: &str) -> ChangeWhen {
         ChangeWhen::Immediately
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::attributes::{OnAurora, TABLE};
+    use crate::aws::spec::{self, InstanceSpec};
+    use crate::aws::state::{Member, SecurityGroup};
+    use dbtools::contract::ChangeWhen::{
+        CannotChangeInPlace as Fixed, Immediately as Now, MaintenanceWindow as Window,
+        OnReboot as Reboot,
+    };
+
+    /// Every optional attribute set, so each one is planned.
+    const INSTANCE: &str = r#"
+region = "eu-west-1"
+[env.test]
+id = "shop-test"
+class = "db.t4g.small"
+storage_gb = 50
+max_storage_gb = 100
+backup_window = "03:00-04:00"
+maintenance_window = "sun:05:00-sun:06:00"
+ca_certificate = "rds-ca-rsa2048-g1"
+vpc_id = "vpc-1"
+subnet_ids = ["subnet-a", "subnet-b"]
+monitoring_interval = 60
+monitoring_role_arn = "arn:aws:iam::123456789012:role/rds-monitoring"
+ingress = ["203.0.113.7/32", "sg-0abc"]
+parameters = { log_min_duration_statement = "500", shared_preload_libraries = "pg_stat_statements" }
+[env.test.alarms]
+enabled = false
+"#;
+
+    const CLUSTER: &str = r#"
+region = "eu-west-1"
+[env.test]
+id = "shop-test"
+engine = "aurora-postgresql"
+min_acu = 0.5
+max_acu = 8
+multi_az = true
+backup_window = "03:00-04:00"
+maintenance_window = "sun:05:00-sun:06:00"
+ca_certificate = "rds-ca-rsa2048-g1"
+vpc_id = "vpc-1"
+subnet_ids = ["subnet-a", "subnet-b"]
+monitoring_interval = 60
+monitoring_role_arn = "arn:aws:iam::123456789012:role/rds-monitoring"
+[env.test.alarms]
+enabled = false
+"#;
+
+    /// (attribute, where it is planned, when AWS applies a change of it on a non-dev env):
+    /// written out here rather than read from the table, so a wrong row fails a case.
+    const INSTANCE_CASES: &[(&str, ChangeWhen)] = &[
+        ("class", Window),
+        ("engine_version", Window),
+        ("storage_gb", Window),
+        ("max_storage_gb", Now),
+        ("multi_az", Window),
+        ("encrypted", Fixed),
+        ("backup_retention_days", Now),
+        ("deletion_protection", Now),
+        ("publicly_accessible", Now),
+        ("iam_auth", Window),
+        ("performance_insights", Now),
+        ("parameter_group", Reboot),
+        ("monitoring_interval", Now),
+        ("subnet_group", Fixed),
+        ("backup_window", Now),
+        ("maintenance_window", Now),
+        ("ca_certificate", Window),
+    ];
+    const CLUSTER_CASES: &[(&str, ChangeWhen)] = &[
+        ("engine_version", Window),
+        ("min_acu", Now),
+        ("max_acu", Now),
+        ("encrypted", Fixed),
+        ("backup_retention_days", Now),
+        ("deletion_protection", Now),
+        ("iam_auth", Now),
+        ("parameter_group", Reboot),
+        ("subnet_group", Fixed),
+        ("backup_window", Now),
+        ("maintenance_window", Now),
+    ];
+    const MEMBER_CASES: &[(&str, ChangeWhen)] = &[
+        ("class", Window),
+        ("publicly_accessible", Now),
+        ("performance_insights", Now),
+        ("monitoring_interval", Now),
+        ("ca_certificate", Window),
+    ];
+
+    fn spec_of(text: &str) -> InstanceSpec {
+        spec::parse(text, "test").unwrap().instances.remove(0)
+    }
+
+    /// What the spec asks, as AWS would report it.
+    fn reported(spec: &InstanceSpec, members: bool) -> Attributes {
+        let rows = if members {
+            target::of(spec).member_attributes()
+        } else {
+            target::of(spec).attributes()
+        };
+        rows.iter()
+            .filter_map(|(row, _)| Some((row.name, (row.wanted)(spec)?)))
+            .collect()
+    }
+
+    /// An observation of everything in line with the spec.
+    fn in_line(spec: &InstanceSpec) -> Observed {
+        Observed {
+            vpc_id: "vpc-1".into(),
+            security_group: Some(SecurityGroup {
+                id: "sg-0123".into(),
+                spec_sources: spec.ingress.iter().rev().cloned().collect(),
+            }),
+            subnet_group: spec.subnet_group_name().map(|_| spec.subnet_ids.clone()),
+            parameters: Some(spec.parameters.clone()),
+            secret_arn: Some("arn:aws:secretsmanager:eu-west-1:1:secret:x".into()),
+            target: Some(TargetState {
+                status: "available".into(),
+                attributes: reported(spec, false),
+                security_groups: vec!["sg-0123".into()],
+                ..TargetState::default()
+            }),
+            members: spec
+                .member_ids()
+                .into_iter()
+                .map(|id| Member {
+                    writer: id.ends_with("-1"),
+                    id,
+                    status: "available".into(),
+                    attributes: reported(spec, true),
+                })
+                .collect(),
+            alarms: Default::default(),
+        }
+    }
+
+    fn changed(changes: &[PlannedChange]) -> Vec<&PlannedChange> {
+        changes
+            .iter()
+            .filter(|c| c.action != PlanAction::None)
+            .collect()
+    }
+
+    fn name_of(name: &str) -> crate::aws::attributes::Name {
+        TABLE.iter().find(|a| a.name.as_str() == name).unwrap().name
+    }
+
+    #[test]
+    fn every_attribute_of_the_table_has_a_case_for_each_place_it_is_held() {
+        let mut cased: Vec<&str> = INSTANCE_CASES
+            .iter()
+            .chain(CLUSTER_CASES)
+            .chain(MEMBER_CASES)
+            .map(|(name, _)| *name)
+            .collect();
+        cased.sort_unstable();
+        cased.dedup();
+        let mut table: Vec<&str> = TABLE.iter().map(|a| a.name.as_str()).collect();
+        table.sort_unstable();
+        assert_eq!(cased, table, "each attribute needs its plan cases below");
+        for row in TABLE {
+            let name = row.name.as_str();
+            assert_eq!(
+                row.instance.is_some(),
+                INSTANCE_CASES.iter().any(|c| c.0 == name),
+                "{name} on an RDS instance"
+            );
+            assert_eq!(
+                matches!(row.aurora, OnAurora::Cluster(_)),
+                CLUSTER_CASES.iter().any(|c| c.0 == name),
+                "{name} on an Aurora cluster"
+            );
+            assert_eq!(
+                matches!(row.aurora, OnAurora::Members),
+                MEMBER_CASES.iter().any(|c| c.0 == name),
+                "{name} on Aurora members"
+            );
+        }
+    }
+
+    #[test]
+    fn what_is_in_line_plans_nothing_on_either_kind() {
+        for text in [INSTANCE, CLUSTER] {
+            let spec = spec_of(text);
+            let changes = plan(&spec, &in_line(&spec));
+            assert!(changed(&changes).is_empty(), "{:#?}", changed(&changes));
+            let resources: Vec<PlanResource> = changes.iter().map(|c| c.resource).collect();
+            assert!(resources.contains(&target::of(&spec).resource()));
+        }
+    }
+
+    /// One attribute drifted on the target: exactly one modify, of that attribute, from what
+    /// AWS reports to what the spec asks, with when AWS applies it.
+    #[test]
+    fn each_attribute_of_an_instance_and_a_cluster_is_planned_alone() {
+        for (text, resource, cases) in [
+            (INSTANCE, PlanResource::DbInstance, INSTANCE_CASES),
+            (CLUSTER, PlanResource::DbCluster, CLUSTER_CASES),
+        ] {
+            let spec = spec_of(text);
+            for (name, when) in cases {
+                let mut observed = in_line(&spec);
+                let state = observed.target.as_mut().unwrap();
+                let wanted = state.attributes.insert(name_of(name), "drifted".into());
+                let changes = plan(&spec, &observed);
+                let changed = changed(&changes);
+                assert_eq!(changed.len(), 1, "{name}: {changed:#?}");
+                assert_eq!(
+                    (
+                        changed[0].resource,
+                        changed[0].action,
+                        changed[0].name.as_str()
+                    ),
+                    (resource, PlanAction::Modify, "shop-test"),
+                    "{name}"
+                );
+                assert_eq!(
+                    changed[0].attributes,
+                    vec![attribute(
+                        name,
+                        Some("drifted".into()),
+                        wanted.unwrap(),
+                        *when
+                    )],
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn each_attribute_of_an_aurora_member_is_planned_on_that_member() {
+        let spec = spec_of(CLUSTER);
+        for (name, when) in MEMBER_CASES {
+            let mut observed = in_line(&spec);
+            let reader = &mut observed.members[1];
+            let wanted = reader.attributes.insert(name_of(name), "drifted".into());
+            let changes = plan(&spec, &observed);
+            let changed = changed(&changes);
+            assert_eq!(changed.len(), 1, "{name}: {changed:#?}");
+            assert_eq!(
+                (changed[0].resource, changed[0].name.as_str()),
+                (PlanResource::DbInstance, "shop-test-2"),
+                "{name}"
+            );
+            assert_eq!(
+                changed[0].attributes,
+                vec![attribute(
+                    name,
+                    Some("drifted".into()),
+                    wanted.unwrap(),
+                    *when
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn apply_immediately_turns_window_changes_into_immediate_ones() {
+        let spec = spec_of(&INSTANCE.replace(
+            "[env.test.alarms]",
+            "apply_immediately = true\n[env.test.alarms]",
+        ));
+        let mut observed = in_line(&spec);
+        let state = observed.target.as_mut().unwrap();
+        state
+            .attributes
+            .insert(name_of("class"), "db.t4g.micro".into());
+        state
+            .attributes
+            .insert(name_of("parameter_group"), "default.postgres16".into());
+        let changes = plan(&spec, &observed);
+        let whens: Vec<(&str, ChangeWhen)> = changed(&changes)[0]
+            .attributes
+            .iter()
+            .map(|a| (a.name.as_str(), a.when))
+            .collect();
+        assert_eq!(whens, [("class", Now), ("parameter_group", Reboot)]);
+    }
+
+    #[test]
+    fn nothing_there_creates_everything_in_apply_order() {
+        for (text, expected) in [
+            (
+                INSTANCE,
+                vec![
+                    (PlanResource::SecurityGroup, "rdsprov-shop-test"),
+                    (PlanResource::DbSubnetGroup, "rdsprov-shop-test"),
+                    (PlanResource::ParameterGroup, "rdsprov-shop-test"),
+                    (PlanResource::Secret, "rdsprov/shop-test/master"),
+                    (PlanResource::DbInstance, "shop-test"),
+                ],
+            ),
+            (
+                CLUSTER,
+                vec![
+                    (PlanResource::SecurityGroup, "rdsprov-shop-test"),
+                    (PlanResource::DbSubnetGroup, "rdsprov-shop-test"),
+                    (PlanResource::ParameterGroup, "rdsprov-shop-test"),
+                    (PlanResource::Secret, "rdsprov/shop-test/master"),
+                    (PlanResource::DbCluster, "shop-test"),
+                    (PlanResource::DbInstance, "shop-test-1"),
+                    (PlanResource::DbInstance, "shop-test-2"),
+                ],
+            ),
+        ] {
+            let spec = spec_of(text);
+            let changes = plan(&spec, &Observed::default());
+            let created: Vec<(PlanResource, &str)> = changes
+                .iter()
+                .inspect(|c| assert_eq!(c.action, PlanAction::Create, "{c:?}"))
+                .map(|c| (c.resource, c.name.as_str()))
+                .collect();
+            assert_eq!(created, expected);
+            let target = changes
+                .iter()
+                .find(|c| c.resource == target::of(&spec).resource())
+                .unwrap();
+            // At creation every attribute the spec sets is set, at once.
+            let names: Vec<&str> = target.attributes.iter().map(|a| a.name.as_str()).collect();
+            let cases = if spec.is_aurora() {
+                CLUSTER_CASES
+            } else {
+                INSTANCE_CASES
+            };
+            let mut expected: Vec<&str> = cases.iter().map(|c| c.0).collect();
+            let mut got = names.clone();
+            expected.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, expected);
+            assert!(target
+                .attributes
+                .iter()
+                .all(|a| a.when == Now && a.from.is_none()));
+        }
+    }
+
+    #[test]
+    fn what_the_spec_leaves_to_aws_is_not_compared() {
+        let spec = spec_of(
+            "region = \"eu-west-1\"\n[env.dev]\nid = \"shop-dev\"\nclass = \"db.t4g.micro\"\n[env.dev.alarms]\nenabled = false\n",
+        );
+        let mut observed = in_line(&spec);
+        let state = observed.target.as_mut().unwrap();
+        for (name, value) in [
+            ("backup_window", "07:00-07:30"),
+            ("maintenance_window", "mon:08:00-mon:08:30"),
+            ("ca_certificate", "rds-ca-ecc384-g1"),
+            ("max_storage_gb", "1000"),
+        ] {
+            state.attributes.insert(name_of(name), value.into());
+        }
+        assert!(changed(&plan(&spec, &observed)).is_empty());
+    }
+
+    #[test]
+    fn security_group_rules_and_membership() {
+        let spec = spec_of(INSTANCE);
+        let mut observed = in_line(&spec);
+        observed.security_group.as_mut().unwrap().spec_sources = vec!["198.51.100.0/24".into()];
+        observed.target.as_mut().unwrap().security_groups = vec!["sg-default".into()];
+        let changes = plan(&spec, &observed);
+        let changed = changed(&changes);
+        assert_eq!(changed.len(), 2, "{changed:#?}");
+        assert_eq!(
+            (changed[0].resource, changed[0].name.as_str()),
+            (PlanResource::SecurityGroup, "sg-0123")
+        );
+        assert_eq!(
+            changed[0].attributes,
+            vec![attribute(
+                "ingress 5432",
+                Some("198.51.100.0/24".into()),
+                "203.0.113.7/32, sg-0abc".into(),
+                Now
+            )]
+        );
+        assert_eq!(
+            changed[1].attributes,
+            vec![attribute(
+                SECURITY_GROUPS,
+                Some("sg-default".into()),
+                "sg-0123".into(),
+                Now
+            )]
+        );
+    }
+
+    #[test]
+    fn parameters_subnets_and_the_secret() {
+        let spec = spec_of(INSTANCE);
+        let mut observed = in_line(&spec);
+        let parameters = observed.parameters.as_mut().unwrap();
+        parameters.insert("shared_preload_libraries".into(), "auto_explain".into());
+        parameters.remove("log_min_duration_statement");
+        parameters.insert("work_mem".into(), "64MB".into());
+        observed.subnet_group = Some(vec!["subnet-a".into()]);
+        observed.secret_arn = None;
+        let changes = plan(&spec, &observed);
+        let changed = changed(&changes);
+        let summary: Vec<(PlanResource, PlanAction)> =
+            changed.iter().map(|c| (c.resource, c.action)).collect();
+        assert_eq!(
+            summary,
+            [
+                (PlanResource::DbSubnetGroup, PlanAction::Modify),
+                (PlanResource::ParameterGroup, PlanAction::Modify),
+                (PlanResource::Secret, PlanAction::Create),
+            ]
+        );
+        assert_eq!(
+            changed[0].attributes,
+            vec![attribute(
+                "subnets",
+                Some("subnet-a".into()),
+                "subnet-a, subnet-b".into(),
+                Now
+            )]
+        );
+        // A parameter set by hand that the spec does not name is left alone; a static one
+        // waits for a reboot.
+        assert_eq!(
+            changed[1].attributes,
+            vec![
+                attribute("log_min_duration_statement", None, "500".into(), Now),
+                attribute(
+                    "shared_preload_libraries",
+                    Some("auto_explain".into()),
+                    "pg_stat_statements".into(),
+                    Reboot
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn aurora_members_follow_multi_az() {
+        let spec = spec_of(CLUSTER);
+        let mut observed = in_line(&spec);
+        observed.members.pop();
+        let changes = plan(&spec, &observed);
+        assert_eq!(
+            changed(&changes)
+                .iter()
+                .map(|c| (c.resource, c.action, c.name.as_str()))
+                .collect::<Vec<_>>(),
+            [(PlanResource::DbInstance, PlanAction::Create, "shop-test-2")]
+        );
+        let single = spec_of(&CLUSTER.replace("multi_az = true", "multi_az = false"));
+        let mut observed = in_line(&spec);
+        observed.members.push(Member {
+            id: "shop-test-by-hand".into(),
+            ..Member::default()
+        });
+        let changes = plan(&single, &observed);
+        assert_eq!(
+            changed(&changes)
+                .iter()
+                .map(|c| (c.resource, c.action, c.name.as_str()))
+                .collect::<Vec<_>>(),
+            [(PlanResource::DbInstance, PlanAction::Delete, "shop-test-2")],
+            "the reader we added goes; one added by hand stays"
+        );
+    }
+}
