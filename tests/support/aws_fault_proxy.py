@@ -9,16 +9,23 @@ RULES_JSON is a list of rules, tried in order; the first that matches a request 
     {"operation": "PutMetricAlarm", "status": 503, "code": "ServiceUnavailable", "times": 3}
     {"operation": "DescribeDBInstances", "delay": 30, "after": "CreateDBInstance"}
 `times` bounds how often the rule applies (absent: always); `after` makes it apply only once
-an operation of that name has passed through. LOG_FILE (created empty at start, so a missing
+an operation of that name has passed through; `params` makes it apply only to requests whose
+form parameters include those values ({"DBInstanceIdentifier": "shop-stage"}).
+    {"operation": "DescribeDBInstances", "hold": "creating", "seconds": 20}
+plays AWS's own pace where moto has none: an instance reads `creating` (instead of moto's
+immediate `available`) until `seconds` after the CreateDBInstance that made it passed through. LOG_FILE (created empty at start, so a missing
 file means the proxy never ran) gets one line per request, "<operation> <status>", written
 before the answer is sent: a test that has its answer can count every call; LOG_FILE.params one JSON line per
 form-encoded (Query protocol) request, {"operation": …, "params": {…}}, for tests that check
 what was sent where moto keeps no trace of it.
 """
-import http.client, http.server, json, sys, threading, time, urllib.parse
+import http.client, http.server, json, re, sys, threading, time, urllib.parse
 
 PORT, TARGET, RULES, LOG = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 seen_ops, lock = set(), threading.Lock()
+created_at = {}  # DBInstanceIdentifier -> when its CreateDBInstance passed through
+HOLDS = [rule for rule in RULES if "hold" in rule]
+RULES = [rule for rule in RULES if "hold" not in rule]
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
@@ -30,10 +37,12 @@ def operation(headers, body):
     return form.get("Action", ["?"])[0]
 
 
-def matching_rule(op):
+def matching_rule(op, params):
     with lock:
         for rule in RULES:
             if rule.get("operation") != op:
+                continue
+            if any(params.get(k) != v for k, v in rule.get("params", {}).items()):
                 continue
             if rule.get("after") and rule["after"] not in seen_ops:
                 continue
@@ -43,6 +52,26 @@ def matching_rule(op):
                 rule["times"] -= 1
             return dict(rule)
     return None
+
+
+def held(op, payload):
+    """An answer as AWS would give it at this moment: instances still being created."""
+    for rule in HOLDS:
+        if rule["operation"] != op:
+            continue
+
+        def hold(match):
+            block = match.group(0)
+            name = re.search(r"<DBInstanceIdentifier>([^<]+)</DBInstanceIdentifier>", block)
+            started = created_at.get(name.group(1)) if name else None
+            if started is None or time.time() - started >= rule["seconds"]:
+                return block
+            return block.replace("<DBInstanceStatus>available</DBInstanceStatus>",
+                                 f"<DBInstanceStatus>{rule['hold']}</DBInstanceStatus>")
+
+        text = payload.decode("utf-8")
+        payload = re.sub(r"<DBInstance>.*?</DBInstance>", hold, text, flags=re.S).encode("utf-8")
+    return payload
 
 
 def log(op, status):
@@ -59,12 +88,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         op = operation(self.headers, body)
+        params = {}
         if not self.headers.get("X-Amz-Target"):
             params = {k: ("********" if "Password" in k else v[0])
                       for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
             with lock, open(LOG + ".params", "a") as f:
                 f.write(json.dumps({"operation": op, "params": params}) + "\n")
-        rule = matching_rule(op)
+        rule = matching_rule(op, params)
         if rule and rule.get("delay"):
             time.sleep(rule["delay"])
         if rule and rule.get("status"):
@@ -91,6 +121,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         payload = answer.read()
         with lock:
             seen_ops.add(op)
+            if op == "CreateDBInstance" and answer.status == 200:
+                created_at[params.get("DBInstanceIdentifier")] = time.time()
+            payload = held(op, payload)
         log(op, answer.status)
         self.send_response(answer.status)
         for key, value in answer.getheaders():

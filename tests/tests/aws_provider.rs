@@ -1793,3 +1793,132 @@ fn assert_no_mutating_call(proxy: &FaultyAws) {
         .collect();
     assert!(mutating.is_empty(), "mutating calls: {mutating:?}");
 }
+
+const THREE_ENVS: &str = r#"
+[env.dev]
+id = "shop-dev"
+class = "db.t4g.micro"
+[env.test]
+id = "shop-test"
+class = "db.t4g.micro"
+[env.stage]
+id = "shop-stage"
+class = "db.t4g.micro"
+"#;
+
+/// Several envs at once: each says what it does on its own lines, one env's failure leaves
+/// the others whole (and says what each did), a rerun completes the failed one, and a destroy
+/// of several envs keeps each env's own confirmation.
+#[test]
+fn several_envs_apply_at_once_and_a_failure_leaves_the_others_whole() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-envs");
+    // Instances take 3 s to become available; stage's creation fails (after the SDK's retries).
+    let faults = FaultyAws::start(
+        &moto,
+        json!([
+            {"operation": "DescribeDBInstances", "hold": "creating", "seconds": 3},
+            {"operation": "CreateDBInstance", "params": {"DBInstanceIdentifier": "shop-stage"},
+             "status": 400, "code": "InsufficientDBInstanceCapacity"}
+        ]),
+    );
+    let apply = rdsprov_tool(&dir, THREE_ENVS, &["apply"])
+        .aws_through(&moto, &faults)
+        .run();
+    apply.expect_error("rdsprov", 5, "env stage:");
+    let error = apply.stderr.lines().last().unwrap();
+    assert!(
+        error.contains("InsufficientDBInstanceCapacity")
+            && error.contains("already done: created security group")
+            && error.contains("completed: env dev, env test"),
+        "{error}"
+    );
+    // Concurrently: test's instance was created while dev was still waiting for its own.
+    let lines: Vec<&str> = apply.stderr.lines().collect();
+    let test_created = lines
+        .iter()
+        .position(|l| l.contains("env test: created instance shop-test"))
+        .unwrap_or_else(|| panic!("{}", apply.stderr));
+    let dev_last_wait = lines
+        .iter()
+        .rposition(|l| l.contains("env dev: waiting for shop-dev: creating"))
+        .unwrap_or_else(|| panic!("{}", apply.stderr));
+    assert!(test_created < dev_last_wait, "{}", apply.stderr);
+    for id in ["shop-dev", "shop-test"] {
+        let found = moto.call(
+            "rds",
+            "describe_db_instances",
+            json!({"DBInstanceIdentifier": id}),
+        );
+        assert_eq!(found["DBInstances"][0]["DBInstanceStatus"], "available");
+    }
+
+    // The rerun completes stage and changes nothing else.
+    let rerun = rdsprov(&moto, &dir, THREE_ENVS, &["apply"]);
+    let resources = rerun.expect(0).json();
+    let changes: Vec<&str> = resources["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        changes
+            .iter()
+            .all(|c| !c.contains("shop-dev") && !c.contains("shop-test"))
+            && changes
+                .iter()
+                .any(|c| c.starts_with("created instance shop-stage")),
+        "{changes:?}"
+    );
+    assert_eq!(resources["instances"].as_array().unwrap().len(), 3);
+    let plan = rdsprov(&moto, &dir, THREE_ENVS, &["plan"]).expect(0).json();
+    assert_eq!(plan["up_to_date"], true, "{plan}");
+
+    // A destroy of two envs: test's own confirmation is missing, so neither goes.
+    let destroy = |confirm: &str| {
+        rdsprov(
+            &moto,
+            &dir,
+            THREE_ENVS,
+            &[
+                "destroy",
+                "--env",
+                "dev",
+                "--env",
+                "test",
+                "--confirm",
+                confirm,
+                "--break-glass",
+                "tearing the demo down",
+                "--disable-deletion-protection",
+            ],
+        )
+    };
+    destroy("shop-dev,dev").expect_error("rdsprov", 3, "type --confirm shop-test");
+    let all = moto.call("rds", "describe_db_instances", json!({}));
+    assert_eq!(
+        all["DBInstances"].as_array().unwrap().len(),
+        3,
+        "nothing went"
+    );
+    let gone = destroy("shop-dev,dev,shop-test,test");
+    gone.expect(0);
+    assert!(
+        gone.stderr
+            .contains("env dev: deleted instance shop-dev (final snapshot")
+            && gone
+                .stderr
+                .contains("env test: deleted instance shop-test (final snapshot"),
+        "{}",
+        gone.stderr
+    );
+    let left = moto.call("rds", "describe_db_instances", json!({}));
+    let left: Vec<&str> = left["DBInstances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|db| db["DBInstanceIdentifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["shop-stage"]);
+}

@@ -11,6 +11,9 @@ mod local;
 mod registry;
 mod tenancy;
 
+#[cfg(test)]
+mod layering;
+
 fn main() -> std::process::ExitCode {
     dbtools::cli::main("rdsprov", commands::run)
 }

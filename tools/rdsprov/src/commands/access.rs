@@ -3,7 +3,7 @@
 //! machine (its name), the guard on locked envs, and the answer as `dbtools.access/v1`. The
 //! AWS calls are in `aws::access`; a local instance listens on loopback and needs no rule.
 
-use super::report;
+use super::common::report;
 use crate::aws::access as aws_access;
 use crate::aws::Aws;
 use crate::checkip;
@@ -140,8 +140,8 @@ pub(super) fn locate(
         Error::BadInput("access: name the env (or the instance with --instance ID)".into())
     })?;
     if let Some(path) = &target.spec {
-        let spec = super::read_spec(path)?;
-        let instance = super::instance_of(&spec, env)?;
+        let spec = super::common::read_spec(path)?;
+        let instance = super::common::instance_of(&spec, env)?;
         return Ok(Located::Aws {
             id: instance.id.clone(),
             region: region_or(Some(spec.region.clone()))?,
@@ -199,7 +199,7 @@ fn guard_locked(
     confirm: &ConfirmArgs,
     config: Option<&Config>,
 ) -> Result<()> {
-    let (_, named) = super::env_protection(global, env);
+    let (_, named) = super::common::env_protection(global, env);
     let (guarded_env, protection) = config
         .into_iter()
         .flat_map(|c| c.envs.iter().map(move |(name, e)| (name, e, c)))

@@ -3,7 +3,9 @@
 //! the others to finish — and with `--sslrootcert` each instance's stamped databases are
 //! upgraded in place; otherwise the local instances of dbtools.toml.
 
-use super::{emit_aws, emit_local, env_of, local_config, poll_interval, read_spec, select, TOOL};
+use super::common::{
+    emit_aws, emit_local, env_of, local_config, poll_interval, read_spec, select, TOOL,
+};
 use crate::aws::progress::{all_envs, each_env, Progress};
 use crate::aws::{apply, databases, observe, plan, Aws};
 use crate::cli::Selection;

@@ -6,7 +6,7 @@
 //! instance id is typed too, a final snapshot is taken unless skipped (open envs only), and
 //! the envs are deleted at once.
 
-use super::{
+use super::common::{
     emit_local, env_protection, instance_of, local_config, poll_interval, read_spec, TOOL,
 };
 use crate::aws::destroy::{self, DestroyOptions};

@@ -1,7 +1,7 @@
 //! `rdsprov plan --spec F`: what `apply` would change on AWS for each env (all envs read at
 //! once), and an estimate of the monthly cost.
 
-use super::{env_of, read_spec, select};
+use super::common::{env_of, read_spec, select};
 use crate::aws::progress::{all_envs, each_env};
 use crate::aws::{observe, plan, pricing, Aws};
 use dbtools::contract::{Plan, PlanAction, Provider};

@@ -1,7 +1,7 @@
 //! `rdsprov registry`: DATABASE_REGISTRY.md on stdout from the real state — with `--spec`, the
 //! AWS instances (described at once) and their tenants; otherwise the local ones.
 
-use super::{env_of, local_config, local_statuses, read_spec, TOOL};
+use super::common::{env_of, local_config, local_statuses, read_spec, TOOL};
 use crate::aws::attributes::Name;
 use crate::aws::progress::{all_envs, each_env};
 use crate::aws::spec::InstanceSpec;

@@ -1,7 +1,7 @@
 //! `rdsprov reset --env E`: drop the env's local database and create it again, empty and
 //! stamped — through the guard, with the database's own stamp deciding what it is.
 
-use super::{database_name, emit_local, local_config, local_statuses, TOOL};
+use super::common::{database_name, emit_local, local_config, local_statuses, TOOL};
 use crate::cli::Selection;
 use crate::local::{self, LocalProvider};
 use dbtools::cli::{ConfirmArgs, GlobalArgs};

@@ -2,7 +2,7 @@
 //! NEW instance (or Aurora cluster) with the live one's security group; with `--for ENV` its
 //! databases are adopted by that env.
 
-use super::{emit_aws, env_protection, instance_of, poll_interval, read_spec, TOOL};
+use super::common::{emit_aws, env_protection, instance_of, poll_interval, read_spec, TOOL};
 use crate::aws::progress::Progress;
 use crate::aws::target::RestoreSource;
 use crate::aws::{databases, observe, restore, Aws};

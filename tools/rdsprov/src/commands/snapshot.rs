@@ -13,7 +13,7 @@
 //! in its result and the audit log. The AWS SDK stays in rdsprov.
 
 use super::access::{locate, Located};
-use super::{instance_of, poll_interval, read_spec};
+use super::common::{instance_of, poll_interval, read_spec};
 use crate::aws::access as aws_access;
 use crate::aws::progress::Progress;
 use crate::aws::{target, Aws};

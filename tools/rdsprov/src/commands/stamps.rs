@@ -1,7 +1,7 @@
 //! `rdsprov stamps` (the database stamps an AWS instance's tags record, with its endpoint) and
 //! `rdsprov stamp-record` (the stamp on stdin becomes such a tag): see `aws::stamps`.
 
-use super::region_or_environment;
+use super::common::region_or_environment;
 use crate::aws::Aws;
 use dbtools::contract;
 use dbtools::output::{self, Output};

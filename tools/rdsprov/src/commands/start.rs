@@ -1,6 +1,6 @@
 //! `rdsprov start`: start stopped local instances.
 
-use super::{emit_local, local_config, local_statuses, TOOL};
+use super::common::{emit_local, local_config, local_statuses, TOOL};
 use crate::cli::Selection;
 use crate::local::{self, LocalProvider};
 use dbtools::cli::GlobalArgs;

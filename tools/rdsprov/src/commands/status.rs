@@ -1,7 +1,9 @@
 //! `rdsprov status`: each instance — endpoint, status, databases. With `--spec`, the AWS
 //! spec's envs (read at once); otherwise the local instances of dbtools.toml.
 
-use super::{emit_aws, emit_local, env_of, local_config, local_statuses, read_spec, select, TOOL};
+use super::common::{
+    emit_aws, emit_local, env_of, local_config, local_statuses, read_spec, select, TOOL,
+};
 use crate::aws::progress::{all_envs, each_env};
 use crate::aws::{observe, Aws};
 use crate::cli::Selection;

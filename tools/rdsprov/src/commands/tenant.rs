@@ -3,7 +3,7 @@
 //! secret, the database stamped with the env. With `--spec`, on the env's AWS instance
 //! (reached with the RDS CA bundle); otherwise on its local one.
 
-use super::{emit_aws, emit_local, instance_of, local_config, read_spec, report, TOOL};
+use super::common::{emit_aws, emit_local, instance_of, local_config, read_spec, report, TOOL};
 use crate::aws::{observe, tenant, Aws};
 use crate::local::{self, LocalProvider};
 use dbtools::cli::GlobalArgs;

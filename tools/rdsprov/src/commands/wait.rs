@@ -2,7 +2,7 @@
 //! members) is `available`, all envs at once; Ctrl-C stops every wait with exit 130 and
 //! changes nothing.
 
-use super::{emit_aws, env_of, poll_interval, read_spec, select};
+use super::common::{emit_aws, env_of, poll_interval, read_spec, select};
 use crate::aws::progress::{all_envs, each_env, Progress};
 use crate::aws::{apply, observe, Aws};
 use dbtools::interrupt::Sigint;

@@ -9,8 +9,8 @@
 use crate::aws::attributes::{self, Attribute, Name, Timing};
 use crate::aws::spec::{InstanceSpec, AURORA};
 use crate::aws::state::{Member, TargetState};
+use crate::aws::target::api::{self, Modify, Pending, Readiness, Restore, RestoreSource, Target};
 use crate::aws::target::instance::{check_status, modify_instance, read, status_of};
-use crate::aws::target::{self, Modify, Pending, Readiness, Restore, RestoreSource, Target};
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::PlanResource;
 use dbtools::{Error, Result};
@@ -101,7 +101,9 @@ impl Target for AuroraCluster {
                     continue;
                 };
                 // None: deleted between the two calls.
-                if let Some(db) = target::instance::describe_instance(aws, member_id).await? {
+                if let Some(db) =
+                    crate::aws::target::instance::describe_instance(aws, member_id).await?
+                {
                     members.push(Member {
                         id: member_id.to_string(),
                         writer: member.is_cluster_writer() == Some(true),
@@ -130,7 +132,7 @@ impl Target for AuroraCluster {
                 .master_username(&spec.master_user)
                 .vpc_security_group_ids(group_id)
                 .copy_tags_to_snapshot(true)
-                .set_tags(Some(target::tags(spec)));
+                .set_tags(Some(api::tags(spec)));
             for (_, on) in attributes::on_cluster() {
                 request = (on.create)(request, spec);
             }
@@ -293,7 +295,7 @@ impl Target for AuroraCluster {
                         .set_tags(Some(restore.tags));
                     request = match restore.source {
                         RestoreSource::Time(time) => {
-                            request.restore_to_time(target::parse_time(time)?)
+                            request.restore_to_time(api::parse_time(time)?)
                         }
                         _ => request.use_latest_restorable_time(true),
                     };
@@ -361,7 +363,7 @@ impl Target for AuroraCluster {
                 .send()
                 .await
             {
-                Ok(answer) => Ok(Some(target::user_parameters(answer.parameters()))),
+                Ok(answer) => Ok(Some(api::user_parameters(answer.parameters()))),
                 Err(e) if code(&e) == Some("DBParameterGroupNotFound") => Ok(None),
                 Err(e) => Err(describe("reading the cluster parameter group", e)),
             }
@@ -383,7 +385,7 @@ impl Target for AuroraCluster {
                     "rdsprov: parameters of Aurora cluster {} (env {})",
                     spec.id, spec.env
                 ))
-                .set_tags(Some(target::tags(spec)))
+                .set_tags(Some(api::tags(spec)))
                 .send()
                 .await
                 .map(drop)
@@ -425,7 +427,7 @@ impl Target for AuroraCluster {
                 .db_cluster_identifier(cluster_id)
                 .engine(AURORA)
                 .copy_tags_to_snapshot(true)
-                .set_tags(Some(target::tags(spec)));
+                .set_tags(Some(api::tags(spec)));
             for (_, on) in attributes::on_members() {
                 request = (on.create)(request, spec);
             }

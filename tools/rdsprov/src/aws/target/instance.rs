@@ -4,7 +4,7 @@
 use crate::aws::attributes::{self, Attribute, Timing};
 use crate::aws::spec::InstanceSpec;
 use crate::aws::state::{Attributes, Member, TargetState};
-use crate::aws::target::{self, Modify, Pending, Readiness, Restore, RestoreSource, Target};
+use crate::aws::target::api::{self, Modify, Pending, Readiness, Restore, RestoreSource, Target};
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::PlanResource;
 use dbtools::{Error, Result};
@@ -162,7 +162,7 @@ impl Target for RdsInstance {
                 .master_username(&spec.master_user)
                 .vpc_security_group_ids(group_id)
                 .copy_tags_to_snapshot(true)
-                .set_tags(Some(target::tags(spec)));
+                .set_tags(Some(api::tags(spec)));
             for (_, on) in attributes::on_instance() {
                 request = (on.create)(request, spec);
             }
@@ -293,7 +293,7 @@ impl Target for RdsInstance {
                         .copy_tags_to_snapshot(true)
                         .set_tags(Some(restore.tags));
                     request = match restore.source {
-                        RestoreSource::Time(time) => request.restore_time(target::parse_time(time)?),
+                        RestoreSource::Time(time) => request.restore_time(api::parse_time(time)?),
                         _ => request.use_latest_restorable_time(true),
                     };
                     request
@@ -341,7 +341,7 @@ impl Target for RdsInstance {
                 .send()
                 .await
             {
-                Ok(answer) => Ok(Some(target::user_parameters(answer.parameters()))),
+                Ok(answer) => Ok(Some(api::user_parameters(answer.parameters()))),
                 Err(e) if code(&e) == Some("DBParameterGroupNotFound") => Ok(None),
                 Err(e) => Err(describe("reading the parameter group", e)),
             }
@@ -362,7 +362,7 @@ impl Target for RdsInstance {
                     "rdsprov: parameters of {} (env {})",
                     spec.id, spec.env
                 ))
-                .set_tags(Some(target::tags(spec)))
+                .set_tags(Some(api::tags(spec)))
                 .send()
                 .await
                 .map(drop)
