@@ -10,7 +10,7 @@
 //! belongs to a second machine with the same name, and is left alone with a clear refusal.
 
 use crate::aws::observe::{PORT, SPEC_RULE};
-use crate::aws::target::{cluster, instance, Target};
+use crate::aws::target::{self, cluster, instance, Target};
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::{Access, AccessRule};
 use dbtools::{Error, Result};
@@ -36,30 +36,14 @@ pub(crate) struct Found {
 /// publicly accessible).
 pub(crate) fn locate(aws: &Aws, id: &str) -> Result<Found> {
     aws.block_on(async {
-        match aws
-            .rds
-            .describe_db_instances()
-            .db_instance_identifier(id)
-            .send()
-            .await
-        {
-            Ok(answer) => {
-                if let Some(db) = answer.db_instances().first() {
-                    return Ok(Found {
-                        id: id.to_string(),
-                        kind: &instance::RdsInstance,
-                        status: db.db_instance_status().unwrap_or("unknown").to_string(),
-                        publicly_accessible: db.publicly_accessible(),
-                        security_groups: db
-                            .vpc_security_groups()
-                            .iter()
-                            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
-                            .collect(),
-                    });
-                }
-            }
-            Err(e) if code(&e) == Some("DBInstanceNotFound") => {}
-            Err(e) => return Err(describe("reading the instance", e)),
+        if let Some(db) = instance::describe_instance(aws, id).await? {
+            return Ok(Found {
+                id: id.to_string(),
+                kind: &instance::RdsInstance,
+                status: instance::status_of(&db),
+                publicly_accessible: db.publicly_accessible(),
+                security_groups: target::group_ids(db.vpc_security_groups()),
+            });
         }
         let Some(cluster) = cluster::describe_cluster(aws, id).await? else {
             return Err(Error::BadInput(format!(
@@ -94,11 +78,7 @@ pub(crate) fn locate(aws: &Aws, id: &str) -> Result<Found> {
             kind: &cluster::AuroraCluster,
             status: cluster.status().unwrap_or("unknown").to_string(),
             publicly_accessible,
-            security_groups: cluster
-                .vpc_security_groups()
-                .iter()
-                .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
-                .collect(),
+            security_groups: target::group_ids(cluster.vpc_security_groups()),
         })
     })
 }

@@ -11,7 +11,7 @@ use crate::aws::progress::Progress;
 use crate::aws::secrets::read_secret_password;
 use crate::aws::spec::InstanceSpec;
 use crate::aws::state::Observed;
-use crate::aws::target::{self, Modify};
+use crate::aws::target::{self, Modify, New, On};
 use crate::aws::{alarms, describe, Aws};
 use dbtools::contract::{ChangeWhen, PlanAction, PlanResource};
 use dbtools::contract::{Instance, PlannedChange};
@@ -39,7 +39,7 @@ pub(crate) fn apply(
     {
         refuse_fixed(spec, change)?;
     }
-    apply_steps(aws, spec, observed, planned, progress)
+    apply_steps(On { aws, spec }, observed, planned, progress)
         .map_err(|error| progress.failure(error, "apply"))
 }
 
@@ -55,8 +55,7 @@ fn ingress(sources: &[String]) -> aws_sdk_ec2::types::IpPermission {
 }
 
 fn apply_steps(
-    aws: &Aws,
-    spec: &InstanceSpec,
+    On { aws, spec }: On,
     observed: &Observed,
     planned: &[PlannedChange],
     progress: &mut Progress,
@@ -143,7 +142,7 @@ fn apply_steps(
     if let Some(change) = action_of(planned, PlanResource::ParameterGroup) {
         progress.check_interrupt()?;
         if change.action == PlanAction::Create {
-            aws.block_on(target.create_parameter_group(aws, spec))?;
+            aws.block_on(target.create_parameter_group(On { aws, spec }))?;
             progress.did(format!(
                 "created {}parameter group {}",
                 if spec.is_aurora() { "cluster " } else { "" },
@@ -166,7 +165,7 @@ fn apply_steps(
             })
             .collect();
         if !parameters.is_empty() {
-            aws.block_on(target.set_parameters(aws, spec, parameters))?;
+            aws.block_on(target.set_parameters(On { aws, spec }, parameters))?;
             progress.did(format!(
                 "set {} in {}",
                 change
@@ -273,13 +272,18 @@ fn apply_steps(
     progress.check_interrupt()?;
     match action_of(planned, target.resource()) {
         Some(change) if change.action == PlanAction::Create => {
-            let created = aws.block_on(target.create(aws, spec, &group_id, password.as_deref()))?;
+            let created = aws.block_on(target.create(
+                On { aws, spec },
+                New {
+                    group_id: &group_id,
+                    password: password.as_deref(),
+                },
+            ))?;
             progress.did(created);
         }
         Some(change) => {
             aws.block_on(target.modify(
-                aws,
-                spec,
+                On { aws, spec },
                 Modify {
                     id: &spec.id,
                     changes: &change.attributes,
@@ -294,8 +298,7 @@ fn apply_steps(
             if let (Some(password), true) = (password.as_deref(), fresh) {
                 // The secret was lost while the target lived: it gets the new password.
                 aws.block_on(target.modify(
-                    aws,
-                    spec,
+                    On { aws, spec },
                     Modify {
                         id: &spec.id,
                         changes: &[],
@@ -350,7 +353,7 @@ fn apply_member(
     let target = target::of(spec);
     match change.action {
         PlanAction::Create => {
-            aws.block_on(target.create_member(aws, spec, &spec.id, &change.name))?;
+            aws.block_on(target.create_member(On { aws, spec }, &spec.id, &change.name))?;
             progress.did(format!(
                 "created {} instance {} in cluster {}",
                 spec.class, change.name, spec.id
@@ -374,8 +377,7 @@ fn apply_member(
         }
         _ => {
             aws.block_on(target.modify_member(
-                aws,
-                spec,
+                On { aws, spec },
                 Modify {
                     id: &change.name,
                     changes: &change.attributes,
@@ -437,7 +439,7 @@ fn read_password(aws: &Aws, spec: &InstanceSpec) -> Result<String> {
 pub(crate) fn wait_available(aws: &Aws, spec: &InstanceSpec, progress: &Progress) -> Result<()> {
     let target = target::of(spec);
     progress.wait_for(aws, &spec.id, || async {
-        let waiting = target.readiness(aws, spec).await?;
+        let waiting = target.readiness(On { aws, spec }).await?;
         let status = waiting.clone().unwrap_or_else(|| "available".into());
         Ok((waiting.is_none().then_some(()), status))
     })

@@ -163,6 +163,17 @@ pub(crate) fn scaling(spec: &InstanceSpec) -> Option<ServerlessV2ScalingConfigur
     })
 }
 
+fn capacity(
+    cluster: &DbCluster,
+) -> Option<&aws_sdk_rds::types::ServerlessV2ScalingConfigurationInfo> {
+    cluster.serverless_v2_scaling_configuration()
+}
+
+/// A change of either end of the capacity range sends the whole range.
+fn set_capacity(request: ModifyCluster, _: &str, spec: &InstanceSpec) -> ModifyCluster {
+    request.set_serverless_v2_scaling_configuration(scaling(spec))
+}
+
 /// Every attribute rdsprov manages, in the order a plan lists them.
 pub(crate) const TABLE: &[Attribute] = &[
     Attribute {
@@ -201,16 +212,9 @@ pub(crate) const TABLE: &[Attribute] = &[
         instance: None,
         aurora: OnAurora::Cluster(OnCluster {
             timing: Timing::Immediately,
-            read: |cluster| {
-                cluster
-                    .serverless_v2_scaling_configuration()
-                    .and_then(|s| s.min_capacity())
-                    .map(acu)
-            },
+            read: |cluster| capacity(cluster).and_then(|s| s.min_capacity()).map(acu),
             create: |request, spec| request.set_serverless_v2_scaling_configuration(scaling(spec)),
-            modify: |request, _, spec| {
-                request.set_serverless_v2_scaling_configuration(scaling(spec))
-            },
+            modify: set_capacity,
         }),
     },
     Attribute {
@@ -220,16 +224,9 @@ pub(crate) const TABLE: &[Attribute] = &[
         instance: None,
         aurora: OnAurora::Cluster(OnCluster {
             timing: Timing::Immediately,
-            read: |cluster| {
-                cluster
-                    .serverless_v2_scaling_configuration()
-                    .and_then(|s| s.max_capacity())
-                    .map(acu)
-            },
+            read: |cluster| capacity(cluster).and_then(|s| s.max_capacity()).map(acu),
             create: |request, spec| request.set_serverless_v2_scaling_configuration(scaling(spec)),
-            modify: |request, _, spec| {
-                request.set_serverless_v2_scaling_configuration(scaling(spec))
-            },
+            modify: set_capacity,
         }),
     },
     Attribute {

@@ -7,7 +7,7 @@
 use crate::aws::attributes::Name;
 use crate::aws::progress::Progress;
 use crate::aws::spec::InstanceSpec;
-use crate::aws::target::{self, Modify};
+use crate::aws::target::{self, Modify, On};
 use crate::aws::{apply, observe, plan, Aws};
 use dbtools::contract::{ChangeWhen, Protection};
 use dbtools::guard::{Confirmation, Guard};
@@ -156,8 +156,7 @@ pub(crate) fn destroy(
     let target = target::of(spec);
     if allowed.protected {
         aws.block_on(target.modify(
-            aws,
-            spec,
+            On { aws, spec },
             Modify {
                 id: &spec.id,
                 changes: &[plan::attribute(

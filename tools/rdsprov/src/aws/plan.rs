@@ -277,14 +277,9 @@ mod tests {
         OnReboot as Reboot,
     };
 
-    /// Every optional attribute set, so each one is planned.
-    const INSTANCE: &str = r#"
-region = "eu-west-1"
-[env.test]
-id = "shop-test"
-class = "db.t4g.small"
-storage_gb = 50
-max_storage_gb = 100
+    /// Every optional attribute set, so each one is planned: what both kinds share, then each
+    /// kind's own.
+    const SHARED: &str = r#"
 backup_window = "03:00-04:00"
 maintenance_window = "sun:05:00-sun:06:00"
 ca_certificate = "rds-ca-rsa2048-g1"
@@ -292,29 +287,19 @@ vpc_id = "vpc-1"
 subnet_ids = ["subnet-a", "subnet-b"]
 monitoring_interval = 60
 monitoring_role_arn = "arn:aws:iam::123456789012:role/rds-monitoring"
+"#;
+    const INSTANCE: &str = r#"
+class = "db.t4g.small"
+storage_gb = 50
+max_storage_gb = 100
 ingress = ["203.0.113.7/32", "sg-0abc"]
 parameters = { log_min_duration_statement = "500", shared_preload_libraries = "pg_stat_statements" }
-[env.test.alarms]
-enabled = false
 "#;
-
     const CLUSTER: &str = r#"
-region = "eu-west-1"
-[env.test]
-id = "shop-test"
 engine = "aurora-postgresql"
 min_acu = 0.5
 max_acu = 8
 multi_az = true
-backup_window = "03:00-04:00"
-maintenance_window = "sun:05:00-sun:06:00"
-ca_certificate = "rds-ca-rsa2048-g1"
-vpc_id = "vpc-1"
-subnet_ids = ["subnet-a", "subnet-b"]
-monitoring_interval = 60
-monitoring_role_arn = "arn:aws:iam::123456789012:role/rds-monitoring"
-[env.test.alarms]
-enabled = false
 "#;
 
     /// (attribute, where it is planned, when AWS applies a change of it on a non-dev env):
@@ -359,8 +344,36 @@ enabled = false
         ("ca_certificate", Window),
     ];
 
-    fn spec_of(text: &str) -> InstanceSpec {
-        spec::parse(text, "test").unwrap().instances.remove(0)
+    /// Env test (`shop-test`) of kind `kind` with `extra` settings, alarms off.
+    fn spec_of(kind: &str, extra: &str) -> InstanceSpec {
+        let text = format!(
+            "region = \"eu-west-1\"\n[env.test]\nid = \"shop-test\"\n{kind}{SHARED}{extra}\n[env.test.alarms]\nenabled = false\n"
+        );
+        spec::parse(&text, "test").unwrap().instances.remove(0)
+    }
+
+    /// The one change of `changes`: a modify of `resource` `name` with one attribute, from
+    /// "drifted" to `to`, applied `when`.
+    fn assert_one_modify(
+        changes: &[PlannedChange],
+        (resource, name): (PlanResource, &str),
+        attribute_name: &str,
+        to: Option<String>,
+        when: ChangeWhen,
+    ) {
+        let changed = changed(changes);
+        assert_eq!(changed.len(), 1, "{attribute_name}: {changed:#?}");
+        assert_eq!(
+            (
+                changed[0].resource,
+                changed[0].action,
+                changed[0].name.as_str()
+            ),
+            (resource, PlanAction::Modify, name),
+            "{attribute_name}"
+        );
+        let expected = attribute(attribute_name, Some("drifted".into()), to.unwrap(), when);
+        assert_eq!(changed[0].attributes, vec![expected]);
     }
 
     /// What the spec asks, as AWS would report it.
@@ -452,8 +465,8 @@ enabled = false
 
     #[test]
     fn what_is_in_line_plans_nothing_on_either_kind() {
-        for text in [INSTANCE, CLUSTER] {
-            let spec = spec_of(text);
+        for kind in [INSTANCE, CLUSTER] {
+            let spec = spec_of(kind, "");
             let changes = plan(&spec, &in_line(&spec));
             assert!(changed(&changes).is_empty(), "{:#?}", changed(&changes));
             let resources: Vec<PlanResource> = changes.iter().map(|c| c.resource).collect();
@@ -465,74 +478,37 @@ enabled = false
     /// AWS reports to what the spec asks, with when AWS applies it.
     #[test]
     fn each_attribute_of_an_instance_and_a_cluster_is_planned_alone() {
-        for (text, resource, cases) in [
+        for (kind, resource, cases) in [
             (INSTANCE, PlanResource::DbInstance, INSTANCE_CASES),
             (CLUSTER, PlanResource::DbCluster, CLUSTER_CASES),
         ] {
-            let spec = spec_of(text);
+            let spec = spec_of(kind, "");
             for (name, when) in cases {
                 let mut observed = in_line(&spec);
                 let state = observed.target.as_mut().unwrap();
                 let wanted = state.attributes.insert(name_of(name), "drifted".into());
                 let changes = plan(&spec, &observed);
-                let changed = changed(&changes);
-                assert_eq!(changed.len(), 1, "{name}: {changed:#?}");
-                assert_eq!(
-                    (
-                        changed[0].resource,
-                        changed[0].action,
-                        changed[0].name.as_str()
-                    ),
-                    (resource, PlanAction::Modify, "shop-test"),
-                    "{name}"
-                );
-                assert_eq!(
-                    changed[0].attributes,
-                    vec![attribute(
-                        name,
-                        Some("drifted".into()),
-                        wanted.unwrap(),
-                        *when
-                    )],
-                    "{name}"
-                );
+                assert_one_modify(&changes, (resource, "shop-test"), name, wanted, *when);
             }
         }
     }
 
     #[test]
     fn each_attribute_of_an_aurora_member_is_planned_on_that_member() {
-        let spec = spec_of(CLUSTER);
+        let spec = spec_of(CLUSTER, "");
         for (name, when) in MEMBER_CASES {
             let mut observed = in_line(&spec);
             let reader = &mut observed.members[1];
             let wanted = reader.attributes.insert(name_of(name), "drifted".into());
             let changes = plan(&spec, &observed);
-            let changed = changed(&changes);
-            assert_eq!(changed.len(), 1, "{name}: {changed:#?}");
-            assert_eq!(
-                (changed[0].resource, changed[0].name.as_str()),
-                (PlanResource::DbInstance, "shop-test-2"),
-                "{name}"
-            );
-            assert_eq!(
-                changed[0].attributes,
-                vec![attribute(
-                    name,
-                    Some("drifted".into()),
-                    wanted.unwrap(),
-                    *when
-                )]
-            );
+            let member = (PlanResource::DbInstance, "shop-test-2");
+            assert_one_modify(&changes, member, name, wanted, *when);
         }
     }
 
     #[test]
     fn apply_immediately_turns_window_changes_into_immediate_ones() {
-        let spec = spec_of(&INSTANCE.replace(
-            "[env.test.alarms]",
-            "apply_immediately = true\n[env.test.alarms]",
-        ));
+        let spec = spec_of(INSTANCE, "apply_immediately = true");
         let mut observed = in_line(&spec);
         let state = observed.target.as_mut().unwrap();
         state
@@ -552,7 +528,7 @@ enabled = false
 
     #[test]
     fn nothing_there_creates_everything_in_apply_order() {
-        for (text, expected) in [
+        for (kind, expected) in [
             (
                 INSTANCE,
                 vec![
@@ -576,7 +552,7 @@ enabled = false
                 ],
             ),
         ] {
-            let spec = spec_of(text);
+            let spec = spec_of(kind, "");
             let changes = plan(&spec, &Observed::default());
             let created: Vec<(PlanResource, &str)> = changes
                 .iter()
@@ -609,9 +585,8 @@ enabled = false
 
     #[test]
     fn what_the_spec_leaves_to_aws_is_not_compared() {
-        let spec = spec_of(
-            "region = \"eu-west-1\"\n[env.dev]\nid = \"shop-dev\"\nclass = \"db.t4g.micro\"\n[env.dev.alarms]\nenabled = false\n",
-        );
+        let text = "region = \"eu-west-1\"\n[env.dev]\nid = \"shop-dev\"\nclass = \"db.t4g.micro\"\n[env.dev.alarms]\nenabled = false\n";
+        let spec = spec::parse(text, "test").unwrap().instances.remove(0);
         let mut observed = in_line(&spec);
         let state = observed.target.as_mut().unwrap();
         for (name, value) in [
@@ -627,7 +602,7 @@ enabled = false
 
     #[test]
     fn security_group_rules_and_membership() {
-        let spec = spec_of(INSTANCE);
+        let spec = spec_of(INSTANCE, "");
         let mut observed = in_line(&spec);
         observed.security_group.as_mut().unwrap().spec_sources = vec!["198.51.100.0/24".into()];
         observed.target.as_mut().unwrap().security_groups = vec!["sg-default".into()];
@@ -660,7 +635,7 @@ enabled = false
 
     #[test]
     fn parameters_subnets_and_the_secret() {
-        let spec = spec_of(INSTANCE);
+        let spec = spec_of(INSTANCE, "");
         let mut observed = in_line(&spec);
         let parameters = observed.parameters.as_mut().unwrap();
         parameters.insert("shared_preload_libraries".into(), "auto_explain".into());
@@ -707,7 +682,7 @@ enabled = false
 
     #[test]
     fn aurora_members_follow_multi_az() {
-        let spec = spec_of(CLUSTER);
+        let spec = spec_of(CLUSTER, "");
         let mut observed = in_line(&spec);
         observed.members.pop();
         let changes = plan(&spec, &observed);
@@ -718,7 +693,7 @@ enabled = false
                 .collect::<Vec<_>>(),
             [(PlanResource::DbInstance, PlanAction::Create, "shop-test-2")]
         );
-        let single = spec_of(&CLUSTER.replace("multi_az = true", "multi_az = false"));
+        let single = spec_of(&CLUSTER.replace("multi_az = true", "multi_az = false"), "");
         let mut observed = in_line(&spec);
         observed.members.push(Member {
             id: "shop-test-by-hand".into(),

@@ -4,7 +4,7 @@
 
 use crate::aws::progress::Progress;
 use crate::aws::spec::InstanceSpec;
-use crate::aws::target::{self, Restore, RestoreSource};
+use crate::aws::target::{self, On, Restore, RestoreSource};
 use crate::aws::{apply, stamps, Aws};
 use dbtools::{Error, Result};
 
@@ -48,8 +48,7 @@ pub(crate) fn restore(
             .build(),
     );
     aws.block_on(target.restore(
-        aws,
-        spec,
+        On { aws, spec },
         Restore {
             source,
             id: target_id,
@@ -62,7 +61,7 @@ pub(crate) fn restore(
         target.kind()
     ));
     for member in restored.member_ids() {
-        aws.block_on(target.create_member(aws, spec, target_id, &member))?;
+        aws.block_on(target.create_member(On { aws, spec }, target_id, &member))?;
         progress.did(format!("created instance {member} in cluster {target_id}"));
     }
     apply::wait_available(aws, &restored, progress)?;

@@ -56,12 +56,9 @@ pub(super) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> R
             replace,
             confirm,
         } => {
-            let (id, region) = match locate(config.as_ref(), Some(&env), &target)? {
-                Located::Local { id } => return emit(out, local_answer(Some(&env), &id, &machine)),
-                Located::Aws { id, region } => {
-                    guard_locked(global, &env, &id, &confirm, config.as_ref())?;
-                    (id, region)
-                }
+            let (id, region) = match guarded(global, config.as_ref(), &env, &target, &confirm)? {
+                Ok(on_aws) => on_aws,
+                Err(local_id) => return emit(out, local_answer(Some(&env), &local_id, &machine)),
             };
             // The address first: an endpoint that cannot answer changes no rule.
             let address = checkip::public_address(&checkip::endpoint(config.as_ref()))?;
@@ -87,12 +84,9 @@ pub(super) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> R
             machine: named,
             confirm,
         } => {
-            let (id, region) = match locate(config.as_ref(), Some(&env), &target)? {
-                Located::Local { id } => return emit(out, local_answer(Some(&env), &id, &machine)),
-                Located::Aws { id, region } => {
-                    guard_locked(global, &env, &id, &confirm, config.as_ref())?;
-                    (id, region)
-                }
+            let (id, region) = match guarded(global, config.as_ref(), &env, &target, &confirm)? {
+                Ok(on_aws) => on_aws,
+                Err(local_id) => return emit(out, local_answer(Some(&env), &local_id, &machine)),
             };
             let whose = match &named {
                 Some(name) => check_machine_name(name)?,
@@ -111,6 +105,24 @@ pub(super) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> R
             let mut access = aws_access::show(&aws, &instance, Some(&env), &machine, None)?;
             access.changes = changes;
             emit(out, access)
+        }
+    }
+}
+
+/// The env's AWS instance and region, once the guard allows changing who reaches it; the
+/// local instance's id (`Err`) when the env is on the local provider, which needs no rule.
+fn guarded(
+    global: &GlobalArgs,
+    config: Option<&Config>,
+    env: &str,
+    target: &AccessTarget,
+    confirm: &ConfirmArgs,
+) -> Result<std::result::Result<(String, String), String>> {
+    match locate(config, Some(env), target)? {
+        Located::Local { id } => Ok(Err(id)),
+        Located::Aws { id, region } => {
+            guard_locked(global, env, &id, confirm, config)?;
+            Ok(Ok((id, region)))
         }
     }
 }

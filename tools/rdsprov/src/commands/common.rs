@@ -236,3 +236,26 @@ pub(super) fn database_name<'a>(spec: &'a local::InstanceSpec, env: &str) -> &'a
         .find(|d| d.env == env)
         .map_or("-", |d| d.name.as_str())
 }
+
+/// `act` on the local instance of each selected env, under the provider's lock, each change
+/// said as it is made; then their status.
+pub(super) fn each_local_instance(
+    out: Output,
+    global: &GlobalArgs,
+    selection: &crate::cli::Selection,
+    act: fn(&LocalProvider, &str) -> Result<Option<String>>,
+) -> Result<ExitStatus> {
+    let config = local_config(global)?;
+    let provider = LocalProvider {
+        state: &config.state,
+    };
+    let mut changes = Vec::new();
+    let _lock = provider.lock()?;
+    for spec in local::instance_specs(&config, &selection.envs)? {
+        let done = act(&provider, &spec.id)?;
+        done.iter().for_each(|change| cli::note(TOOL, change));
+        changes.extend(done);
+    }
+    let instances = local_statuses(&config, &provider, selection)?;
+    emit_local(out, changes, instances)
+}

@@ -3,15 +3,11 @@
 use crate::aws::attributes::{Attribute, Timing};
 use crate::aws::spec::InstanceSpec;
 use crate::aws::state::{Member, TargetState};
-use crate::aws::Aws;
+use crate::aws::{code, describe, Aws};
+use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use dbtools::contract::{AttributeChange, PlanResource};
 use dbtools::{Error, Result};
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
-
-/// An AWS call in flight.
-pub(crate) type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 /// Where a restore takes its data from.
 pub(crate) enum RestoreSource {
@@ -43,6 +39,30 @@ pub(crate) struct Modify<'a> {
 /// States it will not leave by itself are errors.
 pub(crate) type Readiness = Option<String>;
 
+/// The env a call acts for, and the clients it makes the call with.
+#[derive(Clone, Copy)]
+pub(crate) struct On<'a> {
+    pub aws: &'a Aws,
+    pub spec: &'a InstanceSpec,
+}
+
+/// What a new target is created with besides the spec: its security group, and the master
+/// password (None: RDS manages it).
+#[derive(Clone, Copy)]
+pub(crate) struct New<'a> {
+    pub group_id: &'a str,
+    pub password: Option<&'a str>,
+}
+
+/// A target as describe calls find it, with its members; None when it does not exist.
+pub(crate) type Found = Option<(TargetState, Vec<Member>)>;
+/// A snapshot's status; None when AWS does not say.
+pub(crate) type Status = Option<String>;
+/// The parameters set by the user in a parameter group, by name.
+pub(crate) type Parameters = BTreeMap<String, String>;
+pub(crate) use aws_sdk_rds::types::Parameter;
+
+#[async_trait::async_trait]
 pub(crate) trait Target: Sync {
     /// "instance" or "Aurora cluster", for messages.
     fn kind(&self) -> &'static str;
@@ -55,90 +75,36 @@ pub(crate) trait Target: Sync {
         Vec::new()
     }
 
-    /// The target `id` and its members, or None when it does not exist (describe calls only).
-    fn observe<'a>(
-        &'a self,
-        aws: &'a Aws,
-        id: &'a str,
-    ) -> Pending<'a, Option<(TargetState, Vec<Member>)>>;
+    /// The target `id` and its members (describe calls only).
+    async fn observe(&self, aws: &Aws, id: &str) -> Result<Found>;
     /// Creates it with every attribute the spec sets; says what was created.
-    fn create<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        group_id: &'a str,
-        password: Option<&'a str>,
-    ) -> Pending<'a, String>;
-    fn modify<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        modify: Modify<'a>,
-    ) -> Pending<'a, ()>;
+    async fn create(&self, on: On<'_>, new: New<'_>) -> Result<String>;
+    async fn modify(&self, on: On<'_>, modify: Modify<'_>) -> Result<()>;
     /// Deletes it (an Aurora cluster once its members are gone), with a final snapshot unless
     /// None.
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        id: &'a str,
-        final_snapshot: Option<&'a str>,
-    ) -> Pending<'a, ()>;
+    async fn delete(&self, aws: &Aws, id: &str, snapshot: Option<&str>) -> Result<()>;
     /// Starts a manual snapshot `snapshot_id`.
-    fn snapshot<'a>(&'a self, aws: &'a Aws, id: &'a str, snapshot_id: &'a str) -> Pending<'a, ()>;
-    /// The status of snapshot `snapshot_id`, None when AWS does not say.
-    fn snapshot_status<'a>(
-        &'a self,
-        aws: &'a Aws,
-        snapshot_id: &'a str,
-    ) -> Pending<'a, Option<String>>;
+    async fn snapshot(&self, aws: &Aws, id: &str, snapshot_id: &str) -> Result<()>;
+    async fn snapshot_status(&self, aws: &Aws, snapshot_id: &str) -> Result<Status>;
     /// Starts a restore into a new target with the spec's settings (members are added after).
-    fn restore<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        restore: Restore<'a>,
-    ) -> Pending<'a, ()>;
+    async fn restore(&self, on: On<'_>, restore: Restore<'_>) -> Result<()>;
     /// Whether `spec.id` (and each member the spec asks for) is `available`.
-    fn readiness<'a>(&'a self, aws: &'a Aws, spec: &'a InstanceSpec) -> Pending<'a, Readiness>;
+    async fn readiness(&self, on: On<'_>) -> Result<Readiness>;
 
     /// The parameters the user set in group `name`, None when the group does not exist.
-    fn parameters<'a>(
-        &'a self,
-        aws: &'a Aws,
-        name: String,
-    ) -> Pending<'a, Option<BTreeMap<String, String>>>;
-    fn create_parameter_group<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-    ) -> Pending<'a, ()>;
-    fn set_parameters<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        parameters: Vec<aws_sdk_rds::types::Parameter>,
-    ) -> Pending<'a, ()>;
+    async fn parameters(&self, aws: &Aws, name: String) -> Result<Option<Parameters>>;
+    async fn create_parameter_group(&self, on: On<'_>) -> Result<()>;
+    async fn set_parameters(&self, on: On<'_>, set: Vec<Parameter>) -> Result<()>;
 
     /// Adds member `id` to cluster `cluster_id`.
-    fn create_member<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        _spec: &'a InstanceSpec,
-        _cluster_id: &'a str,
-        id: &'a str,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move { Err(no_members(self.kind(), id)) })
+    async fn create_member(&self, _on: On<'_>, _cluster_id: &str, id: &str) -> Result<()> {
+        Err(no_members(self.kind(), id))
     }
-    fn modify_member<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        _spec: &'a InstanceSpec,
-        modify: Modify<'a>,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move { Err(no_members(self.kind(), modify.id)) })
+    async fn modify_member(&self, _on: On<'_>, modify: Modify<'_>) -> Result<()> {
+        Err(no_members(self.kind(), modify.id))
     }
-    fn delete_member<'a>(&'a self, _aws: &'a Aws, id: &'a str) -> Pending<'a, ()> {
-        Box::pin(async move { Err(no_members(self.kind(), id)) })
+    async fn delete_member(&self, _aws: &Aws, id: &str) -> Result<()> {
+        Err(no_members(self.kind(), id))
     }
 }
 
@@ -168,9 +134,7 @@ pub(crate) fn parse_time(time: &str) -> Result<aws_sdk_rds::primitives::DateTime
 }
 
 /// The user-set parameters of a describe answer, by name.
-pub(crate) fn user_parameters(
-    parameters: &[aws_sdk_rds::types::Parameter],
-) -> BTreeMap<String, String> {
+fn user_parameters(parameters: &[aws_sdk_rds::types::Parameter]) -> BTreeMap<String, String> {
     parameters
         .iter()
         .filter_map(|p| {
@@ -180,4 +144,67 @@ pub(crate) fn user_parameters(
             ))
         })
         .collect()
+}
+
+/// What every new instance or cluster gets besides the table's attributes: the master user and
+/// its password (RDS manages it when there is none), the env's security group, and the spec's
+/// tags, copied to its snapshots. A macro because each kind has its own SDK builder, with the
+/// same setters.
+macro_rules! with_master_and_tags {
+    ($request:expr, $spec:expr, $new:expr) => {
+        $request
+            .master_username(&$spec.master_user)
+            .set_master_user_password($new.password.map(str::to_string))
+            .set_manage_master_user_password($new.password.is_none().then_some(true))
+            .vpc_security_group_ids($new.group_id)
+            .copy_tags_to_snapshot(true)
+            .set_tags(Some($crate::aws::target::api::tags($spec)))
+    };
+}
+pub(crate) use with_master_and_tags;
+
+/// A restore from a snapshot that does not exist, with the command that lists them.
+pub(crate) fn no_snapshot(what: &str, snapshot: &str, listing: &str, id: &str) -> Error {
+    Error::BadInput(format!(
+        "{what} {snapshot} does not exist (`aws rds {listing} {id}` lists them)"
+    ))
+}
+
+/// The security groups a describe answer lists, by id.
+pub(crate) fn group_ids(groups: &[aws_sdk_rds::types::VpcSecurityGroupMembership]) -> Vec<String> {
+    groups
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+        .collect()
+}
+
+/// An AWS answer the caller needs nothing of: done, or AWS's error as ours.
+pub(crate) trait Answered {
+    fn done(self, what: &str) -> Result<()>;
+}
+
+impl<T, E, R> Answered for std::result::Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    fn done(self, what: &str) -> Result<()> {
+        self.map(drop).map_err(|e| describe(what, e))
+    }
+}
+
+/// The parameters the user set, from a describe answer; None when the group does not exist.
+pub(crate) fn found_parameters<E, R>(
+    answer: std::result::Result<Vec<Parameter>, SdkError<E, R>>,
+    what: &str,
+) -> Result<Option<Parameters>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match answer {
+        Ok(parameters) => Ok(Some(user_parameters(&parameters))),
+        Err(e) if code(&e) == Some("DBParameterGroupNotFound") => Ok(None),
+        Err(e) => Err(describe(what, e)),
+    }
 }

@@ -7,14 +7,16 @@
 //! `registry`, tenants and `dbenv import` read a cluster as they read an instance.
 
 use crate::aws::attributes::{self, Attribute, Name, Timing};
-use crate::aws::spec::{InstanceSpec, AURORA};
+use crate::aws::spec::AURORA;
 use crate::aws::state::{Member, TargetState};
-use crate::aws::target::api::{self, Modify, Pending, Readiness, Restore, RestoreSource, Target};
+use crate::aws::target::api::{
+    self, with_master_and_tags, Answered, Found, Modify, New, On, Parameter, Parameters, Readiness,
+    Restore, RestoreSource, Status, Target,
+};
 use crate::aws::target::instance::{check_status, modify_instance, read, status_of};
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::PlanResource;
 use dbtools::{Error, Result};
-use std::collections::BTreeMap;
 
 pub(crate) struct AuroraCluster;
 
@@ -57,14 +59,27 @@ fn cluster_state(cluster: &aws_sdk_rds::types::DbCluster, members: &[Member]) ->
             .master_user_secret()
             .and_then(|s| s.secret_arn())
             .map(str::to_string),
-        security_groups: cluster
-            .vpc_security_groups()
-            .iter()
-            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
-            .collect(),
+        security_groups: api::group_ids(cluster.vpc_security_groups()),
     }
 }
 
+/// The spec's settings on a cluster restored either way — capacity, parameters, protection,
+/// IAM auth — in the live env's security group, with the spec's tags copied to its snapshots.
+macro_rules! as_specified {
+    ($request:expr, $spec:expr, $restore:expr) => {
+        $request
+            .copy_tags_to_snapshot(true)
+            .set_tags(Some($restore.tags))
+            .set_serverless_v2_scaling_configuration(attributes::scaling($spec))
+            .db_cluster_parameter_group_name($spec.parameter_group_name())
+            .set_db_subnet_group_name($spec.subnet_group_name())
+            .set_vpc_security_group_ids(Some($restore.groups))
+            .deletion_protection($spec.deletion_protection)
+            .enable_iam_database_authentication($spec.iam_auth)
+    };
+}
+
+#[async_trait::async_trait]
 impl Target for AuroraCluster {
     fn kind(&self) -> &'static str {
         "Aurora cluster"
@@ -86,378 +101,259 @@ impl Target for AuroraCluster {
             .collect()
     }
 
-    fn observe<'a>(
-        &'a self,
-        aws: &'a Aws,
-        id: &'a str,
-    ) -> Pending<'a, Option<(TargetState, Vec<Member>)>> {
-        Box::pin(async move {
-            let Some(cluster) = describe_cluster(aws, id).await? else {
-                return Ok(None);
+    async fn observe(&self, aws: &Aws, id: &str) -> Result<Found> {
+        let Some(cluster) = describe_cluster(aws, id).await? else {
+            return Ok(None);
+        };
+        let mut members = Vec::new();
+        for member in cluster.db_cluster_members() {
+            let Some(member_id) = member.db_instance_identifier() else {
+                continue;
             };
-            let mut members = Vec::new();
-            for member in cluster.db_cluster_members() {
-                let Some(member_id) = member.db_instance_identifier() else {
-                    continue;
-                };
-                // None: deleted between the two calls.
-                if let Some(db) =
-                    crate::aws::target::instance::describe_instance(aws, member_id).await?
-                {
-                    members.push(Member {
-                        id: member_id.to_string(),
-                        writer: member.is_cluster_writer() == Some(true),
-                        status: status_of(&db),
-                        attributes: read(&db, attributes::on_members()),
-                    });
-                }
+            // None: deleted between the two calls.
+            if let Some(db) =
+                crate::aws::target::instance::describe_instance(aws, member_id).await?
+            {
+                members.push(Member {
+                    id: member_id.to_string(),
+                    writer: member.is_cluster_writer() == Some(true),
+                    status: status_of(&db),
+                    attributes: read(&db, attributes::on_members()),
+                });
             }
-            Ok(Some((cluster_state(&cluster, &members), members)))
-        })
+        }
+        Ok(Some((cluster_state(&cluster, &members), members)))
     }
 
-    fn create<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        group_id: &'a str,
-        password: Option<&'a str>,
-    ) -> Pending<'a, String> {
-        Box::pin(async move {
-            let mut request = aws
-                .rds
+    async fn create(&self, On { aws, spec }: On<'_>, new: New<'_>) -> Result<String> {
+        let mut request = with_master_and_tags!(
+            aws.rds
                 .create_db_cluster()
                 .db_cluster_identifier(&spec.id)
-                .engine(AURORA)
-                .master_username(&spec.master_user)
-                .vpc_security_group_ids(group_id)
-                .copy_tags_to_snapshot(true)
-                .set_tags(Some(api::tags(spec)));
-            for (_, on) in attributes::on_cluster() {
-                request = (on.create)(request, spec);
-            }
-            request = match password {
-                Some(password) => request.master_user_password(password),
-                None => request.manage_master_user_password(true),
+                .engine(AURORA),
+            spec,
+            new
+        );
+        for (_, on) in attributes::on_cluster() {
+            request = (on.create)(request, spec);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| describe("creating the Aurora cluster", e))?;
+        let range = spec
+            .serverless
+            .expect("an Aurora spec has a capacity range");
+        Ok(format!(
+            "created Aurora cluster {} (Serverless v2 {}–{} ACU, PostgreSQL {})",
+            spec.id, range.min_acu, range.max_acu, spec.engine_version
+        ))
+    }
+
+    async fn modify(&self, On { aws, spec }: On<'_>, modify: Modify<'_>) -> Result<()> {
+        let mut request = aws
+            .rds
+            .modify_db_cluster()
+            .db_cluster_identifier(modify.id)
+            .apply_immediately(modify.immediately);
+        for change in modify.changes {
+            request = match attributes::named(&change.name).map(|a| &a.aurora) {
+                Some(attributes::OnAurora::Cluster(on)) => (on.modify)(request, &change.to, spec),
+                _ if change.name == "security_groups" => request
+                    .set_vpc_security_group_ids(modify.group_id.map(|id| vec![id.to_string()])),
+                _ => request,
             };
-            request
-                .send()
-                .await
-                .map_err(|e| describe("creating the Aurora cluster", e))?;
-            let range = spec
-                .serverless
-                .expect("an Aurora spec has a capacity range");
-            Ok(format!(
-                "created Aurora cluster {} (Serverless v2 {}–{} ACU, PostgreSQL {})",
-                spec.id, range.min_acu, range.max_acu, spec.engine_version
-            ))
-        })
+        }
+        request = request.set_master_user_password(modify.password.map(str::to_string));
+        request.send().await.done("modifying the Aurora cluster")
     }
 
-    fn modify<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        modify: Modify<'a>,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move {
-            let mut request = aws
-                .rds
-                .modify_db_cluster()
-                .db_cluster_identifier(modify.id)
-                .apply_immediately(modify.immediately);
-            for change in modify.changes {
-                request = match attributes::named(&change.name).map(|a| &a.aurora) {
-                    Some(attributes::OnAurora::Cluster(on)) => {
-                        (on.modify)(request, &change.to, spec)
-                    }
-                    _ if change.name == "security_groups" => request
-                        .set_vpc_security_group_ids(modify.group_id.map(|id| vec![id.to_string()])),
-                    _ => request,
-                };
-            }
-            if let Some(password) = modify.password {
-                request = request.master_user_password(password);
-            }
-            request
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| describe("modifying the Aurora cluster", e))
-        })
+    async fn delete(&self, aws: &Aws, id: &str, snapshot: Option<&str>) -> Result<()> {
+        aws.rds
+            .delete_db_cluster()
+            .db_cluster_identifier(id)
+            .skip_final_snapshot(snapshot.is_none())
+            .set_final_db_snapshot_identifier(snapshot.map(str::to_string))
+            .send()
+            .await
+            .done("deleting the Aurora cluster")
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        id: &'a str,
-        final_snapshot: Option<&'a str>,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move {
-            aws.rds
-                .delete_db_cluster()
-                .db_cluster_identifier(id)
-                .skip_final_snapshot(final_snapshot.is_none())
-                .set_final_db_snapshot_identifier(final_snapshot.map(str::to_string))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| describe("deleting the Aurora cluster", e))
-        })
+    async fn snapshot(&self, aws: &Aws, id: &str, snapshot_id: &str) -> Result<()> {
+        aws.rds
+            .create_db_cluster_snapshot()
+            .db_cluster_identifier(id)
+            .db_cluster_snapshot_identifier(snapshot_id)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| match code(&e) {
+                Some("DBClusterNotFoundFault") => Error::BadInput(format!(
+                    "Aurora cluster {id} does not exist: nothing to snapshot"
+                )),
+                _ => describe("taking the cluster snapshot", e),
+            })
     }
 
-    fn snapshot<'a>(&'a self, aws: &'a Aws, id: &'a str, snapshot_id: &'a str) -> Pending<'a, ()> {
-        Box::pin(async move {
-            aws.rds
-                .create_db_cluster_snapshot()
-                .db_cluster_identifier(id)
-                .db_cluster_snapshot_identifier(snapshot_id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| match code(&e) {
-                    Some("DBClusterNotFoundFault") => Error::BadInput(format!(
-                        "Aurora cluster {id} does not exist: nothing to snapshot"
-                    )),
-                    _ => describe("taking the snapshot", e),
-                })
-        })
+    async fn snapshot_status(&self, aws: &Aws, snapshot_id: &str) -> Result<Status> {
+        let answer = aws
+            .rds
+            .describe_db_cluster_snapshots()
+            .db_cluster_snapshot_identifier(snapshot_id)
+            .send()
+            .await;
+        let found = answer.map_err(|e| describe("reading the cluster snapshot", e))?;
+        let first = found.db_cluster_snapshots().first();
+        Ok(first.and_then(|s| s.status()).map(str::to_string))
     }
 
-    fn snapshot_status<'a>(
-        &'a self,
-        aws: &'a Aws,
-        snapshot_id: &'a str,
-    ) -> Pending<'a, Option<String>> {
-        Box::pin(async move {
-            Ok(aws
-                .rds
-                .describe_db_cluster_snapshots()
-                .db_cluster_snapshot_identifier(snapshot_id)
-                .send()
-                .await
-                .map_err(|e| describe("reading the snapshot", e))?
-                .db_cluster_snapshots()
-                .first()
-                .and_then(|s| s.status())
-                .map(str::to_string))
-        })
-    }
-
-    /// A new cluster from a cluster snapshot or the live cluster's backups, with the spec's
-    /// capacity, parameter group and protection; its members are added after.
-    fn restore<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        restore: Restore<'a>,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move {
-            match restore.source {
-                RestoreSource::Snapshot(snapshot) => aws
-                    .rds
-                    .restore_db_cluster_from_snapshot()
+    async fn restore(&self, On { aws, spec }: On<'_>, restore: Restore<'_>) -> Result<()> {
+        match restore.source {
+            RestoreSource::Snapshot(snapshot) => {
+                let request = aws.rds.restore_db_cluster_from_snapshot();
+                let request = request
                     .db_cluster_identifier(restore.id)
                     .snapshot_identifier(snapshot)
                     .engine(AURORA)
-                    .engine_version(&spec.engine_version)
-                    .set_serverless_v2_scaling_configuration(attributes::scaling(spec))
-                    .db_cluster_parameter_group_name(spec.parameter_group_name())
-                    .set_db_subnet_group_name(spec.subnet_group_name())
-                    .set_vpc_security_group_ids(Some(restore.groups))
-                    .deletion_protection(spec.deletion_protection)
-                    .enable_iam_database_authentication(spec.iam_auth)
-                    .copy_tags_to_snapshot(true)
-                    .set_tags(Some(restore.tags))
+                    .engine_version(&spec.engine_version);
+                let answer = as_specified!(request, spec, restore).send().await;
+                answer.map(drop).map_err(|e| match code(&e) {
+                    Some("DBClusterSnapshotNotFoundFault" | "DBSnapshotNotFound") => {
+                        let listing = "describe-db-cluster-snapshots --db-cluster-identifier";
+                        api::no_snapshot("cluster snapshot", snapshot, listing, &spec.id)
+                    }
+                    _ => describe("restoring from the cluster snapshot", e),
+                })
+            }
+            RestoreSource::Time(_) | RestoreSource::Latest => {
+                let request = aws.rds.restore_db_cluster_to_point_in_time();
+                let request = request
+                    .source_db_cluster_identifier(&spec.id)
+                    .db_cluster_identifier(restore.id);
+                let mut request = as_specified!(request, spec, restore);
+                request = match restore.source {
+                    RestoreSource::Time(time) => request.restore_to_time(api::parse_time(time)?),
+                    _ => request.use_latest_restorable_time(true),
+                };
+                request
                     .send()
                     .await
-                    .map(drop)
-                    .map_err(|e| match code(&e) {
-                        Some("DBClusterSnapshotNotFoundFault" | "DBSnapshotNotFound") => Error::BadInput(format!(
-                            "cluster snapshot {snapshot} does not exist (`aws rds describe-db-cluster-snapshots --db-cluster-identifier {}` lists them)",
-                            spec.id
-                        )),
-                        _ => describe("restoring from the cluster snapshot", e),
-                    }),
-                RestoreSource::Time(_) | RestoreSource::Latest => {
-                    let mut request = aws
-                        .rds
-                        .restore_db_cluster_to_point_in_time()
-                        .source_db_cluster_identifier(&spec.id)
-                        .db_cluster_identifier(restore.id)
-                        .set_serverless_v2_scaling_configuration(attributes::scaling(spec))
-                        .db_cluster_parameter_group_name(spec.parameter_group_name())
-                        .set_db_subnet_group_name(spec.subnet_group_name())
-                        .set_vpc_security_group_ids(Some(restore.groups))
-                        .deletion_protection(spec.deletion_protection)
-                        .enable_iam_database_authentication(spec.iam_auth)
-                        .copy_tags_to_snapshot(true)
-                        .set_tags(Some(restore.tags));
-                    request = match restore.source {
-                        RestoreSource::Time(time) => {
-                            request.restore_to_time(api::parse_time(time)?)
-                        }
-                        _ => request.use_latest_restorable_time(true),
-                    };
-                    request
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(|e| describe("restoring the cluster to a point in time", e))
-                }
+                    .done("restoring the cluster to a point in time")
             }
-        })
+        }
     }
 
-    fn readiness<'a>(&'a self, aws: &'a Aws, spec: &'a InstanceSpec) -> Pending<'a, Readiness> {
-        Box::pin(async move {
-            let Some((cluster, members)) = self.observe(aws, &spec.id).await? else {
-                return Err(Error::Failed(format!(
-                    "Aurora cluster {} vanished while waiting",
-                    spec.id
-                )));
-            };
-            if matches!(
-                cluster.status.as_str(),
-                "failed" | "inaccessible-encryption-credentials" | "incompatible-network"
-            ) {
-                return Err(Error::Failed(format!(
-                    "Aurora cluster {} is {}: see the RDS console's events for it",
-                    spec.id, cluster.status
-                )));
+    async fn readiness(&self, On { aws, spec }: On<'_>) -> Result<Readiness> {
+        let Some((cluster, members)) = AuroraCluster.observe(aws, &spec.id).await? else {
+            return Err(Error::Failed(format!(
+                "Aurora cluster {} vanished while waiting",
+                spec.id
+            )));
+        };
+        if matches!(
+            cluster.status.as_str(),
+            "failed" | "inaccessible-encryption-credentials" | "incompatible-network"
+        ) {
+            return Err(Error::Failed(format!(
+                "Aurora cluster {} is {}: see the RDS console's events for it",
+                spec.id, cluster.status
+            )));
+        }
+        if cluster.status == "stopped" {
+            return Err(Error::Failed(format!(
+                "Aurora cluster {} is stopped: it will not become available by itself — start it (aws rds start-db-cluster) and wait again",
+                spec.id
+            )));
+        }
+        let mut status = format!("cluster {}", cluster.status);
+        let mut ready = cluster.status == "available";
+        for id in spec.member_ids() {
+            let member = members
+                .iter()
+                .find(|m| m.id == id)
+                .map_or("missing", |m| m.status.as_str());
+            if member != "missing" {
+                check_status(&id, member)?;
             }
-            if cluster.status == "stopped" {
-                return Err(Error::Failed(format!(
-                    "Aurora cluster {} is stopped: it will not become available by itself — start it (aws rds start-db-cluster) and wait again",
-                    spec.id
-                )));
-            }
-            let mut status = format!("cluster {}", cluster.status);
-            let mut ready = cluster.status == "available";
-            for id in spec.member_ids() {
-                let member = members
-                    .iter()
-                    .find(|m| m.id == id)
-                    .map_or("missing", |m| m.status.as_str());
-                if member != "missing" {
-                    check_status(&id, member)?;
-                }
-                status.push_str(&format!(", {id} {member}"));
-                ready &= member == "available";
-            }
-            Ok((!ready).then_some(status))
-        })
+            status.push_str(&format!(", {id} {member}"));
+            ready &= member == "available";
+        }
+        Ok((!ready).then_some(status))
     }
 
-    fn parameters<'a>(
-        &'a self,
-        aws: &'a Aws,
-        name: String,
-    ) -> Pending<'a, Option<BTreeMap<String, String>>> {
-        Box::pin(async move {
-            match aws
-                .rds
-                .describe_db_cluster_parameters()
-                .db_cluster_parameter_group_name(name)
-                .source("user")
-                .send()
-                .await
-            {
-                Ok(answer) => Ok(Some(api::user_parameters(answer.parameters()))),
-                Err(e) if code(&e) == Some("DBParameterGroupNotFound") => Ok(None),
-                Err(e) => Err(describe("reading the cluster parameter group", e)),
-            }
-        })
+    async fn parameters(&self, aws: &Aws, name: String) -> Result<Option<Parameters>> {
+        let answer = aws
+            .rds
+            .describe_db_cluster_parameters()
+            .db_cluster_parameter_group_name(name)
+            .source("user")
+            .send()
+            .await;
+        let parameters = answer.map(|a| a.parameters().to_vec());
+        api::found_parameters(parameters, "reading the cluster parameter group")
     }
 
     /// The cluster parameter group (family `aurora-postgresqlNN`).
-    fn create_parameter_group<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move {
-            aws.rds
-                .create_db_cluster_parameter_group()
-                .db_cluster_parameter_group_name(spec.parameter_group_name())
-                .db_parameter_group_family(spec.parameter_group_family())
-                .description(format!(
-                    "rdsprov: parameters of Aurora cluster {} (env {})",
-                    spec.id, spec.env
-                ))
-                .set_tags(Some(api::tags(spec)))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| describe("creating the cluster parameter group", e))
-        })
+    async fn create_parameter_group(&self, On { aws, spec }: On<'_>) -> Result<()> {
+        aws.rds
+            .create_db_cluster_parameter_group()
+            .db_cluster_parameter_group_name(spec.parameter_group_name())
+            .db_parameter_group_family(spec.parameter_group_family())
+            .description(format!(
+                "rdsprov: parameters of Aurora cluster {} (env {})",
+                spec.id, spec.env
+            ))
+            .set_tags(Some(api::tags(spec)))
+            .send()
+            .await
+            .done("creating the cluster parameter group")
     }
 
-    fn set_parameters<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        parameters: Vec<aws_sdk_rds::types::Parameter>,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move {
-            aws.rds
-                .modify_db_cluster_parameter_group()
-                .db_cluster_parameter_group_name(spec.parameter_group_name())
-                .set_parameters(Some(parameters))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| describe("setting cluster parameters", e))
-        })
+    async fn set_parameters(&self, On { aws, spec }: On<'_>, set: Vec<Parameter>) -> Result<()> {
+        aws.rds
+            .modify_db_cluster_parameter_group()
+            .db_cluster_parameter_group_name(spec.parameter_group_name())
+            .set_parameters(Some(set))
+            .send()
+            .await
+            .done("setting cluster parameters")
     }
 
     /// A `db.serverless` member of `cluster_id` with the spec's per-instance settings.
-    fn create_member<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        cluster_id: &'a str,
-        id: &'a str,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move {
-            let mut request = aws
-                .rds
-                .create_db_instance()
-                .db_instance_identifier(id)
-                .db_cluster_identifier(cluster_id)
-                .engine(AURORA)
-                .copy_tags_to_snapshot(true)
-                .set_tags(Some(api::tags(spec)));
-            for (_, on) in attributes::on_members() {
-                request = (on.create)(request, spec);
-            }
-            request
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| describe(&format!("creating instance {id}"), e))
-        })
+    async fn create_member(
+        &self,
+        On { aws, spec }: On<'_>,
+        cluster_id: &str,
+        id: &str,
+    ) -> Result<()> {
+        let mut request = aws
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(id)
+            .db_cluster_identifier(cluster_id)
+            .engine(AURORA)
+            .copy_tags_to_snapshot(true)
+            .set_tags(Some(api::tags(spec)));
+        for (_, on) in attributes::on_members() {
+            request = (on.create)(request, spec);
+        }
+        request
+            .send()
+            .await
+            .done(&format!("creating instance {id}"))
     }
 
-    fn modify_member<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        modify: Modify<'a>,
-    ) -> Pending<'a, ()> {
+    async fn modify_member(&self, On { aws, spec }: On<'_>, modify: Modify<'_>) -> Result<()> {
         let what = format!("modifying instance {}", modify.id);
-        Box::pin(async move { modify_instance(aws, spec, modify, &what).await })
+        modify_instance(aws, spec, modify, &what).await
     }
 
-    fn delete_member<'a>(&'a self, aws: &'a Aws, id: &'a str) -> Pending<'a, ()> {
-        Box::pin(async move {
-            aws.rds
-                .delete_db_instance()
-                .db_instance_identifier(id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| describe(&format!("deleting instance {id}"), e))
-        })
+    async fn delete_member(&self, aws: &Aws, id: &str) -> Result<()> {
+        aws.rds
+            .delete_db_instance()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .done(&format!("deleting instance {id}"))
     }
 }

@@ -3,12 +3,14 @@
 
 use crate::aws::attributes::{self, Attribute, Timing};
 use crate::aws::spec::InstanceSpec;
-use crate::aws::state::{Attributes, Member, TargetState};
-use crate::aws::target::api::{self, Modify, Pending, Readiness, Restore, RestoreSource, Target};
+use crate::aws::state::{Attributes, TargetState};
+use crate::aws::target::api::{
+    self, with_master_and_tags, Answered, Found, Modify, New, On, Parameter, Parameters, Readiness,
+    Restore, RestoreSource, Status, Target,
+};
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::PlanResource;
 use dbtools::{Error, Result};
-use std::collections::BTreeMap;
 
 pub(crate) struct RdsInstance;
 
@@ -51,11 +53,7 @@ fn state(db: &aws_sdk_rds::types::DbInstance) -> TargetState {
             .master_user_secret()
             .and_then(|s| s.secret_arn())
             .map(str::to_string),
-        security_groups: db
-            .vpc_security_groups()
-            .iter()
-            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
-            .collect(),
+        security_groups: api::group_ids(db.vpc_security_groups()),
     }
 }
 
@@ -85,14 +83,8 @@ pub(crate) async fn modify_instance(
             None => request,
         };
     }
-    if let Some(password) = modify.password {
-        request = request.master_user_password(password);
-    }
-    request
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| describe(what, e))
+    request = request.set_master_user_password(modify.password.map(str::to_string));
+    request.send().await.done(what)
 }
 
 /// Fails on states an instance does not leave by itself; otherwise its status.
@@ -118,6 +110,24 @@ pub(crate) fn check_status(id: &str, status: &str) -> Result<()> {
     Ok(())
 }
 
+/// The spec's settings on an instance restored either way, in the live env's security group,
+/// with the spec's tags copied to its snapshots.
+macro_rules! as_specified {
+    ($request:expr, $spec:expr, $restore:expr) => {
+        $request
+            .copy_tags_to_snapshot(true)
+            .set_tags(Some($restore.tags))
+            .db_instance_class(&$spec.class)
+            .db_parameter_group_name($spec.parameter_group_name())
+            .set_db_subnet_group_name($spec.subnet_group_name())
+            .set_vpc_security_group_ids(Some($restore.groups))
+            .deletion_protection($spec.deletion_protection)
+            .publicly_accessible($spec.publicly_accessible)
+            .multi_az($spec.multi_az)
+    };
+}
+
+#[async_trait::async_trait]
 impl Target for RdsInstance {
     fn kind(&self) -> &'static str {
         "instance"
@@ -133,259 +143,161 @@ impl Target for RdsInstance {
             .collect()
     }
 
-    fn observe<'a>(
-        &'a self,
-        aws: &'a Aws,
-        id: &'a str,
-    ) -> Pending<'a, Option<(TargetState, Vec<Member>)>> {
-        Box::pin(async move {
-            Ok(describe_instance(aws, id)
-                .await?
-                .map(|db| (state(&db), Vec::new())))
-        })
+    async fn observe(&self, aws: &Aws, id: &str) -> Result<Found> {
+        Ok(describe_instance(aws, id)
+            .await?
+            .map(|db| (state(&db), Vec::new())))
     }
 
-    fn create<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        group_id: &'a str,
-        password: Option<&'a str>,
-    ) -> Pending<'a, String> {
-        Box::pin(async move {
-            let mut request = aws
-                .rds
+    async fn create(&self, On { aws, spec }: On<'_>, new: New<'_>) -> Result<String> {
+        let mut request = with_master_and_tags!(
+            aws.rds
                 .create_db_instance()
                 .db_instance_identifier(&spec.id)
                 .engine(&spec.engine)
-                .storage_type("gp3")
-                .master_username(&spec.master_user)
-                .vpc_security_group_ids(group_id)
-                .copy_tags_to_snapshot(true)
-                .set_tags(Some(api::tags(spec)));
-            for (_, on) in attributes::on_instance() {
-                request = (on.create)(request, spec);
-            }
-            request = match password {
-                Some(password) => request.master_user_password(password),
-                None => request.manage_master_user_password(true),
-            };
-            request
-                .send()
-                .await
-                .map_err(|e| describe("creating the instance", e))?;
-            Ok(format!(
-                "created instance {} ({}, PostgreSQL {})",
-                spec.id, spec.class, spec.engine_version
-            ))
-        })
+                .storage_type("gp3"),
+            spec,
+            new
+        );
+        for (_, on) in attributes::on_instance() {
+            request = (on.create)(request, spec);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| describe("creating the instance", e))?;
+        Ok(format!(
+            "created instance {} ({}, PostgreSQL {})",
+            spec.id, spec.class, spec.engine_version
+        ))
     }
 
-    fn modify<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        modify: Modify<'a>,
-    ) -> Pending<'a, ()> {
-        Box::pin(modify_instance(aws, spec, modify, "modifying the instance"))
+    async fn modify(&self, On { aws, spec }: On<'_>, modify: Modify<'_>) -> Result<()> {
+        modify_instance(aws, spec, modify, "modifying the instance").await
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        id: &'a str,
-        final_snapshot: Option<&'a str>,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move {
-            aws.rds
-                .delete_db_instance()
-                .db_instance_identifier(id)
-                .skip_final_snapshot(final_snapshot.is_none())
-                .set_final_db_snapshot_identifier(final_snapshot.map(str::to_string))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| describe("deleting the instance", e))
-        })
+    async fn delete(&self, aws: &Aws, id: &str, snapshot: Option<&str>) -> Result<()> {
+        aws.rds
+            .delete_db_instance()
+            .db_instance_identifier(id)
+            .skip_final_snapshot(snapshot.is_none())
+            .set_final_db_snapshot_identifier(snapshot.map(str::to_string))
+            .send()
+            .await
+            .done("deleting the instance")
     }
 
-    fn snapshot<'a>(&'a self, aws: &'a Aws, id: &'a str, snapshot_id: &'a str) -> Pending<'a, ()> {
-        Box::pin(async move {
-            aws.rds
-                .create_db_snapshot()
-                .db_instance_identifier(id)
-                .db_snapshot_identifier(snapshot_id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| match code(&e) {
-                    Some("DBInstanceNotFound") => not_found(id),
-                    _ => describe("taking the snapshot", e),
-                })
-        })
+    async fn snapshot(&self, aws: &Aws, id: &str, snapshot_id: &str) -> Result<()> {
+        aws.rds
+            .create_db_snapshot()
+            .db_instance_identifier(id)
+            .db_snapshot_identifier(snapshot_id)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| match code(&e) {
+                Some("DBInstanceNotFound") => not_found(id),
+                _ => describe("taking the snapshot", e),
+            })
     }
 
-    fn snapshot_status<'a>(
-        &'a self,
-        aws: &'a Aws,
-        snapshot_id: &'a str,
-    ) -> Pending<'a, Option<String>> {
-        Box::pin(async move {
-            Ok(aws
-                .rds
-                .describe_db_snapshots()
-                .db_snapshot_identifier(snapshot_id)
-                .send()
-                .await
-                .map_err(|e| describe("reading the snapshot", e))?
-                .db_snapshots()
-                .first()
-                .and_then(|s| s.status())
-                .map(str::to_string))
-        })
+    async fn snapshot_status(&self, aws: &Aws, snapshot_id: &str) -> Result<Status> {
+        let answer = aws
+            .rds
+            .describe_db_snapshots()
+            .db_snapshot_identifier(snapshot_id)
+            .send()
+            .await;
+        let found = answer.map_err(|e| describe("reading the snapshot", e))?;
+        let first = found.db_snapshots().first();
+        Ok(first.and_then(|s| s.status()).map(str::to_string))
     }
 
-    fn restore<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        restore: Restore<'a>,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move {
-            match restore.source {
-                RestoreSource::Snapshot(snapshot) => aws
-                    .rds
-                    .restore_db_instance_from_db_snapshot()
+    async fn restore(&self, On { aws, spec }: On<'_>, restore: Restore<'_>) -> Result<()> {
+        match restore.source {
+            RestoreSource::Snapshot(snapshot) => {
+                let request = aws.rds.restore_db_instance_from_db_snapshot();
+                let request = request
                     .db_instance_identifier(restore.id)
-                    .db_snapshot_identifier(snapshot)
-                    .db_instance_class(&spec.class)
-                    .db_parameter_group_name(spec.parameter_group_name())
-                    .set_db_subnet_group_name(spec.subnet_group_name())
-                    .set_vpc_security_group_ids(Some(restore.groups))
-                    .deletion_protection(spec.deletion_protection)
-                    .publicly_accessible(spec.publicly_accessible)
-                    .multi_az(spec.multi_az)
-                    .copy_tags_to_snapshot(true)
-                    .set_tags(Some(restore.tags))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| match code(&e) {
-                        Some("DBSnapshotNotFound") => Error::BadInput(format!(
-                            "snapshot {snapshot} does not exist (`aws rds describe-db-snapshots --db-instance-identifier {}` lists them)",
-                            spec.id
-                        )),
-                        _ => describe("restoring from the snapshot", e),
-                    }),
-                RestoreSource::Time(_) | RestoreSource::Latest => {
-                    let mut request = aws
-                        .rds
-                        .restore_db_instance_to_point_in_time()
-                        .source_db_instance_identifier(&spec.id)
-                        .target_db_instance_identifier(restore.id)
-                        .db_instance_class(&spec.class)
-                        .db_parameter_group_name(spec.parameter_group_name())
-                        .set_db_subnet_group_name(spec.subnet_group_name())
-                        .set_vpc_security_group_ids(Some(restore.groups))
-                        .deletion_protection(spec.deletion_protection)
-                        .publicly_accessible(spec.publicly_accessible)
-                        .multi_az(spec.multi_az)
-                        .copy_tags_to_snapshot(true)
-                        .set_tags(Some(restore.tags));
-                    request = match restore.source {
-                        RestoreSource::Time(time) => request.restore_time(api::parse_time(time)?),
-                        _ => request.use_latest_restorable_time(true),
-                    };
-                    request
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(|e| describe("restoring to a point in time", e))
-                }
+                    .db_snapshot_identifier(snapshot);
+                let answer = as_specified!(request, spec, restore).send().await;
+                answer.map(drop).map_err(|e| match code(&e) {
+                    Some("DBSnapshotNotFound") => {
+                        let listing = "describe-db-snapshots --db-instance-identifier";
+                        api::no_snapshot("snapshot", snapshot, listing, &spec.id)
+                    }
+                    _ => describe("restoring from the snapshot", e),
+                })
             }
-        })
-    }
-
-    fn readiness<'a>(&'a self, aws: &'a Aws, spec: &'a InstanceSpec) -> Pending<'a, Readiness> {
-        Box::pin(async move {
-            let answer = aws
-                .rds
-                .describe_db_instances()
-                .db_instance_identifier(&spec.id)
-                .send()
-                .await
-                .map_err(|e| describe("reading the instance status", e))?;
-            let Some(db) = answer.db_instances().first() else {
-                return Err(Error::Failed(format!(
-                    "instance {} vanished while waiting",
-                    spec.id
-                )));
-            };
-            let status = status_of(db);
-            check_status(&spec.id, &status)?;
-            Ok((status != "available").then_some(status))
-        })
-    }
-
-    fn parameters<'a>(
-        &'a self,
-        aws: &'a Aws,
-        name: String,
-    ) -> Pending<'a, Option<BTreeMap<String, String>>> {
-        Box::pin(async move {
-            match aws
-                .rds
-                .describe_db_parameters()
-                .db_parameter_group_name(name)
-                .source("user")
-                .send()
-                .await
-            {
-                Ok(answer) => Ok(Some(api::user_parameters(answer.parameters()))),
-                Err(e) if code(&e) == Some("DBParameterGroupNotFound") => Ok(None),
-                Err(e) => Err(describe("reading the parameter group", e)),
+            RestoreSource::Time(_) | RestoreSource::Latest => {
+                let request = aws.rds.restore_db_instance_to_point_in_time();
+                let request = request
+                    .source_db_instance_identifier(&spec.id)
+                    .target_db_instance_identifier(restore.id);
+                let mut request = as_specified!(request, spec, restore);
+                request = match restore.source {
+                    RestoreSource::Time(time) => request.restore_time(api::parse_time(time)?),
+                    _ => request.use_latest_restorable_time(true),
+                };
+                request.send().await.done("restoring to a point in time")
             }
-        })
+        }
     }
 
-    fn create_parameter_group<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move {
-            aws.rds
-                .create_db_parameter_group()
-                .db_parameter_group_name(spec.parameter_group_name())
-                .db_parameter_group_family(spec.parameter_group_family())
-                .description(format!(
-                    "rdsprov: parameters of {} (env {})",
-                    spec.id, spec.env
-                ))
-                .set_tags(Some(api::tags(spec)))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| describe("creating the parameter group", e))
-        })
+    async fn readiness(&self, On { aws, spec }: On<'_>) -> Result<Readiness> {
+        let answer = aws
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(&spec.id)
+            .send()
+            .await
+            .map_err(|e| describe("reading the instance status", e))?;
+        let Some(db) = answer.db_instances().first() else {
+            return Err(Error::Failed(format!(
+                "instance {} vanished while waiting",
+                spec.id
+            )));
+        };
+        let status = status_of(db);
+        check_status(&spec.id, &status)?;
+        Ok((status != "available").then_some(status))
     }
 
-    fn set_parameters<'a>(
-        &'a self,
-        aws: &'a Aws,
-        spec: &'a InstanceSpec,
-        parameters: Vec<aws_sdk_rds::types::Parameter>,
-    ) -> Pending<'a, ()> {
-        Box::pin(async move {
-            aws.rds
-                .modify_db_parameter_group()
-                .db_parameter_group_name(spec.parameter_group_name())
-                .set_parameters(Some(parameters))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| describe("setting parameters", e))
-        })
+    async fn parameters(&self, aws: &Aws, name: String) -> Result<Option<Parameters>> {
+        let answer = aws
+            .rds
+            .describe_db_parameters()
+            .db_parameter_group_name(name)
+            .source("user")
+            .send()
+            .await;
+        let parameters = answer.map(|a| a.parameters().to_vec());
+        api::found_parameters(parameters, "reading the parameter group")
+    }
+
+    async fn create_parameter_group(&self, On { aws, spec }: On<'_>) -> Result<()> {
+        aws.rds
+            .create_db_parameter_group()
+            .db_parameter_group_name(spec.parameter_group_name())
+            .db_parameter_group_family(spec.parameter_group_family())
+            .description(format!(
+                "rdsprov: parameters of {} (env {})",
+                spec.id, spec.env
+            ))
+            .set_tags(Some(api::tags(spec)))
+            .send()
+            .await
+            .done("creating the parameter group")
+    }
+
+    async fn set_parameters(&self, On { aws, spec }: On<'_>, set: Vec<Parameter>) -> Result<()> {
+        aws.rds
+            .modify_db_parameter_group()
+            .db_parameter_group_name(spec.parameter_group_name())
+            .set_parameters(Some(set))
+            .send()
+            .await
+            .done("setting parameters")
     }
 }
 

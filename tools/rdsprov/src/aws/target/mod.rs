@@ -3,14 +3,14 @@
 //! written once. Each implementation is the only place that knows its kind's API calls; which
 //! kind an env has is decided here, from the spec, and nowhere else.
 //!
-//! Calls return futures (boxed, so the trait stays object-safe): a wait polls inside its own
-//! async loop, everything else runs them with `Aws::block_on`.
+//! Calls are async (boxed by `async_trait`, so the trait stays object-safe): a wait polls
+//! inside its own async loop, everything else runs them with `Aws::block_on`.
 
 mod api;
 pub(crate) mod cluster;
 pub(crate) mod instance;
 
-pub(crate) use api::{tags, Modify, Restore, RestoreSource, Target};
+pub(crate) use api::{group_ids, tags, Modify, New, On, Restore, RestoreSource, Target};
 
 use crate::aws::spec::InstanceSpec;
 
