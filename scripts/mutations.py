@@ -30,6 +30,36 @@ WINDOWS = "bash scripts/windows/build.sh"
 #  what its output must then say: the test fails for the claim, not for another reason)
 MUTATIONS = [
     (
+        "envs-one-after-another",
+        "rdsprov apply of several envs runs them at once, one env's failure leaving the others whole",
+        "tools/rdsprov/src/aws/progress.rs",
+        "    if items.len() == 1 {",
+        "    if !items.is_empty() {\n        return items.iter().map(|item| (env_of(item), work(item))).collect();\n    }\n    if items.len() == 1 {",
+        BUILD,
+        E2E + "--test aws_provider -- several_envs_apply_at_once",
+        "test_created < dev_last_wait",
+    ),
+    (
+        "plan-asks-aws",
+        "rdsprov's steps run one way (observe → plan → apply) and the plan makes no AWS call",
+        "tools/rdsprov/src/aws/plan.rs",
+        "use crate::aws::target;\n",
+        "use crate::aws::target;\n#[allow(unused_imports)]\nuse crate::aws::observe::observe as _observe;\n",
+        "cargo build -q -p rdsprov",
+        "cargo test -q -p rdsprov -- layering",
+        "aws::plan must not reach aws::observe",
+    ),
+    (
+        "attribute-applied-at-the-wrong-time",
+        "each RDS attribute is planned with when AWS applies it, on both kinds of target",
+        "tools/rdsprov/src/aws/attributes.rs",
+        "            timing: Timing::Window,\n            read: |db| {\n                db.iam_database_authentication_enabled()",
+        "            timing: Timing::Immediately,\n            read: |db| {\n                db.iam_database_authentication_enabled()",
+        "cargo build -q -p rdsprov",
+        "cargo test -q -p rdsprov -- plan::tests",
+        "iam_auth",
+    ),
+    (
         "pass-runs-on-the-wrong-major",
         "make test's PostgreSQL 18 pass runs the tools' servers on 18",
         "tests/src/lib.rs",
@@ -43,7 +73,7 @@ MUTATIONS = [
     (
         "plain-password-to-the-server",
         "the plain password never reaches the server's files or logs",
-        "tools/rdsprov/src/tenant.rs",
+        "tools/rdsprov/src/tenancy.rs",
         "quote_literal(&verifier)",
         "quote_literal(&password)",
         BUILD,
@@ -64,8 +94,8 @@ MUTATIONS = [
         "a-second-apply-mutates",
         "a second apply makes no mutating call",
         "tools/rdsprov/src/aws/apply.rs",
-        "    let mut group_id = observed.security_group.as_ref().map(|(id, _)| id.clone());\n",
-        "    let mut group_id = observed.security_group.as_ref().map(|(id, _)| id.clone());\n"
+        "    // Security group: created with the spec's rules, or its spec rules brought in line.\n",
+        "    // Security group: created with the spec's rules, or its spec rules brought in line.\n"
         "    let _ = aws.block_on(aws.ec2.create_tags().resources(&observed.vpc_id).set_tags(Some(tags_ec2(spec))).send());\n",
         BUILD,
         E2E + "--test aws_provider -- plan_apply_plan_modify_and_a_second_apply",

@@ -289,6 +289,61 @@ fn a_broken_endpoint_or_a_full_group_changes_no_rule() {
         .env("XDG_STATE_HOME", &ada.state.path)
         .run();
     unreachable.expect_error("rdsprov", 4, "cannot be reached");
+    // HTTPS is verified against the OS's trust store: a self-signed endpoint is refused.
+    let key = dir.path.join("checkip.key");
+    let cert = dir.path.join("checkip.crt");
+    Tool::program("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg_path_flag("-keyout", &key)
+        .arg_path_flag("-out", &cert)
+        .run()
+        .expect(0);
+    let port = dbtools::server::free_port().unwrap();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &port.to_string()])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("this test needs openssl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "openssl s_server did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let untrusted = Tool::new("rdsprov")
+        .args(["access", "allow-current", "dev"])
+        .arg_path_flag("--spec", &ada.spec)
+        .aws(&moto)
+        .env("DBTOOLS_MACHINE_NAME", "ada@laptop")
+        .env("DBTOOLS_CHECKIP_URL", format!("https://127.0.0.1:{port}/"))
+        .env("XDG_STATE_HOME", &ada.state.path)
+        .run();
+    let _ = server.kill();
+    let _ = server.wait();
+    untrusted.expect_error("rdsprov", 4, "cannot be reached");
+    assert!(
+        untrusted.stderr.contains("certificate"),
+        "{}",
+        untrusted.stderr
+    );
     assert_eq!(rules(&moto, &group), before);
 
     // Fill the group to AWS's quota of 60 inbound rules.

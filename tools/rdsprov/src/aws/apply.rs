@@ -51,7 +51,7 @@ fn tags_ec2(spec: &InstanceSpec) -> Vec<aws_sdk_ec2::types::Tag> {
 }
 
 fn ingress(sources: &[String]) -> aws_sdk_ec2::types::IpPermission {
-    crate::aws::access::permission(sources, SPEC_RULE)
+    crate::aws::ingress::permission(sources, SPEC_RULE)
 }
 
 fn apply_steps(

@@ -11,7 +11,6 @@
 //! Credentials are checked first, with a short timeout, so a machine without any fails at once
 //! with what to set instead of after a long probe.
 
-pub(crate) mod access;
 pub(crate) mod alarms;
 pub(crate) mod apply;
 pub(crate) mod attributes;
@@ -19,6 +18,7 @@ pub(crate) mod catalog;
 pub(crate) mod databases;
 pub(crate) mod destroy;
 pub(crate) mod iam_token;
+pub(crate) mod ingress;
 pub(crate) mod observe;
 pub(crate) mod plan;
 pub(crate) mod pricing;
@@ -30,7 +30,7 @@ pub(crate) mod spec;
 pub(crate) mod stamps;
 pub(crate) mod state;
 pub(crate) mod target;
-pub(crate) mod tenant;
+pub(crate) mod tenants;
 
 use aws_sdk_rds::config::ProvideCredentials;
 use aws_sdk_rds::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

@@ -1,10 +1,10 @@
 //! `rdsprov access show|allow-current|revoke`: which instance (the env's in the spec, one
 //! named with --instance, or the env's in dbtools.toml as `dbenv import` wrote it), which
 //! machine (its name), the guard on locked envs, and the answer as `dbtools.access/v1`. The
-//! AWS calls are in `aws::access`; a local instance listens on loopback and needs no rule.
+//! AWS calls are in `aws::ingress`; a local instance listens on loopback and needs no rule.
 
 use super::common::report;
-use crate::aws::access as aws_access;
+use crate::aws::ingress;
 use crate::aws::Aws;
 use crate::checkip;
 use crate::cli::{AccessCommand, AccessTarget};
@@ -44,8 +44,8 @@ pub(super) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> R
                         ))?)
                     };
                     let aws = Aws::connect(&region)?;
-                    let target = aws_access::locate(&aws, &id)?;
-                    aws_access::show(&aws, &target, env.as_deref(), &machine, address)?
+                    let target = ingress::find(&aws, &id)?;
+                    ingress::show(&aws, &target, env.as_deref(), &machine, address)?
                 }
             };
             emit(out, access)
@@ -63,8 +63,8 @@ pub(super) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> R
             // The address first: an endpoint that cannot answer changes no rule.
             let address = checkip::public_address(&checkip::endpoint(config.as_ref()))?;
             let aws = Aws::connect(&region)?;
-            let instance = aws_access::locate(&aws, &id)?;
-            let changes = aws_access::allow_current(
+            let instance = ingress::find(&aws, &id)?;
+            let changes = ingress::allow_current(
                 &aws,
                 &instance,
                 &machine,
@@ -73,8 +73,7 @@ pub(super) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> R
                 replace,
             )?;
             report(&changes);
-            let mut access =
-                aws_access::show(&aws, &instance, Some(&env), &machine, Some(address))?;
+            let mut access = ingress::show(&aws, &instance, Some(&env), &machine, Some(address))?;
             access.changes = changes;
             emit(out, access)
         }
@@ -93,8 +92,8 @@ pub(super) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> R
                 None => machine.clone(),
             };
             let aws = Aws::connect(&region)?;
-            let instance = aws_access::locate(&aws, &id)?;
-            let changes = aws_access::revoke_machine(
+            let instance = ingress::find(&aws, &id)?;
+            let changes = ingress::revoke_machine(
                 &aws,
                 &instance,
                 &whose,
@@ -102,7 +101,7 @@ pub(super) fn run(out: Output, global: &GlobalArgs, command: AccessCommand) -> R
                 whose == machine,
             )?;
             report(&changes);
-            let mut access = aws_access::show(&aws, &instance, Some(&env), &machine, None)?;
+            let mut access = ingress::show(&aws, &instance, Some(&env), &machine, None)?;
             access.changes = changes;
             emit(out, access)
         }

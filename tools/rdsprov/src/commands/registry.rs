@@ -5,7 +5,7 @@ use super::common::{env_of, local_config, local_statuses, read_spec, TOOL};
 use crate::aws::attributes::Name;
 use crate::aws::progress::{all_envs, each_env};
 use crate::aws::spec::InstanceSpec;
-use crate::aws::{observe, pricing, tenant, Aws};
+use crate::aws::{observe, pricing, tenants, Aws};
 use crate::cli::Selection;
 use crate::local::LocalProvider;
 use dbtools::cli::GlobalArgs;
@@ -23,7 +23,7 @@ pub(super) fn aws(path: &Path) -> Result<ExitStatus> {
     let observations = all_envs(each_env(&chosen, env_of, |instance| {
         let observed = observe::observe(&aws, instance)?;
         let databases = match observed.target {
-            Some(_) => tenant::list(&aws, instance)?,
+            Some(_) => tenants::list(&aws, instance)?,
             None => Vec::new(),
         };
         Ok((observed, databases))

@@ -14,7 +14,7 @@
 
 use super::access::{locate, Located};
 use super::common::{instance_of, poll_interval, read_spec};
-use crate::aws::access as aws_access;
+use crate::aws::ingress;
 use crate::aws::progress::Progress;
 use crate::aws::{target, Aws};
 use crate::cli::AccessTarget;
@@ -62,7 +62,7 @@ pub(super) fn run(
         }
     };
     let aws = Aws::connect(&region)?;
-    let found = aws_access::locate(&aws, &id)?;
+    let found = ingress::find(&aws, &id)?;
     let taken = take(&aws, env, found.kind, &id, name)?;
     emit(out, &taken)
 }
@@ -160,7 +160,7 @@ fn before_migrate_step(out: Output, global: &GlobalArgs, name: Option<&str>) -> 
                 status.pending, instance.id
             ),
         );
-        let found = aws_access::locate(&aws, &instance.id)?;
+        let found = ingress::find(&aws, &instance.id)?;
         let taken = take(&aws, &env, found.kind, &instance.id, name)?;
         profile.snapshot = Some(taken.snapshot);
     }

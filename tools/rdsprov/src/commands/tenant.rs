@@ -4,7 +4,7 @@
 //! (reached with the RDS CA bundle); otherwise on its local one.
 
 use super::common::{emit_aws, emit_local, instance_of, local_config, read_spec, report, TOOL};
-use crate::aws::{observe, tenant, Aws};
+use crate::aws::{observe, tenants, Aws};
 use crate::local::{self, LocalProvider};
 use dbtools::cli::GlobalArgs;
 use dbtools::config::Config;
@@ -27,7 +27,7 @@ pub(super) fn aws(
     let config = Config::find(global.config.as_deref())?;
     let tenant = crate::tenancy::checked_tenant(env, name, &instance.master_user, config.as_ref())?;
     let aws = Aws::connect(&spec.region)?;
-    let (changes, record) = tenant::add(&aws, instance, &tenant, iam, sslrootcert)?;
+    let (changes, record) = tenants::add(&aws, instance, &tenant, iam, sslrootcert)?;
     report(&changes);
     let mut found = observe::instance(&aws, instance)?
         .ok_or_else(|| Error::Failed(format!("instance {} vanished", instance.id)))?;

@@ -34,7 +34,7 @@ pub(crate) struct Found {
 
 /// Finds `id` as an instance, else as an Aurora cluster (whose writer says whether it is
 /// publicly accessible).
-pub(crate) fn locate(aws: &Aws, id: &str) -> Result<Found> {
+pub(crate) fn find(aws: &Aws, id: &str) -> Result<Found> {
     aws.block_on(async {
         if let Some(db) = instance::describe_instance(aws, id).await? {
             return Ok(Found {
