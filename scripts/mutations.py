@@ -37,7 +37,7 @@ MUTATIONS = [
         "    if !items.is_empty() {\n        return items.iter().map(|item| (env_of(item), work(item))).collect();\n    }\n    if items.len() == 1 {",
         BUILD,
         E2E + "--test aws_provider -- several_envs_apply_at_once",
-        "test_created < dev_last_wait",
+        "the envs ran one after the other, not at once",
     ),
     (
         "plan-asks-aws",

@@ -1843,7 +1843,11 @@ fn several_envs_apply_at_once_and_a_failure_leaves_the_others_whole() {
         .iter()
         .rposition(|l| l.contains("env dev: waiting for shop-dev: creating"))
         .unwrap_or_else(|| panic!("{}", apply.stderr));
-    assert!(test_created < dev_last_wait, "{}", apply.stderr);
+    assert!(
+        test_created < dev_last_wait,
+        "the envs ran one after the other, not at once: {}",
+        apply.stderr
+    );
     for id in ["shop-dev", "shop-test"] {
         let found = moto.call(
             "rds",
