@@ -1878,6 +1878,27 @@ fn several_envs_apply_at_once_and_a_failure_leaves_the_others_whole() {
     assert_eq!(resources["instances"].as_array().unwrap().len(), 3);
     let plan = rdsprov(&moto, &dir, THREE_ENVS, &["plan"]).expect(0).json();
     assert_eq!(plan["up_to_date"], true, "{plan}");
+    // status and wait read every env (in the spec's order, by name) or those named (in the
+    // order named).
+    for args in [
+        &["status"][..],
+        &["wait"],
+        &["status", "--env", "stage", "--env", "dev"],
+    ] {
+        let shown = rdsprov(&moto, &dir, THREE_ENVS, args).expect(0).json();
+        let envs: Vec<&str> = shown["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["env"].as_str().unwrap())
+            .collect();
+        let expected: &[&str] = if args.len() > 1 {
+            &["stage", "dev"]
+        } else {
+            &["dev", "stage", "test"]
+        };
+        assert_eq!(envs, expected, "{args:?}");
+    }
 
     // A destroy of two envs: test's own confirmation is missing, so neither goes.
     let destroy = |confirm: &str| {
@@ -1925,4 +1946,94 @@ fn several_envs_apply_at_once_and_a_failure_leaves_the_others_whole() {
         .map(|db| db["DBInstanceIdentifier"].as_str().unwrap())
         .collect();
     assert_eq!(left, ["shop-stage"]);
+}
+
+/// Ctrl-C with several envs: every env stops (each wait at once) and says where it stood; a
+/// rerun continues. A second Ctrl-C stops at once even while an AWS call is still out.
+#[test]
+fn ctrl_c_stops_every_env_and_a_second_one_stops_at_once() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-sigint-envs");
+    let two_envs = THREE_ENVS.split("[env.stage]").next().unwrap();
+    let faults = FaultyAws::start(
+        &moto,
+        json!([{"operation": "DescribeDBInstances", "delay": 60, "after": "CreateDBInstance"}]),
+    );
+    let child = rdsprov_tool(&dir, two_envs, &["apply"])
+        .aws_through(&moto, &faults)
+        .spawn();
+    let created = |faults: &FaultyAws| {
+        faults
+            .requests()
+            .iter()
+            .filter(|(op, status)| op == "CreateDBInstance" && *status == 200)
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while created(&faults) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apply never created both instances"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.signal("INT");
+    let stopped = child.wait_within(std::time::Duration::from_secs(20), "apply after Ctrl-C");
+    let stderr = &stopped.stderr;
+    stopped.expect(130);
+    let last = stderr.lines().last().unwrap_or_default();
+    for env in ["dev", "test"] {
+        assert!(
+            last.contains(&format!(
+                "env {env}: interrupted while waiting for shop-{env}"
+            )) && stderr.contains(&format!("env {env}: created instance shop-{env}")),
+            "{stderr}"
+        );
+    }
+    let rerun = rdsprov(&moto, &dir, two_envs, &["apply"]);
+    assert_eq!(
+        rerun.expect(0).json()["changes"],
+        json!([]),
+        "{}",
+        rerun.stderr
+    );
+
+    // A call held out (the instance's creation): the first Ctrl-C waits for it and says so,
+    // the second stops at once.
+    let held = FaultyAws::start(
+        &moto,
+        json!([{"operation": "CreateDBInstance", "delay": 60}]),
+    );
+    let other = TempDir::new("aws-sigint-held");
+    let child = rdsprov_tool(
+        &other,
+        &two_envs.replace("shop-", "held-"),
+        &["apply", "--env", "dev"],
+    )
+    .aws_through(&moto, &held)
+    .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while held.params("CreateDBInstance").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apply never asked for the instance"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.signal("INT");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.signal("INT");
+    // The held call answers after 60 s: stopping within 20 means it was not waited for.
+    let stopped = child.wait_within(
+        std::time::Duration::from_secs(20),
+        "apply after two Ctrl-Cs",
+    );
+    let stderr = &stopped.stderr;
+    stopped.expect(130);
+    assert!(
+        stderr.contains("each env stops after its current AWS call (Ctrl-C again to stop at once)")
+            && stderr.contains("interrupted again: stopping now"),
+        "{stderr}"
+    );
 }

@@ -122,56 +122,72 @@ pub(crate) fn wanted(spec: &InstanceSpec, alarms: &AlarmsSpec) -> Vec<WantedAlar
     ]
 }
 
+/// The ARN of SNS topic `name`, None when there is none.
+async fn find_topic(aws: &Aws, name: &str) -> Result<Option<String>> {
+    let suffix = format!(":{name}");
+    let mut next: Option<String> = None;
+    loop {
+        let page = aws
+            .sns
+            .list_topics()
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| describe("listing SNS topics", e))?;
+        let found = page
+            .topics()
+            .iter()
+            .filter_map(|t| t.topic_arn())
+            .find(|arn| arn.ends_with(&suffix));
+        if let Some(arn) = found {
+            return Ok(Some(arn.to_string()));
+        }
+        match page.next_token() {
+            Some(token) => next = Some(token.to_string()),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Whether `email` is subscribed to the topic (confirmed or pending).
+async fn subscribed(aws: &Aws, topic_arn: &str, email: &str) -> Result<bool> {
+    let mut next: Option<String> = None;
+    loop {
+        let page = aws
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(topic_arn)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| describe("listing the topic's subscriptions", e))?;
+        let found = page
+            .subscriptions()
+            .iter()
+            .any(|s| s.protocol() == Some("email") && s.endpoint() == Some(email));
+        match page.next_token() {
+            _ if found => return Ok(true),
+            Some(token) => next = Some(token.to_string()),
+            None => return Ok(false),
+        }
+    }
+}
+
+/// Envs applied at once may share a topic (`alarms.topic`): one of them creates it and
+/// subscribes the email, the others find it done.
+static SHARED_TOPICS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Reads the topic (by name), its email subscription, and our alarms of the instance.
 pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<ObservedAlarms> {
     let Some(wanted) = &spec.alarms else {
         return Ok(ObservedAlarms::default());
     };
     aws.block_on(async {
-        let suffix = format!(":{}", wanted.topic);
-        let mut topic_arn;
-        let mut next: Option<String> = None;
-        loop {
-            let page = aws
-                .sns
-                .list_topics()
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| describe("listing SNS topics", e))?;
-            topic_arn = page
-                .topics()
-                .iter()
-                .filter_map(|t| t.topic_arn())
-                .find(|arn| arn.ends_with(&suffix))
-                .map(str::to_string);
-            next = page.next_token().map(str::to_string);
-            if topic_arn.is_some() || next.is_none() {
-                break;
-            }
-        }
-        let mut email_subscribed = false;
-        if let (Some(arn), Some(email)) = (&topic_arn, &wanted.email) {
-            let mut next: Option<String> = None;
-            loop {
-                let page = aws
-                    .sns
-                    .list_subscriptions_by_topic()
-                    .topic_arn(arn)
-                    .set_next_token(next.take())
-                    .send()
-                    .await
-                    .map_err(|e| describe("listing the topic's subscriptions", e))?;
-                email_subscribed |= page
-                    .subscriptions()
-                    .iter()
-                    .any(|s| s.protocol() == Some("email") && s.endpoint() == Some(email.as_str()));
-                next = page.next_token().map(str::to_string);
-                if email_subscribed || next.is_none() {
-                    break;
-                }
-            }
-        }
+        let topic_arn = find_topic(aws, &wanted.topic).await?;
+        let email_subscribed = match (&topic_arn, &wanted.email) {
+            (Some(arn), Some(email)) => subscribed(aws, arn, email).await?,
+            _ => false,
+        };
         let mut alarms = BTreeMap::new();
         let mut next: Option<String> = None;
         loop {
@@ -318,24 +334,30 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &ObservedAlarms) -> Vec<Planne
     changes
 }
 
-/// Makes the planned alarm changes; returns the alarm names (all of them, changed or not).
+/// Makes the planned alarm changes; returns the alarm names (all of them, changed or not) and
+/// the topic they notify.
 pub(crate) fn apply(
     aws: &Aws,
     spec: &InstanceSpec,
     observed: &ObservedAlarms,
     planned: &[PlannedChange],
     progress: &mut Progress,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Option<String>)> {
     let Some(wanted_spec) = &spec.alarms else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
     let pending = |resource: PlanResource, name: &str| {
         planned
             .iter()
             .any(|c| c.resource == resource && c.name == name && c.action != PlanAction::None)
     };
-    let topic_arn = match &observed.topic_arn {
-        Some(arn) => arn.clone(),
+    let shared = SHARED_TOPICS.lock().unwrap_or_else(|e| e.into_inner());
+    let found = match &observed.topic_arn {
+        Some(arn) => Some(arn.clone()),
+        None => aws.block_on(find_topic(aws, &wanted_spec.topic))?,
+    };
+    let topic_arn = match found {
+        Some(arn) => arn,
         None => {
             let tags = spec
                 .tags
@@ -358,7 +380,9 @@ pub(crate) fn apply(
         }
     };
     if let Some(email) = &wanted_spec.email {
-        if pending(PlanResource::SnsSubscription, email) {
+        let wanted_now = pending(PlanResource::SnsSubscription, email)
+            && !aws.block_on(subscribed(aws, &topic_arn, email))?;
+        if wanted_now {
             aws.block_on(
                 aws.sns
                     .subscribe()
@@ -374,6 +398,7 @@ pub(crate) fn apply(
             ));
         }
     }
+    drop(shared);
     let mut names = Vec::new();
     for alarm in wanted(spec, wanted_spec) {
         if pending(PlanResource::Alarm, &alarm.name) {
@@ -382,7 +407,7 @@ pub(crate) fn apply(
         }
         names.push(alarm.name);
     }
-    Ok(names)
+    Ok((names, Some(topic_arn)))
 }
 
 fn put_alarm(aws: &Aws, spec: &InstanceSpec, alarm: &WantedAlarm, topic_arn: &str) -> Result<()> {

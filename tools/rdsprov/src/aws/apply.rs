@@ -142,12 +142,8 @@ fn apply_steps(
     if let Some(change) = action_of(planned, PlanResource::ParameterGroup) {
         progress.check_interrupt()?;
         if change.action == PlanAction::Create {
-            aws.block_on(target.create_parameter_group(On { aws, spec }))?;
-            progress.did(format!(
-                "created {}parameter group {}",
-                if spec.is_aurora() { "cluster " } else { "" },
-                spec.parameter_group_name()
-            ));
+            let created = aws.block_on(target.create_parameter_group(On { aws, spec }))?;
+            progress.did(created);
         }
         let parameters: Vec<aws_sdk_rds::types::Parameter> = change
             .attributes
@@ -320,16 +316,7 @@ fn apply_steps(
     }
     // Alarms name the instance only, so they can follow its creation without waiting for it.
     progress.check_interrupt()?;
-    let alarms = alarms::apply(aws, spec, &observed.alarms, planned, progress)?;
-    let alarm_topic = match (&spec.alarms, &observed.alarms.topic_arn) {
-        (None, _) => None,
-        (Some(_), Some(arn)) => Some(arn.clone()),
-        (Some(_), None) => progress
-            .done()
-            .iter()
-            .find_map(|d| d.strip_prefix("created SNS topic "))
-            .map(str::to_string),
-    };
+    let (alarms, alarm_topic) = alarms::apply(aws, spec, &observed.alarms, planned, progress)?;
     wait_available(aws, spec, progress)?;
     // As it now is: the answer of describe calls, like `status`.
     let mut instance = observe::instance(aws, spec)?

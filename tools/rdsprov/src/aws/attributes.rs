@@ -244,18 +244,6 @@ pub(crate) const TABLE: &[Attribute] = &[
         aurora: OnAurora::Nowhere,
     },
     Attribute {
-        name: Name::MaxStorageGb,
-        wanted: |spec| spec.max_storage_gb.map(|max| max.to_string()),
-        drift: Drift::Exact,
-        instance: Some(OnInstance {
-            timing: Timing::Immediately,
-            read: |db| db.max_allocated_storage().map(|v| v.to_string()),
-            create: |request, spec| request.set_max_allocated_storage(spec.max_storage_gb),
-            modify: |request, _, spec| request.set_max_allocated_storage(spec.max_storage_gb),
-        }),
-        aurora: OnAurora::Nowhere,
-    },
-    Attribute {
         name: Name::MultiAz,
         wanted: |spec| Some(spec.multi_az.to_string()),
         drift: Drift::Exact,
@@ -437,6 +425,18 @@ pub(crate) const TABLE: &[Attribute] = &[
             create: |request, spec| request.set_db_subnet_group_name(spec.subnet_group_name()),
             modify: |request, _, _| request,
         }),
+    },
+    Attribute {
+        name: Name::MaxStorageGb,
+        wanted: |spec| spec.max_storage_gb.map(|max| max.to_string()),
+        drift: Drift::Exact,
+        instance: Some(OnInstance {
+            timing: Timing::Immediately,
+            read: |db| db.max_allocated_storage().map(|v| v.to_string()),
+            create: |request, spec| request.set_max_allocated_storage(spec.max_storage_gb),
+            modify: |request, _, spec| request.set_max_allocated_storage(spec.max_storage_gb),
+        }),
+        aurora: OnAurora::Nowhere,
     },
     Attribute {
         name: Name::BackupWindow,

@@ -34,13 +34,14 @@ pub(crate) struct Allowed {
 
 /// The guard's say on deleting the env's target, before anything is changed: every env whose
 /// data is on it must be confirmed, deletion protection must be lifted on purpose, and only
-/// open envs may skip the final snapshot.
+/// open envs may skip the final snapshot. A refusal is audited here; the guard that allowed is
+/// returned, to record the destroy once every env named is allowed.
 pub(crate) fn allow(
     aws: &Aws,
     spec: &InstanceSpec,
     options: &DestroyOptions,
     config: Option<&dbtools::config::Config>,
-) -> Result<Allowed> {
+) -> Result<(Allowed, Guard<'static>)> {
     // An AWS instance is gone for good: its id is typed on every env, open ones included.
     let guard = Guard::for_instance(
         TOOL,
@@ -97,7 +98,8 @@ pub(crate) fn allow(
             Err(e) => dbtools::cli::note(
                 TOOL,
                 format!(
-                    "the databases of {} cannot be read from here ({}): the stamps recorded on the instance decide",
+                    "env {}: the databases of {} cannot be read from here ({}): the stamps recorded on the instance decide",
+                    spec.env,
                     spec.id,
                     e.message()
                 ),
@@ -136,13 +138,13 @@ pub(crate) fn allow(
             ),
         ));
     }
-    guard.record_allowed(None, &options.confirmation)?;
-    Ok(Allowed {
+    let allowed = Allowed {
         members: observed.members.iter().map(|m| m.id.clone()).collect(),
         protected,
         final_snapshot: (!options.skip_final_snapshot)
             .then(|| format!("{}-final-{}", spec.id, dbtools::time::compact_now())),
-    })
+    };
+    Ok((allowed, guard))
 }
 
 /// Deletes what the guard allowed: deletion protection off when asked, an Aurora cluster's

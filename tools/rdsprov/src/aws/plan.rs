@@ -167,13 +167,10 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
             }
         });
     }
-    // The reader we added for Multi-AZ goes when Multi-AZ is turned off; members added by
-    // hand (other names) are not ours to remove.
-    let reader = format!("{}-2", spec.id);
-    if spec.is_aurora() && !spec.multi_az && observed.members.iter().any(|m| m.id == reader) {
+    for id in target.surplus_members(spec, &observed.members) {
         changes.push(change(
             PlanResource::DbInstance,
-            &reader,
+            &id,
             PlanAction::Delete,
             Vec::new(),
         ));

@@ -5,9 +5,62 @@
 
 use dbtools::interrupt::Sigint;
 use dbtools::{cli, Error, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TOOL: &str = "rdsprov";
+
+/// Ctrl-C (or SIGTERM) while a command changes AWS: the first stops every env at its next step
+/// (a wait at once), and says so at once; a second stops the process there and then — what AWS
+/// was already asked to do goes on there, and the same command run again continues.
+pub(crate) struct Interrupt {
+    sigint: Arc<Sigint>,
+    done: Arc<AtomicBool>,
+}
+
+impl Interrupt {
+    pub(crate) fn catch() -> Interrupt {
+        let sigint = Arc::new(Sigint::catch());
+        let done = Arc::new(AtomicBool::new(false));
+        let (watched, finished) = (Arc::clone(&sigint), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut said = false;
+            while !finished.load(Ordering::SeqCst) {
+                match watched.count() {
+                    0 => {}
+                    1 if !said => {
+                        cli::note(
+                            TOOL,
+                            "interrupted: each env stops after its current AWS call (Ctrl-C again to stop at once)",
+                        );
+                        said = true;
+                    }
+                    1 => {}
+                    _ => {
+                        cli::note(
+                            TOOL,
+                            "interrupted again: stopping now; what AWS was already asked to do goes on there — run the same command again to continue",
+                        );
+                        std::process::exit(130);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Interrupt { sigint, done }
+    }
+
+    pub(crate) fn sigint(&self) -> &Sigint {
+        &self.sigint
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+    }
+}
 
 pub(crate) struct Progress<'a> {
     pub env: &'a str,
@@ -35,10 +88,6 @@ impl<'a> Progress<'a> {
     pub(crate) fn did(&mut self, text: String) {
         self.note(&text);
         self.done.push(text);
-    }
-
-    pub(crate) fn done(&self) -> &[String] {
-        &self.done
     }
 
     pub(crate) fn into_done(self) -> Vec<String> {
@@ -124,11 +173,13 @@ impl<'a> Progress<'a> {
 /// The same kind of error with another message.
 pub(crate) fn with_message(error: &Error, message: String) -> Error {
     match error {
-        Error::Unreachable(_) | Error::AuthFailed(_) => Error::Unreachable(message),
         Error::BadInput(_) => Error::BadInput(message),
         Error::Refused(_) => Error::Refused(message),
+        Error::Unreachable(_) => Error::Unreachable(message),
+        Error::AuthFailed(_) => Error::AuthFailed(message),
+        Error::Failed(_) | Error::Upstream { .. } => Error::Failed(message),
+        Error::LockTimeout(_) => Error::LockTimeout(message),
         Error::Interrupted(_) => Error::Interrupted(message),
-        _ => Error::Failed(message),
     }
 }
 

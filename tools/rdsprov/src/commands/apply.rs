@@ -6,15 +6,17 @@
 use super::common::{
     emit_aws, emit_local, env_of, local_config, poll_interval, read_spec, select, TOOL,
 };
-use crate::aws::progress::{all_envs, each_env, Progress};
+use crate::aws::progress::{all_envs, each_env, Interrupt, Progress};
 use crate::aws::{apply, databases, observe, plan, Aws};
 use crate::cli::Selection;
 use crate::local::{self, LocalProvider};
 use dbtools::cli::GlobalArgs;
-use dbtools::interrupt::Sigint;
+
 use dbtools::output::Output;
 use dbtools::{cli, ExitStatus, Result};
 use std::path::Path;
+
+static UPGRADES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 pub(super) fn aws(
     out: Output,
@@ -25,21 +27,26 @@ pub(super) fn aws(
     let spec = read_spec(path)?;
     let chosen = select(&spec, envs)?;
     let aws = Aws::connect(&spec.region)?;
-    let interrupt = Sigint::catch();
+    let interrupt = Interrupt::catch();
     let applied = all_envs(each_env(&chosen, env_of, |instance| {
-        let mut progress = Progress::new(&instance.env, poll_interval(), &interrupt);
+        let mut progress = Progress::new(&instance.env, poll_interval(), interrupt.sigint());
         let observed = observe::observe(&aws, instance)?;
         let planned = plan::plan(instance, &observed);
         let found = apply::apply(&aws, instance, &observed, &planned, &mut progress)?;
         if sslrootcert.is_some() {
-            let access = databases::MasterAccess::of(
+            // One env at a time: a verify-full connect sets the process's environment for
+            // OpenSSL, which threads must not do at once.
+            let _one_at_a_time = UPGRADES.lock().unwrap_or_else(|e| e.into_inner());
+            let upgraded = databases::MasterAccess::of(
                 &aws,
                 instance,
                 instance,
                 sslrootcert,
                 "apply --sslrootcert",
-            )?;
-            for change in databases::upgrade(&aws, instance, &access)? {
+            )
+            .and_then(|access| databases::upgrade(&aws, instance, &access))
+            .map_err(|e| progress.failure(e, "apply --sslrootcert"))?;
+            for change in upgraded {
                 progress.did(change);
             }
         }

@@ -10,14 +10,14 @@ use super::common::{
     emit_local, env_protection, instance_of, local_config, poll_interval, read_spec, TOOL,
 };
 use crate::aws::destroy::{self, DestroyOptions};
-use crate::aws::progress::{all_envs, each_env, Progress};
+use crate::aws::progress::{all_envs, each_env, Interrupt, Progress};
 use crate::aws::Aws;
 use crate::cli::DestroyArgs;
 use crate::local::{self, LocalProvider};
 use dbtools::cli::GlobalArgs;
 use dbtools::contract::Protection;
 use dbtools::guard::Guard;
-use dbtools::interrupt::Sigint;
+
 use dbtools::output::Output;
 use dbtools::{cli, ExitStatus, Result};
 
@@ -38,6 +38,8 @@ pub(super) fn aws(out: Output, global: &GlobalArgs, args: DestroyArgs) -> Result
     // Every env's guard first, one after the other: nothing is deleted unless each is
     // confirmed.
     let mut allowed = Vec::new();
+    let mut guards = Vec::new();
+    let confirmation = args.confirm.confirmation();
     for instance in &chosen {
         let (config, protection) = env_protection(global, &instance.env);
         let options = DestroyOptions {
@@ -47,17 +49,19 @@ pub(super) fn aws(out: Output, global: &GlobalArgs, args: DestroyArgs) -> Result
             skip_final_snapshot: args.skip_final_snapshot,
             sslrootcert: args.sslrootcert.clone(),
         };
-        allowed.push((
-            *instance,
-            destroy::allow(&aws, instance, &options, config.as_ref())?,
-        ));
+        let (ok, guard) = destroy::allow(&aws, instance, &options, config.as_ref())?;
+        allowed.push((*instance, ok));
+        guards.push(guard);
     }
-    let interrupt = Sigint::catch();
+    for guard in &guards {
+        guard.record_allowed(None, &confirmation)?;
+    }
+    let interrupt = Interrupt::catch();
     let done = all_envs(each_env(
         &allowed,
         |(instance, _)| instance.env.clone(),
         |(instance, allowed)| {
-            let mut progress = Progress::new(&instance.env, poll_interval(), &interrupt);
+            let mut progress = Progress::new(&instance.env, poll_interval(), interrupt.sigint());
             destroy::destroy(&aws, instance, allowed, &mut progress)
                 .map_err(|e| progress.failure(e, "destroy"))?;
             Ok(progress.into_done())
@@ -90,6 +94,7 @@ pub(super) fn local(out: Output, global: &GlobalArgs, args: DestroyArgs) -> Resu
             }
         }
     }
+    let mut allowed = Vec::new();
     for (env, spec) in &chosen {
         // Every env whose data is on the instance is at risk, whatever env name
         // reached it: the stamps in its databases (the record when they cannot be
@@ -130,6 +135,9 @@ pub(super) fn local(out: Output, global: &GlobalArgs, args: DestroyArgs) -> Resu
         {
             return Err(guard.refuse(None, format!("{reason}{source}")));
         }
+        allowed.push(guard);
+    }
+    for guard in &allowed {
         guard.record_allowed(None, &confirmation)?;
     }
     for (_, spec) in &chosen {

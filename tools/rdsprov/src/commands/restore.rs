@@ -3,12 +3,12 @@
 //! databases are adopted by that env.
 
 use super::common::{emit_aws, env_protection, instance_of, poll_interval, read_spec, TOOL};
-use crate::aws::progress::Progress;
+use crate::aws::progress::{Interrupt, Progress};
 use crate::aws::target::RestoreSource;
 use crate::aws::{databases, observe, restore, Aws};
 use crate::cli::RestoreArgs;
 use dbtools::cli::GlobalArgs;
-use dbtools::interrupt::Sigint;
+
 use dbtools::output::Output;
 use dbtools::{cli, Error, ExitStatus, Result};
 use std::path::Path;
@@ -64,8 +64,8 @@ pub(super) fn aws(out: Output, global: &GlobalArgs, args: RestoreArgs) -> Result
     guard.record_allowed(None, &confirmation)?;
     let aws = Aws::connect(&spec.region)?;
     let live = observe::observe(&aws, instance)?;
-    let interrupt = Sigint::catch();
-    let mut progress = Progress::new(env, poll_interval(), &interrupt);
+    let interrupt = Interrupt::catch();
+    let mut progress = Progress::new(env, poll_interval(), interrupt.sigint());
     restore::restore(
         &aws,
         instance,
@@ -73,9 +73,10 @@ pub(super) fn aws(out: Output, global: &GlobalArgs, args: RestoreArgs) -> Result
         target_id,
         live.security_group.map(|g| g.id),
         &mut progress,
-    )
-    .map_err(|e| progress.failure(e, "restore"))?;
+    )?;
     let mut changes = progress.into_done();
+    // Adopting the copies is SQL on the new instance: Ctrl-C there is plain Ctrl-C again.
+    drop(interrupt);
     if let Some(adoption) = &adoption {
         let mut restored = instance.clone();
         restored.id = target_id.to_string();

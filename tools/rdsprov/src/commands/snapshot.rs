@@ -15,13 +15,13 @@
 use super::access::{locate, Located};
 use super::common::{instance_of, poll_interval, read_spec};
 use crate::aws::ingress;
-use crate::aws::progress::Progress;
+use crate::aws::progress::{Interrupt, Progress};
 use crate::aws::{target, Aws};
 use crate::cli::AccessTarget;
 use dbtools::cli::GlobalArgs;
 use dbtools::config::Config;
 use dbtools::contract::{self, MigrateStatus, Profile};
-use dbtools::interrupt::Sigint;
+
 use dbtools::output::{self, Output};
 use dbtools::{cli, input, resolve, Error, ExitStatus, Result};
 use std::path::Path;
@@ -74,8 +74,8 @@ fn take(
     id: &str,
     name: Option<&str>,
 ) -> Result<contract::Snapshot> {
-    let interrupt = Sigint::catch();
-    let progress = Progress::new(env, poll_interval(), &interrupt);
+    let interrupt = Interrupt::catch();
+    let progress = Progress::new(env, poll_interval(), interrupt.sigint());
     let taken = crate::aws::snapshot::snapshot(aws, kind, id, name, &progress)?;
     cli::note(
         TOOL,

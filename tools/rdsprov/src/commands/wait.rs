@@ -3,9 +3,9 @@
 //! changes nothing.
 
 use super::common::{emit_aws, env_of, poll_interval, read_spec, select};
-use crate::aws::progress::{all_envs, each_env, Progress};
+use crate::aws::progress::{all_envs, each_env, Interrupt, Progress};
 use crate::aws::{apply, observe, Aws};
-use dbtools::interrupt::Sigint;
+
 use dbtools::output::Output;
 use dbtools::{Error, ExitStatus, Result};
 use std::path::Path;
@@ -14,9 +14,9 @@ pub(super) fn aws(out: Output, path: &Path, envs: &[String]) -> Result<ExitStatu
     let spec = read_spec(path)?;
     let chosen = select(&spec, envs)?;
     let aws = Aws::connect(&spec.region)?;
-    let interrupt = Sigint::catch();
+    let interrupt = Interrupt::catch();
     let instances = all_envs(each_env(&chosen, env_of, |instance| {
-        let progress = Progress::new(&instance.env, poll_interval(), &interrupt);
+        let progress = Progress::new(&instance.env, poll_interval(), interrupt.sigint());
         apply::wait_available(&aws, instance, &progress)?;
         observe::instance(&aws, instance)?.ok_or_else(|| {
             Error::Failed(format!("instance {} vanished after the wait", instance.id))

@@ -93,9 +93,14 @@ pub(crate) trait Target: Sync {
 
     /// The parameters the user set in group `name`, None when the group does not exist.
     async fn parameters(&self, aws: &Aws, name: String) -> Result<Option<Parameters>>;
-    async fn create_parameter_group(&self, on: On<'_>) -> Result<()>;
+    /// Creates the env's parameter group; says what was created.
+    async fn create_parameter_group(&self, on: On<'_>) -> Result<String>;
     async fn set_parameters(&self, on: On<'_>, set: Vec<Parameter>) -> Result<()>;
 
+    /// Members the target has that the spec no longer asks for, and that are ours to remove.
+    fn surplus_members(&self, _spec: &InstanceSpec, _members: &[Member]) -> Vec<String> {
+        Vec::new()
+    }
     /// Adds member `id` to cluster `cluster_id`.
     async fn create_member(&self, _on: On<'_>, _cluster_id: &str, id: &str) -> Result<()> {
         Err(no_members(self.kind(), id))

@@ -7,13 +7,13 @@
 //! `registry`, tenants and `dbenv import` read a cluster as they read an instance.
 
 use crate::aws::attributes::{self, Attribute, Name, Timing};
-use crate::aws::spec::AURORA;
+use crate::aws::spec::{InstanceSpec, AURORA};
 use crate::aws::state::{Member, TargetState};
 use crate::aws::target::api::{
     self, with_master_and_tags, Answered, Found, Modify, New, On, Parameter, Parameters, Readiness,
     Restore, RestoreSource, Status, Target,
 };
-use crate::aws::target::instance::{check_status, modify_instance, read, status_of};
+use crate::aws::target::instance::{modify_instance, read, status_of};
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::PlanResource;
 use dbtools::{Error, Result};
@@ -272,9 +272,6 @@ impl Target for AuroraCluster {
                 .iter()
                 .find(|m| m.id == id)
                 .map_or("missing", |m| m.status.as_str());
-            if member != "missing" {
-                check_status(&id, member)?;
-            }
             status.push_str(&format!(", {id} {member}"));
             ready &= member == "available";
         }
@@ -294,7 +291,7 @@ impl Target for AuroraCluster {
     }
 
     /// The cluster parameter group (family `aurora-postgresqlNN`).
-    async fn create_parameter_group(&self, On { aws, spec }: On<'_>) -> Result<()> {
+    async fn create_parameter_group(&self, On { aws, spec }: On<'_>) -> Result<String> {
         aws.rds
             .create_db_cluster_parameter_group()
             .db_cluster_parameter_group_name(spec.parameter_group_name())
@@ -306,7 +303,11 @@ impl Target for AuroraCluster {
             .set_tags(Some(api::tags(spec)))
             .send()
             .await
-            .done("creating the cluster parameter group")
+            .done("creating the cluster parameter group")?;
+        Ok(format!(
+            "created cluster parameter group {}",
+            spec.parameter_group_name()
+        ))
     }
 
     async fn set_parameters(&self, On { aws, spec }: On<'_>, set: Vec<Parameter>) -> Result<()> {
@@ -317,6 +318,14 @@ impl Target for AuroraCluster {
             .send()
             .await
             .done("setting cluster parameters")
+    }
+
+    /// The reader we added for Multi-AZ goes when Multi-AZ is turned off; members added by
+    /// hand (other names) are not ours to remove.
+    fn surplus_members(&self, spec: &InstanceSpec, members: &[Member]) -> Vec<String> {
+        let reader = format!("{}-2", spec.id);
+        let ours = !spec.multi_az && members.iter().any(|m| m.id == reader);
+        ours.then_some(reader).into_iter().collect()
     }
 
     /// A `db.serverless` member of `cluster_id` with the spec's per-instance settings.

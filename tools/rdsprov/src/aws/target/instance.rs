@@ -88,7 +88,7 @@ pub(crate) async fn modify_instance(
 }
 
 /// Fails on states an instance does not leave by itself; otherwise its status.
-pub(crate) fn check_status(id: &str, status: &str) -> Result<()> {
+fn check_status(id: &str, status: &str) -> Result<()> {
     if matches!(
         status,
         "failed" | "incompatible-parameters" | "incompatible-network" | "storage-full"
@@ -275,7 +275,7 @@ impl Target for RdsInstance {
         api::found_parameters(parameters, "reading the parameter group")
     }
 
-    async fn create_parameter_group(&self, On { aws, spec }: On<'_>) -> Result<()> {
+    async fn create_parameter_group(&self, On { aws, spec }: On<'_>) -> Result<String> {
         aws.rds
             .create_db_parameter_group()
             .db_parameter_group_name(spec.parameter_group_name())
@@ -287,7 +287,11 @@ impl Target for RdsInstance {
             .set_tags(Some(api::tags(spec)))
             .send()
             .await
-            .done("creating the parameter group")
+            .done("creating the parameter group")?;
+        Ok(format!(
+            "created parameter group {}",
+            spec.parameter_group_name()
+        ))
     }
 
     async fn set_parameters(&self, On { aws, spec }: On<'_>, set: Vec<Parameter>) -> Result<()> {
