@@ -30,6 +30,16 @@ WINDOWS = "bash scripts/windows/build.sh"
 #  what its output must then say: the test fails for the claim, not for another reason)
 MUTATIONS = [
     (
+        "minor-upgrade-is-drift",
+        "a minor version upgrade AWS made by itself is no drift",
+        "tools/rdsprov/src/aws/attributes.rs",
+        "        drift: Drift::SameMajorAtLeast,",
+        "        drift: Drift::Exact,",
+        BUILD,
+        E2E + "--test aws_provider -- aws_s_own_moves",
+        "up_to_date",
+    ),
+    (
         "envs-one-after-another",
         "rdsprov apply of several envs runs them at once, one env's failure leaving the others whole",
         "tools/rdsprov/src/aws/progress.rs",

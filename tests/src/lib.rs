@@ -922,6 +922,18 @@ impl FaultyAws {
 }
 
 impl FaultyAws {
+    /// Moves the double's clock `seconds` forward (cumulative): AWS's own moves due by then
+    /// (`{"move": …}` rules) show in what it answers.
+    pub fn advance(&self, seconds: u64) {
+        let mut path = self.log.clone().into_os_string();
+        path.push(".clock");
+        let moved: u64 = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        std::fs::write(&path, (moved + seconds).to_string()).unwrap();
+    }
+
     /// The parameters of each form-encoded request of `operation` (RDS, EC2, CloudWatch, SNS
     /// speak the Query protocol), in order: what the tool sent, whatever moto kept of it.
     pub fn params(&self, operation: &str) -> Vec<Value> {

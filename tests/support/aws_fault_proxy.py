@@ -13,19 +13,25 @@ an operation of that name has passed through; `params` makes it apply only to re
 form parameters include those values ({"DBInstanceIdentifier": "shop-stage"}).
     {"operation": "DescribeDBInstances", "hold": "creating", "seconds": 20}
 plays AWS's own pace where moto has none: an instance reads `creating` (instead of moto's
-immediate `available`) until `seconds` after the CreateDBInstance that made it passed through. LOG_FILE (created empty at start, so a missing
+immediate `available`) until `seconds` after the CreateDBInstance that made it passed through.
+Where moto is more lenient than AWS the proxy answers as AWS does (aws_double.py: the rules
+with their sources, always on), and {"move": …} rules play what AWS does by itself, on a clock
+the test moves forward by writing seconds to LOG_FILE.clock. LOG_FILE (created empty at start, so a missing
 file means the proxy never ran) gets one line per request, "<operation> <status>", written
 before the answer is sent: a test that has its answer can count every call; LOG_FILE.params one JSON line per
 form-encoded (Query protocol) request, {"operation": …, "params": {…}}, for tests that check
 what was sent where moto keeps no trace of it.
 """
-import http.client, http.server, json, re, sys, threading, time, urllib.parse
+import html, http.client, http.server, json, re, sys, threading, time, urllib.parse
+
+import aws_double
 
 PORT, TARGET, RULES, LOG = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 seen_ops, lock = set(), threading.Lock()
 created_at = {}  # DBInstanceIdentifier -> when its CreateDBInstance passed through
 HOLDS = [rule for rule in RULES if "hold" in rule]
-RULES = [rule for rule in RULES if "hold" not in rule]
+MOVES = [rule for rule in RULES if "move" in rule]
+RULES = [rule for rule in RULES if "hold" not in rule and "move" not in rule]
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
@@ -97,14 +103,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rule = matching_rule(op, params)
         if rule and rule.get("delay"):
             time.sleep(rule["delay"])
+        refused = aws_double.refusal(op, params)
+        if refused and not (rule and rule.get("status")):
+            rule = {"status": 400, "code": refused[0], "message": refused[1]}
         if rule and rule.get("status"):
             code = rule.get("code", "ServiceUnavailable")
+            message = rule.get("message", "injected by aws_fault_proxy")
             if self.headers.get("X-Amz-Target"):
-                payload = json.dumps({"__type": code, "message": "injected by aws_fault_proxy"}).encode()
+                payload = json.dumps({"__type": code, "message": message}).encode()
                 ctype = "application/x-amz-json-1.1"
             else:
                 payload = (f"<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code>"
-                           f"<Message>injected by aws_fault_proxy</Message></Error>"
+                           f"<Message>{html.escape(message)}</Message></Error>"
                            f"<RequestId>fault</RequestId></ErrorResponse>").encode()
                 ctype = "text/xml"
             log(op, rule["status"])
@@ -124,6 +134,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if op == "CreateDBInstance" and answer.status == 200:
                 created_at[params.get("DBInstanceIdentifier")] = time.time()
             payload = held(op, payload)
+            payload = aws_double.answer(op, payload, MOVES, LOG + ".clock")
         log(op, answer.status)
         self.send_response(answer.status)
         for key, value in answer.getheaders():

@@ -256,6 +256,34 @@ fn bad_specs_are_refused_before_any_aws_call() {
         2,
         "unknown PostgreSQL engine version \"16.99\": use one of 16.1",
     );
+    // What AWS itself refuses is refused before any call, with the rule.
+    let dev_line = "publicly_accessible = true";
+    for (extra, expected) in [
+        (
+            "storage_gb = 20\nmax_storage_gb = 20",
+            "at least 10% above storage_gb 20, i.e. 22 or more",
+        ),
+        (
+            "backup_window = \"05:00-06:00\"\nmaintenance_window = \"wed:05:30-wed:06:30\"",
+            "overlap: RDS wants them apart",
+        ),
+        ("backup_window = \"03:00-03:20\"", "at least 30 minutes"),
+        (
+            "maintenance_window = \"Sunday:04:00-Sunday:05:00\"",
+            "days mon to sun",
+        ),
+        (
+            "master_user = \"administrator_one\"",
+            "RDS takes 1 to 16 letters",
+        ),
+        (
+            "backup_retention_days = 36",
+            "keeps automated backups 0 to 35 days",
+        ),
+    ] {
+        let bad = SPEC.replace(dev_line, &format!("{dev_line}\n{extra}"));
+        rdsprov(&moto, &dir, &bad, &["plan"]).expect_error("rdsprov", 2, expected);
+    }
     let path = dir.path.join("rds.toml");
     std::fs::write(&path, SPEC).unwrap();
     let no_region = Tool::new("rdsprov")
@@ -2036,4 +2064,135 @@ fn ctrl_c_stops_every_env_and_a_second_one_stops_at_once() {
             && stderr.contains("interrupted again: stopping now"),
         "{stderr}"
     );
+}
+
+const MOVING: &str = r#"
+[env.dev]
+id = "shop-dev"
+class = "db.t4g.micro"
+engine_version = "16.4"
+storage_gb = 20
+max_storage_gb = 30
+backup_window = "03:00-03:30"
+maintenance_window = "Sun:04:30-Sun:05:30"
+ingress = ["203.0.113.7/32"]
+[env.dev.alarms]
+enabled = false
+"#;
+
+/// What AWS does by itself is no drift (through the double, which plays it on a clock the test
+/// moves): a minor version upgrade, storage grown by autoscaling, the maintenance window
+/// answered in lower case; and a source a machine's own rule already admits, once the spec
+/// lists it too, is not added again (AWS would answer InvalidPermission.Duplicate). The plan
+/// is clean and a second apply makes no mutating call.
+#[test]
+fn aws_s_own_moves_leave_the_plan_clean() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-moves");
+    let double = FaultyAws::start(
+        &moto,
+        json!([
+            {"move": "minor-upgrade", "id": "shop-dev", "to": "16.9", "at": 3600},
+            {"move": "autoscale", "id": "shop-dev", "to": 26, "at": 3600}
+        ]),
+    );
+    let through = |spec: &str, args: &[&str]| {
+        rdsprov_tool(&dir, spec, args)
+            .aws_through(&moto, &double)
+            .run()
+    };
+    let applied = through(MOVING, &["apply"]).expect(0).json();
+    let group = applied["instances"][0]["security_group"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    moto.call(
+        "ec2",
+        "authorize_security_group_ingress",
+        json!({"GroupId": group, "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+            "IpRanges": [{"CidrIp": "198.51.100.7/32", "Description": "dbtools:ada@laptop"}]}]}),
+    );
+    let listed = MOVING.replace(
+        "ingress = [\"203.0.113.7/32\"]",
+        "ingress = [\"203.0.113.7/32\", \"198.51.100.7/32\"]",
+    );
+    double.advance(2 * 3600);
+    let status = through(&listed, &["status"]).expect(0).json();
+    assert_eq!(
+        status["instances"][0]["engine_version"], "16.9",
+        "the double moved"
+    );
+    let plan = through(&listed, &["plan"]).expect(0).json();
+    assert_eq!(plan["up_to_date"], true, "{plan}");
+    let before = double.requests().len();
+    let again = through(&listed, &["apply"]);
+    again.expect(0);
+    let calls: Vec<String> = double.requests()[before..]
+        .iter()
+        .map(|(op, _)| op.clone())
+        .collect();
+    let mutating: Vec<&String> = calls
+        .iter()
+        .filter(|op| {
+            !["Describe", "List", "Get"]
+                .iter()
+                .any(|p| op.starts_with(p))
+        })
+        .collect();
+    assert!(
+        calls.iter().any(|op| op == "DescribeDBInstances") && mutating.is_empty(),
+        "{calls:?}\n{}",
+        again.stderr
+    );
+}
+
+/// A cluster snapshot id is at most 63 characters (an instance's 255): the default names for
+/// a long cluster id — a manual snapshot, the final one of a destroy — are shortened to fit,
+/// through the double, which refuses longer ones as AWS does.
+#[test]
+fn snapshot_names_of_a_long_cluster_id_fit() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-long-id");
+    let double = FaultyAws::start(&moto, json!([]));
+    let id = format!("intranet-{}", "x".repeat(50));
+    let spec = format!(
+        "[env.dev]\nid = \"{id}\"\nengine = \"aurora-postgresql\"\n[env.dev.alarms]\nenabled = false\n"
+    );
+    let through = |args: &[&str]| {
+        rdsprov_tool(&dir, &spec, args)
+            .aws_through(&moto, &double)
+            .run()
+    };
+    through(&["apply"]).expect(0);
+    let taken = through(&["snapshot", "--env", "dev"]).expect(0).json();
+    let snapshot = taken["snapshot"].as_str().unwrap();
+    assert!(
+        snapshot.len() <= 63 && snapshot.starts_with("intranet-xxx"),
+        "{snapshot}"
+    );
+    // No database stamp is recorded on it, so it counts as locked: the id, the env and a reason.
+    let confirm = format!("{id},dev");
+    let gone = through(&[
+        "destroy",
+        "--env",
+        "dev",
+        "--confirm",
+        &confirm,
+        "--break-glass",
+        "a test cluster",
+    ]);
+    gone.expect(0);
+    let finals = moto.call("rds", "describe_db_cluster_snapshots", json!({}));
+    let names: Vec<&str> = finals["DBClusterSnapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["DBClusterSnapshotIdentifier"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.len() == 2 && names.iter().all(|n| n.len() <= 63),
+        "{names:?}\n{}",
+        gone.stderr
+    );
+    assert!(names.iter().any(|n| n.contains("-final-")), "{names:?}");
 }

@@ -67,11 +67,7 @@ fn apply_steps(
         .as_ref()
         .map(|group| group.id.clone());
     if action_of(planned, PlanResource::SecurityGroup).is_some() {
-        let have: Vec<String> = observed
-            .security_group
-            .as_ref()
-            .map(|group| group.spec_sources.clone())
-            .unwrap_or_default();
+        let group = observed.security_group.clone().unwrap_or_default();
         let id = match &group_id {
             Some(id) => id.clone(),
             None => {
@@ -99,17 +95,8 @@ fn apply_steps(
                 id
             }
         };
-        let missing: Vec<String> = spec
-            .ingress
-            .iter()
-            .filter(|c| !have.contains(c))
-            .cloned()
-            .collect();
-        let extra: Vec<String> = have
-            .iter()
-            .filter(|c| !spec.ingress.contains(c))
-            .cloned()
-            .collect();
+        let missing: Vec<String> = group.missing(&spec.ingress).into_iter().cloned().collect();
+        let extra: Vec<String> = group.extra(&spec.ingress).into_iter().cloned().collect();
         if !missing.is_empty() {
             progress.check_interrupt()?;
             aws.block_on(

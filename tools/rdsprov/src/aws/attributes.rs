@@ -96,14 +96,43 @@ impl Timing {
 pub(crate) enum Drift {
     /// Any difference is a change to make.
     Exact,
+    /// Letters in any case: AWS answers a weekly window's days in lower case
+    /// (`sun:05:00-sun:05:30`), whatever case it was given.
+    AnyCase,
+    /// A newer minor version of the same major is in line: RDS upgrades minor versions by
+    /// itself (`AutoMinorVersionUpgrade` is on by default; some upgrades are mandatory) and
+    /// never goes back down.
+    /// <https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.Minor.html>
+    SameMajorAtLeast,
+    /// More is in line: RDS storage never shrinks ("You can't reduce the amount of storage"),
+    /// and storage autoscaling grows it.
+    /// <https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PIOPS.ModifyingExisting.ScalingUp.html>
+    AtLeast,
 }
 
 impl Drift {
     pub(crate) fn in_line(self, have: &str, wanted: &str) -> bool {
         match self {
             Drift::Exact => have == wanted,
+            Drift::AnyCase => have.eq_ignore_ascii_case(wanted),
+            Drift::SameMajorAtLeast => match (version(have), version(wanted)) {
+                (Some((major, minor)), Some((wanted_major, wanted_minor))) => {
+                    major == wanted_major && minor >= wanted_minor
+                }
+                _ => have == wanted,
+            },
+            Drift::AtLeast => match (have.parse::<i64>(), wanted.parse::<i64>()) {
+                (Ok(have), Ok(wanted)) => have >= wanted,
+                _ => have == wanted,
+            },
         }
     }
+}
+
+/// `16.4` → (16, 4); a major alone (`16`) has minor 0.
+fn version(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.split_once('.').unwrap_or((text, "0"));
+    Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
 /// An attribute as an RDS instance (or an Aurora member instance) holds it.
@@ -191,7 +220,7 @@ pub(crate) const TABLE: &[Attribute] = &[
     Attribute {
         name: Name::EngineVersion,
         wanted: |spec| Some(spec.engine_version.clone()),
-        drift: Drift::Exact,
+        drift: Drift::SameMajorAtLeast,
         instance: Some(OnInstance {
             timing: Timing::Window,
             read: |db| db.engine_version().map(str::to_string),
@@ -232,7 +261,7 @@ pub(crate) const TABLE: &[Attribute] = &[
     Attribute {
         name: Name::StorageGb,
         wanted: |spec| Some(spec.storage_gb.to_string()),
-        drift: Drift::Exact,
+        drift: Drift::AtLeast,
         instance: Some(OnInstance {
             timing: Timing::Window,
             read: |db| db.allocated_storage().map(|v| v.to_string()),
@@ -458,7 +487,7 @@ pub(crate) const TABLE: &[Attribute] = &[
     Attribute {
         name: Name::MaintenanceWindow,
         wanted: |spec| spec.maintenance_window.clone(),
-        drift: Drift::Exact,
+        drift: Drift::AnyCase,
         instance: Some(OnInstance {
             timing: Timing::Immediately,
             read: |db| db.preferred_maintenance_window().map(str::to_string),
@@ -524,6 +553,21 @@ pub(crate) fn on_members() -> impl Iterator<Item = (&'static Attribute, &'static
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drift_is_judged_as_aws_moves() {
+        assert!(Drift::SameMajorAtLeast.in_line("16.9", "16.4"));
+        assert!(Drift::SameMajorAtLeast.in_line("16.10", "16.9"));
+        assert!(!Drift::SameMajorAtLeast.in_line("16.3", "16.4"));
+        assert!(
+            !Drift::SameMajorAtLeast.in_line("17.1", "16.4"),
+            "a major is never drift"
+        );
+        assert!(Drift::AtLeast.in_line("24", "20"));
+        assert!(!Drift::AtLeast.in_line("20", "24"));
+        assert!(Drift::AnyCase.in_line("sun:04:30-sun:05:30", "Sun:04:30-Sun:05:30"));
+        assert!(!Drift::Exact.in_line("a", "A"));
+    }
 
     #[test]
     fn names_are_unique_and_each_row_is_held_somewhere() {

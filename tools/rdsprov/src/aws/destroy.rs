@@ -6,10 +6,11 @@
 
 use crate::aws::attributes::Name;
 use crate::aws::progress::Progress;
+use crate::aws::rules;
 use crate::aws::spec::InstanceSpec;
 use crate::aws::target::{self, Modify, On};
 use crate::aws::{apply, observe, plan, Aws};
-use dbtools::contract::{ChangeWhen, Protection};
+use dbtools::contract::{ChangeWhen, PlanResource, Protection};
 use dbtools::guard::{Confirmation, Guard};
 use dbtools::Result;
 
@@ -141,8 +142,11 @@ pub(crate) fn allow(
     let allowed = Allowed {
         members: observed.members.iter().map(|m| m.id.clone()).collect(),
         protected,
-        final_snapshot: (!options.skip_final_snapshot)
-            .then(|| format!("{}-final-{}", spec.id, dbtools::time::compact_now())),
+        final_snapshot: (!options.skip_final_snapshot).then(|| {
+            let suffix = format!("final-{}", dbtools::time::compact_now());
+            let cluster = target::of(spec).resource() == PlanResource::DbCluster;
+            rules::snapshot_name(&spec.id, &suffix, cluster)
+        }),
     };
     Ok((allowed, guard))
 }

@@ -24,6 +24,7 @@ pub(crate) mod plan;
 pub(crate) mod pricing;
 pub(crate) mod progress;
 pub(crate) mod restore;
+pub(crate) mod rules;
 pub(crate) mod secrets;
 pub(crate) mod snapshot;
 pub(crate) mod spec;

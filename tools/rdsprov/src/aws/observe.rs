@@ -66,32 +66,35 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
             .await
             .map_err(|e| describe("reading security groups", e))?;
         let security_group = groups.security_groups().first().map(|group| {
-            let cidrs = group
+            // Every source on 5432 with its rule's description: a rule's identity is its
+            // protocol, ports and source, not its description, so a source another rule
+            // admits cannot be added again (InvalidPermission.Duplicate).
+            let sources: Vec<(String, bool)> = group
                 .ip_permissions()
                 .iter()
                 .filter(|p| p.from_port() == Some(PORT))
                 .flat_map(|p| {
+                    let ours = |d: Option<&str>| d == Some(SPEC_RULE);
                     let v4 = p
                         .ip_ranges()
                         .iter()
-                        .filter(|r| r.description() == Some(SPEC_RULE))
-                        .filter_map(|r| r.cidr_ip().map(str::to_string));
+                        .filter_map(|r| Some((r.cidr_ip()?.to_string(), ours(r.description()))));
                     let v6 = p
                         .ipv6_ranges()
                         .iter()
-                        .filter(|r| r.description() == Some(SPEC_RULE))
-                        .filter_map(|r| r.cidr_ipv6().map(str::to_string));
+                        .filter_map(|r| Some((r.cidr_ipv6()?.to_string(), ours(r.description()))));
                     let groups = p
                         .user_id_group_pairs()
                         .iter()
-                        .filter(|g| g.description() == Some(SPEC_RULE))
-                        .filter_map(|g| g.group_id().map(str::to_string));
+                        .filter_map(|g| Some((g.group_id()?.to_string(), ours(g.description()))));
                     v4.chain(v6).chain(groups).collect::<Vec<_>>()
                 })
-                .collect::<Vec<_>>();
+                .collect();
+            let (spec_sources, other_sources) = sources.into_iter().partition::<Vec<_>, _>(|s| s.1);
             SecurityGroup {
                 id: group.group_id().unwrap_or_default().to_string(),
-                spec_sources: cidrs,
+                spec_sources: spec_sources.into_iter().map(|s| s.0).collect(),
+                other_sources: other_sources.into_iter().map(|s| s.0).collect(),
             }
         });
         let subnet_group = match spec.subnet_group_name() {

@@ -44,7 +44,9 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
         Some(group) => {
             let mut have = group.spec_sources.clone();
             have.sort();
-            let attributes = if have == wanted_sources {
+            let in_line = group.missing(&wanted_sources).is_empty()
+                && group.extra(&wanted_sources).is_empty();
+            let attributes = if in_line {
                 Vec::new()
             } else {
                 ingress(Some(have.join(", ")))
@@ -392,6 +394,7 @@ multi_az = true
             security_group: Some(SecurityGroup {
                 id: "sg-0123".into(),
                 spec_sources: spec.ingress.iter().rev().cloned().collect(),
+                other_sources: vec!["198.51.100.9/32".into()],
             }),
             subnet_group: spec.subnet_group_name().map(|_| spec.subnet_ids.clone()),
             parameters: Some(spec.parameters.clone()),
@@ -705,5 +708,41 @@ multi_az = true
             [(PlanResource::DbInstance, PlanAction::Delete, "shop-test-2")],
             "the reader we added goes; one added by hand stays"
         );
+    }
+
+    /// What AWS does by itself is no change to make: a newer minor version, storage grown by
+    /// autoscaling, a window answered in lower case; a source another rule already admits is
+    /// not added again.
+    #[test]
+    fn aws_s_own_moves_are_not_drift() {
+        let mut spec = spec_of(INSTANCE, "engine_version = \"16.4\"");
+        spec.maintenance_window = Some("Sun:05:00-Sun:06:00".into());
+        let mut observed = in_line(&spec);
+        let state = observed.target.as_mut().unwrap();
+        state
+            .attributes
+            .insert(name_of("engine_version"), "16.9".into());
+        state.attributes.insert(name_of("storage_gb"), "60".into());
+        state
+            .attributes
+            .insert(name_of("maintenance_window"), "sun:05:00-sun:06:00".into());
+        let group = observed.security_group.as_mut().unwrap();
+        group.spec_sources.retain(|s| s != "203.0.113.7/32");
+        group.other_sources.push("203.0.113.7/32".into());
+        let changes = plan(&spec, &observed);
+        assert!(changed(&changes).is_empty(), "{:#?}", changed(&changes));
+        // Below the spec is still a change: an older minor, less storage.
+        let state = observed.target.as_mut().unwrap();
+        state
+            .attributes
+            .insert(name_of("engine_version"), "16.3".into());
+        state.attributes.insert(name_of("storage_gb"), "40".into());
+        let changes = plan(&spec, &observed);
+        let names: Vec<&str> = changed(&changes)[0]
+            .attributes
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(names, ["engine_version", "storage_gb"]);
     }
 }

@@ -2,9 +2,10 @@
 //! migration, waited for until it is available.
 
 use crate::aws::progress::Progress;
+use crate::aws::rules;
 use crate::aws::target::Target;
 use crate::aws::Aws;
-use dbtools::contract::Snapshot;
+use dbtools::contract::{PlanResource, Snapshot};
 use dbtools::{Error, Result};
 
 /// Takes snapshot `name` (default `<id>-<UTC timestamp>`) of target `id` and waits for it.
@@ -15,10 +16,11 @@ pub(crate) fn snapshot(
     name: Option<&str>,
     progress: &Progress,
 ) -> Result<Snapshot> {
+    let cluster = target.resource() == PlanResource::DbCluster;
     let snapshot_id = name
         .map(str::to_string)
-        .unwrap_or_else(|| format!("{id}-{}", dbtools::time::compact_now()));
-    check_snapshot_id(&snapshot_id)?;
+        .unwrap_or_else(|| rules::snapshot_name(id, &dbtools::time::compact_now(), cluster));
+    rules::snapshot_id(&snapshot_id, cluster).map_err(Error::BadInput)?;
     aws.block_on(target.snapshot(aws, id, &snapshot_id))
         .map_err(|e| e.context(format!("env {}", progress.env)))?;
     let status = progress.wait_for(aws, &format!("snapshot {snapshot_id}"), || async {
@@ -37,21 +39,4 @@ pub(crate) fn snapshot(
         snapshot: snapshot_id,
         status,
     })
-}
-
-/// RDS's rule for snapshot ids: 1 to 255 letters, digits and hyphens, starting with a letter,
-/// no two hyphens in a row, not ending with one (instance ids have the same rule at 63).
-fn check_snapshot_id(id: &str) -> Result<()> {
-    let valid = (1..=255).contains(&id.len())
-        && id.starts_with(|c: char| c.is_ascii_alphabetic())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !id.contains("--")
-        && !id.ends_with('-');
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::BadInput(format!(
-            "snapshot id {id:?}: use 1 to 255 letters, digits and hyphens, starting with a letter, without -- or a trailing -"
-        )))
-    }
 }

@@ -21,7 +21,7 @@
 //! max_acu = 4
 //! ```
 
-use crate::aws::catalog;
+use crate::aws::{catalog, rules};
 use dbtools::{names, Error, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -429,6 +429,13 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Spec> {
         }
         catalog::check_engine_version(&raw.engine_version).map_err(at)?;
         names::check_sql_name(&raw.master_user, "master user").map_err(|e| at(e.to_string()))?;
+        rules::master_user(&raw.master_user, serverless.is_some()).map_err(at)?;
+        rules::backup_retention(raw.backup_retention_days, serverless.is_some()).map_err(at)?;
+        rules::windows(
+            raw.backup_window.as_deref(),
+            raw.maintenance_window.as_deref(),
+        )
+        .map_err(at)?;
         if serverless.is_none() && !(20..=65536).contains(&raw.storage_gb) {
             return Err(at(format!(
                 "storage_gb {}: RDS gp3 storage is 20 to 65536 GB",
@@ -436,12 +443,7 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Spec> {
             )));
         }
         if let Some(max) = raw.max_storage_gb {
-            if max < raw.storage_gb {
-                return Err(at(format!(
-                    "max_storage_gb {max} is below storage_gb {}",
-                    raw.storage_gb
-                )));
-            }
+            rules::max_storage(raw.storage_gb, max).map_err(at)?;
         }
         for cidr in raw.ingress.iter().filter(|i| !is_security_group(i)) {
             check_cidr(cidr).map_err(at)?;

@@ -24,11 +24,31 @@ pub(crate) struct Observed {
     pub alarms: ObservedAlarms,
 }
 
-/// The env's security group and the sources (CIDRs, groups) of the rules the spec manages.
+/// The env's security group: the sources (CIDRs, groups) of the rules the spec manages, and
+/// those other rules on 5432 admit (a machine's own, one added by hand).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct SecurityGroup {
     pub id: String,
     pub spec_sources: Vec<String>,
+    pub other_sources: Vec<String>,
+}
+
+impl SecurityGroup {
+    /// The spec's sources that no rule admits yet: what a spec rule must be added for.
+    pub(crate) fn missing<'a>(&self, wanted: &'a [String]) -> Vec<&'a String> {
+        wanted
+            .iter()
+            .filter(|s| !self.spec_sources.contains(s) && !self.other_sources.contains(s))
+            .collect()
+    }
+
+    /// Spec rules for sources the spec no longer lists.
+    pub(crate) fn extra(&self, wanted: &[String]) -> Vec<&String> {
+        self.spec_sources
+            .iter()
+            .filter(|s| !wanted.contains(s))
+            .collect()
+    }
 }
 
 /// An RDS instance or an Aurora cluster as AWS describes it.
