@@ -2182,7 +2182,11 @@ fn snapshot_names_of_a_long_cluster_id_fit() {
         "a test cluster",
     ]);
     gone.expect(0);
-    let finals = moto.call("rds", "describe_db_cluster_snapshots", json!({}));
+    let finals = moto.call(
+        "rds",
+        "describe_db_cluster_snapshots",
+        json!({"SnapshotType": "manual"}),
+    );
     let names: Vec<&str> = finals["DBClusterSnapshots"]
         .as_array()
         .unwrap()

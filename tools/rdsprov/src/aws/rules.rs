@@ -46,7 +46,7 @@ pub(crate) fn backup_retention(days: i32, aurora: bool) -> Result<(), String> {
 /// current allocated storage", else "Invalid max storage size".
 /// <https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PIOPS.Autoscaling.html>
 pub(crate) fn max_storage(storage_gb: i32, max_storage_gb: i32) -> Result<(), String> {
-    let least = (i64::from(storage_gb) * 11).div_ceil(10);
+    let least = (i64::from(storage_gb) * 11 + 9) / 10;
     if i64::from(max_storage_gb) >= least {
         return Ok(());
     }
