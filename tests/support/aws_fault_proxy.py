@@ -12,8 +12,11 @@ RULES_JSON is a list of rules, tried in order; the first that matches a request 
 an operation of that name has passed through; `params` makes it apply only to requests whose
 form parameters include those values ({"DBInstanceIdentifier": "shop-stage"}).
     {"operation": "DescribeDBInstances", "hold": "creating", "seconds": 20}
+    {"operation": "DescribeDBInstances", "hold": "modifying", "seconds": 2, "on": "ModifyDBInstance", "stale": 1}
 plays AWS's own pace where moto has none: an instance reads `creating` (instead of moto's
-immediate `available`) until `seconds` after the CreateDBInstance that made it passed through.
+immediate `available`) until `seconds` after the CreateDBInstance that made it passed through
+(or another `on` operation; `when` names a parameter it must have sent; `stale` answers right
+after it still show the status from before, as AWS's do). Seconds are the double's clock.
 Where moto is more lenient than AWS the proxy answers as AWS does (aws_double.py: the rules
 with their sources, always on), and {"move": …} rules play what AWS does by itself, on a clock
 the test moves forward by writing seconds to LOG_FILE.clock. LOG_FILE (created empty at start, so a missing
@@ -28,7 +31,7 @@ import aws_double
 
 PORT, TARGET, RULES, LOG = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 seen_ops, lock = set(), threading.Lock()
-created_at = {}  # DBInstanceIdentifier -> when its CreateDBInstance passed through
+started = {}  # (hold rule index, DBInstanceIdentifier) -> when its `on` operation passed through
 HOLDS = [rule for rule in RULES if "hold" in rule]
 MOVES = [rule for rule in RULES if "move" in rule]
 RULES = [rule for rule in RULES if "hold" not in rule and "move" not in rule]
@@ -61,23 +64,45 @@ def matching_rule(op, params):
 
 
 def held(op, payload):
-    """An answer as AWS would give it at this moment: instances still being created."""
-    for rule in HOLDS:
-        if rule["operation"] != op:
+    """An answer as AWS would give it at this moment: an instance in the status a hold rule
+    gives it (the first hold whose time has not run out), from when its `on` operation
+    (CreateDBInstance unless named; with `when`, only one that sent that parameter) passed
+    through, after `stale` answers that still show the status from before."""
+    if op != "DescribeDBInstances" or not HOLDS:
+        return payload
+    moment = aws_double.now(LOG + ".clock")
+
+    def hold(match):
+        block = match.group(0)
+        name = re.search(r"<DBInstanceIdentifier>([^<]+)</DBInstanceIdentifier>", block)
+        if not name:
+            return block
+        with lock:
+            for index, rule in enumerate(HOLDS):
+                entry = started.get((index, name.group(1)))
+                if entry is None:
+                    continue
+                if entry["answers"] < rule.get("stale", 0):
+                    entry["answers"] += 1
+                    return block
+                if moment - entry["at"] < rule["seconds"]:
+                    return re.sub(r"<DBInstanceStatus>[^<]*</DBInstanceStatus>",
+                                  f"<DBInstanceStatus>{rule['hold']}</DBInstanceStatus>", block)
+        return block
+
+    return re.sub(r"<DBInstance>.*?</DBInstance>", hold, payload.decode("utf-8"), flags=re.S).encode("utf-8")
+
+
+def start_holds(op, params):
+    """Starts each hold whose `on` operation this is, for the instance it names."""
+    for index, rule in enumerate(HOLDS):
+        if rule.get("on", "CreateDBInstance") != op:
             continue
-
-        def hold(match):
-            block = match.group(0)
-            name = re.search(r"<DBInstanceIdentifier>([^<]+)</DBInstanceIdentifier>", block)
-            started = created_at.get(name.group(1)) if name else None
-            if started is None or time.time() - started >= rule["seconds"]:
-                return block
-            return block.replace("<DBInstanceStatus>available</DBInstanceStatus>",
-                                 f"<DBInstanceStatus>{rule['hold']}</DBInstanceStatus>")
-
-        text = payload.decode("utf-8")
-        payload = re.sub(r"<DBInstance>.*?</DBInstance>", hold, text, flags=re.S).encode("utf-8")
-    return payload
+        if rule.get("when") and rule["when"] not in params:
+            continue
+        name = params.get("DBInstanceIdentifier")
+        if name:
+            started[(index, name)] = {"at": aws_double.now(LOG + ".clock"), "answers": 0}
 
 
 def log(op, status):
@@ -131,9 +156,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         payload = answer.read()
         with lock:
             seen_ops.add(op)
-            if op == "CreateDBInstance" and answer.status == 200:
-                created_at[params.get("DBInstanceIdentifier")] = time.time()
-            payload = held(op, payload)
+            if answer.status == 200:
+                start_holds(op, params)
+        payload = held(op, payload)
+        with lock:
             payload = aws_double.answer(op, payload, MOVES, LOG + ".clock")
         log(op, answer.status)
         self.send_response(answer.status)

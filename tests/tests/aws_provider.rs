@@ -2200,3 +2200,97 @@ fn snapshot_names_of_a_long_cluster_id_fit() {
     );
     assert!(names.iter().any(|n| n.contains("-final-")), "{names:?}");
 }
+
+/// Waits read AWS as it answers (through the double): right after a modify the first read can
+/// still say `available`, so a wait after a modify wants two ready reads in a row;
+/// `storage-optimization`, which follows a storage change for hours, counts as ready; a state
+/// an instance does not leave by itself ends the wait at once, saying what to do.
+#[test]
+fn waits_read_aws_as_it_answers() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-waits");
+    let spec = "[env.dev]\nid = \"shop-dev\"\nclass = \"db.t4g.micro\"\nstorage_gb = 20\n[env.dev.alarms]\nenabled = false\n";
+    rdsprov(&moto, &dir, spec, &["apply"]).expect(0);
+    let double = FaultyAws::start(
+        &moto,
+        json!([
+            {"operation": "DescribeDBInstances", "hold": "modifying", "seconds": 1,
+             "on": "ModifyDBInstance", "stale": 1},
+            {"operation": "DescribeDBInstances", "hold": "storage-optimization", "seconds": 21600,
+             "on": "ModifyDBInstance", "when": "AllocatedStorage"}
+        ]),
+    );
+    let bigger = spec.replace("storage_gb = 20", "storage_gb = 30");
+    let grown = rdsprov_tool(&dir, &bigger, &["apply"])
+        .aws_through(&moto, &double)
+        .spawn()
+        .wait_within(
+            std::time::Duration::from_secs(60),
+            "apply of a storage change",
+        );
+    let resources = grown.expect(0).json();
+    assert_eq!(
+        resources["instances"][0]["status"], "storage-optimization",
+        "{}",
+        grown.stderr
+    );
+    assert!(
+        grown
+            .stderr
+            .contains("env dev: waiting for shop-dev: modifying"),
+        "the stale `available` right after the modify did not end the wait: {}",
+        grown.stderr
+    );
+
+    let stuck = FaultyAws::start(
+        &moto,
+        json!([{"operation": "DescribeDBInstances", "hold": "insufficient-capacity",
+                "seconds": 3600, "on": "ModifyDBInstance"}]),
+    );
+    let other_class = bigger.replace("db.t4g.micro", "db.t4g.small");
+    rdsprov_tool(&dir, &other_class, &["apply"])
+        .aws_through(&moto, &stuck)
+        .run()
+        .expect_error(
+            "rdsprov",
+            5,
+            "is insufficient-capacity: AWS has no capacity for its class",
+        );
+}
+
+/// A master secret scheduled for deletion (DeleteSecret with a recovery window) still answers
+/// DescribeSecret, but its value cannot be read: plan says it is restored, apply restores it
+/// (RestoreSecret), and the plan is clean again.
+#[test]
+fn a_secret_scheduled_for_deletion_is_restored() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-secret-deleted");
+    let spec = "[env.dev]\nid = \"shop-dev\"\nclass = \"db.t4g.micro\"\n[env.dev.alarms]\nenabled = false\n";
+    rdsprov(&moto, &dir, spec, &["apply"]).expect(0);
+    moto.call(
+        "secretsmanager",
+        "delete_secret",
+        json!({"SecretId": "rdsprov/shop-dev/master", "RecoveryWindowInDays": 7}),
+    );
+    let plan = rdsprov(&moto, &dir, spec, &["plan"]).expect(0).json();
+    let secret = change(&plan, "secret", "dev");
+    assert_eq!(secret["action"], "modify", "{plan}");
+    assert_eq!(secret["attributes"][0]["to"], "cancelled (RestoreSecret)");
+    let applied = rdsprov(&moto, &dir, spec, &["apply"]);
+    applied.expect(0);
+    assert!(
+        applied
+            .stderr
+            .contains("restored secret rdsprov/shop-dev/master (it was scheduled for deletion)"),
+        "{}",
+        applied.stderr
+    );
+    let described = moto.call(
+        "secretsmanager",
+        "describe_secret",
+        json!({"SecretId": "rdsprov/shop-dev/master"}),
+    );
+    assert!(described["DeletedDate"].is_null(), "{described}");
+    let again = rdsprov(&moto, &dir, spec, &["plan"]).expect(0).json();
+    assert_eq!(again["up_to_date"], true, "{again}");
+}

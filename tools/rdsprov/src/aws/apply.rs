@@ -201,7 +201,22 @@ fn apply_steps(
     // The master secret: generated here, stored before the instance uses it.
     let mut secret_arn = observed.secret_arn.clone();
     let mut new_password = None;
-    if action_of(planned, PlanResource::Secret).is_some() {
+    let secret_change = action_of(planned, PlanResource::Secret).map(|c| c.action);
+    if secret_change == Some(PlanAction::Modify) {
+        progress.check_interrupt()?;
+        aws.block_on(
+            aws.secrets
+                .restore_secret()
+                .secret_id(spec.secret_name())
+                .send(),
+        )
+        .map_err(|e| describe("restoring the master secret", e))?;
+        progress.did(format!(
+            "restored secret {} (it was scheduled for deletion)",
+            spec.secret_name()
+        ));
+    }
+    if secret_change == Some(PlanAction::Create) {
         progress.check_interrupt()?;
         let password = secrets::generate_password()?;
         let value = serde_json::json!({
@@ -245,7 +260,7 @@ fn apply_steps(
     let creating = planned.iter().any(|c| {
         c.name == spec.id && c.action == PlanAction::Create && c.resource == target.resource()
     });
-    let fresh = action_of(planned, PlanResource::Secret).is_some();
+    let fresh = secret_change == Some(PlanAction::Create);
     let password = match (new_password, spec.rds_managed_password) {
         (_, true) => None,
         (Some(password), false) => Some(password),
@@ -304,7 +319,16 @@ fn apply_steps(
     // Alarms name the instance only, so they can follow its creation without waiting for it.
     progress.check_interrupt()?;
     let (alarms, alarm_topic) = alarms::apply(aws, spec, &observed.alarms, planned, progress)?;
-    wait_available(aws, spec, progress)?;
+    let modified = planned.iter().any(|c| {
+        c.action == PlanAction::Modify
+            && (c.resource == target.resource() || c.resource == PlanResource::DbInstance)
+    }) || fresh;
+    let settle = if modified {
+        Settle::AfterModify
+    } else {
+        Settle::Once
+    };
+    wait_available(aws, spec, progress, settle)?;
     // As it now is: the answer of describe calls, like `status`.
     let mut instance = observe::instance(aws, spec)?
         .ok_or_else(|| Error::Failed(format!("{} vanished while it was being applied", spec.id)))?;
@@ -408,14 +432,37 @@ fn read_password(aws: &Aws, spec: &InstanceSpec) -> Result<String> {
     read_secret_password(aws, &spec.secret_name())
 }
 
-/// Waits until the target — with each member the spec asks for — is `available` (a progress
-/// line per poll on stderr).
-pub(crate) fn wait_available(aws: &Aws, spec: &InstanceSpec, progress: &Progress) -> Result<()> {
+/// How sure a wait must be that the target is ready.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settle {
+    /// One ready read.
+    Once,
+    /// Two ready reads in a row: right after a modify, RDS can still answer the status from
+    /// before it (`available`) until the change starts (`modifying`).
+    AfterModify,
+}
+
+/// Waits until the target — with each member the spec asks for — is ready (a progress line
+/// per poll on stderr).
+pub(crate) fn wait_available(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    progress: &Progress,
+    settle: Settle,
+) -> Result<()> {
     let target = target::of(spec);
+    let needed = if settle == Settle::AfterModify { 2 } else { 1 };
+    let in_a_row = std::cell::Cell::new(0);
     progress.wait_for(aws, &spec.id, || async {
         let waiting = target.readiness(On { aws, spec }).await?;
-        let status = waiting.clone().unwrap_or_else(|| "available".into());
-        Ok((waiting.is_none().then_some(()), status))
+        in_a_row.set(if waiting.is_none() {
+            in_a_row.get() + 1
+        } else {
+            0
+        });
+        let done = in_a_row.get() >= needed;
+        let status = waiting.unwrap_or_else(|| "ready, checking again".into());
+        Ok((done.then_some(()), status))
     })
 }
 

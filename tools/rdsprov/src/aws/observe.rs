@@ -122,8 +122,8 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
         let parameters = target
             .parameters(aws, spec.parameter_group_name())
             .await?;
-        let secret_arn = if spec.rds_managed_password {
-            None
+        let (secret_arn, secret_scheduled_for_deletion) = if spec.rds_managed_password {
+            (None, false)
         } else {
             match aws
                 .secrets
@@ -132,8 +132,11 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
                 .send()
                 .await
             {
-                Ok(answer) => answer.arn().map(str::to_string),
-                Err(e) if code(&e) == Some("ResourceNotFoundException") => None,
+                Ok(answer) => (
+                    answer.arn().map(str::to_string),
+                    answer.deleted_date().is_some(),
+                ),
+                Err(e) if code(&e) == Some("ResourceNotFoundException") => (None, false),
                 Err(e) => return Err(describe("reading the master secret", e)),
             }
         };
@@ -147,6 +150,7 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
             subnet_group,
             parameters,
             secret_arn,
+            secret_scheduled_for_deletion,
             target: state,
             members,
             alarms: Default::default(),

@@ -116,16 +116,28 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
     ));
 
     if !spec.rds_managed_password {
-        let action = if observed.secret_arn.is_some() {
-            PlanAction::None
-        } else {
-            PlanAction::Create
-        };
+        // A secret scheduled for deletion still answers DescribeSecret but its value cannot be
+        // read: it is restored (RestoreSecret), keeping the password the target has.
+        // https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RestoreSecret.html
+        let (action, attributes) =
+            match (&observed.secret_arn, observed.secret_scheduled_for_deletion) {
+                (None, _) => (PlanAction::Create, Vec::new()),
+                (Some(_), true) => (
+                    PlanAction::Modify,
+                    vec![attribute(
+                        "deletion",
+                        Some("scheduled".into()),
+                        "cancelled (RestoreSecret)".into(),
+                        ChangeWhen::Immediately,
+                    )],
+                ),
+                (Some(_), false) => (PlanAction::None, Vec::new()),
+            };
         changes.push(change(
             PlanResource::Secret,
             &spec.secret_name(),
             action,
-            Vec::new(),
+            attributes,
         ));
     }
 
@@ -399,6 +411,7 @@ multi_az = true
             subnet_group: spec.subnet_group_name().map(|_| spec.subnet_ids.clone()),
             parameters: Some(spec.parameters.clone()),
             secret_arn: Some("arn:aws:secretsmanager:eu-west-1:1:secret:x".into()),
+            secret_scheduled_for_deletion: false,
             target: Some(TargetState {
                 status: "available".into(),
                 attributes: reported(spec, false),
@@ -744,5 +757,20 @@ multi_az = true
             .map(|a| a.name.as_str())
             .collect();
         assert_eq!(names, ["engine_version", "storage_gb"]);
+    }
+
+    #[test]
+    fn a_secret_scheduled_for_deletion_is_restored() {
+        let spec = spec_of(INSTANCE, "");
+        let mut observed = in_line(&spec);
+        observed.secret_scheduled_for_deletion = true;
+        let changes = plan(&spec, &observed);
+        let changed = changed(&changes);
+        assert_eq!(changed.len(), 1, "{changed:#?}");
+        assert_eq!(
+            (changed[0].resource, changed[0].action),
+            (PlanResource::Secret, PlanAction::Modify)
+        );
+        assert_eq!(changed[0].attributes[0].to, "cancelled (RestoreSecret)");
     }
 }

@@ -64,7 +64,7 @@ pub(crate) fn restore(
         aws.block_on(target.create_member(On { aws, spec }, target_id, &member))?;
         progress.did(format!("created instance {member} in cluster {target_id}"));
     }
-    apply::wait_available(aws, &restored, progress)?;
+    apply::wait_available(aws, &restored, progress, apply::Settle::Once)?;
     // The restored databases carry their source's stamps, not the source's record of them:
     // they are copies, adopted by whichever env takes them (`dbguard adopt ENV`).
     if stamps::forget(aws, target_id)? > 0 {

@@ -17,6 +17,9 @@ pub(crate) struct Observed {
     /// Parameters set by the user in the group, when it exists.
     pub parameters: Option<BTreeMap<String, String>>,
     pub secret_arn: Option<String>,
+    /// The master secret is scheduled for deletion (DeleteSecret with a recovery window): it
+    /// still answers DescribeSecret, but its value cannot be read until it is restored.
+    pub secret_scheduled_for_deletion: bool,
     /// The RDS instance, or the Aurora cluster.
     pub target: Option<TargetState>,
     /// Aurora only: the cluster's member instances.

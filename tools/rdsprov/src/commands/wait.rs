@@ -17,7 +17,7 @@ pub(super) fn aws(out: Output, path: &Path, envs: &[String]) -> Result<ExitStatu
     let interrupt = Interrupt::catch();
     let instances = all_envs(each_env(&chosen, env_of, |instance| {
         let progress = Progress::new(&instance.env, poll_interval(), interrupt.sigint());
-        apply::wait_available(&aws, instance, &progress)?;
+        apply::wait_available(&aws, instance, &progress, apply::Settle::Once)?;
         observe::instance(&aws, instance)?.ok_or_else(|| {
             Error::Failed(format!("instance {} vanished after the wait", instance.id))
         })

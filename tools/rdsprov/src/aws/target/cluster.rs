@@ -13,7 +13,7 @@ use crate::aws::target::api::{
     self, with_master_and_tags, Answered, Found, Modify, New, On, Parameter, Parameters, Readiness,
     Restore, RestoreSource, Status, Target,
 };
-use crate::aws::target::instance::{modify_instance, read, status_of};
+use crate::aws::target::instance::{check_status, modify_instance, read, ready, status_of};
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::PlanResource;
 use dbtools::{Error, Result};
@@ -266,16 +266,19 @@ impl Target for AuroraCluster {
             )));
         }
         let mut status = format!("cluster {}", cluster.status);
-        let mut ready = cluster.status == "available";
+        let mut all_ready = cluster.status == "available";
         for id in spec.member_ids() {
             let member = members
                 .iter()
                 .find(|m| m.id == id)
                 .map_or("missing", |m| m.status.as_str());
+            if member != "missing" && member != "stopped" {
+                check_status(&id, member)?;
+            }
             status.push_str(&format!(", {id} {member}"));
-            ready &= member == "available";
+            all_ready &= ready(member);
         }
-        Ok((!ready).then_some(status))
+        Ok((!all_ready).then_some(status))
     }
 
     async fn parameters(&self, aws: &Aws, name: String) -> Result<Option<Parameters>> {

@@ -87,27 +87,43 @@ pub(crate) async fn modify_instance(
     request.send().await.done(what)
 }
 
-/// Fails on states an instance does not leave by itself; otherwise its status.
-fn check_status(id: &str, status: &str) -> Result<()> {
-    if matches!(
-        status,
-        "failed" | "incompatible-parameters" | "incompatible-network" | "storage-full"
-    ) {
-        return Err(Error::Failed(format!(
-            "instance {id} is {status}: see the RDS console's events for it"
-        )));
-    }
-    if matches!(status, "stopped" | "inaccessible-encryption-credentials") {
-        return Err(Error::Failed(format!(
-            "instance {id} is {status}: it will not become available by itself{}",
-            if status == "stopped" {
-                " — start it (aws rds start-db-instance) and wait again"
-            } else {
-                ""
-            }
-        )));
-    }
-    Ok(())
+/// Whether an instance is ready: `available`, or `storage-optimization`, which follows every
+/// storage change for hours while the instance serves as usual ("After you modify the storage
+/// size for a DB instance, the status of the DB instance is storage-optimization").
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PIOPS.ModifyingExisting.ScalingUp.html>
+pub(crate) fn ready(status: &str) -> bool {
+    matches!(status, "available" | "storage-optimization")
+}
+
+/// Fails on the states an instance does not leave by itself, saying what to do; the states and
+/// their meaning are RDS's ("Viewing Amazon RDS DB instance status").
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monitoring.html>
+pub(crate) fn check_status(id: &str, status: &str) -> Result<()> {
+    let fix = match status {
+        "failed" => "RDS could not recover it: see the RDS console's events for it",
+        "incompatible-parameters" => {
+            "a parameter of its parameter group does not fit its class or engine version: fix `parameters` in the spec, apply, and reboot it"
+        }
+        "incompatible-network" => {
+            "its subnets cannot host it (no free address, or the subnet group lost a zone): fix subnet_ids, or free addresses"
+        }
+        "incompatible-option-group" => "its option group cannot be applied: see the RDS console's events",
+        "incompatible-restore" | "restore-error" => {
+            "the restore failed: delete this new instance and restore again (another snapshot or point in time)"
+        }
+        "insufficient-capacity" => {
+            "AWS has no capacity for its class in its zone right now: apply again later, or pick another class"
+        }
+        "storage-full" => "it ran out of storage: raise storage_gb (or max_storage_gb) and apply",
+        "stopped" => {
+            "it will not become available by itself — start it (aws rds start-db-instance) and wait again"
+        }
+        "inaccessible-encryption-credentials" | "inaccessible-encryption-credentials-recoverable" => {
+            "it cannot reach its KMS key: restore the key's access (aws kms), then start it"
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::Failed(format!("instance {id} is {status}: {fix}")))
 }
 
 /// The spec's settings on an instance restored either way, in the live env's security group,
@@ -260,7 +276,7 @@ impl Target for RdsInstance {
         };
         let status = status_of(db);
         check_status(&spec.id, &status)?;
-        Ok((status != "available").then_some(status))
+        Ok((!ready(&status)).then_some(status))
     }
 
     async fn parameters(&self, aws: &Aws, name: String) -> Result<Option<Parameters>> {
