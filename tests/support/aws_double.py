@@ -11,7 +11,6 @@ documentation it comes from.
     {"move": "minor-upgrade", "id": "shop-dev", "to": "16.9", "at": 3600}
     {"move": "autoscale", "id": "shop-dev", "to": 26, "at": 3600}
 """
-import math
 import re
 import time
 
@@ -78,21 +77,22 @@ def refusal(op, params):
     """(code, message) of AWS's refusal of this request, or None."""
     backup, maintenance = params.get("PreferredBackupWindow"), params.get("PreferredMaintenanceWindow")
     if op in ("CreateDBInstance", "ModifyDBInstance", "CreateDBCluster", "ModifyDBCluster"):
+        source = CREATE_DB_CLUSTER if op.endswith("Cluster") else CREATE_DB_INSTANCE
         daily = weekly = None
         if backup is not None:
             daily = _daily(backup)
             if daily is None or daily[1] < 30:
-                return _bad("InvalidParameterValue", f"The backup window {backup} must be hh24:mi-hh24:mi and at least 30 minutes", CREATE_DB_INSTANCE)
+                return _bad("InvalidParameterValue", f"The backup window {backup} must be hh24:mi-hh24:mi and at least 30 minutes", source)
         if maintenance is not None:
             weekly = _weekly(maintenance)
             if weekly is None or weekly[1] < 30:
-                return _bad("InvalidParameterValue", f"The maintenance window {maintenance} must be ddd:hh24:mi-ddd:hh24:mi and at least 30 minutes", CREATE_DB_INSTANCE)
+                return _bad("InvalidParameterValue", f"The maintenance window {maintenance} must be ddd:hh24:mi-ddd:hh24:mi and at least 30 minutes", source)
         if daily and weekly and any(_meet(d * 1440 + daily[0], daily[1], weekly[0], weekly[1], 7 * 1440) for d in range(7)):
-            return _bad("InvalidParameterCombination", "The backup window and maintenance window must not overlap", CREATE_DB_INSTANCE)
+            return _bad("InvalidParameterCombination", "The backup window and maintenance window must not overlap", source)
         retention = params.get("BackupRetentionPeriod")
         least = 1 if op.endswith("Cluster") else 0
         if retention is not None and not least <= int(retention) <= 35:
-            return _bad("InvalidParameterValue", f"Invalid backup retention period {retention}: {least} to 35", CREATE_DB_INSTANCE)
+            return _bad("InvalidParameterValue", f"Invalid backup retention period {retention}: {least} to 35", source)
     if op in ("CreateDBInstance", "CreateDBCluster") and "MasterUsername" in params:
         user = params["MasterUsername"]
         allowed = r"[A-Za-z][A-Za-z0-9]{0,15}" if op == "CreateDBCluster" else r"[A-Za-z][A-Za-z0-9_]{0,15}"
@@ -100,8 +100,9 @@ def refusal(op, params):
             return _bad("InvalidParameterValue", f"The parameter MasterUsername is not a valid identifier: {user}",
                         CREATE_DB_CLUSTER if op == "CreateDBCluster" else CREATE_DB_INSTANCE)
     if op in ("CreateDBInstance", "ModifyDBInstance") and "MaxAllocatedStorage" in params and "AllocatedStorage" in params:
-        least = math.ceil(int(params["AllocatedStorage"]) * 1.1)
+        least = (int(params["AllocatedStorage"]) * 11 + 9) // 10
         if int(params["MaxAllocatedStorage"]) < least:
+            # Checked when a request sends both; AWS compares with the storage the instance has.
             return _bad("InvalidParameterCombination", "Invalid max storage size for postgres", AUTOSCALING)
     snapshot_ids = {
         "CreateDBClusterSnapshot": ("DBClusterSnapshotIdentifier", 63, CLUSTER_SNAPSHOT),

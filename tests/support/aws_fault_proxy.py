@@ -85,9 +85,12 @@ def held(op, payload):
                 if entry["answers"] < rule.get("stale", 0):
                     entry["answers"] += 1
                     return block
+                if rule.get("operation", "DescribeDBInstances") != op:
+                    continue
                 if moment - entry["at"] < rule["seconds"]:
-                    return re.sub(r"<DBInstanceStatus>[^<]*</DBInstanceStatus>",
-                                  f"<DBInstanceStatus>{rule['hold']}</DBInstanceStatus>", block)
+                    # Only what moto calls `available` is AWS's pace; a deletion or a stop shows.
+                    return block.replace("<DBInstanceStatus>available</DBInstanceStatus>",
+                                         f"<DBInstanceStatus>{rule['hold']}</DBInstanceStatus>")
         return block
 
     return re.sub(r"<DBInstance>.*?</DBInstance>", hold, payload.decode("utf-8"), flags=re.S).encode("utf-8")

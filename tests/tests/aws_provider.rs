@@ -2117,6 +2117,13 @@ fn aws_s_own_moves_leave_the_plan_clean() {
         "ingress = [\"203.0.113.7/32\", \"198.51.100.7/32\"]",
     );
     double.advance(2 * 3600);
+    // The autoscaling limit must stay 10% above the storage the instance has now (26 GB).
+    let tight = listed.replace("max_storage_gb = 30", "max_storage_gb = 28");
+    through(&tight, &["apply"]).expect_error(
+        "rdsprov",
+        2,
+        "env dev: max_storage_gb 28: RDS wants the autoscaling limit at least 10% above storage_gb 26",
+    );
     let status = through(&listed, &["status"]).expect(0).json();
     assert_eq!(
         status["instances"][0]["engine_version"], "16.9",
@@ -2214,7 +2221,7 @@ fn waits_read_aws_as_it_answers() {
     let double = FaultyAws::start(
         &moto,
         json!([
-            {"operation": "DescribeDBInstances", "hold": "modifying", "seconds": 1,
+            {"operation": "DescribeDBInstances", "hold": "modifying", "seconds": 3,
              "on": "ModifyDBInstance", "stale": 1},
             {"operation": "DescribeDBInstances", "hold": "storage-optimization", "seconds": 21600,
              "on": "ModifyDBInstance", "when": "AllocatedStorage"}
@@ -2250,11 +2257,15 @@ fn waits_read_aws_as_it_answers() {
     let other_class = bigger.replace("db.t4g.micro", "db.t4g.small");
     rdsprov_tool(&dir, &other_class, &["apply"])
         .aws_through(&moto, &stuck)
-        .run()
+        .spawn()
+        .wait_within(
+            std::time::Duration::from_secs(60),
+            "apply into insufficient-capacity",
+        )
         .expect_error(
             "rdsprov",
             5,
-            "is insufficient-capacity: AWS has no capacity for its class",
+            "is insufficient-capacity: RDS has no capacity for its class",
         );
 }
 

@@ -6,7 +6,7 @@
 //! never printed, kept in Secrets Manager.
 
 use crate::aws::observe::{self, SPEC_RULE};
-use crate::aws::plan::parameter_timing;
+use crate::aws::plan::{self, parameter_timing};
 use crate::aws::progress::Progress;
 use crate::aws::secrets::read_secret_password;
 use crate::aws::spec::InstanceSpec;
@@ -32,7 +32,9 @@ pub(crate) fn apply(
     planned: &[PlannedChange],
     progress: &mut Progress,
 ) -> Result<Instance> {
-    // What cannot change in place is refused before any call, so nothing is half done.
+    // What AWS would refuse, and what cannot change in place, is refused before any call, so
+    // nothing is half done.
+    plan::refusal(spec, observed, planned).map_err(Error::BadInput)?;
     for change in planned
         .iter()
         .filter(|c| c.resource == PlanResource::DbInstance || c.resource == PlanResource::DbCluster)

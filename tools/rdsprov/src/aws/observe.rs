@@ -72,7 +72,11 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
             let sources: Vec<(String, bool)> = group
                 .ip_permissions()
                 .iter()
-                .filter(|p| p.from_port() == Some(PORT))
+                .filter(|p| {
+                    matches!(p.ip_protocol(), Some("tcp" | "6"))
+                        && p.from_port() == Some(PORT)
+                        && p.to_port() == Some(PORT)
+                })
                 .flat_map(|p| {
                     let ours = |d: Option<&str>| d == Some(SPEC_RULE);
                     let v4 = p

@@ -3,7 +3,8 @@
 //! no AWS call, so every rule is a unit test below.
 
 use crate::aws::alarms;
-use crate::aws::attributes::{Attribute, Timing};
+use crate::aws::attributes::{Attribute, Name, Timing};
+use crate::aws::rules;
 use crate::aws::spec::InstanceSpec;
 use crate::aws::state::{Attributes, Observed, TargetState};
 use crate::aws::target;
@@ -191,6 +192,41 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
     }
     changes.extend(alarms::plan(spec, &observed.alarms));
     changes
+}
+
+/// What AWS would refuse of these changes, said before any call: a master user it does not
+/// take, checked when the target is created (the only time it is sent, so an existing env with
+/// an older name keeps working), and an autoscaling limit under 110% of the storage the
+/// instance has now (autoscaling may have grown it past the spec).
+pub(crate) fn refusal(
+    spec: &InstanceSpec,
+    observed: &Observed,
+    planned: &[PlannedChange],
+) -> Result<(), String> {
+    let target = target::of(spec);
+    let of_target =
+        |change: &&PlannedChange| change.resource == target.resource() && change.name == spec.id;
+    let at = |rule: String| format!("env {}: {rule}", spec.env);
+    if planned
+        .iter()
+        .filter(of_target)
+        .any(|c| c.action == PlanAction::Create)
+    {
+        rules::master_user(&spec.master_user, spec.is_aurora()).map_err(at)?;
+    }
+    let sets_limit = planned
+        .iter()
+        .filter(of_target)
+        .flat_map(|c| &c.attributes)
+        .any(|a| a.name == Name::MaxStorageGb.as_str());
+    let have = observed
+        .target
+        .as_ref()
+        .and_then(|state| state.get(Name::StorageGb).parse::<i32>().ok());
+    if let (true, Some(have), Some(max)) = (sets_limit, have, spec.max_storage_gb) {
+        rules::max_storage(have, max).map_err(at)?;
+    }
+    Ok(())
 }
 
 fn modify_or_none(attributes: &[AttributeChange]) -> PlanAction {

@@ -429,7 +429,6 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Spec> {
         }
         catalog::check_engine_version(&raw.engine_version).map_err(at)?;
         names::check_sql_name(&raw.master_user, "master user").map_err(|e| at(e.to_string()))?;
-        rules::master_user(&raw.master_user, serverless.is_some()).map_err(at)?;
         rules::backup_retention(raw.backup_retention_days, serverless.is_some()).map_err(at)?;
         rules::windows(
             raw.backup_window.as_deref(),

@@ -14,7 +14,10 @@ pub(super) fn aws(out: Output, path: &Path, envs: &[String]) -> Result<ExitStatu
     let chosen = select(&spec, envs)?;
     let aws = Aws::connect(&spec.region)?;
     let planned = all_envs(each_env(&chosen, env_of, |instance| {
-        Ok(plan::plan(instance, &observe::observe(&aws, instance)?))
+        let observed = observe::observe(&aws, instance)?;
+        let planned = plan::plan(instance, &observed);
+        plan::refusal(instance, &observed, &planned).map_err(dbtools::Error::BadInput)?;
+        Ok(planned)
     }))?;
     let changes: Vec<_> = planned.into_iter().flatten().collect();
     let chosen: Vec<_> = chosen.into_iter().cloned().collect();

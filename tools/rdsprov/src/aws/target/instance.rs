@@ -112,7 +112,7 @@ pub(crate) fn check_status(id: &str, status: &str) -> Result<()> {
             "the restore failed: delete this new instance and restore again (another snapshot or point in time)"
         }
         "insufficient-capacity" => {
-            "AWS has no capacity for its class in its zone right now: apply again later, or pick another class"
+            "RDS has no capacity for its class in its zone right now: retry later, or pick another class (RDS's advice for InsufficientDBInstanceCapacity)"
         }
         "storage-full" => "it ran out of storage: raise storage_gb (or max_storage_gb) and apply",
         "stopped" => {
