@@ -2305,3 +2305,36 @@ fn a_secret_scheduled_for_deletion_is_restored() {
     let again = rdsprov(&moto, &dir, spec, &["plan"]).expect(0).json();
     assert_eq!(again["up_to_date"], true, "{again}");
 }
+
+/// A master secret lost while its instance lives (deleted without recovery) gets a new password,
+/// handed to the instance without ApplyImmediately: RDS applies a new master password as soon as
+/// possible anyway, and ApplyImmediately would also apply every change waiting for the
+/// maintenance window (an unplanned outage on a non-dev env).
+#[test]
+fn a_lost_secret_gets_a_new_password_without_applying_pending_changes() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-secret-lost");
+    let spec = "[env.test]\nid = \"shop-test\"\nclass = \"db.t4g.micro\"\n[env.test.alarms]\nenabled = false\n";
+    rdsprov(&moto, &dir, spec, &["apply"]).expect(0);
+    moto.call(
+        "secretsmanager",
+        "delete_secret",
+        json!({"SecretId": "rdsprov/shop-test/master", "ForceDeleteWithoutRecovery": true}),
+    );
+    let double = FaultyAws::start(&moto, json!([]));
+    let applied = rdsprov_tool(&dir, spec, &["apply"])
+        .aws_through(&moto, &double)
+        .run();
+    applied.expect(0);
+    assert!(
+        applied
+            .stderr
+            .contains("env test: set a new master password on shop-test"),
+        "{}",
+        applied.stderr
+    );
+    let modifies = double.params("ModifyDBInstance");
+    assert_eq!(modifies.len(), 1, "{modifies:?}");
+    assert_eq!(modifies[0]["MasterUserPassword"], "********");
+    assert_eq!(modifies[0]["ApplyImmediately"], "false", "{modifies:?}");
+}

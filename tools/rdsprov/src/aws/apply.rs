@@ -296,7 +296,12 @@ fn apply_steps(
         }
         None => {
             if let (Some(password), true) = (password.as_deref(), fresh) {
-                // The secret was lost while the target lived: it gets the new password.
+                // The secret was lost while the target lived: it gets the new password. An
+                // instance takes it "asynchronously … as soon as possible" whatever
+                // ApplyImmediately says (ModifyDBInstance, MasterUserPassword), so the changes
+                // waiting for the maintenance window keep waiting; a cluster takes it only with
+                // ApplyImmediately (ModifyDBCluster), which applies its pending changes too.
+                let cluster = target.resource() == PlanResource::DbCluster;
                 aws.block_on(target.modify(
                     On { aws, spec },
                     Modify {
@@ -304,7 +309,7 @@ fn apply_steps(
                         changes: &[],
                         group_id: None,
                         password: Some(password),
-                        immediately: true,
+                        immediately: cluster,
                     },
                 ))
                 .map_err(|e| e.context("setting the new master password"))?;
