@@ -131,6 +131,20 @@ impl Error {
         }
     }
 
+    /// The same class of error with another message (an upstream error, already reported by
+    /// its tool, becomes this tool's failure).
+    pub fn with_message(&self, message: String) -> Error {
+        match self {
+            Error::BadInput(_) => Error::BadInput(message),
+            Error::Refused(_) => Error::Refused(message),
+            Error::Unreachable(_) => Error::Unreachable(message),
+            Error::AuthFailed(_) => Error::AuthFailed(message),
+            Error::Failed(_) | Error::Upstream { .. } => Error::Failed(message),
+            Error::LockTimeout(_) => Error::LockTimeout(message),
+            Error::Interrupted(_) => Error::Interrupted(message),
+        }
+    }
+
     /// Prefix the message with what was being done, keeping the class.
     pub fn context(self, what: impl fmt::Display) -> Error {
         let wrap = |m: String| format!("{what}: {m}");
@@ -156,3 +170,19 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_message_keeps_the_class() {
+        let auth = Error::AuthFailed("old".into()).with_message("new".into());
+        assert_eq!(
+            (auth.kind(), auth.message()),
+            (ErrorKind::AuthFailed, "new")
+        );
+        let refused = Error::Refused("old".into()).with_message("new".into());
+        assert_eq!(refused.status(), ExitStatus::Refused);
+    }
+}

@@ -115,7 +115,7 @@ impl<'a> Progress<'a> {
             error.message(),
             self.done.join("; ")
         );
-        with_message(&error, message)
+        error.with_message(message)
     }
 
     /// Polls `check` every `poll` until it yields a value; `check` also returns the current
@@ -167,19 +167,6 @@ impl<'a> Progress<'a> {
                 }
             }
         })
-    }
-}
-
-/// The same kind of error with another message.
-pub(crate) fn with_message(error: &Error, message: String) -> Error {
-    match error {
-        Error::BadInput(_) => Error::BadInput(message),
-        Error::Refused(_) => Error::Refused(message),
-        Error::Unreachable(_) => Error::Unreachable(message),
-        Error::AuthFailed(_) => Error::AuthFailed(message),
-        Error::Failed(_) | Error::Upstream { .. } => Error::Failed(message),
-        Error::LockTimeout(_) => Error::LockTimeout(message),
-        Error::Interrupted(_) => Error::Interrupted(message),
     }
 }
 
@@ -255,5 +242,5 @@ pub(crate) fn all_envs<T>(outcomes: Vec<(String, Result<T>)>) -> Result<Vec<T>> 
     if !completed.is_empty() {
         message.push_str(&format!("; completed: {}", completed.join(", ")));
     }
-    Err(with_message(&kind.1, message))
+    Err(kind.1.with_message(message))
 }
