@@ -763,12 +763,15 @@ pub fn closed_port() -> u16 {
     server::free_port().unwrap()
 }
 
-/// moto's standalone AWS server on a free loopback port, killed when dropped. Tools run against
-/// it get `AWS_ENDPOINT_URL`, fake credentials and `AWS_EC2_METADATA_DISABLED=true` from
+/// moto's standalone AWS server on a free loopback port, behind the AWS double
+/// (`tests/support/aws_fault_proxy.py` with no fault rules: where moto is more lenient than
+/// AWS, it answers as AWS does), both killed when dropped. Tools run against it get
+/// `AWS_ENDPOINT_URL` (the double), fake credentials and `AWS_EC2_METADATA_DISABLED=true` from
 /// [`MotoServer::env`], so nothing ever reaches AWS or the instance-metadata endpoint.
 pub struct MotoServer {
     pub port: u16,
     child: std::process::Child,
+    double: Option<FaultyAws>,
 }
 
 pub const AWS_REGION: &str = "eu-west-1";
@@ -785,7 +788,11 @@ impl MotoServer {
             .unwrap_or_else(|e| {
                 panic!("this test needs moto's server ({e}): pip install 'moto[server]' (bash scripts/setup-test.sh does)")
             });
-        let moto = MotoServer { port, child };
+        let mut moto = MotoServer {
+            port,
+            child,
+            double: None,
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -794,10 +801,20 @@ impl MotoServer {
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        moto.double = Some(FaultyAws::start(&moto, serde_json::json!([])));
         moto
     }
 
+    /// Where tools reach AWS: the double in front of moto.
     pub fn endpoint(&self) -> String {
+        match &self.double {
+            Some(double) => format!("http://127.0.0.1:{}", double.port),
+            None => self.upstream(),
+        }
+    }
+
+    /// moto itself, behind the double.
+    fn upstream(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -833,29 +850,33 @@ impl MotoServer {
 }
 
 impl MotoServer {
-    /// Runs a boto3 call against this moto, as an independent client would, and returns its
-    /// answer as JSON: `moto.call("ec2", "describe_security_groups", json!({"GroupIds": [id]}))`.
+    /// Runs a boto3 call against this moto (through its double), as an independent client
+    /// would, and returns its answer as JSON:
+    /// `moto.call("ec2", "describe_security_groups", json!({"GroupIds": [id]}))`.
     pub fn call(&self, service: &str, operation: &str, arguments: Value) -> Value {
-        let script = "import sys, json, boto3\n\
-            c = boto3.client(sys.argv[3], endpoint_url=sys.argv[1], region_name=sys.argv[2])\n\
-            print(json.dumps(getattr(c, sys.argv[4])(**json.loads(sys.stdin.read())), default=str))\n";
-        let mut tool = Tool::program("python3")
-            .args([
-                "-c",
-                script,
-                &self.endpoint(),
-                AWS_REGION,
-                service,
-                operation,
-            ])
-            .stdin(arguments.to_string());
-        for (key, val) in self.env() {
-            tool = tool.env(key, val);
-        }
-        let run = tool.run();
-        run.expect(0);
-        serde_json::from_str(&run.stdout).unwrap()
+        boto3(self, &self.endpoint(), service, operation, arguments)
     }
+}
+
+fn boto3(
+    moto: &MotoServer,
+    endpoint: &str,
+    service: &str,
+    operation: &str,
+    arguments: Value,
+) -> Value {
+    let script = "import sys, json, boto3\n\
+        c = boto3.client(sys.argv[3], endpoint_url=sys.argv[1], region_name=sys.argv[2])\n\
+        print(json.dumps(getattr(c, sys.argv[4])(**json.loads(sys.stdin.read())), default=str))\n";
+    let mut tool = Tool::program("python3")
+        .args(["-c", script, endpoint, AWS_REGION, service, operation])
+        .stdin(arguments.to_string());
+    for (key, val) in moto.env() {
+        tool = tool.env(key, val);
+    }
+    let run = tool.run();
+    run.expect(0);
+    serde_json::from_str(&run.stdout).unwrap()
 }
 
 /// An HTTP proxy in front of a moto server that makes chosen AWS operations fail or stall
@@ -878,7 +899,7 @@ impl FaultyAws {
         let child = Command::new("python3")
             .arg(&script)
             .arg(port.to_string())
-            .arg(moto.endpoint())
+            .arg(moto.upstream())
             .arg(rules.to_string())
             .arg(&log)
             .stdin(Stdio::null())
@@ -913,6 +934,8 @@ impl FaultyAws {
                 )
             })
             .lines()
+            // "(Operation by AWS) 200": what the double did by itself, not the tool's call.
+            .filter(|line| !line.starts_with('('))
             .filter_map(|line| {
                 let (op, status) = line.split_once(' ')?;
                 Some((op.to_string(), status.parse().ok()?))
@@ -949,6 +972,26 @@ impl FaultyAws {
     }
 }
 
+impl FaultyAws {
+    /// A boto3 call through this double, as a colleague's console or script would make it
+    /// (AWS's own moves then follow it: a stopped instance starts by itself seven days later).
+    pub fn call(
+        &self,
+        moto: &MotoServer,
+        service: &str,
+        operation: &str,
+        arguments: Value,
+    ) -> Value {
+        boto3(
+            moto,
+            &format!("http://127.0.0.1:{}", self.port),
+            service,
+            operation,
+            arguments,
+        )
+    }
+}
+
 impl Drop for FaultyAws {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -976,6 +1019,7 @@ impl Tool {
 
 impl Drop for MotoServer {
     fn drop(&mut self) {
+        self.double = None;
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -14,6 +14,8 @@ documentation it comes from.
 import re
 import time
 
+import aws_offer
+
 STARTED = time.time()
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 CREATE_DB_INSTANCE = "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html"
@@ -104,6 +106,12 @@ def refusal(op, params):
         if int(params["MaxAllocatedStorage"]) < least:
             # Checked when a request sends both; AWS compares with the storage the instance has.
             return _bad("InvalidParameterCombination", "Invalid max storage size for postgres", AUTOSCALING)
+    offer = _outside_offer(op, params)
+    if offer:
+        return offer
+    parameters = _parameter_refusal(op, params)
+    if parameters:
+        return parameters
     snapshot_ids = {
         "CreateDBClusterSnapshot": ("DBClusterSnapshotIdentifier", 63, CLUSTER_SNAPSHOT),
         "DeleteDBCluster": ("FinalDBSnapshotIdentifier", 63, CLUSTER_SNAPSHOT),
@@ -115,6 +123,61 @@ def refusal(op, params):
         value = params.get(key)
         if value is not None and not re.fullmatch(r"[A-Za-z](?!.*--)[A-Za-z0-9-]{0,%d}(?<!-)" % (most - 1), value):
             return _bad("InvalidParameterValue", f"{key} {value}: 1 to {most} letters, digits or hyphens, starting with a letter", source)
+    return None
+
+
+def _outside_offer(op, params):
+    """A create on an engine version or class AWS does not offer for new resources: AWS answers
+    InvalidParameterCombination ("Cannot find version …" / "RDS does not support creating a DB
+    instance with the following combination …"); what is offered is what
+    DescribeOrderableDBInstanceOptions lists (aws_offer.py)."""
+    engine, version = params.get("Engine"), params.get("EngineVersion")
+    if op == "CreateDBCluster" and engine in aws_offer.OFFER and version is not None:
+        if version not in aws_offer.OFFER[engine]["versions"]:
+            return _bad("InvalidParameterCombination", f"Cannot find version {version} for {engine}", aws_offer.ORDERABLE)
+    if op == "CreateDBInstance" and engine in aws_offer.OFFER and "DBClusterIdentifier" not in params:
+        klass = params.get("DBInstanceClass", "")
+        if version is not None and version not in aws_offer.OFFER[engine]["versions"]:
+            return _bad("InvalidParameterCombination", f"Cannot find version {version} for {engine}", aws_offer.ORDERABLE)
+        if version is not None and not aws_offer.offered(engine, version, klass):
+            return _bad("InvalidParameterCombination",
+                        f"RDS does not support creating a DB instance with the following combination: "
+                        f"DBInstanceClass={klass}, Engine={engine}, EngineVersion={version}", aws_offer.ORDERABLE)
+    if op == "CreateDBInstance" and engine in aws_offer.OFFER and "DBClusterIdentifier" in params:
+        klass = params.get("DBInstanceClass", "")
+        if klass not in aws_offer.OFFER[engine]["classes"]:
+            return _bad("InvalidParameterCombination", f"DBInstanceClass {klass} is not offered for {engine}", aws_offer.ORDERABLE)
+    if op in ("ModifyDBInstance", "ModifyDBCluster") and version is not None:
+        engines = ["aurora-postgresql"] if op == "ModifyDBCluster" else ["postgres"]
+        if not any(version in aws_offer.OFFER[e]["versions"] for e in engines):
+            return _bad("InvalidParameterCombination", f"Cannot upgrade to version {version}: not offered", aws_offer.ENGINE_VERSIONS)
+    return None
+
+
+MODIFY_PARAMETER_GROUP = "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBParameterGroup.html"
+
+
+def _parameter_refusal(op, params):
+    """ModifyDBParameterGroup / ModifyDBClusterParameterGroup: at most 20 parameters a call;
+    `immediate` only for dynamic parameters ("immediate value with dynamic parameters only",
+    the Parameter data type's ApplyMethod); a name the family does not have is refused."""
+    if op not in ("ModifyDBParameterGroup", "ModifyDBClusterParameterGroup"):
+        return None
+    entries = {}
+    for key, value in params.items():
+        m = re.fullmatch(r"Parameters\.\w+\.(\d+)\.(\w+)", key)
+        if m:
+            entries.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    if len(entries) > 20:
+        return _bad("InvalidParameterValue", f"{len(entries)} parameters: a request modifies at most 20", MODIFY_PARAMETER_GROUP)
+    for entry in entries.values():
+        name = entry.get("ParameterName", "")
+        kind = aws_offer.APPLY_TYPES.get(name)
+        if kind is None:
+            return _bad("InvalidParameterValue", f"Could not find parameter with name: {name}", aws_offer.ENGINE_DEFAULTS)
+        if kind == "static" and entry.get("ApplyMethod") == "immediate":
+            return _bad("InvalidParameterCombination", f"cannot use immediate apply method for static parameter {name}",
+                        "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_Parameter.html")
     return None
 
 
@@ -144,3 +207,135 @@ def answer(op, payload, moves, clock_file):
 
         text = re.sub(rf"<{block}>.*?</{block}>", moved, text, flags=re.S)
     return text.encode("utf-8")
+
+
+# --- AWS's own clockwork: changes deferred to the maintenance window, and the automatic start
+# of a stopped instance or cluster after seven days. The proxy calls `due` before each request
+# and replays what has come due against moto; `defer` takes a modify's deferred settings out of
+# it; `pending_values` shows them in describe answers, as AWS does.
+
+SETTINGS = "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ModifyInstance.Settings.html"
+CLUSTER_MODIFY = "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBCluster.html"
+STOP_INSTANCE = "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_StopInstance.html"
+STOP_CLUSTER = "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-cluster-stop-start.html"
+SEVEN_DAYS = 7 * 86400
+
+# Settings a modify without ApplyImmediately leaves for the next maintenance window ("If you
+# don't choose to apply the change immediately, it occurs during the next maintenance window"),
+# each with the element PendingModifiedValues names it by. The rest (deletion protection,
+# public access, windows, autoscaling limit, master password, …) "ignores the apply
+# immediately setting" (SETTINGS; ModifyDBCluster's ApplyImmediately: CLUSTER_MODIFY).
+DEFERRED = {
+    "ModifyDBInstance": {
+        "DBInstanceClass": "DBInstanceClass", "AllocatedStorage": "AllocatedStorage",
+        "EngineVersion": "EngineVersion", "MultiAZ": "MultiAZ", "StorageType": "StorageType",
+        "Iops": "Iops", "CACertificateIdentifier": "CACertificateIdentifier",
+        "DBSubnetGroupName": "DBSubnetGroupName",
+        "EnableIAMDatabaseAuthentication": "IAMDatabaseAuthenticationEnabled",
+    },
+    "ModifyDBCluster": {
+        "EngineVersion": "EngineVersion",
+        "EnableIAMDatabaseAuthentication": "IAMDatabaseAuthenticationEnabled",
+    },
+}
+# Sent with a deferred engine version, so deferred with it.
+GOES_WITH = {"EngineVersion": ["AllowMajorVersionUpgrade", "DBParameterGroupName",
+                               "DBInstanceParameterGroupName"]}
+
+PENDING = {}   # (op, id) -> {"params": {...}, "window": "sun:04:30-sun:05:30", "at": clock, "headers": {...}}
+STOPPED = {}   # (start op, id) -> {"at": clock, "headers": {...}}
+
+
+def _ident(op, params):
+    key = "DBClusterIdentifier" if "Cluster" in op else "DBInstanceIdentifier"
+    return params.get(key)
+
+
+def defer(op, params, window, clock, headers):
+    """The parameters a modify goes on to moto with: without ApplyImmediately the deferred
+    settings wait (recorded as pending), with it every pending one goes too ("any pending
+    modifications are also applied", SETTINGS)."""
+    if op not in DEFERRED:
+        return params
+    key = (op, _ident(op, params))
+    if params.get("ApplyImmediately") == "true":
+        waiting = PENDING.pop(key, None)
+        return {**waiting["params"], **params} if waiting else params
+    deferred = {k: v for k, v in params.items() if k in DEFERRED[op]}
+    if not deferred:
+        return params
+    for name in list(deferred):
+        for other in GOES_WITH.get(name, []):
+            if other in params:
+                deferred[other] = params[other]
+    entry = PENDING.setdefault(key, {"params": {}, "at": clock, "headers": headers})
+    entry["params"].update(deferred)
+    entry["window"] = window
+    return {k: v for k, v in params.items() if k not in deferred}
+
+
+def _minute_of_week(seconds):
+    t = time.gmtime(seconds)
+    return t.tm_wday * 1440 + t.tm_hour * 60 + t.tm_min
+
+
+def _window_start(window, at_clock, now_clock):
+    """Whether the first maintenance window after `at_clock` has begun by `now_clock` (the
+    double's clock, on today's calendar)."""
+    weekly = _weekly(window or "")
+    if weekly is None:
+        return False
+    at = STARTED + at_clock
+    wait = (weekly[0] - _minute_of_week(at)) % (7 * 1440)
+    return STARTED + now_clock >= at + wait * 60
+
+
+def stopped(op, params, clock, headers):
+    """Records a stop (the automatic start comes seven days later); a start forgets it."""
+    starts = {"StopDBInstance": "StartDBInstance", "StopDBCluster": "StartDBCluster"}
+    if op in starts:
+        STOPPED[(starts[op], _ident(op, params))] = {"at": clock, "headers": headers}
+    elif op in ("StartDBInstance", "StartDBCluster"):
+        STOPPED.pop((op, _ident(op, params)), None)
+
+
+def due(clock):
+    """The requests AWS makes by itself by now, as (operation, params, headers): pending changes
+    whose window has begun, applied immediately; starts of what has been stopped seven days
+    ("If you don't manually start your DB instance after seven days, your DB instance is
+    automatically started", STOP_INSTANCE; clusters: STOP_CLUSTER)."""
+    calls = []
+    for (op, ident), entry in list(PENDING.items()):
+        if _window_start(entry.get("window"), entry["at"], clock):
+            del PENDING[(op, ident)]
+            key = "DBClusterIdentifier" if "Cluster" in op else "DBInstanceIdentifier"
+            calls.append((op, {**entry["params"], key: ident, "ApplyImmediately": "true"}, entry["headers"]))
+    for (op, ident), entry in list(STOPPED.items()):
+        if clock - entry["at"] >= SEVEN_DAYS:
+            del STOPPED[(op, ident)]
+            key = "DBClusterIdentifier" if "Cluster" in op else "DBInstanceIdentifier"
+            calls.append((op, {key: ident}, entry["headers"]))
+    return calls
+
+
+def pending_values(op, payload):
+    """A describe answer with each resource's pending changes in PendingModifiedValues."""
+    if op not in ("DescribeDBInstances", "DescribeDBClusters") or not PENDING:
+        return payload
+    modify = "ModifyDBInstance" if op == "DescribeDBInstances" else "ModifyDBCluster"
+    block = "DBInstance" if op == "DescribeDBInstances" else "DBCluster"
+    ident = block + "Identifier"
+    text = payload.decode("utf-8")
+
+    def add(match):
+        part = match.group(0)
+        name = re.search(rf"<{ident}>([^<]+)</{ident}>", part)
+        entry = name and PENDING.get((modify, name.group(1)))
+        if not entry:
+            return part
+        values = "".join(f"<{DEFERRED[modify][k]}>{v}</{DEFERRED[modify][k]}>"
+                         for k, v in entry["params"].items() if k in DEFERRED[modify])
+        part = re.sub(r"<PendingModifiedValues>.*?</PendingModifiedValues>|<PendingModifiedValues/>", "", part, flags=re.S)
+        return part.replace(f"</{block}>", f"<PendingModifiedValues>{values}</PendingModifiedValues></{block}>")
+
+    return re.sub(rf"<{block}>.*?</{block}>", add, text, flags=re.S).encode("utf-8")

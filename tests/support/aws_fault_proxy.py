@@ -18,7 +18,8 @@ immediate `available`) until `seconds` after the CreateDBInstance that made it p
 (or another `on` operation; `when` names a parameter it must have sent; `stale` answers right
 after it still show the status from before, as AWS's do). Seconds are the double's clock.
 Where moto is more lenient than AWS the proxy answers as AWS does (aws_double.py: the rules
-with their sources, always on), and {"move": …} rules play what AWS does by itself, on a clock
+with their sources, always on; aws_offer.py: the dated offer of versions, classes and parameter
+apply types, answered by the proxy itself), and {"move": …} rules play what AWS does by itself, on a clock
 the test moves forward by writing seconds to LOG_FILE.clock. LOG_FILE (created empty at start, so a missing
 file means the proxy never ran) gets one line per request, "<operation> <status>", written
 before the answer is sent: a test that has its answer can count every call; LOG_FILE.params one JSON line per
@@ -28,6 +29,7 @@ what was sent where moto keeps no trace of it.
 import html, http.client, http.server, json, re, sys, threading, time, urllib.parse
 
 import aws_double
+import aws_offer
 
 PORT, TARGET, RULES, LOG = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 seen_ops, lock = set(), threading.Lock()
@@ -108,6 +110,29 @@ def start_holds(op, params):
             started[(index, name)] = {"at": aws_double.now(LOG + ".clock"), "answers": 0}
 
 
+def replay(op, params, headers, path="/"):
+    """A request AWS makes by itself (aws_double.due), sent to moto as the tool's were; its
+    answer, which nobody reads."""
+    body = urllib.parse.urlencode({"Action": op, "Version": "2014-10-31", **params}).encode("utf-8")
+    upstream = http.client.HTTPConnection(TARGET.hostname, TARGET.port, timeout=60)
+    upstream.request("POST", path, body=body, headers={**headers, "Content-Length": str(len(body))})
+    answer = upstream.getresponse()
+    payload = answer.read()
+    upstream.close()
+    log(f"({op} by AWS)", answer.status)
+    return payload
+
+
+def maintenance_window(op, params, headers):
+    """The maintenance window of the instance or cluster a modify names, as moto has it."""
+    if "Cluster" in op:
+        answer = replay("DescribeDBClusters", {"DBClusterIdentifier": params.get("DBClusterIdentifier", "")}, headers)
+    else:
+        answer = replay("DescribeDBInstances", {"DBInstanceIdentifier": params.get("DBInstanceIdentifier", "")}, headers)
+    found = re.search(r"<PreferredMaintenanceWindow>([^<]*)</PreferredMaintenanceWindow>", answer.decode("utf-8"))
+    return found.group(1) if found else None
+
+
 def log(op, status):
     with lock, open(LOG, "a") as f:
         f.write(f"{op} {status}\n")
@@ -122,6 +147,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         op = operation(self.headers, body)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP and k.lower() != "content-length"}
+        clock = aws_double.now(LOG + ".clock")
+        with lock:
+            come_due = aws_double.due(clock)
+        for due_op, due_params, due_headers in come_due:
+            replay(due_op, due_params, due_headers)
         params = {}
         if not self.headers.get("X-Amz-Target"):
             params = {k: ("********" if "Password" in k else v[0])
@@ -152,8 +183,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload)
             return
+        if op in aws_double.DEFERRED and not self.headers.get("X-Amz-Target"):
+            raw = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8")).items()}
+            window = raw.get("PreferredMaintenanceWindow") or maintenance_window(op, raw, headers)
+            with lock:
+                raw = aws_double.defer(op, raw, window, clock, headers)
+            body = urllib.parse.urlencode(raw).encode("utf-8")
+        own = aws_offer.answer(op, params)
+        if own is not None:
+            log(op, 200)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(own)))
+            self.end_headers()
+            self.wfile.write(own)
+            return
         upstream = http.client.HTTPConnection(TARGET.hostname, TARGET.port, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
         upstream.request("POST", self.path, body=body, headers=headers)
         answer = upstream.getresponse()
         payload = answer.read()
@@ -161,7 +206,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             seen_ops.add(op)
             if answer.status == 200:
                 start_holds(op, params)
+                aws_double.stopped(op, params, clock, headers)
         payload = held(op, payload)
+        with lock:
+            payload = aws_double.pending_values(op, payload)
         with lock:
             payload = aws_double.answer(op, payload, MOVES, LOG + ".clock")
         log(op, answer.status)

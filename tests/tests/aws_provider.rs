@@ -247,15 +247,23 @@ fn bad_specs_are_refused_before_any_aws_call() {
         2,
         "unknown instance class \"db.x9.huge\": use one of db.t3.micro",
     );
-    let version = SPEC.replace(
-        "class = \"db.t4g.small\"",
-        "class = \"db.t4g.small\"\nengine_version = \"16.99\"",
-    );
-    rdsprov(&moto, &dir, &version, &["plan"]).expect_error(
-        "rdsprov",
-        2,
-        "unknown PostgreSQL engine version \"16.99\": use one of 16.1",
-    );
+    // Which minors AWS offers is asked at plan time; the shape and the major are checked here.
+    for (version, expected) in [
+        (
+            "16.4.1",
+            "write a major (\"17\": the newest minor AWS offers) or major.minor",
+        ),
+        (
+            "12.22",
+            "postgres runs PostgreSQL 13, 14, 15, 16, 17, 18 (as of 2026-11",
+        ),
+    ] {
+        let bad = SPEC.replace(
+            "class = \"db.t4g.small\"",
+            &format!("class = \"db.t4g.small\"\nengine_version = \"{version}\""),
+        );
+        rdsprov(&moto, &dir, &bad, &["plan"]).expect_error("rdsprov", 2, expected);
+    }
     // What AWS itself refuses is refused before any call, with the rule.
     let dev_line = "publicly_accessible = true";
     for (extra, expected) in [
@@ -1212,8 +1220,8 @@ fn the_registry_is_rendered_from_the_real_state() {
         "{text}"
     );
     for row in [
-        "| dev | combine-dev | available | combine-dev.aaaaaaaaaa.eu-west-1.rds.amazonaws.com:5432 | postgres 16.4 | db.t4g.micro | 20 GB gp3 | false | 7 days",
-        "| test | combine-test | available | combine-test.aaaaaaaaaa.eu-west-1.rds.amazonaws.com:5432 | postgres 16.4 | db.t4g.small |",
+        "| dev | combine-dev | available | combine-dev.aaaaaaaaaa.eu-west-1.rds.amazonaws.com:5432 | postgres 17.9 | db.t4g.micro | 20 GB gp3 | false | 7 days",
+        "| test | combine-test | available | combine-test.aaaaaaaaaa.eu-west-1.rds.amazonaws.com:5432 | postgres 17.9 | db.t4g.small |",
         "| combine-test | billing | billing | test | aws-sm:arn:aws:secretsmanager:eu-west-1:",
         "| combine-dev | rdsprov-combine-dev-connections, rdsprov-combine-dev-cpu, rdsprov-combine-dev-free-storage, rdsprov-combine-dev-freeable-memory | arn:aws:sns:eu-west-1:",
         "## Cost (estimate, prices as of 2024-06",
@@ -1266,7 +1274,7 @@ const AURORA_SPEC: &str = r#"
 [env.test]
 id = "intranet-test"
 engine = "aurora-postgresql"
-engine_version = "16.4"
+engine_version = "16"
 min_acu = 0.5
 max_acu = 2
 ingress = ["10.0.1.0/24"]
@@ -1323,6 +1331,8 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
     };
     assert_eq!(value("min_acu"), "0.5");
     assert_eq!(value("max_acu"), "2");
+    // A major alone: the newest minor AWS offers for Aurora Serverless v2, shown exactly.
+    assert_eq!(value("engine_version"), "16.10");
     assert_eq!(value("deletion_protection"), "true");
     let writer = change(&plan, "db-instance", "test");
     assert_eq!(writer["name"], "intranet-test-1");
@@ -1447,7 +1457,7 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
     assert_eq!(run(&bigger, &["plan"]).expect(0).json()["up_to_date"], true);
     let status = run(&bigger, &["status"]).expect(0).json();
     assert_eq!(status["instances"][0]["class"], "db.serverless");
-    assert_eq!(status["instances"][0]["engine_version"], "16.4");
+    assert_eq!(status["instances"][0]["engine_version"], "16.10");
     let registry = run(&bigger, &["registry"]);
     assert!(
         registry
@@ -2070,7 +2080,7 @@ const MOVING: &str = r#"
 [env.dev]
 id = "shop-dev"
 class = "db.t4g.micro"
-engine_version = "16.4"
+engine_version = "16.9"
 storage_gb = 20
 max_storage_gb = 30
 backup_window = "03:00-03:30"
@@ -2092,7 +2102,7 @@ fn aws_s_own_moves_leave_the_plan_clean() {
     let double = FaultyAws::start(
         &moto,
         json!([
-            {"move": "minor-upgrade", "id": "shop-dev", "to": "16.9", "at": 3600},
+            {"move": "minor-upgrade", "id": "shop-dev", "to": "16.11", "at": 3600},
             {"move": "autoscale", "id": "shop-dev", "to": 26, "at": 3600}
         ]),
     );
@@ -2126,7 +2136,7 @@ fn aws_s_own_moves_leave_the_plan_clean() {
     );
     let status = through(&listed, &["status"]).expect(0).json();
     assert_eq!(
-        status["instances"][0]["engine_version"], "16.9",
+        status["instances"][0]["engine_version"], "16.11",
         "the double moved"
     );
     let plan = through(&listed, &["plan"]).expect(0).json();
@@ -2337,4 +2347,302 @@ fn a_lost_secret_gets_a_new_password_without_applying_pending_changes() {
     assert_eq!(modifies.len(), 1, "{modifies:?}");
     assert_eq!(modifies[0]["MasterUserPassword"], "********");
     assert_eq!(modifies[0]["ApplyImmediately"], "false", "{modifies:?}");
+}
+
+const OFFERED: &str = r#"
+[env.dev]
+id = "shop-dev"
+class = "db.t4g.micro"
+engine_version = "16"
+ingress = ["203.0.113.7/32"]
+[env.dev.alarms]
+enabled = false
+"#;
+
+/// Which versions AWS creates new instances on is asked at plan time
+/// (DescribeOrderableDBInstanceOptions, answered by the double from its dated offer): a major
+/// alone takes the newest minor, shown exactly in the plan and the resources; a minor AWS no
+/// longer offers, or a class the version lacks, is refused before any mutating call with what
+/// AWS does offer. Parameters go by their ApplyType as AWS reports it (static ones
+/// `pending-reboot`, which the double enforces), at most 20 a call; a name the family lacks is
+/// refused by the plan.
+#[test]
+fn engine_versions_and_parameter_apply_types_come_from_aws() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-offer");
+    let double = FaultyAws::start(&moto, json!([]));
+    let through = |spec: &str, args: &[&str]| {
+        rdsprov_tool(&dir, spec, args)
+            .aws_through(&moto, &double)
+            .run()
+    };
+    let no_longer = OFFERED.replace("engine_version = \"16\"", "engine_version = \"16.4\"");
+    through(&no_longer, &["apply"]).expect_error(
+        "rdsprov",
+        2,
+        "engine_version \"16.4\": AWS no longer creates new postgres db.t4g.micro instances on 16.4 (DescribeOrderableDBInstanceOptions); it offers 16.9, 16.10, 16.11, 16.12, 16.13",
+    );
+    let lacking = OFFERED
+        .replace("engine_version = \"16\"", "engine_version = \"18\"")
+        .replace("db.t4g.micro", "db.t3.micro");
+    through(&lacking, &["plan"]).expect_error(
+        "rdsprov",
+        2,
+        "AWS offers no 18 for new postgres db.t3.micro instances",
+    );
+    let unknown = format!("{OFFERED}\n[env.dev.parameters]\nno_such_setting = \"1\"\n")
+        .replace("[env.dev.alarms]\nenabled = false\n", "");
+    let unknown = format!("{unknown}[env.dev.alarms]\nenabled = false\n");
+    through(&unknown, &["plan"]).expect_error(
+        "rdsprov",
+        2,
+        "parameters no_such_setting: not modifiable parameters of postgres16",
+    );
+    assert_eq!(mutating_calls(&double.requests()), Vec::<String>::new());
+
+    // 22 parameters: two calls; shared_preload_libraries (static) on the next reboot.
+    let dynamic = [
+        "log_min_duration_statement",
+        "log_statement",
+        "log_connections",
+        "log_disconnections",
+        "log_lock_waits",
+        "work_mem",
+        "maintenance_work_mem",
+        "statement_timeout",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+        "track_io_timing",
+        "random_page_cost",
+        "effective_cache_size",
+        "timezone",
+        "default_statistics_target",
+        "autovacuum_vacuum_scale_factor",
+        "autovacuum_analyze_scale_factor",
+        "autovacuum_naptime",
+        "checkpoint_timeout",
+        "deadlock_timeout",
+    ];
+    let values = |name: &str| match name {
+        "log_statement" => "ddl".to_string(),
+        "timezone" => "UTC".to_string(),
+        "log_connections" | "log_disconnections" | "log_lock_waits" | "track_io_timing" => {
+            "1".to_string()
+        }
+        "random_page_cost"
+        | "autovacuum_vacuum_scale_factor"
+        | "autovacuum_analyze_scale_factor" => "0.2".to_string(),
+        _ => "100".to_string(),
+    };
+    let mut table =
+        String::from("[env.dev.parameters]\nshared_preload_libraries = \"pg_stat_statements\"\n");
+    for name in dynamic {
+        table.push_str(&format!("{name} = \"{}\"\n", values(name)));
+    }
+    let many = OFFERED.replace("[env.dev.alarms]", &format!("{table}[env.dev.alarms]"));
+    let plan = through(&many, &["plan"]).expect(0).json();
+    let created = change(&plan, "db-instance", "dev");
+    let version = created["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "engine_version")
+        .unwrap();
+    assert_eq!(version["to"], "16.13", "the newest 16 offered: {created}");
+    let group = change(&plan, "parameter-group", "dev");
+    let when = |name: &str| {
+        group["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {group}"))["when"]
+            .clone()
+    };
+    assert_eq!(when("shared_preload_libraries"), "on reboot");
+    assert_eq!(when("work_mem"), "immediately");
+    let applied = through(&many, &["apply"]).expect(0).json();
+    assert_eq!(applied["instances"][0]["engine_version"], "16.13");
+    let sets = double.params("ModifyDBParameterGroup");
+    let counts: Vec<usize> = sets
+        .iter()
+        .map(|p| {
+            p.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| k.ends_with(".ParameterName"))
+                .count()
+        })
+        .collect();
+    assert_eq!(counts, [20, 2], "rds.force_ssl too: {sets:?}");
+    let methods: Vec<(String, String)> = sets
+        .iter()
+        .flat_map(|p| {
+            let p = p.as_object().unwrap();
+            p.iter()
+                .filter(|(k, _)| k.ends_with(".ParameterName"))
+                .map(|(k, v)| {
+                    let method = k.replace(".ParameterName", ".ApplyMethod");
+                    (
+                        v.as_str().unwrap().to_string(),
+                        p[&method].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        methods.contains(&("shared_preload_libraries".into(), "pending-reboot".into()))
+            && methods.contains(&("rds.force_ssl".into(), "immediate".into())),
+        "{methods:?}"
+    );
+    let create = double.params("CreateDBInstance");
+    assert_eq!(create[0]["EngineVersion"], "16.13");
+    // Nothing left to do: the offer is not even asked again.
+    let before = double.requests().len();
+    let plan = through(&many, &["plan"]).expect(0).json();
+    assert_eq!(plan["up_to_date"], true, "{plan}");
+    let asked: Vec<String> = double.requests()[before..]
+        .iter()
+        .map(|(op, _)| op.clone())
+        .filter(|op| op.starts_with("DescribeOrderable") || op.starts_with("DescribeEngineDefault"))
+        .collect();
+    assert_eq!(asked, Vec::<String>::new());
+}
+
+/// The operations of `calls` that change something (AWS's own moves are not among them).
+fn mutating_calls(calls: &[(String, u16)]) -> Vec<String> {
+    calls
+        .iter()
+        .map(|(op, _)| op.clone())
+        .filter(|op| {
+            !["Describe", "List", "Get"]
+                .iter()
+                .any(|p| op.starts_with(p))
+        })
+        .collect()
+}
+
+/// The issue's "done when": `make apply` of the example spec (ops/aws/rds.toml) against the AWS
+/// double succeeds; then AWS moves by itself — a minor version upgrade, storage grown by
+/// autoscaling, a class change applied only in the maintenance window, a stopped instance
+/// started again after seven days — and after each `plan` is clean and a second `apply` makes
+/// no mutating call.
+#[test]
+fn the_example_spec_applies_and_aws_s_own_moves_leave_it_clean() {
+    let moto = MotoServer::start();
+    let double = FaultyAws::start(
+        &moto,
+        json!([
+            {"move": "minor-upgrade", "id": "combine-test", "to": "17.10", "at": 3600},
+            {"move": "autoscale", "id": "combine-dev", "to": 23, "at": 3600}
+        ]),
+    );
+    let state = TempDir::new("aws-example-state");
+    let dir = TempDir::new("aws-example");
+    let example = harness::repo_root().join("ops/aws/rds.toml");
+    let make = |spec: &std::path::Path, target: &str| {
+        Tool::program("make")
+            .args(["-s", "-C"])
+            .arg_path(&harness::repo_root())
+            .args([
+                target,
+                "CARGO=true",
+                &format!("BIN={}", harness::bin_dir().display()),
+                &format!("SPEC={}", spec.display()),
+            ])
+            .aws_through(&moto, &double)
+            .env("RDSPROV_POLL_SECONDS", "0.2")
+            .env("XDG_STATE_HOME", &state.path)
+            .run()
+    };
+    let applied = make(&example, "apply");
+    applied.expect(0);
+    let status = |spec: &std::path::Path| {
+        Tool::new("rdsprov")
+            .args(["status", "--json"])
+            .arg_path_flag("--spec", spec)
+            .aws_through(&moto, &double)
+            .run()
+            .expect(0)
+            .json()
+    };
+    let found = status(&example);
+    let versions: Vec<&str> = found["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["engine_version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["17.9", "17.9"], "the newest 17 offered: {found}");
+
+    // A class change on test (changes wait for its maintenance window): pending, not drift.
+    let text = std::fs::read_to_string(&example).unwrap();
+    assert!(text.contains("class = \"db.t4g.small\""), "{text}");
+    let changed = dir.path.join("rds.toml");
+    std::fs::write(&changed, text.replace("db.t4g.small", "db.t4g.medium")).unwrap();
+    make(&changed, "apply").expect(0);
+    let pending = moto.call(
+        "rds",
+        "describe_db_instances",
+        json!({"DBInstanceIdentifier": "combine-test"}),
+    );
+    assert_eq!(pending["DBInstances"][0]["DBInstanceClass"], "db.t4g.small");
+    let clean = |when: &str| {
+        let plan = make(&changed, "plan");
+        assert_eq!(
+            plan.expect(0).json()["up_to_date"],
+            true,
+            "{when}: {}",
+            plan.stdout
+        );
+        let before = double.requests().len();
+        let again = make(&changed, "apply");
+        again.expect(0);
+        let mutating = mutating_calls(&double.requests()[before..]);
+        assert!(
+            mutating.is_empty(),
+            "{when}: {mutating:?}\n{}",
+            again.stderr
+        );
+    };
+    clean("a class change waiting for the window");
+    let described = double.call(
+        &moto,
+        "rds",
+        "describe_db_instances",
+        json!({"DBInstanceIdentifier": "combine-test"}),
+    );
+    assert_eq!(
+        described["DBInstances"][0]["PendingModifiedValues"]["DBInstanceClass"], "db.t4g.medium",
+        "{described}"
+    );
+
+    // Someone stops dev from the console; AWS upgrades test's minor and grows dev's storage.
+    double.call(
+        &moto,
+        "rds",
+        "stop_db_instance",
+        json!({"DBInstanceIdentifier": "combine-dev"}),
+    );
+    double.advance(2 * 3600);
+    let plan = make(&changed, "plan");
+    assert_eq!(plan.expect(0).json()["up_to_date"], true, "{}", plan.stdout);
+
+    // Eight days on: the window has passed, dev started by itself.
+    double.advance(8 * 86400);
+    let found = status(&changed);
+    let by_id = |id: &str| {
+        found["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_id("combine-dev")["status"], "available", "{found}");
+    assert_eq!(by_id("combine-test")["class"], "db.t4g.medium", "{found}");
+    assert_eq!(by_id("combine-test")["engine_version"], "17.10", "{found}");
+    clean("after AWS's own moves");
 }

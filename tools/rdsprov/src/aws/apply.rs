@@ -6,7 +6,7 @@
 //! never printed, kept in Secrets Manager.
 
 use crate::aws::observe::{self, SPEC_RULE};
-use crate::aws::plan::{self, parameter_timing};
+use crate::aws::plan;
 use crate::aws::progress::Progress;
 use crate::aws::secrets::read_secret_password;
 use crate::aws::spec::InstanceSpec;
@@ -16,6 +16,10 @@ use crate::aws::{alarms, describe, Aws};
 use dbtools::contract::{ChangeWhen, PlanAction, PlanResource};
 use dbtools::contract::{Instance, PlannedChange};
 use dbtools::{secrets, Error, Result};
+
+/// ModifyDBParameterGroup and ModifyDBClusterParameterGroup take at most 20 parameters a call.
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBParameterGroup.html>
+const PARAMETERS_PER_CALL: usize = 20;
 
 fn action_of(planned: &[PlannedChange], resource: PlanResource) -> Option<&PlannedChange> {
     planned
@@ -43,6 +47,19 @@ pub(crate) fn apply(
     }
     apply_steps(On { aws, spec }, observed, planned, progress)
         .map_err(|error| progress.failure(error, "apply"))
+}
+
+/// The spec with the exact engine version the plan resolved (a major alone names none).
+fn exact_version(spec: &InstanceSpec, change: &PlannedChange) -> InstanceSpec {
+    let mut exact = spec.clone();
+    if let Some(version) = change
+        .attributes
+        .iter()
+        .find(|a| a.name == crate::aws::attributes::Name::EngineVersion.as_str())
+    {
+        exact.engine_version = version.to.clone();
+    }
+    exact
 }
 
 fn tags_ec2(spec: &InstanceSpec) -> Vec<aws_sdk_ec2::types::Tag> {
@@ -141,20 +158,24 @@ fn apply_steps(
                 aws_sdk_rds::types::Parameter::builder()
                     .parameter_name(&a.name)
                     .parameter_value(&a.to)
-                    .apply_method(if parameter_timing(&a.name) == ChangeWhen::OnReboot {
-                        aws_sdk_rds::types::ApplyMethod::PendingReboot
-                    } else {
+                    .apply_method(if a.when == ChangeWhen::Immediately {
                         aws_sdk_rds::types::ApplyMethod::Immediate
+                    } else {
+                        aws_sdk_rds::types::ApplyMethod::PendingReboot
                     })
                     .build()
             })
             .collect();
-        if !parameters.is_empty() {
-            aws.block_on(target.set_parameters(On { aws, spec }, parameters))?;
+        // "You can modify up to 20 parameters in a single request" (ModifyDBParameterGroup).
+        for (batch, names) in parameters
+            .chunks(PARAMETERS_PER_CALL)
+            .zip(change.attributes.chunks(PARAMETERS_PER_CALL))
+        {
+            progress.check_interrupt()?;
+            aws.block_on(target.set_parameters(On { aws, spec }, batch.to_vec()))?;
             progress.did(format!(
                 "set {} in {}",
-                change
-                    .attributes
+                names
                     .iter()
                     .map(|a| format!("{}={}", a.name, a.to))
                     .collect::<Vec<_>>()
@@ -272,8 +293,9 @@ fn apply_steps(
     progress.check_interrupt()?;
     match action_of(planned, target.resource()) {
         Some(change) if change.action == PlanAction::Create => {
+            let exact = exact_version(spec, change);
             let created = aws.block_on(target.create(
-                On { aws, spec },
+                On { aws, spec: &exact },
                 New {
                     group_id: &group_id,
                     password: password.as_deref(),
@@ -296,12 +318,13 @@ fn apply_steps(
         }
         None => {
             if let (Some(password), true) = (password.as_deref(), fresh) {
-                // The secret was lost while the target lived: it gets the new password. An
-                // instance takes it "asynchronously … as soon as possible" whatever
-                // ApplyImmediately says (ModifyDBInstance, MasterUserPassword), so the changes
-                // waiting for the maintenance window keep waiting; a cluster takes it only with
-                // ApplyImmediately (ModifyDBCluster), which applies its pending changes too.
-                let cluster = target.resource() == PlanResource::DbCluster;
+                // The secret was lost while the target lived: it gets the new password. Both
+                // kinds take it "asynchronously … as soon as possible" whatever ApplyImmediately
+                // says (ModifyDBInstance, MasterUserPassword; ModifyDBCluster, ApplyImmediately:
+                // "Some modifications, such as turning on deletion protection and changing the
+                // master password, are applied immediately—regardless of when you choose to
+                // apply them"), and
+                // ApplyImmediately would also apply every change waiting for the window.
                 aws.block_on(target.modify(
                     On { aws, spec },
                     Modify {
@@ -309,7 +332,7 @@ fn apply_steps(
                         changes: &[],
                         group_id: None,
                         password: Some(password),
-                        immediately: cluster,
+                        immediately: false,
                     },
                 ))
                 .map_err(|e| e.context("setting the new master password"))?;

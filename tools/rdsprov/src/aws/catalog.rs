@@ -1,7 +1,7 @@
-//! A small dated table of what RDS offers: the instance classes we accept (with their memory
-//! and list price), Aurora's memory per capacity unit and the PostgreSQL engine versions. moto
-//! accepts anything and answers no DescribeOrderableDBInstanceOptions, so the check has to be
-//! ours; the spec checks against it and the cost estimate prices from it.
+//! A small dated table of what RDS runs: the instance classes we accept (with their memory and
+//! list price), Aurora's memory per capacity unit and the PostgreSQL majors of each engine. The
+//! spec is checked against it before any call (offline) and the cost estimate prices from it;
+//! the exact versions AWS creates new instances on are asked at plan time (`offer.rs`).
 
 /// When the prices below were taken from AWS's public price list.
 pub(crate) const PRICES_AS_OF: &str = "2024-06 (AWS public on-demand prices, us-east-1)";
@@ -45,10 +45,21 @@ pub(crate) fn class_memory_gib(class: &str) -> f64 {
         .unwrap_or(1.0)
 }
 
-/// Engine versions RDS offers for PostgreSQL 14–17 (a dated subset; majors and recent minors).
-const ENGINE_VERSIONS: &[&str] = &[
-    "14.10", "14.11", "14.12", "14.13", "14.15", "14.17", "15.5", "15.6", "15.7", "15.8", "15.10",
-    "15.12", "16.1", "16.2", "16.3", "16.4", "16.6", "16.8", "17.1", "17.2", "17.4",
+/// The PostgreSQL majors each engine runs, as of the date given: the offline check of a spec's
+/// `engine_version` (a major, or major.minor). Which exact minors AWS creates new instances on
+/// changes every few months and is asked at plan time (`offer.rs`), never taken from here.
+const MAJORS_AS_OF: &str = "2026-11";
+const MAJORS: &[(&str, &[u32], &str)] = &[
+    (
+        "postgres",
+        &[13, 14, 15, 16, 17, 18],
+        "https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-release-calendar.html",
+    ),
+    (
+        "aurora-postgresql",
+        &[13, 14, 15, 16, 17],
+        "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraPostgreSQLReleaseNotes/aurorapostgresql-release-calendar.html",
+    ),
 ];
 
 pub(crate) fn check_class(class: &str) -> Result<(), String> {
@@ -62,24 +73,32 @@ pub(crate) fn check_class(class: &str) -> Result<(), String> {
     ))
 }
 
-pub(crate) fn check_engine_version(version: &str) -> Result<(), String> {
-    if ENGINE_VERSIONS.contains(&version) {
+/// A spec's `engine_version`: a major (`"16"`, the newest minor AWS offers) or major.minor
+/// (`"16.9"`), of a major the engine runs.
+pub(crate) fn check_engine_version(engine: &str, version: &str) -> Result<(), String> {
+    let Some((_, majors, source)) = MAJORS.iter().find(|(name, ..)| *name == engine) else {
         return Ok(());
-    }
-    let major = version.split('.').next().unwrap_or_default();
-    let same_major: Vec<&str> = ENGINE_VERSIONS
-        .iter()
-        .copied()
-        .filter(|v| v.split('.').next() == Some(major))
-        .collect();
-    let offer = if same_major.is_empty() {
-        ENGINE_VERSIONS.join(", ")
-    } else {
-        same_major.join(", ")
     };
-    Err(format!(
-        "unknown PostgreSQL engine version {version:?}: use one of {offer}"
-    ))
+    let parts: Vec<&str> = version.split('.').collect();
+    let numeric = |part: &&str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let shaped = (1..=2).contains(&parts.len()) && parts.iter().all(numeric);
+    let major = parts.first().and_then(|m| m.parse::<u32>().ok());
+    let list = majors
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !shaped {
+        return Err(format!(
+            "engine_version {version:?}: write a major (\"17\": the newest minor AWS offers) or major.minor (\"17.6\")"
+        ));
+    }
+    match major {
+        Some(major) if majors.contains(&major) => Ok(()),
+        _ => Err(format!(
+            "engine_version {version:?}: {engine} runs PostgreSQL {list} (as of {MAJORS_AS_OF}, {source})"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -87,8 +106,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_are_suggested_by_major() {
-        let error = check_engine_version("16.99").unwrap_err();
-        assert!(error.contains("16.4") && !error.contains("15.5"), "{error}");
+    fn a_version_is_a_major_or_major_minor_of_a_major_the_engine_runs() {
+        assert!(check_engine_version("postgres", "16").is_ok());
+        assert!(check_engine_version("postgres", "18.1").is_ok());
+        let error = check_engine_version("aurora-postgresql", "18").unwrap_err();
+        assert!(error.contains("13, 14, 15, 16, 17"), "{error}");
+        for bad in ["16.4.1", "v16", "16.", "", "sixteen"] {
+            let error = check_engine_version("postgres", bad).unwrap_err();
+            assert!(error.contains("major.minor"), "{bad}: {error}");
+        }
+        assert!(check_engine_version("postgres", "12.22")
+            .unwrap_err()
+            .contains("release-calendar"));
     }
 }

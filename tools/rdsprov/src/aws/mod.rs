@@ -20,6 +20,7 @@ pub(crate) mod destroy;
 pub(crate) mod iam_token;
 pub(crate) mod ingress;
 pub(crate) mod observe;
+pub(crate) mod offer;
 pub(crate) mod plan;
 pub(crate) mod pricing;
 pub(crate) mod progress;

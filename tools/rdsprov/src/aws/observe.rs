@@ -4,8 +4,10 @@
 //! members) and its alarms. Nothing here changes anything; the plan reads what it returns.
 
 use crate::aws::alarms;
+use crate::aws::attributes::{Drift, Name};
+use crate::aws::offer;
 use crate::aws::spec::InstanceSpec;
-use crate::aws::state::{Observed, SecurityGroup};
+use crate::aws::state::{Observed, SecurityGroup, TargetState};
 use crate::aws::target;
 use crate::aws::{code, describe, Aws};
 use dbtools::contract::{Instance, Provider};
@@ -148,6 +150,20 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
             Some((state, members)) => (Some(state), members),
             None => (None, Vec::new()),
         };
+        // What AWS offers is asked only when the plan needs it, so a clean plan costs no more.
+        let offer = if needs_offer(spec, state.as_ref()) {
+            Some(offer::read(aws, spec).await?)
+        } else {
+            None
+        };
+        let sets_parameters = spec.parameters.iter().any(|(name, value)| {
+            parameters.as_ref().and_then(|have| have.get(name)) != Some(value)
+        });
+        let apply_types = if sets_parameters {
+            Some(offer::apply_types(aws, spec).await?)
+        } else {
+            None
+        };
         Ok(Observed {
             vpc_id,
             security_group,
@@ -158,6 +174,8 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
             target: state,
             members,
             alarms: Default::default(),
+            offer,
+            apply_types,
         })
     })
     .and_then(|mut observed| {
@@ -166,10 +184,21 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
     })
 }
 
+/// Whether the plan may create the target or change its version or class, and so needs what
+/// AWS offers.
+fn needs_offer(spec: &InstanceSpec, state: Option<&TargetState>) -> bool {
+    let Some(state) = state else {
+        return true;
+    };
+    let version = state.get(Name::EngineVersion);
+    let class = state.attributes.get(&Name::Class);
+    !Drift::SameMajorAtLeast.in_line(&version, &spec.engine_version)
+        || class.is_some_and(|class| *class != spec.class)
+}
+
 /// The env's instance (or Aurora cluster) as the contract describes it, None when it does
 /// not exist.
 pub(crate) fn record(region: &str, spec: &InstanceSpec, observed: Observed) -> Option<Instance> {
-    use crate::aws::attributes::Name;
     let state = observed.target?;
     Some(Instance {
         id: spec.id.clone(),

@@ -4,6 +4,7 @@
 
 use crate::aws::alarms;
 use crate::aws::attributes::{Attribute, Name, Timing};
+use crate::aws::offer::{self, ApplyType};
 use crate::aws::rules;
 use crate::aws::spec::InstanceSpec;
 use crate::aws::state::{Attributes, Observed, TargetState};
@@ -102,7 +103,7 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
                 .parameters
                 .as_ref()
                 .and_then(|have| have.get(k).cloned());
-            attribute(k, from, v.clone(), parameter_timing(k))
+            attribute(k, from, v.clone(), parameter_timing(k, observed))
         })
         .collect();
     let action = match &observed.parameters {
@@ -149,10 +150,14 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
             target.resource(),
             &spec.id,
             PlanAction::Create,
-            differences(spec, &own, None),
+            exact_version(spec, observed, differences(spec, &own, None)),
         ),
         Some(state) => {
-            let mut attributes = differences(spec, &own, Some(&state.attributes));
+            let mut attributes = exact_version(
+                spec,
+                observed,
+                differences(spec, &own, Some((&state.attributes, &state.pending))),
+            );
             attributes.extend(security_group_change(observed, state));
             change(
                 target.resource(),
@@ -172,7 +177,11 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
                 differences(spec, &of_members, None),
             ),
             Some(member) => {
-                let attributes = differences(spec, &of_members, Some(&member.attributes));
+                let attributes = differences(
+                    spec,
+                    &of_members,
+                    Some((&member.attributes, &member.pending)),
+                );
                 change(
                     PlanResource::DbInstance,
                     &id,
@@ -214,6 +223,50 @@ pub(crate) fn refusal(
     {
         rules::master_user(&spec.master_user, spec.is_aurora()).map_err(at)?;
     }
+    let changed = |name: Name| {
+        planned
+            .iter()
+            .filter(of_target)
+            .flat_map(|c| &c.attributes)
+            .any(|a| a.name == name.as_str())
+    };
+    if let Some(types) = &observed.apply_types {
+        let unknown: Vec<&str> = planned
+            .iter()
+            .filter(|c| c.resource == PlanResource::ParameterGroup)
+            .flat_map(|c| &c.attributes)
+            .map(|a| a.name.as_str())
+            .filter(|name| !types.contains_key(*name))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(at(format!(
+                "parameters {}: not modifiable parameters of {} (AWS lists the family's parameters with DescribeEngineDefault{}Parameters)",
+                unknown.join(", "),
+                spec.parameter_group_family(),
+                if spec.is_aurora() { "Cluster" } else { "" }
+            )));
+        }
+    }
+    if let Some(offer) = &observed.offer {
+        if changed(Name::EngineVersion) {
+            offer::resolve(spec, offer).map_err(at)?;
+        } else if changed(Name::Class) {
+            // A new class on the version the instance keeps must be one AWS offers on it.
+            let have = observed
+                .target
+                .as_ref()
+                .map(|state| state.get(Name::EngineVersion))
+                .unwrap_or_default();
+            if !offer.versions.contains(&have) {
+                return Err(at(format!(
+                    "class {}: AWS offers it for {} {} only (DescribeOrderableDBInstanceOptions), not on {have}: raise engine_version too, or keep the class",
+                    spec.class,
+                    spec.engine,
+                    offer.versions.join(", ")
+                )));
+            }
+        }
+    }
     let sets_limit = planned
         .iter()
         .filter(of_target)
@@ -238,11 +291,13 @@ fn modify_or_none(attributes: &[AttributeChange]) -> PlanAction {
 }
 
 /// The wanted attributes that differ from what is — all of them, applied at creation, when
-/// nothing is there yet. Attributes the spec leaves to AWS are not compared.
+/// nothing is there yet. Attributes the spec leaves to AWS are not compared, and one a modify
+/// already left for the maintenance window (PendingModifiedValues) at the wanted value is no
+/// change: sending it again would change nothing.
 fn differences(
     spec: &InstanceSpec,
     rows: &[(&'static Attribute, Timing)],
-    have: Option<&Attributes>,
+    have: Option<(&Attributes, &Attributes)>,
 ) -> Vec<AttributeChange> {
     rows.iter()
         .filter_map(|(row, timing)| {
@@ -255,8 +310,10 @@ fn differences(
                     ChangeWhen::Immediately,
                 ));
             };
+            let (have, pending) = have;
             let from = have.get(&row.name);
-            if from.is_some_and(|from| row.drift.in_line(from, &to)) {
+            let in_line = |value: Option<&String>| value.is_some_and(|v| row.drift.in_line(v, &to));
+            if in_line(from) || in_line(pending.get(&row.name)) {
                 return None;
             }
             Some(attribute(
@@ -267,6 +324,25 @@ fn differences(
             ))
         })
         .collect()
+}
+
+/// A version to create or move to is the exact one AWS offers for the spec's `engine_version`
+/// (the newest minor of a major alone); `refusal` says when AWS offers none.
+fn exact_version(
+    spec: &InstanceSpec,
+    observed: &Observed,
+    mut attributes: Vec<AttributeChange>,
+) -> Vec<AttributeChange> {
+    let exact = observed
+        .offer
+        .as_ref()
+        .and_then(|offer| offer::resolve(spec, offer).ok());
+    for change in &mut attributes {
+        if let (true, Some(exact)) = (change.name == Name::EngineVersion.as_str(), &exact) {
+            change.to = exact.clone();
+        }
+    }
+    attributes
 }
 
 /// The env's security group, when the target is not in it.
@@ -296,20 +372,17 @@ pub(crate) fn attribute(
     }
 }
 
-/// Static parameters take effect on the next reboot; the rest at once.
-pub(crate) fn parameter_timing(name: &str) -> ChangeWhen {
-    const STATIC: &[&str] = &[
-        "shared_preload_libraries",
-        "max_connections",
-        "shared_buffers",
-        "max_worker_processes",
-        "wal_level",
-        "max_wal_senders",
-    ];
-    if STATIC.contains(&name) {
-        ChangeWhen::OnReboot
-    } else {
-        ChangeWhen::Immediately
+/// A static parameter takes effect on the next reboot, a dynamic one at once: its ApplyType as
+/// AWS reports it (AWS refuses `immediate` for a static one). One AWS has not said is planned
+/// for the reboot, the safe side; `refusal` refuses a name the family does not have.
+pub(crate) fn parameter_timing(name: &str, observed: &Observed) -> ChangeWhen {
+    match observed
+        .apply_types
+        .as_ref()
+        .and_then(|types| types.get(name))
+    {
+        Some(ApplyType::Dynamic) => ChangeWhen::Immediately,
+        Some(ApplyType::Static) | None => ChangeWhen::OnReboot,
     }
 }
 
@@ -462,9 +535,12 @@ multi_az = true
                     id,
                     status: "available".into(),
                     attributes: reported(spec, true),
+                    pending: Default::default(),
                 })
                 .collect(),
             alarms: Default::default(),
+            offer: None,
+            apply_types: None,
         }
     }
 
@@ -692,6 +768,15 @@ multi_az = true
         parameters.insert("work_mem".into(), "64MB".into());
         observed.subnet_group = Some(vec!["subnet-a".into()]);
         observed.secret_arn = None;
+        observed.apply_types = Some(
+            [
+                ("log_min_duration_statement", ApplyType::Dynamic),
+                ("shared_preload_libraries", ApplyType::Static),
+            ]
+            .into_iter()
+            .map(|(name, kind)| (name.to_string(), kind))
+            .collect(),
+        );
         let changes = plan(&spec, &observed);
         let changed = changed(&changes);
         let summary: Vec<(PlanResource, PlanAction)> =
@@ -726,6 +811,81 @@ multi_az = true
                     Reboot
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn a_parameter_aws_does_not_list_is_refused_and_one_it_has_not_typed_waits_for_a_reboot() {
+        let spec = spec_of(INSTANCE, "");
+        let mut observed = in_line(&spec);
+        observed.parameters.as_mut().unwrap().clear();
+        let changes = plan(&spec, &observed);
+        let group = changes
+            .iter()
+            .find(|c| c.resource == PlanResource::ParameterGroup)
+            .unwrap();
+        assert!(
+            group.attributes.iter().all(|a| a.when == Reboot),
+            "{group:?}"
+        );
+        observed.apply_types = Some(
+            [("rds.force_ssl".to_string(), ApplyType::Dynamic)]
+                .into_iter()
+                .collect(),
+        );
+        let changes = plan(&spec, &observed);
+        let error = refusal(&spec, &observed, &changes).unwrap_err();
+        assert!(
+            error.contains("parameters log_min_duration_statement, shared_preload_libraries: not modifiable parameters of postgres"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_version_aws_no_longer_offers_stays_when_the_spec_names_it_and_a_new_one_is_exact() {
+        let spec = spec_of(INSTANCE, "engine_version = \"16.4\"");
+        let observed = in_line(&spec);
+        // In line: AWS is not asked (offer None) and nothing changes.
+        assert!(changed(&plan(&spec, &observed)).is_empty());
+        let major = spec_of(INSTANCE, "engine_version = \"17\"");
+        let mut upgrade = in_line(&spec);
+        upgrade.offer = Some(offer::Offer {
+            versions: vec!["16.9".into(), "17.5".into(), "17.10".into()],
+        });
+        let changes = plan(&major, &upgrade);
+        let target = changed(&changes);
+        assert_eq!(target[0].attributes[0].name, "engine_version");
+        assert_eq!(target[0].attributes[0].to, "17.10");
+        let mut gone = in_line(&spec);
+        gone.target = None;
+        gone.offer = Some(offer::Offer {
+            versions: vec!["16.9".into()],
+        });
+        let changes = plan(&spec, &gone);
+        let error = refusal(&spec, &gone, &changes).unwrap_err();
+        assert!(error.contains("no longer creates"), "{error}");
+    }
+
+    #[test]
+    fn a_change_waiting_for_the_window_at_the_wanted_value_is_no_change() {
+        let spec = spec_of(INSTANCE, "");
+        let mut observed = in_line(&spec);
+        let state = observed.target.as_mut().unwrap();
+        state.attributes.insert(Name::Class, "db.t4g.micro".into());
+        state.pending.insert(Name::Class, "db.t4g.small".into());
+        assert!(changed(&plan(&spec, &observed)).is_empty());
+        // Pending at another value: the modify is sent (it replaces the pending one).
+        let state = observed.target.as_mut().unwrap();
+        state.pending.insert(Name::Class, "db.t4g.large".into());
+        let changes = plan(&spec, &observed);
+        assert_eq!(
+            changed(&changes)[0].attributes,
+            vec![attribute(
+                "class",
+                Some("db.t4g.micro".into()),
+                "db.t4g.small".into(),
+                Window
+            )]
         );
     }
 

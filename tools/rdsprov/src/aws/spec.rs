@@ -10,7 +10,7 @@
 //! [env.dev]
 //! id = "combine-dev"
 //! class = "db.t4g.micro"
-//! engine_version = "16.4"
+//! engine_version = "17"                # a major: the newest minor AWS offers (or "17.6")
 //! storage_gb = 20
 //! ingress = ["203.0.113.7/32"]          # home network, app subnet, an app's sg-…(port 5432)
 //! publicly_accessible = true
@@ -246,8 +246,9 @@ fn resolve_alarms(
 fn default_engine() -> String {
     "postgres".into()
 }
+/// A major alone: the newest minor AWS offers when the instance is created.
 fn default_engine_version() -> String {
-    "16.4".into()
+    "17".into()
 }
 fn default_storage() -> i32 {
     20
@@ -427,7 +428,7 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Spec> {
         if serverless.is_none() {
             catalog::check_class(&class).map_err(at)?;
         }
-        catalog::check_engine_version(&raw.engine_version).map_err(at)?;
+        catalog::check_engine_version(&raw.engine, &raw.engine_version).map_err(at)?;
         names::check_sql_name(&raw.master_user, "master user").map_err(|e| at(e.to_string()))?;
         rules::backup_retention(raw.backup_retention_days, serverless.is_some()).map_err(at)?;
         rules::windows(
@@ -644,7 +645,7 @@ class = "db.t4g.small"
         assert_eq!(dev.parameters["rds.force_ssl"], "1");
         assert_eq!(dev.tags["app"], "combine");
         assert_eq!(dev.tags["managed-by"], "rdsprov");
-        assert_eq!(dev.parameter_group_family(), "postgres16");
+        assert_eq!(dev.parameter_group_family(), "postgres17");
         assert!(dev.apply_immediately && !test.apply_immediately);
         let alarms = test.alarms.as_ref().unwrap();
         assert_eq!(alarms.topic, "rdsprov-combine-test-alarms");
@@ -736,7 +737,7 @@ engine = "aurora-postgresql"
         assert_eq!(cluster.class, SERVERLESS_CLASS);
         assert_eq!(cluster.member_ids(), ["intranet-test-1"]);
         assert_eq!(cluster.monitored_instance(), "intranet-test-1");
-        assert_eq!(cluster.parameter_group_family(), "aurora-postgresql16");
+        assert_eq!(cluster.parameter_group_family(), "aurora-postgresql17");
         // 4 ACU ≈ 8 GiB: 0.75 × 8 GiB / 9531392 = 676 connections; 80% of it.
         assert_eq!(cluster.alarms.as_ref().unwrap().connections, 540.0);
         let refused = |extra: &str, expected: &str| {

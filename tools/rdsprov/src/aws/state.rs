@@ -3,6 +3,7 @@
 
 use crate::aws::alarms::ObservedAlarms;
 use crate::aws::attributes::Name;
+use crate::aws::offer::{ApplyTypes, Offer};
 use std::collections::BTreeMap;
 
 /// Attribute values as AWS reports them, named like the spec's.
@@ -25,6 +26,12 @@ pub(crate) struct Observed {
     /// Aurora only: the cluster's member instances.
     pub members: Vec<Member>,
     pub alarms: ObservedAlarms,
+    /// The versions AWS creates new instances of the spec's class on: read when the target is
+    /// to be created or its version or class changed, else None.
+    pub offer: Option<Offer>,
+    /// The apply type of the family's parameters: read when a parameter is to be set, else
+    /// None.
+    pub apply_types: Option<ApplyTypes>,
 }
 
 /// The env's security group: the sources (CIDRs, groups) of the rules the spec manages, and
@@ -63,6 +70,8 @@ pub(crate) struct TargetState {
     pub master_user: String,
     pub managed_secret_arn: Option<String>,
     pub security_groups: Vec<String>,
+    /// What a modify left for the maintenance window (PendingModifiedValues), by attribute.
+    pub pending: Attributes,
 }
 
 impl TargetState {
@@ -80,4 +89,6 @@ pub(crate) struct Member {
     pub writer: bool,
     pub status: String,
     pub attributes: Attributes,
+    /// What a modify left for the maintenance window (PendingModifiedValues), by attribute.
+    pub pending: Attributes,
 }

@@ -60,7 +60,35 @@ fn cluster_state(cluster: &aws_sdk_rds::types::DbCluster, members: &[Member]) ->
             .and_then(|s| s.secret_arn())
             .map(str::to_string),
         security_groups: api::group_ids(cluster.vpc_security_groups()),
+        pending: pending(cluster),
     }
+}
+
+/// The settings a modify left for the maintenance window (ClusterPendingModifiedValues).
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ClusterPendingModifiedValues.html>
+fn pending(cluster: &aws_sdk_rds::types::DbCluster) -> crate::aws::state::Attributes {
+    let Some(values) = cluster.pending_modified_values() else {
+        return Default::default();
+    };
+    [
+        (
+            Name::EngineVersion,
+            values.engine_version().map(str::to_string),
+        ),
+        (
+            Name::BackupRetentionDays,
+            values.backup_retention_period().map(|v| v.to_string()),
+        ),
+        (
+            Name::IamAuth,
+            values
+                .iam_database_authentication_enabled()
+                .map(|v| v.to_string()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name, value?)))
+    .collect()
 }
 
 /// The spec's settings on a cluster restored either way — capacity, parameters, protection,
@@ -119,6 +147,7 @@ impl Target for AuroraCluster {
                     writer: member.is_cluster_writer() == Some(true),
                     status: status_of(&db),
                     attributes: read(&db, attributes::on_members()),
+                    pending: crate::aws::target::instance::pending(&db),
                 });
             }
         }

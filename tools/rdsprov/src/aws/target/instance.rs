@@ -1,7 +1,7 @@
 //! An RDS for PostgreSQL instance: everything the env needs is the instance's own — engine,
 //! size, storage, backups, protection, a DB parameter group — and its endpoint is the env's.
 
-use crate::aws::attributes::{self, Attribute, Timing};
+use crate::aws::attributes::{self, Attribute, Name, Timing};
 use crate::aws::spec::InstanceSpec;
 use crate::aws::state::{Attributes, TargetState};
 use crate::aws::target::api::{
@@ -54,7 +54,50 @@ fn state(db: &aws_sdk_rds::types::DbInstance) -> TargetState {
             .and_then(|s| s.secret_arn())
             .map(str::to_string),
         security_groups: api::group_ids(db.vpc_security_groups()),
+        pending: pending(db),
     }
+}
+
+/// The settings a modify left for the maintenance window, as PendingModifiedValues reports
+/// them ("changes that will be applied during the next maintenance window"), by attribute.
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PendingModifiedValues.html>
+pub(crate) fn pending(db: &aws_sdk_rds::types::DbInstance) -> Attributes {
+    let Some(values) = db.pending_modified_values() else {
+        return Attributes::new();
+    };
+    [
+        (Name::Class, values.db_instance_class().map(str::to_string)),
+        (
+            Name::EngineVersion,
+            values.engine_version().map(str::to_string),
+        ),
+        (
+            Name::StorageGb,
+            values.allocated_storage().map(|v| v.to_string()),
+        ),
+        (Name::MultiAz, values.multi_az().map(|v| v.to_string())),
+        (
+            Name::BackupRetentionDays,
+            values.backup_retention_period().map(|v| v.to_string()),
+        ),
+        (
+            Name::CaCertificate,
+            values.ca_certificate_identifier().map(str::to_string),
+        ),
+        (
+            Name::SubnetGroup,
+            values.db_subnet_group_name().map(str::to_string),
+        ),
+        (
+            Name::IamAuth,
+            values
+                .iam_database_authentication_enabled()
+                .map(|v| v.to_string()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name, value?)))
+    .collect()
 }
 
 pub(crate) fn status_of(db: &aws_sdk_rds::types::DbInstance) -> String {
