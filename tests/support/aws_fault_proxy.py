@@ -13,6 +13,7 @@ an operation of that name has passed through; `params` makes it apply only to re
 form parameters include those values ({"DBInstanceIdentifier": "shop-stage"}).
     {"operation": "DescribeDBInstances", "hold": "creating", "seconds": 20}
     {"operation": "DescribeDBInstances", "hold": "modifying", "seconds": 2, "on": "ModifyDBInstance", "stale": 1}
+    {"operation": "DescribeDBClusters", "hold": "creating", "seconds": 30, "on": "RestoreDBClusterFromSnapshot"}
 plays AWS's own pace where moto has none: an instance reads `creating` (instead of moto's
 immediate `available`) until `seconds` after the CreateDBInstance that made it passed through
 (or another `on` operation; `when` names a parameter it must have sent; `stale` answers right
@@ -65,49 +66,82 @@ def matching_rule(op, params):
     return None
 
 
+KINDS = {  # describe operation -> (block, identifier, status element)
+    "DescribeDBInstances": ("DBInstance", "DBInstanceIdentifier", "DBInstanceStatus"),
+    "DescribeDBClusters": ("DBCluster", "DBClusterIdentifier", "Status"),
+}
+
+
+def holding(op, name, moment, count=True):
+    """The status the first running hold gives resource `name` of describe operation `op` at
+    this moment, or None."""
+    for index, rule in enumerate(HOLDS):
+        if rule.get("operation", "DescribeDBInstances") != op:
+            continue
+        entry = started.get((index, name))
+        if entry is None:
+            continue
+        if entry["answers"] < rule.get("stale", 0):
+            if count:
+                entry["answers"] += 1
+            return None
+        if moment - entry["at"] < rule["seconds"]:
+            return rule["hold"]
+    return None
+
+
 def held(op, payload):
-    """An answer as AWS would give it at this moment: an instance in the status a hold rule
-    gives it (the first hold whose time has not run out), from when its `on` operation
-    (CreateDBInstance unless named; with `when`, only one that sent that parameter) passed
-    through, after `stale` answers that still show the status from before."""
-    if op != "DescribeDBInstances" or not HOLDS:
+    """An answer as AWS would give it at this moment: an instance (or a cluster) in the status
+    a hold rule gives it (the first hold whose time has not run out), from when its `on`
+    operation (CreateDBInstance unless named; with `when`, only one that sent that parameter)
+    passed through, after `stale` answers that still show the status from before."""
+    if op not in KINDS or not HOLDS:
         return payload
+    block, ident, status = KINDS[op]
     moment = aws_double.now(LOG + ".clock")
 
     def hold(match):
-        block = match.group(0)
-        name = re.search(r"<DBInstanceIdentifier>([^<]+)</DBInstanceIdentifier>", block)
+        part = match.group(0)
+        name = re.search(rf"<{ident}>([^<]+)</{ident}>", part)
         if not name:
-            return block
+            return part
         with lock:
-            for index, rule in enumerate(HOLDS):
-                entry = started.get((index, name.group(1)))
-                if entry is None:
-                    continue
-                if entry["answers"] < rule.get("stale", 0):
-                    entry["answers"] += 1
-                    return block
-                if rule.get("operation", "DescribeDBInstances") != op:
-                    continue
-                if moment - entry["at"] < rule["seconds"]:
-                    # Only what moto calls `available` is AWS's pace; a deletion or a stop shows.
-                    return block.replace("<DBInstanceStatus>available</DBInstanceStatus>",
-                                         f"<DBInstanceStatus>{rule['hold']}</DBInstanceStatus>")
-        return block
+            shown = holding(op, name.group(1), moment)
+        if shown is None:
+            return part
+        # Only what moto calls `available` is AWS's pace; a deletion or a stop shows.
+        return part.replace(f"<{status}>available</{status}>", f"<{status}>{shown}</{status}>", 1)
 
-    return re.sub(r"<DBInstance>.*?</DBInstance>", hold, payload.decode("utf-8"), flags=re.S).encode("utf-8")
+    return re.sub(rf"<{block}>.*?</{block}>", hold, payload.decode("utf-8"), flags=re.S).encode("utf-8")
 
 
 def start_holds(op, params):
-    """Starts each hold whose `on` operation this is, for the instance it names."""
+    """Starts each hold whose `on` operation this is, for the instance or cluster it names."""
     for index, rule in enumerate(HOLDS):
         if rule.get("on", "CreateDBInstance") != op:
             continue
         if rule.get("when") and rule["when"] not in params:
             continue
-        name = params.get("DBInstanceIdentifier")
+        ident = KINDS[rule.get("operation", "DescribeDBInstances")][1]
+        name = params.get(ident)
         if name:
             started[(index, name)] = {"at": aws_double.now(LOG + ".clock"), "answers": 0}
+
+
+def member_refusal(op, params):
+    """CreateDBInstance into a cluster that is not available yet: "You can create DB instances
+    only after the RestoreDBClusterFromSnapshot operation has completed and the DB cluster is
+    available" (API_RestoreDBClusterFromSnapshot), InvalidDBClusterStateFault."""
+    cluster = params.get("DBClusterIdentifier")
+    if op != "CreateDBInstance" or not cluster:
+        return None
+    with lock:
+        shown = holding("DescribeDBClusters", cluster, aws_double.now(LOG + ".clock"), count=False)
+    if shown is None:
+        return None
+    return ("InvalidDBClusterStateFault",
+            f"DB cluster {cluster} is {shown}, not available: its instances can be created once it is "
+            "(double: https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBClusterFromSnapshot.html)")
 
 
 def replay(op, params, headers, path="/"):
@@ -162,7 +196,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rule = matching_rule(op, params)
         if rule and rule.get("delay"):
             time.sleep(rule["delay"])
-        refused = aws_double.refusal(op, params)
+        refused = aws_double.refusal(op, params) or member_refusal(op, params)
         if refused and not (rule and rule.get("status")):
             rule = {"status": 400, "code": refused[0], "message": refused[1]}
         if rule and rule.get("status"):

@@ -1454,6 +1454,26 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
         4.0
     );
     assert_eq!(members(&described), ["intranet-test-1", "intranet-test-2"]);
+    // The reader in a zone of the cluster other than the writer's (Aurora would choose any).
+    let zone = |id: &str| {
+        moto.call(
+            "rds",
+            "describe_db_instances",
+            json!({"DBInstanceIdentifier": id}),
+        )["DBInstances"][0]["AvailabilityZone"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (writer_zone, reader_zone) = (zone("intranet-test-1"), zone("intranet-test-2"));
+    assert_ne!(writer_zone, reader_zone);
+    assert!(
+        described["AvailabilityZones"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(reader_zone)),
+        "{described}"
+    );
     assert_eq!(run(&bigger, &["plan"]).expect(0).json()["up_to_date"], true);
     let status = run(&bigger, &["status"]).expect(0).json();
     assert_eq!(status["instances"][0]["class"], "db.serverless");
@@ -2645,4 +2665,96 @@ fn the_example_spec_applies_and_aws_s_own_moves_leave_it_clean() {
     assert_eq!(by_id("combine-test")["class"], "db.t4g.medium", "{found}");
     assert_eq!(by_id("combine-test")["engine_version"], "17.10", "{found}");
     clean("after AWS's own moves");
+}
+
+/// An Aurora restore creates the cluster's members only once the restored cluster is available
+/// (AWS refuses them before: InvalidDBClusterStateFault, which the double plays while the
+/// cluster reads `creating`); a restore cut short after its cluster (here: AWS short of
+/// capacity for the writer) is finished by running the same command again, which neither
+/// refuses the id nor restores twice.
+#[test]
+fn an_aurora_restore_waits_for_its_cluster_and_a_rerun_finishes_it() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-aurora-restore");
+    let spec = AURORA_SPEC.replace("max_acu = 2", "max_acu = 2\nmulti_az = true");
+    let spec = spec.as_str();
+    let state = TempDir::new("aws-aurora-restore-audit");
+    rdsprov_tool(&dir, spec, &["apply"])
+        .aws(&moto)
+        .run()
+        .expect(0);
+    rdsprov_tool(&dir, spec, &["snapshot", "--env", "test", "--name", "before"])
+        .aws(&moto)
+        .run()
+        .expect(0);
+    let double = FaultyAws::start(
+        &moto,
+        json!([
+            {"operation": "CreateDBInstance", "params": {"DBInstanceIdentifier": "intranet-copy-2"},
+             "status": 400, "code": "InsufficientDBInstanceCapacity",
+             "message": "Insufficient capacity for db.serverless", "times": 1},
+            {"operation": "DescribeDBClusters", "hold": "creating", "seconds": 2,
+             "on": "RestoreDBClusterFromSnapshot"}
+        ]),
+    );
+    let restore = || {
+        rdsprov_tool(
+            &dir,
+            spec,
+            &[
+                "restore", "--env", "test", "--from-snapshot", "before", "--as", "intranet-copy",
+                "--confirm", "test",
+            ],
+        )
+        .aws_through(&moto, &double)
+        .env("XDG_STATE_HOME", &state.path)
+        .run()
+    };
+    let cut_short = restore();
+    cut_short.expect_error("rdsprov", 5, "Insufficient capacity for db.serverless");
+    let refused: Vec<(String, u16)> = double
+        .requests()
+        .into_iter()
+        .filter(|(op, status)| op == "CreateDBInstance" && *status != 200)
+        .collect();
+    assert_eq!(refused.len(), 1, "only the injected refusal: {refused:?}");
+    assert!(
+        cut_short
+            .stderr
+            .contains("created instance intranet-copy-1 in cluster intranet-copy"),
+        "{}",
+        cut_short.stderr
+    );
+    let finished = restore();
+    let copy = finished.expect(0).json();
+    assert_eq!(copy["instances"][0]["status"], "available");
+    assert!(
+        finished
+            .stderr
+            .contains("resuming the restore of snapshot before into Aurora cluster intranet-copy"),
+        "{}",
+        finished.stderr
+    );
+    let restores = double
+        .requests()
+        .iter()
+        .filter(|(op, _)| op == "RestoreDBClusterFromSnapshot")
+        .count();
+    assert_eq!(restores, 1);
+    assert_eq!(
+        members(&cluster(&moto, "intranet-copy")),
+        ["intranet-copy-1", "intranet-copy-2"]
+    );
+    let created: Vec<String> = double
+        .params("CreateDBInstance")
+        .iter()
+        .map(|p| p["DBInstanceIdentifier"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        created,
+        ["intranet-copy-1", "intranet-copy-2", "intranet-copy-2"],
+        "the rerun creates only the missing member"
+    );
+    let sent = double.params("RestoreDBClusterFromSnapshot");
+    assert_eq!(sent[0]["EngineVersion"], "16.10", "the snapshot's own version");
 }

@@ -1,12 +1,17 @@
 //! Restore an env's target into a NEW one — from a snapshot, to a point in time, or to the
 //! latest restorable time — with the spec's class, parameter group, security group,
-//! protection and tags; never over the live one.
+//! protection and tags; never over the live one. An Aurora cluster's members are created once
+//! the restored cluster is available, and a rerun of the same restore finishes one cut short.
 
 use crate::aws::progress::Progress;
 use crate::aws::spec::InstanceSpec;
 use crate::aws::target::{self, On, Restore, RestoreSource};
 use crate::aws::{apply, stamps, Aws};
 use dbtools::{Error, Result};
+
+/// The tag a restored target carries: where it came from, so a rerun of the same restore
+/// finishes it instead of refusing the id.
+const RESTORED_FROM: &str = "restored-from";
 
 /// Restores the env's instance — from a snapshot or to a point in time — into a new instance
 /// `target_id` with the spec's class, parameter group, security group, protection and tags;
@@ -29,40 +34,70 @@ pub(crate) fn restore(
     }
     let mut restored = spec.clone();
     restored.id = target_id.to_string();
-    if aws.block_on(target.observe(aws, target_id))?.is_some() {
-        return Err(Error::BadInput(format!(
-            "{} {target_id} already exists: pick another --as id",
-            target.kind()
-        )));
-    }
     let from = match source {
         RestoreSource::Snapshot(id) => format!("snapshot {id}"),
         RestoreSource::Time(time) => format!("{} as of {time}", spec.id),
         RestoreSource::Latest => format!("{} as of its latest restorable time", spec.id),
     };
-    let mut tags = target::tags(spec);
-    tags.push(
-        aws_sdk_rds::types::Tag::builder()
-            .key("restored-from")
-            .value(&from)
-            .build(),
-    );
-    aws.block_on(target.restore(
-        On { aws, spec },
-        Restore {
-            source,
-            id: target_id,
-            groups: security_group.into_iter().collect(),
-            tags,
-        },
-    ))?;
-    progress.did(format!(
-        "restoring {from} into new {} {target_id}",
-        target.kind()
-    ));
-    for member in restored.member_ids() {
-        aws.block_on(target.create_member(On { aws, spec }, target_id, &member))?;
-        progress.did(format!("created instance {member} in cluster {target_id}"));
+    match aws.block_on(target.observe(aws, target_id))? {
+        // The same restore, cut short (a failure, Ctrl-C): a rerun finishes it.
+        Some((state, _)) if state.tags.get(RESTORED_FROM) == Some(&from) => {
+            progress.did(format!(
+                "resuming the restore of {from} into {} {target_id}",
+                target.kind()
+            ));
+        }
+        Some(_) => {
+            return Err(Error::BadInput(format!(
+                "{} {target_id} already exists: pick another --as id",
+                target.kind()
+            )))
+        }
+        None => {
+            let mut tags = target::tags(spec);
+            tags.push(
+                aws_sdk_rds::types::Tag::builder()
+                    .key(RESTORED_FROM)
+                    .value(&from)
+                    .build(),
+            );
+            aws.block_on(target.restore(
+                On { aws, spec },
+                Restore {
+                    source,
+                    id: target_id,
+                    groups: security_group.into_iter().collect(),
+                    tags,
+                },
+            ))?;
+            progress.did(format!(
+                "restoring {from} into new {} {target_id}",
+                target.kind()
+            ));
+        }
+    }
+    let members = restored.member_ids();
+    if !members.is_empty() {
+        // "You can create DB instances only after the RestoreDBClusterFromSnapshot operation
+        // has completed and the DB cluster is available."
+        // https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBClusterFromSnapshot.html
+        let have = progress.wait_for(aws, &format!("cluster {target_id}"), || async {
+            let found = target.observe(aws, target_id).await?;
+            let Some((state, members)) = found else {
+                return Err(Error::Failed(format!(
+                    "{} {target_id} vanished while restoring: see the RDS console's events",
+                    target.kind()
+                )));
+            };
+            let ready = state.status == "available";
+            let ids: Vec<String> = members.into_iter().map(|m| m.id).collect();
+            Ok((ready.then_some(ids), format!("cluster {}", state.status)))
+        })?;
+        for member in members.iter().filter(|id| !have.contains(id)) {
+            progress.check_interrupt()?;
+            aws.block_on(target.create_member(On { aws, spec }, target_id, member))?;
+            progress.did(format!("created instance {member} in cluster {target_id}"));
+        }
     }
     apply::wait_available(aws, &restored, progress, apply::Settle::Once)?;
     // The restored databases carry their source's stamps, not the source's record of them:

@@ -72,6 +72,8 @@ pub(crate) struct TargetState {
     pub security_groups: Vec<String>,
     /// What a modify left for the maintenance window (PendingModifiedValues), by attribute.
     pub pending: Attributes,
+    /// Its tags, by key.
+    pub tags: BTreeMap<String, String>,
 }
 
 impl TargetState {

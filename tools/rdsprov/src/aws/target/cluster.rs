@@ -61,6 +61,11 @@ fn cluster_state(cluster: &aws_sdk_rds::types::DbCluster, members: &[Member]) ->
             .map(str::to_string),
         security_groups: api::group_ids(cluster.vpc_security_groups()),
         pending: pending(cluster),
+        tags: cluster
+            .tag_list()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect(),
     }
 }
 
@@ -239,12 +244,27 @@ impl Target for AuroraCluster {
     async fn restore(&self, On { aws, spec }: On<'_>, restore: Restore<'_>) -> Result<()> {
         match restore.source {
             RestoreSource::Snapshot(snapshot) => {
+                // The snapshot's own version: without one AWS takes the region's default
+                // version, perhaps another major ("If you don't specify an engine version, the
+                // default version for the database engine in the AWS Region is used"), and the
+                // spec may name a major alone.
+                let version = aws
+                    .rds
+                    .describe_db_cluster_snapshots()
+                    .db_cluster_snapshot_identifier(snapshot)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|answer| {
+                        let found = answer.db_cluster_snapshots().first()?;
+                        found.engine_version().map(str::to_string)
+                    });
                 let request = aws.rds.restore_db_cluster_from_snapshot();
                 let request = request
                     .db_cluster_identifier(restore.id)
                     .snapshot_identifier(snapshot)
                     .engine(AURORA)
-                    .engine_version(&spec.engine_version);
+                    .set_engine_version(version);
                 let answer = as_specified!(request, spec, restore).send().await;
                 answer.map(drop).map_err(|e| match code(&e) {
                     Some("DBClusterSnapshotNotFoundFault" | "DBSnapshotNotFound") => {
@@ -367,12 +387,18 @@ impl Target for AuroraCluster {
         cluster_id: &str,
         id: &str,
     ) -> Result<()> {
+        let zone = if spec.member_ids().first().map(String::as_str) == Some(id) {
+            None
+        } else {
+            reader_zone(aws, cluster_id).await?
+        };
         let mut request = aws
             .rds
             .create_db_instance()
             .db_instance_identifier(id)
             .db_cluster_identifier(cluster_id)
             .engine(AURORA)
+            .set_availability_zone(zone)
             .copy_tags_to_snapshot(true)
             .set_tags(Some(api::tags(spec)));
         for (_, on) in attributes::on_members() {
@@ -397,4 +423,40 @@ impl Target for AuroraCluster {
             .await
             .done(&format!("deleting instance {id}"))
     }
+}
+
+/// A zone of the cluster other than its writer's, for a reader that must survive the loss of
+/// the writer's zone: left to itself Aurora "automatically chooses an appropriate Availability
+/// Zone", which may be the writer's (CreateDBInstance, AvailabilityZone). None when the writer's
+/// zone is not known yet.
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html>
+async fn reader_zone(aws: &Aws, cluster_id: &str) -> Result<Option<String>> {
+    let answer = aws
+        .rds
+        .describe_db_clusters()
+        .db_cluster_identifier(cluster_id)
+        .send()
+        .await
+        .map_err(|e| describe("reading the cluster's zones", e))?;
+    let Some(cluster) = answer.db_clusters().first() else {
+        return Ok(None);
+    };
+    let writer = cluster
+        .db_cluster_members()
+        .iter()
+        .find(|m| m.is_cluster_writer() == Some(true))
+        .and_then(|m| m.db_instance_identifier());
+    let writer_zone = match writer {
+        Some(id) => crate::aws::target::instance::describe_instance(aws, id)
+            .await?
+            .and_then(|db| db.availability_zone().map(str::to_string)),
+        None => None,
+    };
+    Ok(writer_zone.and_then(|taken| {
+        cluster
+            .availability_zones()
+            .iter()
+            .find(|zone| **zone != taken)
+            .cloned()
+    }))
 }

@@ -55,6 +55,11 @@ fn state(db: &aws_sdk_rds::types::DbInstance) -> TargetState {
             .map(str::to_string),
         security_groups: api::group_ids(db.vpc_security_groups()),
         pending: pending(db),
+        tags: db
+            .tag_list()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect(),
     }
 }
 
