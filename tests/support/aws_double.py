@@ -135,6 +135,13 @@ def _outside_offer(op, params):
     if op == "CreateDBCluster" and engine in aws_offer.OFFER and version is not None:
         if version not in aws_offer.OFFER[engine]["versions"]:
             return _bad("InvalidParameterCombination", f"Cannot find version {version} for {engine}", aws_offer.ORDERABLE)
+        least, most = aws_offer.capacity(engine, version)
+        low = params.get("ServerlessV2ScalingConfiguration.MinCapacity")
+        high = params.get("ServerlessV2ScalingConfiguration.MaxCapacity")
+        if low is not None and float(low) < least or high is not None and float(high) > most:
+            return _bad("InvalidParameterValue",
+                        f"Serverless v2 capacity {low}-{high} ACU: {engine} {version} takes {least} to {most}",
+                        aws_offer.SERVERLESS_V2)
     if op == "CreateDBInstance" and engine in aws_offer.OFFER and "DBClusterIdentifier" not in params:
         klass = params.get("DBInstanceClass", "")
         if version is not None and version not in aws_offer.OFFER[engine]["versions"]:

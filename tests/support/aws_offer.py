@@ -20,6 +20,7 @@ AS_OF = "2026-11-30"
 # 2026-05-01 (the AWS notice quoted in issue 18); older minors of those majors likewise.
 VERSIONS_SOURCE = "https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-versions.html"
 AURORA_VERSIONS_SOURCE = "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraPostgreSQLReleaseNotes/AuroraPostgreSQL.Updates.html"
+SERVERLESS_V2 = "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ServerlessV2FeaturesSupport.html"
 ORDERABLE = "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeOrderableDBInstanceOptions.html"
 ENGINE_VERSIONS = "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBEngineVersions.html"
 ENGINE_DEFAULTS = "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeEngineDefaultParameters.html"
@@ -38,9 +39,12 @@ OFFER = {
                 for v in ("18.1", "18.2", "18.3")},
     },
     "aurora-postgresql": {
-        "versions": ["13.21", "14.18", "15.13", "16.9", "16.10", "17.5", "17.6", "17.9"],
+        "versions": ["13.21", "14.6", "14.18", "15.13", "16.9", "16.10", "17.5", "17.6", "17.9"],
         "classes": ["db.serverless", "db.r6g.large", "db.r7g.large", "db.t4g.medium"],
         "not": set(),
+        # Serverless v2's range per version (ServerlessV2FeaturesSupport): 0 ACU (auto-pause)
+        # and 256 ACU on recent versions, 0.5 and 128 on older ones (SERVERLESS_V2).
+        "capacity": {"14.6": (0.5, 128.0)},
     },
 }
 
@@ -86,6 +90,11 @@ APPLY_TYPES = {
 
 def _major(version):
     return version.split(".")[0]
+
+
+def capacity(engine, version):
+    """(least MinCapacity, greatest MaxCapacity) of Serverless v2 on this version."""
+    return OFFER.get(engine, {}).get("capacity", {}).get(version, (0.0, 256.0))
 
 
 def family(engine, version):
@@ -160,8 +169,13 @@ def answer(op, params):
                     f"<IsMajorVersionUpgrade>{'true' if _major(t) != _major(v) else 'false'}</IsMajorVersionUpgrade>"
                     f"<AutoUpgrade>false</AutoUpgrade></UpgradeTarget>"
                     for t in offer["versions"] if tuple(map(int, t.split("."))) > tuple(map(int, v.split("."))))
+                serverless = ""
+                if name.startswith("aurora"):
+                    least, most = capacity(name, v)
+                    serverless = (f"<ServerlessV2FeaturesSupport><MinCapacity>{least}</MinCapacity>"
+                                  f"<MaxCapacity>{most}</MaxCapacity></ServerlessV2FeaturesSupport>")
                 rows.append(f"<DBEngineVersion><Engine>{name}</Engine><EngineVersion>{v}</EngineVersion>"
-                            f"<DBParameterGroupFamily>{family(name, v)}</DBParameterGroupFamily>"
+                            f"{serverless}<DBParameterGroupFamily>{family(name, v)}</DBParameterGroupFamily>"
                             f"<Status>available</Status><ValidUpgradeTarget>{targets}</ValidUpgradeTarget>"
                             f"</DBEngineVersion>")
         page, marker = _page(rows, params)

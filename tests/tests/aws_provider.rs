@@ -2683,10 +2683,14 @@ fn an_aurora_restore_waits_for_its_cluster_and_a_rerun_finishes_it() {
         .aws(&moto)
         .run()
         .expect(0);
-    rdsprov_tool(&dir, spec, &["snapshot", "--env", "test", "--name", "before"])
-        .aws(&moto)
-        .run()
-        .expect(0);
+    rdsprov_tool(
+        &dir,
+        spec,
+        &["snapshot", "--env", "test", "--name", "before"],
+    )
+    .aws(&moto)
+    .run()
+    .expect(0);
     let double = FaultyAws::start(
         &moto,
         json!([
@@ -2702,8 +2706,15 @@ fn an_aurora_restore_waits_for_its_cluster_and_a_rerun_finishes_it() {
             &dir,
             spec,
             &[
-                "restore", "--env", "test", "--from-snapshot", "before", "--as", "intranet-copy",
-                "--confirm", "test",
+                "restore",
+                "--env",
+                "test",
+                "--from-snapshot",
+                "before",
+                "--as",
+                "intranet-copy",
+                "--confirm",
+                "test",
             ],
         )
         .aws_through(&moto, &double)
@@ -2756,5 +2767,61 @@ fn an_aurora_restore_waits_for_its_cluster_and_a_rerun_finishes_it() {
         "the rerun creates only the missing member"
     );
     let sent = double.params("RestoreDBClusterFromSnapshot");
-    assert_eq!(sent[0]["EngineVersion"], "16.10", "the snapshot's own version");
+    assert_eq!(
+        sent[0]["EngineVersion"], "16.10",
+        "the snapshot's own version"
+    );
+}
+
+/// Aurora Serverless v2's range depends on the version (ServerlessV2FeaturesSupport, from
+/// DescribeDBEngineVersions — the double answers 0.5–128 ACU for its older 14.6 and 0–256 for
+/// the rest, and refuses a create outside them): pausing at 0 ACU or more than 128 ACU on a
+/// version that does not take it is refused by the plan, before any mutating call, both when the
+/// cluster is created and when its range changes; a recent version takes 0 to 256.
+#[test]
+fn aurora_capacity_is_checked_against_what_the_version_takes() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-acu");
+    let double = FaultyAws::start(&moto, json!([]));
+    let through = |spec: &str, args: &[&str]| {
+        rdsprov_tool(&dir, spec, args)
+            .aws_through(&moto, &double)
+            .run()
+    };
+    let older = AURORA_SPEC.replace("engine_version = \"16\"", "engine_version = \"14.6\"");
+    through(&older.replace("min_acu = 0.5", "min_acu = 0"), &["plan"]).expect_error(
+        "rdsprov",
+        2,
+        "min_acu 0: aurora-postgresql 14.6 takes 0.5 ACU at least",
+    );
+    through(&older.replace("max_acu = 2", "max_acu = 200"), &["apply"]).expect_error(
+        "rdsprov",
+        2,
+        "max_acu 200: aurora-postgresql 14.6 takes 128 ACU at most",
+    );
+    assert_eq!(mutating_calls(&double.requests()), Vec::<String>::new());
+    through(&older, &["apply"]).expect(0);
+    through(&older.replace("max_acu = 2", "max_acu = 200"), &["plan"]).expect_error(
+        "rdsprov",
+        2,
+        "max_acu 200: aurora-postgresql 14.6 takes 128 ACU at most",
+    );
+    let recent = AURORA_SPEC
+        .replace("intranet-test", "intranet-paused")
+        .replace("min_acu = 0.5", "min_acu = 0")
+        .replace("max_acu = 2", "max_acu = 256");
+    through(&recent, &["apply"]).expect(0);
+    let created = double.params("CreateDBCluster");
+    let paused = created
+        .iter()
+        .find(|p| p["DBClusterIdentifier"] == "intranet-paused")
+        .unwrap();
+    assert_eq!(
+        paused["ServerlessV2ScalingConfiguration.MinCapacity"],
+        "0.0"
+    );
+    assert_eq!(
+        paused["ServerlessV2ScalingConfiguration.MaxCapacity"],
+        "256.0"
+    );
 }

@@ -184,16 +184,21 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
     })
 }
 
-/// Whether the plan may create the target or change its version or class, and so needs what
-/// AWS offers.
+/// Whether the plan may create the target or change its version, class or capacity, and so
+/// needs what AWS offers.
 fn needs_offer(spec: &InstanceSpec, state: Option<&TargetState>) -> bool {
     let Some(state) = state else {
         return true;
     };
     let version = state.get(Name::EngineVersion);
     let class = state.attributes.get(&Name::Class);
+    let capacity = spec.serverless.is_some_and(|range| {
+        state.get(Name::MinAcu) != crate::aws::attributes::acu(range.min_acu)
+            || state.get(Name::MaxAcu) != crate::aws::attributes::acu(range.max_acu)
+    });
     !Drift::SameMajorAtLeast.in_line(&version, &spec.engine_version)
         || class.is_some_and(|class| *class != spec.class)
+        || capacity
 }
 
 /// The env's instance (or Aurora cluster) as the contract describes it, None when it does

@@ -13,10 +13,22 @@ use crate::aws::{describe, Aws};
 use dbtools::Result;
 use std::collections::BTreeMap;
 
-/// The versions AWS creates new instances of the spec's class on, oldest first.
+/// The versions AWS creates new instances of the spec's class on, oldest first; on Aurora,
+/// the Serverless v2 capacity range each version takes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Offer {
     pub versions: Vec<String>,
+    pub capacity: BTreeMap<String, Capacity>,
+}
+
+/// The Serverless v2 range a version takes (ServerlessV2FeaturesSupport): the least minimum
+/// (0 where it pauses when idle, else 0.5) and the greatest maximum (256 on recent versions,
+/// 128 on older ones).
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ServerlessV2FeaturesSupport.html>
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Capacity {
+    pub least: f64,
+    pub most: f64,
 }
 
 /// When a parameter change takes effect: ApplyType, as AWS reports it.
@@ -65,7 +77,78 @@ pub(crate) async fn read(aws: &Aws, spec: &InstanceSpec) -> Result<Offer> {
         }
     }
     versions.sort_by_key(|v| numbers(v));
-    Ok(Offer { versions })
+    let capacity = if spec.is_aurora() {
+        capacities(aws, spec).await?
+    } else {
+        BTreeMap::new()
+    };
+    Ok(Offer { versions, capacity })
+}
+
+/// The Serverless v2 range of every version of the spec's engine (DescribeDBEngineVersions).
+async fn capacities(aws: &Aws, spec: &InstanceSpec) -> Result<BTreeMap<String, Capacity>> {
+    let mut found = BTreeMap::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = aws
+            .rds
+            .describe_db_engine_versions()
+            .engine(&spec.engine)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| {
+                describe(
+                    "asking AWS the capacity each version takes (DescribeDBEngineVersions)",
+                    e,
+                )
+            })?;
+        for version in page.db_engine_versions() {
+            let (Some(name), Some(support)) = (
+                version.engine_version(),
+                version.serverless_v2_features_support(),
+            ) else {
+                continue;
+            };
+            found.insert(
+                name.to_string(),
+                Capacity {
+                    least: support.min_capacity().unwrap_or(0.5),
+                    most: support.max_capacity().unwrap_or(128.0),
+                },
+            );
+        }
+        marker = page.marker().map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `version` takes the spec's Serverless v2 range, as AWS says of it; an error says
+/// what it takes.
+pub(crate) fn check_capacity(
+    spec: &InstanceSpec,
+    offer: &Offer,
+    version: &str,
+) -> Result<(), String> {
+    let (Some(range), Some(takes)) = (spec.serverless, offer.capacity.get(version)) else {
+        return Ok(());
+    };
+    if range.min_acu < takes.least {
+        return Err(format!(
+            "min_acu {}: {} {version} takes {} ACU at least (ServerlessV2FeaturesSupport; pausing at 0 ACU needs a version that supports auto-pause): raise min_acu or engine_version",
+            range.min_acu, spec.engine, takes.least
+        ));
+    }
+    if range.max_acu > takes.most {
+        return Err(format!(
+            "max_acu {}: {} {version} takes {} ACU at most (ServerlessV2FeaturesSupport): lower max_acu or raise engine_version",
+            range.max_acu, spec.engine, takes.most
+        ));
+    }
+    Ok(())
 }
 
 /// The apply type of every modifiable parameter of the spec's family (every page).
@@ -200,7 +283,10 @@ mod tests {
     fn offer(versions: &[&str]) -> Offer {
         let mut versions: Vec<String> = versions.iter().map(|v| v.to_string()).collect();
         versions.sort_by_key(|v| numbers(v));
-        Offer { versions }
+        Offer {
+            versions,
+            capacity: BTreeMap::new(),
+        }
     }
 
     #[test]

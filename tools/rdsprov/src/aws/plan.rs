@@ -248,15 +248,21 @@ pub(crate) fn refusal(
         }
     }
     if let Some(offer) = &observed.offer {
+        let have = observed
+            .target
+            .as_ref()
+            .map(|state| state.get(Name::EngineVersion));
         if changed(Name::EngineVersion) {
-            offer::resolve(spec, offer).map_err(at)?;
-        } else if changed(Name::Class) {
+            let version = offer::resolve(spec, offer).map_err(at)?;
+            offer::check_capacity(spec, offer, &version).map_err(at)?;
+        } else if let Some(have) = have.as_deref() {
+            if changed(Name::MinAcu) || changed(Name::MaxAcu) {
+                offer::check_capacity(spec, offer, have).map_err(at)?;
+            }
+        }
+        if changed(Name::Class) && !changed(Name::EngineVersion) {
             // A new class on the version the instance keeps must be one AWS offers on it.
-            let have = observed
-                .target
-                .as_ref()
-                .map(|state| state.get(Name::EngineVersion))
-                .unwrap_or_default();
+            let have = have.unwrap_or_default();
             if !offer.versions.contains(&have) {
                 return Err(at(format!(
                     "class {}: AWS offers it for {} {} only (DescribeOrderableDBInstanceOptions), not on {have}: raise engine_version too, or keep the class",
@@ -851,6 +857,7 @@ multi_az = true
         let mut upgrade = in_line(&spec);
         upgrade.offer = Some(offer::Offer {
             versions: vec!["16.9".into(), "17.5".into(), "17.10".into()],
+            ..Default::default()
         });
         let changes = plan(&major, &upgrade);
         let target = changed(&changes);
@@ -860,6 +867,7 @@ multi_az = true
         gone.target = None;
         gone.offer = Some(offer::Offer {
             versions: vec!["16.9".into()],
+            ..Default::default()
         });
         let changes = plan(&spec, &gone);
         let error = refusal(&spec, &gone, &changes).unwrap_err();
