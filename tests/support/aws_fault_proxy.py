@@ -167,6 +167,54 @@ def maintenance_window(op, params, headers):
     return found.group(1) if found else None
 
 
+MODIFY_INSTANCE = "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html"
+
+
+def major_refusal(op, params, headers):
+    """A modify to another major: AWS wants AllowMajorVersionUpgrade ("Major version upgrades
+    must be allowed when specifying a value for the EngineVersion parameter that's a different
+    major version"), never goes back a major, and wants a parameter group of the new family when
+    the current one is custom ("a new DB parameter group in the DB parameter group family for
+    the new engine version must be specified"), ModifyDBInstance / ModifyDBCluster."""
+    if op not in ("ModifyDBInstance", "ModifyDBCluster") or "EngineVersion" not in params:
+        return None
+    cluster = op == "ModifyDBCluster"
+    if cluster:
+        found = replay("DescribeDBClusters", {"DBClusterIdentifier": params.get("DBClusterIdentifier", "")}, headers)
+        group_tag, group_param, engine = "DBClusterParameterGroup", "DBClusterParameterGroupName", "aurora-postgresql"
+    else:
+        found = replay("DescribeDBInstances", {"DBInstanceIdentifier": params.get("DBInstanceIdentifier", "")}, headers)
+        group_tag, group_param, engine = "DBParameterGroupName", "DBParameterGroupName", "postgres"
+    text = found.decode("utf-8")
+    current = re.search(r"<EngineVersion>([^<]*)</EngineVersion>", text)
+    if not current:
+        return None
+    have, want = int(current.group(1).split(".")[0]), int(params["EngineVersion"].split(".")[0])
+    if have == want:
+        return None
+    if want < have:
+        return ("InvalidParameterCombination", f"Cannot upgrade {engine} from {current.group(1)} to {params['EngineVersion']} "
+                f"(double: {MODIFY_INSTANCE})")
+    if params.get("AllowMajorVersionUpgrade") != "true":
+        return ("InvalidParameterCombination", "The AllowMajorVersionUpgrade flag must be present when upgrading to a new "
+                f"major version (double: {MODIFY_INSTANCE})")
+    group = re.search(rf"<{group_tag}>([^<]*)</{group_tag}>", text)
+    new_group = params.get(group_param)
+    if group and not group.group(1).startswith("default.") and not new_group:
+        return ("InvalidParameterCombination", f"The current DB parameter group {group.group(1)} is custom. You must explicitly "
+                f"specify a new DB parameter group, either default or custom, for the engine version upgrade (double: {MODIFY_INSTANCE})")
+    if new_group:
+        describe = "DescribeDBClusterParameterGroups" if cluster else "DescribeDBParameterGroups"
+        answer = replay(describe, {group_param: new_group}, headers).decode("utf-8")
+        family = re.search(r"<DBParameterGroupFamily>([^<]*)</DBParameterGroupFamily>", answer)
+        wanted = aws_offer.family(engine, params["EngineVersion"])
+        if family and family.group(1) != wanted:
+            return ("InvalidParameterCombination", f"The parameter group {new_group} with DBParameterGroupFamily "
+                    f"{family.group(1)} can't be used for this instance. Use a parameter group with DBParameterGroupFamily "
+                    f"{wanted}. (double: {MODIFY_INSTANCE})")
+    return None
+
+
 def log(op, status):
     with lock, open(LOG, "a") as f:
         f.write(f"{op} {status}\n")
@@ -196,7 +244,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rule = matching_rule(op, params)
         if rule and rule.get("delay"):
             time.sleep(rule["delay"])
-        refused = aws_double.refusal(op, params) or member_refusal(op, params)
+        refused = aws_double.refusal(op, params) or member_refusal(op, params) or major_refusal(op, params, headers)
         if refused and not (rule and rule.get("status")):
             rule = {"status": 400, "code": refused[0], "message": refused[1]}
         if rule and rule.get("status"):

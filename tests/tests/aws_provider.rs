@@ -2825,3 +2825,91 @@ fn aurora_capacity_is_checked_against_what_the_version_takes() {
         "256.0"
     );
 }
+
+/// A major upgrade: AWS takes it only with AllowMajorVersionUpgrade and a parameter group of the
+/// new family in the same modify (the double refuses either missing). `rdsprov-<id>` holds the
+/// old family's parameters, so the new family's are `rdsprov-<id>-postgres17`, made and filled
+/// first; engine and group change together, at once. Afterwards the plan is clean; going back
+/// a major is refused with what to do instead.
+#[test]
+fn a_major_upgrade_brings_its_family_s_parameter_group() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-major");
+    let double = FaultyAws::start(&moto, json!([]));
+    let through = |spec: &str, args: &[&str]| {
+        rdsprov_tool(&dir, spec, args)
+            .aws_through(&moto, &double)
+            .run()
+    };
+    let sixteen = OFFERED.replace(
+        "[env.dev.alarms]",
+        "[env.dev.parameters]\nlog_min_duration_statement = \"500\"\n[env.dev.alarms]",
+    );
+    through(&sixteen, &["apply"]).expect(0);
+    let seventeen = sixteen.replace("engine_version = \"16\"", "engine_version = \"17\"");
+    let plan = through(&seventeen, &["plan"]).expect(0).json();
+    let group = change(&plan, "parameter-group", "dev");
+    assert_eq!(group["name"], "rdsprov-shop-dev-postgres17");
+    assert_eq!(group["action"], "create");
+    let instance = change(&plan, "db-instance", "dev");
+    let attributes: Vec<(String, String, String)> = instance["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["to"].as_str().unwrap().to_string(),
+                a["when"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attributes,
+        [
+            ("engine_version".into(), "17.9".into(), "immediately".into()),
+            (
+                "parameter_group".into(),
+                "rdsprov-shop-dev-postgres17".into(),
+                "immediately".into()
+            ),
+        ]
+    );
+    let applied = through(&seventeen, &["apply"]).expect(0).json();
+    assert_eq!(applied["instances"][0]["engine_version"], "17.9");
+    let modify = double.params("ModifyDBInstance");
+    let last = modify.last().unwrap();
+    assert_eq!(last["AllowMajorVersionUpgrade"], "true", "{last}");
+    assert_eq!(last["ApplyImmediately"], "true", "{last}");
+    assert_eq!(last["DBParameterGroupName"], "rdsprov-shop-dev-postgres17");
+    let groups = moto.call(
+        "rds",
+        "describe_db_parameters",
+        json!({"DBParameterGroupName": "rdsprov-shop-dev-postgres17", "Source": "user"}),
+    );
+    let names: Vec<&str> = groups["Parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["ParameterName"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"log_min_duration_statement") && names.contains(&"rds.force_ssl"),
+        "{names:?}"
+    );
+    let before = double.requests().len();
+    assert_eq!(
+        through(&seventeen, &["plan"]).expect(0).json()["up_to_date"],
+        true
+    );
+    through(&seventeen, &["apply"]).expect(0);
+    assert_eq!(
+        mutating_calls(&double.requests()[before..]),
+        Vec::<String>::new()
+    );
+    through(&sixteen, &["plan"]).expect_error(
+        "rdsprov",
+        2,
+        "engine_version 16: instance shop-dev runs PostgreSQL 17, and RDS never goes back a major",
+    );
+}

@@ -36,6 +36,7 @@ pub(crate) fn apply(
     planned: &[PlannedChange],
     progress: &mut Progress,
 ) -> Result<Instance> {
+    let spec = &observed.settled(spec);
     // What AWS would refuse, and what cannot change in place, is refused before any call, so
     // nothing is half done.
     plan::refusal(spec, observed, planned).map_err(Error::BadInput)?;
@@ -311,7 +312,9 @@ fn apply_steps(
                     changes: &change.attributes,
                     group_id: Some(&group_id),
                     password: password.as_deref().filter(|_| fresh),
-                    immediately: spec.apply_immediately,
+                    // A major upgrade goes with its new family's parameter group, at once.
+                    immediately: spec.apply_immediately
+                        || crate::aws::attributes::crosses_major(&change.attributes),
                 },
             ))?;
             progress.did(modified(spec, target.kind(), &spec.id, change));

@@ -129,6 +129,20 @@ impl Drift {
     }
 }
 
+/// Whether these changes move the engine to another major: AWS takes that only with
+/// AllowMajorVersionUpgrade ("Major version upgrades must be allowed when specifying a value for
+/// the EngineVersion parameter that's a different major version") and a parameter group of the
+/// new family, sent in the same modify.
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html>
+pub(crate) fn crosses_major(changes: &[dbtools::contract::AttributeChange]) -> bool {
+    changes.iter().any(|change| {
+        change.name == Name::EngineVersion.as_str()
+            && change.from.as_deref().and_then(version).map(|v| v.0)
+                != version(&change.to).map(|v| v.0)
+            && change.from.is_some()
+    })
+}
+
 /// `16.4` → (16, 4); a major alone (`16`) has minor 0.
 fn version(text: &str) -> Option<(u32, u32)> {
     let (major, minor) = text.split_once('.').unwrap_or((text, "0"));

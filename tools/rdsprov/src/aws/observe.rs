@@ -125,8 +125,19 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
                 Err(e) => return Err(describe("reading the DB subnet group", e)),
             },
         };
+        // `rdsprov-<id>`, unless it holds another family's parameters (made for the major
+        // before an upgrade): then `rdsprov-<id>-<family>`.
+        let family = spec.parameter_group_family();
+        let base = spec.parameter_group_name();
+        let parameter_group = match target.group_family(aws, &base).await? {
+            Some(found) if found != family => Some(format!("{base}-{family}")),
+            _ => None,
+        };
         let parameters = target
-            .parameters(aws, spec.parameter_group_name())
+            .parameters(
+                aws,
+                parameter_group.clone().unwrap_or_else(|| base.clone()),
+            )
             .await?;
         let (secret_arn, secret_scheduled_for_deletion) = if spec.rds_managed_password {
             (None, false)
@@ -176,6 +187,7 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
             alarms: Default::default(),
             offer,
             apply_types,
+            parameter_group,
         })
     })
     .and_then(|mut observed| {

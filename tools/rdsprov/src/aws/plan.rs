@@ -17,6 +17,7 @@ pub(crate) const SECURITY_GROUPS: &str = "security_groups";
 
 /// The changes for one env, in the order `apply` makes them.
 pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChange> {
+    let spec = &observed.settled(spec);
     let change = |resource, name: &str, action, attributes| PlannedChange {
         env: spec.env.clone(),
         resource,
@@ -158,6 +159,16 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
                 observed,
                 differences(spec, &own, Some((&state.attributes, &state.pending))),
             );
+            if crate::aws::attributes::crosses_major(&attributes) {
+                // The engine and its new family's parameter group change together, at once.
+                for change in &mut attributes {
+                    if change.name == Name::EngineVersion.as_str()
+                        || change.name == Name::ParameterGroup.as_str()
+                    {
+                        change.when = ChangeWhen::Immediately;
+                    }
+                }
+            }
             attributes.extend(security_group_change(observed, state));
             change(
                 target.resource(),
@@ -212,6 +223,7 @@ pub(crate) fn refusal(
     observed: &Observed,
     planned: &[PlannedChange],
 ) -> Result<(), String> {
+    let spec = &observed.settled(spec);
     let target = target::of(spec);
     let of_target =
         |change: &&PlannedChange| change.resource == target.resource() && change.name == spec.id;
@@ -244,6 +256,26 @@ pub(crate) fn refusal(
                 unknown.join(", "),
                 spec.parameter_group_family(),
                 if spec.is_aurora() { "Cluster" } else { "" }
+            )));
+        }
+    }
+    let have_major = observed.target.as_ref().and_then(|state| {
+        state
+            .get(Name::EngineVersion)
+            .split('.')
+            .next()?
+            .parse::<u32>()
+            .ok()
+    });
+    let wanted_major = offer::major(&spec.engine_version).parse::<u32>().ok();
+    if let (Some(have), Some(wanted)) = (have_major, wanted_major) {
+        if wanted < have {
+            return Err(at(format!(
+                "engine_version {}: {} {} runs PostgreSQL {have}, and RDS never goes back a major: restore a snapshot taken before the upgrade into a new {} (rdsprov restore --as), or keep engine_version at {have}",
+                spec.engine_version,
+                target.kind(),
+                spec.id,
+                target.kind()
             )));
         }
     }
@@ -547,6 +579,7 @@ multi_az = true
             alarms: Default::default(),
             offer: None,
             apply_types: None,
+            parameter_group: None,
         }
     }
 

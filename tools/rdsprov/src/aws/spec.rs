@@ -301,6 +301,8 @@ pub(crate) struct InstanceSpec {
     pub alarms: Option<AlarmsSpec>,
     /// Some for engine `aurora-postgresql`: `id` names the cluster, its instances are members.
     pub serverless: Option<Serverless>,
+    /// The parameter group observe found for the spec's family, when not `rdsprov-<id>`.
+    pub parameter_group: Option<String>,
 }
 
 /// Aurora Serverless v2's capacity range, in ACUs.
@@ -343,8 +345,13 @@ impl InstanceSpec {
         format!("rdsprov-{}", self.id)
     }
 
+    /// The parameter group of the spec's engine family: `rdsprov-<id>`, or (when that name
+    /// holds another family's, after a major upgrade) `rdsprov-<id>-<family>` — which one is
+    /// read from AWS (`observe`, `Observed::settled`).
     pub(crate) fn parameter_group_name(&self) -> String {
-        format!("rdsprov-{}", self.id)
+        self.parameter_group
+            .clone()
+            .unwrap_or_else(|| format!("rdsprov-{}", self.id))
     }
 
     /// The DB subnet group we manage, when the spec lists subnets.
@@ -512,6 +519,7 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Spec> {
             tags,
             alarms,
             serverless,
+            parameter_group: None,
         });
     }
     if instances.is_empty() {

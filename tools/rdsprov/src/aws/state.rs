@@ -4,6 +4,7 @@
 use crate::aws::alarms::ObservedAlarms;
 use crate::aws::attributes::Name;
 use crate::aws::offer::{ApplyTypes, Offer};
+use crate::aws::spec::InstanceSpec;
 use std::collections::BTreeMap;
 
 /// Attribute values as AWS reports them, named like the spec's.
@@ -32,6 +33,18 @@ pub(crate) struct Observed {
     /// The apply type of the family's parameters: read when a parameter is to be set, else
     /// None.
     pub apply_types: Option<ApplyTypes>,
+    /// The parameter group of the spec's family, when not `rdsprov-<id>`: that name holds
+    /// another family's group (a major upgrade).
+    pub parameter_group: Option<String>,
+}
+
+impl Observed {
+    /// The spec as AWS's state settles it: its parameter group is the one of its family.
+    pub(crate) fn settled(&self, spec: &InstanceSpec) -> InstanceSpec {
+        let mut settled = spec.clone();
+        settled.parameter_group = self.parameter_group.clone();
+        settled
+    }
 }
 
 /// The env's security group: the sources (CIDRs, groups) of the rules the spec manages, and

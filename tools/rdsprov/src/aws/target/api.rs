@@ -93,6 +93,8 @@ pub(crate) trait Target: Sync {
 
     /// The parameters the user set in group `name`, None when the group does not exist.
     async fn parameters(&self, aws: &Aws, name: String) -> Result<Option<Parameters>>;
+    /// The family of parameter group `name`, None when the group does not exist.
+    async fn group_family(&self, aws: &Aws, name: &str) -> Result<Option<String>>;
     /// Creates the env's parameter group; says what was created.
     async fn create_parameter_group(&self, on: On<'_>) -> Result<String>;
     async fn set_parameters(&self, on: On<'_>, set: Vec<Parameter>) -> Result<()>;
@@ -199,6 +201,21 @@ where
 }
 
 /// The parameters the user set, from a describe answer; None when the group does not exist.
+/// The family of a described group, None when AWS says there is no such group.
+pub(crate) fn found_family<E, R>(
+    answer: std::result::Result<Option<String>, SdkError<E, R>>,
+) -> Result<Option<String>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match answer {
+        Ok(family) => Ok(family),
+        Err(e) if code(&e) == Some("DBParameterGroupNotFound") => Ok(None),
+        Err(e) => Err(describe("reading the parameter group's family", e)),
+    }
+}
+
 pub(crate) fn found_parameters<E, R>(
     answer: std::result::Result<Vec<Parameter>, SdkError<E, R>>,
     what: &str,

@@ -189,7 +189,10 @@ impl Target for AuroraCluster {
             .rds
             .modify_db_cluster()
             .db_cluster_identifier(modify.id)
-            .apply_immediately(modify.immediately);
+            .apply_immediately(modify.immediately)
+            .set_allow_major_version_upgrade(
+                attributes::crosses_major(modify.changes).then_some(true),
+            );
         for change in modify.changes {
             request = match attributes::named(&change.name).map(|a| &a.aurora) {
                 Some(attributes::OnAurora::Cluster(on)) => (on.modify)(request, &change.to, spec),
@@ -343,6 +346,20 @@ impl Target for AuroraCluster {
     }
 
     /// The cluster parameter group (family `aurora-postgresqlNN`).
+    async fn group_family(&self, aws: &Aws, name: &str) -> Result<Option<String>> {
+        let answer = aws
+            .rds
+            .describe_db_cluster_parameter_groups()
+            .db_cluster_parameter_group_name(name)
+            .send()
+            .await
+            .map(|a| {
+                let group = a.db_cluster_parameter_groups().first();
+                group.and_then(|g| g.db_parameter_group_family().map(str::to_string))
+            });
+        api::found_family(answer)
+    }
+
     async fn create_parameter_group(&self, On { aws, spec }: On<'_>) -> Result<String> {
         aws.rds
             .create_db_cluster_parameter_group()

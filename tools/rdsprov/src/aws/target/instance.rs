@@ -121,7 +121,8 @@ pub(crate) async fn modify_instance(
         .rds
         .modify_db_instance()
         .db_instance_identifier(modify.id)
-        .apply_immediately(modify.immediately);
+        .apply_immediately(modify.immediately)
+        .set_allow_major_version_upgrade(attributes::crosses_major(modify.changes).then_some(true));
     for change in modify.changes {
         request = match attributes::named(&change.name).and_then(|a| a.instance.as_ref()) {
             Some(on) => (on.modify)(request, &change.to, spec),
@@ -337,6 +338,20 @@ impl Target for RdsInstance {
             .await;
         let parameters = answer.map(|a| a.parameters().to_vec());
         api::found_parameters(parameters, "reading the parameter group")
+    }
+
+    async fn group_family(&self, aws: &Aws, name: &str) -> Result<Option<String>> {
+        let answer = aws
+            .rds
+            .describe_db_parameter_groups()
+            .db_parameter_group_name(name)
+            .send()
+            .await
+            .map(|a| {
+                let group = a.db_parameter_groups().first();
+                group.and_then(|g| g.db_parameter_group_family().map(str::to_string))
+            });
+        api::found_family(answer)
     }
 
     async fn create_parameter_group(&self, On { aws, spec }: On<'_>) -> Result<String> {
