@@ -30,6 +30,7 @@ fn rdsprov_tool(dir: &TempDir, spec: &str, args: &[&str]) -> Tool {
         .args(args)
         .arg_path_flag("--spec", &path)
         .env("RDSPROV_POLL_SECONDS", "0.2")
+        .env("RDSPROV_SETTLE_SECONDS", "0.5")
 }
 
 fn rdsprov(moto: &MotoServer, dir: &TempDir, spec: &str, args: &[&str]) -> harness::Run {
@@ -1348,6 +1349,17 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
 
     let applied = run(AURORA_SPEC, &["apply"]);
     let resources = applied.expect(0).json();
+    // AWS advises five minutes between a new cluster parameter group and a cluster using it
+    // (shortened here by RDSPROV_SETTLE_SECONDS).
+    let settled = applied
+        .stderr
+        .find("waiting for cluster parameter group rdsprov-intranet-test to settle (AWS advises 5 minutes");
+    let cluster_created = applied.stderr.find("created Aurora cluster intranet-test");
+    assert!(
+        settled.is_some() && settled < cluster_created,
+        "{}",
+        applied.stderr
+    );
     let instance = &resources["instances"][0];
     assert_eq!(instance["id"], "intranet-test");
     assert_eq!(instance["engine"], "aurora-postgresql");

@@ -50,6 +50,36 @@ pub(crate) fn apply(
         .map_err(|error| progress.failure(error, "apply"))
 }
 
+/// Waits until a cluster parameter group made by this apply is five minutes old before a new
+/// cluster uses it: "After you create a DB cluster parameter group, you should wait at least 5
+/// minutes before creating your first DB cluster that uses that DB cluster parameter group as
+/// the default parameter group. This allows Amazon RDS to fully complete the create action"
+/// (`RDSPROV_SETTLE_SECONDS` shortens it, for tests).
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBClusterParameterGroup.html>
+fn settle_cluster_group(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    created: std::time::Instant,
+    progress: &Progress,
+) -> Result<()> {
+    let settle = std::env::var("RDSPROV_SETTLE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(std::time::Duration::from_secs(300));
+    let what = format!(
+        "cluster parameter group {} to settle (AWS advises 5 minutes before a new cluster uses it)",
+        spec.parameter_group_name()
+    );
+    progress.wait_for(aws, &what, || async {
+        let left = settle.saturating_sub(created.elapsed());
+        Ok((
+            left.is_zero().then_some(()),
+            format!("{}s left", left.as_secs()),
+        ))
+    })
+}
+
 /// The spec with the exact engine version the plan resolved (a major alone names none).
 fn exact_version(spec: &InstanceSpec, change: &PlannedChange) -> InstanceSpec {
     let mut exact = spec.clone();
@@ -146,11 +176,13 @@ fn apply_steps(
     let group_id = group_id.unwrap_or_default();
 
     // Parameter group.
+    let mut group_created = None;
     if let Some(change) = action_of(planned, PlanResource::ParameterGroup) {
         progress.check_interrupt()?;
         if change.action == PlanAction::Create {
             let created = aws.block_on(target.create_parameter_group(On { aws, spec }))?;
             progress.did(created);
+            group_created = Some(std::time::Instant::now());
         }
         let parameters: Vec<aws_sdk_rds::types::Parameter> = change
             .attributes
@@ -294,6 +326,9 @@ fn apply_steps(
     progress.check_interrupt()?;
     match action_of(planned, target.resource()) {
         Some(change) if change.action == PlanAction::Create => {
+            if let (Some(created), true) = (group_created, spec.is_aurora()) {
+                settle_cluster_group(aws, spec, created, progress)?;
+            }
             let exact = exact_version(spec, change);
             let created = aws.block_on(target.create(
                 On { aws, spec: &exact },

@@ -136,10 +136,9 @@ impl Drift {
 /// <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html>
 pub(crate) fn crosses_major(changes: &[dbtools::contract::AttributeChange]) -> bool {
     changes.iter().any(|change| {
+        let from = change.from.as_deref().and_then(version);
         change.name == Name::EngineVersion.as_str()
-            && change.from.as_deref().and_then(version).map(|v| v.0)
-                != version(&change.to).map(|v| v.0)
-            && change.from.is_some()
+            && matches!((from, version(&change.to)), (Some(from), Some(to)) if from.0 != to.0)
     })
 }
 

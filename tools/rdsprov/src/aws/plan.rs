@@ -896,6 +896,13 @@ multi_az = true
         let target = changed(&changes);
         assert_eq!(target[0].attributes[0].name, "engine_version");
         assert_eq!(target[0].attributes[0].to, "17.10");
+        // Another major: at once, whatever the window (with the new family's group).
+        assert_eq!(target[0].attributes[0].when, Now);
+        // Never back a major.
+        let back = spec_of(INSTANCE, "engine_version = \"15\"");
+        let changes = plan(&back, &upgrade);
+        let error = refusal(&back, &upgrade, &changes).unwrap_err();
+        assert!(error.contains("never goes back a major"), "{error}");
         let mut gone = in_line(&spec);
         gone.target = None;
         gone.offer = Some(offer::Offer {
