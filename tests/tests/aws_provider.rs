@@ -2356,17 +2356,33 @@ fn a_secret_scheduled_for_deletion_is_restored() {
 fn a_lost_secret_gets_a_new_password_without_applying_pending_changes() {
     let moto = MotoServer::start();
     let dir = TempDir::new("aws-secret-lost");
+    let double = FaultyAws::start(&moto, json!([]));
+    let through = |spec: &str| {
+        rdsprov_tool(&dir, spec, &["apply"])
+            .env("XDG_STATE_HOME", &dir.path)
+            .aws_through(&moto, &double)
+            .run()
+    };
     let spec = "[env.test]\nid = \"shop-test\"\nclass = \"db.t4g.micro\"\n[env.test.alarms]\nenabled = false\n";
-    rdsprov(&moto, &dir, spec, &["apply"]).expect(0);
+    through(spec).expect(0);
+    // A class change on test waits for the maintenance window.
+    let bigger = spec.replace("db.t4g.micro", "db.t4g.small");
+    through(&bigger).expect(0);
     moto.call(
         "secretsmanager",
         "delete_secret",
         json!({"SecretId": "rdsprov/shop-test/master", "ForceDeleteWithoutRecovery": true}),
     );
-    let double = FaultyAws::start(&moto, json!([]));
-    let applied = rdsprov_tool(&dir, spec, &["apply"])
-        .aws_through(&moto, &double)
-        .run();
+    let aurora = AURORA_SPEC.replace("[env.test]", "[env.stage]");
+    let aurora = aurora.replace("intranet-test", "intranet-stage");
+    through(&aurora).expect(0);
+    moto.call(
+        "secretsmanager",
+        "delete_secret",
+        json!({"SecretId": "rdsprov/intranet-stage/master", "ForceDeleteWithoutRecovery": true}),
+    );
+    let before = double.params("ModifyDBInstance").len();
+    let applied = through(&bigger);
     applied.expect(0);
     assert!(
         applied
@@ -2376,9 +2392,33 @@ fn a_lost_secret_gets_a_new_password_without_applying_pending_changes() {
         applied.stderr
     );
     let modifies = double.params("ModifyDBInstance");
-    assert_eq!(modifies.len(), 1, "{modifies:?}");
-    assert_eq!(modifies[0]["MasterUserPassword"], "********");
-    assert_eq!(modifies[0]["ApplyImmediately"], "false", "{modifies:?}");
+    assert_eq!(modifies.len(), before + 1, "{modifies:?}");
+    assert_eq!(modifies[before]["MasterUserPassword"], "********");
+    assert_eq!(
+        modifies[before]["ApplyImmediately"], "false",
+        "{modifies:?}"
+    );
+    let described = double.call(
+        &moto,
+        "rds",
+        "describe_db_instances",
+        json!({"DBInstanceIdentifier": "shop-test"}),
+    );
+    let instance = &described["DBInstances"][0];
+    assert_eq!(
+        instance["DBInstanceClass"], "db.t4g.micro",
+        "still waiting: {instance}"
+    );
+    assert_eq!(
+        instance["PendingModifiedValues"]["DBInstanceClass"],
+        "db.t4g.small"
+    );
+    // An Aurora cluster takes a new master password at once too: no ApplyImmediately either.
+    through(&aurora).expect(0);
+    let clusters = double.params("ModifyDBCluster");
+    let reset = clusters.last().unwrap();
+    assert_eq!(reset["MasterUserPassword"], "********", "{clusters:?}");
+    assert_eq!(reset["ApplyImmediately"], "false", "{clusters:?}");
 }
 
 const OFFERED: &str = r#"
@@ -2923,5 +2963,25 @@ fn a_major_upgrade_brings_its_family_s_parameter_group() {
         "rdsprov",
         2,
         "engine_version 16: instance shop-dev runs PostgreSQL 17, and RDS never goes back a major",
+    );
+
+    // An Aurora cluster the same way, with its cluster parameter group.
+    through(AURORA_SPEC, &["apply"]).expect(0);
+    let aurora17 = AURORA_SPEC.replace("engine_version = \"16\"", "engine_version = \"17\"");
+    let plan = through(&aurora17, &["plan"]).expect(0).json();
+    let group = change(&plan, "parameter-group", "test");
+    assert_eq!(group["name"], "rdsprov-intranet-test-aurora-postgresql17");
+    through(&aurora17, &["apply"]).expect(0);
+    let modify = double.params("ModifyDBCluster");
+    let last = modify.last().unwrap();
+    assert_eq!(last["AllowMajorVersionUpgrade"], "true", "{last}");
+    assert_eq!(last["EngineVersion"], "17.9", "{last}");
+    assert_eq!(
+        last["DBClusterParameterGroupName"],
+        "rdsprov-intranet-test-aurora-postgresql17"
+    );
+    assert_eq!(
+        through(&aurora17, &["plan"]).expect(0).json()["up_to_date"],
+        true
     );
 }
