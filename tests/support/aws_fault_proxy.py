@@ -215,6 +215,47 @@ def major_refusal(op, params, headers):
     return None
 
 
+def _tag(text, name):
+    found = re.search(rf"<{name}>([^<]*)</{name}>", text)
+    return found.group(1) if found else None
+
+
+def family_refusal(op, params, headers):
+    """A create or restore with a parameter group of another family than its engine version's:
+    "The parameter group … with DBParameterGroupFamily postgres16 can't be used for this
+    instance. Use a parameter group with DBParameterGroupFamily postgres17." (InvalidParameter
+    Combination, as AWS answers it; the version of a restore is its source's)."""
+    cluster = "Cluster" in op
+    group_param = "DBClusterParameterGroupName" if cluster else "DBParameterGroupName"
+    group = params.get(group_param)
+    if not group or group.startswith("default.") or (op == "CreateDBInstance" and "DBClusterIdentifier" in params):
+        return None
+    engine = "aurora-postgresql" if cluster else "postgres"
+    sources = {
+        "RestoreDBInstanceFromDBSnapshot": ("DescribeDBSnapshots", "DBSnapshotIdentifier", "DBSnapshotIdentifier"),
+        "RestoreDBInstanceToPointInTime": ("DescribeDBInstances", "SourceDBInstanceIdentifier", "DBInstanceIdentifier"),
+        "RestoreDBClusterFromSnapshot": ("DescribeDBClusterSnapshots", "SnapshotIdentifier", "DBClusterSnapshotIdentifier"),
+        "RestoreDBClusterToPointInTime": ("DescribeDBClusters", "SourceDBClusterIdentifier", "DBClusterIdentifier"),
+    }
+    if op in ("CreateDBInstance", "CreateDBCluster"):
+        version = params.get("EngineVersion")
+    elif op in sources:
+        describe, key, as_key = sources[op]
+        version = params.get("EngineVersion") or _tag(replay(describe, {as_key: params.get(key, "")}, headers).decode("utf-8"), "EngineVersion")
+    else:
+        return None
+    if not version:
+        return None
+    describe = "DescribeDBClusterParameterGroups" if cluster else "DescribeDBParameterGroups"
+    family = _tag(replay(describe, {group_param: group}, headers).decode("utf-8"), "DBParameterGroupFamily")
+    wanted = aws_offer.family(engine, version)
+    if family and family != wanted:
+        return ("InvalidParameterCombination", f"The parameter group {group} with DBParameterGroupFamily {family} can't "
+                f"be used for this instance. Use a parameter group with DBParameterGroupFamily {wanted}. "
+                f"(double: {MODIFY_INSTANCE})")
+    return None
+
+
 def log(op, status):
     with lock, open(LOG, "a") as f:
         f.write(f"{op} {status}\n")
@@ -237,14 +278,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             replay(due_op, due_params, due_headers)
         params = {}
         if not self.headers.get("X-Amz-Target"):
-            params = {k: ("********" if "Password" in k else v[0])
-                      for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
+            # The password values, not the flags about them (ManageMasterUserPassword, …).
+            params = {k: ("********" if k.endswith("Password") and not k.startswith(("Manage", "Rotate")) else v[0])
+                      for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
             with lock, open(LOG + ".params", "a") as f:
                 f.write(json.dumps({"operation": op, "params": params}) + "\n")
         rule = matching_rule(op, params)
         if rule and rule.get("delay"):
             time.sleep(rule["delay"])
-        refused = aws_double.refusal(op, params) or member_refusal(op, params) or major_refusal(op, params, headers)
+        refused = (aws_double.refusal(op, params) or member_refusal(op, params)
+                   or major_refusal(op, params, headers) or family_refusal(op, params, headers))
         if refused and not (rule and rule.get("status")):
             rule = {"status": 400, "code": refused[0], "message": refused[1]}
         if rule and rule.get("status"):
@@ -266,7 +309,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(payload)
             return
         if op in aws_double.DEFERRED and not self.headers.get("X-Amz-Target"):
-            raw = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8")).items()}
+            raw = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
             window = raw.get("PreferredMaintenanceWindow") or maintenance_window(op, raw, headers)
             with lock:
                 raw = aws_double.defer(op, raw, window, clock, headers)

@@ -2375,6 +2375,9 @@ fn a_lost_secret_gets_a_new_password_without_applying_pending_changes() {
     );
     let aurora = AURORA_SPEC.replace("[env.test]", "[env.stage]");
     let aurora = aurora.replace("intranet-test", "intranet-stage");
+    through(&aurora.replace("engine_version = \"16\"", "engine_version = \"16.9\"")).expect(0);
+    // A minor upgrade of the cluster waits for its window.
+    let aurora = aurora.replace("engine_version = \"16\"", "engine_version = \"16.10\"");
     through(&aurora).expect(0);
     moto.call(
         "secretsmanager",
@@ -2413,12 +2416,22 @@ fn a_lost_secret_gets_a_new_password_without_applying_pending_changes() {
         instance["PendingModifiedValues"]["DBInstanceClass"],
         "db.t4g.small"
     );
-    // An Aurora cluster takes a new master password at once too: no ApplyImmediately either.
+    // An Aurora cluster with a change waiting: the password goes without ApplyImmediately, and
+    // the change keeps waiting.
     through(&aurora).expect(0);
     let clusters = double.params("ModifyDBCluster");
     let reset = clusters.last().unwrap();
     assert_eq!(reset["MasterUserPassword"], "********", "{clusters:?}");
     assert_eq!(reset["ApplyImmediately"], "false", "{clusters:?}");
+    let described = double.call(
+        &moto,
+        "rds",
+        "describe_db_clusters",
+        json!({"DBClusterIdentifier": "intranet-stage"}),
+    );
+    let cluster = &described["DBClusters"][0];
+    assert_eq!(cluster["EngineVersion"], "16.9", "{cluster}");
+    assert_eq!(cluster["PendingModifiedValues"]["EngineVersion"], "16.10");
 }
 
 const OFFERED: &str = r#"
@@ -2898,6 +2911,11 @@ fn a_major_upgrade_brings_its_family_s_parameter_group() {
         "[env.dev.parameters]\nlog_min_duration_statement = \"500\"\n[env.dev.alarms]",
     );
     through(&sixteen, &["apply"]).expect(0);
+    through(
+        &sixteen,
+        &["snapshot", "--env", "dev", "--name", "on-sixteen"],
+    )
+    .expect(0);
     let seventeen = sixteen.replace("engine_version = \"16\"", "engine_version = \"17\"");
     let plan = through(&seventeen, &["plan"]).expect(0).json();
     let group = change(&plan, "parameter-group", "dev");
@@ -2964,6 +2982,53 @@ fn a_major_upgrade_brings_its_family_s_parameter_group() {
         2,
         "engine_version 16: instance shop-dev runs PostgreSQL 17, and RDS never goes back a major",
     );
+    // Restores take the group of their source's family (the double refuses another): the
+    // latest state the new one, a snapshot from before the upgrade the old one.
+    through(
+        &seventeen,
+        &[
+            "restore",
+            "--env",
+            "dev",
+            "--latest",
+            "--as",
+            "shop-dev-now",
+        ],
+    )
+    .expect(0);
+    let restored = double.params("RestoreDBInstanceToPointInTime");
+    assert_eq!(
+        restored[0]["DBParameterGroupName"],
+        "rdsprov-shop-dev-postgres17"
+    );
+    through(
+        &seventeen,
+        &[
+            "restore",
+            "--env",
+            "dev",
+            "--from-snapshot",
+            "on-sixteen",
+            "--as",
+            "shop-dev-then",
+        ],
+    )
+    .expect(0);
+    let restored = double.params("RestoreDBInstanceFromDBSnapshot");
+    assert_eq!(restored[0]["DBParameterGroupName"], "rdsprov-shop-dev");
+    // A finished restore is not done again: the id is taken.
+    through(
+        &seventeen,
+        &[
+            "restore",
+            "--env",
+            "dev",
+            "--latest",
+            "--as",
+            "shop-dev-now",
+        ],
+    )
+    .expect_error("rdsprov", 2, "instance shop-dev-now already exists");
 
     // An Aurora cluster the same way, with its cluster parameter group.
     through(AURORA_SPEC, &["apply"]).expect(0);
@@ -2984,4 +3049,40 @@ fn a_major_upgrade_brings_its_family_s_parameter_group() {
         through(&aurora17, &["plan"]).expect(0).json()["up_to_date"],
         true
     );
+}
+
+/// A new Aurora cluster waits until its new cluster parameter group is five minutes old (AWS's
+/// advice; shortened here to 3 s): also when the group was made by an earlier run cut short,
+/// whose tag says when.
+#[test]
+fn a_new_cluster_waits_for_its_new_cluster_parameter_group_after_a_rerun_too() {
+    let moto = MotoServer::start();
+    let dir = TempDir::new("aws-settle");
+    let double = FaultyAws::start(
+        &moto,
+        json!([{"operation": "CreateSecret", "status": 400, "code": "InvalidRequestException",
+                "message": "the KMS key is being rotated", "times": 1}]),
+    );
+    let apply = || {
+        rdsprov_tool(&dir, AURORA_SPEC, &["apply"])
+            .env("RDSPROV_SETTLE_SECONDS", "3")
+            .aws_through(&moto, &double)
+            .run()
+    };
+    let cut_short = apply();
+    cut_short.expect_error("rdsprov", 5, "the KMS key is being rotated");
+    assert!(
+        cut_short
+            .stderr
+            .contains("created cluster parameter group rdsprov-intranet-test"),
+        "{}",
+        cut_short.stderr
+    );
+    let rerun = apply();
+    rerun.expect(0);
+    let settled = rerun
+        .stderr
+        .find("waiting for cluster parameter group rdsprov-intranet-test to settle");
+    let created = rerun.stderr.find("created Aurora cluster intranet-test");
+    assert!(settled.is_some() && settled < created, "{}", rerun.stderr);
 }

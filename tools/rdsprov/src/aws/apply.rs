@@ -50,6 +50,49 @@ pub(crate) fn apply(
         .map_err(|error| progress.failure(error, "apply"))
 }
 
+/// Sets these parameters in the env's group, each as its planned timing says (`immediate` for
+/// what takes effect at once, `pending-reboot` otherwise), at most 20 a call.
+pub(crate) fn set_parameters(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    changes: &[dbtools::contract::AttributeChange],
+    progress: &mut Progress,
+) -> Result<()> {
+    let target = target::of(spec);
+    let parameters: Vec<aws_sdk_rds::types::Parameter> = changes
+        .iter()
+        .map(|a| {
+            aws_sdk_rds::types::Parameter::builder()
+                .parameter_name(&a.name)
+                .parameter_value(&a.to)
+                .apply_method(if a.when == ChangeWhen::Immediately {
+                    aws_sdk_rds::types::ApplyMethod::Immediate
+                } else {
+                    aws_sdk_rds::types::ApplyMethod::PendingReboot
+                })
+                .build()
+        })
+        .collect();
+    // "You can modify up to 20 parameters in a single request" (ModifyDBParameterGroup).
+    for (batch, names) in parameters
+        .chunks(PARAMETERS_PER_CALL)
+        .zip(changes.chunks(PARAMETERS_PER_CALL))
+    {
+        progress.check_interrupt()?;
+        aws.block_on(target.set_parameters(On { aws, spec }, batch.to_vec()))?;
+        progress.did(format!(
+            "set {} in {}",
+            names
+                .iter()
+                .map(|a| format!("{}={}", a.name, a.to))
+                .collect::<Vec<_>>()
+                .join(", "),
+            spec.parameter_group_name()
+        ));
+    }
+    Ok(())
+}
+
 /// Waits until a cluster parameter group made by this apply is five minutes old before a new
 /// cluster uses it: "After you create a DB cluster parameter group, you should wait at least 5
 /// minutes before creating your first DB cluster that uses that DB cluster parameter group as
@@ -59,7 +102,7 @@ pub(crate) fn apply(
 fn settle_cluster_group(
     aws: &Aws,
     spec: &InstanceSpec,
-    created: std::time::Instant,
+    created: std::time::SystemTime,
     progress: &Progress,
 ) -> Result<()> {
     let settle = std::env::var("RDSPROV_SETTLE_SECONDS")
@@ -72,7 +115,7 @@ fn settle_cluster_group(
         spec.parameter_group_name()
     );
     progress.wait_for(aws, &what, || async {
-        let left = settle.saturating_sub(created.elapsed());
+        let left = settle.saturating_sub(created.elapsed().unwrap_or_default());
         Ok((
             left.is_zero().then_some(()),
             format!("{}s left", left.as_secs()),
@@ -182,40 +225,9 @@ fn apply_steps(
         if change.action == PlanAction::Create {
             let created = aws.block_on(target.create_parameter_group(On { aws, spec }))?;
             progress.did(created);
-            group_created = Some(std::time::Instant::now());
+            group_created = Some(std::time::SystemTime::now());
         }
-        let parameters: Vec<aws_sdk_rds::types::Parameter> = change
-            .attributes
-            .iter()
-            .map(|a| {
-                aws_sdk_rds::types::Parameter::builder()
-                    .parameter_name(&a.name)
-                    .parameter_value(&a.to)
-                    .apply_method(if a.when == ChangeWhen::Immediately {
-                        aws_sdk_rds::types::ApplyMethod::Immediate
-                    } else {
-                        aws_sdk_rds::types::ApplyMethod::PendingReboot
-                    })
-                    .build()
-            })
-            .collect();
-        // "You can modify up to 20 parameters in a single request" (ModifyDBParameterGroup).
-        for (batch, names) in parameters
-            .chunks(PARAMETERS_PER_CALL)
-            .zip(change.attributes.chunks(PARAMETERS_PER_CALL))
-        {
-            progress.check_interrupt()?;
-            aws.block_on(target.set_parameters(On { aws, spec }, batch.to_vec()))?;
-            progress.did(format!(
-                "set {} in {}",
-                names
-                    .iter()
-                    .map(|a| format!("{}={}", a.name, a.to))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                spec.parameter_group_name()
-            ));
-        }
+        set_parameters(aws, spec, &change.attributes, progress)?;
     }
 
     // The DB subnet group of a named VPC.
@@ -326,7 +338,14 @@ fn apply_steps(
     progress.check_interrupt()?;
     match action_of(planned, target.resource()) {
         Some(change) if change.action == PlanAction::Create => {
-            if let (Some(created), true) = (group_created, spec.is_aurora()) {
+            // Made now, or by an earlier run cut short (its tag says when).
+            let created = match group_created {
+                Some(created) => Some(created),
+                None => aws
+                    .block_on(target.group_created_at(aws, &spec.parameter_group_name()))?
+                    .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)),
+            };
+            if let (Some(created), true) = (created, spec.is_aurora()) {
                 settle_cluster_group(aws, spec, created, progress)?;
             }
             let exact = exact_version(spec, change);
@@ -356,13 +375,19 @@ fn apply_steps(
         }
         None => {
             if let (Some(password), true) = (password.as_deref(), fresh) {
-                // The secret was lost while the target lived: it gets the new password. Both
-                // kinds take it "asynchronously … as soon as possible" whatever ApplyImmediately
-                // says (ModifyDBInstance, MasterUserPassword; ModifyDBCluster, ApplyImmediately:
-                // "Some modifications, such as turning on deletion protection and changing the
-                // master password, are applied immediately—regardless of when you choose to
-                // apply them"), and
-                // ApplyImmediately would also apply every change waiting for the window.
+                // The secret was lost while the target lived: it gets the new password. An
+                // instance takes it "asynchronously … as soon as possible" whatever
+                // ApplyImmediately says (ModifyDBInstance, MasterUserPassword), and
+                // ApplyImmediately would also apply every change waiting for the window. A
+                // cluster too, says ModifyDBCluster's reference ("changing the master password,
+                // [is] applied immediately—regardless of when you choose to apply them"), but
+                // Aurora's user guide lets the API choose: with nothing pending ApplyImmediately
+                // costs nothing and settles it; with pending changes they keep waiting.
+                let cluster = target.resource() == PlanResource::DbCluster;
+                let nothing_pending = observed
+                    .target
+                    .as_ref()
+                    .is_some_and(|state| state.pending.is_empty());
                 aws.block_on(target.modify(
                     On { aws, spec },
                     Modify {
@@ -370,7 +395,7 @@ fn apply_steps(
                         changes: &[],
                         group_id: None,
                         password: Some(password),
-                        immediately: false,
+                        immediately: cluster && nothing_pending,
                     },
                 ))
                 .map_err(|e| e.context("setting the new master password"))?;

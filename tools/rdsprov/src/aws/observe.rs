@@ -125,20 +125,6 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
                 Err(e) => return Err(describe("reading the DB subnet group", e)),
             },
         };
-        // `rdsprov-<id>`, unless it holds another family's parameters (made for the major
-        // before an upgrade): then `rdsprov-<id>-<family>`.
-        let family = spec.parameter_group_family();
-        let base = spec.parameter_group_name();
-        let parameter_group = match target.group_family(aws, &base).await? {
-            Some(found) if found != family => Some(format!("{base}-{family}")),
-            _ => None,
-        };
-        let parameters = target
-            .parameters(
-                aws,
-                parameter_group.clone().unwrap_or_else(|| base.clone()),
-            )
-            .await?;
         let (secret_arn, secret_scheduled_for_deletion) = if spec.rds_managed_password {
             (None, false)
         } else {
@@ -161,6 +147,10 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
             Some((state, members)) => (Some(state), members),
             None => (None, Vec::new()),
         };
+        let in_use = state.as_ref().map(|s| s.get(Name::ParameterGroup));
+        let group = group_of_family(aws, spec, &spec.parameter_group_family(), in_use).await?;
+        let parameters = target.parameters(aws, group.name.clone()).await?;
+        let parameter_group = (group.name != spec.parameter_group_name()).then_some(group.name);
         // What AWS offers is asked only when the plan needs it, so a clean plan costs no more.
         let offer = if needs_offer(spec, state.as_ref()) {
             Some(offer::read(aws, spec).await?)
@@ -196,14 +186,67 @@ pub(crate) fn observe(aws: &Aws, spec: &InstanceSpec) -> Result<Observed> {
     })
 }
 
+/// The env's parameter group of a family, and whether it exists yet.
+pub(crate) struct Group {
+    pub name: String,
+    pub exists: bool,
+}
+
+/// The env's parameter group of `family`: the one the target uses or `rdsprov-<id>` when it is
+/// of that family, else `rdsprov-<id>-<family>` (after a major upgrade `rdsprov-<id>` keeps the
+/// old family's parameters, and a group's family never changes); a name to create when none
+/// exists. `in_use` first, so a clean plan costs one describe.
+pub(crate) async fn group_of_family(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    family: &str,
+    in_use: Option<String>,
+) -> Result<Group> {
+    let target = target::of(spec);
+    let base = format!("rdsprov-{}", spec.id);
+    let by_family = format!("{base}-{family}");
+    let mut candidates: Vec<String> = in_use
+        .into_iter()
+        .filter(|name| *name == base || *name == by_family)
+        .collect();
+    for name in [base.clone(), by_family.clone()] {
+        if !candidates.contains(&name) {
+            candidates.push(name);
+        }
+    }
+    let mut base_exists = false;
+    for name in candidates {
+        let found = target.group_family(aws, &name).await?;
+        base_exists |= name == base && found.is_some();
+        if found.as_deref() == Some(family) {
+            return Ok(Group { name, exists: true });
+        }
+    }
+    Ok(Group {
+        name: if base_exists { by_family } else { base },
+        exists: false,
+    })
+}
+
 /// Whether the plan may create the target or change its version, class or capacity, and so
 /// needs what AWS offers.
 fn needs_offer(spec: &InstanceSpec, state: Option<&TargetState>) -> bool {
     let Some(state) = state else {
         return true;
     };
-    let version = state.get(Name::EngineVersion);
-    let class = state.attributes.get(&Name::Class);
+    // A value waiting for the window counts as the one the target will have.
+    let now_or_pending = |name: Name| {
+        state
+            .pending
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| state.get(name))
+    };
+    let version = now_or_pending(Name::EngineVersion);
+    let class = state
+        .attributes
+        .contains_key(&Name::Class)
+        .then(|| now_or_pending(Name::Class));
     let capacity = spec.serverless.is_some_and(|range| {
         state.get(Name::MinAcu) != crate::aws::attributes::acu(range.min_acu)
             || state.get(Name::MaxAcu) != crate::aws::attributes::acu(range.max_acu)

@@ -200,10 +200,12 @@ pub(crate) async fn apply_types(aws: &Aws, spec: &InstanceSpec) -> Result<ApplyT
             if parameter.is_modifiable() == Some(false) {
                 continue;
             }
-            let kind = if kind.eq_ignore_ascii_case("static") {
-                ApplyType::Static
-            } else {
+            // Only what AWS calls dynamic is sent `immediate`; anything else waits for a
+            // reboot, which AWS takes for every parameter.
+            let kind = if kind.eq_ignore_ascii_case("dynamic") {
                 ApplyType::Dynamic
+            } else {
+                ApplyType::Static
             };
             types.insert(name.to_string(), kind);
         }

@@ -160,9 +160,10 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
                 differences(spec, &own, Some((&state.attributes, &state.pending))),
             );
             if crate::aws::attributes::crosses_major(&attributes) {
-                // The engine and its new family's parameter group change together, at once.
+                // The engine and its new family's parameter group change together, at once, and
+                // ApplyImmediately takes the rest of that modify (and what was pending) with it.
                 for change in &mut attributes {
-                    if change.name == Name::EngineVersion.as_str()
+                    if change.when == ChangeWhen::MaintenanceWindow
                         || change.name == Name::ParameterGroup.as_str()
                     {
                         change.when = ChangeWhen::Immediately;

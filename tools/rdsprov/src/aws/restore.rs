@@ -3,8 +3,11 @@
 //! protection and tags; never over the live one. An Aurora cluster's members are created once
 //! the restored cluster is available, and a rerun of the same restore finishes one cut short.
 
+use crate::aws::attributes::Name;
+use crate::aws::observe;
 use crate::aws::progress::Progress;
 use crate::aws::spec::InstanceSpec;
+use crate::aws::state::Observed;
 use crate::aws::target::{self, On, Restore, RestoreSource};
 use crate::aws::{apply, stamps, Aws};
 use dbtools::{Error, Result};
@@ -19,11 +22,12 @@ const RESTORED_FROM: &str = "restored-from";
 pub(crate) fn restore(
     aws: &Aws,
     spec: &InstanceSpec,
+    live: &Observed,
     source: &RestoreSource,
     target_id: &str,
-    security_group: Option<String>,
     progress: &mut Progress,
 ) -> Result<()> {
+    let security_group = live.security_group.as_ref().map(|g| g.id.clone());
     let target = target::of(spec);
     dbtools::names::check_instance_id(target_id)?;
     if target_id == spec.id {
@@ -40,8 +44,16 @@ pub(crate) fn restore(
         RestoreSource::Latest => format!("{} as of its latest restorable time", spec.id),
     };
     match aws.block_on(target.observe(aws, target_id))? {
-        // The same restore, cut short (a failure, Ctrl-C): a rerun finishes it.
-        Some((state, _)) if state.tags.get(RESTORED_FROM) == Some(&from) => {
+        // The same restore, cut short (a failure, Ctrl-C): a rerun finishes it. One that
+        // finished is not done again.
+        Some((state, members))
+            if state.tags.get(RESTORED_FROM) == Some(&from)
+                && (state.status != "available"
+                    || restored
+                        .member_ids()
+                        .iter()
+                        .any(|id| !members.iter().any(|m| m.id == *id))) =>
+        {
             progress.did(format!(
                 "resuming the restore of {from} into {} {target_id}",
                 target.kind()
@@ -54,6 +66,7 @@ pub(crate) fn restore(
             )))
         }
         None => {
+            let spec = &parameters_for_source(aws, spec, live, source, progress)?;
             let mut tags = target::tags(spec);
             tags.push(
                 aws_sdk_rds::types::Tag::builder()
@@ -114,4 +127,52 @@ pub(crate) fn restore(
         spec.id
     ));
     Ok(())
+}
+
+/// The spec to restore with: its parameter group is the env's one of the source's family (a
+/// snapshot from before a major upgrade needs the old family's; AWS refuses another), made
+/// with the spec's parameters when there is none yet — a new instance reads them all as it
+/// starts, so each is set `pending-reboot`, which AWS takes for any parameter.
+fn parameters_for_source(
+    aws: &Aws,
+    spec: &InstanceSpec,
+    live: &Observed,
+    source: &RestoreSource,
+    progress: &mut Progress,
+) -> Result<InstanceSpec> {
+    let target = target::of(spec);
+    let version = match source {
+        RestoreSource::Snapshot(id) => aws.block_on(target.snapshot_version(aws, id))?,
+        RestoreSource::Time(_) | RestoreSource::Latest => live
+            .target
+            .as_ref()
+            .map(|state| state.get(Name::EngineVersion)),
+    };
+    let mut restoring = spec.clone();
+    if let Some(version) = version.filter(|v| !v.is_empty()) {
+        restoring.engine_version = version;
+    }
+    let family = restoring.parameter_group_family();
+    let group = aws.block_on(observe::group_of_family(aws, spec, &family, None))?;
+    restoring.parameter_group = Some(group.name.clone());
+    if !group.exists {
+        progress.did(aws.block_on(target.create_parameter_group(On {
+            aws,
+            spec: &restoring,
+        }))?);
+        let parameters: Vec<_> = restoring
+            .parameters
+            .iter()
+            .map(|(name, value)| {
+                crate::aws::plan::attribute(
+                    name,
+                    None,
+                    value.clone(),
+                    dbtools::contract::ChangeWhen::OnReboot,
+                )
+            })
+            .collect();
+        apply::set_parameters(aws, &restoring, &parameters, progress)?;
+    }
+    Ok(restoring)
 }

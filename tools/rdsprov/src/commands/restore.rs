@@ -66,14 +66,7 @@ pub(super) fn aws(out: Output, global: &GlobalArgs, args: RestoreArgs) -> Result
     let live = observe::observe(&aws, instance)?;
     let interrupt = Interrupt::catch();
     let mut progress = Progress::new(env, poll_interval(), interrupt.sigint());
-    restore::restore(
-        &aws,
-        instance,
-        source,
-        target_id,
-        live.security_group.map(|g| g.id),
-        &mut progress,
-    )?;
+    restore::restore(&aws, instance, &live, source, target_id, &mut progress)?;
     let mut changes = progress.into_done();
     // Adopting the copies is SQL on the new instance: Ctrl-C there is plain Ctrl-C again.
     drop(interrupt);

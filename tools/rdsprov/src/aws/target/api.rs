@@ -86,6 +86,8 @@ pub(crate) trait Target: Sync {
     /// Starts a manual snapshot `snapshot_id`.
     async fn snapshot(&self, aws: &Aws, id: &str, snapshot_id: &str) -> Result<()>;
     async fn snapshot_status(&self, aws: &Aws, snapshot_id: &str) -> Result<Status>;
+    /// The engine version of snapshot `snapshot_id`; None when there is no such snapshot.
+    async fn snapshot_version(&self, aws: &Aws, snapshot_id: &str) -> Result<Option<String>>;
     /// Starts a restore into a new target with the spec's settings (members are added after).
     async fn restore(&self, on: On<'_>, restore: Restore<'_>) -> Result<()>;
     /// Whether `spec.id` (and each member the spec asks for) is `available`.
@@ -98,6 +100,11 @@ pub(crate) trait Target: Sync {
     /// Creates the env's parameter group; says what was created.
     async fn create_parameter_group(&self, on: On<'_>) -> Result<String>;
     async fn set_parameters(&self, on: On<'_>, set: Vec<Parameter>) -> Result<()>;
+    /// When parameter group `name` was made (Unix seconds), where that matters and is known:
+    /// a new Aurora cluster waits for a new cluster parameter group.
+    async fn group_created_at(&self, _aws: &Aws, _name: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
 
     /// Members the target has that the spec no longer asks for, and that are ours to remove.
     fn surplus_members(&self, _spec: &InstanceSpec, _members: &[Member]) -> Vec<String> {
@@ -200,7 +207,6 @@ where
     }
 }
 
-/// The parameters the user set, from a describe answer; None when the group does not exist.
 /// The family of a described group, None when AWS says there is no such group.
 pub(crate) fn found_family<E, R>(
     answer: std::result::Result<Option<String>, SdkError<E, R>>,
@@ -216,6 +222,7 @@ where
     }
 }
 
+/// The parameters the user set, from a describe answer; None when the group does not exist.
 pub(crate) fn found_parameters<E, R>(
     answer: std::result::Result<Vec<Parameter>, SdkError<E, R>>,
     what: &str,

@@ -244,6 +244,23 @@ impl Target for AuroraCluster {
         Ok(first.and_then(|s| s.status()).map(str::to_string))
     }
 
+    async fn snapshot_version(&self, aws: &Aws, snapshot_id: &str) -> Result<Option<String>> {
+        match aws
+            .rds
+            .describe_db_cluster_snapshots()
+            .db_cluster_snapshot_identifier(snapshot_id)
+            .send()
+            .await
+        {
+            Ok(answer) => Ok(answer
+                .db_cluster_snapshots()
+                .first()
+                .and_then(|found| found.engine_version().map(str::to_string))),
+            Err(e) if code(&e) == Some("DBClusterSnapshotNotFoundFault") => Ok(None),
+            Err(e) => Err(describe("reading the cluster snapshot", e)),
+        }
+    }
+
     async fn restore(&self, On { aws, spec }: On<'_>, restore: Restore<'_>) -> Result<()> {
         match restore.source {
             RestoreSource::Snapshot(snapshot) => {
@@ -251,17 +268,7 @@ impl Target for AuroraCluster {
                 // version, perhaps another major ("If you don't specify an engine version, the
                 // default version for the database engine in the AWS Region is used"), and the
                 // spec may name a major alone.
-                let version = aws
-                    .rds
-                    .describe_db_cluster_snapshots()
-                    .db_cluster_snapshot_identifier(snapshot)
-                    .send()
-                    .await
-                    .ok()
-                    .and_then(|answer| {
-                        let found = answer.db_cluster_snapshots().first()?;
-                        found.engine_version().map(str::to_string)
-                    });
+                let version = self.snapshot_version(aws, snapshot).await?;
                 let request = aws.rds.restore_db_cluster_from_snapshot();
                 let request = request
                     .db_cluster_identifier(restore.id)
@@ -345,7 +352,6 @@ impl Target for AuroraCluster {
         api::found_parameters(parameters, "reading the cluster parameter group")
     }
 
-    /// The cluster parameter group (family `aurora-postgresqlNN`).
     async fn group_family(&self, aws: &Aws, name: &str) -> Result<Option<String>> {
         let answer = aws
             .rds
@@ -360,6 +366,7 @@ impl Target for AuroraCluster {
         api::found_family(answer)
     }
 
+    /// The cluster parameter group (family `aurora-postgresqlNN`).
     async fn create_parameter_group(&self, On { aws, spec }: On<'_>) -> Result<String> {
         aws.rds
             .create_db_cluster_parameter_group()
@@ -370,6 +377,12 @@ impl Target for AuroraCluster {
                 spec.id, spec.env
             ))
             .set_tags(Some(api::tags(spec)))
+            .tags(
+                aws_sdk_rds::types::Tag::builder()
+                    .key(CREATED_AT)
+                    .value(unix_now().to_string())
+                    .build(),
+            )
             .send()
             .await
             .done("creating the cluster parameter group")?;
@@ -377,6 +390,35 @@ impl Target for AuroraCluster {
             "created cluster parameter group {}",
             spec.parameter_group_name()
         ))
+    }
+
+    async fn group_created_at(&self, aws: &Aws, name: &str) -> Result<Option<u64>> {
+        let found = aws
+            .rds
+            .describe_db_cluster_parameter_groups()
+            .db_cluster_parameter_group_name(name)
+            .send()
+            .await
+            .map_err(|e| describe("reading the cluster parameter group", e))?;
+        let Some(arn) = found
+            .db_cluster_parameter_groups()
+            .first()
+            .and_then(|g| g.db_cluster_parameter_group_arn())
+        else {
+            return Ok(None);
+        };
+        let tags = aws
+            .rds
+            .list_tags_for_resource()
+            .resource_name(arn)
+            .send()
+            .await
+            .map_err(|e| describe("reading the cluster parameter group's tags", e))?;
+        Ok(tags
+            .tag_list()
+            .iter()
+            .find(|t| t.key() == Some(CREATED_AT))
+            .and_then(|t| t.value()?.parse().ok()))
     }
 
     async fn set_parameters(&self, On { aws, spec }: On<'_>, set: Vec<Parameter>) -> Result<()> {
@@ -404,11 +446,9 @@ impl Target for AuroraCluster {
         cluster_id: &str,
         id: &str,
     ) -> Result<()> {
-        let zone = if spec.member_ids().first().map(String::as_str) == Some(id) {
-            None
-        } else {
-            reader_zone(aws, cluster_id).await?
-        };
+        // Any member made while another one writes (a reader, or `<id>-1` again after a
+        // failover) goes in another zone than the writer's.
+        let zone = reader_zone(aws, cluster_id).await?;
         let mut request = aws
             .rds
             .create_db_instance()
@@ -442,10 +482,20 @@ impl Target for AuroraCluster {
     }
 }
 
-/// A zone of the cluster other than its writer's, for a reader that must survive the loss of
+/// The tag a new cluster parameter group carries: when it was made (Unix seconds), so a rerun
+/// knows how long a new cluster must still wait for it.
+const CREATED_AT: &str = "rdsprov-created-at";
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A zone of the cluster other than its writer's, for a member that must survive the loss of
 /// the writer's zone: left to itself Aurora "automatically chooses an appropriate Availability
-/// Zone", which may be the writer's (CreateDBInstance, AvailabilityZone). None when the writer's
-/// zone is not known yet.
+/// Zone", which may be the writer's (CreateDBInstance, AvailabilityZone). None when there is no
+/// writer yet, or its zone is not known yet.
 /// <https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html>
 async fn reader_zone(aws: &Aws, cluster_id: &str) -> Result<Option<String>> {
     let answer = aws

@@ -278,6 +278,23 @@ impl Target for RdsInstance {
         Ok(first.and_then(|s| s.status()).map(str::to_string))
     }
 
+    async fn snapshot_version(&self, aws: &Aws, snapshot_id: &str) -> Result<Option<String>> {
+        match aws
+            .rds
+            .describe_db_snapshots()
+            .db_snapshot_identifier(snapshot_id)
+            .send()
+            .await
+        {
+            Ok(answer) => Ok(answer
+                .db_snapshots()
+                .first()
+                .and_then(|found| found.engine_version().map(str::to_string))),
+            Err(e) if code(&e) == Some("DBSnapshotNotFound") => Ok(None),
+            Err(e) => Err(describe("reading the snapshot", e)),
+        }
+    }
+
     async fn restore(&self, On { aws, spec }: On<'_>, restore: Restore<'_>) -> Result<()> {
         match restore.source {
             RestoreSource::Snapshot(snapshot) => {
