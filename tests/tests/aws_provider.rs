@@ -2138,11 +2138,7 @@ fn aws_s_own_moves_leave_the_plan_clean() {
             {"move": "autoscale", "id": "shop-dev", "to": 26, "at": 3600}
         ]),
     );
-    let through = |spec: &str, args: &[&str]| {
-        rdsprov_tool(&dir, spec, args)
-            .aws_through(&moto, &double)
-            .run()
-    };
+    let through = |spec: &str, args: &[&str]| rdsprov_through(&moto, &double, &dir, spec, args);
     let applied = through(MOVING, &["apply"]).expect(0).json();
     let group = applied["instances"][0]["security_group"]
         .as_str()
@@ -2176,20 +2172,10 @@ fn aws_s_own_moves_leave_the_plan_clean() {
     let before = double.requests().len();
     let again = through(&listed, &["apply"]);
     again.expect(0);
-    let calls: Vec<String> = double.requests()[before..]
-        .iter()
-        .map(|(op, _)| op.clone())
-        .collect();
-    let mutating: Vec<&String> = calls
-        .iter()
-        .filter(|op| {
-            !["Describe", "List", "Get"]
-                .iter()
-                .any(|p| op.starts_with(p))
-        })
-        .collect();
+    let calls = &double.requests()[before..];
+    let mutating = mutating_calls(calls);
     assert!(
-        calls.iter().any(|op| op == "DescribeDBInstances") && mutating.is_empty(),
+        calls.iter().any(|(op, _)| op == "DescribeDBInstances") && mutating.is_empty(),
         "{calls:?}\n{}",
         again.stderr
     );
@@ -2456,11 +2442,7 @@ fn engine_versions_and_parameter_apply_types_come_from_aws() {
     let moto = MotoServer::start();
     let dir = TempDir::new("aws-offer");
     let double = FaultyAws::start(&moto, json!([]));
-    let through = |spec: &str, args: &[&str]| {
-        rdsprov_tool(&dir, spec, args)
-            .aws_through(&moto, &double)
-            .run()
-    };
+    let through = |spec: &str, args: &[&str]| rdsprov_through(&moto, &double, &dir, spec, args);
     let no_longer = OFFERED.replace("engine_version = \"16\"", "engine_version = \"16.4\"");
     through(&no_longer, &["apply"]).expect_error(
         "rdsprov",
@@ -2848,11 +2830,7 @@ fn aurora_capacity_is_checked_against_what_the_version_takes() {
     let moto = MotoServer::start();
     let dir = TempDir::new("aws-acu");
     let double = FaultyAws::start(&moto, json!([]));
-    let through = |spec: &str, args: &[&str]| {
-        rdsprov_tool(&dir, spec, args)
-            .aws_through(&moto, &double)
-            .run()
-    };
+    let through = |spec: &str, args: &[&str]| rdsprov_through(&moto, &double, &dir, spec, args);
     let older = AURORA_SPEC.replace("engine_version = \"16\"", "engine_version = \"14.6\"");
     through(&older.replace("min_acu = 0.5", "min_acu = 0"), &["plan"]).expect_error(
         "rdsprov",
@@ -2901,11 +2879,7 @@ fn a_major_upgrade_brings_its_family_s_parameter_group() {
     let moto = MotoServer::start();
     let dir = TempDir::new("aws-major");
     let double = FaultyAws::start(&moto, json!([]));
-    let through = |spec: &str, args: &[&str]| {
-        rdsprov_tool(&dir, spec, args)
-            .aws_through(&moto, &double)
-            .run()
-    };
+    let through = |spec: &str, args: &[&str]| rdsprov_through(&moto, &double, &dir, spec, args);
     let sixteen = OFFERED.replace(
         "[env.dev.alarms]",
         "[env.dev.parameters]\nlog_min_duration_statement = \"500\"\n[env.dev.alarms]",

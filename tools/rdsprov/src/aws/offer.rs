@@ -10,6 +10,7 @@
 
 use crate::aws::spec::InstanceSpec;
 use crate::aws::{describe, Aws};
+use aws_sdk_rds::types::EngineDefaults;
 use dbtools::Result;
 use std::collections::BTreeMap;
 
@@ -157,42 +158,22 @@ pub(crate) async fn apply_types(aws: &Aws, spec: &InstanceSpec) -> Result<ApplyT
     let mut types = ApplyTypes::new();
     let mut marker: Option<String> = None;
     loop {
-        let (parameters, next) = if spec.is_aurora() {
-            let page = aws
-                .rds
-                .describe_engine_default_cluster_parameters()
-                .db_parameter_group_family(&family)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| describe("reading the parameters' apply types", e))?;
-            let defaults = page
-                .engine_defaults()
-                .cloned()
-                .unwrap_or_else(|| aws_sdk_rds::types::EngineDefaults::builder().build());
-            (
-                defaults.parameters().to_vec(),
-                defaults.marker().map(str::to_string),
-            )
+        // The same answer (EngineDefaults) from the cluster or the instance call.
+        const WHAT: &str = "reading the parameters' apply types";
+        let defaults = if spec.is_aurora() {
+            let request = aws.rds.describe_engine_default_cluster_parameters();
+            let request = request.db_parameter_group_family(&family);
+            let page = request.set_marker(marker.take()).send().await;
+            page.map_err(|e| describe(WHAT, e))?.engine_defaults
         } else {
-            let page = aws
-                .rds
-                .describe_engine_default_parameters()
-                .db_parameter_group_family(&family)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| describe("reading the parameters' apply types", e))?;
-            let defaults = page
-                .engine_defaults()
-                .cloned()
-                .unwrap_or_else(|| aws_sdk_rds::types::EngineDefaults::builder().build());
-            (
-                defaults.parameters().to_vec(),
-                defaults.marker().map(str::to_string),
-            )
+            let request = aws.rds.describe_engine_default_parameters();
+            let request = request.db_parameter_group_family(&family);
+            let page = request.set_marker(marker.take()).send().await;
+            page.map_err(|e| describe(WHAT, e))?.engine_defaults
         };
-        for parameter in parameters {
+        let defaults = defaults.unwrap_or_else(|| EngineDefaults::builder().build());
+        let (parameters, next) = (defaults.parameters, defaults.marker);
+        for parameter in parameters.unwrap_or_default() {
             let (Some(name), Some(kind)) = (parameter.parameter_name(), parameter.apply_type())
             else {
                 continue;
