@@ -1347,10 +1347,15 @@ fn aurora_serverless_v2_from_plan_to_destroy() {
         "{detail}"
     );
 
-    let applied = run(AURORA_SPEC, &["apply"]);
-    let resources = applied.expect(0).json();
     // AWS advises five minutes between a new cluster parameter group and a cluster using it
-    // (shortened here by RDSPROV_SETTLE_SECONDS).
+    // (shortened here by RDSPROV_SETTLE_SECONDS, long enough that the steps between the two
+    // never use it up, however loaded the machine).
+    let applied = rdsprov_tool(&dir, AURORA_SPEC, &["apply"])
+        .aws(&moto)
+        .env("XDG_STATE_HOME", &state.path)
+        .env("RDSPROV_SETTLE_SECONDS", "5")
+        .run();
+    let resources = applied.expect(0).json();
     let settled = applied
         .stderr
         .find("waiting for cluster parameter group rdsprov-intranet-test to settle (AWS advises 5 minutes");
@@ -3026,7 +3031,7 @@ fn a_major_upgrade_brings_its_family_s_parameter_group() {
 }
 
 /// A new Aurora cluster waits until its new cluster parameter group is five minutes old (AWS's
-/// advice; shortened here to 3 s): also when the group was made by an earlier run cut short,
+/// advice; shortened here to 15 s): also when the group was made by an earlier run cut short,
 /// whose tag says when.
 #[test]
 fn a_new_cluster_waits_for_its_new_cluster_parameter_group_after_a_rerun_too() {
@@ -3039,7 +3044,7 @@ fn a_new_cluster_waits_for_its_new_cluster_parameter_group_after_a_rerun_too() {
     );
     let apply = || {
         rdsprov_tool(&dir, AURORA_SPEC, &["apply"])
-            .env("RDSPROV_SETTLE_SECONDS", "3")
+            .env("RDSPROV_SETTLE_SECONDS", "15")
             .aws_through(&moto, &double)
             .run()
     };
