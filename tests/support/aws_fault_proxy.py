@@ -34,6 +34,7 @@ import aws_offer
 
 PORT, TARGET, RULES, LOG = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 seen_ops, lock = set(), threading.Lock()
+clockwork = threading.Lock()  # held while AWS's own moves that have come due are replayed
 started = {}  # (hold rule index, DBInstanceIdentifier) -> when its `on` operation passed through
 HOLDS = [rule for rule in RULES if "hold" in rule]
 MOVES = [rule for rule in RULES if "move" in rule]
@@ -272,10 +273,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         op = operation(self.headers, body)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP and k.lower() != "content-length"}
         clock = aws_double.now(LOG + ".clock")
-        with lock:
-            come_due = aws_double.due(clock)
-        for due_op, due_params, due_headers in come_due:
-            replay(due_op, due_params, due_headers)
+        # What AWS does by itself is done before any request goes on, this one's or another
+        # thread's: none may read the state from before it.
+        with clockwork:
+            with lock:
+                come_due = aws_double.due(clock)
+            for due_op, due_params, due_headers in come_due:
+                replay(due_op, due_params, due_headers)
         params = {}
         if not self.headers.get("X-Amz-Target"):
             # The password values, not the flags about them (ManageMasterUserPassword, …).
