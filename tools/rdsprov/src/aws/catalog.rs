@@ -80,7 +80,12 @@ pub(crate) fn check_engine_version(engine: &str, version: &str) -> Result<(), St
         return Ok(());
     };
     let parts: Vec<&str> = version.split('.').collect();
-    let numeric = |part: &&str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    // Digits without a leading zero: AWS names versions `16.9`, never `016` or `16.09`.
+    let numeric = |part: &&str| {
+        !part.is_empty()
+            && part.bytes().all(|b| b.is_ascii_digit())
+            && (*part == "0" || !part.starts_with('0'))
+    };
     let shaped = (1..=2).contains(&parts.len()) && parts.iter().all(numeric);
     let major = parts.first().and_then(|m| m.parse::<u32>().ok());
     let list = majors
@@ -111,7 +116,7 @@ mod tests {
         assert!(check_engine_version("postgres", "18.1").is_ok());
         let error = check_engine_version("aurora-postgresql", "18").unwrap_err();
         assert!(error.contains("13, 14, 15, 16, 17"), "{error}");
-        for bad in ["16.4.1", "v16", "16.", "", "sixteen"] {
+        for bad in ["16.4.1", "v16", "16.", "", "sixteen", "016", "16.09"] {
             let error = check_engine_version("postgres", bad).unwrap_err();
             assert!(error.contains("major.minor"), "{bad}: {error}");
         }

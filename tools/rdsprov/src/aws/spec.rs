@@ -477,6 +477,11 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Spec> {
         };
         let alarms =
             resolve_alarms(&raw.alarms, &raw.id, memory_gib, raw.storage_gb).map_err(at)?;
+        if let Some(value) = raw.parameters.get("rds.force_ssl").filter(|v| *v != "1") {
+            return Err(at(format!(
+                "parameters: rds.force_ssl = {value:?}: rdsprov keeps it 1 (every connection over TLS); leave it out"
+            )));
+        }
         let mut parameters = BTreeMap::from([("rds.force_ssl".to_string(), "1".to_string())]);
         parameters.extend(raw.parameters.clone());
         let mut tags = BTreeMap::from([
@@ -527,6 +532,8 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Spec> {
             "spec {origin}: no [env.NAME] table: nothing to provision"
         )));
     }
+    check_names_apart(&instances)
+        .map_err(|what| Error::BadInput(format!("spec {origin}: {what}")))?;
     Ok(Spec { region, instances })
 }
 
@@ -560,6 +567,39 @@ fn check_serverless(raw: &EnvSpecFile) -> std::result::Result<Serverless, String
         return Err(format!("max_acu {max_acu} is below min_acu {min_acu}"));
     }
     Ok(Serverless { min_acu, max_acu })
+}
+
+/// Each env's AWS names stay its own: an id may not be another env's Aurora member
+/// (`<id>-1`, `<id>-2`) nor end like another env's parameter group of a later major
+/// (`rdsprov-<id>-postgres17` is `rdsprov-<other>` when other = `<id>-postgres17`).
+fn check_names_apart(instances: &[InstanceSpec]) -> std::result::Result<(), String> {
+    for one in instances {
+        for other in instances.iter().filter(|o| o.env != one.env) {
+            let Some(rest) = other.id.strip_prefix(&format!("{}-", one.id)) else {
+                continue;
+            };
+            let member = one.member_ids().contains(&other.id);
+            let family = rest
+                .strip_prefix(&one.engine)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if member || family {
+                return Err(format!(
+                    "env {}: id {} is a name env {} ({}) gives {}: choose an id that does not start with \"{}-\"",
+                    other.env,
+                    other.id,
+                    one.env,
+                    one.id,
+                    if member {
+                        "its Aurora member instance"
+                    } else {
+                        "its parameter group of another major"
+                    },
+                    one.id
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A named VPC needs subnets for its DB subnet group, in two zones at least (RDS's rule);
@@ -730,6 +770,34 @@ region = "eu-west-1"
 id = "intranet-test"
 engine = "aurora-postgresql"
 "#;
+
+    #[test]
+    fn each_env_s_aws_names_stay_its_own_and_tls_stays_on() {
+        let two = |first: &str, second: &str| {
+            format!("region = \"eu-west-1\"\n[env.dev]\n{first}\n[env.test]\n{second}\n")
+        };
+        let instance = |id: &str| format!("id = \"{id}\"\nclass = \"db.t4g.micro\"");
+        let aurora = |id: &str| format!("id = \"{id}\"\nengine = \"aurora-postgresql\"");
+        let refused = |text: String| parse(&text, "t").unwrap_err().to_string();
+        let error = refused(two(&aurora("shop"), &instance("shop-1")));
+        assert!(error.contains("its Aurora member instance"), "{error}");
+        let error = refused(two(&instance("app"), &instance("app-postgres17")));
+        assert!(
+            error.contains("its parameter group of another major"),
+            "{error}"
+        );
+        // A name that only starts alike is fine.
+        assert!(parse(&two(&instance("shop"), &instance("shop-test")), "t").is_ok());
+        assert!(parse(&two(&instance("shop"), &aurora("shop-1")), "t").is_ok());
+        let error = refused(two(
+            &instance("shop-dev"),
+            &format!(
+                "{}\nparameters = {{ \"rds.force_ssl\" = \"0\" }}",
+                instance("shop-test")
+            ),
+        ));
+        assert!(error.contains("rdsprov keeps it 1"), "{error}");
+    }
 
     #[test]
     fn aurora_serverless_v2_defaults_and_refusals() {
