@@ -513,7 +513,7 @@ fn modified(spec: &InstanceSpec, what: &str, id: &str, change: &PlannedChange) -
             .map(|a| format!("{} → {}", a.name, a.to))
             .collect::<Vec<_>>()
             .join(", "),
-        if spec.apply_immediately {
+        if spec.apply_immediately || crate::aws::attributes::crosses_major(&change.attributes) {
             "applied immediately"
         } else {
             "AWS applies size changes in the maintenance window"

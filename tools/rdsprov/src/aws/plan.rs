@@ -162,6 +162,17 @@ pub(crate) fn plan(spec: &InstanceSpec, observed: &Observed) -> Vec<PlannedChang
             if crate::aws::attributes::crosses_major(&attributes) {
                 // The engine and its new family's parameter group change together, at once, and
                 // ApplyImmediately takes the rest of that modify (and what was pending) with it.
+                for (name, value) in &state.pending {
+                    if !attributes.iter().any(|a| a.name == name.as_str()) {
+                        let from = state.attributes.get(name).cloned();
+                        attributes.push(attribute(
+                            name.as_str(),
+                            from,
+                            value.clone(),
+                            ChangeWhen::Immediately,
+                        ));
+                    }
+                }
                 for change in &mut attributes {
                     if change.when == ChangeWhen::MaintenanceWindow
                         || change.name == Name::ParameterGroup.as_str()
@@ -288,7 +299,15 @@ pub(crate) fn refusal(
         if changed(Name::EngineVersion) {
             let version = offer::resolve(spec, offer).map_err(at)?;
             offer::check_capacity(spec, offer, &version).map_err(at)?;
-        } else if let Some(have) = have.as_deref() {
+        }
+        // A new range applies at once: until a version change waiting for the window comes,
+        // the cluster runs the version it has, which must take it too.
+        let version_now = planned
+            .iter()
+            .filter(of_target)
+            .flat_map(|c| &c.attributes)
+            .any(|a| a.name == Name::EngineVersion.as_str() && a.when == ChangeWhen::Immediately);
+        if let (Some(have), false) = (have.as_deref(), version_now) {
             if changed(Name::MinAcu) || changed(Name::MaxAcu) {
                 offer::check_capacity(spec, offer, have).map_err(at)?;
             }
@@ -352,7 +371,9 @@ fn differences(
             let (have, pending) = have;
             let from = have.get(&row.name);
             let in_line = |value: Option<&String>| value.is_some_and(|v| row.drift.in_line(v, &to));
-            if in_line(from) || in_line(pending.get(&row.name)) {
+            // What the target will have once the window comes: the pending value, if any.
+            let will_have = pending.get(&row.name).or(from);
+            if in_line(will_have) {
                 return None;
             }
             Some(attribute(
@@ -917,16 +938,18 @@ multi_az = true
 
     #[test]
     fn a_change_waiting_for_the_window_at_the_wanted_value_is_no_change() {
+        // The spec asks db.t4g.small.
         let spec = spec_of(INSTANCE, "");
-        let mut observed = in_line(&spec);
-        let state = observed.target.as_mut().unwrap();
-        state.attributes.insert(Name::Class, "db.t4g.micro".into());
-        state.pending.insert(Name::Class, "db.t4g.small".into());
-        assert!(changed(&plan(&spec, &observed)).is_empty());
+        let with = |now: &str, pending: &str| {
+            let mut observed = in_line(&spec);
+            let state = observed.target.as_mut().unwrap();
+            state.attributes.insert(Name::Class, now.into());
+            state.pending.insert(Name::Class, pending.into());
+            observed
+        };
+        assert!(changed(&plan(&spec, &with("db.t4g.micro", "db.t4g.small"))).is_empty());
         // Pending at another value: the modify is sent (it replaces the pending one).
-        let state = observed.target.as_mut().unwrap();
-        state.pending.insert(Name::Class, "db.t4g.large".into());
-        let changes = plan(&spec, &observed);
+        let changes = plan(&spec, &with("db.t4g.micro", "db.t4g.large"));
         assert_eq!(
             changed(&changes)[0].attributes,
             vec![attribute(
@@ -936,6 +959,60 @@ multi_az = true
                 Window
             )]
         );
+        // Also when the target has the spec's value now: the spec went back before the window,
+        // which would otherwise still bring the pending value.
+        let changes = plan(&spec, &with("db.t4g.small", "db.t4g.large"));
+        assert_eq!(changed(&changes).len(), 1, "{changes:?}");
+    }
+
+    #[test]
+    fn a_new_capacity_range_must_suit_the_version_the_cluster_runs_until_the_window() {
+        let older = spec_of(CLUSTER, "engine_version = \"14.6\"");
+        let mut observed = in_line(&older);
+        let paused = spec_of(
+            &CLUSTER.replace("min_acu = 0.5", "min_acu = 0"),
+            "engine_version = \"14.18\"",
+        );
+        let takes = |least, most| offer::Capacity { least, most };
+        observed.offer = Some(offer::Offer {
+            versions: vec!["14.6".into(), "14.18".into()],
+            capacity: [
+                ("14.6".into(), takes(0.5, 128.0)),
+                ("14.18".into(), takes(0.0, 256.0)),
+            ]
+            .into_iter()
+            .collect(),
+        });
+        // The version waits for the window (a test env), the range would apply at once.
+        let changes = plan(&paused, &observed);
+        let error = refusal(&paused, &observed, &changes).unwrap_err();
+        assert!(error.contains("14.6 takes 0.5 ACU at least"), "{error}");
+        // Applied at once, both change together: 14.18 takes it.
+        let mut now = paused.clone();
+        now.apply_immediately = true;
+        let changes = plan(&now, &observed);
+        assert_eq!(refusal(&now, &observed, &changes), Ok(()));
+    }
+
+    #[test]
+    fn a_major_upgrade_applies_what_was_pending_at_once_and_says_so() {
+        let spec = spec_of(INSTANCE, "engine_version = \"17\"");
+        let mut observed = in_line(&spec);
+        let state = observed.target.as_mut().unwrap();
+        state.attributes.insert(Name::EngineVersion, "16.9".into());
+        state.pending.insert(Name::StorageGb, "80".into());
+        observed.offer = Some(offer::Offer {
+            versions: vec!["17.5".into()],
+            ..Default::default()
+        });
+        let changes = plan(&spec, &observed);
+        let target = changed(&changes);
+        let storage = target[0]
+            .attributes
+            .iter()
+            .find(|a| a.name == "storage_gb")
+            .unwrap();
+        assert_eq!((storage.to.as_str(), storage.when), ("80", Now));
     }
 
     #[test]
